@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "flow/ct_status.hpp"
+
+#include <array>
+
+namespace ctaudit {
+namespace {
+
+constexpr std::array<std::string_view, 16> kStatusNames{
+    "EXPECTED",     "SEEN_REPLY",   "ASSURED", "CONFIRMED",     "SRC_NAT",  "DST_NAT",
+    "SEQ_ADJUST",   "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE",
+    "UNTRACKED",    "HELPER",       "OFFLOAD", "HW_OFFLOAD"};
+
+constexpr std::array<std::string_view, 32> kUnknownBits{
+    "BIT_0",  "BIT_1",  "BIT_2",  "BIT_3",  "BIT_4",  "BIT_5",  "BIT_6",  "BIT_7",
+    "BIT_8",  "BIT_9",  "BIT_10", "BIT_11", "BIT_12", "BIT_13", "BIT_14", "BIT_15",
+    "BIT_16", "BIT_17", "BIT_18", "BIT_19", "BIT_20", "BIT_21", "BIT_22", "BIT_23",
+    "BIT_24", "BIT_25", "BIT_26", "BIT_27", "BIT_28", "BIT_29", "BIT_30", "BIT_31"};
+
+constexpr std::array<std::string_view, 10> kTcpStates{
+    "NONE",       "SYN_SENT",  "SYN_RECV", "ESTABLISHED", "FIN_WAIT",
+    "CLOSE_WAIT", "LAST_ACK",  "TIME_WAIT", "CLOSE",      "SYN_SENT2"};
+
+}  // namespace
+
+std::vector<std::string_view> statusNames(std::uint32_t status) {
+  std::vector<std::string_view> names;
+  for (std::size_t bit = 0; bit < 32; ++bit) {
+    if ((status & (1U << bit)) == 0) {
+      continue;
+    }
+    names.push_back(bit < kStatusNames.size() ? kStatusNames[bit] : kUnknownBits[bit]);
+  }
+  return names;
+}
+
+std::string_view tcpStateName(std::uint8_t state) noexcept {
+  return state < kTcpStates.size() ? kTcpStates[state] : std::string_view{"UNKNOWN"};
+}
+
+}  // namespace ctaudit

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "flow/time.hpp"
+
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+
+namespace ctaudit {
+namespace {
+
+using std::chrono::days;
+using std::chrono::nanoseconds;
+
+// Reads exactly `width` decimal digits at `pos`; advances pos.
+bool readDigits(std::string_view text, std::size_t& pos, std::size_t width, int& out) {
+  if (pos + width > text.size()) {
+    return false;
+  }
+  int value = 0;
+  for (std::size_t i = 0; i < width; ++i) {
+    const char c = text[pos + i];
+    if (std::isdigit(static_cast<unsigned char>(c)) == 0) {
+      return false;
+    }
+    value = value * 10 + (c - '0');
+  }
+  out = value;
+  pos += width;
+  return true;
+}
+
+bool expect(std::string_view text, std::size_t& pos, char c) {
+  if (pos < text.size() && text[pos] == c) {
+    ++pos;
+    return true;
+  }
+  return false;
+}
+
+// Reads ".digits" (any count, at most 9 significant) as nanoseconds.
+std::int64_t readFraction(std::string_view text, std::size_t& pos) {
+  std::int64_t ns = 0;
+  if (!expect(text, pos, '.') && !expect(text, pos, ',')) {
+    return 0;
+  }
+  int digits = 0;
+  while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])) != 0) {
+    if (digits < 9) {
+      ns = ns * 10 + (text[pos] - '0');
+      ++digits;
+    }
+    ++pos;
+  }
+  for (; digits < 9; ++digits) {
+    ns *= 10;
+  }
+  return ns;
+}
+
+Unexpected badTime(std::string_view text, std::string_view why) {
+  return fail(Errc::Usage, "bad time '" + std::string(text) + "': " + std::string(why) +
+                               "; write RFC 3339 with a zone, e.g. 2026-11-25T10:00:03Z or "
+                               "2026-11-25T12:00:03+02:00, or Unix seconds as @1795617349");
+}
+
+Result<Timestamp> parseUnix(std::string_view text) {
+  std::string_view body = text.substr(1);
+  bool negative = false;
+  if (!body.empty() && body.front() == '-') {
+    negative = true;
+    body.remove_prefix(1);
+  }
+  std::int64_t seconds = 0;
+  const auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), seconds);
+  if (ec != std::errc{} || end == body.data()) {
+    return badTime(text, "expected digits after '@'");
+  }
+  std::size_t pos = static_cast<std::size_t>(end - body.data());
+  const std::int64_t fraction = readFraction(body, pos);
+  if (pos != body.size()) {
+    return badTime(text, "unexpected characters after the seconds");
+  }
+  std::int64_t ns = seconds * 1'000'000'000 + fraction;
+  return fromUnixNanos(negative ? -ns : ns);
+}
+
+}  // namespace
+
+std::string formatRfc3339(Timestamp t) {
+  const auto day = std::chrono::floor<days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss<nanoseconds> tod{t - day};
+  std::array<char, 48> buffer{};
+  const int n = std::snprintf(buffer.data(), buffer.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%09lldZ",
+                              static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                              static_cast<unsigned>(ymd.day()), static_cast<int>(tod.hours().count()),
+                              static_cast<int>(tod.minutes().count()), static_cast<int>(tod.seconds().count()),
+                              static_cast<long long>(tod.subseconds().count()));
+  return {buffer.data(), static_cast<std::size_t>(n > 0 ? n : 0)};
+}
+
+Result<Timestamp> parseTime(std::string_view text) {
+  if (!text.empty() && text.front() == '@') {
+    return parseUnix(text);
+  }
+  std::size_t pos = 0;
+  int year = 0;
+  int month = 0;
+  int day = 0;
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
+  if (!readDigits(text, pos, 4, year) || !expect(text, pos, '-') || !readDigits(text, pos, 2, month) ||
+      !expect(text, pos, '-') || !readDigits(text, pos, 2, day)) {
+    return badTime(text, "expected a date YYYY-MM-DD");
+  }
+  if (!(expect(text, pos, 'T') || expect(text, pos, 't') || expect(text, pos, ' ')) ||
+      !readDigits(text, pos, 2, hour) || !expect(text, pos, ':') || !readDigits(text, pos, 2, minute) ||
+      !expect(text, pos, ':') || !readDigits(text, pos, 2, second)) {
+    return badTime(text, "expected a time of day hh:mm:ss after the date");
+  }
+  const std::int64_t fraction = readFraction(text, pos);
+  if (pos == text.size()) {
+    return badTime(text, "the time has no zone");
+  }
+  std::int64_t offset_minutes = 0;
+  if (expect(text, pos, 'Z') || expect(text, pos, 'z')) {
+    offset_minutes = 0;
+  } else if (text[pos] == '+' || text[pos] == '-') {
+    const bool west = text[pos] == '-';
+    ++pos;
+    int off_h = 0;
+    int off_m = 0;
+    if (!readDigits(text, pos, 2, off_h) || !expect(text, pos, ':') || !readDigits(text, pos, 2, off_m) ||
+        off_h > 23 || off_m > 59) {
+      return badTime(text, "the zone offset must be +hh:mm or -hh:mm");
+    }
+    offset_minutes = (west ? -1 : 1) * (off_h * 60 + off_m);
+  } else {
+    return badTime(text, "unexpected characters where the zone should be");
+  }
+  if (pos != text.size()) {
+    return badTime(text, "unexpected characters after the zone");
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
+                                        std::chrono::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) {
+    return badTime(text, "no such date or time of day");
+  }
+  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{hour} + std::chrono::minutes{minute} +
+                     std::chrono::seconds{second} + nanoseconds{fraction};
+  return Timestamp{local - std::chrono::minutes{offset_minutes}};
+}
+
+Result<nanoseconds> parseDuration(std::string_view text) {
+  if (text.empty()) {
+    return fail(Errc::Usage, "empty duration; write e.g. 2s, 500ms, 1m30s");
+  }
+  nanoseconds total{0};
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::int64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data() + pos, text.data() + text.size(), value);
+    if (ec != std::errc{} || value < 0) {
+      return fail(Errc::Usage, "bad duration '" + std::string(text) + "'; write e.g. 2s, 500ms, 1m30s, 1h, 2d");
+    }
+    pos = static_cast<std::size_t>(end - text.data());
+    std::size_t unit_end = pos;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end])) != 0) {
+      ++unit_end;
+    }
+    const std::string_view unit = text.substr(pos, unit_end - pos);
+    pos = unit_end;
+    if (unit.empty() || unit == "s") {
+      if (unit.empty() && pos != text.size()) {
+        return fail(Errc::Usage, "bad duration '" + std::string(text) + "': a number needs a unit");
+      }
+      total += std::chrono::seconds{value};
+    } else if (unit == "ns") {
+      total += nanoseconds{value};
+    } else if (unit == "us") {
+      total += std::chrono::microseconds{value};
+    } else if (unit == "ms") {
+      total += std::chrono::milliseconds{value};
+    } else if (unit == "m") {
+      total += std::chrono::minutes{value};
+    } else if (unit == "h") {
+      total += std::chrono::hours{value};
+    } else if (unit == "d") {
+      total += days{value};
+    } else {
+      return fail(Errc::Usage, "bad duration unit '" + std::string(unit) + "' in '" + std::string(text) +
+                                   "'; use ns, us, ms, s, m, h or d");
+    }
+  }
+  return total;
+}
+
+Timestamp SystemClock::now() const noexcept {
+  return std::chrono::time_point_cast<nanoseconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace ctaudit

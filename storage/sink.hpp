@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "flow/flow_record.hpp"
+
+namespace ctaudit::storage {
+
+enum class SinkStatus : std::uint8_t {
+  Ok,      // every record of the batch was accepted
+  Retry,   // nothing was accepted, for a passing reason (SQLITE_BUSY, EAGAIN): same batch later
+  Failed,  // nothing was accepted and the same batch would fail again (full disk, bad record)
+};
+
+// Counters kept by FlowSink::write for every sink alike.
+struct SinkStats {
+  std::uint64_t batches_ok{0};
+  std::uint64_t records_written{0};
+  std::uint64_t batches_retried{0};
+  std::uint64_t batches_failed{0};
+
+  void add(SinkStatus status, std::size_t records) noexcept {
+    switch (status) {
+      case SinkStatus::Ok:
+        ++batches_ok;
+        records_written += records;
+        break;
+      case SinkStatus::Retry:
+        ++batches_retried;
+        break;
+      case SinkStatus::Failed:
+        ++batches_failed;
+        break;
+    }
+  }
+};
+
+// Where flow records go: the SQLite database, the JSON-lines file, a test fake. A sink is owned by
+// the daemon's composition root and used from one thread; it is not thread-safe.
+//
+// Every record passed in is one event (NEW, UPDATE, DESTROY or a dump row). What a sink makes of it
+// is its own business: SQLite keeps one row per flow and completes it at DESTROY; JSON lines
+// appends one line per event.
+class FlowSink {
+public:
+  FlowSink() = default;
+  FlowSink(const FlowSink&) = delete;
+  FlowSink& operator=(const FlowSink&) = delete;
+  FlowSink(FlowSink&&) = delete;
+  FlowSink& operator=(FlowSink&&) = delete;
+  virtual ~FlowSink() = default;
+
+  // Takes a batch; never throws; keeps no pointers into `batch` after returning.
+  [[nodiscard]] SinkStatus write(std::span<const FlowRecord> batch) noexcept {
+    const SinkStatus status = doWrite(batch);
+    stats_.add(status, batch.size());
+    return status;
+  }
+  // Makes every accepted record durable (fsync / WAL commit). Called at least once per flush
+  // interval and at shutdown.
+  virtual SinkStatus flush() noexcept = 0;
+  // Reopens output files after logrotate moved them (SIGHUP). Default: nothing to reopen.
+  virtual void reopen() noexcept {}
+  [[nodiscard]] const SinkStats& stats() const noexcept { return stats_; }
+
+private:
+  virtual SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept = 0;
+  SinkStats stats_{};
+};
+
+}  // namespace ctaudit::storage
