@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -21,20 +22,7 @@ struct SinkStats {
   std::uint64_t batches_retried{0};
   std::uint64_t batches_failed{0};
 
-  void add(SinkStatus status, std::size_t records) noexcept {
-    switch (status) {
-      case SinkStatus::Ok:
-        ++batches_ok;
-        records_written += records;
-        break;
-      case SinkStatus::Retry:
-        ++batches_retried;
-        break;
-      case SinkStatus::Failed:
-        ++batches_failed;
-        break;
-    }
-  }
+  void add(SinkStatus status, std::size_t records) noexcept;
 };
 
 // Where flow records go: the SQLite database, the JSON-lines file, a test fake. A sink is owned by

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "storage/sink.hpp"
+
+namespace ctaudit::storage {
+
+void SinkStats::add(SinkStatus status, std::size_t records) noexcept {
+  switch (status) {
+    case SinkStatus::Ok:
+      ++batches_ok;
+      records_written += records;
+      break;
+    case SinkStatus::Retry:
+      ++batches_retried;
+      break;
+    case SinkStatus::Failed:
+      ++batches_failed;
+      break;
+  }
+}
+
+}  // namespace ctaudit::storage
