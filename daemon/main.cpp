@@ -1,3 +1,62 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Placeholder until the daemon lands in this session; replaced before the first push.
-int main() { return 1; }
+// ctauditd: parses argv, builds the Daemon and runs it. Everything else lives in ctaudit_daemon_lib.
+#include <iostream>
+#include <string_view>
+#include <vector>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "ctaudit_version.hpp"
+#include "daemon/command_line.hpp"
+#include "daemon/daemon.hpp"
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
+  // One stderr sink shared by every component; journald adds its own timestamps.
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  const auto make = [&](const char* name) {
+    auto logger = std::make_shared<spdlog::logger>(name, sink);
+    logger->set_level(level);
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l [%n] %v", spdlog::pattern_time_type::utc);
+    return logger;
+  };
+  return {make("daemon"), make("netlink"), make("pipeline"), make("sqlite"), make("jsonl")};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  const auto command = ctaudit::daemon::parseDaemonCommandLine(args);
+  if (!command) {
+    std::cerr << "ctauditd: " << command.error().detail << '\n';
+    return kExitUsage;
+  }
+  if (std::holds_alternative<ctaudit::daemon::HelpCommand>(*command)) {
+    std::cout << ctaudit::daemon::daemonUsage();
+    return 0;
+  }
+  if (std::holds_alternative<ctaudit::daemon::VersionCommand>(*command)) {
+    std::cout << "ctauditd " << ctaudit::kVersion << '\n';
+    return 0;
+  }
+  const auto& config = std::get<ctaudit::daemon::RunCommand>(*command).config;
+  auto loggers = makeLoggers(config.log_level);
+  const ctaudit::SystemClock clock;
+  auto daemon = ctaudit::daemon::Daemon::start(config, loggers, clock);
+  if (!daemon) {
+    loggers.daemon->error("{}", daemon.error().detail);
+    return kExitRuntime;
+  }
+  const auto ran = (*daemon)->run();
+  if (!ran) {
+    loggers.daemon->error("{}", ran.error().detail);
+    return kExitRuntime;
+  }
+  return 0;
+}

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/command_line.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <optional>
+
+#include <toml++/toml.h>
+
+#include "flow/time.hpp"
+
+namespace ctaudit::daemon {
+namespace {
+
+constexpr std::array<std::string_view, 9> kConfigKeys{
+    "db", "jsonl", "events", "jsonl-updates", "sysctl", "flush-interval", "max-batch-rows", "receive-buffer",
+    "log-level"};
+
+Result<std::chrono::milliseconds> parseInterval(std::string_view text) {
+  const auto duration = parseDuration(text);
+  if (!duration) {
+    return Unexpected{duration.error()};
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
+  if (ms < std::chrono::milliseconds{10} || ms > std::chrono::minutes{10}) {
+    return fail(Errc::Usage, "flush interval '" + std::string(text) + "' must be between 10ms and 10m");
+  }
+  return ms;
+}
+
+// "64M", "512K", "1G" or plain bytes.
+Result<std::size_t> parseSize(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  std::size_t shift = 0;
+  if (unit == "K" || unit == "KiB") {
+    shift = 10;
+  } else if (unit == "M" || unit == "MiB") {
+    shift = 20;
+  } else if (unit == "G" || unit == "GiB") {
+    shift = 30;
+  } else if (!unit.empty()) {
+    shift = 64;
+  }
+  if (ec != std::errc{} || text.empty() || shift == 64 || value == 0 || value > (std::size_t{1} << 40U) >> shift) {
+    return fail(Errc::Usage, "bad size '" + std::string(text) + "'; write bytes or e.g. 512K, 64M, 1G");
+  }
+  return value << shift;
+}
+
+Result<std::size_t> parseCount(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value == 0 || value > 1'000'000) {
+    return fail(Errc::Usage, "bad count '" + std::string(text) + "'; expected 1 to 1000000");
+  }
+  return value;
+}
+
+Result<spdlog::level::level_enum> parseLogLevel(std::string_view text) {
+  for (const auto level : {spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
+                           spdlog::level::err, spdlog::level::critical}) {
+    const auto name = spdlog::level::to_string_view(level);
+    if (text == std::string_view(name.data(), name.size()) || (text == "warning" && level == spdlog::level::warn) ||
+        (text == "error" && level == spdlog::level::err)) {
+      return level;
+    }
+  }
+  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error");
+}
+
+std::optional<std::filesystem::path> jsonlTarget(std::string_view text) {
+  if (text == "none") {
+    return std::nullopt;
+  }
+  return std::filesystem::path(text);
+}
+
+// Applies one setting, named as its long flag without dashes, to `config`.
+Result<void> applySetting(DaemonConfig& config, std::string_view key, std::string_view value) {
+  const auto assign = [](auto& field, auto parsed) -> Result<void> {
+    if (!parsed) {
+      return Unexpected{parsed.error()};
+    }
+    field = *parsed;
+    return {};
+  };
+  if (key == "db") {
+    if (value.empty()) {
+      return fail(Errc::Usage, "--db needs a path");
+    }
+    config.db_path = value;
+    return {};
+  }
+  if (key == "jsonl") {
+    if (value.empty()) {
+      return fail(Errc::Usage, "--jsonl needs a path, '-' for stdout or 'none'");
+    }
+    config.jsonl_path = jsonlTarget(value);
+    return {};
+  }
+  if (key == "events") {
+    return assign(config.events, EventMask::parse(value));
+  }
+  if (key == "flush-interval") {
+    return assign(config.flush_interval, parseInterval(value));
+  }
+  if (key == "max-batch-rows") {
+    return assign(config.max_batch_rows, parseCount(value));
+  }
+  if (key == "receive-buffer") {
+    return assign(config.receive_buffer_bytes, parseSize(value));
+  }
+  if (key == "log-level") {
+    return assign(config.log_level, parseLogLevel(value));
+  }
+  return fail(Errc::Usage, "unknown option '--" + std::string(key) + "'; see ctauditd --help");
+}
+
+}  // namespace
+
+std::string daemonUsage() {
+  return R"(Usage: ctauditd [OPTION]...
+Log every conntrack flow of this network namespace, with its NAT mapping, to SQLite and JSON lines.
+
+  --db PATH              SQLite database (default /var/lib/ctaudit/flows.db)
+  --jsonl PATH           JSON-lines file, '-' for stdout, 'none' for off
+                         (default /var/log/ctaudit/flows.jsonl)
+  --events LIST          ctnetlink events to subscribe to: new,update,destroy (default all)
+  --jsonl-updates        also write UPDATE events as JSON lines (about five per TCP flow)
+  --no-sysctl            do not set net.netfilter.nf_conntrack_{acct,timestamp,events}=1;
+                         only warn when one is off
+  --flush-interval DUR   make records durable at least this often (default 1s)
+  --max-batch-rows N     write a batch early once it holds N records (default 8192)
+  --receive-buffer SIZE  netlink receive buffer, e.g. 64M (default 64M; needs CAP_NET_ADMIN)
+  --config FILE          TOML file with the same keys as the long options (flags win)
+  --log-level LEVEL      trace, debug, info, warn, error (default info)
+  --help                 show this help
+  --version              show the version
+
+Signals: SIGTERM/SIGINT write everything pending and exit 0; SIGHUP reopens the JSON-lines file.
+Exit status: 0 clean stop, 1 runtime error, 2 usage error.
+)";
+}
+
+Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    return fail(Errc::Config, path + ":" + std::to_string(where.line) + ": " + std::string(error.description()));
+  }
+  for (const auto& [key, node] : table) {
+    const std::string where = path + ":" + std::to_string(node.source().begin.line) + ": ";
+    const std::string_view name = key.str();
+    if (std::find(kConfigKeys.begin(), kConfigKeys.end(), name) == kConfigKeys.end()) {
+      return fail(Errc::Config, where + "unknown key '" + std::string(name) + "'; see ctauditd --help for the keys");
+    }
+    Result<void> applied;
+    if (name == "jsonl-updates" || name == "sysctl") {
+      const auto flag = node.value<bool>();
+      if (!node.is_boolean() || !flag) {
+        return fail(Errc::Config, where + "'" + std::string(name) + "' must be true or false");
+      }
+      (name == "sysctl" ? base.apply_sysctls : base.jsonl_updates) = *flag;
+      continue;
+    }
+    if (name == "max-batch-rows" && node.is_integer()) {
+      applied = applySetting(base, name, std::to_string(*node.value<std::int64_t>()));
+    } else if (name == "events" && node.is_array()) {
+      std::string joined;
+      for (const auto& item : *node.as_array()) {
+        joined += (joined.empty() ? "" : ",") + item.value_or(std::string{"?"});
+      }
+      applied = applySetting(base, name, joined);
+    } else if (node.is_string()) {
+      applied = applySetting(base, name, *node.value<std::string>());
+    } else {
+      applied = fail(Errc::Config, "'" + std::string(name) + "' has the wrong type");
+    }
+    if (!applied) {
+      return fail(Errc::Config, where + applied.error().detail);
+    }
+  }
+  return base;
+}
+
+Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> args) {
+  DaemonConfig config;
+  // The file is the base that every flag overrides, whatever the order on the command line.
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    std::optional<std::string_view> file;
+    if (arg.rfind("--config=", 0) == 0) {
+      file = arg.substr(9);
+    } else if (arg == "--config") {
+      if (i + 1 >= args.size()) {
+        return fail(Errc::Usage, "--config needs a file name");
+      }
+      file = args[++i];
+    }
+    if (file) {
+      auto loaded = loadConfigFile(std::string(*file), config);
+      if (!loaded) {
+        return Unexpected{loaded.error()};
+      }
+      config = std::move(*loaded);
+    }
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      return DaemonCommand{HelpCommand{}};
+    }
+    if (arg == "--version" || arg == "-V") {
+      return DaemonCommand{VersionCommand{}};
+    }
+    if (arg.rfind("--", 0) != 0) {
+      return fail(Errc::Usage, "unexpected argument '" + std::string(arg) + "'; see ctauditd --help");
+    }
+    std::string_view name = arg.substr(2);
+    std::optional<std::string_view> value;
+    if (const auto eq = name.find('='); eq != std::string_view::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (name == "jsonl-updates" || name == "no-sysctl") {
+      if (value) {
+        return fail(Errc::Usage, "--" + std::string(name) + " takes no value");
+      }
+      (name == "no-sysctl" ? config.apply_sysctls : config.jsonl_updates) = name != "no-sysctl";
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        return fail(Errc::Usage, "--" + std::string(name) + " needs a value; see ctauditd --help");
+      }
+      value = args[++i];
+    }
+    if (name == "config") {
+      continue;  // read above
+    }
+    const auto applied = applySetting(config, name, *value);
+    if (!applied) {
+      return Unexpected{applied.error()};
+    }
+  }
+  return DaemonCommand{RunCommand{std::move(config)}};
+}
+
+}  // namespace ctaudit::daemon

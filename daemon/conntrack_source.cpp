@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/conntrack_source.hpp"
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "daemon/conntrack_decoder.hpp"
+
+namespace ctaudit::daemon {
+namespace {
+
+// recvmmsg batch: a ctnetlink event is one message per datagram of well under 1 KiB, but dump
+// replies pack many messages into datagrams of up to a page or more, so each slot is 16 KiB.
+constexpr std::size_t kSlots = 64;
+constexpr std::size_t kSlotBytes = 16 * 1024;
+// A report of lost events at most this often; the counter keeps the exact number.
+constexpr auto kOverrunReportInterval = std::chrono::seconds{10};
+
+Unexpected netlinkError(const std::string& step, int err) {
+  std::string hint;
+  if (err == EPERM || err == EACCES) {
+    hint = " (needs CAP_NET_ADMIN: run as root or grant the capability)";
+  } else if (err == EPROTONOSUPPORT || err == ENOENT) {
+    hint = " (is the nf_conntrack_netlink module loaded? `modprobe nf_conntrack_netlink`)";
+  }
+  return fail(Errc::Netlink, step + ": " + std::strerror(err) + hint, err);
+}
+
+std::uint16_t messageType(std::span<const std::byte> message) {
+  nlmsghdr header{};
+  std::memcpy(&header, message.data(), sizeof header);
+  return header.nlmsg_type;
+}
+
+}  // namespace
+
+ConntrackSource::ConntrackSource(MnlSocket socket, std::shared_ptr<spdlog::logger> log)
+    : events_(std::move(socket)), log_(std::move(log)), receive_area_(kSlots * kSlotBytes) {}
+
+Result<std::unique_ptr<ConntrackSource>> ConntrackSource::open(const Options& options,
+                                                               std::shared_ptr<spdlog::logger> log) {
+  MnlSocket socket{mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC)};
+  if (!socket) {
+    return netlinkError("cannot open a NETLINK_NETFILTER socket", errno);
+  }
+  if (mnl_socket_bind(socket.get(), options.events.groups(), MNL_SOCKET_AUTOPID) < 0) {
+    return netlinkError("cannot join the conntrack event groups (" + options.events.toString() + ")", errno);
+  }
+  const int fd = mnl_socket_get_fd(socket.get());
+  // The kernel doubles the value it is given (socket(7)); ask for half.
+  const int wanted = static_cast<int>(std::min<std::size_t>(options.receive_buffer_bytes / 2, 1U << 30U));
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0) {
+    const int err = errno;
+    // Without CAP_NET_ADMIN only SO_RCVBUF works, capped at net.core.rmem_max.
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &wanted, sizeof wanted);
+    log->warn("cannot force a {} byte receive buffer ({}); events may be lost in bursts: "
+              "grant CAP_NET_ADMIN or raise net.core.rmem_max",
+              options.receive_buffer_bytes, std::strerror(err));
+  }
+  int actual = 0;
+  socklen_t len = sizeof actual;
+  if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &actual, &len) == 0) {
+    log->debug("event socket receive buffer: {} bytes", actual);
+  }
+  log->info("subscribed to conntrack events: {}", options.events.toString());
+  return std::unique_ptr<ConntrackSource>(new ConntrackSource(std::move(socket), std::move(log)));
+}
+
+int ConntrackSource::fd() const noexcept { return mnl_socket_get_fd(events_.get()); }
+
+bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, Timestamp received, bool from_dump,
+                                     const Deliver& deliver) {
+  std::size_t offset = 0;
+  while (datagram.size() - offset >= sizeof(nlmsghdr)) {
+    nlmsghdr header{};
+    std::memcpy(&header, datagram.data() + offset, sizeof header);
+    if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > datagram.size() - offset) {
+      ++stats_.malformed;
+      return true;
+    }
+    const auto message = datagram.subspan(offset, header.nlmsg_len);
+    offset += NLMSG_ALIGN(header.nlmsg_len);
+    if (header.nlmsg_type == NLMSG_DONE) {
+      return false;
+    }
+    if (header.nlmsg_type == NLMSG_ERROR || header.nlmsg_type == NLMSG_NOOP ||
+        NFNL_SUBSYS_ID(messageType(message)) != NFNL_SUBSYS_CTNETLINK) {
+      continue;
+    }
+    ++stats_.messages;
+    auto record = decodeConntrack(
+        message, DecodeContext{received, from_dump ? MessageOrigin::Dump : MessageOrigin::Event});
+    if (!record) {
+      ++stats_.malformed;
+      log_->debug("skipped a malformed conntrack message: {}", record.error().detail);
+      continue;
+    }
+    ++stats_.decoded;
+    if (from_dump) {
+      ++stats_.dump_entries;
+    }
+    deliver(std::move(*record));
+  }
+  return true;
+}
+
+void ConntrackSource::noteOverrun(const Clock& clock) {
+  ++stats_.overruns;
+  const Timestamp now = clock.now();
+  if (now - last_overrun_report_ >= kOverrunReportInterval) {
+    log_->warn("the kernel dropped conntrack events (ENOBUFS) {} time(s) since the last report, {} in all; "
+               "raise --receive-buffer or reduce the event load",
+               stats_.overruns - overruns_reported_, stats_.overruns);
+    overruns_reported_ = stats_.overruns;
+    last_overrun_report_ = now;
+  }
+}
+
+Result<void> ConntrackSource::drain(const Clock& clock, const Deliver& deliver) {
+  std::array<mmsghdr, kSlots> headers{};
+  std::array<iovec, kSlots> vectors{};
+  for (std::size_t i = 0; i < kSlots; ++i) {
+    vectors[i] = iovec{receive_area_.data() + i * kSlotBytes, kSlotBytes};
+    headers[i].msg_hdr.msg_iov = &vectors[i];
+    headers[i].msg_hdr.msg_iovlen = 1;
+  }
+  for (;;) {
+    const int count = ::recvmmsg(fd(), headers.data(), kSlots, MSG_DONTWAIT, nullptr);
+    if (count < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        return {};
+      }
+      if (err == EINTR) {
+        continue;
+      }
+      if (err == ENOBUFS) {
+        noteOverrun(clock);
+        continue;
+      }
+      return netlinkError("reading conntrack events failed", err);
+    }
+    const Timestamp received = clock.now();
+    for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+      ++stats_.datagrams;
+      if ((headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        ++stats_.malformed;
+        continue;
+      }
+      const std::span<const std::byte> datagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);
+      (void)handleDatagram(datagram, received, false, deliver);
+    }
+    if (static_cast<std::size_t>(count) < kSlots) {
+      return {};
+    }
+  }
+}
+
+Result<std::size_t> ConntrackSource::dumpTable(const Clock& clock, const Deliver& deliver) {
+  MnlSocket dump{mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)};
+  if (!dump || mnl_socket_bind(dump.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+    return netlinkError("cannot open a socket for the conntrack table dump", errno);
+  }
+  // A dump request is a header and an nfgenmsg: far below any page.
+  std::array<std::byte, 256> request{};
+  nlmsghdr* header = mnl_nlmsg_put_header(request.data());
+  header->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8U) | IPCTNL_MSG_CT_GET;
+  header->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  const auto seq = static_cast<std::uint32_t>(::time(nullptr));
+  header->nlmsg_seq = seq;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(header, sizeof(nfgenmsg)));
+  nfg->nfgen_family = AF_UNSPEC;  // both IPv4 and IPv6
+  nfg->version = NFNETLINK_V0;
+  nfg->res_id = 0;
+  if (mnl_socket_sendto(dump.get(), header, header->nlmsg_len) < 0) {
+    return netlinkError("cannot request the conntrack table dump", errno);
+  }
+  const std::uint64_t before = stats_.dump_entries;
+  for (;;) {
+    const ssize_t received = mnl_socket_recvfrom(dump.get(), receive_area_.data(), kSlotBytes);
+    if (received < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return netlinkError("reading the conntrack table dump failed", errno);
+    }
+    const std::span<const std::byte> datagram(receive_area_.data(), static_cast<std::size_t>(received));
+    // An error answer (e.g. EPERM) comes as NLMSG_ERROR with a negative errno.
+    if (datagram.size() >= NLMSG_HDRLEN + sizeof(nlmsgerr) && messageType(datagram) == NLMSG_ERROR) {
+      nlmsgerr error{};
+      std::memcpy(&error, datagram.data() + NLMSG_HDRLEN, sizeof error);
+      if (error.error != 0) {
+        return netlinkError("the kernel refused the conntrack table dump", -error.error);
+      }
+    }
+    if (!handleDatagram(datagram, clock.now(), true, deliver)) {
+      break;
+    }
+  }
+  return static_cast<std::size_t>(stats_.dump_entries - before);
+}
+
+}  // namespace ctaudit::daemon

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <deque>
+#include <vector>
+
+#include "storage/sink.hpp"
+
+namespace ctaudit::testing {
+
+// A FlowSink that keeps what it accepts and answers with scripted statuses: each write pops the
+// next status from `script` (Ok once the script is empty). A status of Failed for a single-record
+// write can also be forced for records whose ct_id is in `poison`.
+class FakeSink final : public storage::FlowSink {
+public:
+  std::vector<FlowRecord> accepted;
+  std::deque<storage::SinkStatus> script;
+  std::vector<std::uint32_t> poison;
+  int flushes{0};
+  int reopens{0};
+
+  storage::SinkStatus flush() noexcept override {
+    ++flushes;
+    return storage::SinkStatus::Ok;
+  }
+  void reopen() noexcept override { ++reopens; }
+
+private:
+  storage::SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override {
+    for (const auto& record : batch) {
+      for (const auto id : poison) {
+        if (record.ct_id == id) {
+          return storage::SinkStatus::Failed;
+        }
+      }
+    }
+    if (!script.empty()) {
+      const auto status = script.front();
+      script.pop_front();
+      if (status != storage::SinkStatus::Ok) {
+        return status;
+      }
+    }
+    accepted.insert(accepted.end(), batch.begin(), batch.end());
+    return storage::SinkStatus::Ok;
+  }
+};
+
+}  // namespace ctaudit::testing

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/command_line.hpp"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.hpp"
+
+namespace ctaudit::daemon {
+namespace {
+
+Result<DaemonCommand> parse(std::vector<std::string_view> args) { return parseDaemonCommandLine(args); }
+
+const DaemonConfig& configOf(const Result<DaemonCommand>& command) {
+  return std::get<RunCommand>(*command).config;
+}
+
+TEST(CommandLineTest, DefaultsAreTheDocumentedOnes) {
+  const auto command = parse({});
+  ASSERT_TRUE(command);
+  const auto& config = configOf(command);
+  EXPECT_EQ(config.db_path, "/var/lib/ctaudit/flows.db");
+  ASSERT_TRUE(config.jsonl_path);
+  EXPECT_EQ(*config.jsonl_path, "/var/log/ctaudit/flows.jsonl");
+  EXPECT_EQ(config.events, (EventMask{true, true, true}));
+  EXPECT_EQ(config.flush_interval, std::chrono::seconds{1});
+  EXPECT_TRUE(config.apply_sysctls);
+  EXPECT_FALSE(config.jsonl_updates);
+}
+
+TEST(CommandLineTest, ParsesEveryFlagInBothSpellings) {
+  const auto command = parse({"--db", "/tmp/x.db", "--jsonl=none", "--events", "new,destroy", "--jsonl-updates",
+                              "--no-sysctl", "--flush-interval=250ms", "--receive-buffer", "8M",
+                              "--max-batch-rows", "100", "--log-level", "debug"});
+  ASSERT_TRUE(command) << command.error().detail;
+  const auto& config = configOf(command);
+  EXPECT_EQ(config.db_path, "/tmp/x.db");
+  EXPECT_FALSE(config.jsonl_path);
+  EXPECT_EQ(config.events, (EventMask{true, false, true}));
+  EXPECT_TRUE(config.jsonl_updates);
+  EXPECT_FALSE(config.apply_sysctls);
+  EXPECT_EQ(config.flush_interval, std::chrono::milliseconds{250});
+  EXPECT_EQ(config.receive_buffer_bytes, std::size_t{8} << 20U);
+  EXPECT_EQ(config.max_batch_rows, 100U);
+  EXPECT_EQ(config.log_level, spdlog::level::debug);
+}
+
+TEST(CommandLineTest, HelpAndVersion) {
+  EXPECT_TRUE(std::holds_alternative<HelpCommand>(*parse({"--help"})));
+  EXPECT_TRUE(std::holds_alternative<VersionCommand>(*parse({"--version"})));
+}
+
+TEST(CommandLineTest, BadInputIsAUsageErrorThatSaysWhat) {
+  const auto unknown = parse({"--frobnicate"});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::Usage);
+  EXPECT_NE(unknown.error().detail.find("--frobnicate"), std::string::npos);
+  EXPECT_FALSE(parse({"--db"}));
+  EXPECT_FALSE(parse({"--events", "new,bogus"}));
+  EXPECT_FALSE(parse({"--events", ""}));
+  EXPECT_FALSE(parse({"--flush-interval", "1parsec"}));
+  EXPECT_FALSE(parse({"--flush-interval", "1ms"}));
+  EXPECT_FALSE(parse({"--receive-buffer", "lots"}));
+  EXPECT_FALSE(parse({"--log-level", "loud"}));
+  EXPECT_FALSE(parse({"--no-sysctl=1"}));
+  EXPECT_FALSE(parse({"stray"}));
+}
+
+TEST(CommandLineTest, ConfigFileIsTheBaseAndFlagsWin) {
+  testing::TempDir dir;
+  const auto path = dir / "ctauditd.toml";
+  std::ofstream(path) << "# test\ndb = \"/srv/a.db\"\njsonl = \"-\"\nevents = [\"new\", \"destroy\"]\n"
+                         "flush-interval = \"2s\"\nsysctl = false\n";
+  const std::string file = path.string();
+  const auto command = parse({"--db", "/srv/b.db", "--config", file});
+  ASSERT_TRUE(command) << command.error().detail;
+  const auto& config = configOf(command);
+  EXPECT_EQ(config.db_path, "/srv/b.db");
+  EXPECT_EQ(*config.jsonl_path, "-");
+  EXPECT_EQ(config.events, (EventMask{true, false, true}));
+  EXPECT_EQ(config.flush_interval, std::chrono::seconds{2});
+  EXPECT_FALSE(config.apply_sysctls);
+}
+
+TEST(CommandLineTest, ConfigErrorsNameFileAndLine) {
+  testing::TempDir dir;
+  const auto path = dir / "bad.toml";
+  std::ofstream(path) << "db = \"/srv/a.db\"\n\ncolour = \"blue\"\n";
+  const std::string file = path.string();
+  const auto unknown = parse({"--config", file});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::Config);
+  EXPECT_NE(unknown.error().detail.find(file + ":3:"), std::string::npos) << unknown.error().detail;
+
+  std::ofstream(path) << "sysctl = \"yes\"\n";
+  const auto wrong_type = parse({"--config", file});
+  ASSERT_FALSE(wrong_type);
+  EXPECT_NE(wrong_type.error().detail.find(file + ":1:"), std::string::npos) << wrong_type.error().detail;
+
+  std::ofstream(path) << "db = \n";
+  EXPECT_FALSE(parse({"--config", file}));
+  EXPECT_FALSE(parse({"--config", (dir / "missing.toml").string()}));
+}
+
+}  // namespace
+}  // namespace ctaudit::daemon

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/flow_table.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ctaudit::daemon {
+namespace {
+
+FlowRecord event(EventType type, std::uint32_t id, std::int64_t t_ns) {
+  FlowRecord r;
+  r.event = type;
+  r.ct_id = id;
+  r.original.src = *IpAddress::parse("100.64.0.2");
+  r.original.dst = *IpAddress::parse("203.0.113.2");
+  r.original.src_port = 33000;
+  r.original.dst_port = 80;
+  r.reply = r.original;
+  r.event_time = fromUnixNanos(t_ns);
+  r.event_time_source = TimeSource::Kernel;
+  if (type == EventType::New) {
+    r.start = r.event_time;
+    r.start_source = TimeSource::Kernel;
+  }
+  return r;
+}
+
+TEST(FlowTableTest, DestroyWithoutTimestampTakesStartFromNew) {
+  FlowTable table;
+  auto created = event(EventType::New, 7, 100);
+  ASSERT_TRUE(table.apply(created));
+  EXPECT_EQ(table.openFlows(), 1U);
+  auto destroyed = event(EventType::Destroy, 7, 900);
+  ASSERT_TRUE(table.apply(destroyed));
+  ASSERT_TRUE(destroyed.start);
+  EXPECT_EQ(toUnixNanos(*destroyed.start), 100);
+  EXPECT_EQ(destroyed.start_source, TimeSource::Kernel);
+  EXPECT_EQ(table.openFlows(), 0U);
+}
+
+TEST(FlowTableTest, KernelStartOnDestroyWins) {
+  FlowTable table;
+  auto created = event(EventType::New, 7, 100);
+  ASSERT_TRUE(table.apply(created));
+  auto destroyed = event(EventType::Destroy, 7, 900);
+  destroyed.start = fromUnixNanos(90);
+  ASSERT_TRUE(table.apply(destroyed));
+  EXPECT_EQ(toUnixNanos(*destroyed.start), 90);
+}
+
+TEST(FlowTableTest, DumpRowOfKnownFlowIsDroppedAndMarksObservedAtStart) {
+  FlowTable table;
+  auto dumped = event(EventType::Dump, 7, 50);
+  dumped.observed_at_start = true;
+  ASSERT_TRUE(table.apply(dumped));
+  auto again = event(EventType::Dump, 7, 60);
+  EXPECT_FALSE(table.apply(again));
+  auto destroyed = event(EventType::Destroy, 7, 900);
+  ASSERT_TRUE(table.apply(destroyed));
+  EXPECT_TRUE(destroyed.observed_at_start);
+}
+
+TEST(FlowTableTest, NewAfterDumpReplacesIt) {
+  FlowTable table;
+  auto dumped = event(EventType::Dump, 7, 50);
+  ASSERT_TRUE(table.apply(dumped));
+  auto created = event(EventType::New, 7, 40);
+  ASSERT_TRUE(table.apply(created));
+  auto destroyed = event(EventType::Destroy, 7, 900);
+  ASSERT_TRUE(table.apply(destroyed));
+  EXPECT_FALSE(destroyed.observed_at_start);
+  EXPECT_EQ(toUnixNanos(*destroyed.start), 40);
+}
+
+TEST(FlowTableTest, UpdateOfUnknownFlowOpensItAtEventTime) {
+  FlowTable table;
+  auto updated = event(EventType::Update, 9, 300);
+  ASSERT_TRUE(table.apply(updated));
+  ASSERT_TRUE(updated.start);
+  EXPECT_EQ(toUnixNanos(*updated.start), 300);
+  auto later = event(EventType::Update, 9, 400);
+  ASSERT_TRUE(table.apply(later));
+  EXPECT_EQ(toUnixNanos(*later.start), 300);
+}
+
+TEST(FlowTableTest, DestroyOfUnknownFlowPassesThrough) {
+  FlowTable table;
+  auto destroyed = event(EventType::Destroy, 11, 900);
+  ASSERT_TRUE(table.apply(destroyed));
+  EXPECT_FALSE(destroyed.start);
+  EXPECT_EQ(table.openFlows(), 0U);
+}
+
+TEST(FlowTableTest, SameIdDifferentTupleIsAnotherFlow) {
+  FlowTable table;
+  auto a = event(EventType::New, 7, 100);
+  auto b = event(EventType::New, 7, 200);
+  b.original.src_port = 33001;
+  ASSERT_TRUE(table.apply(a));
+  ASSERT_TRUE(table.apply(b));
+  EXPECT_EQ(table.openFlows(), 2U);
+}
+
+}  // namespace
+}  // namespace ctaudit::daemon
