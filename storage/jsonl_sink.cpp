@@ -145,14 +145,13 @@ JsonLinesSink::WriteOutcome JsonLinesSink::writeAll(std::string_view bytes) cons
 
 SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::size_t lines) noexcept {
   const std::size_t total = buffer_.size();
-  const std::string& where = name_;
   if (outcome.written == 0) {
-    noteFailure("writing " + std::to_string(lines) + " JSON lines to " + where + " failed: " + errnoText(outcome.error));
+    noteFailure("writing " + std::to_string(lines) + " JSON lines to " + name_ + " failed: " + errnoText(outcome.error));
     return statusFor(outcome.error);
   }
 
   if (cutBack(outcome.written)) {
-    noteFailure("writing " + std::to_string(lines) + " JSON lines to " + where + " failed after " +
+    noteFailure("writing " + std::to_string(lines) + " JSON lines to " + name_ + " failed after " +
                 std::to_string(outcome.written) + " of " + std::to_string(total) +
                 " bytes: " + errnoText(outcome.error) + "; the partial batch was cut off again");
     return statusFor(outcome.error);
@@ -166,7 +165,7 @@ SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::s
     const std::size_t line_end = buffer_.find('\n', outcome.written);
     torn_tail_.assign(buffer_, outcome.written, line_end + 1 - outcome.written);
   }
-  noteFailure("writing " + std::to_string(lines) + " JSON lines to " + where + " failed after " +
+  noteFailure("writing " + std::to_string(lines) + " JSON lines to " + name_ + " failed after " +
               std::to_string(whole_lines) + " whole lines" + (torn_tail_.empty() ? "" : " and part of the next") +
               ": " + errnoText(outcome.error) + "; lines already written will appear again if the batch is retried");
   return statusFor(outcome.error);
