@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <spdlog/fwd.h>
+
+#include "flow/flow_record.hpp"
+#include "flow/result.hpp"
+#include "flow/unique_c.hpp"
+#include "storage/json_mapping.hpp"
+#include "storage/sink.hpp"
+
+namespace ctaudit::storage {
+
+// Appends one ECS JSON line per flow event (toJsonLine) to a file or to standard output, for a
+// SIEM shipper (Filebeat, Splunk UF, Vector) to tail. Owned by the daemon's composition root and
+// used from its pipeline thread only; not thread-safe.
+//
+// Each write() formats the batch into one buffer and hands it to the kernel with as few write(2)
+// calls as it takes (one, unless the kernel accepts less); nothing is kept in memory between calls
+// except, after a failure on a pipe, the rest of a line cut in half (see below). flush()
+// fdatasyncs. reopen() (SIGHUP after logrotate moved the file) starts a new file at the same path.
+//
+// The file is opened O_APPEND, so a line is never written over. When a write fails part-way (full
+// disk, EIO, file size limit) the partial batch is cut off again with ftruncate, back to the end of
+// the last whole line, so the file never holds a torn line and a shipper's offset (which counts
+// whole lines only) stays valid. Standard output and pipes cannot be cut back; there the rest of
+// the cut line is written first on the next call, so the stream stays line-aligned, and the whole
+// lines of the failed batch may appear twice when the batch is retried. Writing to a pipe whose
+// reader is gone raises SIGPIPE: the daemon ignores that signal so that EPIPE comes back here.
+class JsonLinesSink final : public FlowSink {
+  // Passkey: only members can make one, so the constructor below is public for make_unique only.
+  struct Private {
+    explicit Private() = default;
+  };
+
+public:
+  // Opens `path_or_dash` for appending, creating it with mode 0640 (less the umask) and any missing
+  // parent directories; "-" means standard output (the sink writes to a duplicate of fd 1, so
+  // destroying the sink leaves stdout open). UPDATE events are written only with
+  // `include_updates` (they are ~5 per TCP flow and say little an audit needs). `log` (the "jsonl"
+  // logger) must not be null.
+  // Errors: Errc::Io with the errno and a detail naming the path, when a parent directory cannot be
+  // created or the file cannot be opened for writing.
+  [[nodiscard]] static Result<std::unique_ptr<JsonLinesSink>> open(const std::filesystem::path& path_or_dash,
+                                                                   JsonContext context, bool include_updates,
+                                                                   std::shared_ptr<spdlog::logger> log);
+
+  // Use open().
+  JsonLinesSink(Private, UniqueFd fd, std::filesystem::path path, bool is_stdout, JsonContext context,
+                bool include_updates, std::shared_ptr<spdlog::logger> log) noexcept;
+
+  JsonLinesSink(const JsonLinesSink&) = delete;
+  JsonLinesSink& operator=(const JsonLinesSink&) = delete;
+  JsonLinesSink(JsonLinesSink&&) = delete;
+  JsonLinesSink& operator=(JsonLinesSink&&) = delete;
+  ~JsonLinesSink() override = default;
+
+  // Writes the rest of a cut line if one is pending, then fdatasyncs a regular file (pipes and
+  // terminals cannot be synced; their EINVAL is not an error). Failed when either step fails: on
+  // an fdatasync error the kernel may already have dropped the dirty pages, so lines accepted since
+  // the last successful flush may be lost; the error is logged with its errno.
+  SinkStatus flush() noexcept override;
+
+  // Flushes, then opens the path again, so that after logrotate renamed the file new lines go to a
+  // new file at the path while every line written before is in the renamed one. If the path cannot
+  // be opened the sink logs the error and keeps writing to the old file, so that nothing is lost.
+  // For "-" it only flushes.
+  void reopen() noexcept override;
+
+private:
+  SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override;
+
+  // What one attempt to write a buffer did: how many bytes reached the file, and the errno of the
+  // call that stopped it (0 when all of it was written).
+  struct WriteOutcome {
+    std::size_t written{0};
+    int error{0};
+  };
+  [[nodiscard]] WriteOutcome writeAll(std::string_view bytes) const noexcept;
+  // Writes the rest of a line cut by an earlier failure. Ok when nothing is pending any more.
+  [[nodiscard]] SinkStatus finishTornLine() noexcept;
+  // Deals with a write of `buffer_` (holding `lines` lines) that stopped after outcome.written
+  // bytes: cuts the partial batch off a file we opened, or keeps the rest of the cut line.
+  [[nodiscard]] SinkStatus handleWriteFailure(const WriteOutcome& outcome, std::size_t lines) noexcept;
+  // Removes the last `bytes` bytes of the file; false if the file is not ours to cut or it fails.
+  [[nodiscard]] bool cutBack(std::size_t bytes) const noexcept;
+  void noteSuccess() noexcept;
+  // Logs `message` as an error the first time in a failure episode; later ones at debug level.
+  void noteFailure(const std::string& message) noexcept;
+
+  UniqueFd fd_;
+  std::filesystem::path path_;
+  std::string name_;  // for messages: the path, or "standard output"
+  bool is_stdout_;
+  bool is_regular_;  // fstat S_ISREG of fd_: can be fdatasynced, and cut back unless it is stdout
+  JsonContext context_;
+  bool include_updates_;
+  std::shared_ptr<spdlog::logger> log_;
+
+  std::string buffer_;     // the batch being written; its capacity is reused
+  std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
+  bool unsynced_{false};   // bytes written since the last successful fdatasync
+  std::uint64_t failures_in_episode_{0};
+};
+
+}  // namespace ctaudit::storage

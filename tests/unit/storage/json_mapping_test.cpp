@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "storage/json_mapping.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "flow/ct_status.hpp"
+#include "flow/nat.hpp"
+
+namespace ctaudit::storage {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The golden files hold the exact line toJsonLine() must produce, plus a newline. After an
+// intended change of the mapping, regenerate them with
+//   CTAUDIT_UPDATE_GOLDEN=1 build/ci/tests/ctaudit_unit_tests --gtest_filter='JsonMappingTest.*'
+// and review the diff like code: it is the change SIEM users will see.
+const std::filesystem::path kGoldenDir = std::filesystem::path{CTAUDIT_TEST_DATA_DIR} / "json";
+
+const JsonContext kContext{"gw1.example.net"};
+
+// 2026-11-25T10:00:03.123456789Z
+constexpr Timestamp kT0 = fromUnixNanos(1'795'600'803'123'456'789);
+
+constexpr std::uint32_t kSnatNew =
+    ct_status::kConfirmed | ct_status::kSrcNat | ct_status::kSrcNatDone | ct_status::kDstNatDone;
+constexpr std::uint32_t kSnatSeen = kSnatNew | ct_status::kSeenReply;
+constexpr std::uint32_t kSnatAssured = kSnatSeen | ct_status::kAssured;
+
+constexpr std::uint8_t kSynSent = 1;
+constexpr std::uint8_t kEstablished = 3;
+constexpr std::uint8_t kTimeWait = 7;
+
+IpAddress ip(std::string_view text) { return IpAddress::parse(text).value(); }
+
+FlowTuple ports(Protocol protocol, std::string_view src, std::uint16_t sport, std::string_view dst,
+                std::uint16_t dport) {
+  FlowTuple tuple;
+  tuple.protocol = protocol;
+  tuple.src = ip(src);
+  tuple.dst = ip(dst);
+  tuple.src_port = sport;
+  tuple.dst_port = dport;
+  return tuple;
+}
+
+FlowTuple icmp(std::string_view src, std::string_view dst, std::uint8_t type, std::uint16_t id) {
+  FlowTuple tuple;
+  tuple.protocol = Protocol::Icmp;
+  tuple.src = ip(src);
+  tuple.dst = ip(dst);
+  tuple.icmp_type = type;
+  tuple.icmp_id = id;
+  return tuple;
+}
+
+// A record as the decoder would build it: the NAT mapping derived from status and tuples.
+FlowRecord record(EventType event, std::uint32_t ct_id, const FlowTuple& original, const FlowTuple& reply,
+                  std::uint32_t status) {
+  FlowRecord r;
+  r.event = event;
+  r.ct_id = ct_id;
+  r.original = original;
+  r.reply = reply;
+  r.status = status;
+  r.nat = deriveNat(status, original, reply);
+  return r;
+}
+
+// A masqueraded HTTPS connection from a CGN subscriber, seen at NEW, UPDATE, DESTROY and in a dump.
+FlowTuple snatOriginal() { return ports(Protocol::Tcp, "100.64.0.2", 33000, "198.51.100.1", 443); }
+FlowTuple snatReply() { return ports(Protocol::Tcp, "198.51.100.1", 443, "203.0.113.1", 40001); }
+
+FlowRecord newTcpSnat() {
+  FlowRecord r = record(EventType::New, 3'405'691'582, snatOriginal(), snatReply(), kSnatNew);
+  r.tcp_state = kSynSent;
+  r.event_time = kT0;
+  r.event_time_source = TimeSource::Kernel;
+  r.start = kT0;
+  r.start_source = TimeSource::Kernel;
+  return r;
+}
+
+FlowRecord updateTcpSnat() {
+  FlowRecord r = record(EventType::Update, 3'405'691'582, snatOriginal(), snatReply(), kSnatAssured);
+  r.tcp_state = kEstablished;
+  r.event_time = kT0 + 41ms;
+  r.event_time_source = TimeSource::Receive;
+  return r;
+}
+
+FlowRecord destroyTcpSnat() {
+  FlowRecord r = record(EventType::Destroy, 3'405'691'582, snatOriginal(), snatReply(), kSnatAssured);
+  r.tcp_state = kTimeWait;
+  r.counters_original = Counters{12, 1'840};
+  r.counters_reply = Counters{10, 9'120};
+  r.start = kT0 - 27us;  // confirmation time, a little before the NEW event was stamped
+  r.start_source = TimeSource::Kernel;
+  r.end = kT0 + 125s + 500ms;
+  r.end_source = TimeSource::Kernel;
+  r.event_time = kT0 + 125s + 500ms + 13us;
+  r.event_time_source = TimeSource::Kernel;
+  return r;
+}
+
+FlowRecord dumpObservedAtStart() {
+  FlowRecord r = record(EventType::Dump, 17, snatOriginal(), snatReply(), kSnatAssured);
+  r.tcp_state = kEstablished;
+  r.counters_original = Counters{1'200, 96'000};
+  r.counters_reply = Counters{2'400, 3'100'000};
+  r.start = kT0 - 3600s;
+  r.start_source = TimeSource::Kernel;
+  r.event_time = kT0;
+  r.event_time_source = TimeSource::Receive;
+  r.observed_at_start = true;
+  return r;
+}
+
+// A ping whose echo id the masquerade rule had to remap (another subscriber held 1234).
+FlowRecord icmpPing() {
+  FlowRecord r = record(EventType::Destroy, 88, icmp("100.64.0.2", "198.51.100.1", 8, 1234),
+                        icmp("198.51.100.1", "203.0.113.1", 0, 61000), kSnatSeen);
+  r.counters_original = Counters{3, 252};
+  r.counters_reply = Counters{3, 252};
+  r.start = kT0;
+  r.start_source = TimeSource::Kernel;
+  r.end = kT0 + 32s;
+  r.end_source = TimeSource::Kernel;
+  r.event_time = kT0 + 32s;
+  r.event_time_source = TimeSource::Kernel;
+  return r;
+}
+
+FlowRecord ipv6UdpMasquerade() {
+  FlowRecord r = record(EventType::Destroy, 4'000'000'001,
+                        ports(Protocol::Udp, "fd00::2", 5353, "2001:db8::53", 53),
+                        ports(Protocol::Udp, "2001:db8::53", 53, "2001:db8:1::1", 45000), kSnatSeen);
+  r.counters_original = Counters{1, 73};
+  r.counters_reply = Counters{1, 205};
+  r.start = kT0;
+  r.start_source = TimeSource::Kernel;
+  r.end = kT0 + 30s + 2ms;
+  r.end_source = TimeSource::Kernel;
+  r.event_time = kT0 + 30s + 2ms;
+  r.event_time_source = TimeSource::Kernel;
+  return r;
+}
+
+// A port forward in conntrack zone 7 with a mark: the outside client's flow to the router's 8080
+// is sent to an inside server's port 80. Without the kernel event time the times are receive times.
+FlowRecord dnat() {
+  FlowRecord r = record(EventType::New, 501, ports(Protocol::Tcp, "198.51.100.9", 51000, "203.0.113.1", 8080),
+                        ports(Protocol::Tcp, "100.64.0.2", 80, "198.51.100.9", 51000),
+                        ct_status::kConfirmed | ct_status::kDstNat | ct_status::kSrcNatDone |
+                            ct_status::kDstNatDone);
+  r.zone = 7;
+  r.mark = 0x2a;
+  r.tcp_state = kSynSent;
+  r.start = kT0;
+  r.start_source = TimeSource::Receive;
+  r.event_time = kT0;
+  r.event_time_source = TimeSource::Receive;
+  return r;
+}
+
+// A protocol conntrack tracks without ports.
+FlowRecord greNoPorts() {
+  FlowTuple original;
+  original.protocol = Protocol::Gre;
+  original.src = ip("192.0.2.10");
+  original.dst = ip("192.0.2.20");
+  FlowTuple reply = original;
+  std::swap(reply.src, reply.dst);
+  FlowRecord r = record(EventType::New, 9, original, reply, ct_status::kConfirmed);
+  r.start = kT0;
+  r.event_time = kT0;
+  return r;
+}
+
+struct GoldenCase {
+  std::string name;
+  FlowRecord record;
+};
+
+std::vector<GoldenCase> goldenCases() {
+  return {
+      {"new_tcp_snat", newTcpSnat()},
+      {"update", updateTcpSnat()},
+      {"destroy_tcp_snat", destroyTcpSnat()},
+      {"dump_observed_at_start", dumpObservedAtStart()},
+      {"icmp_ping", icmpPing()},
+      {"ipv6_udp_masquerade", ipv6UdpMasquerade()},
+      {"dnat", dnat()},
+      {"gre_no_ports", greNoPorts()},
+  };
+}
+
+bool updatingGolden() {
+  const char* value = std::getenv("CTAUDIT_UPDATE_GOLDEN");  // NOLINT(concurrency-mt-unsafe): no threads here
+  return value != nullptr && std::string_view{value} == "1";
+}
+
+// "" when the file is missing, so that the comparison below names it.
+std::string readFile(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    return {};
+  }
+  std::string text(size, '\0');
+  std::ifstream(path, std::ios::binary).read(text.data(), static_cast<std::streamsize>(size));
+  return text;
+}
+
+TEST(JsonMappingTest, MatchesGoldenFiles) {
+  for (const GoldenCase& c : goldenCases()) {
+    const std::string line = toJsonLine(c.record, kContext);
+    const std::filesystem::path path = kGoldenDir / (c.name + ".json");
+    if (updatingGolden()) {
+      std::filesystem::create_directories(kGoldenDir);
+      std::ofstream(path, std::ios::binary | std::ios::trunc) << line << '\n';
+      continue;
+    }
+    EXPECT_EQ(readFile(path), line + '\n') << "golden file " << path
+                                           << " differs; see the comment at the top of this test";
+  }
+}
+
+TEST(JsonMappingTest, EveryLineParsesBackWithTheEcsKeys) {
+  for (const GoldenCase& c : goldenCases()) {
+    SCOPED_TRACE(c.name);
+    const std::string line = toJsonLine(c.record, kContext);
+    EXPECT_EQ(line.find('\n'), std::string::npos);
+    const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(doc.is_discarded()) << line;
+
+    EXPECT_EQ(doc.at("@timestamp"), formatRfc3339(c.record.event_time));
+    EXPECT_EQ(doc.at("event").at("kind"), "event");
+    EXPECT_EQ(doc.at("event").at("category"), nlohmann::json::array({"network"}));
+    EXPECT_EQ(doc.at("event").at("type").at(0), "connection");
+    EXPECT_TRUE(doc.at("event").at("action").is_string());
+    EXPECT_EQ(doc.at("network").at("type"), c.record.family() == Family::Ipv4 ? "ipv4" : "ipv6");
+    EXPECT_EQ(doc.at("network").at("transport"), protocolName(c.record.original.protocol));
+    EXPECT_EQ(doc.at("network").at("iana_number"),
+              std::to_string(static_cast<unsigned>(c.record.original.protocol)));
+    EXPECT_EQ(doc.at("network").at("community_id").get<std::string>().substr(0, 2), "1:");
+    EXPECT_EQ(doc.at("source").at("ip"), c.record.original.src.toString());
+    EXPECT_EQ(doc.at("destination").at("ip"), c.record.original.dst.toString());
+    EXPECT_EQ(doc.at("source").contains("port"), hasPorts(c.record.original.protocol));
+    EXPECT_EQ(doc.at("destination").contains("port"), hasPorts(c.record.original.protocol));
+    EXPECT_EQ(doc.at("observer").at("hostname"), kContext.observer_hostname);
+    EXPECT_EQ(doc.at("conntrack").at("id"), c.record.ct_id);
+    EXPECT_TRUE(doc.at("conntrack").at("status").is_array());
+
+    EXPECT_EQ(doc.at("source").contains("nat"), c.record.nat.translated_source.has_value());
+    if (c.record.nat.translated_source) {
+      EXPECT_EQ(doc.at("source").at("nat").at("ip"), c.record.nat.translated_source->address.toString());
+      EXPECT_EQ(doc.at("source").at("nat").at("port"), c.record.nat.translated_source->port);
+    }
+    EXPECT_EQ(doc.at("destination").contains("nat"), c.record.nat.translated_destination.has_value());
+    if (c.record.nat.translated_destination) {
+      EXPECT_EQ(doc.at("destination").at("nat").at("ip"), c.record.nat.translated_destination->address.toString());
+      EXPECT_EQ(doc.at("destination").at("nat").at("port"), c.record.nat.translated_destination->port);
+    }
+    EXPECT_EQ(doc.at("source").contains("bytes"), c.record.counters_original.has_value());
+    EXPECT_EQ(doc.at("destination").contains("bytes"), c.record.counters_reply.has_value());
+    if (c.record.start && c.record.end) {
+      EXPECT_EQ(doc.at("event").at("duration"), (*c.record.end - *c.record.start).count());
+    } else {
+      EXPECT_FALSE(doc.at("event").contains("duration"));
+    }
+    EXPECT_EQ(doc.at("conntrack").contains("observed_at_start"), c.record.observed_at_start);
+  }
+}
+
+TEST(JsonMappingTest, EventTypesFollowEcsCategorisation) {
+  const auto typeOf = [](EventType event) {
+    FlowRecord r = newTcpSnat();
+    r.event = event;
+    const auto doc = nlohmann::json::parse(toJsonLine(r, kContext));
+    return std::make_pair(doc.at("event").at("type").at(1).get<std::string>(),
+                          doc.at("event").at("action").get<std::string>());
+  };
+  EXPECT_EQ(typeOf(EventType::New), std::make_pair(std::string{"start"}, std::string{"new"}));
+  EXPECT_EQ(typeOf(EventType::Dump), std::make_pair(std::string{"start"}, std::string{"dump"}));
+  EXPECT_EQ(typeOf(EventType::Update), std::make_pair(std::string{"info"}, std::string{"update"}));
+  EXPECT_EQ(typeOf(EventType::Destroy), std::make_pair(std::string{"end"}, std::string{"destroy"}));
+}
+
+TEST(JsonMappingTest, IcmpIdIsTheNatPortButNotASourcePort) {
+  const auto doc = nlohmann::json::parse(toJsonLine(icmpPing(), kContext));
+  EXPECT_FALSE(doc.at("source").contains("port"));
+  EXPECT_EQ(doc.at("source").at("nat").at("port"), 61000);
+  EXPECT_EQ(doc.at("conntrack").at("original").at("id"), 1234);
+  EXPECT_EQ(doc.at("conntrack").at("original").at("type"), 8);
+  EXPECT_EQ(doc.at("conntrack").at("reply").at("type"), 0);
+  EXPECT_FALSE(doc.at("conntrack").at("original").contains("sport"));
+}
+
+TEST(JsonMappingTest, EndBeforeStartGivesNoDuration) {
+  FlowRecord r = destroyTcpSnat();
+  r.start_source = TimeSource::Receive;
+  r.start = *r.end + 1ms;
+  const auto doc = nlohmann::json::parse(toJsonLine(r, kContext));
+  EXPECT_TRUE(doc.at("event").contains("start"));
+  EXPECT_TRUE(doc.at("event").contains("end"));
+  EXPECT_FALSE(doc.at("event").contains("duration"));
+}
+
+// The host name is the one string that does not come from our own formatting; a byte that is not
+// UTF-8 must not make the mapping throw (nlohmann's strict mode would).
+TEST(JsonMappingTest, InvalidUtf8HostnameDoesNotThrow) {
+  const JsonContext context{"gw\xff"};
+  std::string line;
+  EXPECT_NO_THROW(line = toJsonLine(newTcpSnat(), context));
+  const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(doc.is_discarded());
+  EXPECT_EQ(doc.at("observer").at("hostname"), "gw\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace ctaudit::storage

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "storage/jsonl_sink.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flow/nat.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace ctaudit::storage {
+namespace {
+
+using ctaudit::testing::TempDir;
+using namespace std::chrono_literals;
+
+const JsonContext kContext{"gw1.example.net"};
+
+// A masqueraded TCP flow at one of its events; `port` keeps the lines of one test apart.
+FlowRecord flow(EventType event, std::uint16_t port) {
+  FlowRecord r;
+  r.event = event;
+  r.ct_id = 1000U + port;
+  r.original.protocol = Protocol::Tcp;
+  r.original.src = IpAddress::parse("100.64.0.2").value();
+  r.original.dst = IpAddress::parse("198.51.100.1").value();
+  r.original.src_port = port;
+  r.original.dst_port = 443;
+  r.reply = r.original;
+  std::swap(r.reply.src, r.reply.dst);
+  std::swap(r.reply.src_port, r.reply.dst_port);
+  r.reply.dst = IpAddress::parse("203.0.113.1").value();
+  r.status = ct_status::kConfirmed | ct_status::kSrcNat;
+  r.nat = deriveNat(r.status, r.original, r.reply);
+  r.event_time = fromUnixNanos(1'795'600'803'000'000'000) + std::chrono::seconds{port};
+  if (event == EventType::Destroy) {
+    r.counters_original = Counters{3, 180};
+    r.counters_reply = Counters{2, 120};
+  }
+  return r;
+}
+
+std::string lineOf(const FlowRecord& record) { return toJsonLine(record, kContext) + '\n'; }
+
+std::string linesOf(const std::vector<FlowRecord>& records) {
+  std::string text;
+  for (const FlowRecord& record : records) {
+    text += lineOf(record);
+  }
+  return text;
+}
+
+std::string readFile(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    return {};
+  }
+  std::string text(size, '\0');
+  std::ifstream(path, std::ios::binary).read(text.data(), static_cast<std::streamsize>(size));
+  return text;
+}
+
+// The "jsonl" logger with its messages kept in memory.
+struct CapturedLog {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("jsonl", messages);
+
+  [[nodiscard]] std::vector<std::string> at(spdlog::level::level_enum level) const {
+    std::vector<std::string> out;
+    for (const auto& message : messages->last_raw()) {
+      if (message.level == level) {
+        out.emplace_back(message.payload.data(), message.payload.size());
+      }
+    }
+    return out;
+  }
+};
+
+std::unique_ptr<JsonLinesSink> openSink(const std::filesystem::path& path, const CapturedLog& log,
+                                        bool include_updates = false) {
+  auto sink = JsonLinesSink::open(path, kContext, include_updates, log.logger);
+  if (!sink) {
+    ADD_FAILURE() << sink.error().detail;
+    return nullptr;
+  }
+  return std::move(sink).value();
+}
+
+TEST(JsonLinesSinkTest, AppendsOneLinePerRecordAndCreatesParents) {
+  const TempDir dir;
+  const auto path = dir / "state" / "ctaudit" / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+
+  const std::vector first{flow(EventType::New, 1), flow(EventType::Destroy, 1)};
+  const std::vector second{flow(EventType::Dump, 2)};
+  EXPECT_EQ(sink->write(first), SinkStatus::Ok);
+  EXPECT_EQ(sink->write(second), SinkStatus::Ok);
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+
+  EXPECT_EQ(readFile(path), linesOf(first) + linesOf(second));
+  EXPECT_EQ(sink->stats().records_written, 3U);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777U & ~0640U, 0U) << "mode " << std::oct << (st.st_mode & 0777U);
+  EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
+TEST(JsonLinesSinkTest, AppendsToWhatIsAlreadyThere) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  std::ofstream(path) << "{\"earlier\":true}\n";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector batch{flow(EventType::New, 1)};
+  EXPECT_EQ(sink->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(readFile(path), "{\"earlier\":true}\n" + linesOf(batch));
+}
+
+TEST(JsonLinesSinkTest, SkipsUpdatesUnlessAsked) {
+  const TempDir dir;
+  const CapturedLog log;
+  const std::vector batch{flow(EventType::New, 1), flow(EventType::Update, 1), flow(EventType::Destroy, 1)};
+
+  const auto without = openSink(dir / "without.jsonl", log, /*include_updates=*/false);
+  ASSERT_NE(without, nullptr);
+  EXPECT_EQ(without->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(readFile(dir / "without.jsonl"), lineOf(batch[0]) + lineOf(batch[2]));
+
+  const auto with = openSink(dir / "with.jsonl", log, /*include_updates=*/true);
+  ASSERT_NE(with, nullptr);
+  EXPECT_EQ(with->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(readFile(dir / "with.jsonl"), linesOf(batch));
+
+  // A batch of updates alone writes nothing and is still accepted.
+  const std::vector updates{flow(EventType::Update, 2)};
+  EXPECT_EQ(without->write(updates), SinkStatus::Ok);
+  EXPECT_EQ(readFile(dir / "without.jsonl"), lineOf(batch[0]) + lineOf(batch[2]));
+}
+
+// What logrotate does without copytruncate: rename the file, then send SIGHUP.
+TEST(JsonLinesSinkTest, ReopenAfterRenameKeepsEveryLine) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const auto rotated = dir / "flows.jsonl.1";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+
+  const std::vector before{flow(EventType::New, 1), flow(EventType::New, 2)};
+  const std::vector between{flow(EventType::Destroy, 1)};  // renamed, not yet reopened
+  const std::vector after{flow(EventType::Destroy, 2), flow(EventType::New, 3)};
+  EXPECT_EQ(sink->write(before), SinkStatus::Ok);
+  std::filesystem::rename(path, rotated);
+  EXPECT_EQ(sink->write(between), SinkStatus::Ok);
+  sink->reopen();
+  EXPECT_EQ(sink->write(after), SinkStatus::Ok);
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+
+  EXPECT_EQ(readFile(rotated), linesOf(before) + linesOf(between));
+  EXPECT_EQ(readFile(path), linesOf(after));
+  EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
+TEST(JsonLinesSinkTest, ReopenThatFailsKeepsWritingToTheOldFile) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const auto rotated = dir / "flows.jsonl.1";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+
+  const std::vector before{flow(EventType::New, 1)};
+  const std::vector after{flow(EventType::Destroy, 1)};
+  EXPECT_EQ(sink->write(before), SinkStatus::Ok);
+  std::filesystem::rename(path, rotated);
+  std::filesystem::create_directory(path);  // the path cannot be opened as a file now
+  sink->reopen();
+  EXPECT_EQ(sink->write(after), SinkStatus::Ok);
+
+  EXPECT_EQ(readFile(rotated), linesOf(before) + linesOf(after));
+  const auto errors = log.at(spdlog::level::err);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_NE(errors[0].find(path.string()), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("Is a directory"), std::string::npos) << errors[0];
+}
+
+TEST(JsonLinesSinkTest, DashOpensStandardOutput) {
+  const CapturedLog log;
+  const auto sink = openSink("-", log);
+  ASSERT_NE(sink, nullptr);
+  // Nothing to print here (the test's own stdout is gtest's): an update-only batch writes nothing.
+  const std::vector updates{flow(EventType::Update, 1)};
+  EXPECT_EQ(sink->write(updates), SinkStatus::Ok);
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+  sink->reopen();
+  EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
+// A FIFO behaves like standard output piped into a shipper: written to, never synced.
+TEST(JsonLinesSinkTest, WritesIntoAPipe) {
+  const TempDir dir;
+  const auto path = dir / "pipe";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const UniqueFd reader{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+  ASSERT_TRUE(reader.valid());
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+
+  const std::vector batch{flow(EventType::New, 1), flow(EventType::Destroy, 1)};
+  EXPECT_EQ(sink->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+
+  std::string received(8192, '\0');
+  const ssize_t n = ::read(reader.get(), received.data(), received.size());
+  ASSERT_GT(n, 0);
+  received.resize(static_cast<std::size_t>(n));
+  EXPECT_EQ(received, linesOf(batch));
+  EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
+TEST(JsonLinesSinkTest, UnwritablePathGivesAClearError) {
+  const TempDir dir;
+  const CapturedLog log;
+  std::ofstream(dir / "plain-file") << "x";
+
+  const auto under_file = JsonLinesSink::open(dir / "plain-file" / "flows.jsonl", kContext, false, log.logger);
+  ASSERT_FALSE(under_file);
+  EXPECT_EQ(under_file.error().code, Errc::Io);
+  EXPECT_NE(under_file.error().sys_errno, 0);
+  EXPECT_NE(under_file.error().detail.find((dir / "plain-file").string()), std::string::npos)
+      << under_file.error().detail;
+
+  const auto directory = JsonLinesSink::open(dir.path(), kContext, false, log.logger);
+  ASSERT_FALSE(directory);
+  EXPECT_EQ(directory.error().code, Errc::Io);
+  EXPECT_EQ(directory.error().sys_errno, EISDIR);
+  EXPECT_NE(directory.error().detail.find(dir.path().string()), std::string::npos) << directory.error().detail;
+  EXPECT_NE(directory.error().detail.find("Is a directory"), std::string::npos) << directory.error().detail;
+}
+
+// /dev/full answers every write with ENOSPC: a full disk without filling one.
+TEST(JsonLinesSinkTest, FullDiskFailsTheBatchAndLogsOncePerEpisode) {
+  const CapturedLog log;
+  const auto sink = openSink("/dev/full", log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector batch{flow(EventType::New, 1), flow(EventType::New, 2)};
+
+  EXPECT_EQ(sink->write(batch), SinkStatus::Failed);
+  EXPECT_EQ(sink->write(batch), SinkStatus::Failed);
+  EXPECT_EQ(sink->write(batch), SinkStatus::Failed);
+  EXPECT_EQ(sink->stats().batches_failed, 3U);
+  const auto errors = log.at(spdlog::level::err);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_NE(errors[0].find("No space left on device"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("/dev/full"), std::string::npos) << errors[0];
+}
+
+// The file size limit (RLIMIT_FSIZE) makes the kernel take part of a write and refuse the rest with
+// EFBIG, the same pattern as a disk filling up mid-batch. The limit and SIGXFSZ are per process, so
+// this runs in a forked child (a gtest death test) and leaves the test process alone.
+TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector first{flow(EventType::New, 1)};
+  ASSERT_EQ(sink->write(first), SinkStatus::Ok);
+  const std::string before = readFile(path);
+  const std::vector batch{flow(EventType::New, 2), flow(EventType::New, 3), flow(EventType::New, 4)};
+  // Room for one and a half of the three lines.
+  const auto limit = static_cast<rlim_t>(before.size() + lineOf(batch[0]).size() * 3 / 2);
+
+  const auto in_child = [&] {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit fsize{limit, limit};
+    if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) {
+      return 2;
+    }
+    const SinkStatus status = sink->write(batch);
+    const auto errors = log.at(spdlog::level::err);
+    const bool cut_back = readFile(path) == before;
+    const bool logged = errors.size() == 1 && errors[0].find("cut off") != std::string::npos &&
+                        errors[0].find("File too large") != std::string::npos;
+    return status == SinkStatus::Failed && cut_back && logged ? 0 : 1;
+  };
+  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
+  // The parent's file is the same one: the child's cut is visible here too.
+  EXPECT_EQ(readFile(path), before);
+}
+
+// Standard output cannot be cut back (it may be a pipe, or a file someone else opened): after a
+// partial write the sink keeps the rest of the cut line and writes it before anything else, so
+// the stream holds only whole lines. Here "standard output" is a file, in a forked child.
+TEST(JsonLinesSinkDeathTest, StandardOutputFinishesACutLineFirst) {
+  const TempDir dir;
+  const auto path = dir / "stdout.jsonl";
+  const CapturedLog log;
+  const std::vector batch{flow(EventType::New, 2), flow(EventType::New, 3), flow(EventType::New, 4)};
+  const std::vector next{flow(EventType::Destroy, 2)};
+  const auto limit = static_cast<rlim_t>(lineOf(batch[0]).size() * 3 / 2);
+
+  const auto in_child = [&] {
+    const UniqueFd file{::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)};
+    if (!file.valid() || ::dup2(file.get(), STDOUT_FILENO) < 0) {
+      return 2;
+    }
+    auto sink = JsonLinesSink::open("-", kContext, false, log.logger);
+    if (!sink) {
+      return 3;
+    }
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit small{limit, RLIM_INFINITY};
+    const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &small) != 0) {
+      return 4;
+    }
+    const SinkStatus failed = (*sink)->write(batch);
+    const bool torn = readFile(path).back() != '\n';
+    if (::setrlimit(RLIMIT_FSIZE, &unlimited) != 0) {
+      return 5;
+    }
+    const SinkStatus ok = (*sink)->write(next);
+    const bool whole = readFile(path) == lineOf(batch[0]) + lineOf(batch[1]) + linesOf(next);
+    return failed == SinkStatus::Failed && torn && ok == SinkStatus::Ok && whole ? 0 : 1;
+  };
+  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace ctaudit::storage
