@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // ctauditd: parses argv, builds the Daemon and runs it. Everything else lives in ctaudit_daemon_lib.
+#include <csignal>
 #include <iostream>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,9 @@ ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `--jsonl -` into a pipe whose reader went away must be a write error the sink reports, not a
+  // silent death.
+  std::signal(SIGPIPE, SIG_IGN);
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   const auto command = ctaudit::daemon::parseDaemonCommandLine(args);
   if (!command) {
