@@ -1,3 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// Placeholder until the daemon lands in this session; replaced before the first push.
-int main() { return 1; }
+// ctaudit: the query tool. All the work is in ctaudit_query_lib (query/app.hpp).
+#include <cstdlib>
+#include <iostream>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "query/app.hpp"
+#include "query/flow_finder.hpp"
+
+int main(int argc, char** argv) {
+  const std::span<char*> argv_span(argv, static_cast<std::size_t>(argc));
+  const std::vector<std::string_view> args(argv_span.begin() + (argc > 0 ? 1 : 0), argv_span.end());
+
+  ctaudit::query::AppEnvironment environment{ctaudit::query::openFlowReader, std::nullopt};
+  if (const char* database = std::getenv("CTAUDIT_DB"); database != nullptr) {  // NOLINT(concurrency-mt-unsafe): single-threaded
+    environment.database_from_env = database;
+  }
+  return ctaudit::query::runCtaudit(args, std::cout, std::cerr, environment);
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "query/flow_finder.hpp"
+
+#include <utility>
+
+#include "storage/flow_reader.hpp"
+
+namespace ctaudit::query {
+namespace {
+
+// Adapts storage::FlowReader, which is final in all but name (private constructor), to FlowFinder.
+class ReaderFlowFinder final : public FlowFinder {
+public:
+  explicit ReaderFlowFinder(std::unique_ptr<storage::FlowReader> reader) : reader_(std::move(reader)) {}
+
+  [[nodiscard]] Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) override {
+    return reader_->find(query);
+  }
+  [[nodiscard]] std::string observerHostname() const override { return reader_->observerHostname(); }
+
+private:
+  std::unique_ptr<storage::FlowReader> reader_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<FlowFinder>> openFlowReader(const std::filesystem::path& path) {
+  auto reader = storage::FlowReader::open(path);
+  if (!reader) {
+    return Unexpected{reader.error()};
+  }
+  return std::unique_ptr<FlowFinder>(std::make_unique<ReaderFlowFinder>(std::move(*reader)));
+}
+
+}  // namespace ctaudit::query

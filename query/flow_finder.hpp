@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flow/flow_record.hpp"
+#include "flow/result.hpp"
+#include "storage/flow_query.hpp"
+
+namespace ctaudit::query {
+
+// The one thing the query commands need from a database: the flows matching a FlowQuery, and who
+// wrote them. storage::FlowReader is the production implementation (see openFlowReader); tests pass
+// a fake, so that every command runs without SQLite. Owned by the command that opened it; not
+// thread-safe.
+class FlowFinder {
+public:
+  FlowFinder() = default;
+  FlowFinder(const FlowFinder&) = delete;
+  FlowFinder& operator=(const FlowFinder&) = delete;
+  FlowFinder(FlowFinder&&) = delete;
+  FlowFinder& operator=(FlowFinder&&) = delete;
+  virtual ~FlowFinder() = default;
+
+  // The flows matching `query` (every set field narrows it), oldest start first, at most
+  // query.limit of them. Errors: the database could not be read (Errc::Storage, Errc::Io); the
+  // detail names the problem and what to do.
+  [[nodiscard]] virtual Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) = 0;
+  // The host name of the machine that wrote the flows (ECS observer.hostname).
+  [[nodiscard]] virtual std::string observerHostname() const = 0;
+};
+
+// Opens the database at a path. Errors as storage::FlowReader::open.
+using FlowFinderOpener = std::function<Result<std::unique_ptr<FlowFinder>>(const std::filesystem::path&)>;
+
+// The production opener: storage::FlowReader::open (read-only, refuses ATTACH and writes) behind
+// the FlowFinder interface.
+[[nodiscard]] Result<std::unique_ptr<FlowFinder>> openFlowReader(const std::filesystem::path& path);
+
+}  // namespace ctaudit::query

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <chrono>
+#include <span>
+#include <string>
+
+#include "flow/flow_record.hpp"
+
+namespace ctaudit::query {
+
+// The human-readable table of flows, in the order given:
+//
+//   START  END  PROTO  INSIDE  TRANSLATED  DESTINATION  [DNAT_TO]  CT_ID  BYTES_OUT  BYTES_IN  [GAP]
+//
+// INSIDE is the original source, TRANSLATED the SNAT/masquerade source the outside saw ("-" when
+// the flow was not source-translated), DESTINATION the original destination. DNAT_TO (the address
+// the packets were really sent to) appears only when some flow was destination-translated. For
+// ICMP the port is the ICMP id, as in `ctaudit who`; protocols without ports show bare addresses.
+// Times are RFC 3339 UTC truncated to microseconds; END is "open" for a flow that has not ended.
+// A time taken from ctauditd's clock rather than the kernel's is marked '~', and the START of a
+// flow first seen in the table dump at ctauditd's start '*'; a footnote after the table explains
+// each mark used. Counters missing from the record are "-".
+//
+// `gaps` is empty, or holds one signed distance per flow (see gapToLifetime), shown in a GAP column
+// as "0", "+1.5s" (the flow began that long after the asked time) or "-0.25s" (ended before it).
+// Returns the whole text, every line ending in '\n'; empty when `flows` is.
+[[nodiscard]] std::string renderFlowTable(std::span<const FlowRecord> flows,
+                                          std::span<const std::chrono::nanoseconds> gaps);
+
+}  // namespace ctaudit::query

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "query/flows.hpp"
+
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "query/flow_output.hpp"
+
+namespace ctaudit::query {
+
+storage::FlowQuery toFlowQuery(const FlowsCommand& flows) {
+  storage::FlowQuery query;
+  query.source = flows.source;
+  query.destination_address = flows.destination_address;
+  query.destination_port = flows.destination_port;
+  query.nat_address = flows.nat_address;
+  query.nat_port = flows.nat_port;
+  query.protocol = flows.protocol;
+  query.from = flows.from;
+  query.to = flows.to;
+  if (flows.limit && *flows.limit < std::numeric_limits<std::size_t>::max()) {
+    query.limit = *flows.limit + 1;
+  }
+  return query;
+}
+
+ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err) {
+  auto found = finder.find(toFlowQuery(flows));
+  if (!found) {
+    err << "ctaudit: " << found.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  std::vector<FlowRecord>& records = *found;
+  const bool truncated = flows.limit && records.size() > *flows.limit;
+  if (truncated) {
+    records.resize(*flows.limit);
+  }
+  printFlows(out, flows.format, records, {}, finder.observerHostname());
+  if (records.empty()) {
+    if (flows.format == OutputFormat::Table) {
+      err << "ctaudit: no flow matched; widen the time window or drop a filter\n";
+    }
+    return ExitStatus::NothingFound;
+  }
+  if (truncated) {
+    err << "ctaudit: note: showing the first " << *flows.limit
+        << " matching flows, more match; narrow the filters, or raise --limit (0 for no limit)\n";
+  }
+  return ExitStatus::Found;
+}
+
+}  // namespace ctaudit::query

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "query/json_printer.hpp"
+
+namespace ctaudit::query {
+
+void printJsonLines(std::ostream& out, std::span<const FlowRecord> flows, const storage::JsonContext& context) {
+  for (const FlowRecord& flow : flows) {
+    out << storage::toJsonLine(flow, context) << '\n';
+  }
+}
+
+}  // namespace ctaudit::query

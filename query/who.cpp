@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "query/who.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "flow/protocol.hpp"
+#include "query/flow_output.hpp"
+
+namespace ctaudit::query {
+namespace {
+
+using std::chrono::nanoseconds;
+using Rep = nanoseconds::rep;
+
+// `t + delta`, clamped to Timestamp's range instead of overflowing (a slack of "100000d").
+Timestamp shifted(Timestamp t, nanoseconds delta) noexcept {
+  const Rep base = t.time_since_epoch().count();
+  const Rep step = delta.count();
+  if (step > 0 && base > std::numeric_limits<Rep>::max() - step) {
+    return Timestamp::max();
+  }
+  if (step < 0 && base < std::numeric_limits<Rep>::min() - step) {
+    return Timestamp::min();
+  }
+  return t + delta;
+}
+
+// `later - earlier` for later >= earlier, clamped to nanoseconds::max().
+nanoseconds distance(Timestamp later, Timestamp earlier) noexcept {
+  const Rep a = later.time_since_epoch().count();
+  const Rep b = earlier.time_since_epoch().count();
+  if (b < 0 && a > std::numeric_limits<Rep>::max() + b) {
+    return nanoseconds::max();
+  }
+  return nanoseconds{a - b};
+}
+
+nanoseconds magnitude(nanoseconds gap) noexcept { return gap.count() < 0 ? -gap : gap; }
+
+std::string noMatchMessage(const WhoCommand& who) {
+  std::string message = "no flow had translated source " + who.translated_source.toString();
+  if (who.protocol) {
+    message += " (" + protocolName(*who.protocol) + ")";
+  }
+  if (who.slack.count() == 0) {
+    message += " at " + formatRfc3339(who.at) + "; widen the window with --slack, e.g. --slack 5s";
+  } else {
+    const auto query = toFlowQuery(who);
+    message += " between " + formatRfc3339(*query.from) + " and " + formatRfc3339(*query.to);
+  }
+  return message;
+}
+
+}  // namespace
+
+storage::FlowQuery toFlowQuery(const WhoCommand& who) {
+  storage::FlowQuery query;
+  query.nat_source_address = who.translated_source.address;
+  query.nat_source_port = who.translated_source.port;
+  query.protocol = who.protocol;
+  query.from = shifted(who.at, -who.slack);
+  query.to = shifted(who.at, who.slack);
+  return query;
+}
+
+nanoseconds gapToLifetime(const FlowRecord& flow, Timestamp at) noexcept {
+  const std::optional<Timestamp> start = flow.start ? flow.start : flow.end;
+  if (!start) {
+    return nanoseconds::max();
+  }
+  if (at < *start) {
+    return distance(*start, at);
+  }
+  if (flow.end && at > *flow.end) {
+    return -distance(at, *flow.end);
+  }
+  return nanoseconds{0};
+}
+
+std::vector<RankedFlow> rankByCloseness(std::span<const FlowRecord> flows, Timestamp at) {
+  std::vector<RankedFlow> ranked;
+  ranked.reserve(flows.size());
+  for (const FlowRecord& flow : flows) {
+    const nanoseconds gap = gapToLifetime(flow, at);
+    ranked.push_back({flow, gap});
+  }
+  // A flow without a start sorts as if it started at its end, as in gapToLifetime.
+  const auto start_of = [](const FlowRecord& flow) {
+    return flow.start ? flow.start : flow.end;
+  };
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const RankedFlow& a, const RankedFlow& b) {
+    const nanoseconds a_gap = magnitude(a.gap);
+    const nanoseconds b_gap = magnitude(b.gap);
+    if (a_gap != b_gap) {
+      return a_gap < b_gap;
+    }
+    return start_of(a.flow) > start_of(b.flow);
+  });
+  return ranked;
+}
+
+ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, std::ostream& err) {
+  auto found = finder.find(toFlowQuery(who));
+  if (!found) {
+    err << "ctaudit: " << found.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  if (found->empty()) {
+    printFlows(out, who.format, {}, {}, finder.observerHostname());  // the CSV header, if CSV
+    if (who.format == OutputFormat::Table) {
+      err << "ctaudit: " << noMatchMessage(who) << '\n';
+    }
+    return ExitStatus::NothingFound;
+  }
+  std::vector<RankedFlow> ranked = rankByCloseness(*found, who.at);
+  std::vector<FlowRecord> flows;
+  std::vector<nanoseconds> gaps;
+  flows.reserve(ranked.size());
+  gaps.reserve(ranked.size());
+  for (const RankedFlow& entry : ranked) {
+    flows.push_back(entry.flow);
+    gaps.push_back(entry.gap);
+  }
+  printFlows(out, who.format, flows, gaps, finder.observerHostname());
+  return ExitStatus::Found;
+}
+
+}  // namespace ctaudit::query

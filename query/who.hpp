@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <chrono>
+#include <ostream>
+#include <span>
+#include <vector>
+
+#include "flow/flow_record.hpp"
+#include "flow/time.hpp"
+#include "query/cli_options.hpp"
+#include "query/exit_status.hpp"
+#include "query/flow_finder.hpp"
+#include "storage/flow_query.hpp"
+
+namespace ctaudit::query {
+
+// The filter for `ctaudit who`: translated source address and port (ICMP id), the protocol if
+// given, and the window [at - slack, at + slack] (clamped at the ends of Timestamp's range). No
+// limit: every flow that used the mapping in the window is wanted.
+[[nodiscard]] storage::FlowQuery toFlowQuery(const WhoCommand& who);
+
+// Signed distance from `at` to the lifetime [start, end] of `flow`: zero when `at` lies inside
+// (an open flow, with no end, lasts for ever); negative when the flow ended before `at` (-(at - end));
+// positive when it began after `at` (start - at). A flow with no start is taken to have started at
+// its end, as storage::FlowQuery does; one with neither is infinitely far (nanoseconds::max()).
+// Never nanoseconds::min(), so the magnitude is always representable.
+[[nodiscard]] std::chrono::nanoseconds gapToLifetime(const FlowRecord& flow, Timestamp at) noexcept;
+
+struct RankedFlow {
+  FlowRecord flow;
+  std::chrono::nanoseconds gap{0};  // gapToLifetime(flow, at)
+};
+
+// Orders `flows` closest to `at` first: by |gap|, then, among equally close ones (typically several
+// flows all containing `at` when a port was reused within a flow's timeout), the latest start first,
+// because the newest mapping is the one a packet at `at` would have used. Remaining ties keep the
+// input order (the reader's oldest-first), so the output is deterministic.
+[[nodiscard]] std::vector<RankedFlow> rankByCloseness(std::span<const FlowRecord> flows, Timestamp at);
+
+// Runs `ctaudit who`: finds, ranks and prints the flows in `who.format` on `out`. A read error is
+// one "ctaudit: ..." line on `err` (ExitStatus::Error); no match is ExitStatus::NothingFound, with
+// a hint on `err` in table format only (machine formats stay quiet, as grep does).
+[[nodiscard]] ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, std::ostream& err);
+
+}  // namespace ctaudit::query

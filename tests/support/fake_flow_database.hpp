@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flow/flow_record.hpp"
+#include "query/flow_finder.hpp"
+#include "storage/flow_query.hpp"
+
+namespace ctaudit::testing {
+
+// A database for the query commands without SQLite: holds the flows every query returns (up to
+// the query's limit; it does not filter, which is storage's job and tested there) and records what
+// was opened and asked. The test owns it and must keep it alive while a finder from opener() lives.
+struct FakeFlowDatabase {
+  std::vector<FlowRecord> flows;
+  std::string observer_hostname{"nat-gw-1"};
+  std::optional<Error> open_error;  // opener() fails with this
+  std::optional<Error> find_error;  // find() fails with this
+
+  std::vector<std::filesystem::path> opened;
+  std::vector<storage::FlowQuery> queries;
+
+  [[nodiscard]] query::FlowFinderOpener opener() {
+    return [this](const std::filesystem::path& path) -> Result<std::unique_ptr<query::FlowFinder>> {
+      opened.push_back(path);
+      if (open_error) {
+        return Unexpected{*open_error};
+      }
+      return std::unique_ptr<query::FlowFinder>(std::make_unique<Finder>(*this));
+    };
+  }
+
+private:
+  class Finder final : public query::FlowFinder {
+  public:
+    explicit Finder(FakeFlowDatabase& database) : database_(database) {}
+    [[nodiscard]] Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) override {
+      database_.queries.push_back(query);
+      if (database_.find_error) {
+        return Unexpected{*database_.find_error};
+      }
+      std::vector<FlowRecord> result = database_.flows;
+      if (query.limit && result.size() > *query.limit) {
+        result.resize(*query.limit);
+      }
+      return result;
+    }
+    [[nodiscard]] std::string observerHostname() const override { return database_.observer_hostname; }
+
+  private:
+    FakeFlowDatabase& database_;
+  };
+};
+
+}  // namespace ctaudit::testing

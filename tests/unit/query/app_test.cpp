@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "query/app.hpp"
+
+#include <algorithm>
+#include <initializer_list>
+#include <sstream>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ctaudit_version.hpp"
+#include "query/cli_options.hpp"
+#include "storage/json_mapping.hpp"
+#include "tests/support/fake_flow_database.hpp"
+#include "tests/support/nat_flow_builder.hpp"
+
+namespace ctaudit::query {
+namespace {
+
+using testing::NatFlowBuilder;
+
+struct RunResult {
+  int status{-1};
+  std::string out;
+  std::string err;
+};
+
+class AppTest : public ::testing::Test {
+protected:
+  RunResult run(std::initializer_list<std::string_view> args, std::optional<std::string> env_database = std::nullopt) {
+    const std::vector<std::string_view> list(args);
+    const AppEnvironment environment{database_.opener(), std::move(env_database)};
+    std::ostringstream out;
+    std::ostringstream err;
+    RunResult result;
+    result.status = runCtaudit(list, out, err, environment);
+    result.out = out.str();
+    result.err = err.str();
+    return result;
+  }
+
+  // An error run: status 2, nothing on stdout, exactly one "ctaudit: " line on stderr.
+  static void expectOneErrorLine(const RunResult& result) {
+    EXPECT_EQ(result.status, 2);
+    EXPECT_EQ(result.out, "");
+    EXPECT_TRUE(result.err.starts_with("ctaudit: ")) << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+    EXPECT_TRUE(result.err.ends_with("\n"));
+  }
+
+  testing::FakeFlowDatabase database_;
+};
+
+TEST_F(AppTest, HelpAndVersionExitZero) {
+  const RunResult help = run({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_TRUE(help.out.starts_with("Usage: ctaudit COMMAND")) << help.out;
+  EXPECT_EQ(help.err, "");
+  const RunResult who_help = run({"who", "--help"});
+  EXPECT_EQ(who_help.status, 0);
+  EXPECT_TRUE(who_help.out.starts_with("Usage: ctaudit who ADDR:PORT --at TIME")) << who_help.out;
+  const RunResult flows_help = run({"flows", "-h"});
+  EXPECT_EQ(flows_help.status, 0);
+  EXPECT_NE(flows_help.out.find("default is 1000, --limit 0 prints"), std::string::npos) << flows_help.out;
+  EXPECT_NE(flows_help.out.find(std::string(kDefaultDatabasePath)), std::string::npos);
+  EXPECT_NE(flows_help.out.find("CTAUDIT_DB"), std::string::npos);
+  const RunResult version = run({"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out, std::string("ctaudit ") + kVersion + "\n");
+  EXPECT_TRUE(database_.opened.empty()) << "help and version need no database";
+}
+
+TEST_F(AppTest, WhoFoundExitsZeroAndPrintsATable) {
+  database_.flows = {NatFlowBuilder{}.build()};
+  const RunResult result = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"});
+  EXPECT_EQ(result.status, 0);
+  EXPECT_TRUE(result.out.starts_with("START ")) << result.out;
+  EXPECT_NE(result.out.find("100.64.0.2:33000"), std::string::npos);
+  EXPECT_EQ(result.err, "");
+  ASSERT_EQ(database_.opened.size(), 1U);
+  EXPECT_EQ(database_.opened[0], std::string(kDefaultDatabasePath));
+  ASSERT_EQ(database_.queries.size(), 1U);
+  EXPECT_EQ(database_.queries[0].nat_source_address, IpAddress::parse("203.0.113.7"));
+  EXPECT_EQ(database_.queries[0].nat_source_port, 40001);
+}
+
+TEST_F(AppTest, NothingFoundExitsOne) {
+  const RunResult result = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"});
+  EXPECT_EQ(result.status, 1);
+  EXPECT_EQ(result.out, "");
+  EXPECT_TRUE(result.err.starts_with("ctaudit: no flow had translated source 203.0.113.7:40001"));
+  EXPECT_EQ(run({"flows", "--format", "json"}).status, 1);
+}
+
+TEST_F(AppTest, JsonIsExactlyTheSharedMappingOnePerLine) {
+  database_.observer_hostname = "cgnat-7";
+  database_.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).start("2026-11-25T10:00:30Z").build()};
+  const RunResult result = run({"flows", "--format=json"});
+  EXPECT_EQ(result.status, 0);
+  const storage::JsonContext context{"cgnat-7"};
+  EXPECT_EQ(result.out, storage::toJsonLine(database_.flows[0], context) + "\n" +
+                            storage::toJsonLine(database_.flows[1], context) + "\n");
+}
+
+TEST_F(AppTest, WhoJsonFollowsTheRanking) {
+  database_.flows = {NatFlowBuilder{}.ctId(1).start("2026-11-25T09:00:00Z").build(),
+                     NatFlowBuilder{}.ctId(2).start("2026-11-25T10:00:02Z").build()};
+  const RunResult result = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
+  EXPECT_EQ(result.status, 0);
+  const storage::JsonContext context{database_.observer_hostname};
+  EXPECT_EQ(result.out, storage::toJsonLine(database_.flows[1], context) + "\n" +
+                            storage::toJsonLine(database_.flows[0], context) + "\n");
+}
+
+TEST_F(AppTest, UsageErrorsExitTwoWithOneLine) {
+  for (const auto& args : std::vector<std::vector<std::string_view>>{
+           {},
+           {"who"},
+           {"who", "203.0.113.7:40001"},
+           {"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03"},
+           {"who", "203.0.113.7:40001", "--at", "@1", "--slack", "soon"},
+           {"who", "203.0.113.7:40001", "--at", "@1", "--proto", "tcpp"},
+           {"who", "203.0.113.7", "--at", "@1"},
+           {"who", "2001:db8::7:40001", "--at", "@1"},
+           {"flows", "--format", "yaml"},
+           {"flows", "--bogus"},
+           {"flows", "--limit"},
+           {"flows", "--src", "10.0.0.0/99"},
+           {"frobnicate"},
+       }) {
+    std::ostringstream out;
+    std::ostringstream err;
+    const AppEnvironment environment{database_.opener(), std::nullopt};
+    RunResult result;
+    result.status = runCtaudit(args, out, err, environment);
+    result.out = out.str();
+    result.err = err.str();
+    SCOPED_TRACE(args.empty() ? "(none)" : std::string(args.back()));
+    expectOneErrorLine(result);
+  }
+  EXPECT_TRUE(database_.opened.empty()) << "a bad command line opens nothing";
+}
+
+TEST_F(AppTest, UnknownOptionPointsToHelp) {
+  const RunResult result = run({"flows", "--frm", "@1"});
+  expectOneErrorLine(result);
+  EXPECT_EQ(result.err, "ctaudit: unknown option '--frm' for 'ctaudit flows'; see 'ctaudit flows --help'\n");
+}
+
+TEST_F(AppTest, UnopenableDatabaseExitsTwo) {
+  database_.open_error = Error{Errc::Io, 2, "cannot open /nope.db: No such file or directory"};
+  const RunResult result = run({"flows", "--db", "/nope.db"});
+  expectOneErrorLine(result);
+  EXPECT_EQ(result.err,
+            "ctaudit: cannot open /nope.db: No such file or directory; name the database with --db PATH or "
+            "CTAUDIT_DB\n");
+  database_.open_error = Error{Errc::Storage, 0, "/x.db is not a ctaudit database"};
+  const RunResult storage = run({"flows", "--db", "/x.db"});
+  expectOneErrorLine(storage);
+  EXPECT_EQ(storage.err, "ctaudit: /x.db is not a ctaudit database\n");
+}
+
+TEST_F(AppTest, ReadErrorExitsTwo) {
+  database_.find_error = Error{Errc::Storage, 0, "database disk image is malformed"};
+  expectOneErrorLine(run({"who", "203.0.113.7:40001", "--at", "@1795600803"}));
+}
+
+TEST_F(AppTest, EnvironmentNamesTheDatabaseUnlessTheFlagDoes) {
+  EXPECT_EQ(run({"flows"}, "/env.db").status, 1);
+  EXPECT_EQ(run({"flows", "--db", "/flag.db"}, "/env.db").status, 1);
+  EXPECT_EQ(run({"flows"}, "").status, 1);
+  ASSERT_EQ(database_.opened.size(), 3U);
+  EXPECT_EQ(database_.opened[0], "/env.db");
+  EXPECT_EQ(database_.opened[1], "/flag.db");
+  EXPECT_EQ(database_.opened[2], std::string(kDefaultDatabasePath));
+}
+
+TEST_F(AppTest, FlowsTruncationIsNeverSilent) {
+  database_.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).build()};
+  const RunResult result = run({"flows", "--limit=1", "--format", "csv"});
+  EXPECT_EQ(result.status, 0);
+  EXPECT_TRUE(result.err.starts_with("ctaudit: note: showing the first 1 matching flows")) << result.err;
+  ASSERT_EQ(database_.queries.size(), 1U);
+  EXPECT_EQ(database_.queries[0].limit, 2U);
+}
+
+TEST_F(AppTest, FailedOutputExitsTwo) {
+  database_.flows = {NatFlowBuilder{}.build()};
+  std::ostringstream out;
+  out.setstate(std::ios::badbit);
+  std::ostringstream err;
+  const std::vector<std::string_view> args{"flows"};
+  const AppEnvironment environment{database_.opener(), std::nullopt};
+  EXPECT_EQ(runCtaudit(args, out, err, environment), 2);
+  EXPECT_TRUE(err.str().starts_with("ctaudit: could not write the output")) << err.str();
+}
+
+}  // namespace
+}  // namespace ctaudit::query

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "query/flows.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/fake_flow_database.hpp"
+#include "tests/support/nat_flow_builder.hpp"
+
+namespace ctaudit::query {
+namespace {
+
+using testing::NatFlowBuilder;
+
+TEST(FlowsTest, QueryCarriesEveryFilter) {
+  FlowsCommand flows;
+  flows.source = IpNetwork::parse("100.64.0.0/10");
+  flows.destination_address = IpAddress::parse("198.51.100.1");
+  flows.destination_port = 443;
+  flows.nat_address = IpAddress::parse("203.0.113.7");
+  flows.nat_port = 40001;
+  flows.protocol = Protocol::Udp;
+  flows.from = parseTime("2026-11-25T10:00:00Z").value();
+  flows.to = parseTime("2026-11-25T11:00:00Z").value();
+  flows.limit = 10;
+  const storage::FlowQuery query = toFlowQuery(flows);
+  ASSERT_TRUE(query.source);
+  EXPECT_EQ(query.source->toString(), "100.64.0.0/10");
+  EXPECT_EQ(query.destination_address, flows.destination_address);
+  EXPECT_EQ(query.destination_port, 443);
+  EXPECT_EQ(query.nat_address, flows.nat_address);
+  EXPECT_EQ(query.nat_port, 40001);
+  EXPECT_EQ(query.protocol, Protocol::Udp);
+  EXPECT_EQ(query.from, flows.from);
+  EXPECT_EQ(query.to, flows.to);
+  EXPECT_EQ(query.limit, 11U) << "one more, to tell whether the limit cut anything off";
+  EXPECT_FALSE(query.nat_source_address) << "flows --nat matches either translation";
+  EXPECT_FALSE(query.nat_source_port);
+}
+
+TEST(FlowsTest, QueryWithoutFiltersOrLimit) {
+  FlowsCommand flows;
+  EXPECT_EQ(toFlowQuery(flows).limit, kDefaultFlowsLimit + 1);
+  flows.limit.reset();
+  const storage::FlowQuery query = toFlowQuery(flows);
+  EXPECT_FALSE(query.limit);
+  EXPECT_FALSE(query.source);
+  EXPECT_FALSE(query.from);
+  EXPECT_FALSE(query.to);
+  flows.limit = std::numeric_limits<std::size_t>::max();
+  EXPECT_FALSE(toFlowQuery(flows).limit);
+}
+
+struct RunResult {
+  ExitStatus status;
+  std::string out;
+  std::string err;
+};
+
+RunResult run(const FlowsCommand& flows, testing::FakeFlowDatabase& database) {
+  auto finder = database.opener()("/db");
+  EXPECT_TRUE(finder);
+  std::ostringstream out;
+  std::ostringstream err;
+  const ExitStatus status = runFlows(flows, **finder, out, err);
+  return {status, out.str(), err.str()};
+}
+
+TEST(FlowsTest, SaysSoWhenTheLimitCutFlowsOff) {
+  testing::FakeFlowDatabase database;
+  database.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).build(),
+                    NatFlowBuilder{}.ctId(3).build()};
+  FlowsCommand flows;
+  flows.format = OutputFormat::Csv;
+  flows.limit = 2;
+  const RunResult result = run(flows, database);
+  EXPECT_EQ(result.status, ExitStatus::Found);
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 3) << "header and two flows";
+  EXPECT_EQ(result.err,
+            "ctaudit: note: showing the first 2 matching flows, more match; narrow the filters, or raise --limit "
+            "(0 for no limit)\n");
+}
+
+TEST(FlowsTest, NoNoteWhenExactlyTheLimitMatches) {
+  testing::FakeFlowDatabase database;
+  database.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).build()};
+  FlowsCommand flows;
+  flows.format = OutputFormat::Csv;
+  flows.limit = 2;
+  const RunResult result = run(flows, database);
+  EXPECT_EQ(result.status, ExitStatus::Found);
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 3);
+  EXPECT_EQ(result.err, "");
+}
+
+TEST(FlowsTest, KeepsTheReadersOldestFirstOrder) {
+  testing::FakeFlowDatabase database;
+  database.flows = {NatFlowBuilder{}.ctId(7).start("2026-11-25T09:00:00Z").build(),
+                    NatFlowBuilder{}.ctId(5).start("2026-11-25T09:30:00Z").build()};
+  FlowsCommand flows;
+  flows.format = OutputFormat::Table;
+  const RunResult result = run(flows, database);
+  EXPECT_EQ(result.status, ExitStatus::Found);
+  EXPECT_LT(result.out.find("09:00:00"), result.out.find("09:30:00"));
+  EXPECT_EQ(result.out.find("GAP"), std::string::npos) << "only who has a GAP column";
+}
+
+TEST(FlowsTest, NothingFound) {
+  testing::FakeFlowDatabase database;
+  FlowsCommand flows;
+  const RunResult table = run(flows, database);
+  EXPECT_EQ(table.status, ExitStatus::NothingFound);
+  EXPECT_EQ(table.out, "");
+  EXPECT_EQ(table.err, "ctaudit: no flow matched; widen the time window or drop a filter\n");
+  flows.format = OutputFormat::Csv;
+  const RunResult csv = run(flows, database);
+  EXPECT_EQ(csv.status, ExitStatus::NothingFound);
+  EXPECT_TRUE(csv.out.starts_with("start,end,")) << "a script still gets the header";
+  EXPECT_EQ(csv.err, "");
+}
+
+TEST(FlowsTest, ReportsReadErrors) {
+  testing::FakeFlowDatabase database;
+  database.find_error = Error{Errc::Io, 5, "reading /db: I/O error"};
+  const RunResult result = run(FlowsCommand{}, database);
+  EXPECT_EQ(result.status, ExitStatus::Error);
+  EXPECT_EQ(result.err, "ctaudit: reading /db: I/O error\n");
+}
+
+}  // namespace
+}  // namespace ctaudit::query
