@@ -14,7 +14,7 @@ namespace ctaudit {
 
 // What the kernel told us about a flow in one message.
 enum class EventType : std::uint8_t {
-  New,      // IPCTNL_MSG_CT_NEW multicast without NLM_F_... update flags: the entry was confirmed
+  New,      // IPCTNL_MSG_CT_NEW multicast with NLM_F_CREATE: the entry was confirmed
   Update,   // IPCTNL_MSG_CT_NEW multicast for an existing entry: state, status or mark changed
   Destroy,  // IPCTNL_MSG_CT_DELETE: the entry is gone; carries counters and start/stop times
   Dump,     // a row of a table dump (IPCTNL_MSG_CT_NEW in answer to IPCTNL_MSG_CT_GET + NLM_F_DUMP)
