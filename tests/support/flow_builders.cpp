@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "tests/support/flow_builders.hpp"
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "flow/ct_status.hpp"
+#include "flow/nat.hpp"
+
+namespace ctaudit::testing {
+namespace {
+
+// TCP_CONNTRACK_* values (include/uapi/linux/netfilter/nf_conntrack_tcp.h).
+constexpr std::uint8_t kSynSent = 1;
+constexpr std::uint8_t kEstablished = 3;
+constexpr std::uint8_t kTimeWait = 7;
+
+void setSourceKey(FlowTuple& tuple, std::uint16_t value) {
+  if (isIcmp(tuple.protocol)) {
+    tuple.icmp_id = value;
+  } else {
+    tuple.src_port = value;
+  }
+}
+
+void setDestinationKey(FlowTuple& tuple, std::uint16_t value) {
+  if (isIcmp(tuple.protocol)) {
+    tuple.icmp_id = value;
+  } else {
+    tuple.dst_port = value;
+  }
+}
+
+}  // namespace
+
+IpAddress ip(std::string_view text) {
+  const auto address = IpAddress::parse(text);
+  if (!address) {
+    std::cerr << "flow_builders: bad address literal '" << text << "'\n";
+    std::abort();
+  }
+  return *address;
+}
+
+FlowTuple portTuple(Protocol protocol, std::string_view src, std::uint16_t src_port, std::string_view dst,
+                    std::uint16_t dst_port) {
+  FlowTuple tuple;
+  tuple.protocol = protocol;
+  tuple.src = ip(src);
+  tuple.dst = ip(dst);
+  tuple.src_port = src_port;
+  tuple.dst_port = dst_port;
+  return tuple;
+}
+
+FlowTuple icmpTuple(Protocol protocol, std::string_view src, std::string_view dst, std::uint8_t type,
+                    std::uint8_t code, std::uint16_t id) {
+  FlowTuple tuple;
+  tuple.protocol = protocol;
+  tuple.src = ip(src);
+  tuple.dst = ip(dst);
+  tuple.icmp_type = type;
+  tuple.icmp_code = code;
+  tuple.icmp_id = id;
+  return tuple;
+}
+
+FlowTuple replyOf(const FlowTuple& original) {
+  FlowTuple reply = original;
+  reply.src = original.dst;
+  reply.dst = original.src;
+  reply.src_port = original.dst_port;
+  reply.dst_port = original.src_port;
+  if (original.protocol == Protocol::Icmp && original.icmp_type == 8) {
+    reply.icmp_type = 0;
+  } else if (original.protocol == Protocol::Icmpv6 && original.icmp_type == 128) {
+    reply.icmp_type = 129;
+  }
+  return reply;
+}
+
+FlowTuple withSnat(FlowTuple reply, std::string_view address, std::uint16_t port) {
+  reply.dst = ip(address);
+  setDestinationKey(reply, port);
+  return reply;
+}
+
+FlowTuple withDnat(FlowTuple reply, std::string_view address, std::uint16_t port) {
+  reply.src = ip(address);
+  setSourceKey(reply, port);
+  return reply;
+}
+
+FlowRecord flowEvent(EventType event, std::uint32_t ct_id, const FlowTuple& original, const FlowTuple& reply,
+                     Timestamp time) {
+  FlowRecord record;
+  record.event = event;
+  record.ct_id = ct_id;
+  record.original = original;
+  record.reply = reply;
+
+  std::uint32_t status = ct_status::kConfirmed | ct_status::kSeenReply | ct_status::kAssured;
+  const NatMapping seen = deriveNat(0, original, reply);  // status 0: judged from the tuples
+  if (seen.translated_source) {
+    status |= ct_status::kSrcNat | ct_status::kSrcNatDone;
+  }
+  if (seen.translated_destination) {
+    status |= ct_status::kDstNat | ct_status::kDstNatDone;
+  }
+  record.status = status;
+  record.nat = deriveNat(status, original, reply);
+
+  if (original.protocol == Protocol::Tcp) {
+    switch (event) {
+      case EventType::New:
+        record.tcp_state = kSynSent;
+        break;
+      case EventType::Update:
+      case EventType::Dump:
+        record.tcp_state = kEstablished;
+        break;
+      case EventType::Destroy:
+        record.tcp_state = kTimeWait;
+        break;
+    }
+  }
+  record.event_time = time;
+  record.event_time_source = TimeSource::Receive;
+  record.start_source = TimeSource::Receive;
+  record.end_source = TimeSource::Receive;
+  if (event == EventType::New || event == EventType::Dump) {
+    record.start = time;
+  }
+  if (event == EventType::Destroy) {
+    record.end = time;
+  }
+  if (event == EventType::Destroy || event == EventType::Dump) {
+    record.counters_original = Counters{10, 1000};
+    record.counters_reply = Counters{8, 4000};
+  }
+  record.observed_at_start = event == EventType::Dump;
+  return record;
+}
+
+}  // namespace ctaudit::testing
