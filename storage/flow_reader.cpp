@@ -12,35 +12,20 @@
 namespace ctaudit::storage {
 namespace {
 
-// Errors that come from the file system rather than the file's content.
-bool isIoError(int rc) noexcept {
-  switch (rc & 0xFF) {
-    case SQLITE_CANTOPEN:
-    case SQLITE_IOERR:
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_NOMEM:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
 // unreadable file or one that is not a database only shows when the header is read.
 Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error) {
-  const int rc = sqlite3_extended_errcode(db);
-  if ((rc & 0xFF) == SQLITE_NOTADB) {
+  if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_NOTADB) {
     return {Errc::Storage, 0, path.string() + " is not a SQLite database, so not a ctaudit flow database"};
   }
-  if (isIoError(rc)) {
+  if (error.code == Errc::Io) {
     // A WAL database needs its -shm file: a reader without write access to the directory can only
     // read while the daemon (or a previous reader) has created it.
-    return {Errc::Io, sqlite3_system_errno(db),
+    return {Errc::Io, error.sys_errno,
             "cannot read " + path.string() + ": " + error.detail +
                 " (a WAL database also needs read access to, or a writable directory for, its -wal and -shm files)"};
   }
-  return {Errc::Storage, 0, path.string() + ": " + error.detail};
+  return {error.code, error.sys_errno, path.string() + ": " + error.detail};
 }
 
 int bindParameter(sqlite3_stmt* stmt, int index, const CompiledQuery::Parameter& value) noexcept {
@@ -86,7 +71,7 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   }
   for (std::size_t i = 0; i < compiled.parameters.size(); ++i) {
     if (bindParameter(stmt->get(), static_cast<int>(i + 1), compiled.parameters[i]) != SQLITE_OK) {
-      return fail(Errc::Storage, sqliteError(db, "cannot bind a query parameter"));
+      return sqliteFailure(db, "cannot bind a query parameter");
     }
   }
 
@@ -105,9 +90,7 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     records.push_back(flow->record);
   }
   if (rc != SQLITE_DONE) {
-    const int code = sqlite3_extended_errcode(db);
-    return fail(isIoError(code) ? Errc::Io : Errc::Storage, sqliteError(db, "cannot read flows"),
-                isIoError(code) ? sqlite3_system_errno(db) : 0);
+    return sqliteFailure(db, "cannot read flows");
   }
   return records;
 }

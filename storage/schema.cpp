@@ -177,7 +177,7 @@ Result<void> createSchema(sqlite3* db, std::string_view observer_hostname, Times
     sqlite3_bind_text(insert->get(), 1, key.data(), static_cast<int>(key.size()), kSqliteStatic);
     sqlite3_bind_text(insert->get(), 2, value.data(), static_cast<int>(value.size()), kSqliteStatic);
     if (sqlite3_step(insert->get()) != SQLITE_DONE) {
-      return fail(Errc::Storage, sqliteError(db, "cannot write the meta table"));
+      return sqliteFailure(db, "cannot write the meta table");
     }
   }
   // Both pragmas are written in the same transaction as the tables, so a crash leaves either an
@@ -202,7 +202,7 @@ Result<std::string> metaValue(sqlite3* db, std::string_view key) {
   if (rc == SQLITE_DONE) {
     return fail(Errc::Storage, "the meta table has no '" + std::string(key) + "' row");
   }
-  return fail(Errc::Storage, sqliteError(db, "cannot read the meta table"));
+  return sqliteFailure(db, "cannot read the meta table");
 }
 
 Result<std::int64_t> pragmaValue(sqlite3* db, const char* name) {
@@ -261,7 +261,7 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
 
   Transaction tx(db);
   if (!tx.begun()) {
-    return fail(Errc::Storage, sqliteError(db, "cannot lock the database to check its schema"));
+    return sqliteFailure(db, "cannot lock the database to check its schema");
   }
   // Read inside the transaction: another process may have created the schema meanwhile.
   auto version = pragmaValue(db, "user_version");
@@ -278,7 +278,7 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
       return Unexpected{created.error()};
     }
     if (tx.commit() != SQLITE_OK) {
-      return fail(Errc::Storage, sqliteError(db, "cannot commit the new schema"));
+      return sqliteFailure(db, "cannot commit the new schema");
     }
     return DatabaseInfo{kSchemaVersion, std::string(observer_hostname), formatRfc3339(now)};
   }
@@ -298,11 +298,11 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
     sqlite3_bind_text(update->get(), 1, observer_hostname.data(), static_cast<int>(observer_hostname.size()),
                       kSqliteStatic);
     if (sqlite3_step(update->get()) != SQLITE_DONE) {
-      return fail(Errc::Storage, sqliteError(db, "cannot update the observer host name"));
+      return sqliteFailure(db, "cannot update the observer host name");
     }
   }
   if (tx.commit() != SQLITE_OK) {
-    return fail(Errc::Storage, sqliteError(db, "cannot commit the schema check"));
+    return sqliteFailure(db, "cannot commit the schema check");
   }
   return info;
 }

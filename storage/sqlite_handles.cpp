@@ -23,6 +23,20 @@ int Transaction::commit() noexcept {
   return rc;
 }
 
+bool isIoError(int rc) noexcept {
+  switch (rc & 0xFF) {
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_NOMEM:
+    case SQLITE_FULL:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string sqliteError(sqlite3* db, std::string_view what) {
   std::string text(what);
   text += ": ";
@@ -33,6 +47,11 @@ std::string sqliteError(sqlite3* db, std::string_view what) {
   return text;
 }
 
+Unexpected sqliteFailure(sqlite3* db, std::string_view what) {
+  const bool io = isIoError(sqlite3_extended_errcode(db));
+  return fail(io ? Errc::Io : Errc::Storage, sqliteError(db, what), io ? sqlite3_system_errno(db) : 0);
+}
+
 Result<SqliteStmt> prepare(sqlite3* db, std::string_view sql, unsigned prep_flags) {
   if (sql.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     return fail(Errc::Storage, "SQL statement too long");
@@ -41,7 +60,7 @@ Result<SqliteStmt> prepare(sqlite3* db, std::string_view sql, unsigned prep_flag
   const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), prep_flags, &raw, nullptr);
   SqliteStmt stmt(raw);
   if (rc != SQLITE_OK) {
-    return fail(Errc::Storage, sqliteError(db, "cannot prepare [" + std::string(sql) + "]"));
+    return sqliteFailure(db, "cannot prepare [" + std::string(sql) + "]");
   }
   if (!stmt) {
     return fail(Errc::Storage, "empty SQL statement [" + std::string(sql) + "]");
@@ -51,7 +70,7 @@ Result<SqliteStmt> prepare(sqlite3* db, std::string_view sql, unsigned prep_flag
 
 Result<void> execute(sqlite3* db, const std::string& sql) {
   if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return fail(Errc::Storage, sqliteError(db, "[" + sql + "] failed"));
+    return sqliteFailure(db, "[" + sql + "] failed");
   }
   return {};
 }
@@ -68,7 +87,23 @@ Result<std::int64_t> queryInteger(sqlite3* db, const std::string& sql) {
   if (rc == SQLITE_DONE) {
     return fail(Errc::Storage, "[" + sql + "] returned no row");
   }
-  return fail(Errc::Storage, sqliteError(db, "[" + sql + "] failed"));
+  return sqliteFailure(db, "[" + sql + "] failed");
+}
+
+Result<std::string> queryText(sqlite3* db, const std::string& sql) {
+  auto stmt = prepare(db, sql);
+  if (!stmt) {
+    return Unexpected{stmt.error()};
+  }
+  const int rc = sqlite3_step(stmt->get());
+  if (rc == SQLITE_ROW && sqlite3_column_type(stmt->get(), 0) != SQLITE_NULL) {
+    // SQLite hands out UTF-8 as unsigned char.
+    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt->get(), 0)));  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  }
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+    return fail(Errc::Storage, "[" + sql + "] returned no value");
+  }
+  return sqliteFailure(db, "[" + sql + "] failed");
 }
 
 }  // namespace ctaudit::storage

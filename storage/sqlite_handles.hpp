@@ -72,19 +72,31 @@ private:
   sqlite3_stmt* stmt_;
 };
 
+// True for result codes that come from the file system or the machine rather than from the
+// database's content: the file cannot be opened, read or written, or memory ran out.
+[[nodiscard]] bool isIoError(int rc) noexcept;
+
 // "what failed: sqlite's message (extended code)" for error details and logs.
 [[nodiscard]] std::string sqliteError(sqlite3* db, std::string_view what);
 
+// The Error for the last failed call on `db`: Errc::Io with errno when isIoError(), else
+// Errc::Storage; the detail is sqliteError(db, what). Call it before anything else runs on `db`.
+[[nodiscard]] Unexpected sqliteFailure(sqlite3* db, std::string_view what);
+
 // Compiles one SQL statement. Pass SQLITE_PREPARE_PERSISTENT in `prep_flags` for a statement that
-// is kept and reused for the life of the connection. Errors: Errc::Storage with SQLite's message
-// and the statement.
+// is kept and reused for the life of the connection. Errors: as sqliteFailure(), naming the
+// statement.
 [[nodiscard]] Result<SqliteStmt> prepare(sqlite3* db, std::string_view sql, unsigned prep_flags = 0);
 
-// Runs SQL that returns no rows (pragmas, DDL, BEGIN/COMMIT). Errors: Errc::Storage.
+// Runs SQL that returns no rows (pragmas, DDL, BEGIN/COMMIT). Errors: as sqliteFailure().
 [[nodiscard]] Result<void> execute(sqlite3* db, const std::string& sql);
 
 // The first column of the first row of `sql` as an integer, e.g. "PRAGMA user_version".
-// Errors: Errc::Storage, also when the statement returns no row.
+// Errors: as sqliteFailure(); Errc::Storage when the statement returns no row.
 [[nodiscard]] Result<std::int64_t> queryInteger(sqlite3* db, const std::string& sql);
+
+// The first column of the first row of `sql` as text, e.g. "PRAGMA journal_mode". Errors:
+// as sqliteFailure(); Errc::Storage when the statement returns no row or NULL.
+[[nodiscard]] Result<std::string> queryText(sqlite3* db, const std::string& sql);
 
 }  // namespace ctaudit::storage

@@ -206,29 +206,23 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   sqlite3_busy_timeout(db, kWriterBusyTimeoutMs);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
 
-  // journal_mode answers with the mode in effect: a file system without shared memory (NFS and
-  // the like) keeps "delete", and the reader would then block the daemon.
-  auto mode = prepare(db, "PRAGMA journal_mode = WAL");
-  if (!mode) {
-    return Unexpected{Error{(sqlite3_extended_errcode(db) & 0xFF) == SQLITE_NOTADB ? Errc::Storage : Errc::Io, 0,
-                            path.string() + ": " + mode.error().detail}};
-  }
-  const int mode_rc = sqlite3_step(mode->get());
-  const auto* mode_text = mode_rc == SQLITE_ROW ? sqlite3_column_text(mode->get(), 0) : nullptr;
-  if (mode_text == nullptr || std::string_view(reinterpret_cast<const char*>(mode_text)) != "wal") {  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): SQLite text is unsigned char
-    const int code = sqlite3_extended_errcode(db) & 0xFF;
-    return fail(code == SQLITE_NOTADB ? Errc::Storage : Errc::Io,
-                path.string() + ": cannot switch to WAL mode (" + sqliteError(db, "journal_mode") +
-                    "); keep the database on a local file system");
-  }
-  mode.value().reset();
-  if (auto done = execute(db, "PRAGMA synchronous = FULL"); !done) {
-    return Unexpected{done.error()};
-  }
-
+  // The schema first: on a new file, auto_vacuum must be chosen before anything writes the header,
+  // and switching to WAL writes it.
   auto info = applySchema(db, observer_hostname, SystemClock{}.now());
   if (!info) {
-    return Unexpected{Error{info.error().code, 0, path.string() + ": " + info.error().detail}};
+    return fail(info.error().code, path.string() + ": " + info.error().detail, info.error().sys_errno);
+  }
+
+  // journal_mode answers with the mode in effect: a file system without shared memory (NFS and
+  // the like) keeps the rollback journal, and the query tool would then block the daemon.
+  const auto mode = queryText(db, "PRAGMA journal_mode = WAL");
+  if (!mode || *mode != "wal") {
+    return fail(Errc::Io, path.string() + ": cannot switch to WAL mode (" +
+                              (mode ? "got '" + *mode + "'" : mode.error().detail) +
+                              "); keep the database on a local file system");
+  }
+  if (auto done = execute(db, "PRAGMA synchronous = FULL"); !done) {
+    return Unexpected{done.error()};
   }
   if (info->observer_hostname != observer_hostname) {
     impl->log->info("{}: observer host name changed from '{}' to '{}'", path.string(), info->observer_hostname,

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "tests/support/flow_builders.hpp"
 
+#include <array>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include "flow/ct_status.hpp"
 #include "flow/nat.hpp"
+#include "flow/protocol.hpp"
 
 namespace ctaudit::testing {
 namespace {
@@ -100,12 +102,15 @@ FlowRecord flowEvent(EventType event, std::uint32_t ct_id, const FlowTuple& orig
   record.original = original;
   record.reply = reply;
 
+  // Which side was translated, judged from the tuples as the kernel would have set the bits. Not
+  // deriveNat(0, …): for ICMP the id is both tuples' only key, so a translated id would count as
+  // a DNAT too; the kernel rewrites it with SNAT (nf_nat_icmp_manip_pkt).
   std::uint32_t status = ct_status::kConfirmed | ct_status::kSeenReply | ct_status::kAssured;
-  const NatMapping seen = deriveNat(0, original, reply);  // status 0: judged from the tuples
-  if (seen.translated_source) {
+  const bool icmp = isIcmp(original.protocol);
+  if (reply.dst != original.src || reply.destinationKey() != original.sourceKey()) {
     status |= ct_status::kSrcNat | ct_status::kSrcNatDone;
   }
-  if (seen.translated_destination) {
+  if (reply.src != original.dst || (!icmp && reply.src_port != original.dst_port)) {
     status |= ct_status::kDstNat | ct_status::kDstNatDone;
   }
   record.status = status;
@@ -144,3 +149,65 @@ FlowRecord flowEvent(EventType event, std::uint32_t ct_id, const FlowTuple& orig
 }
 
 }  // namespace ctaudit::testing
+
+namespace ctaudit {
+namespace {
+
+void printTuple(const FlowTuple& tuple, std::ostream& out) {
+  out << protocolName(tuple.protocol) << ' ' << tuple.src.toString() << ' ' << tuple.dst.toString();
+  if (isIcmp(tuple.protocol)) {
+    out << " type=" << unsigned{tuple.icmp_type} << " code=" << unsigned{tuple.icmp_code}
+        << " id=" << tuple.icmp_id;
+  } else {
+    out << " sport=" << tuple.src_port << " dport=" << tuple.dst_port;
+  }
+}
+
+void printTime(const std::optional<Timestamp>& time, TimeSource source, std::ostream& out) {
+  if (!time) {
+    out << "-";
+    return;
+  }
+  out << formatRfc3339(*time) << (source == TimeSource::Kernel ? "(kernel)" : "(receive)");
+}
+
+void printCounters(const std::optional<Counters>& counters, std::ostream& out) {
+  if (!counters) {
+    out << "-";
+    return;
+  }
+  out << counters->packets << "p/" << counters->bytes << "B";
+}
+
+}  // namespace
+
+void PrintTo(const FlowRecord& record, std::ostream* out) {
+  static constexpr std::array<const char*, 4> kEvents{"New", "Update", "Destroy", "Dump"};
+  *out << "{" << kEvents.at(static_cast<std::size_t>(record.event)) << " id=" << record.ct_id
+       << " zone=" << record.zone << " mark=" << record.mark << " status=0x" << std::hex << record.status << std::dec
+       << " tcp_state=";
+  if (record.tcp_state) {
+    *out << unsigned{*record.tcp_state};
+  } else {
+    *out << "-";
+  }
+  *out << " orig=[";
+  printTuple(record.original, *out);
+  *out << "] reply=[";
+  printTuple(record.reply, *out);
+  *out << "] snat=" << (record.nat.translated_source ? record.nat.translated_source->toString() : "-")
+       << " dnat=" << (record.nat.translated_destination ? record.nat.translated_destination->toString() : "-")
+       << " start=";
+  printTime(record.start, record.start_source, *out);
+  *out << " end=";
+  printTime(record.end, record.end_source, *out);
+  *out << " event_time=";
+  printTime(record.event_time, record.event_time_source, *out);
+  *out << " counters=";
+  printCounters(record.counters_original, *out);
+  *out << ",";
+  printCounters(record.counters_reply, *out);
+  *out << " observed_at_start=" << record.observed_at_start << "}";
+}
+
+}  // namespace ctaudit

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ostream>
 #include <string_view>
 
 #include "flow/flow_record.hpp"
@@ -46,3 +47,10 @@ inline constexpr Timestamp kTestEpoch = fromUnixNanos(1'795'600'800'000'000'000)
                                    const FlowTuple& reply, Timestamp time);
 
 }  // namespace ctaudit::testing
+
+namespace ctaudit {
+
+// Lets GoogleTest print a FlowRecord field by field instead of as bytes (found by ADL).
+void PrintTo(const FlowRecord& record, std::ostream* out);
+
+}  // namespace ctaudit
