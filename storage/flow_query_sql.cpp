@@ -15,7 +15,7 @@ class QueryBuilder {
 public:
   // Adds `value` as the next parameter and returns its placeholder, "?N".
   std::string parameter(CompiledQuery::Parameter value) {
-    parameters_.push_back(std::move(value));
+    parameters_.push_back(value);
     return "?" + std::to_string(parameters_.size());
   }
   void where(const std::string& term) {

@@ -178,7 +178,7 @@ void settleEvent(StoredFlow& flow) noexcept {
   }
 }
 
-FlowRow encodeFlow(const StoredFlow& flow) noexcept {
+FlowRow encodeFlow(const StoredFlow& flow) {
   const FlowRecord& record = flow.record;
   const FlowTuple& orig = record.original;
   const FlowTuple& reply = record.reply;

@@ -89,7 +89,7 @@ void settleEvent(StoredFlow& flow) noexcept;
 //  - ports hold FlowTuple::sourceKey()/destinationKey(), so the ICMP id where ports would be;
 //  - `icmp` packs orig type, orig code, reply type, reply code, a byte each from the high end, and
 //    is NULL when all four are zero.
-[[nodiscard]] FlowRow encodeFlow(const StoredFlow& flow) noexcept;
+[[nodiscard]] FlowRow encodeFlow(const StoredFlow& flow);
 
 // The inverse of encodeFlow. Rows are untrusted input: a value out of its range, a wrong type or a
 // blob of the wrong size gives Errc::Storage naming the column.

@@ -2,7 +2,6 @@
 #include "storage/sqlite_sink.hpp"
 
 #include <array>
-#include <cerrno>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -70,7 +69,7 @@ struct SqliteSink::Impl {
 
   std::optional<WriteFailure> write(const FlowRecord& record);
   std::optional<WriteFailure> update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns, const FlowRow& row,
-                                     std::int64_t id);
+                                     std::int64_t id) const;
   [[nodiscard]] WriteFailure failure(std::string_view what) const {
     return {sqlite3_extended_errcode(db.get()), sqliteError(db.get(), what)};
   }
@@ -78,7 +77,7 @@ struct SqliteSink::Impl {
 };
 
 std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns,
-                                                     const FlowRow& row, std::int64_t id) {
+                                                     const FlowRow& row, std::int64_t id) const {
   const StatementReset reset(stmt);
   const int id_param = static_cast<int>(columns.size()) + 1;
   if (bindColumns(stmt, 1, row, columns) != SQLITE_OK || sqlite3_bind_int64(stmt, id_param, id) != SQLITE_OK) {

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <vector>
 
 #include "storage/flow_query_sql.hpp"
