@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "flow/flow_record.hpp"
+#include "flow/result.hpp"
+
+struct sqlite3_stmt;
+
+// The one mapping between a FlowRecord and a row of the `flows` table (docs/schema.md). SqliteSink
+// writes through it and FlowReader reads through it, so the two cannot disagree about a column.
+// Internal to storage/.
+namespace ctaudit::storage {
+
+// The columns of `flows` after `id`, in table order.
+enum class FlowColumn : std::uint8_t {
+  CtId,
+  Zone,
+  Protocol,
+  OrigSrc,
+  OrigDst,
+  OrigSport,
+  OrigDport,
+  ReplySrc,
+  ReplyDst,
+  ReplySport,
+  ReplyDport,
+  Icmp,
+  NatSrcIp,
+  NatSrcPort,
+  NatDstIp,
+  NatDstPort,
+  Status,
+  Mark,
+  TcpState,
+  StartNs,
+  EndNs,
+  Flags,
+  OrigPackets,
+  OrigBytes,
+  ReplyPackets,
+  ReplyBytes,
+};
+inline constexpr std::size_t kFlowColumnCount = 26;
+
+[[nodiscard]] std::string_view columnName(FlowColumn column) noexcept;
+
+// Bits of the `flags` column.
+namespace flow_flags {
+inline constexpr std::int64_t kStartFromReceive = 1;  // start_source == TimeSource::Receive
+inline constexpr std::int64_t kEndFromReceive = 2;    // end_source == TimeSource::Receive
+inline constexpr std::int64_t kObservedAtStart = 4;   // first seen in the start-up dump
+inline constexpr std::int64_t kStartUnknown = 8;      // start_ns is a stand-in, see StoredFlow
+inline constexpr std::int64_t kAll = 15;
+}  // namespace flow_flags
+
+// One column's value as SQLite stores it: NULL, an INTEGER, or an address BLOB (4 or 16 bytes,
+// network order).
+using ColumnValue = std::variant<std::monostate, std::int64_t, IpAddress>;
+using FlowRow = std::array<ColumnValue, kFlowColumnCount>;
+
+// A flow as one row holds it: the record as the reader returns it, plus the time the row is
+// indexed under. `lifetime_start` is record.start when known; otherwise (flags bit kStartUnknown)
+// the earliest time the flow is known to have existed: the time of the first event seen for it,
+// which for a flow seen only at its DESTROY is its end (FlowQuery: "a flow with no start is taken
+// to have started at its end").
+struct StoredFlow {
+  FlowRecord record;
+  Timestamp lifetime_start{};
+  friend bool operator==(const StoredFlow&, const StoredFlow&) = default;
+};
+
+// Sets record.event and record.event_time from the lifetime, as a stored row is read back: an
+// ended flow is a Destroy at its end, an open one a New at its start.
+void settleEvent(StoredFlow& flow) noexcept;
+
+// Column values for `flow`. Space matters more than symmetry here:
+//  - the reply tuple's columns are NULL when they hold what the original tuple and the NAT columns
+//    already say (reply.src = translated destination or orig.dst, reply.dst = translated source or
+//    orig.src, and the same for the ports), which is every flow whose reply tuple is the plain
+//    inverse up to its NAT;
+//  - ports hold FlowTuple::sourceKey()/destinationKey(), so the ICMP id where ports would be;
+//  - `icmp` packs orig type, orig code, reply type, reply code, a byte each from the high end, and
+//    is NULL when all four are zero.
+[[nodiscard]] FlowRow encodeFlow(const StoredFlow& flow);
+
+// The inverse of encodeFlow. Rows are untrusted input: a value out of its range, a wrong type or a
+// blob of the wrong size gives Errc::Storage naming the column.
+[[nodiscard]] Result<StoredFlow> decodeFlow(const FlowRow& row);
+
+// "ct_id, zone, …" with each name prefixed by `prefix` (e.g. "flows.").
+[[nodiscard]] std::string flowColumnList(std::string_view prefix = "");
+
+// Binds row[columns[i]] to parameter first_param + i. Blobs are bound without copying: `row` must
+// outlive the statement's next step. Returns the first SQLite error code, or SQLITE_OK.
+[[nodiscard]] int bindColumns(sqlite3_stmt* stmt, int first_param, const FlowRow& row,
+                              std::span<const FlowColumn> columns) noexcept;
+
+// Reads the kFlowColumnCount columns that start at result column `first_col` (selected with
+// flowColumnList()). Errors: Errc::Storage for a value of the wrong SQLite type.
+[[nodiscard]] Result<FlowRow> readRow(sqlite3_stmt* stmt, int first_col);
+
+// Every column, in table order.
+[[nodiscard]] std::span<const FlowColumn> allFlowColumns() noexcept;
+
+// INSERT of every column, parameter i+1 for column i (bind with allFlowColumns()).
+[[nodiscard]] std::string flowInsertSql();
+// UPDATE of `columns` (parameters 1..n in that order) of the row whose id is parameter n+1.
+[[nodiscard]] std::string flowUpdateSql(std::span<const FlowColumn> columns);
+// The open row (end_ns IS NULL) of a flow key, newest first: `id` then flowColumnList(). Parameters:
+// ct_id, zone, protocol, orig_src, orig_dst, orig_sport, orig_dport (as encodeFlow stores them),
+// then the original direction's ICMP type and code as (type << 8 | code). It goes through the
+// partial index flows_open by ct_id and compares the rest of the key on the few rows found.
+[[nodiscard]] std::string findOpenFlowSql();
+
+}  // namespace ctaudit::storage

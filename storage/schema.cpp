@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "storage/schema.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <string>
+#include <utility>
+
+#include "ctaudit_version.hpp"
+#include "flow/ct_status.hpp"
+#include "flow/protocol.hpp"
+#include "storage/sqlite_handles.hpp"
+
+namespace ctaudit::storage {
+namespace {
+
+// One row per conntrack entry. Column order puts the flow key first; docs/schema.md describes each
+// column. INTEGER PRIMARY KEY (the rowid) rather than WITHOUT ROWID: the natural key (ct_id, zone,
+// tuple) is only unique among live entries, rows are appended in roughly start order, and every
+// index then carries a 1-4 byte rowid instead of a copy of a wide key.
+constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
+  id            INTEGER PRIMARY KEY,
+  ct_id         INTEGER NOT NULL,
+  zone          INTEGER NOT NULL,
+  protocol      INTEGER NOT NULL,
+  orig_src      BLOB NOT NULL,
+  orig_dst      BLOB NOT NULL,
+  orig_sport    INTEGER NOT NULL,
+  orig_dport    INTEGER NOT NULL,
+  reply_src     BLOB,
+  reply_dst     BLOB,
+  reply_sport   INTEGER,
+  reply_dport   INTEGER,
+  icmp          INTEGER,
+  nat_src_ip    BLOB,
+  nat_src_port  INTEGER,
+  nat_dst_ip    BLOB,
+  nat_dst_port  INTEGER,
+  status        INTEGER NOT NULL,
+  mark          INTEGER NOT NULL,
+  tcp_state     INTEGER,
+  start_ns      INTEGER NOT NULL,
+  end_ns        INTEGER,
+  flags         INTEGER NOT NULL,
+  orig_packets  INTEGER,
+  orig_bytes    INTEGER,
+  reply_packets INTEGER,
+  reply_bytes   INTEGER
+))";
+
+// Each index serves one query shape (docs/schema.md, "Indexes"):
+//  - flows_nat_src: `ctaudit who ADDR:PORT --at T`, the reason the product exists. Partial, so
+//    flows without SNAT cost nothing in it.
+//  - flows_orig_src: `ctaudit flows --src CIDR`, a subscriber's flows in a time range.
+//  - flows_open: the sink finding the open row of a flow by its conntrack id. Partial on the open
+//    rows only, so it stays as small as the conntrack table however large the history grows.
+//  - flows_start: time-range queries with no address.
+constexpr std::array<std::string_view, 4> kCreateIndexes{
+    "CREATE INDEX flows_nat_src ON flows (nat_src_ip, nat_src_port, start_ns) WHERE nat_src_ip IS NOT NULL",
+    "CREATE INDEX flows_orig_src ON flows (orig_src, start_ns)",
+    "CREATE INDEX flows_open ON flows (ct_id) WHERE end_ns IS NULL",
+    "CREATE INDEX flows_start ON flows (start_ns)",
+};
+
+constexpr std::string_view kCreateMeta = R"(CREATE TABLE meta (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+))";
+
+constexpr std::array kNamedProtocols{Protocol::Icmp, Protocol::Tcp,    Protocol::Udp,  Protocol::Dccp,
+                                     Protocol::Gre,  Protocol::Icmpv6, Protocol::Sctp, Protocol::UdpLite};
+
+// The numeric value of the nibble at 1-based position `pos` of the upper-case hex text `hex_sql`.
+std::string nibbleSql(std::string_view hex_sql, int pos) {
+  return "(instr('0123456789ABCDEF', substr(" + std::string(hex_sql) + ", " + std::to_string(pos) + ", 1)) - 1)";
+}
+
+std::string ipv4TextSql(std::string_view hex_sql) {
+  std::string text;
+  for (int octet = 0; octet < 4; ++octet) {
+    if (octet > 0) {
+      text += " || '.' || ";
+    }
+    text += "(" + nibbleSql(hex_sql, 2 * octet + 1) + " * 16 + " + nibbleSql(hex_sql, 2 * octet + 2) + ")";
+  }
+  return text;
+}
+
+std::string ipv6TextSql(std::string_view hex_sql) {
+  std::string text;
+  for (int group = 0; group < 8; ++group) {
+    if (group > 0) {
+      text += " || ':' || ";
+    }
+    text += "coalesce(nullif(ltrim(lower(substr(" + std::string(hex_sql) + ", " + std::to_string(4 * group + 1) +
+            ", 4)), '0'), ''), '0')";
+  }
+  return text;
+}
+
+std::string timeTextSql(std::string_view ns_column) {
+  return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(ns_column) + " / 1e9, 'unixepoch')";
+}
+
+std::string protocolNameSql() {
+  std::string sql = "CASE protocol";
+  for (const Protocol protocol : kNamedProtocols) {
+    sql += " WHEN " + std::to_string(static_cast<unsigned>(protocol)) + " THEN '" + protocolName(protocol) + "'";
+  }
+  return sql + " ELSE CAST(protocol AS TEXT) END";
+}
+
+std::string tcpStateNameSql() {
+  std::string sql = "CASE tcp_state";
+  // enum tcp_conntrack: TCP_CONNTRACK_NONE (0) .. TCP_CONNTRACK_SYN_SENT2 (9).
+  for (std::uint8_t state = 0; state <= 9; ++state) {
+    sql += " WHEN " + std::to_string(state) + " THEN '" + std::string(tcpStateName(state)) + "'";
+  }
+  return sql + " END";
+}
+
+// flows with text addresses and times, for people at the sqlite3 shell. The reply tuple is shown
+// whole: its NULL columns are filled from what they stand for (flow_row.hpp).
+std::string createViewSql() {
+  const auto address = [](std::string_view blob_sql) { return addressTextSql(blob_sql); };
+  std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id, zone, protocol, ";
+  sql += protocolNameSql() + " AS proto,\n  ";
+  sql += address("orig_src") + " AS orig_src, orig_sport,\n  ";
+  sql += address("orig_dst") + " AS orig_dst, orig_dport,\n  ";
+  sql += address("coalesce(reply_src, nat_dst_ip, orig_dst)") + " AS reply_src,\n  ";
+  sql += "coalesce(reply_sport, nat_dst_port, orig_dport) AS reply_sport,\n  ";
+  sql += address("coalesce(reply_dst, nat_src_ip, orig_src)") + " AS reply_dst,\n  ";
+  sql += "coalesce(reply_dport, nat_src_port, orig_sport) AS reply_dport,\n  ";
+  sql += address("nat_src_ip") + " AS nat_src, nat_src_port,\n  ";
+  sql += address("nat_dst_ip") + " AS nat_dst, nat_dst_port,\n  ";
+  sql += "(icmp >> 24) & 255 AS icmp_type, (icmp >> 16) & 255 AS icmp_code,\n  ";
+  sql += "(icmp >> 8) & 255 AS reply_icmp_type, icmp & 255 AS reply_icmp_code,\n  ";
+  sql += "status, mark, tcp_state, " + tcpStateNameSql() + " AS tcp_state_name,\n  ";
+  sql += timeTextSql("start_ns") + " AS start_time,\n  ";
+  sql += timeTextSql("end_ns") + " AS end_time,\n  ";
+  sql += "(end_ns - start_ns) / 1e9 AS duration_s,\n  ";
+  sql += "CASE WHEN flags & 8 THEN 'unknown' WHEN flags & 1 THEN 'receive' ELSE 'kernel' END AS start_source,\n  ";
+  sql += "CASE WHEN end_ns IS NULL THEN NULL WHEN flags & 2 THEN 'receive' ELSE 'kernel' END AS end_source,\n  ";
+  sql += "(flags & 4) != 0 AS observed_at_start,\n  ";
+  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, end_ns\nFROM flows";
+  return sql;
+}
+
+Result<void> createSchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
+  for (const std::string_view statement : {kCreateMeta, kCreateFlows}) {
+    if (auto done = execute(db, std::string(statement)); !done) {
+      return done;
+    }
+  }
+  for (const std::string_view statement : kCreateIndexes) {
+    if (auto done = execute(db, std::string(statement)); !done) {
+      return done;
+    }
+  }
+  if (auto done = execute(db, createViewSql()); !done) {
+    return done;
+  }
+  auto insert = prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)");
+  if (!insert) {
+    return Unexpected{insert.error()};
+  }
+  const std::string created_at = formatRfc3339(now);
+  const std::string created_by = std::string("ctaudit ") + kVersion;
+  const std::array<std::pair<std::string_view, std::string_view>, 3> rows{{
+      {"observer_hostname", observer_hostname},
+      {"created_at", created_at},
+      {"created_by", created_by},
+  }};
+  for (const auto& [key, value] : rows) {
+    const StatementReset reset(*insert);
+    sqlite3_bind_text(insert->get(), 1, key.data(), static_cast<int>(key.size()), kSqliteStatic);
+    sqlite3_bind_text(insert->get(), 2, value.data(), static_cast<int>(value.size()), kSqliteStatic);
+    if (sqlite3_step(insert->get()) != SQLITE_DONE) {
+      return sqliteFailure(db, "cannot write the meta table");
+    }
+  }
+  // Both pragmas are written in the same transaction as the tables, so a crash leaves either an
+  // empty file or a complete version-1 database.
+  if (auto done = execute(db, "PRAGMA application_id = " + std::to_string(kApplicationId)); !done) {
+    return done;
+  }
+  return execute(db, "PRAGMA user_version = " + std::to_string(kSchemaVersion));
+}
+
+Result<std::string> metaValue(sqlite3* db, std::string_view key) {
+  auto select = prepare(db, "SELECT value FROM meta WHERE key = ?1");
+  if (!select) {
+    return Unexpected{select.error()};
+  }
+  sqlite3_bind_text(select->get(), 1, key.data(), static_cast<int>(key.size()), kSqliteStatic);
+  const int rc = sqlite3_step(select->get());
+  if (rc == SQLITE_ROW) {
+    const auto* text = sqlite3_column_text(select->get(), 0);
+    return text == nullptr ? std::string{} : std::string(reinterpret_cast<const char*>(text));  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): SQLite returns UTF-8 as unsigned char
+  }
+  if (rc == SQLITE_DONE) {
+    return fail(Errc::Storage, "the meta table has no '" + std::string(key) + "' row");
+  }
+  return sqliteFailure(db, "cannot read the meta table");
+}
+
+Result<std::int64_t> pragmaValue(sqlite3* db, const char* name) {
+  return queryInteger(db, std::string("PRAGMA ") + name);
+}
+
+// Checks the header of an existing database against what this build understands.
+Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application_id) {
+  if (application_id != kApplicationId || version < 1) {
+    return fail(Errc::Storage, "not a ctaudit database (application_id " + std::to_string(application_id) +
+                                   ", user_version " + std::to_string(version) + ")");
+  }
+  if (version > kSchemaVersion) {
+    return fail(Errc::Storage, "written by a newer ctaudit (schema version " + std::to_string(version) +
+                                   "; this build knows up to " + std::to_string(kSchemaVersion) +
+                                   "): use a newer ctaudit, or point at another file");
+  }
+  // Versions 1..kSchemaVersion-1 would be upgraded here, one step per version, each in the
+  // writer's transaction. Version 1 is the first, so there is nothing to upgrade yet.
+  return version;
+}
+
+Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
+  auto hostname = metaValue(db, "observer_hostname");
+  if (!hostname) {
+    return Unexpected{hostname.error()};
+  }
+  auto created_at = metaValue(db, "created_at");
+  if (!created_at) {
+    return Unexpected{created_at.error()};
+  }
+  return DatabaseInfo{version, std::move(*hostname), std::move(*created_at)};
+}
+
+}  // namespace
+
+std::string addressTextSql(std::string_view blob_sql) {
+  const std::string hex = "hex(" + std::string(blob_sql) + ")";
+  return "CASE length(" + std::string(blob_sql) + ") WHEN 4 THEN " + ipv4TextSql(hex) + " WHEN 16 THEN " +
+         ipv6TextSql(hex) + " END";
+}
+
+Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
+  // An empty file may only be turned into a ctaudit database once; auto_vacuum can only be chosen
+  // before the first table exists. INCREMENTAL lets a later retention job give deleted pages back
+  // to the file system (PRAGMA incremental_vacuum) without rewriting the whole file.
+  auto tables = queryInteger(db, "SELECT count(*) FROM sqlite_master");
+  if (!tables) {
+    return Unexpected{tables.error()};
+  }
+  if (*tables == 0) {
+    if (auto done = execute(db, "PRAGMA auto_vacuum = INCREMENTAL"); !done) {
+      return Unexpected{done.error()};
+    }
+  }
+
+  Transaction tx(db);
+  if (!tx.begun()) {
+    return sqliteFailure(db, "cannot lock the database to check its schema");
+  }
+  // Read inside the transaction: another process may have created the schema meanwhile.
+  auto version = pragmaValue(db, "user_version");
+  auto application_id = pragmaValue(db, "application_id");
+  tables = queryInteger(db, "SELECT count(*) FROM sqlite_master");
+  if (!version || !application_id || !tables) {
+    return Unexpected{!version ? version.error() : !application_id ? application_id.error() : tables.error()};
+  }
+  if (*version == 0 && *application_id == 0) {
+    if (*tables != 0) {
+      return fail(Errc::Storage, "the file holds another application's tables and no ctaudit schema");
+    }
+    if (auto created = createSchema(db, observer_hostname, now); !created) {
+      return Unexpected{created.error()};
+    }
+    if (tx.commit() != SQLITE_OK) {
+      return sqliteFailure(db, "cannot commit the new schema");
+    }
+    return DatabaseInfo{kSchemaVersion, std::string(observer_hostname), formatRfc3339(now)};
+  }
+  auto checked = checkVersion(*version, *application_id);
+  if (!checked) {
+    return Unexpected{checked.error()};
+  }
+  auto info = readInfo(db, *checked);
+  if (!info) {
+    return info;
+  }
+  if (info->observer_hostname != observer_hostname) {
+    auto update = prepare(db, "UPDATE meta SET value = ?1 WHERE key = 'observer_hostname'");
+    if (!update) {
+      return Unexpected{update.error()};
+    }
+    sqlite3_bind_text(update->get(), 1, observer_hostname.data(), static_cast<int>(observer_hostname.size()),
+                      kSqliteStatic);
+    if (sqlite3_step(update->get()) != SQLITE_DONE) {
+      return sqliteFailure(db, "cannot update the observer host name");
+    }
+  }
+  if (tx.commit() != SQLITE_OK) {
+    return sqliteFailure(db, "cannot commit the schema check");
+  }
+  return info;
+}
+
+Result<DatabaseInfo> checkSchema(sqlite3* db) {
+  auto version = pragmaValue(db, "user_version");
+  if (!version) {
+    return Unexpected{version.error()};
+  }
+  auto application_id = pragmaValue(db, "application_id");
+  if (!application_id) {
+    return Unexpected{application_id.error()};
+  }
+  auto checked = checkVersion(*version, *application_id);
+  if (!checked) {
+    return Unexpected{checked.error()};
+  }
+  return readInfo(db, *checked);
+}
+
+}  // namespace ctaudit::storage

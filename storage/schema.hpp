@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "flow/result.hpp"
+#include "flow/time.hpp"
+
+struct sqlite3;
+
+// The database layout that SqliteSink writes and FlowReader reads; docs/schema.md is its reference.
+// Internal to storage/.
+namespace ctaudit::storage {
+
+// PRAGMA user_version. Raise it with every change to the layout and add the step that upgrades
+// the previous version in applySchema (see docs/schema.md, "Versions and migrations").
+inline constexpr std::int64_t kSchemaVersion = 1;
+
+// PRAGMA application_id: marks the file as ctaudit's, so that file(1) and both our sides can tell
+// it from any other SQLite database (https://sqlite.org/fileformat.html#application_id). The
+// ASCII of "ctau".
+inline constexpr std::int64_t kApplicationId = 0x63746175;
+
+// What the `meta` table says about a database.
+struct DatabaseInfo {
+  std::int64_t schema_version{0};
+  std::string observer_hostname;  // as stored before applySchema changed it
+  std::string created_at;         // RFC 3339 UTC
+};
+
+// For the writer: creates the schema in an empty database, or checks an existing one and
+// records `observer_hostname` in `meta` when it changed (the machine was renamed). Refuses a
+// database of a newer schema version, or one that is not empty and not ctaudit's, so that the
+// daemon never writes into a file it does not understand. Runs in its own transaction, so a
+// second process creating the same file at the same time is safe. Errors: Errc::Storage.
+[[nodiscard]] Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now);
+
+// For readers: checks, without writing, that `db` is a ctaudit database of a version this build
+// reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.
+[[nodiscard]] Result<DatabaseInfo> checkSchema(sqlite3* db);
+
+// The SQL expression that renders the address blob `blob_sql` as text: dotted quad for 4 bytes,
+// eight colon-separated lower-case hex groups without leading zeros for 16 bytes, NULL otherwise.
+// SQLite has no inet_ntop; this is what the flows_text view is built from.
+[[nodiscard]] std::string addressTextSql(std::string_view blob_sql);
+
+}  // namespace ctaudit::storage

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "storage/sqlite_sink.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+
+#include <vector>
+
+#include "storage/flow_reader.hpp"
+#include "storage/flow_row.hpp"
+#include "storage/schema.hpp"
+#include "tests/support/flow_builders.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/unit/storage/sqlite_test_util.hpp"
+
+namespace ctaudit::storage {
+namespace {
+
+using namespace std::chrono_literals;
+using ctaudit::testing::at;
+using ctaudit::testing::flowEvent;
+using ctaudit::testing::icmpTuple;
+using ctaudit::testing::portTuple;
+using ctaudit::testing::replyOf;
+using ctaudit::testing::TempDir;
+using ctaudit::testing::withDnat;
+using ctaudit::testing::withSnat;
+using testing::count;
+using testing::openRaw;
+using testing::scalar;
+
+class SqliteSinkTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+    ASSERT_TRUE(sink) << sink.error().detail;
+    sink_ = std::move(*sink);
+  }
+
+  SinkStatus write(std::vector<FlowRecord> batch) { return sink_->write(batch); }
+
+  std::vector<FlowRecord> readAll() {
+    auto reader = FlowReader::open(path_);
+    EXPECT_TRUE(reader) << reader.error().detail;
+    if (!reader) {
+      return {};
+    }
+    auto records = (*reader)->find(FlowQuery{});
+    EXPECT_TRUE(records) << records.error().detail;
+    return records ? *records : std::vector<FlowRecord>{};
+  }
+
+  std::int64_t rows() {
+    const SqliteDb db = openRaw(path_);
+    return count(db.get(), "SELECT count(*) FROM flows");
+  }
+
+  TempDir dir_;
+  std::filesystem::path path_ = dir_ / "state" / "ctaudit" / "flows.db";
+  std::unique_ptr<SqliteSink> sink_;
+
+  FlowTuple tcp_ = portTuple(Protocol::Tcp, "100.64.0.2", 33000, "198.51.100.1", 443);
+  FlowTuple masqueraded_ = withSnat(replyOf(tcp_), "203.0.113.1", 40001);
+};
+
+TEST_F(SqliteSinkTest, CreatesDirectoriesAndAVersionedWalDatabase) {
+  ASSERT_TRUE(std::filesystem::exists(path_));
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(count(db.get(), "PRAGMA application_id"), kApplicationId);
+  EXPECT_EQ(scalar(db.get(), "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(count(db.get(), "PRAGMA auto_vacuum"), 2);  // INCREMENTAL
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'observer_hostname'"), "gw1.example.net");
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'created_at'").back(), 'Z');
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'created_by'").substr(0, 8), "ctaudit ");
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'flows_%'"), 4);
+}
+
+TEST_F(SqliteSinkTest, RoundTripsEveryKindOfFlowExactly) {
+  const auto udp6 = portTuple(Protocol::Udp, "2001:db8:1::2", 5353, "2001:db8:2::53", 53);
+  const auto ping = icmpTuple(Protocol::Icmp, "100.64.0.3", "198.51.100.1", 8, 0, 77);
+  const auto inbound = portTuple(Protocol::Tcp, "198.51.100.9", 51000, "203.0.113.1", 8080);
+  const auto plain = portTuple(Protocol::Udp, "192.0.2.10", 123, "192.0.2.20", 123);
+  std::vector<FlowRecord> batch{
+      flowEvent(EventType::Destroy, 1, tcp_, masqueraded_, at(60s)),
+      flowEvent(EventType::New, 2, udp6, withSnat(replyOf(udp6), "2001:db8:2::fe", 61000), at(2s)),
+      flowEvent(EventType::Destroy, 3, ping, withSnat(replyOf(ping), "203.0.113.1", 1024), at(33s)),
+      flowEvent(EventType::New, 4, inbound, withDnat(replyOf(inbound), "100.64.0.2", 80), at(4s)),
+      flowEvent(EventType::Destroy, 0xFFFFFFF0U, plain, replyOf(plain), at(35s)),
+  };
+  batch[0].start = at(1s);
+  batch[0].start_source = TimeSource::Kernel;
+  batch[0].end_source = TimeSource::Kernel;
+  batch[0].event_time_source = TimeSource::Kernel;  // read back as its end
+  batch[0].zone = 3;
+  batch[0].mark = 0xDEADBEEF;
+  batch[2].start = at(3s);
+  batch[4].start = at(5s);
+  ASSERT_EQ(write(batch), SinkStatus::Ok);
+  EXPECT_EQ(sink_->stats().records_written, 5U);
+
+  // Oldest start first: 1s, 2s, 3s, 4s, 5s.
+  EXPECT_EQ(readAll(), batch);
+}
+
+TEST_F(SqliteSinkTest, NewThenDestroyIsOneRowWithTheKernelStart) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  FlowRecord destroy = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(90s));
+  destroy.start = at(1500ms);
+  destroy.start_source = TimeSource::Kernel;
+  ASSERT_EQ(write({destroy}), SinkStatus::Ok);
+
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0], destroy);  // everything the DESTROY said, the NEW's receive start replaced
+  EXPECT_EQ(rows(), 1);
+}
+
+TEST_F(SqliteSinkTest, DestroyKeepsTheNewsStartWhenItCarriesNone) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  ASSERT_EQ(write({flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(90s))}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].start, at(2s));
+  EXPECT_EQ(records[0].end, at(90s));
+  EXPECT_EQ(records[0].counters_reply, (Counters{8, 4000}));
+}
+
+TEST_F(SqliteSinkTest, NewAndDestroyInOneBatchAreOneRow) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s)),
+                   flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(3s))}),
+            SinkStatus::Ok);
+  EXPECT_EQ(rows(), 1);
+  ASSERT_EQ(readAll().size(), 1U);
+  EXPECT_EQ(readAll()[0].end, at(3s));
+}
+
+TEST_F(SqliteSinkTest, DestroyOfAFlowNeverSeenOpenIsStoredInFull) {
+  FlowRecord destroy = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(90s));
+  destroy.start = at(30s);
+  destroy.start_source = TimeSource::Kernel;
+  ASSERT_EQ(write({destroy}), SinkStatus::Ok);
+  EXPECT_EQ(readAll(), std::vector<FlowRecord>{destroy});
+}
+
+TEST_F(SqliteSinkTest, NewAndDumpOfTheSameFlowAreOneRowInEitherOrder) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s)),
+                   flowEvent(EventType::Dump, 42, tcp_, masqueraded_, at(3s))}),
+            SinkStatus::Ok);
+  const auto other = portTuple(Protocol::Tcp, "100.64.0.9", 34000, "198.51.100.1", 443);
+  const auto other_reply = withSnat(replyOf(other), "203.0.113.1", 40002);
+  ASSERT_EQ(write({flowEvent(EventType::Dump, 43, other, other_reply, at(3s)),
+                   flowEvent(EventType::New, 43, other, other_reply, at(2s))}),
+            SinkStatus::Ok);
+  EXPECT_EQ(rows(), 2);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 2U);
+  for (const FlowRecord& record : records) {
+    EXPECT_EQ(record.start, at(2s)) << record.ct_id;
+    EXPECT_FALSE(record.observed_at_start) << record.ct_id;  // both NEWs were seen
+    EXPECT_EQ(record.counters_original, (Counters{10, 1000})) << record.ct_id;
+  }
+}
+
+TEST_F(SqliteSinkTest, AFlowOnlyInTheDumpIsObservedAtStart) {
+  ASSERT_EQ(write({flowEvent(EventType::Dump, 42, tcp_, masqueraded_, at(3s))}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_TRUE(records[0].observed_at_start);
+  EXPECT_EQ(records[0].event, EventType::New);
+}
+
+TEST_F(SqliteSinkTest, UpdateChangesTheOpenRowsState) {
+  FlowRecord created = flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s));
+  ASSERT_EQ(write({created}), SinkStatus::Ok);
+  FlowRecord update = flowEvent(EventType::Update, 42, tcp_, masqueraded_, at(3s));
+  update.mark = 9;
+  ASSERT_EQ(write({update}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].tcp_state, update.tcp_state);
+  EXPECT_NE(records[0].tcp_state, created.tcp_state);
+  EXPECT_EQ(records[0].mark, 9U);
+  EXPECT_EQ(records[0].start, at(2s));
+  EXPECT_FALSE(records[0].end);
+}
+
+TEST_F(SqliteSinkTest, UpdateWithoutAnOpenRowOpensOne) {
+  ASSERT_EQ(write({flowEvent(EventType::Update, 42, tcp_, masqueraded_, at(3s))}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_FALSE(records[0].start);  // an UPDATE does not say when the flow began
+  EXPECT_FALSE(records[0].end);
+  EXPECT_EQ(records[0].event_time, at(3s));
+  EXPECT_EQ(records[0].nat, flowEvent(EventType::Update, 42, tcp_, masqueraded_, at(3s)).nat);
+}
+
+TEST_F(SqliteSinkTest, AReusedIdOfAnotherTupleOrZoneIsAnotherFlow) {
+  const auto other = portTuple(Protocol::Tcp, "100.64.0.9", 34000, "198.51.100.1", 443);
+  FlowRecord other_zone = flowEvent(EventType::New, 42, tcp_, masqueraded_, at(4s));
+  other_zone.zone = 1;
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s)),
+                   flowEvent(EventType::New, 42, other, replyOf(other), at(3s)), other_zone,
+                   flowEvent(EventType::Destroy, 42, other, replyOf(other), at(5s))}),
+            SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 3U);
+  EXPECT_FALSE(records[0].end);
+  EXPECT_EQ(records[1].end, at(5s));
+  EXPECT_EQ(records[1].original, other);
+  EXPECT_FALSE(records[2].end);
+}
+
+TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s)),
+                   flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(3s)),
+                   flowEvent(EventType::New, 42, tcp_, masqueraded_, at(10s))}),
+            SinkStatus::Ok);
+  EXPECT_EQ(rows(), 2);
+}
+
+TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
+  auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
+  ASSERT_TRUE(sink) << sink.error().detail;
+  {
+    // Refuses one port, as a full disk or a broken row would refuse one write.
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(),
+                           "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
+                           "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  const auto bad = portTuple(Protocol::Tcp, "100.64.0.9", 666, "198.51.100.1", 443);
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  const std::vector<FlowRecord> batch{
+      flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s)),
+      flowEvent(EventType::Destroy, 2, other, replyOf(other), at(2s)),
+      flowEvent(EventType::New, 3, bad, replyOf(bad), at(3s)),
+  };
+  EXPECT_EQ((*sink)->write(batch), SinkStatus::Failed);
+  EXPECT_EQ((*sink)->write(batch), SinkStatus::Failed);
+  EXPECT_EQ(rows(), 0);
+  EXPECT_EQ((*sink)->stats().batches_failed, 2U);
+
+  const std::vector<FlowRecord> good(batch.begin(), batch.begin() + 2);
+  EXPECT_EQ((*sink)->write(good), SinkStatus::Ok);
+  EXPECT_EQ(rows(), 2);
+
+  const auto logged = messages->last_formatted();
+  ASSERT_EQ(logged.size(), 2U);
+  EXPECT_NE(logged[0].find("refused by test"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("rolled back"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[1].find("writing flows again"), std::string::npos) << logged[1];
+}
+
+TEST_F(SqliteSinkTest, ABusyDatabaseAsksForARetryAndKeepsNothing) {
+  const SqliteDb other = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const std::vector<FlowRecord> batch{flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s))};
+  EXPECT_EQ(sink_->write(batch), SinkStatus::Retry);
+  EXPECT_EQ(sink_->stats().batches_retried, 1U);
+  ASSERT_EQ(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sink_->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(rows(), 1);
+}
+
+TEST_F(SqliteSinkTest, AnEmptyBatchAndFlushAreOk) {
+  EXPECT_EQ(write({}), SinkStatus::Ok);
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+}
+
+TEST_F(SqliteSinkTest, ReopeningKeepsTheRowsAndRecordsARenamedHost) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  sink_.reset();
+  auto reopened = SqliteSink::open(path_, "gw1-renamed", testing::nullLogger());
+  ASSERT_TRUE(reopened) << reopened.error().detail;
+  ASSERT_EQ((*reopened)->write({{flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(9s))}}), SinkStatus::Ok);
+  EXPECT_EQ(rows(), 1);
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ((*reader)->observerHostname(), "gw1-renamed");
+}
+
+TEST_F(SqliteSinkTest, RefusesADatabaseOfANewerVersion) {
+  sink_.reset();
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  auto sink = SqliteSink::open(path_, "gw1", testing::nullLogger());
+  ASSERT_FALSE(sink);
+  EXPECT_EQ(sink.error().code, Errc::Storage);
+  EXPECT_NE(sink.error().detail.find("newer ctaudit"), std::string::npos) << sink.error().detail;
+  EXPECT_NE(sink.error().detail.find(path_.string()), std::string::npos) << sink.error().detail;
+}
+
+TEST_F(SqliteSinkTest, RefusesAnotherApplicationsDatabase) {
+  const auto foreign = dir_ / "foreign.db";
+  {
+    const SqliteDb db = openRaw(foreign);
+    ASSERT_EQ(sqlite3_exec(db.get(), "CREATE TABLE t (x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  auto sink = SqliteSink::open(foreign, "gw1", testing::nullLogger());
+  ASSERT_FALSE(sink);
+  EXPECT_EQ(sink.error().code, Errc::Storage);
+  EXPECT_NE(sink.error().detail.find("another application"), std::string::npos) << sink.error().detail;
+
+  const auto text = dir_ / "notes.txt";
+  {
+    std::FILE* file = std::fopen(text.c_str(), "w");
+    ASSERT_NE(file, nullptr);
+    std::fputs("this is not a database, but it is long enough to hold a header of one hundred bytes or so......\n",
+               file);
+    std::fclose(file);
+  }
+  auto refused = SqliteSink::open(text, "gw1", testing::nullLogger());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::Storage) << refused.error().detail;
+}
+
+TEST_F(SqliteSinkTest, AnUncreatableDirectoryIsAnIoError) {
+  const auto blocker = dir_ / "file";
+  std::FILE* file = std::fopen(blocker.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  std::fclose(file);
+  auto sink = SqliteSink::open(blocker / "sub" / "flows.db", "gw1", testing::nullLogger());
+  ASSERT_FALSE(sink);
+  EXPECT_EQ(sink.error().code, Errc::Io);
+  EXPECT_NE(sink.error().sys_errno, 0);
+}
+
+TEST_F(SqliteSinkTest, TheOpenFlowLookupUsesThePartialIndex) {
+  const SqliteDb db = openRaw(path_);
+  const std::string plan = testing::queryPlan(db.get(), findOpenFlowSql());
+  EXPECT_NE(plan.find("USING INDEX flows_open (ct_id=?)"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+}
+
+}  // namespace
+}  // namespace ctaudit::storage
