@@ -8,8 +8,10 @@ NatMapping deriveNat(std::uint32_t status, const FlowTuple& original, const Flow
   // reply.src == orig.dst. A translation shows as a difference on that side.
   const bool source_differs =
       reply.dst != original.src || reply.destinationKey() != original.sourceKey();
+  // ICMP has one id for both directions: a rewritten id is evidence of SNAT only (a DNAT that
+  // also rewrote the id is indistinguishable here, and rare).
   const bool destination_differs =
-      reply.src != original.dst || reply.sourceKey() != original.destinationKey();
+      reply.src != original.dst || (!isIcmp(original.protocol) && reply.sourceKey() != original.destinationKey());
   const bool status_known = status != 0;
 
   NatMapping mapping;

@@ -83,5 +83,23 @@ TEST(NatTest, FallsBackToTupleComparisonWithoutStatus) {
   EXPECT_FALSE(nat.translated_destination);
 }
 
+TEST(NatTest, IcmpIdRewriteWithoutStatusIsSnatOnly) {
+  FlowTuple orig;
+  orig.src = *IpAddress::parse("100.64.0.2");
+  orig.dst = *IpAddress::parse("198.51.100.1");
+  orig.protocol = Protocol::Icmp;
+  orig.icmp_type = 8;
+  orig.icmp_id = 77;
+  FlowTuple reply = orig;
+  reply.src = orig.dst;
+  reply.dst = *IpAddress::parse("203.0.113.1");
+  reply.icmp_type = 0;
+  reply.icmp_id = 1024;
+  const auto nat = deriveNat(0, orig, reply);
+  ASSERT_TRUE(nat.translated_source);
+  EXPECT_EQ(nat.translated_source->toString(), "203.0.113.1:1024");
+  EXPECT_FALSE(nat.translated_destination);
+}
+
 }  // namespace
 }  // namespace ctaudit
