@@ -234,6 +234,9 @@ Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> a
       (name == "no-sysctl" ? config.apply_sysctls : config.jsonl_updates) = name != "no-sysctl";
       continue;
     }
+    if (name != "config" && std::find(kConfigKeys.begin(), kConfigKeys.end(), name) == kConfigKeys.end()) {
+      return fail(Errc::Usage, "unknown option '--" + std::string(name) + "'; see ctauditd --help");
+    }
     if (!value) {
       if (i + 1 >= args.size()) {
         return fail(Errc::Usage, "--" + std::string(name) + " needs a value; see ctauditd --help");

@@ -54,8 +54,6 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
   daemon->signals_ = std::move(*signals);
 
-  prepareSysctls(config, *daemon->log_.daemon);
-
   const std::string hostname = hostName();
   auto sqlite = storage::SqliteSink::open(config.db_path, hostname, daemon->log_.sqlite);
   if (!sqlite) {
@@ -81,6 +79,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     return Unexpected{source.error()};
   }
   daemon->source_ = std::move(*source);
+  // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
+  // stops the daemon before it changes anything in the namespace.
+  prepareSysctls(config, *daemon->log_.daemon);
 
   Daemon* self = daemon.get();
   const auto dumped = daemon->source_->dumpTable(clock, [self](FlowRecord&& record) { self->deliver(std::move(record)); });

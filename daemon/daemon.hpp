@@ -31,9 +31,10 @@ struct Loggers {
 // components' work. One per process, one thread.
 class Daemon {
 public:
-  // Start-up, in the order that loses nothing: signals blocked, sysctls set (or checked), sinks
-  // opened, event groups joined, and only then the table dumped, so that a flow created during
-  // the dump is seen either in it or as an event (the table merges both). Errors name the step.
+  // Start-up, in the order that loses nothing and changes nothing before it can succeed: signals
+  // blocked, sinks opened, event groups joined, sysctls set (or checked), and only then the table
+  // dumped, so that a flow created during the dump is seen either in it or as an event (the table
+  // merges both). Errors name the step.
   [[nodiscard]] static Result<std::unique_ptr<Daemon>> start(const DaemonConfig& config, Loggers loggers,
                                                              const Clock& clock);
 
