@@ -11,8 +11,10 @@
 #   scripts/nat-lab.sh down      stop everything in the lab namespaces (a daemon too) and delete them
 #
 # Same topology and nft ruleset as the integration tests (tests/integration/netns/lib.sh), with
-# fixed names. Needs root. Only documentation addresses are used, and only inside the lab's
-# namespaces; the root namespace is not touched.
+# fixed names (CTLAB_PREFIX, default "ctlab", makes them PREFIX-client, PREFIX-gw, PREFIX-server;
+# CTLAB_DIR, default /tmp/ctlab, holds the services' logs and the suggested database). Needs root.
+# Only documentation addresses are used, and only inside the lab's namespaces; the root namespace
+# is not touched.
 set -u -o pipefail
 
 LAB_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +23,8 @@ LAB_CTAUDITD=${CTAUDITD:-} LAB_CTAUDIT=${CTAUDIT:-}
 # shellcheck source=../tests/integration/netns/lib.sh
 source "$LAB_REPO/tests/integration/netns/lib.sh"
 
-LAB_CL=ctlab-client LAB_GW=ctlab-gw LAB_SRV=ctlab-server
+LAB_PREFIX=${CTLAB_PREFIX:-ctlab}
+LAB_CL=$LAB_PREFIX-client LAB_GW=$LAB_PREFIX-gw LAB_SRV=$LAB_PREFIX-server
 LAB_DIR=${CTLAB_DIR:-/tmp/ctlab}
 LAB_DB=$LAB_DIR/flows.db
 LAB_JSONL=$LAB_DIR/flows.jsonl
@@ -46,6 +49,7 @@ lab_exists() {
 
 require_lab() {
   lab_exists || { printf 'nat-lab: the lab is not up; run: %s up\n' "$0" >&2; exit 1; }
+  # shellcheck disable=SC2034  # read by the lib.sh traffic helpers
   CTA_CL=$LAB_CL CTA_GW=$LAB_GW CTA_SRV=$LAB_SRV
 }
 
@@ -89,7 +93,7 @@ cmd_up() {
   fi
   mkdir -p "$LAB_DIR" || exit 1
   # A half-built lab is removed again.
-  trap 'rc=$?; if ((rc != 0)); then lab_down; fi; exit $rc' EXIT
+  trap 'up_rc=$?; if ((up_rc != 0)); then lab_down; fi; exit $up_rc' EXIT
   cta_topology_up "$LAB_CL" "$LAB_GW" "$LAB_SRV"
   CTA_DETACH=1 cta_start_servers "$LAB_DIR"
   trap - EXIT

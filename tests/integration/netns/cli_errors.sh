@@ -17,7 +17,7 @@ set -u -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init cli_errors --daemon --query --no-netns
-cta_require_root
+cta_require_root "each daemon run gets a throwaway network namespace"
 cta_require_tools unshare timeout
 
 # expect_usage_error PATTERN COMMAND [ARGS...]: exit 2, nothing on stdout, at most two lines on

@@ -166,8 +166,8 @@ cta_now() { date +%s.%N; }
 # ---------------------------------------------------------------------------------------------
 # Prerequisites.
 
-cta_require_root() {
-  [[ $(id -u) -eq 0 ]] || cta_skip_or_fail "needs root (network namespaces, nft, conntrack)"
+cta_require_root() { # [WHY]
+  [[ $(id -u) -eq 0 ]] || cta_skip_or_fail "needs root (${1:-network namespaces, nft, conntrack})"
 }
 
 cta_require_tools() {
@@ -223,8 +223,12 @@ cta_init() {
   ((need_daemon)) && cta_require_daemon
   ((need_query)) && cta_require_query
   CTA_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cta-$CTA_NAME.XXXXXX") || cta_die "mktemp failed"
+  # An untrapped fatal signal would end bash without running the EXIT trap: catch the ones a
+  # test meets (Ctrl-C, ctest's timeout, a closed terminal, `| head` closing the pipe).
   trap cta_cleanup EXIT
+  trap 'exit 129' HUP
   trap 'exit 130' INT
+  trap 'exit 141' PIPE
   trap 'exit 143' TERM
 }
 
@@ -264,7 +268,8 @@ cta_ns_del() {
 
 cta_cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT HUP INT TERM
+  trap '' PIPE # stdout may be a closed pipe: the cleanup must still run to the end
   if [[ -n "$CTA_DAEMON_PID" ]] && ! cta_pid_exited "$CTA_DAEMON_PID"; then
     cta_err "# cleanup: daemon (pid $CTA_DAEMON_PID) still running, killing it"
   fi
@@ -613,11 +618,10 @@ cta_daemon_start() {
 
 cta_daemon_ready() {
   grep -qw ready "$CTA_DAEMON_LOG" 2>/dev/null && return 0
-  # A daemon that died will never log it: stop polling.
+  # A daemon that died will never log it: stop polling (cleanup shows its log).
   if cta_pid_exited "$CTA_DAEMON_PID"; then
-    cta_err "ctauditd exited:"
-    sed 's/^/#   /' "$CTA_DAEMON_LOG" >&2
-    cta_die "ctauditd exited before logging 'ready'"
+    wait "$CTA_DAEMON_PID"
+    cta_die "ctauditd exited with status $? before logging 'ready'"
   fi
   return 1
 }
@@ -669,8 +673,11 @@ cta_jq() {
 cta_capture() {
   local out="$CTA_TMP/capture.out" err="$CTA_TMP/capture.err"
   "$@" >"$out" 2>"$err"
+  # shellcheck disable=SC2034  # results for the caller
   CTA_RC=$?
+  # shellcheck disable=SC2034
   CTA_OUT=$(<"$out")
+  # shellcheck disable=SC2034
   CTA_ERRTXT=$(<"$err")
 }
 
