@@ -26,6 +26,10 @@ source "$LAB_REPO/tests/integration/netns/lib.sh"
 LAB_PREFIX=${CTLAB_PREFIX:-ctlab}
 LAB_CL=$LAB_PREFIX-client LAB_GW=$LAB_PREFIX-gw LAB_SRV=$LAB_PREFIX-server
 LAB_DIR=${CTLAB_DIR:-/tmp/ctlab}
+# How to call this script again with the same lab, for the printed commands.
+LAB_SELF=$0
+[[ $LAB_PREFIX != ctlab ]] && LAB_SELF="CTLAB_PREFIX=$LAB_PREFIX $LAB_SELF"
+[[ $LAB_DIR != /tmp/ctlab ]] && LAB_SELF="CTLAB_DIR=$LAB_DIR $LAB_SELF"
 LAB_DB=$LAB_DIR/flows.db
 LAB_JSONL=$LAB_DIR/flows.jsonl
 
@@ -48,7 +52,7 @@ lab_exists() {
 }
 
 require_lab() {
-  lab_exists || { printf 'nat-lab: the lab is not up; run: %s up\n' "$0" >&2; exit 1; }
+  lab_exists || { printf 'nat-lab: the lab is not up; run: %s up\n' "$LAB_SELF" >&2; exit 1; }
   # shellcheck disable=SC2034  # read by the lib.sh traffic helpers
   CTA_CL=$LAB_CL CTA_GW=$LAB_GW CTA_SRV=$LAB_SRV
 }
@@ -88,7 +92,7 @@ cmd_up() {
   cta_require_root
   cta_require_tools ip nft conntrack socat ping ss sysctl setsid
   if lab_exists; then
-    printf 'nat-lab: the lab is already up (run "%s down" first to start over)\n' "$0" >&2
+    printf 'nat-lab: the lab is already up (run "%s down" first to start over)\n' "$LAB_SELF" >&2
     exit 1
   fi
   mkdir -p "$LAB_DIR" || exit 1
@@ -120,7 +124,7 @@ Next, in a second terminal, run the daemon in the gateway (it stays in the foreg
 
 When it logs "ready", make some traffic:
 
-  $0 traffic
+  $LAB_SELF traffic
 EOF
   [[ -x $DAEMON ]] || printf '\n(%s is not built yet: cmake --preset release && cmake --build --preset release)\n' "$DAEMON"
 }
@@ -130,7 +134,7 @@ cmd_traffic() {
   require_lab
   if ! daemon_pid >/dev/null; then
     printf 'nat-lab: note: no ctauditd runs in %s, so these flows will not be recorded (see "%s up" for the command)\n\n' \
-      "$LAB_GW" "$0" >&2
+      "$LAB_GW" "$LAB_SELF" >&2
   fi
   # Fresh source ports each run: a port still in TIME_WAIT from the last run cannot be bound again.
   local base=$((20000 + RANDOM % 15000))

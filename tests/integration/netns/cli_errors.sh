@@ -11,7 +11,8 @@
 # message says how to write one), an unparsable time, bad address, bad port, bad CIDR, bad
 # protocol, bad format, bad limit, bad slack, a missing database (exit 2, not 1, and the file is not
 # created). For ctauditd: unknown flag, bad duration, bad event list, bad log level (exit 2, never
-# "ready"), and --db / --jsonl paths that cannot be created (non-zero, the path in the message).
+# "ready"), and --db / --jsonl paths that cannot be created (non-zero, the path or its directory in
+# the message).
 set -u -o pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -39,16 +40,17 @@ expect_usage_error() {
 }
 
 # expect_startup_failure PATH COMMAND [ARGS...]: the daemon fails fast (not killed by the
-# timeout), non-zero, without logging "ready", naming PATH.
+# timeout), non-zero, without logging "ready", naming PATH or the directory that cannot hold it.
 expect_startup_failure() {
-  local path=$1
+  local path
+  path=$(dirname "$1")
   shift
   cta_capture timeout 10 "$@"
   local problems=""
   ((CTA_RC != 0)) || problems+="exit 0; "
   ((CTA_RC != 124)) || problems+="still running after 10 s; "
   grep -qw ready <<<"$CTA_ERRTXT" && problems+="it logged 'ready'; "
-  grep -qF -- "$path" <<<"$CTA_ERRTXT" || problems+="stderr does not name $path; "
+  grep -qF -- "$path" <<<"$CTA_ERRTXT" || problems+="stderr names neither the path nor $path; "
   [[ -z $problems ]] && return 0
   cta_err "$*: ${problems}stderr was: $CTA_ERRTXT"
   return 1
@@ -113,11 +115,11 @@ cta_expect "daemon: bad --log-level: exit 2" \
   expect_usage_error 'log-level|loud' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --log-level loud
 
 : >"$CTA_TMP/a-file"
-cta_expect "daemon: --db under a regular file: fails at once, names the path" \
+cta_expect "daemon: --db under a regular file: fails at once, names the path or its directory" \
   expect_startup_failure "$CTA_TMP/a-file/flows.db" "${D[@]}" --db "$CTA_TMP/a-file/flows.db" --jsonl "$J"
-cta_expect "daemon: --db under /proc: fails at once, names the path" \
+cta_expect "daemon: --db under /proc: fails at once, names the path or its directory" \
   expect_startup_failure /proc/ctaudit-no-such-dir/flows.db "${D[@]}" --db /proc/ctaudit-no-such-dir/flows.db --jsonl "$J"
-cta_expect "daemon: --jsonl under a regular file: fails at once, names the path" \
+cta_expect "daemon: --jsonl under a regular file: fails at once, names the path or its directory" \
   expect_startup_failure "$CTA_TMP/a-file/flows.jsonl" "${D[@]}" --db "$CTA_TMP/d2.db" --jsonl "$CTA_TMP/a-file/flows.jsonl"
 
 cta_finish

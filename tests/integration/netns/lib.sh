@@ -273,7 +273,13 @@ cta_cleanup() {
   if [[ -n "$CTA_DAEMON_PID" ]] && ! cta_pid_exited "$CTA_DAEMON_PID"; then
     cta_err "# cleanup: daemon (pid $CTA_DAEMON_PID) still running, killing it"
   fi
-  cta_kill_pids "${CTA_PIDS[@]}"
+  # Only tracked processes that are still our children: an exited one's pid may have been reused.
+  local pid
+  local -a ours=()
+  for pid in "${CTA_PIDS[@]}"; do
+    [[ $(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null) == "$$" ]] && ours+=("$pid")
+  done
+  cta_kill_pids "${ours[@]}"
   local ns
   for ns in "${CTA_NAMESPACES[@]}"; do
     cta_ns_del "$ns"
@@ -360,9 +366,15 @@ cta_topology_up() {
   cta_in "$CTA_CL" ip link add eth0 type veth peer name gw-in netns "$CTA_GW" || cta_die "veth client<->gateway failed"
   cta_in "$CTA_SRV" ip link add eth0 type veth peer name gw-out netns "$CTA_GW" || cta_die "veth server<->gateway failed"
 
-  # Forwarding on in the gateway only.
+  # Forwarding on in the gateway only. Set off explicitly in the others: with
+  # net.core.devconf_inherit_init_net a new namespace copies the host's settings.
   cta_in "$CTA_GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 >/dev/null ||
     cta_die "enabling forwarding in $CTA_GW failed"
+  local ns
+  for ns in "$CTA_CL" "$CTA_SRV"; do
+    cta_in "$ns" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0 >/dev/null ||
+      cta_die "disabling forwarding in $ns failed"
+  done
 
   local -a steps=(
     "$CTA_CL ip addr add $CTA_CL4/24 dev eth0"
@@ -464,13 +476,13 @@ cta_tcp_flow() {
   return 1
 }
 
-# cta_udp_flow SRC_IP SRC_PORT DST_IP DST_PORT: one UDP request and its echoed reply.
-# socat sends the line, half-closes stdin, and waits up to -t seconds for the reply.
+# cta_udp_flow SRC_IP SRC_PORT DST_IP DST_PORT [NS]: one UDP request and its echoed reply. socat
+# sends the line and, at the end of its input, waits -t seconds for the reply before it exits.
 cta_udp_flow() {
   local src=$1 sport=$2 dst=$3 dport=$4 ns=${5:-$CTA_CL}
   local payload="cta-udp-$src-$sport-$RANDOM" reply
   reply=$(printf '%s\n' "$payload" |
-    cta_in "$ns" timeout 10 socat -t 0.5 -T 3 - "UDP:$(cta_sockaddr "$dst" "$dport"),bind=$(cta_sockaddr "$src" "$sport")" 2>&1)
+    cta_in "$ns" timeout 10 socat -t 1 -T 3 - "UDP:$(cta_sockaddr "$dst" "$dport"),bind=$(cta_sockaddr "$src" "$sport")" 2>&1)
   [[ "$reply" == "$payload" ]] && return 0
   cta_err "udp $src:$sport -> $dst:$dport: expected the echo '$payload', got '$reply'"
   return 1
