@@ -180,7 +180,6 @@ check_who_none() { # AT_SECONDS TRUTH_LINE: exits 1 and prints nothing
 before=$(awk -v t="$T" 'BEGIN { printf "%.3f", t - 3600 }')
 after=$(awk -v t="$T" 'BEGIN { printf "%.3f", t + 3600 }')
 # Human-readable forms of a truth line for the check descriptions (cta_describe: the flow).
-describe() { cta_describe "$@"; }
 describe_nat() { # the translated source a `who` looks up
   local -a f
   read -ra f <<<"$1"
@@ -242,7 +241,7 @@ cta_in "$CTA_GW" conntrack -F 2>/dev/null || cta_die "conntrack -F in $CTA_GW fa
 
 ended_keys() {
   cta_flows_json 2>/dev/null |
-    cta_jq -r 'select(f("event.end") != null) | "\(f("network.transport")) \(f("source.ip")) \(inside_port)"' | sort -u
+    cta_jq -r 'select(f("event.end") != null) | flow_key' | sort -u
 }
 all_ended() { [[ -z $(comm -23 <(printf '%s\n' "$audited_keys") <(ended_keys)) ]]; }
 if ! wait_for 10 "every flow has event.end" all_ended; then
@@ -257,8 +256,7 @@ check_closed_record() { # TRUTH_LINE
   local -a f
   read -ra f <<<"$1"
   local rec
-  rec=$(cta_jq --arg t "${f[1]}" --arg s "${f[2]}" --arg p "${f[3]}" \
-    'select(f("network.transport") == $t and f("source.ip") == $s and (inside_port | tostring) == $p)' <"$final")
+  rec=$(cta_jq --arg k "${f[*]:1:3}" 'select(flow_key == $k)' <"$final")
   if [[ -z $rec || $(wc -l <<<"$rec") -ne 1 ]]; then
     cta_err "want exactly one stored record for ${f[1]} ${f[2]}:${f[3]}, got: $rec"
     return 1
@@ -282,7 +280,7 @@ check_closed_record() { # TRUTH_LINE
   return 1
 }
 for line in "${audited[@]}"; do
-  cta_expect "after the flush, $(describe "$line") has end, counters both ways, the kernel's id" check_closed_record "$line"
+  cta_expect "after the flush, $(cta_describe "$line") has end, counters both ways, the kernel's id" check_closed_record "$line"
 done
 
 for line in "${snat_lines[@]}"; do
@@ -297,8 +295,7 @@ check_jsonl() { # TRUTH_LINE
   local -a f
   read -ra f <<<"$1"
   local lines summary
-  lines=$(cta_jq --arg t "${f[1]}" --arg s "${f[2]}" --arg p "${f[3]}" \
-    'select(f("network.transport") == $t and f("source.ip") == $s and (inside_port | tostring) == $p)' <"$CTA_JSONL")
+  lines=$(cta_jq --arg k "${f[*]:1:3}" 'select(flow_key == $k)' <"$CTA_JSONL")
   summary=$(cta_jq -rs '
     [ (map(select(f("event.action") == "new")) | length | tostring),
       (map(select(f("event.action") == "destroy")) | length | tostring),
@@ -314,7 +311,7 @@ jsonl_has_destroys() { (($(jsonl_destroy_count) >= ${#audited[@]})); }
 # The database already has every DESTROY; give the JSON-lines sink its flush interval too.
 wait_for 5 "the JSON-lines file has ${#audited[@]} destroy lines" jsonl_has_destroys || true
 for line in "${audited[@]}"; do
-  cta_expect "JSON lines: one new and one destroy line for $(describe "$line")" check_jsonl "$line"
+  cta_expect "JSON lines: one new and one destroy line for $(cta_describe "$line")" check_jsonl "$line"
 done
 
 # ---------------------------------------------------------------------------------------------

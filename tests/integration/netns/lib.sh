@@ -668,11 +668,13 @@ cta_daemon_stop() {
 # jq with two helpers. f("a.b") reads an ECS field whether the JSON nests it
 # ({"source":{"ip":…}}) or spells it with dots ({"source.ip":…}). inside_port is the inside
 # host's port: source.port, or for ICMP (no ports in ECS) the echo id, which the record may carry
-# as source.port or as conntrack.original.id. Usage: cta_jq [jq options...] FILTER < input
+# as source.port or as conntrack.original.id. flow_key is "TRANSPORT INSIDE_IP INSIDE_PORT", the
+# same as columns 2-4 of a cta_ct_truth line. Usage: cta_jq [jq options...] FILTER < input
 CTA_JQ_DEFS='
 def f($p): ($p | split(".")) as $k | (try getpath($k) catch null) as $n
   | if $n != null then $n else .[$p] end;
 def inside_port: f("source.port") // f("conntrack.original.id");
+def flow_key: "\(f("network.transport")) \(f("source.ip")) \(inside_port)";
 def epoch($t): $t | sub("\\.[0-9]+"; "") | sub("\\+00:00$"; "Z") | fromdateiso8601;
 '
 cta_jq() {
