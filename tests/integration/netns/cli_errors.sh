@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# cli_errors: mistakes on the command line give exit 2 and one clear line on stderr; a daemon that
+# cannot open its outputs stops at once with a non-zero status naming the path.
+#
+# No lab topology: the query tool only reads a file, and each daemon run gets a throwaway network
+# namespace of its own (`unshare --net`), so even a daemon that ignored a bad flag and started
+# would not touch the root namespace. A database to query is made by a short daemon run in such
+# a namespace. Checks, for ctaudit: unknown flag, unknown command, a time without a zone (the
+# message says how to write one), an unparsable time, bad address, bad port, bad CIDR, bad
+# protocol, bad format, bad limit, bad slack, a missing database (exit 2, not 1, and the file is not
+# created). For ctauditd: unknown flag, bad duration, bad event list, bad log level (exit 2, never
+# "ready"), and --db / --jsonl paths that cannot be created (non-zero, the path or its directory in
+# the message).
+set -u -o pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cta_init cli_errors --daemon --query --no-netns
+cta_require_root "each daemon run gets a throwaway network namespace"
+cta_require_tools unshare timeout
+
+# expect_usage_error PATTERN COMMAND [ARGS...]: exit 2, nothing on stdout, at most two lines on
+# stderr (the message, perhaps a "see --help" hint), the message matching PATTERN
+# (extended regex, case-insensitive).
+expect_usage_error() {
+  local pattern=$1
+  shift
+  cta_capture timeout 10 "$@"
+  local lines problems=""
+  lines=$(grep -c . <<<"$CTA_ERRTXT")
+  ((CTA_RC == 2)) || problems+="exit $CTA_RC, want 2; "
+  [[ -z $CTA_OUT ]] || problems+="stdout not empty; "
+  ((lines >= 1 && lines <= 2)) || problems+="$lines lines on stderr, want 1 (or 2 with a hint); "
+  grep -Eiq -- "$pattern" <<<"$CTA_ERRTXT" || problems+="stderr does not match /$pattern/; "
+  [[ -z $problems ]] && return 0
+  cta_err "$*: ${problems}stderr was: $CTA_ERRTXT"
+  return 1
+}
+
+# expect_startup_failure PATH COMMAND [ARGS...]: the daemon fails fast (not killed by the
+# timeout), non-zero, without logging "ready", naming PATH or the directory that cannot hold it.
+expect_startup_failure() {
+  local path
+  path=$(dirname "$1")
+  shift
+  cta_capture timeout 10 "$@"
+  local problems=""
+  ((CTA_RC != 0)) || problems+="exit 0; "
+  ((CTA_RC != 124)) || problems+="still running after 10 s; "
+  grep -qw ready <<<"$CTA_ERRTXT" && problems+="it logged 'ready'; "
+  grep -qF -- "$path" <<<"$CTA_ERRTXT" || problems+="stderr names neither the path nor $path; "
+  [[ -z $problems ]] && return 0
+  cta_err "$*: ${problems}stderr was: $CTA_ERRTXT"
+  return 1
+}
+
+# A real database, from a daemon that starts and stops in a throwaway namespace.
+CTA_DB=$CTA_TMP/flows.db CTA_JSONL=$CTA_TMP/flows.jsonl
+cta_daemon_start --flush-interval 1s
+cta_daemon_stop || cta_die "the daemon that makes the test database did not stop cleanly"
+[[ -e $CTA_DB ]] || cta_die "the daemon made no database at $CTA_DB"
+DB=$CTA_DB
+NAT=203.0.113.1:40000
+
+cta_log "ctaudit"
+cta_expect "unknown flag: exit 2, names it" \
+  expect_usage_error 'bogus-flag' "$CTAUDIT" who "$NAT" --at @0 --db "$DB" --bogus-flag
+cta_expect "unknown command: exit 2, names it" \
+  expect_usage_error 'frobnicate' "$CTAUDIT" frobnicate --db "$DB"
+cta_expect "time without a zone: exit 2, says a zone is needed" \
+  expect_usage_error 'zone|offset|utc' "$CTAUDIT" who "$NAT" --at 2024-05-01T12:00:00 --db "$DB"
+cta_expect "time without a zone: the message shows how to write it (Z, +hh:mm or @unix seconds)" \
+  expect_usage_error '[0-9](Z|[+-][0-9]{2}:?[0-9]{2})|@' "$CTAUDIT" who "$NAT" --at 2024-05-01T12:00:00 --db "$DB"
+cta_expect "unparsable time: exit 2, names it" \
+  expect_usage_error 'yesterday' "$CTAUDIT" who "$NAT" --at yesterday --db "$DB"
+cta_expect "bad address: exit 2, names it" \
+  expect_usage_error 'not-an-address' "$CTAUDIT" who not-an-address:40000 --at @0 --db "$DB"
+cta_expect "port out of range: exit 2" \
+  expect_usage_error '99999|port' "$CTAUDIT" who 203.0.113.1:99999 --at @0 --db "$DB"
+cta_expect "bad CIDR: exit 2" \
+  expect_usage_error '100\.64\.0\.0/33|src|cidr|prefix' "$CTAUDIT" flows --src 100.64.0.0/33 --db "$DB" --format json
+cta_expect "bad protocol: exit 2, names it" \
+  expect_usage_error 'bogoproto' "$CTAUDIT" flows --proto bogoproto --db "$DB" --format json
+cta_expect "bad format: exit 2, names it" \
+  expect_usage_error 'xml' "$CTAUDIT" flows --db "$DB" --format xml
+cta_expect "bad limit: exit 2" \
+  expect_usage_error 'limit|lots' "$CTAUDIT" flows --limit lots --db "$DB" --format json
+cta_expect "bad slack: exit 2" \
+  expect_usage_error 'slack|banana' "$CTAUDIT" who "$NAT" --at @0 --slack banana --db "$DB"
+
+missing=$CTA_TMP/no-such-dir/flows.db
+cta_expect "missing database: exit 2 (an error, not 'nothing found'), names the path" \
+  expect_usage_error "$(sed 's/[.[\*^$()+?{|]/\\&/g' <<<"$missing")" "$CTAUDIT" who "$NAT" --at @0 --db "$missing"
+missing_here=$CTA_TMP/missing.db
+missing_not_created() {
+  expect_usage_error 'missing\.db' "$CTAUDIT" who "$NAT" --at @0 --db "$missing_here" || return 1
+  [[ ! -e $missing_here ]] && return 0
+  cta_err "ctaudit created $missing_here: the query tool must open the database read-only"
+  return 1
+}
+cta_expect "missing database in an existing directory: exit 2, and the file is not created" missing_not_created
+
+cta_log "ctauditd (each run in a throwaway network namespace)"
+D=(unshare --net -- "$CTAUDITD")
+J=$CTA_TMP/d.jsonl
+cta_expect "daemon: unknown flag: exit 2, names it" \
+  expect_usage_error 'bogus-flag' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --bogus-flag
+cta_expect "daemon: bad --flush-interval: exit 2" \
+  expect_usage_error 'flush-interval|banana' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --flush-interval banana
+cta_expect "daemon: bad --events: exit 2, names the bad event" \
+  expect_usage_error 'bogus' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --events new,bogus
+cta_expect "daemon: bad --log-level: exit 2" \
+  expect_usage_error 'log-level|loud' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --log-level loud
+
+: >"$CTA_TMP/a-file"
+cta_expect "daemon: --db under a regular file: fails at once, names the path or its directory" \
+  expect_startup_failure "$CTA_TMP/a-file/flows.db" "${D[@]}" --db "$CTA_TMP/a-file/flows.db" --jsonl "$J"
+cta_expect "daemon: --db under /proc: fails at once, names the path or its directory" \
+  expect_startup_failure /proc/ctaudit-no-such-dir/flows.db "${D[@]}" --db /proc/ctaudit-no-such-dir/flows.db --jsonl "$J"
+cta_expect "daemon: --jsonl under a regular file: fails at once, names the path or its directory" \
+  expect_startup_failure "$CTA_TMP/a-file/flows.jsonl" "${D[@]}" --db "$CTA_TMP/d2.db" --jsonl "$CTA_TMP/a-file/flows.jsonl"
+
+cta_finish
