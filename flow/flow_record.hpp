@@ -24,7 +24,9 @@ enum class EventType : std::uint8_t {
 // (CTA_TIMESTAMP start/stop) or the per-event time (CTA_TIMESTAMP_EVENT, Linux >= 6.14); receive
 // times are the daemon's realtime clock when it read the message, later than the truth by the
 // socket's queueing delay.
-enum class TimeSource : std::uint8_t { Kernel = 0, Receive = 1 };
+// A bound is neither: the event that would have carried the time was lost (ENOBUFS, or the daemon
+// was down), and the flow is known to have ended at or before this time, after it was last seen.
+enum class TimeSource : std::uint8_t { Kernel = 0, Receive = 1, Bound = 2 };
 
 struct Counters {
   std::uint64_t packets{0};

@@ -6,6 +6,7 @@
 #include <span>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
 
 namespace ctaudit::storage {
 
@@ -45,6 +46,14 @@ public:
     const SinkStatus status = doWrite(batch);
     stats_.add(status, batch.size());
     return status;
+  }
+  // Records a window in which records were lost, in the sink's own form (a `gaps` row, a
+  // pipeline_error line). Gaps are rare, so each is written on its own. Same status contract as
+  // write().
+  // TODO(#3): pure virtual once both sinks implement it.
+  [[nodiscard]] virtual SinkStatus writeGap(const GapRecord& gap) noexcept {
+    (void)gap;
+    return SinkStatus::Ok;
   }
   // Makes every accepted record durable (fsync / WAL commit). Called at least once per flush
   // interval and at shutdown.

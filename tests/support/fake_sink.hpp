@@ -16,6 +16,7 @@ public:
   std::vector<FlowRecord> accepted;
   std::deque<storage::SinkStatus> script;
   std::vector<std::uint32_t> poison;
+  std::vector<GapRecord> gaps;
   int flushes{0};
   int reopens{0};
 
@@ -24,6 +25,17 @@ public:
     return storage::SinkStatus::Ok;
   }
   void reopen() noexcept override { ++reopens; }
+  storage::SinkStatus writeGap(const GapRecord& gap) noexcept override {
+    if (!script.empty()) {
+      const auto status = script.front();
+      script.pop_front();
+      if (status != storage::SinkStatus::Ok) {
+        return status;
+      }
+    }
+    gaps.push_back(gap);
+    return storage::SinkStatus::Ok;
+  }
 
 private:
   storage::SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override {

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "flow/time.hpp"
+
+namespace ctaudit {
+
+// Why records may be missing from the log for a while.
+enum class GapReason : std::uint8_t {
+  KernelOverrun,  // ENOBUFS: the kernel dropped events for the daemon's socket
+  QueueOverflow,  // the daemon's queue in front of the sinks was full and records were dropped
+  SinkFailure,    // a sink could not write for so long that its pending records were dropped
+  DaemonDown,     // no daemon was running between two runs (or it was killed)
+};
+
+[[nodiscard]] std::string_view gapReasonName(GapReason reason) noexcept;  // "kernel_overrun", …
+
+// A window of time in which the log is known to be incomplete, written into the log itself so
+// that a forensic "no match" inside it reads as "the log has a hole here", not "nobody". The
+// window is conservative: records outside [start, end] are complete.
+struct GapRecord {
+  GapReason reason{GapReason::KernelOverrun};
+  Timestamp start{};
+  Timestamp end{};
+  // Records known to be lost (queue and sink drops count them exactly); 0 when unknowable, as for
+  // a kernel overrun, whose size only the kernel knew.
+  std::uint64_t lost_records{0};
+  // ENOBUFS errors seen in the window (kernel overruns only).
+  std::uint64_t overruns{0};
+  // Which sink lost records (SinkFailure), e.g. "sqlite"; empty otherwise.
+  std::string sink;
+
+  friend bool operator==(const GapRecord&, const GapRecord&) = default;
+};
+
+}  // namespace ctaudit
