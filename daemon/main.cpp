@@ -7,6 +7,7 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include "ctaudit_version.hpp"
 #include "daemon/command_line.hpp"
@@ -35,6 +36,9 @@ int main(int argc, char** argv) {
   // `--jsonl -` into a pipe whose reader went away must be a write error the sink reports, not a
   // silent death.
   std::signal(SIGPIPE, SIG_IGN);
+  // Flow logs are personal data: the database, its WAL and the JSON lines are readable by the
+  // ctaudit group (analysts) and nobody else, whatever umask the daemon was started with.
+  ::umask(027);
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   const auto command = ctaudit::daemon::parseDaemonCommandLine(args);
   if (!command) {
