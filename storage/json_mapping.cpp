@@ -60,7 +60,12 @@ Json eventTypes(EventType event) {
 }
 
 std::string_view timeSourceName(TimeSource source) noexcept {
-  return source == TimeSource::Kernel ? "kernel" : "receive";
+  switch (source) {
+    case TimeSource::Kernel: return "kernel";
+    case TimeSource::Receive: return "receive";
+    case TimeSource::Bound: return "bound";
+  }
+  return "unknown";
 }
 
 // A NAT endpoint: for ICMP the "port" is the echo id, which is what the kernel rewrites, and what a

@@ -141,7 +141,8 @@ std::string createViewSql() {
   sql += timeTextSql("end_ns") + " AS end_time,\n  ";
   sql += "(end_ns - start_ns) / 1e9 AS duration_s,\n  ";
   sql += "CASE WHEN flags & 8 THEN 'unknown' WHEN flags & 1 THEN 'receive' ELSE 'kernel' END AS start_source,\n  ";
-  sql += "CASE WHEN end_ns IS NULL THEN NULL WHEN flags & 2 THEN 'receive' ELSE 'kernel' END AS end_source,\n  ";
+  sql += "CASE WHEN end_ns IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
+         "ELSE 'kernel' END AS end_source,\n  ";
   sql += "(flags & 4) != 0 AS observed_at_start,\n  ";
   sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, end_ns\nFROM flows";
   return sql;

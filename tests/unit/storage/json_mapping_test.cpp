@@ -185,6 +185,20 @@ FlowRecord greNoPorts() {
   return r;
 }
 
+// A flow the daemon closed at restart: its DESTROY was lost while the daemon was down, so the end is
+// only a bound (the flow had ended by then), and there are no counters.
+FlowRecord destroyBound() {
+  FlowRecord r = record(EventType::Destroy, 3'405'691'582, snatOriginal(), snatReply(), kSnatAssured);
+  r.tcp_state = kEstablished;
+  r.start = kT0;
+  r.start_source = TimeSource::Kernel;
+  r.end = kT0 + 3600s;
+  r.end_source = TimeSource::Bound;
+  r.event_time = kT0 + 3600s;
+  r.event_time_source = TimeSource::Bound;
+  return r;
+}
+
 struct GoldenCase {
   std::string name;
   FlowRecord record;
@@ -200,6 +214,7 @@ std::vector<GoldenCase> goldenCases() {
       {"ipv6_udp_masquerade", ipv6UdpMasquerade()},
       {"dnat", dnat()},
       {"gre_no_ports", greNoPorts()},
+      {"destroy_bound", destroyBound()},
   };
 }
 
@@ -293,6 +308,13 @@ TEST(JsonMappingTest, EventTypesFollowEcsCategorisation) {
   EXPECT_EQ(typeOf(EventType::Dump), std::make_pair(std::string{"start"}, std::string{"dump"}));
   EXPECT_EQ(typeOf(EventType::Update), std::make_pair(std::string{"info"}, std::string{"update"}));
   EXPECT_EQ(typeOf(EventType::Destroy), std::make_pair(std::string{"end"}, std::string{"destroy"}));
+}
+
+TEST(JsonMappingTest, ABoundEndIsNamedAsSuch) {
+  const auto doc = nlohmann::json::parse(toJsonLine(destroyBound(), kContext));
+  EXPECT_EQ(doc.at("conntrack").at("time_source").at("end"), "bound");
+  EXPECT_EQ(doc.at("conntrack").at("time_source").at("start"), "kernel");
+  EXPECT_EQ(doc.at("event").at("end"), formatRfc3339(kT0 + 3600s));
 }
 
 TEST(JsonMappingTest, IcmpIdIsTheNatPortButNotASourcePort) {

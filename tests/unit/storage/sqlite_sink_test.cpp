@@ -211,6 +211,26 @@ TEST_F(SqliteSinkTest, AReusedIdOfAnotherTupleOrZoneIsAnotherFlow) {
   EXPECT_FALSE(records[2].end);
 }
 
+// Restart reconciliation: the DESTROY was lost while the daemon was down, so the daemon closes the
+// open row with a bound. It reads back as such, and the view names it.
+TEST_F(SqliteSinkTest, ABoundEndIsStoredAndReadBackAsABound) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  FlowRecord bound = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(300s));
+  bound.end_source = TimeSource::Bound;
+  bound.counters_original.reset();
+  bound.counters_reply.reset();
+  ASSERT_EQ(write({bound}), SinkStatus::Ok);
+  EXPECT_EQ(rows(), 1);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].end, at(300s));
+  EXPECT_EQ(records[0].end_source, TimeSource::Bound);
+  EXPECT_EQ(records[0].start, at(2s));
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT end_source FROM flows_text"), "bound");
+  EXPECT_EQ(count(db.get(), "SELECT flags & 16 FROM flows"), 16);
+}
+
 TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
   ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s)),
                    flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(3s)),
