@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flow/ct_status.hpp"
+#include "flow/gap_record.hpp"
 #include "flow/nat.hpp"
 
 namespace ctaudit::storage {
@@ -246,6 +247,78 @@ TEST(JsonMappingTest, MatchesGoldenFiles) {
     }
     EXPECT_EQ(readFile(path), line + '\n') << "golden file " << path
                                            << " differs; see the comment at the top of this test";
+  }
+}
+
+// Gaps, one per reason, as the daemon writes them.
+struct GoldenGap {
+  std::string name;
+  GapRecord gap;
+};
+
+std::vector<GoldenGap> goldenGaps() {
+  GapRecord overrun;
+  overrun.reason = GapReason::KernelOverrun;
+  overrun.start = kT0;
+  overrun.end = kT0 + 2s + 250ms;
+  overrun.overruns = 3;
+  GapRecord queue;
+  queue.reason = GapReason::QueueOverflow;
+  queue.start = kT0;
+  queue.end = kT0 + 500ms;
+  queue.lost_records = 1'234;
+  GapRecord sink;
+  sink.reason = GapReason::SinkFailure;
+  sink.start = kT0;
+  sink.end = kT0 + 90s;
+  sink.lost_records = 52'000;
+  sink.sink = "sqlite";
+  GapRecord down;
+  down.reason = GapReason::DaemonDown;
+  down.start = kT0 - 3600s;
+  down.end = kT0;
+  return {{"gap_kernel_overrun", overrun},
+          {"gap_queue_overflow", queue},
+          {"gap_sink_failure", sink},
+          {"gap_daemon_down", down}};
+}
+
+TEST(JsonMappingTest, GapsMatchGoldenFiles) {
+  for (const GoldenGap& c : goldenGaps()) {
+    const std::string line = toJsonLine(c.gap, kContext);
+    const std::filesystem::path path = kGoldenDir / (c.name + ".json");
+    if (updatingGolden()) {
+      std::ofstream(path, std::ios::binary | std::ios::trunc) << line << '\n';
+      continue;
+    }
+    EXPECT_EQ(readFile(path), line + '\n') << "golden file " << path
+                                           << " differs; see the comment at the top of this file";
+  }
+}
+
+TEST(JsonMappingTest, AGapIsAnEcsPipelineError) {
+  for (const GoldenGap& c : goldenGaps()) {
+    SCOPED_TRACE(c.name);
+    const std::string line = toJsonLine(c.gap, kContext);
+    EXPECT_EQ(line.find('\n'), std::string::npos);
+    const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(doc.is_discarded()) << line;
+    EXPECT_EQ(doc.at("@timestamp"), formatRfc3339(c.gap.end));
+    EXPECT_EQ(doc.at("event").at("kind"), "pipeline_error");
+    EXPECT_EQ(doc.at("event").at("category"), nlohmann::json::array({"network"}));
+    EXPECT_EQ(doc.at("event").at("type"), nlohmann::json::array({"info"}));
+    EXPECT_EQ(doc.at("event").at("action"), "gap");
+    EXPECT_EQ(doc.at("event").at("reason"), gapReasonName(c.gap.reason));
+    EXPECT_EQ(doc.at("event").at("start"), formatRfc3339(c.gap.start));
+    EXPECT_EQ(doc.at("event").at("end"), formatRfc3339(c.gap.end));
+    EXPECT_EQ(doc.at("event").at("duration"), (c.gap.end - c.gap.start).count());
+    EXPECT_EQ(doc.at("observer").at("hostname"), kContext.observer_hostname);
+    const auto& details = doc.at("ctaudit").at("gap");
+    EXPECT_EQ(details.at("reason"), gapReasonName(c.gap.reason));
+    EXPECT_EQ(details.at("lost_records"), c.gap.lost_records);
+    EXPECT_EQ(details.at("overruns"), c.gap.overruns);
+    EXPECT_EQ(details.contains("sink"), !c.gap.sink.empty());
+    EXPECT_FALSE(doc.contains("source")) << "a gap is about no flow in particular";
   }
 }
 
