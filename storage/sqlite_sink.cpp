@@ -92,6 +92,9 @@ struct SqliteSink::Impl {
   // The heartbeat as noteAlive() last gave it, and as the database holds it.
   Timestamp pending_alive{};
   Timestamp stored_alive{};
+  // The last transaction failed: its records wait in the daemon for a retry (or were dropped, which
+  // the daemon records as a gap), so flush() must not commit a heartbeat that claims them.
+  bool last_write_failed{false};
 
   std::optional<WriteFailure> write(const FlowRecord& record);
   std::optional<WriteFailure> update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns, const FlowRow& row,
@@ -114,6 +117,7 @@ struct SqliteSink::Impl {
 
 template <class Body, class What>
 SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) noexcept {
+  last_write_failed = true;  // until the commit below succeeds
   try {
     Transaction tx(db.get());
     if (!tx.begun()) {
@@ -129,6 +133,7 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
       return report(failure("COMMIT"), what());
     }
     stored_alive = pending_alive;
+    last_write_failed = false;
   } catch (const std::exception& e) {
     // The transaction has been rolled back by unwinding.
     log->error("{}: {} dropped: {}", path.string(), what(), e.what());
@@ -380,7 +385,7 @@ SinkStatus SqliteSink::writeGap(const GapRecord& gap) noexcept {
 
 SinkStatus SqliteSink::flush() noexcept {
   Impl& self = *impl_;
-  if (!self.heartbeatPending()) {
+  if (!self.heartbeatPending() || self.last_write_failed) {
     return SinkStatus::Ok;
   }
   const bool stepped_back = self.pending_alive < self.stored_alive;

@@ -62,7 +62,8 @@ public:
   // Every accepted batch is already durable (see the class comment). The only thing flush() may
   // write is a heartbeat that no commit has carried (noteAlive), and only once it is
   // kHeartbeatInterval newer than the stored one, so that an idle gateway costs one small commit
-  // every few seconds instead of one per tick. Ok, or the status of that commit.
+  // every few seconds instead of one per tick; and never while the last write or writeGap failed,
+  // since records older than the heartbeat then wait for a retry. Ok, or the status of that commit.
   SinkStatus flush() noexcept override;
 
   // How stale the stored heartbeat may get before flush() commits it on its own. A killed daemon's
@@ -81,6 +82,11 @@ public:
   // Heartbeat: remembered and written with the next committed transaction (a batch, a gap, or
   // flush()), no extra fsync per call. The latest call wins, even if its time is earlier (the clock
   // was stepped back). Does nothing before beginRun() or after endRun(). Never fails.
+  // The stored heartbeat is where the reader takes the log of a run that did not stop cleanly to
+  // end (FlowReader::loggedPeriods): it claims that every record received before `now` is committed
+  // once the heartbeat is. So pass a time by which every record received has been handed to
+  // write(), and call it before that write(): then the batch's commit carries it, and a batch that
+  // fails takes the heartbeat down with it.
   void noteAlive(Timestamp now) noexcept;
   // Marks this run as stopped cleanly: stopped_ns = alive_ns = now, in its own transaction. Call
   // after the last flush at shutdown; later heartbeats are ignored. Errors: Errc::Storage without a

@@ -479,6 +479,21 @@ TEST_F(SqliteRunTest, TheHeartbeatRidesOnCommitsAndFlushWritesOnlyAStaleOne) {
   EXPECT_EQ(runs(), "0 3 -");
 }
 
+// While a batch waits for a retry, its records are older than any heartbeat noted since: flush
+// must not commit one alone, or a kill then would leave the run claiming records it never had.
+TEST_F(SqliteRunTest, FlushCommitsNoHeartbeatWhileABatchWaitsForARetry) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  const SqliteDb other = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  sink_->noteAlive(at(10s));
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(9s))}), SinkStatus::Retry);
+  ASSERT_EQ(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 0 -");
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(9s))}), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 10 -") << "the retried batch carries it";
+}
+
 TEST_F(SqliteRunTest, HeartbeatsOutsideARunAreIgnored) {
   sink_->noteAlive(at(5s));
   ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(5s))}), SinkStatus::Ok);
