@@ -9,22 +9,31 @@
 #include <vector>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
+#include "flow/time.hpp"
 #include "query/flow_finder.hpp"
 #include "storage/flow_query.hpp"
+#include "storage/logged_period.hpp"
 
 namespace ctaudit::testing {
 
 // A database for the query commands without SQLite: holds the flows every query returns (up to
-// the query's limit; it does not filter, which is storage's job and tested there) and records what
-// was opened and asked. The test owns it and must keep it alive while a finder from opener() lives.
+// the query's limit) and the gaps every gap query returns (it filters neither, which is storage's
+// job and tested there), and records what was opened and asked. By default one run covers all of
+// time, so that tests about other things see no warnings. The test owns it and must keep it alive
+// while a finder from opener() lives.
 struct FakeFlowDatabase {
   std::vector<FlowRecord> flows;
+  std::vector<GapRecord> gaps;
+  std::vector<storage::LoggedPeriod> logged_periods{{Timestamp::min(), Timestamp::max(), false}};
   std::string observer_hostname{"nat-gw-1"};
-  std::optional<Error> open_error;  // opener() fails with this
-  std::optional<Error> find_error;  // find() fails with this
+  std::optional<Error> open_error;      // opener() fails with this
+  std::optional<Error> find_error;      // find() fails with this
+  std::optional<Error> coverage_error;  // gaps() and loggedPeriods() fail with this
 
   std::vector<std::filesystem::path> opened;
   std::vector<storage::FlowQuery> queries;
+  std::vector<std::pair<Timestamp, Timestamp>> gap_queries;  // the windows gaps() was asked about
 
   [[nodiscard]] query::FlowFinderOpener opener() {
     return [this](const std::filesystem::path& path) -> Result<std::unique_ptr<query::FlowFinder>> {
@@ -52,6 +61,19 @@ private:
       return result;
     }
     [[nodiscard]] std::string observerHostname() const override { return database_.observer_hostname; }
+    [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) override {
+      database_.gap_queries.emplace_back(from, to);
+      if (database_.coverage_error) {
+        return Unexpected{*database_.coverage_error};
+      }
+      return database_.gaps;
+    }
+    [[nodiscard]] Result<std::vector<storage::LoggedPeriod>> loggedPeriods() override {
+      if (database_.coverage_error) {
+        return Unexpected{*database_.coverage_error};
+      }
+      return database_.logged_periods;
+    }
 
   private:
     FakeFlowDatabase& database_;
