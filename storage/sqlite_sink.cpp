@@ -149,12 +149,12 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
 std::optional<WriteFailure> SqliteSink::Impl::insertGap(const GapRecord& gap) const {
   sqlite3_stmt* stmt = insert_gap.get();
   const StatementReset reset(stmt);
-  const int rc = bindText(stmt, 1, gapReasonName(gap.reason)) | sqlite3_bind_int64(stmt, 2, toUnixNanos(gap.start)) |
-                 sqlite3_bind_int64(stmt, 3, toUnixNanos(gap.end)) |
-                 sqlite3_bind_int64(stmt, 4, toStored(gap.lost_records)) |
-                 sqlite3_bind_int64(stmt, 5, toStored(gap.overruns)) |
-                 (gap.sink.empty() ? sqlite3_bind_null(stmt, 6) : bindText(stmt, 6, gap.sink));
-  if (rc != SQLITE_OK) {
+  if (bindText(stmt, 1, gapReasonName(gap.reason)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 2, toUnixNanos(gap.start)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 3, toUnixNanos(gap.end)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 4, toStored(gap.lost_records)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 5, toStored(gap.overruns)) != SQLITE_OK ||
+      (gap.sink.empty() ? sqlite3_bind_null(stmt, 6) : bindText(stmt, 6, gap.sink)) != SQLITE_OK) {
     return failure("cannot bind a gap");
   }
   if (sqlite3_step(stmt) != SQLITE_DONE) {
@@ -169,7 +169,8 @@ std::optional<WriteFailure> SqliteSink::Impl::writeHeartbeat() const {
   }
   sqlite3_stmt* stmt = update_alive.get();
   const StatementReset reset(stmt);
-  if ((sqlite3_bind_int64(stmt, 1, toUnixNanos(pending_alive)) | sqlite3_bind_int64(stmt, 2, *run_id)) != SQLITE_OK) {
+  if (sqlite3_bind_int64(stmt, 1, toUnixNanos(pending_alive)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 2, *run_id) != SQLITE_OK) {
     return failure("cannot bind the heartbeat");
   }
   if (sqlite3_step(stmt) != SQLITE_DONE) {
@@ -424,9 +425,9 @@ Result<RunHistory> SqliteSink::beginRun(Timestamp now) {
   if (!insert) {
     return Unexpected{insert.error()};
   }
-  if ((sqlite3_bind_int64(insert->get(), 1, toUnixNanos(now)) | bindText(insert->get(), 2, kVersion) |
-       bindText(insert->get(), 3, self.observer_hostname)) != SQLITE_OK ||
-      sqlite3_step(insert->get()) != SQLITE_DONE) {
+  if (sqlite3_bind_int64(insert->get(), 1, toUnixNanos(now)) != SQLITE_OK ||
+      bindText(insert->get(), 2, kVersion) != SQLITE_OK ||
+      bindText(insert->get(), 3, self.observer_hostname) != SQLITE_OK || sqlite3_step(insert->get()) != SQLITE_DONE) {
     return sqliteFailure(db, self.path.string() + ": cannot record the daemon's start");
   }
   const std::int64_t id = sqlite3_last_insert_rowid(db);
@@ -459,9 +460,8 @@ Result<void> SqliteSink::endRun(Timestamp now) {
   if (!update) {
     return Unexpected{update.error()};
   }
-  if ((sqlite3_bind_int64(update->get(), 1, toUnixNanos(now)) | sqlite3_bind_int64(update->get(), 2, *self.run_id)) !=
-          SQLITE_OK ||
-      sqlite3_step(update->get()) != SQLITE_DONE) {
+  if (sqlite3_bind_int64(update->get(), 1, toUnixNanos(now)) != SQLITE_OK ||
+      sqlite3_bind_int64(update->get(), 2, *self.run_id) != SQLITE_OK || sqlite3_step(update->get()) != SQLITE_DONE) {
     return sqliteFailure(db, self.path.string() + ": cannot record the daemon's stop");
   }
   if (tx.commit() != SQLITE_OK) {
