@@ -27,15 +27,16 @@ storage::FlowQuery toFlowQuery(const FlowsCommand& flows) {
 }
 
 ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err) {
-  auto found = finder.find(toFlowQuery(flows));
-  if (!found) {
-    err << "ctaudit: " << found.error().detail << '\n';
-    return ExitStatus::Error;
-  }
-  // Without --from and --to there is no window to vouch for: checkLog reads nothing then.
+  // Coverage before the flows, as in runWho. Without --from and --to there is no window to vouch
+  // for: checkLog reads nothing then.
   const auto check = checkLog(finder, flows.from, flows.to);
   if (!check) {
     err << "ctaudit: " << check.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  auto found = finder.find(toFlowQuery(flows));
+  if (!found) {
+    err << "ctaudit: " << found.error().detail << '\n';
     return ExitStatus::Error;
   }
   std::vector<FlowRecord>& records = *found;

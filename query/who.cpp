@@ -106,15 +106,17 @@ std::vector<RankedFlow> rankByCloseness(std::span<const FlowRecord> flows, Times
 
 ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, std::ostream& err) {
   const storage::FlowQuery query = toFlowQuery(who);
-  auto found = finder.find(query);
-  if (!found) {
-    err << "ctaudit: " << found.error().detail << '\n';
-    return ExitStatus::Error;
-  }
-  // Read before anything is printed, so that a read error leaves stdout empty.
+  // The log's coverage before the flows: the daemon may commit in between, and a heartbeat only
+  // ever lands with or after the records it vouches for, so coverage read first never claims more
+  // than the flows read next hold.
   const auto check = checkLog(finder, query.from, query.to);
   if (!check) {
     err << "ctaudit: " << check.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  auto found = finder.find(query);
+  if (!found) {
+    err << "ctaudit: " << found.error().detail << '\n';
     return ExitStatus::Error;
   }
   if (found->empty()) {

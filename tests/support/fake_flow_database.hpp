@@ -34,6 +34,7 @@ struct FakeFlowDatabase {
   std::vector<std::filesystem::path> opened;
   std::vector<storage::FlowQuery> queries;
   std::vector<std::pair<Timestamp, Timestamp>> gap_queries;  // the windows gaps() was asked about
+  std::vector<std::string> calls;  // "find", "gaps", "loggedPeriods", in the order made
 
   [[nodiscard]] query::FlowFinderOpener opener() {
     return [this](const std::filesystem::path& path) -> Result<std::unique_ptr<query::FlowFinder>> {
@@ -50,6 +51,7 @@ private:
   public:
     explicit Finder(FakeFlowDatabase& database) : database_(database) {}
     [[nodiscard]] Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) override {
+      database_.calls.emplace_back("find");
       database_.queries.push_back(query);
       if (database_.find_error) {
         return Unexpected{*database_.find_error};
@@ -62,6 +64,7 @@ private:
     }
     [[nodiscard]] std::string observerHostname() const override { return database_.observer_hostname; }
     [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) override {
+      database_.calls.emplace_back("gaps");
       database_.gap_queries.emplace_back(from, to);
       if (database_.coverage_error) {
         return Unexpected{*database_.coverage_error};
@@ -69,6 +72,7 @@ private:
       return database_.gaps;
     }
     [[nodiscard]] Result<std::vector<storage::LoggedPeriod>> loggedPeriods() override {
+      database_.calls.emplace_back("loggedPeriods");
       if (database_.coverage_error) {
         return Unexpected{*database_.coverage_error};
       }

@@ -303,6 +303,16 @@ TEST_F(AppTest, ADatabaseWithoutRunsSaysSoOnStderrOnly) {
   EXPECT_TRUE(json.err.starts_with("ctaudit: warning: the database records no ctauditd runs")) << json.err;
 }
 
+// The daemon may commit between two reads. Its heartbeat lands with or after the records it vouches
+// for, so reading the coverage first can only under-claim what the flows read next hold.
+TEST_F(AppTest, CoverageIsReadBeforeTheFlows) {
+  EXPECT_EQ(run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"}).status, 1);
+  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find"}));
+  database_.calls.clear();
+  EXPECT_EQ(run({"flows", "--from", "2026-11-25T10:00:03Z"}).status, 1);
+  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find"}));
+}
+
 TEST_F(AppTest, AnUnreadableGapRecordIsAnError) {
   database_.flows = {NatFlowBuilder{}.build()};
   database_.coverage_error = Error{Errc::Storage, 0, "gaps row id 3: unknown reason 'x'"};
