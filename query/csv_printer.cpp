@@ -23,7 +23,12 @@ std::string sourceText(const std::optional<Timestamp>& time, TimeSource source) 
   if (!time) {
     return {};
   }
-  return source == TimeSource::Kernel ? "kernel" : "receive";
+  switch (source) {
+    case TimeSource::Kernel: return "kernel";
+    case TimeSource::Receive: return "receive";
+    case TimeSource::Bound: return "bound";
+  }
+  return "unknown";
 }
 
 // The source port, or the ICMP id that plays its role; nullopt for protocols with neither.

@@ -17,6 +17,12 @@ public:
     return reader_->find(query);
   }
   [[nodiscard]] std::string observerHostname() const override { return reader_->observerHostname(); }
+  [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) override {
+    return reader_->gaps(from, to);
+  }
+  [[nodiscard]] Result<std::vector<storage::LoggedPeriod>> loggedPeriods() override {
+    return reader_->loggedPeriods();
+  }
 
 private:
   std::unique_ptr<storage::FlowReader> reader_;

@@ -8,13 +8,16 @@
 #include <vector>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
 #include "flow/result.hpp"
+#include "flow/time.hpp"
 #include "storage/flow_query.hpp"
+#include "storage/logged_period.hpp"
 
 namespace ctaudit::query {
 
-// The one thing the query commands need from a database: the flows matching a FlowQuery, and who
-// wrote them. storage::FlowReader is the production implementation (see openFlowReader); tests pass
+// What the query commands need from a database: the flows matching a FlowQuery, who wrote them,
+// and how complete the log is (its gaps, and the periods a daemon was recording). storage::FlowReader is the production implementation (see openFlowReader); tests pass
 // a fake, so that every command runs without SQLite. Owned by the command that opened it; not
 // thread-safe.
 class FlowFinder {
@@ -32,6 +35,11 @@ public:
   [[nodiscard]] virtual Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) = 0;
   // The host name of the machine that wrote the flows (ECS observer.hostname).
   [[nodiscard]] virtual std::string observerHostname() const = 0;
+  // The recorded gaps in the log that overlap [from, to], oldest start first. Errors as find().
+  [[nodiscard]] virtual Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) = 0;
+  // The periods the log covers, one per daemon run; empty when the database records no runs.
+  // Errors as find().
+  [[nodiscard]] virtual Result<std::vector<storage::LoggedPeriod>> loggedPeriods() = 0;
 };
 
 // Opens the database at a path. Errors as storage::FlowReader::open.

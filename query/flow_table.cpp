@@ -18,6 +18,8 @@ constexpr std::string_view kReceiveTimeNote =
     "~ receive time: when ctauditd read the event, a little later than the kernel's own time";
 constexpr std::string_view kObservedAtStartNote =
     "* first seen in the conntrack table when ctauditd started: the flow may have begun before START";
+constexpr std::string_view kBoundNote =
+    "^ bound: the end event was lost; the flow ended at or before this time";
 
 // "2026-11-25T10:00:03.123456Z": formatRfc3339 with the last three fractional digits cut off.
 std::string tableTime(Timestamp t) {
@@ -80,6 +82,7 @@ std::string gapText(std::chrono::nanoseconds gap) {
 struct MarksUsed {
   bool receive_time{false};
   bool observed_at_start{false};
+  bool bound{false};
 };
 
 // "2026-11-25T10:00:03.123456Z", with '~' for a receive time and '*' for a flow first seen in the
@@ -108,6 +111,9 @@ std::string endCell(const FlowRecord& flow, MarksUsed& marks) {
   if (flow.end_source == TimeSource::Receive) {
     cell += '~';
     marks.receive_time = true;
+  } else if (flow.end_source == TimeSource::Bound) {
+    cell += '^';
+    marks.bound = true;
   }
   return cell;
 }
@@ -161,13 +167,16 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
   }
 
   std::string text = renderTextTable(columns, rows);
-  if (marks.receive_time || marks.observed_at_start) {
+  if (marks.receive_time || marks.observed_at_start || marks.bound) {
     text += '\n';
     if (marks.receive_time) {
       text.append(kReceiveTimeNote).push_back('\n');
     }
     if (marks.observed_at_start) {
       text.append(kObservedAtStartNote).push_back('\n');
+    }
+    if (marks.bound) {
+      text.append(kBoundNote).push_back('\n');
     }
   }
   return text;

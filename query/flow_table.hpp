@@ -18,9 +18,9 @@ namespace ctaudit::query {
 // the packets were really sent to) appears only when some flow was destination-translated. For
 // ICMP the port is the ICMP id, as in `ctaudit who`; protocols without ports show bare addresses.
 // Times are RFC 3339 UTC truncated to microseconds; END is "open" for a flow that has not ended.
-// A time taken from ctauditd's clock rather than the kernel's is marked '~', and the START of a
-// flow first seen in the table dump at ctauditd's start '*'; a footnote after the table explains
-// each mark used. Counters missing from the record are "-".
+// A time taken from ctauditd's clock rather than the kernel's is marked '~', the START of a
+// flow first seen in the table dump at ctauditd's start '*', and an END that is only a bound (the
+// DESTROY was lost; TimeSource::Bound) '^'; a footnote after the table explains each mark used. Counters missing from the record are "-".
 //
 // `gaps` is empty, or holds one signed distance per flow (see gapToLifetime), shown in a GAP column
 // as "0", "+1.5s" (the flow began that long after the asked time) or "-0.25s" (ended before it).

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "query/flow_output.hpp"
+#include "query/log_check.hpp"
 
 namespace ctaudit::query {
 
@@ -26,6 +27,13 @@ storage::FlowQuery toFlowQuery(const FlowsCommand& flows) {
 }
 
 ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err) {
+  // Coverage before the flows, as in runWho. Without --from and --to there is no window to vouch
+  // for: checkLog reads nothing then.
+  const auto check = checkLog(finder, flows.from, flows.to);
+  if (!check) {
+    err << "ctaudit: " << check.error().detail << '\n';
+    return ExitStatus::Error;
+  }
   auto found = finder.find(toFlowQuery(flows));
   if (!found) {
     err << "ctaudit: " << found.error().detail << '\n';
@@ -37,17 +45,15 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
     records.resize(*flows.limit);
   }
   printFlows(out, flows.format, records, {}, finder.observerHostname());
-  if (records.empty()) {
-    if (flows.format == OutputFormat::Table) {
-      err << "ctaudit: no flow matched; widen the time window or drop a filter\n";
-    }
-    return ExitStatus::NothingFound;
+  if (records.empty() && flows.format == OutputFormat::Table) {
+    err << "ctaudit: no flow matched; widen the time window or drop a filter\n";
   }
   if (truncated) {
     err << "ctaudit: note: showing the first " << *flows.limit
         << " matching flows, more match; narrow the filters, or raise --limit (0 for no limit)\n";
   }
-  return ExitStatus::Found;
+  printLogCheck(out, err, flows.format, *check, finder.observerHostname());
+  return records.empty() ? ExitStatus::NothingFound : ExitStatus::Found;
 }
 
 }  // namespace ctaudit::query

@@ -18,7 +18,9 @@ namespace ctaudit::query {
 // more flows match than the limit, prints the first `limit` and says so in one "ctaudit: note: ..."
 // line on `err`, so that truncation is never silent. A read error is one "ctaudit: ..." line on
 // `err` (ExitStatus::Error); no match is ExitStatus::NothingFound, with a note on `err` in table
-// format only.
+// format only. With --from or --to, the window is checked against the log's gaps and logged periods
+// as runWho does (an open side reaches the edge of the logged time, see resolveWindow); without
+// either, not at all.
 [[nodiscard]] ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out,
                                   std::ostream& err);
 

@@ -23,6 +23,12 @@ constexpr const char* kExitStatus =
     "Exit status: 0 if a flow was found, 1 if none matched, 2 on an error (bad option or value,\n"
     "unreadable database).\n";
 
+constexpr const char* kLogWarnings =
+    "When the time asked about overlaps a gap in the log (events the kernel or ctauditd dropped)\n"
+    "or lies outside the time a ctauditd was recording, a 'ctaudit: warning:' line on stderr says\n"
+    "so, and --format json adds the gap as an ECS pipeline_error line after the flows: no match\n"
+    "there means 'not known', not 'nobody'. Warnings do not change the exit status.\n";
+
 std::string mainHelp() {
   return "Usage: ctaudit COMMAND [OPTIONS]\n"
          "\n"
@@ -70,7 +76,7 @@ std::string whoHelp() {
          "Example:\n"
          "  ctaudit who 203.0.113.7:40001 --at 2026-11-25T10:00:03Z --slack 2s\n"
          "\n" +
-         kExitStatus;
+         kLogWarnings + "\n" + kExitStatus;
 }
 
 std::string flowsHelp() {
@@ -95,6 +101,10 @@ std::string flowsHelp() {
          "\n"
          "Example:\n"
          "  ctaudit flows --nat 203.0.113.7 --from 2026-11-25T10:00:00Z --to 2026-11-25T10:05:00Z\n"
+         "\n" +
+         kLogWarnings +
+         "With only --from (or --to) the check runs to the end (from the start) of the logged time;\n"
+         "without either, there is no window and no check.\n"
          "\n" +
          kExitStatus;
 }

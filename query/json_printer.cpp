@@ -9,4 +9,10 @@ void printJsonLines(std::ostream& out, std::span<const FlowRecord> flows, const 
   }
 }
 
+void printGapJsonLines(std::ostream& out, std::span<const GapRecord> gaps, const storage::JsonContext& context) {
+  for (const GapRecord& gap : gaps) {
+    out << storage::toJsonLine(gap, context) << '\n';
+  }
+}
+
 }  // namespace ctaudit::query

@@ -9,6 +9,7 @@
 
 #include "flow/protocol.hpp"
 #include "query/flow_output.hpp"
+#include "query/log_check.hpp"
 
 namespace ctaudit::query {
 namespace {
@@ -104,7 +105,16 @@ std::vector<RankedFlow> rankByCloseness(std::span<const FlowRecord> flows, Times
 }
 
 ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, std::ostream& err) {
-  auto found = finder.find(toFlowQuery(who));
+  const storage::FlowQuery query = toFlowQuery(who);
+  // The log's coverage before the flows: the daemon may commit in between, and a heartbeat only
+  // ever lands with or after the records it vouches for, so coverage read first never claims more
+  // than the flows read next hold.
+  const auto check = checkLog(finder, query.from, query.to);
+  if (!check) {
+    err << "ctaudit: " << check.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  auto found = finder.find(query);
   if (!found) {
     err << "ctaudit: " << found.error().detail << '\n';
     return ExitStatus::Error;
@@ -114,6 +124,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     if (who.format == OutputFormat::Table) {
       err << "ctaudit: " << noMatchMessage(who) << '\n';
     }
+    printLogCheck(out, err, who.format, *check, finder.observerHostname());
     return ExitStatus::NothingFound;
   }
   std::vector<RankedFlow> ranked = rankByCloseness(*found, who.at);
@@ -126,6 +137,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     gaps.push_back(entry.gap);
   }
   printFlows(out, who.format, flows, gaps, finder.observerHostname());
+  printLogCheck(out, err, who.format, *check, finder.observerHostname());
   return ExitStatus::Found;
 }
 

@@ -28,15 +28,19 @@ TimeAndSource betterStart(const FlowRecord& stored, const FlowRecord& event) noe
 }
 
 // A Destroy's end: the record's, or the event's own time when the record has none (a DESTROY
-// without the timestamp extension is still the moment the entry went away).
+// without the timestamp extension is still the moment the entry went away). A bound (the DESTROY
+// was lost; the daemon closes the flow at a time it must have ended by) never replaces an end the
+// row already has from a real DESTROY: that one says when the flow ended, the bound only by when.
 void endAtDestroy(FlowRecord& row, const FlowRecord& event) noexcept {
-  if (event.end) {
-    row.end = event.end;
-    row.end_source = event.end_source;
-  } else {
-    row.end = event.event_time;
-    row.end_source = event.event_time_source;
+  TimeAndSource end{event.end, event.end_source};
+  if (!end.time) {
+    end = {event.event_time, event.event_time_source};
   }
+  if (end.source == TimeSource::Bound && row.end && row.end_source != TimeSource::Bound) {
+    return;
+  }
+  row.end = end.time;
+  row.end_source = end.source;
 }
 
 }  // namespace

@@ -28,7 +28,10 @@ namespace ctaudit::storage {
 //  - Every event: the reply tuple comes from the event.
 //  - Every event: a translation the event reports replaces the row's; one it does not report is
 //    kept (NAT is set up once, before confirmation). Counters the event carries replace the row's.
-//  - Destroy: ends the flow at record.end (or the event time).
+//  - Destroy: ends the flow at record.end (or the event time). An end whose source is
+//    TimeSource::Bound (the daemon closing a flow whose DESTROY was lost) never replaces a kernel or
+//    receive end the row already has. (SqliteSink only merges into open rows, so for it this cannot
+//    arise; the rule keeps the function right on its own.)
 [[nodiscard]] StoredFlow mergeEvent(const StoredFlow& stored, const FlowRecord& event) noexcept;
 
 }  // namespace ctaudit::storage

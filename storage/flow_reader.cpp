@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/flow_reader.hpp"
 
+#include <array>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "storage/flow_query_sql.hpp"
@@ -28,6 +31,38 @@ Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Er
   return {error.code, error.sys_errno, path.string() + ": " + error.detail};
 }
 
+constexpr std::string_view kGapsSql =
+    "SELECT id, reason, start_ns, end_ns, lost_records, overruns, sink FROM gaps"
+    " WHERE start_ns <= ?1 AND end_ns >= ?2 ORDER BY start_ns, id";
+constexpr std::string_view kRunsSql = "SELECT started_ns, alive_ns, stopped_ns FROM runs ORDER BY started_ns, id";
+
+constexpr std::array kGapReasons{GapReason::KernelOverrun, GapReason::QueueOverflow, GapReason::SinkFailure,
+                                 GapReason::DaemonDown};
+
+std::optional<GapReason> parseGapReason(std::string_view text) noexcept {
+  for (const GapReason reason : kGapReasons) {
+    if (gapReasonName(reason) == text) {
+      return reason;
+    }
+  }
+  return std::nullopt;
+}
+
+// SQLite hands out UTF-8 as unsigned char; "" for NULL.
+std::string_view columnText(sqlite3_stmt* stmt, int col) noexcept {
+  const auto* text = sqlite3_column_text(stmt, col);
+  if (text == nullptr) {
+    return {};
+  }
+  return {reinterpret_cast<const char*>(text), static_cast<std::size_t>(sqlite3_column_bytes(stmt, col))};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+}
+
+bool hasTable(sqlite3* db, std::string_view name) {
+  const auto found = queryInteger(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" +
+                                          std::string(name) + "'");
+  return found && *found > 0;
+}
+
 int bindParameter(sqlite3_stmt* stmt, int index, const CompiledQuery::Parameter& value) noexcept {
   if (const auto* integer = std::get_if<std::int64_t>(&value)) {
     return sqlite3_bind_int64(stmt, index, *integer);
@@ -41,6 +76,10 @@ int bindParameter(sqlite3_stmt* stmt, int index, const CompiledQuery::Parameter&
 // The connection; FlowReader's only resource.
 struct FlowReader::Impl {
   SqliteDb db;
+  // Whether the file has them: a version-1 file written before gaps and runs were recorded lacks
+  // them until a current daemon opens it (schema.cpp, ensureLogTables).
+  bool has_gaps{false};
+  bool has_runs{false};
 };
 
 FlowReader::FlowReader(std::unique_ptr<Impl> impl, std::string observer_hostname)
@@ -57,7 +96,9 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
   if (!info) {
     return Unexpected{classifyOpenError(db->get(), path, info.error())};
   }
-  auto impl = std::make_unique<Impl>(Impl{std::move(*db)});
+  const bool has_gaps = hasTable(db->get(), "gaps");
+  const bool has_runs = hasTable(db->get(), "runs");
+  auto impl = std::make_unique<Impl>(Impl{std::move(*db), has_gaps, has_runs});
   // make_unique cannot reach the private constructor; the new'd object is owned at once.
   return std::unique_ptr<FlowReader>(new FlowReader(std::move(impl), std::move(info->observer_hostname)));
 }
@@ -93,6 +134,68 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     return sqliteFailure(db, "cannot read flows");
   }
   return records;
+}
+
+Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
+  std::vector<GapRecord> gaps;
+  if (!impl_->has_gaps) {
+    return gaps;
+  }
+  sqlite3* db = impl_->db.get();
+  auto stmt = prepare(db, kGapsSql);
+  if (!stmt) {
+    return Unexpected{stmt.error()};
+  }
+  if (sqlite3_bind_int64(stmt->get(), 1, toUnixNanos(to)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt->get(), 2, toUnixNanos(from)) != SQLITE_OK) {
+    return sqliteFailure(db, "cannot bind the gap window");
+  }
+  int rc = SQLITE_OK;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    sqlite3_stmt* row = stmt->get();
+    const auto id = sqlite3_column_int64(row, 0);
+    const std::string_view reason_text = columnText(row, 1);
+    const auto reason = parseGapReason(reason_text);
+    if (!reason) {
+      return fail(Errc::Storage, "gaps row id " + std::to_string(id) + ": unknown reason '" + std::string(reason_text) +
+                                     "'");
+    }
+    GapRecord gap;
+    gap.reason = *reason;
+    gap.start = fromUnixNanos(sqlite3_column_int64(row, 2));
+    gap.end = fromUnixNanos(sqlite3_column_int64(row, 3));
+    gap.lost_records = static_cast<std::uint64_t>(sqlite3_column_int64(row, 4));
+    gap.overruns = static_cast<std::uint64_t>(sqlite3_column_int64(row, 5));
+    gap.sink = std::string(columnText(row, 6));
+    gaps.push_back(std::move(gap));
+  }
+  if (rc != SQLITE_DONE) {
+    return sqliteFailure(db, "cannot read gaps");
+  }
+  return gaps;
+}
+
+Result<std::vector<LoggedPeriod>> FlowReader::loggedPeriods() {
+  std::vector<LoggedPeriod> periods;
+  if (!impl_->has_runs) {
+    return periods;
+  }
+  sqlite3* db = impl_->db.get();
+  auto stmt = prepare(db, kRunsSql);
+  if (!stmt) {
+    return Unexpected{stmt.error()};
+  }
+  int rc = SQLITE_OK;
+  while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    sqlite3_stmt* row = stmt->get();
+    const bool stopped = sqlite3_column_type(row, 2) != SQLITE_NULL;
+    periods.push_back({fromUnixNanos(sqlite3_column_int64(row, 0)),
+                       fromUnixNanos(sqlite3_column_int64(row, stopped ? 2 : 1)), stopped});
+  }
+  if (rc != SQLITE_DONE) {
+    return sqliteFailure(db, "cannot read runs");
+  }
+  return periods;
 }
 
 }  // namespace ctaudit::storage

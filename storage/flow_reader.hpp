@@ -7,8 +7,11 @@
 #include <vector>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
 #include "flow/result.hpp"
+#include "flow/time.hpp"
 #include "storage/flow_query.hpp"
+#include "storage/logged_period.hpp"
 
 struct sqlite3;
 
@@ -34,6 +37,17 @@ public:
   // database holds for it: EventType::Destroy when the flow has ended, EventType::New while it is
   // open (observed_at_start set where the flow was first seen in the start dump).
   [[nodiscard]] Result<std::vector<FlowRecord>> find(const FlowQuery& query);
+
+  // The recorded gaps that overlap [from, to] (start <= to and end >= from, ends included), oldest
+  // start first. Errors: Errc::Storage for a row no writer produces (an unknown reason), naming its
+  // id; Errc::Storage / Errc::Io when the table cannot be read. A file whose writer predates the
+  // gaps table has none.
+  [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to);
+
+  // Every daemon run the database knows, as the period it logged, earliest start first; empty
+  // when none was recorded (a file whose writer predates the runs table, or never called
+  // SqliteSink::beginRun). Errors as gaps().
+  [[nodiscard]] Result<std::vector<LoggedPeriod>> loggedPeriods();
 
   // The host name of the machine that wrote the database (for ECS observer.hostname).
   [[nodiscard]] const std::string& observerHostname() const noexcept { return observer_hostname_; }

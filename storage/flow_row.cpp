@@ -228,6 +228,8 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   }
   if (record.end_source == TimeSource::Receive) {
     flags |= flow_flags::kEndFromReceive;
+  } else if (record.end_source == TimeSource::Bound) {
+    flags |= flow_flags::kEndIsBound;
   }
   if (record.observed_at_start) {
     flags |= flow_flags::kObservedAtStart;
@@ -287,6 +289,9 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
     in.bad(FlowColumn::Flags, "is NULL");
   }
   const std::int64_t bits = flags.value_or(0);
+  if ((bits & flow_flags::kEndFromReceive) != 0 && (bits & flow_flags::kEndIsBound) != 0) {
+    in.bad(FlowColumn::Flags, "says the end is both a receive time and a bound");
+  }
   flow.lifetime_start = fromUnixNanos(in.integer<std::int64_t>(FlowColumn::StartNs));
   if ((bits & flow_flags::kStartUnknown) == 0) {
     record.start = flow.lifetime_start;
@@ -295,7 +300,9 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   if (const auto end = in.optionalInteger<std::int64_t>(FlowColumn::EndNs)) {
     record.end = fromUnixNanos(*end);
   }
-  record.end_source = (bits & flow_flags::kEndFromReceive) != 0 ? TimeSource::Receive : TimeSource::Kernel;
+  record.end_source = (bits & flow_flags::kEndFromReceive) != 0 ? TimeSource::Receive
+                      : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
+                                                                : TimeSource::Kernel;
   record.observed_at_start = (bits & flow_flags::kObservedAtStart) != 0;
   record.counters_original = in.counters(FlowColumn::OrigPackets, FlowColumn::OrigBytes);
   record.counters_reply = in.counters(FlowColumn::ReplyPackets, FlowColumn::ReplyBytes);

@@ -58,7 +58,11 @@ inline constexpr std::int64_t kStartFromReceive = 1;  // start_source == TimeSou
 inline constexpr std::int64_t kEndFromReceive = 2;    // end_source == TimeSource::Receive
 inline constexpr std::int64_t kObservedAtStart = 4;   // first seen in the start-up dump
 inline constexpr std::int64_t kStartUnknown = 8;      // start_ns is a stand-in, see StoredFlow
-inline constexpr std::int64_t kAll = 15;
+// end_source == TimeSource::Bound: the DESTROY was lost and end_ns is only a time the flow is known
+// to have ended at or before. Never set together with kEndFromReceive. Only an end can be a bound;
+// a start is always a kernel or a receive time.
+inline constexpr std::int64_t kEndIsBound = 16;
+inline constexpr std::int64_t kAll = 31;
 }  // namespace flow_flags
 
 // One column's value as SQLite stores it: NULL, an INTEGER, or an address BLOB (4 or 16 bytes,

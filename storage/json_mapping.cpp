@@ -60,7 +60,12 @@ Json eventTypes(EventType event) {
 }
 
 std::string_view timeSourceName(TimeSource source) noexcept {
-  return source == TimeSource::Kernel ? "kernel" : "receive";
+  switch (source) {
+    case TimeSource::Kernel: return "kernel";
+    case TimeSource::Receive: return "receive";
+    case TimeSource::Bound: return "bound";
+  }
+  return "unknown";
 }
 
 // A NAT endpoint: for ICMP the "port" is the echo id, which is what the kernel rewrites, and what a
@@ -183,12 +188,22 @@ Json conntrackJson(const FlowRecord& record) {
   return std::move(ct).take();
 }
 
+// dump() throws type_error 316 on invalid UTF-8 (error_handler_t::strict). Every string the
+// mappings build is ASCII: inet_ntop text, RFC 3339 times, base64, and fixed names. The observer
+// host name (and a gap's sink name) are the strings from outside, and the kernel does not hold host
+// names to UTF-8; `replace` turns a stray byte there into U+FFFD instead of throwing, so a mapping
+// never throws except std::bad_alloc. No indentation: one line, no trailing newline.
+std::string serialise(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+Json observerJson(const JsonContext& context) {
+  Object observer(1);
+  observer.add("hostname", context.observer_hostname);
+  return std::move(observer).take();
+}
+
 }  // namespace
 
 std::string toJsonLine(const FlowRecord& record, const JsonContext& context) {
-  Object observer(1);
-  observer.add("hostname", context.observer_hostname);
-
   Object root(7);
   root.add("@timestamp", formatRfc3339(record.event_time));
   root.add("event", eventJson(record));
@@ -197,16 +212,45 @@ std::string toJsonLine(const FlowRecord& record, const JsonContext& context) {
                                   record.counters_original, record.nat.translated_source));
   root.add("destination", endpointJson(record.original.dst, record.original.dst_port, record.original.protocol,
                                        record.counters_reply, record.nat.translated_destination));
-  root.add("observer", std::move(observer).take());
+  root.add("observer", observerJson(context));
   root.add("conntrack", conntrackJson(record));
-  const Json json = std::move(root).take();
+  return serialise(std::move(root).take());
+}
 
-  // dump() throws type_error 316 on invalid UTF-8 (error_handler_t::strict). Every string built
-  // above is ASCII: inet_ntop text, RFC 3339 times, base64, and fixed names. The observer host name
-  // is the one string from outside, and the kernel does not hold host names to UTF-8; `replace`
-  // turns a stray byte there into U+FFFD instead of throwing, so the mapping never throws except
-  // std::bad_alloc. No indentation: one line, no trailing newline.
-  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+std::string toJsonLine(const GapRecord& gap, const JsonContext& context) {
+  // ECS: pipeline_error is the kind for "event data may be missing"; with the network category its
+  // allowed types include "info" ("error" is reserved for events that describe an error of the
+  // thing observed, not of the pipeline).
+  Object event(9);
+  event.add("kind", "pipeline_error");
+  event.add("category", Json::array({"network"}));
+  event.add("type", Json::array({"info"}));
+  event.add("action", "gap");
+  event.add("reason", gapReasonName(gap.reason));
+  event.add("start", formatRfc3339(gap.start));
+  event.add("end", formatRfc3339(gap.end));
+  if (gap.end >= gap.start) {
+    event.add("duration", (gap.end - gap.start).count());
+  }
+
+  // The counts are always written, so that every gap line has one shape; lost_records 0 means "not
+  // known" (a kernel overrun or a daemon that was down), as in GapRecord.
+  Object details(4);
+  details.add("reason", gapReasonName(gap.reason));
+  details.add("lost_records", gap.lost_records);
+  details.add("overruns", gap.overruns);
+  if (!gap.sink.empty()) {
+    details.add("sink", gap.sink);
+  }
+  Object ctaudit(1);
+  ctaudit.add("gap", std::move(details).take());
+
+  Object root(4);
+  root.add("@timestamp", formatRfc3339(gap.end));
+  root.add("event", std::move(event).take());
+  root.add("observer", observerJson(context));
+  root.add("ctaudit", std::move(ctaudit).take());
+  return serialise(std::move(root).take());
 }
 
 }  // namespace ctaudit::storage

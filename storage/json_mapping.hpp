@@ -4,6 +4,7 @@
 #include <string>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
 
 namespace ctaudit::storage {
 
@@ -17,5 +18,12 @@ struct JsonContext {
 // SIEM ingests and what an analyst queries have exactly the same shape. docs/json.md lists every
 // field.
 [[nodiscard]] std::string toJsonLine(const FlowRecord& record, const JsonContext& context);
+
+// The one mapping from a GapRecord to its ECS line (same serialisation as above): an
+// event.kind "pipeline_error" record that says records may be missing between event.start and
+// event.end, so that a SIEM search over that window knows its answer may be incomplete. Written
+// by the JSON-lines sink, and printed by `ctaudit --format json` for the gaps around a query.
+// @timestamp is the gap's end: the moment the log knew about it. docs/json.md lists the fields.
+[[nodiscard]] std::string toJsonLine(const GapRecord& gap, const JsonContext& context);
 
 }  // namespace ctaudit::storage

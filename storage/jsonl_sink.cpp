@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -44,6 +45,67 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
   return UniqueFd{fd};
 }
 
+// How much of the file the torn-line repair reads at a time.
+constexpr std::size_t kRepairChunk = 64 * 1024;
+
+// pread(2) until `size` bytes or end of file; the count read, or -1 with errno set.
+ssize_t preadFull(int fd, char* data, std::size_t size, off_t offset) noexcept {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, data + done, size - done, offset + static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return -1;
+    }
+    if (n == 0) {
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+// write(2) all of `bytes`; 0, or the errno that stopped it.
+int writeFull(int fd, std::string_view bytes) noexcept {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return errno;
+    }
+    if (n == 0) {
+      return EIO;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+// The offset just past the last '\n' of the `size` bytes that `fd` holds (0 when there is none),
+// or -1 with errno set. Reads backwards a chunk at a time: the torn part is normally one line.
+off_t endOfLastLine(int fd, off_t size, std::string& buffer) noexcept {
+  off_t end = size;
+  while (end > 0) {
+    const off_t begin = std::max<off_t>(0, end - static_cast<off_t>(kRepairChunk));
+    const auto length = static_cast<std::size_t>(end - begin);
+    buffer.resize(length);
+    const ssize_t n = preadFull(fd, buffer.data(), length, begin);
+    if (n < 0) {
+      return -1;
+    }
+    const auto found = std::string_view(buffer.data(), static_cast<std::size_t>(n)).rfind('\n');
+    if (found != std::string_view::npos) {
+      return begin + static_cast<off_t>(found) + 1;
+    }
+    end = begin;
+  }
+  return 0;
+}
+
 // EAGAIN only comes from a non-blocking standard output whose reader is slow: worth another try.
 // Everything else (ENOSPC, EDQUOT, EFBIG, EIO, EPIPE, ...) fails the same way again.
 SinkStatus statusFor(int error) noexcept {
@@ -73,8 +135,10 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
   if (!fd) {
     return Unexpected{fd.error()};
   }
-  return std::make_unique<JsonLinesSink>(Private{}, std::move(fd).value(), path_or_dash, false, std::move(context),
-                                         include_updates, std::move(log));
+  auto sink = std::make_unique<JsonLinesSink>(Private{}, std::move(fd).value(), path_or_dash, false,
+                                              std::move(context), include_updates, std::move(log));
+  sink->moveTornLastLine();
+  return sink;
 }
 
 JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::path path, bool is_stdout,
@@ -110,7 +174,27 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   if (buffer_.empty()) {
     return SinkStatus::Ok;
   }
+  return writeBuffer(lines);
+}
 
+SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
+  if (gap.end < gap.start) {
+    log_->warn("a {} gap from {} to {} ends before it starts; not written to {}", gapReasonName(gap.reason),
+               formatRfc3339(gap.start), formatRfc3339(gap.end), name_);
+    return SinkStatus::Failed;
+  }
+  if (!torn_tail_.empty()) {
+    if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {
+      return status;
+    }
+  }
+  buffer_.clear();
+  buffer_ += toJsonLine(gap, context_);
+  buffer_ += '\n';
+  return writeBuffer(1);
+}
+
+SinkStatus JsonLinesSink::writeBuffer(std::size_t lines) noexcept {
   const WriteOutcome outcome = writeAll(buffer_);
   if (outcome.written > 0) {
     unsynced_ = true;
@@ -251,6 +335,91 @@ void JsonLinesSink::reopen() noexcept {
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
   log_->info("reopened {}", path_.string());
+  // Normally a new, empty file; but a SIGHUP without a rotation reopens the same one, which may end
+  // in the half line dropped above.
+  moveTornLastLine();
+}
+
+void JsonLinesSink::moveTornLastLine() noexcept {
+  if (is_stdout_ || !is_regular_) {
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0 || st.st_size == 0) {
+    return;
+  }
+  const auto problem = [&](std::string_view what, int error) {
+    log_->warn("{} does not end with a complete line, and {}: {}", path_.string(), what, errnoText(error));
+  };
+  // fd_ is write-only; the repair reads through a descriptor of its own.
+  const UniqueFd in{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!in.valid()) {
+    problem("it cannot be read to check", errno);
+    return;
+  }
+  std::string chunk;
+  char last = '\n';
+  if (preadFull(in.get(), &last, 1, st.st_size - 1) != 1) {
+    problem("its last byte cannot be read", errno);
+    return;
+  }
+  if (last == '\n') {
+    return;
+  }
+  const off_t keep = endOfLastLine(in.get(), st.st_size, chunk);
+  if (keep < 0) {
+    problem("it cannot be read to find its last complete line", errno);
+    return;
+  }
+  const auto torn_bytes = static_cast<std::uint64_t>(st.st_size - keep);
+  const std::filesystem::path torn_path = path_.string() + ".torn";
+
+  // Save first, cut second: a crash in between leaves the bytes in both files, never in neither.
+  int error = 0;
+  {
+    const UniqueFd torn{::open(torn_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, kFileMode)};
+    if (!torn.valid()) {
+      error = errno;
+    } else {
+      const std::string note = "# " + formatRfc3339(SystemClock{}.now()) + " ctauditd cut these " +
+                               std::to_string(torn_bytes) + " bytes, an unfinished last line, off the end of " +
+                               path_.string() + ":\n";
+      error = writeFull(torn.get(), note);
+      for (off_t offset = keep; error == 0 && offset < st.st_size;) {
+        const auto length = static_cast<std::size_t>(std::min<off_t>(st.st_size - offset, kRepairChunk));
+        chunk.resize(length);
+        const ssize_t n = preadFull(in.get(), chunk.data(), length, offset);
+        if (n <= 0) {
+          error = n < 0 ? errno : EIO;
+          break;
+        }
+        error = writeFull(torn.get(), std::string_view(chunk.data(), static_cast<std::size_t>(n)));
+        offset += static_cast<off_t>(n);
+      }
+      if (error == 0) {
+        error = writeFull(torn.get(), "\n");
+      }
+      if (error == 0 && ::fdatasync(torn.get()) != 0) {
+        error = errno;
+      }
+    }
+  }
+  if (error != 0) {
+    // The bytes stay where they are; ending them with a newline at least keeps the next line whole.
+    problem("its unfinished last line could not be saved to " + torn_path.string() +
+                (writeFull(fd_.get(), "\n") == 0 ? "; it was ended with a newline instead" : ""),
+            error);
+    return;
+  }
+  while (::ftruncate(fd_.get(), keep) != 0) {
+    if (errno != EINTR) {
+      problem("the unfinished last line, saved to " + torn_path.string() + ", could not be cut off", errno);
+      return;
+    }
+  }
+  (void)::fdatasync(fd_.get());  // best effort: were the cut undone by a crash, the next start redoes it
+  log_->warn("{} ended in an unfinished line (ctauditd was killed mid-write?): moved its {} bytes to {}",
+             path_.string(), torn_bytes, torn_path.string());
 }
 
 void JsonLinesSink::noteSuccess() noexcept {

@@ -11,6 +11,7 @@
 #include <spdlog/fwd.h>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
 #include "flow/result.hpp"
 #include "flow/unique_c.hpp"
 #include "storage/json_mapping.hpp"
@@ -18,8 +19,9 @@
 
 namespace ctaudit::storage {
 
-// Appends one ECS JSON line per flow event (toJsonLine) to a file or to standard output, for a
-// SIEM shipper (Filebeat, Splunk UF, Vector) to tail. Owned by the daemon's composition root and
+// Appends one ECS JSON line per flow event (toJsonLine), and one pipeline_error line per gap in
+// the log (writeGap), to a file or to standard output, for a SIEM shipper (Filebeat, Splunk UF,
+// Vector) to tail. Owned by the daemon's composition root and
 // used from its pipeline thread only; not thread-safe.
 //
 // Each write() formats the batch into one buffer and hands it to the kernel with as few write(2)
@@ -43,9 +45,10 @@ class JsonLinesSink final : public FlowSink {
 public:
   // Opens `path_or_dash` for appending, creating it with mode 0640 (less the umask) and any missing
   // parent directories; "-" means standard output (the sink writes to a duplicate of fd 1, so
-  // destroying the sink leaves stdout open). UPDATE events are written only with
-  // `include_updates` (they are ~5 per TCP flow and say little an audit needs). `log` (the "jsonl"
-  // logger) must not be null.
+  // destroying the sink leaves stdout open). An existing regular file that ends in an unfinished
+  // line (a crash mid-write) has that line moved to `<path>.torn` first (moveTornLastLine). UPDATE
+  // events are written only with `include_updates` (they are ~5 per TCP flow and say little an
+  // audit needs). `log` (the "jsonl" logger) must not be null.
   // Errors: Errc::Io with the errno and a detail naming the path, when a parent directory cannot be
   // created or the file cannot be opened for writing.
   [[nodiscard]] static Result<std::unique_ptr<JsonLinesSink>> open(const std::filesystem::path& path_or_dash,
@@ -71,11 +74,28 @@ public:
   // Flushes, then opens the path again, so that after logrotate renamed the file new lines go to a
   // new file at the path while every line written before is in the renamed one. If the path cannot
   // be opened the sink logs the error and keeps writing to the old file, so that nothing is lost.
-  // For "-" it only flushes.
+  // For "-" it only flushes. The file opened is repaired like one opened by open().
   void reopen() noexcept override;
+
+  // Appends the gap's pipeline_error line (toJsonLine(GapRecord)), whatever include_updates says.
+  // Same contract and failure handling as write(); a gap that ends before it starts is refused
+  // (Failed, logged) without writing.
+  [[nodiscard]] SinkStatus writeGap(const GapRecord& gap) noexcept override;
 
 private:
   SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override;
+  // Writes buffer_ (holding `lines` lines) and handles a failure; the common end of doWrite and
+  // writeGap.
+  [[nodiscard]] SinkStatus writeBuffer(std::size_t lines) noexcept;
+  // After a crash or kill -9 mid-write the file may end in part of a line. A shipper would read it
+  // glued to the next line we append, making one line that is neither. So when the open file is a
+  // regular file (not "-") that does not end with '\n', its unfinished last line is moved out:
+  // appended to `<path>.torn` after a "# <time> ctauditd cut these N bytes ..." note line and
+  // followed by a newline, fdatasynced there, then cut off the file with ftruncate, and one
+  // warning names the byte count and where they went. If they cannot be saved, nothing is cut:
+  // a newline ends the partial line instead. Reads through a descriptor of its own (fd_ is
+  // write-only); problems are logged, never fatal.
+  void moveTornLastLine() noexcept;
 
   // What one attempt to write a buffer did: how many bytes reached the file, and the errno of the
   // call that stopped it (0 when all of it was written).

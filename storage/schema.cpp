@@ -63,6 +63,36 @@ constexpr std::array<std::string_view, 4> kCreateIndexes{
     "CREATE INDEX flows_start ON flows (start_ns)",
 };
 
+// The log's record of itself (docs/schema.md, "Gaps and runs"). IF NOT EXISTS because a version-1
+// file written before these tables existed gets them when the writer opens it (ensureLogTables).
+//  - gaps: windows in which records are known to be missing, one row per GapRecord. `reason` is
+//    gapReasonName() as text, readable at the sqlite3 shell; rows are few (a healthy gateway has
+//    none), so the text costs nothing that matters.
+//  - runs: one row per daemon run, so that the time no daemon was running is on the record too.
+//    alive_ns is the run's last heartbeat; stopped_ns is set only by a clean stop.
+constexpr std::string_view kCreateGaps = R"(CREATE TABLE IF NOT EXISTS gaps (
+  id           INTEGER PRIMARY KEY,
+  reason       TEXT NOT NULL,
+  start_ns     INTEGER NOT NULL,
+  end_ns       INTEGER NOT NULL,
+  lost_records INTEGER NOT NULL,
+  overruns     INTEGER NOT NULL,
+  sink         TEXT
+))";
+
+// Time-overlap lookups (`start_ns <= to AND end_ns >= from`): the range is on start_ns and end_ns
+// is checked from the index entry without reading the row.
+constexpr std::string_view kCreateGapsIndex = "CREATE INDEX IF NOT EXISTS gaps_time ON gaps (start_ns, end_ns)";
+
+constexpr std::string_view kCreateRuns = R"(CREATE TABLE IF NOT EXISTS runs (
+  id                INTEGER PRIMARY KEY,
+  started_ns        INTEGER NOT NULL,
+  alive_ns          INTEGER NOT NULL,
+  stopped_ns        INTEGER,
+  version           TEXT NOT NULL,
+  observer_hostname TEXT NOT NULL
+))";
+
 constexpr std::string_view kCreateMeta = R"(CREATE TABLE meta (
   key   TEXT PRIMARY KEY NOT NULL,
   value TEXT NOT NULL
@@ -141,10 +171,38 @@ std::string createViewSql() {
   sql += timeTextSql("end_ns") + " AS end_time,\n  ";
   sql += "(end_ns - start_ns) / 1e9 AS duration_s,\n  ";
   sql += "CASE WHEN flags & 8 THEN 'unknown' WHEN flags & 1 THEN 'receive' ELSE 'kernel' END AS start_source,\n  ";
-  sql += "CASE WHEN end_ns IS NULL THEN NULL WHEN flags & 2 THEN 'receive' ELSE 'kernel' END AS end_source,\n  ";
+  sql += "CASE WHEN end_ns IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
+         "ELSE 'kernel' END AS end_source,\n  ";
   sql += "(flags & 4) != 0 AS observed_at_start,\n  ";
   sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, end_ns\nFROM flows";
   return sql;
+}
+
+// gaps and runs with text times, for people at the sqlite3 shell.
+std::string createGapsViewSql() {
+  return "CREATE VIEW IF NOT EXISTS gaps_text AS SELECT\n  id, reason, " + timeTextSql("start_ns") +
+         " AS start_time, " + timeTextSql("end_ns") +
+         " AS end_time,\n  (end_ns - start_ns) / 1e9 AS duration_s, lost_records, overruns, sink, start_ns, end_ns\n"
+         "FROM gaps";
+}
+
+std::string createRunsViewSql() {
+  return "CREATE VIEW IF NOT EXISTS runs_text AS SELECT\n  id, " + timeTextSql("started_ns") + " AS started, " +
+         timeTextSql("alive_ns") + " AS alive, " + timeTextSql("stopped_ns") +
+         " AS stopped,\n  stopped_ns IS NOT NULL AS clean_stop, version, observer_hostname, started_ns, alive_ns, "
+         "stopped_ns\nFROM runs";
+}
+
+// Creates what a version-1 file may lack because it was written before gaps and runs were recorded
+// (the schema was not released then, so the version was kept). Every statement is IF NOT EXISTS.
+Result<void> ensureLogTables(sqlite3* db) {
+  for (const std::string& statement : {std::string(kCreateGaps), std::string(kCreateGapsIndex), std::string(kCreateRuns),
+                                       createGapsViewSql(), createRunsViewSql()}) {
+    if (auto done = execute(db, statement); !done) {
+      return done;
+    }
+  }
+  return {};
 }
 
 Result<void> createSchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
@@ -159,6 +217,9 @@ Result<void> createSchema(sqlite3* db, std::string_view observer_hostname, Times
     }
   }
   if (auto done = execute(db, createViewSql()); !done) {
+    return done;
+  }
+  if (auto done = ensureLogTables(db); !done) {
     return done;
   }
   auto insert = prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)");
@@ -289,6 +350,9 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
   auto info = readInfo(db, *checked);
   if (!info) {
     return info;
+  }
+  if (auto done = ensureLogTables(db); !done) {
+    return Unexpected{done.error()};
   }
   if (info->observer_hostname != observer_hostname) {
     auto update = prepare(db, "UPDATE meta SET value = ?1 WHERE key = 'observer_hostname'");

@@ -49,12 +49,9 @@ public:
   }
   // Records a window in which records were lost, in the sink's own form (a `gaps` row, a
   // pipeline_error line). Gaps are rare, so each is written on its own. Same status contract as
-  // write().
-  // TODO(#3): pure virtual once both sinks implement it.
-  [[nodiscard]] virtual SinkStatus writeGap(const GapRecord& gap) noexcept {
-    (void)gap;
-    return SinkStatus::Ok;
-  }
+  // write(). Precondition: gap.start <= gap.end; a sink answers Failed otherwise. Not counted in
+  // stats(), which count flow records.
+  [[nodiscard]] virtual SinkStatus writeGap(const GapRecord& gap) noexcept = 0;
   // Makes every accepted record durable (fsync / WAL commit). Called at least once per flush
   // interval and at shutdown.
   virtual SinkStatus flush() noexcept = 0;

@@ -7,6 +7,7 @@
 #include <system_error>
 #include <utility>
 
+#include "ctaudit_version.hpp"
 #include "storage/flow_merge.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/schema.hpp"
@@ -51,6 +52,22 @@ Unexpected ioError(const std::filesystem::path& path, std::string_view what, int
   return fail(Errc::Io, std::string(what) + " " + path.string() + ": " + std::generic_category().message(err), err);
 }
 
+constexpr std::string_view kInsertGapSql =
+    "INSERT INTO gaps (reason, start_ns, end_ns, lost_records, overruns, sink) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr std::string_view kUpdateAliveSql = "UPDATE runs SET alive_ns = ?1 WHERE id = ?2";
+constexpr std::string_view kLastRunSql = "SELECT started_ns, alive_ns, stopped_ns FROM runs ORDER BY id DESC LIMIT 1";
+constexpr std::string_view kInsertRunSql =
+    "INSERT INTO runs (started_ns, alive_ns, stopped_ns, version, observer_hostname) VALUES (?1, ?1, NULL, ?2, ?3)";
+constexpr std::string_view kEndRunSql = "UPDATE runs SET alive_ns = ?1, stopped_ns = ?1 WHERE id = ?2";
+
+// Counts are unsigned in GapRecord and signed 64-bit in SQLite; no real count comes near 2^63, and
+// the value round-trips through the cast either way.
+constexpr std::int64_t toStored(std::uint64_t value) noexcept { return static_cast<std::int64_t>(value); }
+
+int bindText(sqlite3_stmt* stmt, int param, std::string_view text) noexcept {
+  return sqlite3_bind_text(stmt, param, text.data(), static_cast<int>(text.size()), kSqliteStatic);
+}
+
 }  // namespace
 
 struct SqliteSink::Impl {
@@ -61,20 +78,106 @@ struct SqliteSink::Impl {
   SqliteStmt update_main;
   SqliteStmt update_start;
   SqliteStmt update_nat_source;
+  SqliteStmt insert_gap;
+  SqliteStmt update_alive;
   std::shared_ptr<spdlog::logger> log;
   std::filesystem::path path;
+  std::string observer_hostname;
   // The result code of the failure last logged, SQLITE_OK when none is outstanding: a full disk
   // fails every batch until it is fixed, and the log says so once, not once per batch.
   int logged_failure{SQLITE_OK};
 
+  // This run's `runs` row, from beginRun() until endRun(); heartbeats are written only meanwhile.
+  std::optional<std::int64_t> run_id;
+  // The heartbeat as noteAlive() last gave it, and as the database holds it.
+  Timestamp pending_alive{};
+  Timestamp stored_alive{};
+  // The last transaction failed: its records wait in the daemon for a retry (or were dropped, which
+  // the daemon records as a gap), so flush() must not commit a heartbeat that claims them.
+  bool last_write_failed{false};
+
   std::optional<WriteFailure> write(const FlowRecord& record);
   std::optional<WriteFailure> update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns, const FlowRow& row,
                                      std::int64_t id) const;
+  std::optional<WriteFailure> insertGap(const GapRecord& gap) const;
+  // Writes the pending heartbeat into the open transaction, if it is not stored yet.
+  std::optional<WriteFailure> writeHeartbeat() const;
+  [[nodiscard]] bool heartbeatPending() const noexcept { return run_id && pending_alive != stored_alive; }
   [[nodiscard]] WriteFailure failure(std::string_view what) const {
     return {sqlite3_extended_errcode(db.get()), sqliteError(db.get(), what)};
   }
-  SinkStatus report(const WriteFailure& failure, std::size_t batch_size);
+  // Runs `body` (which writes and returns the failure that stopped it, if any) and the pending
+  // heartbeat in one BEGIN IMMEDIATE transaction and commits. `what` names the content for the log
+  // ("a batch of 12 flows"); it is called only when something is logged. Only allocation can throw
+  // in `body`; that is logged and answered with Failed.
+  template <class Body, class What>
+  SinkStatus inTransaction(const Body& body, const What& what) noexcept;
+  SinkStatus report(const WriteFailure& failure, const std::string& what);
 };
+
+template <class Body, class What>
+SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) noexcept {
+  last_write_failed = true;  // until the commit below succeeds
+  try {
+    Transaction tx(db.get());
+    if (!tx.begun()) {
+      return report({tx.beginResult(), sqliteError(db.get(), "BEGIN IMMEDIATE")}, what());
+    }
+    if (auto failed = body()) {
+      return report(*failed, what());  // ~Transaction rolls everything back
+    }
+    if (auto failed = writeHeartbeat()) {
+      return report(*failed, what());
+    }
+    if (tx.commit() != SQLITE_OK) {
+      return report(failure("COMMIT"), what());
+    }
+    stored_alive = pending_alive;
+    last_write_failed = false;
+  } catch (const std::exception& e) {
+    // The transaction has been rolled back by unwinding.
+    log->error("{}: {} dropped: {}", path.string(), what(), e.what());
+    return SinkStatus::Failed;
+  }
+  if (logged_failure != SQLITE_OK) {
+    log->info("{}: writing flows again", path.string());
+    logged_failure = SQLITE_OK;
+  }
+  return SinkStatus::Ok;
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::insertGap(const GapRecord& gap) const {
+  sqlite3_stmt* stmt = insert_gap.get();
+  const StatementReset reset(stmt);
+  if (bindText(stmt, 1, gapReasonName(gap.reason)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 2, toUnixNanos(gap.start)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 3, toUnixNanos(gap.end)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 4, toStored(gap.lost_records)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 5, toStored(gap.overruns)) != SQLITE_OK ||
+      (gap.sink.empty() ? sqlite3_bind_null(stmt, 6) : bindText(stmt, 6, gap.sink)) != SQLITE_OK) {
+    return failure("cannot bind a gap");
+  }
+  if (sqlite3_step(stmt) != SQLITE_DONE) {
+    return failure("cannot insert a gap");
+  }
+  return std::nullopt;
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::writeHeartbeat() const {
+  if (!heartbeatPending()) {
+    return std::nullopt;
+  }
+  sqlite3_stmt* stmt = update_alive.get();
+  const StatementReset reset(stmt);
+  if (sqlite3_bind_int64(stmt, 1, toUnixNanos(pending_alive)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 2, *run_id) != SQLITE_OK) {
+    return failure("cannot bind the heartbeat");
+  }
+  if (sqlite3_step(stmt) != SQLITE_DONE) {
+    return failure("cannot write the heartbeat");
+  }
+  return std::nullopt;
+}
 
 std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns,
                                                      const FlowRow& row, std::int64_t id) const {
@@ -155,19 +258,18 @@ std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
   return std::nullopt;
 }
 
-SinkStatus SqliteSink::Impl::report(const WriteFailure& failure, std::size_t batch_size) {
+SinkStatus SqliteSink::Impl::report(const WriteFailure& failure, const std::string& what) {
   const SinkStatus status = isTransient(failure.rc) ? SinkStatus::Retry : SinkStatus::Failed;
   if (failure.rc != logged_failure) {
     logged_failure = failure.rc;
     const int primary = failure.rc & 0xFF;
     if (status == SinkStatus::Retry) {
-      log->warn("{}: database busy, a batch of {} flows waits for the next try: {}", path.string(), batch_size,
-                failure.detail);
+      log->warn("{}: database busy, {} waits for the next try: {}", path.string(), what, failure.detail);
     } else if (primary == SQLITE_FULL || primary == SQLITE_IOERR) {
       log->error("{}: cannot write flows, every batch is refused until this is fixed: {}", path.string(),
                  failure.detail);
     } else {
-      log->warn("{}: a batch of {} flows was refused and rolled back: {}", path.string(), batch_size, failure.detail);
+      log->warn("{}: {} was refused and rolled back: {}", path.string(), what, failure.detail);
     }
   }
   return status;
@@ -189,6 +291,7 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   auto impl = std::make_unique<Impl>();
   impl->log = std::move(log);
   impl->path = path;
+  impl->observer_hostname = observer_hostname;
 
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
@@ -228,12 +331,14 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
                     observer_hostname);
   }
 
-  const std::array<std::pair<SqliteStmt*, std::string>, 5> statements{{
+  const std::array<std::pair<SqliteStmt*, std::string>, 7> statements{{
       {&impl->find_open, findOpenFlowSql()},
       {&impl->insert, flowInsertSql()},
       {&impl->update_main, flowUpdateSql(kMainColumns)},
       {&impl->update_start, flowUpdateSql(kStartColumns)},
       {&impl->update_nat_source, flowUpdateSql(kNatSourceColumns)},
+      {&impl->insert_gap, std::string(kInsertGapSql)},
+      {&impl->update_alive, std::string(kUpdateAliveSql)},
   }};
   for (const auto& [stmt, sql] : statements) {
     auto prepared = prepare(db, sql, SQLITE_PREPARE_PERSISTENT);
@@ -252,31 +357,146 @@ SinkStatus SqliteSink::doWrite(std::span<const FlowRecord> batch) noexcept {
     return SinkStatus::Ok;
   }
   Impl& self = *impl_;
-  try {
-    Transaction tx(self.db.get());
-    if (!tx.begun()) {
-      return self.report({tx.beginResult(), sqliteError(self.db.get(), "BEGIN IMMEDIATE")}, batch.size());
-    }
-    for (const FlowRecord& record : batch) {
-      if (auto failed = self.write(record)) {
-        return self.report(*failed, batch.size());  // ~Transaction rolls the whole batch back
-      }
-    }
-    if (tx.commit() != SQLITE_OK) {
-      return self.report(self.failure("COMMIT"), batch.size());
-    }
-  } catch (const std::exception& e) {
-    // Only allocation can throw here; the transaction has been rolled back by unwinding.
-    self.log->error("{}: batch of {} flows dropped: {}", self.path.string(), batch.size(), e.what());
-    return SinkStatus::Failed;
-  }
-  if (self.logged_failure != SQLITE_OK) {
-    self.log->info("{}: writing flows again", self.path.string());
-    self.logged_failure = SQLITE_OK;
-  }
-  return SinkStatus::Ok;
+  return self.inTransaction(
+      [&]() -> std::optional<WriteFailure> {
+        for (const FlowRecord& record : batch) {
+          if (auto failed = self.write(record)) {
+            return failed;
+          }
+        }
+        return std::nullopt;
+      },
+      [&] { return "a batch of " + std::to_string(batch.size()) + " flows"; });
 }
 
-SinkStatus SqliteSink::flush() noexcept { return SinkStatus::Ok; }
+SinkStatus SqliteSink::writeGap(const GapRecord& gap) noexcept {
+  Impl& self = *impl_;
+  const auto what = [&] {
+    return "a " + std::string(gapReasonName(gap.reason)) + " gap from " + formatRfc3339(gap.start) + " to " +
+           formatRfc3339(gap.end);
+  };
+  if (gap.end < gap.start) {
+    // Formatting allocates; as everywhere on the daemon's hot path, running out of memory ends the
+    // process (std::terminate through noexcept).
+    self.log->warn("{}: {} ends before it starts; not written", self.path.string(), what());
+    return SinkStatus::Failed;
+  }
+  return self.inTransaction([&] { return self.insertGap(gap); }, what);
+}
+
+SinkStatus SqliteSink::flush() noexcept {
+  Impl& self = *impl_;
+  if (!self.heartbeatPending() || self.last_write_failed) {
+    return SinkStatus::Ok;
+  }
+  const bool stepped_back = self.pending_alive < self.stored_alive;
+  if (!stepped_back && self.pending_alive - self.stored_alive < kHeartbeatInterval) {
+    return SinkStatus::Ok;
+  }
+  return self.inTransaction([] { return std::optional<WriteFailure>{}; }, [] { return std::string("the heartbeat"); });
+}
+
+Result<RunHistory> SqliteSink::beginRun(Timestamp now) {
+  Impl& self = *impl_;
+  sqlite3* db = self.db.get();
+  if (self.run_id) {
+    return fail(Errc::Storage, "beginRun: a run was already begun on " + self.path.string());
+  }
+  Transaction tx(db);
+  if (!tx.begun()) {
+    return sqliteFailure(db, self.path.string() + ": cannot lock the database to record the daemon's start");
+  }
+  RunHistory history;
+  {
+    auto last = prepare(db, kLastRunSql);
+    if (!last) {
+      return Unexpected{last.error()};
+    }
+    const int rc = sqlite3_step(last->get());
+    if (rc == SQLITE_ROW) {
+      history.previous_start = fromUnixNanos(sqlite3_column_int64(last->get(), 0));
+      history.previous_alive = fromUnixNanos(sqlite3_column_int64(last->get(), 1));
+      history.previous_clean = sqlite3_column_type(last->get(), 2) != SQLITE_NULL;
+    } else if (rc != SQLITE_DONE) {
+      return sqliteFailure(db, self.path.string() + ": cannot read the previous run");
+    }
+  }
+  auto insert = prepare(db, kInsertRunSql);
+  if (!insert) {
+    return Unexpected{insert.error()};
+  }
+  if (sqlite3_bind_int64(insert->get(), 1, toUnixNanos(now)) != SQLITE_OK ||
+      bindText(insert->get(), 2, kVersion) != SQLITE_OK ||
+      bindText(insert->get(), 3, self.observer_hostname) != SQLITE_OK || sqlite3_step(insert->get()) != SQLITE_DONE) {
+    return sqliteFailure(db, self.path.string() + ": cannot record the daemon's start");
+  }
+  const std::int64_t id = sqlite3_last_insert_rowid(db);
+  if (tx.commit() != SQLITE_OK) {
+    return sqliteFailure(db, self.path.string() + ": cannot commit the daemon's start");
+  }
+  self.run_id = id;
+  self.pending_alive = now;
+  self.stored_alive = now;
+  return history;
+}
+
+void SqliteSink::noteAlive(Timestamp now) noexcept {
+  if (impl_->run_id) {
+    impl_->pending_alive = now;
+  }
+}
+
+Result<void> SqliteSink::endRun(Timestamp now) {
+  Impl& self = *impl_;
+  sqlite3* db = self.db.get();
+  if (!self.run_id) {
+    return fail(Errc::Storage, "endRun: no run is going on " + self.path.string());
+  }
+  Transaction tx(db);
+  if (!tx.begun()) {
+    return sqliteFailure(db, self.path.string() + ": cannot lock the database to record the daemon's stop");
+  }
+  auto update = prepare(db, kEndRunSql);
+  if (!update) {
+    return Unexpected{update.error()};
+  }
+  if (sqlite3_bind_int64(update->get(), 1, toUnixNanos(now)) != SQLITE_OK ||
+      sqlite3_bind_int64(update->get(), 2, *self.run_id) != SQLITE_OK || sqlite3_step(update->get()) != SQLITE_DONE) {
+    return sqliteFailure(db, self.path.string() + ": cannot record the daemon's stop");
+  }
+  if (tx.commit() != SQLITE_OK) {
+    return sqliteFailure(db, self.path.string() + ": cannot commit the daemon's stop");
+  }
+  self.run_id.reset();
+  self.pending_alive = now;
+  self.stored_alive = now;
+  return {};
+}
+
+Result<std::vector<FlowRecord>> SqliteSink::openFlows() {
+  Impl& self = *impl_;
+  sqlite3* db = self.db.get();
+  auto select = prepare(db, "SELECT id, " + flowColumnList() + " FROM flows WHERE end_ns IS NULL");
+  if (!select) {
+    return Unexpected{select.error()};
+  }
+  std::vector<FlowRecord> records;
+  int rc = SQLITE_OK;
+  while ((rc = sqlite3_step(select->get())) == SQLITE_ROW) {
+    const auto id = sqlite3_column_int64(select->get(), 0);
+    auto row = readRow(select->get(), 1);
+    auto flow = row ? decodeFlow(*row) : Result<StoredFlow>{Unexpected{row.error()}};
+    if (!flow) {
+      self.log->warn("{}: open flow row id {} is left out of the reconciliation: {}", self.path.string(), id,
+                     flow.error().detail);
+      continue;
+    }
+    records.push_back(std::move(flow->record));
+  }
+  if (rc != SQLITE_DONE) {
+    return sqliteFailure(db, self.path.string() + ": cannot read the open flows");
+  }
+  return records;
+}
 
 }  // namespace ctaudit::storage

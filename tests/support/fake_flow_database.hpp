@@ -9,22 +9,32 @@
 #include <vector>
 
 #include "flow/flow_record.hpp"
+#include "flow/gap_record.hpp"
+#include "flow/time.hpp"
 #include "query/flow_finder.hpp"
 #include "storage/flow_query.hpp"
+#include "storage/logged_period.hpp"
 
 namespace ctaudit::testing {
 
 // A database for the query commands without SQLite: holds the flows every query returns (up to
-// the query's limit; it does not filter, which is storage's job and tested there) and records what
-// was opened and asked. The test owns it and must keep it alive while a finder from opener() lives.
+// the query's limit) and the gaps every gap query returns (it filters neither, which is storage's
+// job and tested there), and records what was opened and asked. By default one run covers all of
+// time, so that tests about other things see no warnings. The test owns it and must keep it alive
+// while a finder from opener() lives.
 struct FakeFlowDatabase {
   std::vector<FlowRecord> flows;
+  std::vector<GapRecord> gaps;
+  std::vector<storage::LoggedPeriod> logged_periods{{Timestamp::min(), Timestamp::max(), false}};
   std::string observer_hostname{"nat-gw-1"};
-  std::optional<Error> open_error;  // opener() fails with this
-  std::optional<Error> find_error;  // find() fails with this
+  std::optional<Error> open_error;      // opener() fails with this
+  std::optional<Error> find_error;      // find() fails with this
+  std::optional<Error> coverage_error;  // gaps() and loggedPeriods() fail with this
 
   std::vector<std::filesystem::path> opened;
   std::vector<storage::FlowQuery> queries;
+  std::vector<std::pair<Timestamp, Timestamp>> gap_queries;  // the windows gaps() was asked about
+  std::vector<std::string> calls;  // "find", "gaps", "loggedPeriods", in the order made
 
   [[nodiscard]] query::FlowFinderOpener opener() {
     return [this](const std::filesystem::path& path) -> Result<std::unique_ptr<query::FlowFinder>> {
@@ -41,6 +51,7 @@ private:
   public:
     explicit Finder(FakeFlowDatabase& database) : database_(database) {}
     [[nodiscard]] Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) override {
+      database_.calls.emplace_back("find");
       database_.queries.push_back(query);
       if (database_.find_error) {
         return Unexpected{*database_.find_error};
@@ -52,6 +63,21 @@ private:
       return result;
     }
     [[nodiscard]] std::string observerHostname() const override { return database_.observer_hostname; }
+    [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) override {
+      database_.calls.emplace_back("gaps");
+      database_.gap_queries.emplace_back(from, to);
+      if (database_.coverage_error) {
+        return Unexpected{*database_.coverage_error};
+      }
+      return database_.gaps;
+    }
+    [[nodiscard]] Result<std::vector<storage::LoggedPeriod>> loggedPeriods() override {
+      database_.calls.emplace_back("loggedPeriods");
+      if (database_.coverage_error) {
+        return Unexpected{*database_.coverage_error};
+      }
+      return database_.logged_periods;
+    }
 
   private:
     FakeFlowDatabase& database_;

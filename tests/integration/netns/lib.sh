@@ -669,10 +669,13 @@ cta_daemon_stop() {
 # ({"source":{"ip":…}}) or spells it with dots ({"source.ip":…}). inside_port is the inside
 # host's port: source.port, or for ICMP (no ports in ECS) the echo id, which the record may carry
 # as source.port or as conntrack.original.id. flow_key is "TRANSPORT INSIDE_IP INSIDE_PORT", the
-# same as columns 2-4 of a cta_ct_truth line. Usage: cta_jq [jq options...] FILTER < input
+# same as columns 2-4 of a cta_ct_truth line. flows_only drops the event.kind "pipeline_error"
+# lines (gaps in the log, or time no daemon recorded) that `ctaudit --format json` adds after the
+# flows of a query with a time window. Usage: cta_jq [jq options...] FILTER < input
 CTA_JQ_DEFS='
 def f($p): ($p | split(".")) as $k | (try getpath($k) catch null) as $n
   | if $n != null then $n else .[$p] end;
+def flows_only: select(f("event.kind") != "pipeline_error");
 def inside_port: f("source.port") // f("conntrack.original.id");
 def flow_key: "\(f("network.transport")) \(f("source.ip")) \(inside_port)";
 def epoch($t): $t | sub("\\.[0-9]+"; "") | sub("\\+00:00$"; "Z") | fromdateiso8601;

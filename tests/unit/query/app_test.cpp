@@ -10,6 +10,7 @@
 
 #include "ctaudit_version.hpp"
 #include "query/cli_options.hpp"
+#include "query/csv_printer.hpp"
 #include "storage/json_mapping.hpp"
 #include "tests/support/fake_flow_database.hpp"
 #include "tests/support/nat_flow_builder.hpp"
@@ -182,6 +183,144 @@ TEST_F(AppTest, FlowsTruncationIsNeverSilent) {
   EXPECT_TRUE(result.err.starts_with("ctaudit: note: showing the first 1 matching flows")) << result.err;
   ASSERT_EQ(database_.queries.size(), 1U);
   EXPECT_EQ(database_.queries[0].limit, 2U);
+}
+
+// --- Gaps in the log and the time no daemon ran: a "no match" there is not a forensic answer. ---
+
+GapRecord overrunGap(std::string_view start, std::string_view end) {
+  GapRecord gap;
+  gap.reason = GapReason::KernelOverrun;
+  gap.start = *parseTime(start);
+  gap.end = *parseTime(end);
+  gap.overruns = 2;
+  return gap;
+}
+
+TEST_F(AppTest, WhoInsideAGapWarnsButKeepsItsExitStatus) {
+  database_.gaps = {overrunGap("2026-11-25T10:00:01Z", "2026-11-25T10:00:04Z")};
+  const std::string warning =
+      "ctaudit: warning: the log has a gap from 2026-11-25T10:00:01Z to 2026-11-25T10:00:04Z (kernel_overrun, 2 "
+      "overruns): a flow in that window may be missing\n";
+
+  const RunResult none = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"});
+  EXPECT_EQ(none.status, 1);
+  EXPECT_EQ(none.out, "");
+  EXPECT_EQ(none.err, "ctaudit: no flow had translated source 203.0.113.7:40001 at 2026-11-25T10:00:03.000000000Z; "
+                      "widen the window with --slack, e.g. --slack 5s\n" +
+                          warning);
+  ASSERT_EQ(database_.gap_queries.size(), 1U);
+  EXPECT_EQ(database_.gap_queries[0].first, *parseTime("2026-11-25T10:00:03Z"));
+  EXPECT_EQ(database_.gap_queries[0].second, *parseTime("2026-11-25T10:00:03Z"));
+
+  database_.flows = {NatFlowBuilder{}.build()};
+  const RunResult found = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--slack", "2s"});
+  EXPECT_EQ(found.status, 0);
+  EXPECT_TRUE(found.out.starts_with("START ")) << found.out;
+  EXPECT_EQ(found.err, warning);
+  EXPECT_EQ(database_.gap_queries[1].first, *parseTime("2026-11-25T10:00:01Z"));
+  EXPECT_EQ(database_.gap_queries[1].second, *parseTime("2026-11-25T10:00:05Z"));
+}
+
+TEST_F(AppTest, JsonAddsTheGapsAsPipelineErrorLinesAfterTheFlows) {
+  const GapRecord overrun = overrunGap("2026-11-25T10:00:01Z", "2026-11-25T10:00:04Z");
+  database_.gaps = {overrun};
+  database_.flows = {NatFlowBuilder{}.build()};
+  const storage::JsonContext context{database_.observer_hostname};
+  const RunResult found = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
+  EXPECT_EQ(found.status, 0);
+  EXPECT_EQ(found.out, storage::toJsonLine(database_.flows[0], context) + "\n" +
+                           storage::toJsonLine(overrun, context) + "\n");
+  EXPECT_TRUE(found.err.starts_with("ctaudit: warning: the log has a gap")) << found.err;
+
+  database_.flows.clear();
+  const RunResult none = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
+  EXPECT_EQ(none.status, 1) << "a gap is not a match";
+  EXPECT_EQ(none.out, storage::toJsonLine(overrun, context) + "\n");
+}
+
+// The daemon ran 09:00-09:30 and was started again at 10:30: 10:00 was not logged at all.
+TEST_F(AppTest, WhoWhileNoDaemonRanWarnsAndJsonShowsADaemonDownGap) {
+  database_.logged_periods = {{*parseTime("2026-11-25T09:00:00Z"), *parseTime("2026-11-25T09:30:00Z"), true},
+                              {*parseTime("2026-11-25T10:30:00Z"), *parseTime("2026-11-25T11:00:00Z"), false}};
+  const RunResult table = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"});
+  EXPECT_EQ(table.status, 1);
+  EXPECT_NE(table.err.find("ctaudit: warning: 2026-11-25T10:00:03Z is outside the logged period (ctauditd stopped at "
+                           "2026-11-25T09:30:00Z and started again at 2026-11-25T10:30:00Z): a flow in that window "
+                           "may be missing\n"),
+            std::string::npos)
+      << table.err;
+
+  const RunResult json = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
+  EXPECT_EQ(json.status, 1);
+  GapRecord down;
+  down.reason = GapReason::DaemonDown;
+  down.start = *parseTime("2026-11-25T10:00:03Z");
+  down.end = down.start;
+  EXPECT_EQ(json.out, storage::toJsonLine(down, storage::JsonContext{database_.observer_hostname}) + "\n");
+
+  const RunResult csv = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "csv"});
+  EXPECT_EQ(csv.status, 1);
+  EXPECT_EQ(csv.out, std::string(kCsvHeader) + "\r\n") << "CSV holds flows only; the warning is on stderr";
+  EXPECT_NE(csv.err.find("is outside the logged period"), std::string::npos) << csv.err;
+
+  const RunResult covered = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:45:00Z"});
+  EXPECT_EQ(covered.err.find("warning"), std::string::npos) << covered.err;
+}
+
+TEST_F(AppTest, FlowsChecksItsWindowOnlyWhenItHasOne) {
+  database_.logged_periods.clear();  // nothing known
+  database_.gaps = {overrunGap("2026-11-25T10:00:01Z", "2026-11-25T10:00:04Z")};
+  const RunResult unbounded = run({"flows"});
+  EXPECT_EQ(unbounded.err, "ctaudit: no flow matched; widen the time window or drop a filter\n");
+  EXPECT_TRUE(database_.gap_queries.empty());
+
+  database_.logged_periods = {{*parseTime("2026-11-25T09:00:00Z"), *parseTime("2026-11-25T09:30:00Z"), true}};
+  database_.gaps.clear();
+  database_.flows = {NatFlowBuilder{}.build()};
+  // Only --from: the window reaches the end of the log, so the future is no hole...
+  const RunResult inside = run({"flows", "--from", "2026-11-25T09:10:00Z"});
+  EXPECT_EQ(inside.status, 0);
+  EXPECT_EQ(inside.err, "");
+  ASSERT_EQ(database_.gap_queries.size(), 1U);
+  EXPECT_EQ(database_.gap_queries[0].second, *parseTime("2026-11-25T09:30:00Z"));
+  // ...but a --from after the log's end is.
+  const RunResult after = run({"flows", "--from", "2026-11-25T10:00:00Z"});
+  EXPECT_EQ(after.status, 0) << "a warning never changes the exit status";
+  EXPECT_EQ(after.err,
+            "ctaudit: warning: 2026-11-25T10:00:00Z is outside the logged period (ctauditd stopped at "
+            "2026-11-25T09:30:00Z): a flow in that window may be missing\n");
+  const RunResult both = run({"flows", "--from", "2026-11-25T08:59:00Z", "--to", "2026-11-25T09:10:00Z"});
+  EXPECT_EQ(both.err,
+            "ctaudit: warning: 2026-11-25T08:59:00Z to 2026-11-25T09:00:00Z is outside the logged period (the log "
+            "begins at 2026-11-25T09:00:00Z): a flow in that window may be missing\n");
+}
+
+TEST_F(AppTest, ADatabaseWithoutRunsSaysSoOnStderrOnly) {
+  database_.logged_periods.clear();
+  const RunResult json = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
+  EXPECT_EQ(json.status, 1);
+  EXPECT_EQ(json.out, "");
+  EXPECT_TRUE(json.err.starts_with("ctaudit: warning: the database records no ctauditd runs")) << json.err;
+}
+
+// The daemon may commit between two reads. Its heartbeat lands with or after the records it vouches
+// for, so reading the coverage first can only under-claim what the flows read next hold.
+TEST_F(AppTest, CoverageIsReadBeforeTheFlows) {
+  EXPECT_EQ(run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"}).status, 1);
+  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find"}));
+  database_.calls.clear();
+  EXPECT_EQ(run({"flows", "--from", "2026-11-25T10:00:03Z"}).status, 1);
+  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find"}));
+}
+
+TEST_F(AppTest, AnUnreadableGapRecordIsAnError) {
+  database_.flows = {NatFlowBuilder{}.build()};
+  database_.coverage_error = Error{Errc::Storage, 0, "gaps row id 3: unknown reason 'x'"};
+  const RunResult who = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"});
+  expectOneErrorLine(who);
+  EXPECT_EQ(who.err, "ctaudit: gaps row id 3: unknown reason 'x'\n");
+  expectOneErrorLine(run({"flows", "--to", "2026-11-25T10:00:03Z", "--format", "json"}));
+  EXPECT_EQ(run({"flows"}).status, 0) << "no window, nothing to read";
 }
 
 TEST_F(AppTest, FailedOutputExitsTwo) {

@@ -58,6 +58,13 @@ TEST(CsvPrinterTest, OneRowPerFlowWithNanosecondTimes) {
                 "203.0.113.7,40001,,,5,0,0,,,,,receive,,true\r\n");
 }
 
+TEST(CsvPrinterTest, ABoundEndSaysSo) {
+  const std::vector<FlowRecord> flows{NatFlowBuilder{}.ctId(7).end("2026-11-25T11:00:00Z", TimeSource::Bound).build()};
+  EXPECT_EQ(csv(flows), std::string(kHeader) +
+                            "2026-11-25T10:00:00.000000000Z,2026-11-25T11:00:00.000000000Z,tcp,100.64.0.2,33000,"
+                            "198.51.100.1,443,203.0.113.7,40001,,,7,0,0,,,,,kernel,bound,false\r\n");
+}
+
 TEST(CsvPrinterTest, IcmpIdDnatAndIpv6) {
   const std::vector<FlowRecord> flows{
       NatFlowBuilder{}.ctId(9).protocol(Protocol::Icmp).inside("100.64.0.2", 1234).translated("203.0.113.7", 40001)

@@ -87,6 +87,17 @@ TEST(FlowTableTest, OpenFlowsMarksAndFootnotes) {
             "* first seen in the conntrack table when ctauditd started: the flow may have begun before START\n");
 }
 
+TEST(FlowTableTest, ABoundEndIsMarkedAndExplained) {
+  const std::vector<FlowRecord> flows{NatFlowBuilder{}.ctId(1).end("2026-11-25T11:00:00Z", TimeSource::Bound).build()};
+  EXPECT_EQ(renderFlowTable(flows, {}),
+            "START                        END                           PROTO  INSIDE            "
+            "TRANSLATED         DESTINATION       CT_ID  BYTES_OUT  BYTES_IN\n"
+            "2026-11-25T10:00:00.000000Z  2026-11-25T11:00:00.000000Z^  tcp    100.64.0.2:33000  "
+            "203.0.113.7:40001  198.51.100.1:443      1          -         -\n"
+            "\n"
+            "^ bound: the end event was lost; the flow ended at or before this time\n");
+}
+
 TEST(FlowTableTest, IcmpShowsTheIdAndIpv6UsesBrackets) {
   const std::vector<FlowRecord> flows{
       NatFlowBuilder{}.ctId(9).protocol(Protocol::Icmp).inside("100.64.0.2", 1234).translated("203.0.113.7", 40001)

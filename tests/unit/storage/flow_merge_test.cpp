@@ -145,6 +145,47 @@ TEST_F(FlowMergeTest, FieldsAnEventLacksAreKept) {
   EXPECT_FALSE(closed.record.counters_original);
 }
 
+// The daemon closes an open row whose DESTROY was lost with a bound: the flow ended by then.
+TEST_F(FlowMergeTest, ABoundEndClosesAnOpenRow) {
+  const StoredFlow open = firstEvent(event(EventType::New, at(2s)));
+  FlowRecord bound = event(EventType::Destroy, at(90s));
+  bound.end_source = TimeSource::Bound;
+  bound.counters_original.reset();
+  bound.counters_reply.reset();
+  const StoredFlow closed = mergeEvent(open, bound);
+  EXPECT_EQ(closed.record.end, at(90s));
+  EXPECT_EQ(closed.record.end_source, TimeSource::Bound);
+  EXPECT_EQ(closed.record.start, at(2s));
+  EXPECT_FALSE(closed.record.counters_original);
+}
+
+TEST_F(FlowMergeTest, ABoundNeverReplacesARealEnd) {
+  FlowRecord destroy = event(EventType::Destroy, at(60s));
+  destroy.end_source = TimeSource::Kernel;
+  const StoredFlow ended = firstEvent(destroy);
+  FlowRecord bound = event(EventType::Destroy, at(90s));
+  bound.end_source = TimeSource::Bound;
+  const StoredFlow merged = mergeEvent(ended, bound);
+  EXPECT_EQ(merged.record.end, at(60s));
+  EXPECT_EQ(merged.record.end_source, TimeSource::Kernel);
+
+  // A bound given as the event time alike (a record without an end of its own).
+  bound.end.reset();
+  bound.event_time_source = TimeSource::Bound;
+  EXPECT_EQ(mergeEvent(ended, bound).record.end, at(60s));
+
+  // A receive-time end is real too; but a real end does replace a bound.
+  destroy.end_source = TimeSource::Receive;
+  EXPECT_EQ(mergeEvent(firstEvent(destroy), event(EventType::Destroy, at(90s))).record.end, at(90s));
+  FlowRecord bound_first = event(EventType::Destroy, at(90s));
+  bound_first.end_source = TimeSource::Bound;
+  FlowRecord real = event(EventType::Destroy, at(80s));
+  real.end_source = TimeSource::Kernel;
+  const StoredFlow fixed = mergeEvent(firstEvent(bound_first), real);
+  EXPECT_EQ(fixed.record.end, at(80s));
+  EXPECT_EQ(fixed.record.end_source, TimeSource::Kernel);
+}
+
 TEST_F(FlowMergeTest, UnknownStartStaysAtTheFirstSightingWhenDestroyed) {
   const StoredFlow open = firstEvent(event(EventType::Update, at(3s)));
   const StoredFlow closed = mergeEvent(open, event(EventType::Destroy, at(9s)));

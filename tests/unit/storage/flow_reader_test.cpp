@@ -340,6 +340,108 @@ TEST_F(FlowReaderTest, ValuesAreParametersNotSqlText) {
   EXPECT_EQ(compiled.sql.find(std::to_string(toUnixNanos(at(1s)))), std::string::npos) << compiled.sql;
 }
 
+GapRecord gapOf(GapReason reason, Timestamp start, Timestamp end) {
+  GapRecord gap;
+  gap.reason = reason;
+  gap.start = start;
+  gap.end = end;
+  return gap;
+}
+
+TEST_F(FlowReaderTest, GapsAreThoseOverlappingTheWindowOldestFirst) {
+  GapRecord sink_failure = gapOf(GapReason::SinkFailure, at(50s), at(70s));
+  sink_failure.lost_records = 12;
+  sink_failure.sink = "sqlite";
+  GapRecord overrun = gapOf(GapReason::KernelOverrun, at(10s), at(20s));
+  overrun.overruns = 4;
+  const GapRecord down = gapOf(GapReason::DaemonDown, at(100s), at(200s));
+  for (const GapRecord& gap : {sink_failure, overrun, down}) {
+    ASSERT_EQ(sink_->writeGap(gap), SinkStatus::Ok);
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader) << reader.error().detail;
+  const auto gaps = [&](Timestamp from, Timestamp to) {
+    auto found = (*reader)->gaps(from, to);
+    EXPECT_TRUE(found) << found.error().detail;
+    return found ? *found : std::vector<GapRecord>{};
+  };
+  EXPECT_EQ(gaps(at(0s), at(300s)), (std::vector<GapRecord>{overrun, sink_failure, down}));
+  EXPECT_EQ(gaps(at(15s), at(15s)), std::vector<GapRecord>{overrun});
+  EXPECT_EQ(gaps(at(20s), at(50s)), (std::vector<GapRecord>{overrun, sink_failure})) << "ends included";
+  EXPECT_TRUE(gaps(at(21s), at(49s)).empty());
+  EXPECT_TRUE(gaps(at(201s), at(900s)).empty());
+  EXPECT_EQ(gaps(at(150s), at(150s)), std::vector<GapRecord>{down});
+}
+
+TEST_F(FlowReaderTest, AGapRowNoWriterProducesIsAnError) {
+  ASSERT_EQ(sink_->writeGap(gapOf(GapReason::KernelOverrun, at(10s), at(20s))), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE gaps SET reason = 'cosmic_ray'", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader);
+  const auto gaps = (*reader)->gaps(at(0s), at(30s));
+  ASSERT_FALSE(gaps);
+  EXPECT_EQ(gaps.error().code, Errc::Storage);
+  EXPECT_NE(gaps.error().detail.find("gaps row id 1: unknown reason 'cosmic_ray'"), std::string::npos)
+      << gaps.error().detail;
+}
+
+TEST_F(FlowReaderTest, LoggedPeriodsAreTheRunsToTheirStopOrLastHeartbeat) {
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader);
+  auto none = (*reader)->loggedPeriods();
+  ASSERT_TRUE(none) << none.error().detail;
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  ASSERT_TRUE(sink_->endRun(at(100s)));  // stopped cleanly
+  sink_.reset();
+  auto second = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(second);
+  ASSERT_TRUE((*second)->beginRun(at(200s)));
+  (*second)->noteAlive(at(250s));
+  ASSERT_EQ((*second)->writeGap(gapOf(GapReason::KernelOverrun, at(240s), at(241s))), SinkStatus::Ok);
+  second->reset();  // killed: no endRun
+  auto third = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(third);
+  ASSERT_TRUE((*third)->beginRun(at(400s)));  // still running
+
+  auto periods = (*reader)->loggedPeriods();
+  ASSERT_TRUE(periods) << periods.error().detail;
+  EXPECT_EQ(*periods, (std::vector<LoggedPeriod>{{at(0s), at(100s), true},
+                                                 {at(200s), at(250s), false},
+                                                 {at(400s), at(400s), false}}));
+}
+
+// A version-1 file written before gaps and runs were recorded: the reader finds none of either.
+TEST_F(FlowReaderTest, AFileWithoutGapOrRunTablesHasNone) {
+  sink_.reset();
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "DROP VIEW gaps_text; DROP VIEW runs_text; DROP TABLE gaps; DROP TABLE runs",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader) << reader.error().detail;
+  auto gaps = (*reader)->gaps(at(0s), at(10s));
+  ASSERT_TRUE(gaps) << gaps.error().detail;
+  EXPECT_TRUE(gaps->empty());
+  auto periods = (*reader)->loggedPeriods();
+  ASSERT_TRUE(periods) << periods.error().detail;
+  EXPECT_TRUE(periods->empty());
+}
+
+TEST_F(FlowReaderTest, TheGapLookupUsesItsIndex) {
+  const SqliteDb db = openRaw(path_);
+  const std::string plan = queryPlan(db.get(),
+                                     "SELECT id, reason, start_ns, end_ns, lost_records, overruns, sink FROM gaps"
+                                     " WHERE start_ns <= ?1 AND end_ns >= ?2 ORDER BY start_ns, id");
+  EXPECT_NE(plan.find("USING INDEX gaps_time (start_ns<?)"), std::string::npos) << plan;
+}
+
 // EXPLAIN QUERY PLAN on the real schema: each query shape is served by the index made for it.
 TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   const SqliteDb db = openRaw(path_);

@@ -123,6 +123,21 @@ TEST(FlowRowTest, UnknownStartIsIndexedUnderTheFirstEventButReadBackAsUnknown) {
   EXPECT_EQ(decoded->lifetime_start, at(30s));
 }
 
+TEST(FlowRowTest, ABoundEndHasItsOwnFlagAndRoundTrips) {
+  const auto tcp = portTuple(Protocol::Tcp, "10.0.0.2", 1000, "192.0.2.1", 80);
+  FlowRecord record = flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s));
+  record.start = at(1s);
+  record.end_source = TimeSource::Bound;
+  const StoredFlow flow = firstEvent(record);
+  const FlowRow row = encodeFlow(flow);
+  EXPECT_EQ(integer(row, FlowColumn::Flags), flow_flags::kStartFromReceive | flow_flags::kEndIsBound);
+  const auto decoded = decodeFlow(row);
+  ASSERT_TRUE(decoded) << decoded.error().detail;
+  EXPECT_EQ(decoded->record.end_source, TimeSource::Bound);
+  EXPECT_EQ(decoded->record.event_time_source, TimeSource::Bound);  // read back as its end
+  EXPECT_EQ(*decoded, flow);
+}
+
 TEST(FlowRowTest, CountersPastSignedRangeRoundTrip) {
   const auto tcp = portTuple(Protocol::Tcp, "10.0.0.2", 1000, "192.0.2.1", 80);
   FlowRecord record = flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s));
@@ -151,7 +166,8 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
   refused(FlowColumn::OrigSrc, ColumnValue{}, "flows.orig_src is NULL");
   refused(FlowColumn::OrigDst, std::int64_t{1}, "flows.orig_dst is not a 4- or 16-byte address");
   refused(FlowColumn::StartNs, ColumnValue{}, "flows.start_ns is NULL");
-  refused(FlowColumn::Flags, std::int64_t{16}, "flows.flags is out of range");
+  refused(FlowColumn::Flags, std::int64_t{32}, "flows.flags is out of range");
+  refused(FlowColumn::Flags, flow_flags::kEndFromReceive | flow_flags::kEndIsBound, "both a receive time and a bound");
   refused(FlowColumn::NatSrcIp, ip("203.0.113.1"), "must be both NULL or both set");
   refused(FlowColumn::OrigBytes, std::int64_t{5}, "must be both NULL or both set");
 }

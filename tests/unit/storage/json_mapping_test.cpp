@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flow/ct_status.hpp"
+#include "flow/gap_record.hpp"
 #include "flow/nat.hpp"
 
 namespace ctaudit::storage {
@@ -185,6 +186,20 @@ FlowRecord greNoPorts() {
   return r;
 }
 
+// A flow the daemon closed at restart: its DESTROY was lost while the daemon was down, so the end is
+// only a bound (the flow had ended by then), and there are no counters.
+FlowRecord destroyBound() {
+  FlowRecord r = record(EventType::Destroy, 3'405'691'582, snatOriginal(), snatReply(), kSnatAssured);
+  r.tcp_state = kEstablished;
+  r.start = kT0;
+  r.start_source = TimeSource::Kernel;
+  r.end = kT0 + 3600s;
+  r.end_source = TimeSource::Bound;
+  r.event_time = kT0 + 3600s;
+  r.event_time_source = TimeSource::Bound;
+  return r;
+}
+
 struct GoldenCase {
   std::string name;
   FlowRecord record;
@@ -200,6 +215,7 @@ std::vector<GoldenCase> goldenCases() {
       {"ipv6_udp_masquerade", ipv6UdpMasquerade()},
       {"dnat", dnat()},
       {"gre_no_ports", greNoPorts()},
+      {"destroy_bound", destroyBound()},
   };
 }
 
@@ -231,6 +247,78 @@ TEST(JsonMappingTest, MatchesGoldenFiles) {
     }
     EXPECT_EQ(readFile(path), line + '\n') << "golden file " << path
                                            << " differs; see the comment at the top of this test";
+  }
+}
+
+// Gaps, one per reason, as the daemon writes them.
+struct GoldenGap {
+  std::string name;
+  GapRecord gap;
+};
+
+std::vector<GoldenGap> goldenGaps() {
+  GapRecord overrun;
+  overrun.reason = GapReason::KernelOverrun;
+  overrun.start = kT0;
+  overrun.end = kT0 + 2s + 250ms;
+  overrun.overruns = 3;
+  GapRecord queue;
+  queue.reason = GapReason::QueueOverflow;
+  queue.start = kT0;
+  queue.end = kT0 + 500ms;
+  queue.lost_records = 1'234;
+  GapRecord sink;
+  sink.reason = GapReason::SinkFailure;
+  sink.start = kT0;
+  sink.end = kT0 + 90s;
+  sink.lost_records = 52'000;
+  sink.sink = "sqlite";
+  GapRecord down;
+  down.reason = GapReason::DaemonDown;
+  down.start = kT0 - 3600s;
+  down.end = kT0;
+  return {{"gap_kernel_overrun", overrun},
+          {"gap_queue_overflow", queue},
+          {"gap_sink_failure", sink},
+          {"gap_daemon_down", down}};
+}
+
+TEST(JsonMappingTest, GapsMatchGoldenFiles) {
+  for (const GoldenGap& c : goldenGaps()) {
+    const std::string line = toJsonLine(c.gap, kContext);
+    const std::filesystem::path path = kGoldenDir / (c.name + ".json");
+    if (updatingGolden()) {
+      std::ofstream(path, std::ios::binary | std::ios::trunc) << line << '\n';
+      continue;
+    }
+    EXPECT_EQ(readFile(path), line + '\n') << "golden file " << path
+                                           << " differs; see the comment at the top of this file";
+  }
+}
+
+TEST(JsonMappingTest, AGapIsAnEcsPipelineError) {
+  for (const GoldenGap& c : goldenGaps()) {
+    SCOPED_TRACE(c.name);
+    const std::string line = toJsonLine(c.gap, kContext);
+    EXPECT_EQ(line.find('\n'), std::string::npos);
+    const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(doc.is_discarded()) << line;
+    EXPECT_EQ(doc.at("@timestamp"), formatRfc3339(c.gap.end));
+    EXPECT_EQ(doc.at("event").at("kind"), "pipeline_error");
+    EXPECT_EQ(doc.at("event").at("category"), nlohmann::json::array({"network"}));
+    EXPECT_EQ(doc.at("event").at("type"), nlohmann::json::array({"info"}));
+    EXPECT_EQ(doc.at("event").at("action"), "gap");
+    EXPECT_EQ(doc.at("event").at("reason"), gapReasonName(c.gap.reason));
+    EXPECT_EQ(doc.at("event").at("start"), formatRfc3339(c.gap.start));
+    EXPECT_EQ(doc.at("event").at("end"), formatRfc3339(c.gap.end));
+    EXPECT_EQ(doc.at("event").at("duration"), (c.gap.end - c.gap.start).count());
+    EXPECT_EQ(doc.at("observer").at("hostname"), kContext.observer_hostname);
+    const auto& details = doc.at("ctaudit").at("gap");
+    EXPECT_EQ(details.at("reason"), gapReasonName(c.gap.reason));
+    EXPECT_EQ(details.at("lost_records"), c.gap.lost_records);
+    EXPECT_EQ(details.at("overruns"), c.gap.overruns);
+    EXPECT_EQ(details.contains("sink"), !c.gap.sink.empty());
+    EXPECT_FALSE(doc.contains("source")) << "a gap is about no flow in particular";
   }
 }
 
@@ -293,6 +381,13 @@ TEST(JsonMappingTest, EventTypesFollowEcsCategorisation) {
   EXPECT_EQ(typeOf(EventType::Dump), std::make_pair(std::string{"start"}, std::string{"dump"}));
   EXPECT_EQ(typeOf(EventType::Update), std::make_pair(std::string{"info"}, std::string{"update"}));
   EXPECT_EQ(typeOf(EventType::Destroy), std::make_pair(std::string{"end"}, std::string{"destroy"}));
+}
+
+TEST(JsonMappingTest, ABoundEndIsNamedAsSuch) {
+  const auto doc = nlohmann::json::parse(toJsonLine(destroyBound(), kContext));
+  EXPECT_EQ(doc.at("conntrack").at("time_source").at("end"), "bound");
+  EXPECT_EQ(doc.at("conntrack").at("time_source").at("start"), "kernel");
+  EXPECT_EQ(doc.at("event").at("end"), formatRfc3339(kT0 + 3600s));
 }
 
 TEST(JsonMappingTest, IcmpIdIsTheNatPortButNotASourcePort) {

@@ -131,6 +131,139 @@ TEST(JsonLinesSinkTest, AppendsToWhatIsAlreadyThere) {
   EXPECT_EQ(readFile(path), "{\"earlier\":true}\n" + linesOf(batch));
 }
 
+GapRecord overrun() {
+  GapRecord gap;
+  gap.reason = GapReason::KernelOverrun;
+  gap.start = fromUnixNanos(1'795'600'803'000'000'000);
+  gap.end = gap.start + 2s;
+  gap.overruns = 2;
+  return gap;
+}
+
+TEST(JsonLinesSinkTest, WritesAGapAsItsPipelineErrorLine) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log, /*include_updates=*/false);
+  ASSERT_NE(sink, nullptr);
+  const std::vector batch{flow(EventType::New, 1)};
+  EXPECT_EQ(sink->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(sink->writeGap(overrun()), SinkStatus::Ok);
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+  EXPECT_EQ(readFile(path), linesOf(batch) + toJsonLine(overrun(), kContext) + '\n');
+  EXPECT_EQ(sink->stats().records_written, 1U) << "gaps are not flow records";
+
+  GapRecord backwards = overrun();
+  std::swap(backwards.start, backwards.end);
+  EXPECT_EQ(sink->writeGap(backwards), SinkStatus::Failed);
+  EXPECT_EQ(readFile(path), linesOf(batch) + toJsonLine(overrun(), kContext) + '\n');
+  EXPECT_EQ(log.at(spdlog::level::warn).size(), 1U);
+}
+
+TEST(JsonLinesSinkTest, AGapOnAFullDiskFails) {
+  const CapturedLog log;
+  const auto sink = openSink("/dev/full", log);
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(sink->writeGap(overrun()), SinkStatus::Failed);
+  ASSERT_EQ(log.at(spdlog::level::err).size(), 1U);
+}
+
+// kill -9 in the middle of a write(2) leaves the file ending in part of a line. The next start
+// moves that part aside so that the first new line is not glued to it.
+TEST(JsonLinesSinkTest, MovesATornLastLineAsideOnOpen) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const std::string whole = lineOf(flow(EventType::New, 1)) + lineOf(flow(EventType::New, 2));
+  const std::string torn = lineOf(flow(EventType::Destroy, 1)).substr(0, 37);
+  std::ofstream(path, std::ios::binary) << whole << torn;
+
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(readFile(path), whole);
+  const std::string saved = readFile(dir / "flows.jsonl.torn");
+  ASSERT_TRUE(saved.starts_with("# ")) << saved;
+  const auto note_end = saved.find('\n');
+  EXPECT_NE(saved.substr(0, note_end).find("cut these 37 bytes"), std::string::npos) << saved;
+  EXPECT_NE(saved.substr(0, note_end).find(path.string()), std::string::npos) << saved;
+  EXPECT_EQ(saved.substr(note_end + 1), torn + '\n');
+  const auto warnings = log.at(spdlog::level::warn);
+  ASSERT_EQ(warnings.size(), 1U);
+  EXPECT_NE(warnings[0].find("37 bytes"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("flows.jsonl.torn"), std::string::npos) << warnings[0];
+
+  const std::vector next{flow(EventType::Destroy, 2)};
+  EXPECT_EQ(sink->write(next), SinkStatus::Ok);
+  EXPECT_EQ(readFile(path), whole + linesOf(next));
+}
+
+TEST(JsonLinesSinkTest, AWholeFileIsLeftAlone) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const std::string whole = lineOf(flow(EventType::New, 1));
+  std::ofstream(path, std::ios::binary) << whole;
+  const CapturedLog log;
+  ASSERT_NE(openSink(path, log), nullptr);
+  ASSERT_NE(openSink(dir / "empty.jsonl", log), nullptr);
+  EXPECT_EQ(readFile(path), whole);
+  EXPECT_FALSE(std::filesystem::exists(dir / "flows.jsonl.torn"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "empty.jsonl.torn"));
+  EXPECT_TRUE(log.at(spdlog::level::warn).empty());
+}
+
+// No newline in the last 64 KiB or at all: the search goes back chunk by chunk, and a file that is
+// one unfinished line is emptied.
+TEST(JsonLinesSinkTest, ALongTornTailAndAFileWithoutAnyNewline) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const std::string whole = lineOf(flow(EventType::New, 1));
+  const std::string long_tail(200'000, 'x');
+  std::ofstream(path, std::ios::binary) << whole << long_tail;
+  const CapturedLog log;
+  ASSERT_NE(openSink(path, log), nullptr);
+  EXPECT_EQ(readFile(path), whole);
+  const std::string saved = readFile(dir / "flows.jsonl.torn");
+  EXPECT_EQ(saved.substr(saved.find('\n') + 1), long_tail + '\n');
+
+  const auto lone = dir / "lone.jsonl";
+  std::ofstream(lone, std::ios::binary) << "{\"partial\":";
+  ASSERT_NE(openSink(lone, log), nullptr);
+  EXPECT_EQ(readFile(lone), "");
+  const std::string lone_saved = readFile(dir / "lone.jsonl.torn");
+  EXPECT_EQ(lone_saved.substr(lone_saved.find('\n') + 1), "{\"partial\":\n");
+}
+
+// Where the torn part cannot be saved, nothing is cut; a newline ends it so the next line is whole.
+TEST(JsonLinesSinkTest, ATornLineThatCannotBeSavedIsEndedInstead) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  std::filesystem::create_directory(dir / "flows.jsonl.torn");
+  const std::string whole = lineOf(flow(EventType::New, 1));
+  std::ofstream(path, std::ios::binary) << whole << "{\"torn\"";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(readFile(path), whole + "{\"torn\"\n");
+  const auto warnings = log.at(spdlog::level::warn);
+  ASSERT_EQ(warnings.size(), 1U);
+  EXPECT_NE(warnings[0].find("ended with a newline"), std::string::npos) << warnings[0];
+}
+
+// SIGHUP without a rotation reopens the same file; a half line left in it is moved aside then too.
+TEST(JsonLinesSinkTest, ReopenMovesATornLastLineAsideToo) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector batch{flow(EventType::New, 1)};
+  EXPECT_EQ(sink->write(batch), SinkStatus::Ok);
+  std::ofstream(path, std::ios::binary | std::ios::app) << "{\"half";
+  sink->reopen();
+  EXPECT_EQ(readFile(path), linesOf(batch));
+  EXPECT_TRUE(std::filesystem::exists(dir / "flows.jsonl.torn"));
+}
+
 TEST(JsonLinesSinkTest, SkipsUpdatesUnlessAsked) {
   const TempDir dir;
   const CapturedLog log;

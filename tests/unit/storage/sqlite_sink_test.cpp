@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
+#include <algorithm>
 #include <vector>
 
+#include "ctaudit_version.hpp"
 #include "storage/flow_reader.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/schema.hpp"
@@ -211,6 +213,26 @@ TEST_F(SqliteSinkTest, AReusedIdOfAnotherTupleOrZoneIsAnotherFlow) {
   EXPECT_FALSE(records[2].end);
 }
 
+// Restart reconciliation: the DESTROY was lost while the daemon was down, so the daemon closes the
+// open row with a bound. It reads back as such, and the view names it.
+TEST_F(SqliteSinkTest, ABoundEndIsStoredAndReadBackAsABound) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  FlowRecord bound = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(300s));
+  bound.end_source = TimeSource::Bound;
+  bound.counters_original.reset();
+  bound.counters_reply.reset();
+  ASSERT_EQ(write({bound}), SinkStatus::Ok);
+  EXPECT_EQ(rows(), 1);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_EQ(records[0].end, at(300s));
+  EXPECT_EQ(records[0].end_source, TimeSource::Bound);
+  EXPECT_EQ(records[0].start, at(2s));
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT end_source FROM flows_text"), "bound");
+  EXPECT_EQ(count(db.get(), "SELECT flags & 16 FROM flows"), 16);
+}
+
 TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
   ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s)),
                    flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(3s)),
@@ -329,6 +351,250 @@ TEST_F(SqliteSinkTest, AnUncreatableDirectoryIsAnIoError) {
   ASSERT_FALSE(sink);
   EXPECT_EQ(sink.error().code, Errc::Io);
   EXPECT_NE(sink.error().sys_errno, 0);
+}
+
+GapRecord gap(GapReason reason, Timestamp start, Timestamp end) {
+  GapRecord g;
+  g.reason = reason;
+  g.start = start;
+  g.end = end;
+  return g;
+}
+
+TEST_F(SqliteSinkTest, WritesGapsAsRowsTheShellCanRead) {
+  GapRecord overrun = gap(GapReason::KernelOverrun, at(10s), at(12s));
+  overrun.overruns = 3;
+  GapRecord sink_failure = gap(GapReason::SinkFailure, at(20s), at(80s));
+  sink_failure.lost_records = 1500;
+  sink_failure.sink = "jsonl";
+  EXPECT_EQ(sink_->writeGap(overrun), SinkStatus::Ok);
+  EXPECT_EQ(sink_->writeGap(sink_failure), SinkStatus::Ok);
+
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM gaps"), 2);
+  EXPECT_EQ(scalar(db.get(), "SELECT reason || ' ' || start_ns || ' ' || end_ns || ' ' || lost_records || ' ' || "
+                             "overruns || ' ' || ifnull(sink, 'NULL') FROM gaps ORDER BY id LIMIT 1"),
+            "kernel_overrun " + std::to_string(toUnixNanos(at(10s))) + " " + std::to_string(toUnixNanos(at(12s))) +
+                " 0 3 NULL");
+  EXPECT_EQ(scalar(db.get(), "SELECT reason || ' ' || lost_records || ' ' || sink || ' ' || start_time || ' ' || "
+                             "duration_s FROM gaps_text WHERE id = 2"),
+            "sink_failure 1500 jsonl 2026-11-25T10:00:20.000Z 60.0");
+  EXPECT_EQ(sink_->stats().records_written, 0U) << "gaps are not flow records";
+}
+
+TEST_F(SqliteSinkTest, AGapThatEndsBeforeItStartsIsRefused) {
+  EXPECT_EQ(sink_->writeGap(gap(GapReason::QueueOverflow, at(12s), at(10s))), SinkStatus::Failed);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM gaps"), 0);
+}
+
+TEST_F(SqliteSinkTest, AGapWaitsWhileTheDatabaseIsBusy) {
+  const SqliteDb other = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const GapRecord overrun = gap(GapReason::KernelOverrun, at(10s), at(12s));
+  EXPECT_EQ(sink_->writeGap(overrun), SinkStatus::Retry);
+  ASSERT_EQ(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sink_->writeGap(overrun), SinkStatus::Ok);
+  EXPECT_EQ(count(other.get(), "SELECT count(*) FROM gaps"), 1);
+}
+
+// The daemon's runs: what a restart learns about the run before it.
+class SqliteRunTest : public SqliteSinkTest {
+protected:
+  // The runs table as "started alive stopped" (ns offsets from kTestEpoch in seconds; "-" for NULL).
+  std::string runs() {
+    const SqliteDb db = openRaw(path_);
+    const std::string sql =
+        "SELECT group_concat(((started_ns - " + std::to_string(toUnixNanos(at(0s))) + ") / 1000000000) || ' ' || " +
+        "((alive_ns - " + std::to_string(toUnixNanos(at(0s))) + ") / 1000000000) || ' ' || " +
+        "ifnull((stopped_ns - " + std::to_string(toUnixNanos(at(0s))) + ") / 1000000000, '-'), ', ') " +
+        "FROM (SELECT * FROM runs ORDER BY id)";
+    return scalar(db.get(), sql);
+  }
+
+  void restart() {
+    sink_.reset();
+    auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+    ASSERT_TRUE(sink) << sink.error().detail;
+    sink_ = std::move(*sink);
+  }
+};
+
+TEST_F(SqliteRunTest, TheFirstRunHasNoPrevious) {
+  auto history = sink_->beginRun(at(0s));
+  ASSERT_TRUE(history) << history.error().detail;
+  EXPECT_EQ(*history, RunHistory{});
+  EXPECT_EQ(runs(), "0 0 -");
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT version FROM runs"), kVersion);
+  EXPECT_EQ(scalar(db.get(), "SELECT observer_hostname FROM runs"), "gw1.example.net");
+  EXPECT_EQ(scalar(db.get(), "SELECT started || ' ' || clean_stop FROM runs_text"), "2026-11-25T10:00:00.000Z 0");
+}
+
+TEST_F(SqliteRunTest, ACleanStopIsRememberedByTheNextRun) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  ASSERT_TRUE(sink_->endRun(at(100s)));
+  restart();
+  auto history = sink_->beginRun(at(300s));
+  ASSERT_TRUE(history) << history.error().detail;
+  EXPECT_EQ(history->previous_start, at(0s));
+  EXPECT_EQ(history->previous_alive, at(100s));
+  EXPECT_TRUE(history->previous_clean);
+  EXPECT_EQ(runs(), "0 100 100, 300 300 -");
+}
+
+// kill -9: no endRun. The next run learns the last heartbeat that reached the database.
+TEST_F(SqliteRunTest, AKilledRunEndsAtItsLastCommittedHeartbeat) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  sink_->noteAlive(at(40s));
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(39s))}), SinkStatus::Ok);
+  sink_->noteAlive(at(41s));  // remembered, never committed: lost with the process
+  restart();
+  auto history = sink_->beginRun(at(300s));
+  ASSERT_TRUE(history) << history.error().detail;
+  EXPECT_EQ(history->previous_start, at(0s));
+  EXPECT_EQ(history->previous_alive, at(40s));
+  EXPECT_FALSE(history->previous_clean);
+  EXPECT_EQ(runs(), "0 40 -, 300 300 -");
+}
+
+TEST_F(SqliteRunTest, TheHeartbeatRidesOnCommitsAndFlushWritesOnlyAStaleOne) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  sink_->noteAlive(at(1s));
+  EXPECT_EQ(runs(), "0 0 -") << "noteAlive alone writes nothing";
+  EXPECT_EQ(sink_->writeGap(gap(GapReason::KernelOverrun, at(0s), at(1s))), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 1 -") << "a gap's commit carries it";
+
+  sink_->noteAlive(at(2s));
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 1 -") << "one second stale: flush leaves it for the next commit";
+  const auto interval = std::chrono::duration_cast<std::chrono::seconds>(SqliteSink::kHeartbeatInterval).count();
+  sink_->noteAlive(at(1s) + SqliteSink::kHeartbeatInterval);
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 " + std::to_string(1 + interval) + " -") << "stale long enough: flush commits it";
+
+  // The clock stepped back: the latest heartbeat wins, and is not held back by the interval.
+  sink_->noteAlive(at(3s));
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 3 -");
+}
+
+// While a batch waits for a retry, its records are older than any heartbeat noted since: flush
+// must not commit one alone, or a kill then would leave the run claiming records it never had.
+TEST_F(SqliteRunTest, FlushCommitsNoHeartbeatWhileABatchWaitsForARetry) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  const SqliteDb other = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  sink_->noteAlive(at(10s));
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(9s))}), SinkStatus::Retry);
+  ASSERT_EQ(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 0 -");
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(9s))}), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 10 -") << "the retried batch carries it";
+}
+
+TEST_F(SqliteRunTest, HeartbeatsOutsideARunAreIgnored) {
+  sink_->noteAlive(at(5s));
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(5s))}), SinkStatus::Ok);
+  ASSERT_TRUE(sink_->beginRun(at(10s)));
+  ASSERT_TRUE(sink_->endRun(at(20s)));
+  sink_->noteAlive(at(30s));
+  ASSERT_EQ(write({flowEvent(EventType::New, 2, tcp_, masqueraded_, at(30s))}), SinkStatus::Ok);
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "10 20 20");
+}
+
+TEST_F(SqliteRunTest, MisuseIsAnErrorNotARow) {
+  const auto ended = sink_->endRun(at(1s));
+  ASSERT_FALSE(ended);
+  EXPECT_EQ(ended.error().code, Errc::Storage);
+  ASSERT_TRUE(sink_->beginRun(at(2s)));
+  const auto again = sink_->beginRun(at(3s));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::Storage);
+  ASSERT_TRUE(sink_->endRun(at(4s)));
+  EXPECT_FALSE(sink_->endRun(at(5s)));
+  EXPECT_EQ(runs(), "2 4 4");
+}
+
+TEST_F(SqliteRunTest, BeginRunOnABusyDatabaseRecordsNothing) {
+  const SqliteDb other = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto history = sink_->beginRun(at(0s));
+  ASSERT_FALSE(history);
+  EXPECT_NE(history.error().detail.find("daemon's start"), std::string::npos) << history.error().detail;
+  ASSERT_EQ(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(runs(), "");
+  EXPECT_TRUE(sink_->beginRun(at(1s)));
+}
+
+TEST_F(SqliteSinkTest, OpenFlowsAreTheRowsWithoutAnEnd) {
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  const auto third = portTuple(Protocol::Tcp, "100.64.0.9", 34000, "198.51.100.1", 443);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s)),
+                   flowEvent(EventType::New, 2, other, replyOf(other), at(2s)),
+                   flowEvent(EventType::Destroy, 2, other, replyOf(other), at(3s)),
+                   flowEvent(EventType::Dump, 3, third, replyOf(third), at(4s))}),
+            SinkStatus::Ok);
+  auto open = sink_->openFlows();
+  ASSERT_TRUE(open) << open.error().detail;
+  std::sort(open->begin(), open->end(), [](const FlowRecord& a, const FlowRecord& b) { return a.ct_id < b.ct_id; });
+  ASSERT_EQ(open->size(), 2U);
+  const auto stored = readAll();  // oldest first: 1, 2, 3
+  ASSERT_EQ(stored.size(), 3U);
+  EXPECT_EQ((*open)[0], stored[0]);
+  EXPECT_EQ((*open)[1], stored[2]);
+  EXPECT_EQ((*open)[0].event, EventType::New);
+  EXPECT_FALSE((*open)[0].observed_at_start);
+  EXPECT_TRUE((*open)[1].observed_at_start);
+}
+
+TEST_F(SqliteSinkTest, OpenFlowsLeavesOutARowThatDoesNotDecode) {
+  auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
+  ASSERT_TRUE(sink) << sink.error().detail;
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  ASSERT_EQ((*sink)->write({{flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s)),
+                             flowEvent(EventType::New, 2, other, replyOf(other), at(2s))}}),
+            SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE flows SET flags = 99 WHERE ct_id = 2", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  auto open = (*sink)->openFlows();
+  ASSERT_TRUE(open) << open.error().detail;
+  ASSERT_EQ(open->size(), 1U);
+  EXPECT_EQ((*open)[0].ct_id, 1U);
+  const auto logged = messages->last_formatted();
+  ASSERT_EQ(logged.size(), 1U);
+  EXPECT_NE(logged[0].find("row id 2"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("flows.flags"), std::string::npos) << logged[0];
+}
+
+TEST_F(SqliteSinkTest, AVersionOneFileFromBeforeGapsAndRunsGetsThem) {
+  sink_.reset();
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "DROP VIEW gaps_text; DROP VIEW runs_text; DROP TABLE gaps; DROP TABLE runs",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(sink) << sink.error().detail;
+  EXPECT_TRUE((*sink)->beginRun(at(0s)));
+  EXPECT_EQ((*sink)->writeGap(gap(GapReason::DaemonDown, at(0s), at(1s))), SinkStatus::Ok);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE name IN ('gaps', 'gaps_time', 'runs', "
+                            "'gaps_text', 'runs_text')"),
+            5);
+}
+
+TEST_F(SqliteSinkTest, OpenFlowsReadsThePartialIndex) {
+  const SqliteDb db = openRaw(path_);
+  const std::string plan = testing::queryPlan(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE end_ns IS NULL");
+  EXPECT_NE(plan.find("flows_open"), std::string::npos) << plan;
 }
 
 TEST_F(SqliteSinkTest, TheOpenFlowLookupUsesThePartialIndex) {
