@@ -11,6 +11,14 @@
 namespace ctaudit::bench {
 
 Result<void> StopSignal::install(StopSignal& into) {
+  // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded before
+  // it could be queued for the signalfd: take the default disposition back (blocked, it is never
+  // acted on).
+  for (const int signal : {SIGINT, SIGTERM}) {
+    if (std::signal(signal, SIG_DFL) == SIG_ERR) {
+      return fail(Errc::Io, "cannot reset the disposition of signal " + std::to_string(signal));
+    }
+  }
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
