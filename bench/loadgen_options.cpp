@@ -212,7 +212,7 @@ How much (at least one):
   --duration DUR     create for this long (10s, 500ms, 2m); with --count, whichever ends first
 Pacing:
   --rate N|max       requests per second, creates and deletes together (= conntrack events/s);
-                     a token bucket that holds one batch (default max)
+                     a token bucket that holds 50 ms or two batches (default max)
   --batch N          requests per sendmsg, 1-1024 (default 32)
   --live N           keep at most N entries alive: before a create would pass N, the oldest
                      entry is deleted (default: no limit)
