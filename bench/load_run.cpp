@@ -105,10 +105,10 @@ void LoadRun::reportProgress(Clock::time_point now, Clock::time_point start) {
     return;
   }
   const double interval = seconds(now - last_progress_);
+  const std::uint64_t errors = totals_.create_errors + totals_.delete_errors;
   std::fprintf(stderr, "ct_loadgen: t=%.1fs created=%llu deleted=%llu errors=%llu live=%zu rate=%.0f/s\n",
                seconds(now - start), static_cast<unsigned long long>(totals_.created),
-               static_cast<unsigned long long>(totals_.deleted),
-               static_cast<unsigned long long>(totals_.create_errors + totals_.delete_errors), live_.size(),
+               static_cast<unsigned long long>(totals_.deleted), static_cast<unsigned long long>(errors), live_.size(),
                static_cast<double>(totals_.requests - progress_requests_) / interval);
   last_progress_ = now;
   progress_requests_ = totals_.requests;
