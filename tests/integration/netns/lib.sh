@@ -80,6 +80,10 @@ CTA_JSONL=""
 
 : "${CTAUDITD:=$CTA_REPO/build/ci/daemon/ctauditd}"
 : "${CTAUDIT:=$CTA_REPO/build/ci/query/ctaudit}"
+: "${CT_LOADGEN:=$CTA_REPO/build/ci/bench/ct_loadgen}"
+
+# Mount points of ours (cta_mount_tmpfs), unmounted by the cleanup.
+CTA_MOUNTS=()
 
 # ---------------------------------------------------------------------------------------------
 # Output and checks.
@@ -160,6 +164,17 @@ wait_for() {
   done
 }
 
+# cta_eventually TIMEOUT_SECONDS DESCRIPTION COMMAND [ARGS...]: wait_for with the command's
+# complaints silenced while it polls; on a timeout the command runs once more, aloud, so the check
+# says why it failed once instead of ten times a second.
+cta_eventually() {
+  local timeout=$1 description=$2
+  shift 2
+  wait_for "$timeout" "$description" cta_quietly "$@" && return 0
+  "$@"
+}
+cta_quietly() { "$@" 2>/dev/null; }
+
 # Unix time with nanoseconds, as `ctaudit --at @SECONDS` takes it.
 cta_now() { date +%s.%N; }
 
@@ -185,6 +200,10 @@ cta_require_query() {
   [[ -x "$CTAUDIT" ]] || cta_skip_or_fail "ctaudit not found at CTAUDIT=$CTAUDIT (build it, or set CTAUDIT)"
 }
 
+cta_require_loadgen() {
+  [[ -x "$CT_LOADGEN" ]] || cta_skip_or_fail "ct_loadgen not found at CT_LOADGEN=$CT_LOADGEN (build it, or set CT_LOADGEN)"
+}
+
 # Network namespaces need more than uid 0 (a container may deny them): try one.
 cta_require_netns() {
   local probe="cta-probe-$RANDOM$$"
@@ -198,17 +217,19 @@ cta_require_netns() {
   ((ok)) || cta_skip_or_fail "nft with conntrack ('ct state') does not work in a network namespace"
 }
 
-# cta_init NAME [--daemon] [--query] [--no-netns]
-# Checks prerequisites, makes a temp dir and installs the cleanup trap. --daemon/--query require
-# the binaries; without --no-netns, root and the namespace tools are required too.
+# cta_init NAME [--daemon] [--query] [--loadgen] [--no-netns]
+# Checks prerequisites, makes a temp dir and installs the cleanup trap. --daemon/--query/--loadgen
+# require the binaries (--loadgen also the sqlite3 shell the load tests read the database with);
+# without --no-netns, root and the namespace tools are required too.
 cta_init() {
   CTA_NAME=$1
   shift
-  local need_daemon=0 need_query=0 need_netns=1 arg
+  local need_daemon=0 need_query=0 need_loadgen=0 need_netns=1 arg
   for arg in "$@"; do
     case $arg in
       --daemon) need_daemon=1 ;;
       --query) need_query=1 ;;
+      --loadgen) need_loadgen=1 ;;
       --no-netns) need_netns=0 ;;
       *) cta_die "cta_init: unknown option $arg" ;;
     esac
@@ -222,6 +243,10 @@ cta_init() {
   fi
   ((need_daemon)) && cta_require_daemon
   ((need_query)) && cta_require_query
+  if ((need_loadgen)); then
+    cta_require_loadgen
+    cta_require_tools sqlite3
+  fi
   CTA_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cta-$CTA_NAME.XXXXXX") || cta_die "mktemp failed"
   # An untrapped fatal signal would end bash without running the EXIT trap: catch the ones a
   # test meets (Ctrl-C, ctest's timeout, a closed terminal, `| head` closing the pipe).
@@ -285,6 +310,12 @@ cta_cleanup() {
     cta_ns_del "$ns"
   done
   wait 2>/dev/null
+  local mount_point
+  for mount_point in "${CTA_MOUNTS[@]}"; do
+    # Lazy as a fallback: a process we could not kill may still hold a file open there.
+    umount "$mount_point" 2>/dev/null || umount -l "$mount_point" 2>/dev/null ||
+      cta_err "warning: could not unmount $mount_point"
+  done
   if [[ -n "$CTA_TMP" && -d "$CTA_TMP" ]]; then
     if ((rc != 0 && rc != 77)) && [[ -n "$CTA_DAEMON_LOG" && -s "$CTA_DAEMON_LOG" ]]; then
       cta_err "# --- last lines of the daemon log ($CTA_DAEMON_LOG) ---"
@@ -701,4 +732,162 @@ cta_capture() {
 # cta_flows_json [ctaudit flows options...]: every stored flow matching, one JSON object a line.
 cta_flows_json() {
   "$CTAUDIT" flows --db "$CTA_DB" --format json --limit 100000 "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Load, loss and storage checks (issue #3): one namespace, ct_loadgen, the daemon's stats file,
+# the database through the sqlite3 shell.
+
+# cta_load_ns_up: one namespace ("cta-load-<suffix>") for the daemon and ct_loadgen, set as
+# CTA_GW, so cta_daemon_start runs the daemon there. No interfaces and no ruleset: ct_loadgen makes
+# the conntrack entries (NAT'd) itself through ctnetlink.
+cta_load_ns_up() {
+  CTA_GW=cta-load-$RANDOM$$
+  cta_ns_add "$CTA_GW"
+}
+
+# cta_loadgen SUMMARY_FILE ARGS...: runs ct_loadgen in CTA_GW in the foreground; its key=value
+# summary goes to SUMMARY_FILE and, indented, to the test's output. Returns its exit status (0 all
+# requests succeeded, 3 some failed; see ct_loadgen --help).
+cta_loadgen() {
+  local summary=$1
+  shift
+  cta_log "ct_loadgen $*"
+  cta_in "$CTA_GW" "$CT_LOADGEN" "$@" >"$summary" 2>"$summary.err"
+  local rc=$?
+  cta_log "  $(tr '\n' ' ' <"$summary")"
+  [[ -s "$summary.err" ]] && sed 's/^/#   ct_loadgen: /' "$summary.err"
+  return "$rc"
+}
+
+# cta_loadgen_bg SUMMARY_FILE ARGS...: the same in the background; pid in CTA_LOADGEN_PID. SIGINT
+# makes it stop creating (and delete what it keeps alive unless --keep); then wait for it.
+cta_loadgen_bg() {
+  local summary=$1
+  shift
+  cta_log "ct_loadgen (background) $*"
+  # ip netns exec directly (not through cta_in, a function, which would run in a subshell): the pid
+  # must be ct_loadgen's own for signals to reach it.
+  ip netns exec "$CTA_GW" "$CT_LOADGEN" "$@" </dev/null >"$summary" 2>"$summary.err" &
+  CTA_LOADGEN_PID=$!
+  CTA_PIDS+=("$CTA_LOADGEN_PID")
+}
+
+# cta_kv FILE KEY: the value of KEY in a key=value file (a ct_loadgen summary), or nothing.
+cta_kv() { awk -F= -v k="$2" '$1 == k { print substr($0, length(k) + 2); exit }' "$1" 2>/dev/null; }
+
+# cta_daemon_supports OPTION: ctauditd's --help lists --OPTION. The issue #3 options
+# (--stats-file, --queue-max, --reliable) are being added alongside these tests; a check that
+# needs one fails (never skips) while the daemon lacks it, and says so.
+cta_daemon_supports() { "$CTAUDITD" --help 2>/dev/null | grep -q -- "--$1\b"; }
+
+# cta_stats_sum FILE REGEX: the sum of the samples in a Prometheus text file whose metric name
+# matches the (awk) REGEX, e.g. 'overrun'. Prints nothing when no sample matches.
+cta_stats_sum() {
+  awk -v re="$2" '
+    /^#/ || NF < 2 { next }
+    { name = $1; sub(/\{.*/, "", name) }
+    name ~ re { sum += $NF; found = 1 }
+    END { if (found) printf "%.0f\n", sum }' "$1" 2>/dev/null
+}
+
+# cta_sql SQL: runs SQL on CTA_DB through the sqlite3 shell (read-only, 5 s busy timeout), one
+# row a line, columns separated by '|'.
+cta_sql() { sqlite3 -readonly -cmd '.timeout 5000' "$CTA_DB" "$1"; }
+
+# cta_has_table NAME: CTA_DB has a table of that name.
+cta_has_table() { [[ $(cta_sql "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='$1'") == 1 ]]; }
+
+# cta_integrity_ok [DB]: PRAGMA integrity_check says ok. It runs on a copy of the database and
+# its -wal/-shm files, so that a daemon killed mid-write recovers its own hot WAL at restart
+# rather than the check doing it first.
+cta_integrity_ok() {
+  local db=${1:-$CTA_DB} copy=$CTA_TMP/integrity-copy result suffix
+  rm -rf "$copy" && mkdir -p "$copy"
+  for suffix in "" -wal -shm; do
+    [[ -e "$db$suffix" ]] && cp "$db$suffix" "$copy/db$suffix"
+  done
+  result=$(sqlite3 "$copy/db" 'PRAGMA integrity_check' 2>&1)
+  rm -rf "$copy"
+  [[ $result == ok ]] && return 0
+  cta_err "PRAGMA integrity_check on $db: $result"
+  return 1
+}
+
+# cta_jsonl_lines FILE [complete]: the file's lines; with "complete" only up to its last newline,
+# leaving out a line that the running daemon is still writing. Reads a snapshot of the file's
+# current size, so bytes appended meanwhile do not matter.
+cta_jsonl_lines() {
+  local snapshot=$CTA_TMP/jsonl-snapshot
+  head -c "$(stat -c %s "$1" 2>/dev/null || echo 0)" "$1" >"$snapshot" 2>/dev/null
+  if [[ ${2:-all} == complete && -s "$snapshot" && -n $(tail -c 1 "$snapshot") ]]; then
+    sed '$d' "$snapshot"
+  else
+    cat "$snapshot"
+  fi
+  rm -f "$snapshot"
+}
+
+# cta_jsonl_bad_lines FILE [complete]: how many lines are not one JSON object (torn or merged
+# lines), among the complete ones with "complete".
+cta_jsonl_bad_lines() {
+  cta_jsonl_lines "$1" "${2:-all}" |
+    jq -R -c 'try (fromjson | if type == "object" then empty else "bad" end) catch "bad"' | wc -l
+}
+
+# cta_jsonl_ends_with_newline FILE: the last byte is "\n" (or the file is empty).
+cta_jsonl_ends_with_newline() {
+  [[ ! -s "$1" || -z $(tail -c 1 "$1") ]] && return 0
+  cta_err "$1 does not end with a newline: its last line is torn: $(tail -c 120 "$1")"
+  return 1
+}
+
+# cta_pipeline_errors FILE [TEXT]: the JSON lines with event.kind "pipeline_error" (loss
+# records), optionally only those that mention TEXT anywhere (e.g. a reason like daemon_down).
+cta_pipeline_errors() {
+  cta_jsonl_lines "$1" complete | jq -R -c --arg t "${2:-}" '
+    try fromjson catch empty | select(type == "object")
+    | select((.event.kind // .["event.kind"]) == "pipeline_error")
+    | select($t == "" or (tostring | contains($t)))'
+}
+
+# cta_db_duplicates [WITH_START]: rows that describe the same flow twice: the same conntrack id,
+# zone and original tuple (and, with WITH_START=1, the same start). Prints them, one a line.
+cta_db_duplicates() {
+  local start_col=""
+  [[ ${1:-0} == 1 ]] && start_col=", start_ns"
+  cta_sql "SELECT ct_id, zone, protocol, hex(orig_src), orig_sport, hex(orig_dst), orig_dport$start_col, count(*)
+           FROM flows GROUP BY ct_id, zone, protocol, orig_src, orig_sport, orig_dst, orig_dport$start_col
+           HAVING count(*) > 1 LIMIT 20"
+}
+
+# cta_mount_tmpfs DIR SIZE: a tmpfs of SIZE (e.g. 4m) on DIR (created), unmounted by the cleanup.
+cta_mount_tmpfs() {
+  mkdir -p "$1" || cta_die "mkdir $1 failed"
+  mount -t tmpfs -o "size=$2,mode=0755" ctaudit-test "$1" || cta_skip_or_fail "cannot mount a tmpfs on $1"
+  CTA_MOUNTS+=("$1")
+}
+
+# cta_daemon_kill9: SIGKILL the daemon (no chance to write anything) and reap it.
+cta_daemon_kill9() {
+  kill -KILL "$CTA_DAEMON_PID" 2>/dev/null
+  wait "$CTA_DAEMON_PID" 2>/dev/null
+  CTA_DAEMON_RC=killed
+}
+
+# cta_daemon_alive: the daemon process has not exited.
+cta_daemon_alive() { ! cta_pid_exited "$CTA_DAEMON_PID"; }
+
+# cta_truth_key_nat NS: "TRANSPORT INSIDE_IP INSIDE_PORT CT_ID NAT_IP NAT_PORT" for every
+# source-translated entry alive in NS's conntrack table (from cta_ct_truth), sorted.
+cta_truth_key_nat() {
+  cta_ct_truth "$1" | cta_truth_snat | awk '{ print $2, $3, $4, $11, $9, $10 }' | sort
+}
+
+# cta_db_open_key_nat: the same columns for every flow the database holds open (no end), from
+# `ctaudit flows --format json`, sorted. ctaudit prints IPv6 compressed, as conntrack -L does.
+cta_db_open_key_nat() {
+  "$CTAUDIT" flows --db "$CTA_DB" --format json --limit 0 --from "@$(cta_now)" |
+    cta_jq -r 'select(f("event.end") == null)
+      | "\(flow_key) \(f("conntrack.id")) \(f("source.nat.ip") // "-") \(f("source.nat.port") // "-")"' | sort
 }
