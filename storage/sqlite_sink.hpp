@@ -3,16 +3,25 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <spdlog/logger.h>
 
 #include "flow/flow_record.hpp"
 #include "flow/result.hpp"
+#include "flow/time.hpp"
 #include "storage/sink.hpp"
 
 namespace ctaudit::storage {
+
+struct RunHistory {                         // storage/sqlite_sink.hpp
+  std::optional<Timestamp> previous_start;  // nullopt: first run on this database
+  std::optional<Timestamp> previous_alive;  // last heartbeat of the previous run
+  bool previous_clean{true};                // the previous run stopped through endRun()
+};
 
 // Writes flows to the SQLite database that `ctaudit` queries: one row per conntrack entry, opened
 // by its first event and completed by its DESTROY (docs/schema.md; the folding rules are in
@@ -41,6 +50,11 @@ public:
   // Every accepted batch is already durable (see the class comment), so there is nothing to do;
   // returns SinkStatus::Ok.
   SinkStatus flush() noexcept override;
+
+  [[nodiscard]] Result<RunHistory> beginRun(Timestamp now);
+  void noteAlive(Timestamp now) noexcept;          // heartbeat, written with the next commit/flush
+  [[nodiscard]] Result<void> endRun(Timestamp now);
+  [[nodiscard]] Result<std::vector<FlowRecord>> openFlows();  // rows still open, as records
 
 private:
   struct Impl;
