@@ -99,6 +99,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   EventReader::Options reader_options;
   reader_options.when_full = config.reliable ? EventQueue::WhenFull::Wait : EventQueue::WhenFull::DropNewest;
   reader_options.reads_prove_no_loss = !config.reliable;
+  reader_options.close_unseen = !config.reliable;
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);
   if (!reader) {
@@ -168,7 +169,7 @@ Result<std::size_t> Daemon::dumpAtStart() {
   const auto dumped = source_->dumpTable(clock_, [this](FlowRecord&& record) {
     pipeline_->handle(std::move(record), clock_.now());
   });
-  pipeline_->handle(ResyncEnd{clock_.now(), dumped.has_value()}, clock_.now());
+  pipeline_->handle(ResyncEnd{clock_.now(), dumped.has_value(), true}, clock_.now());
   return dumped;
 }
 

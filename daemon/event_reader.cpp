@@ -206,7 +206,7 @@ void EventReader::resync() {
     }
   });
   const Timestamp end = clock_.now();
-  batch_.emplace_back(ResyncEnd{end, dumped.has_value()});
+  batch_.emplace_back(ResyncEnd{end, dumped.has_value(), options_.close_unseen});
   push(EventQueue::WhenFull::Wait);
   if (!dumped) {
     log_->error("the resync dump failed, trying again later: {}", dumped.error().detail);

@@ -52,6 +52,9 @@ public:
     // Default mode: a read that returns data proves nothing was dropped before it began. Not so
     // with NETLINK_NO_ENOBUFS (reliable mode), which never reports ENOBUFS.
     bool reads_prove_no_loss{true};
+    // Default mode: a resync closes the flows the dump no longer shows (ResyncEnd::close_unseen).
+    // Not in reliable mode, where their DESTROY is resent by the kernel.
+    bool close_unseen{true};
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
     std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};

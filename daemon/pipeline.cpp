@@ -38,9 +38,11 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
         } else if constexpr (std::is_same_v<T, ResyncBegin>) {
           table_.beginResync();
           in_resync_ = true;
+          dump_failed_ = false;
           dump_end_.reset();
         } else if constexpr (std::is_same_v<T, ResyncEnd>) {
-          if (in_resync_ && value.complete) {
+          dump_failed_ = !value.complete;
+          if (in_resync_ && value.complete && value.close_unseen) {
             dump_end_ = value.time;
           }
         } else if constexpr (std::is_same_v<T, ResyncSettled>) {
@@ -73,7 +75,9 @@ void Pipeline::settle(Timestamp now) {
   in_resync_ = false;
   ++stats_.resyncs_settled;
   if (!dump_end_) {
-    log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");
+    if (dump_failed_) {
+      log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");
+    }
     return;
   }
   auto closed = table_.closeUnseen(*dump_end_);

@@ -55,9 +55,11 @@ private:
   FlowTable& table_;
   Batcher& batcher_;
   std::shared_ptr<spdlog::logger> log_;
-  // Set by a complete ResyncEnd of the current resync, cleared when it settles.
+  // Set by a complete ResyncEnd of the current resync that closes unseen flows; cleared when it
+  // settles.
   std::optional<Timestamp> dump_end_;
   bool in_resync_{false};
+  bool dump_failed_{false};
   PipelineStats stats_{};
 };
 

@@ -22,10 +22,14 @@ struct ResyncBegin {
 
 // The dump has ended at `time`; every row of it is ahead of this marker. `complete` is false when
 // the dump failed part-way: then the rows that did arrive are used, but no flow is closed for
-// being absent from it.
+// being absent from it. `close_unseen` is false when flows absent from the dump must not be closed
+// even so: in reliable mode the kernel resends a DESTROY it could not deliver, and the entry is
+// already out of the table while its DESTROY waits, so closing it with a bound would record the
+// flow twice.
 struct ResyncEnd {
   Timestamp time{};
   bool complete{true};
+  bool close_unseen{true};
   friend bool operator==(const ResyncEnd&, const ResyncEnd&) = default;
 };
 

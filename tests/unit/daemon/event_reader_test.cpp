@@ -250,6 +250,22 @@ TEST_F(EventReaderTest, AnOverrunIsRepairedByAResyncAndRecordedAsAGap) {
   EXPECT_EQ(queue_->stats().reader.kernel_drops, 5U);
 }
 
+TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {
+  source_.feed({{{}, ReadStatus::Data, 4}});  // no ENOBUFS: only the drop counter says it
+  auto options = immediate();
+  options.when_full = EventQueue::WhenFull::Wait;
+  options.reads_prove_no_loss = false;
+  options.close_unseen = false;
+  start(100, options);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<GapReport>(items) == 1; }));
+  stop();
+  const auto end = indexOf<ResyncEnd>(consumer_->items);
+  ASSERT_GE(end, 0);
+  EXPECT_FALSE(std::get<ResyncEnd>(consumer_->items[static_cast<std::size_t>(end)]).close_unseen);
+  const auto gap = indexOf<GapReport>(consumer_->items);
+  EXPECT_EQ(std::get<GapReport>(consumer_->items[static_cast<std::size_t>(gap)]).gap.lost_records, 4U);
+}
+
 TEST_F(EventReaderTest, AFullQueueDropsTheNewestAndCountsThemExactly) {
   // Nobody takes from the queue until the reader has read everything: 3 fit, 7 are dropped.
   std::vector<FakeSource::Step> steps;

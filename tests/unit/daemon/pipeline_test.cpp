@@ -102,6 +102,21 @@ TEST_F(PipelineTest, AnIncompleteDumpClosesNothing) {
   EXPECT_EQ(table_.openFlows(), 1U);
 }
 
+TEST_F(PipelineTest, AReliableModeResyncClosesNothingSinceTheDestroyIsResent) {
+  feed(event(EventType::New, 1, at(1s)));
+  feed(ResyncBegin{at(10s)});
+  feed(event(EventType::Dump, 2, at(10s)));  // its NEW was lost: recorded
+  feed(ResyncEnd{at(11s), true, false});
+  feed(ResyncSettled{at(12s)});
+  feed(event(EventType::Destroy, 1, at(13s)));  // resent by the kernel after the dump
+  flush();
+  const auto flow1 = of(sqlite_, 1);
+  ASSERT_EQ(flow1.size(), 2U);
+  EXPECT_EQ(flow1[1].end_source, TimeSource::Receive);
+  EXPECT_EQ(of(sqlite_, 2).size(), 1U);
+  EXPECT_EQ(pipeline_.stats().closed_unseen, 0U);
+}
+
 TEST_F(PipelineTest, AFlowWhoseNewWasLostIsRecordedFromTheResyncDump) {
   feed(ResyncBegin{at(0s)});  // the start-up dump
   feed(ResyncEnd{at(0s), true});
