@@ -2,6 +2,7 @@
 #include "daemon/batcher.hpp"
 
 #include <iterator>
+#include <utility>
 
 namespace ctaudit::daemon {
 namespace {
@@ -181,7 +182,7 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing) {
 }
 
 void Batcher::drop(Lane& lane, std::size_t count, Timestamp now) {
-  // The front of the lane goes: the oldest records, or (isolateFailure) the bad ones put there.
+  // The front of the lane goes: the oldest records.
   for (std::size_t i = 0; i < count; ++i) {
     lane.drops.add(lane.pending[i].event_time, now);
   }
@@ -198,36 +199,47 @@ void Batcher::raiseDropGap(Lane& lane) {
 }
 
 void Batcher::isolateFailure(Lane& lane, Timestamp now) {
-  // Write record by record. A record that fails while others succeed is bad on its own: it is
-  // counted and dropped. When the first two records both fail, the sink itself is failing (disk
-  // full, database locked for writing): everything stays pending for the next tick.
-  std::vector<FlowRecord> failed;
+  // Write record by record to tell a bad record from a failing sink. A record that fails while the
+  // record after it is written is bad on its own: it is dropped and counted. Two failures in a row
+  // mean the sink is failing (a full disk lets a few records through before it refuses the rest;
+  // a database locked for writing refuses all): from the first of them on, everything stays
+  // pending for the next tick. A failing last record is bad if others of this pass were written,
+  // and kept otherwise.
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> bad;
+  std::size_t unjudged = kNone;  // a failed record whose successor has not been tried yet
   bool any_ok = false;
-  std::size_t next = 0;
-  for (; next < lane.pending.size(); ++next) {
-    const auto status = lane.target.sink->write(std::span<const FlowRecord>(&lane.pending[next], 1));
+  std::size_t keep_from = lane.pending.size();
+  for (std::size_t i = 0; i < lane.pending.size(); ++i) {
+    const auto status = lane.target.sink->write(std::span<const FlowRecord>(&lane.pending[i], 1));
     if (status == SinkStatus::Ok) {
       any_ok = true;
+      if (unjudged != kNone) {
+        bad.push_back(std::exchange(unjudged, kNone));
+      }
       continue;
     }
-    if (status == SinkStatus::Retry || (!any_ok && failed.size() == 1)) {
+    if (status == SinkStatus::Retry || unjudged != kNone) {
+      keep_from = unjudged != kNone ? unjudged : i;
+      unjudged = kNone;
       break;
     }
-    failed.push_back(lane.pending[next]);
+    unjudged = i;
   }
-  std::vector<FlowRecord> rest(std::make_move_iterator(lane.pending.begin() + static_cast<std::ptrdiff_t>(next)),
-                               std::make_move_iterator(lane.pending.end()));
-  if (any_ok) {
-    for (const FlowRecord& bad : failed) {
-      log_->error("{}: dropped a record that cannot be written (conntrack id {})", lane.target.name, bad.ct_id);
+  if (unjudged != kNone) {
+    if (any_ok) {
+      bad.push_back(unjudged);
+    } else {
+      keep_from = unjudged;
     }
-    lane.pending = std::move(failed);
-    drop(lane, lane.pending.size(), now);
-    lane.pending = std::move(rest);
-    return;
   }
-  failed.insert(failed.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
-  lane.pending = std::move(failed);
+  for (const std::size_t i : bad) {
+    log_->error("{}: dropped a record that cannot be written (conntrack id {})", lane.target.name,
+                lane.pending[i].ct_id);
+    lane.drops.add(lane.pending[i].event_time, now);
+  }
+  lane.dropped += bad.size();
+  lane.pending.erase(lane.pending.begin(), lane.pending.begin() + static_cast<std::ptrdiff_t>(keep_from));
 }
 
 void Batcher::flushSinks(Timestamp now) {

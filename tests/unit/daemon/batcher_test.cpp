@@ -93,6 +93,36 @@ TEST(BatcherTest, FailingSinkKeepsEverythingUntilItRecovers) {
   EXPECT_EQ(sink.accepted[2].ct_id, 3U);
 }
 
+TEST(BatcherTest, ADiskThatFillsUpPartWayIsAFailingSinkNotBadRecords) {
+  FakeSink sink;
+  // The batch fails; single writes go through until the disk is full, then fail.
+  sink.script = {SinkStatus::Failed, SinkStatus::Ok, SinkStatus::Ok, SinkStatus::Failed, SinkStatus::Failed};
+  Batcher batcher({{"fake", &sink}}, {6, std::chrono::milliseconds{1000}, 100}, quiet());
+  for (std::uint32_t id = 1; id <= 6; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  EXPECT_EQ(sink.accepted.size(), 2U);
+  EXPECT_EQ(batcher.dropped(), 0U);
+  EXPECT_EQ(batcher.sinks()[0].pending, 4U);
+  EXPECT_TRUE(batcher.sinks()[0].failing);
+  EXPECT_TRUE(batcher.flushAll(kT0 + std::chrono::seconds{1}));
+  ASSERT_EQ(sink.accepted.size(), 6U);
+  EXPECT_EQ(sink.accepted[2].ct_id, 3U);
+}
+
+TEST(BatcherTest, ABadRecordBetweenGoodOnesIsDroppedEvenLast) {
+  FakeSink sink;
+  sink.poison = {2, 4};
+  Batcher batcher({{"fake", &sink}}, {4, std::chrono::milliseconds{1000}, 100}, quiet());
+  for (std::uint32_t id = 1; id <= 4; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  ASSERT_EQ(sink.accepted.size(), 2U);
+  EXPECT_EQ(sink.accepted[1].ct_id, 3U);
+  EXPECT_EQ(batcher.dropped(), 2U);
+  EXPECT_EQ(batcher.sinks()[0].pending, 0U);
+}
+
 TEST(BatcherTest, PendingIsCappedDroppingTheOldest) {
   FakeSink sink;
   sink.script.assign(10, SinkStatus::Retry);
