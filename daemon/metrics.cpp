@@ -86,7 +86,8 @@ std::string formatMetrics(const MetricsSnapshot& s) {
              s.pipeline.records);
   out.single("ctauditd_open_flows", "gauge", "Flows open in the daemon's flow table.", s.open_flows);
   out.single("ctauditd_flows_recovered_total", "counter",
-             "Flows first seen in a resync dump because their NEW event was lost.", s.pipeline.recovered);
+             "Flows first seen in a resync dump, not through their NEW event (lost, or still queued behind the dump).",
+             s.pipeline.recovered);
   out.single("ctauditd_flows_closed_unseen_total", "counter",
              "Flows closed with a bound end time because their DESTROY event was lost.", s.pipeline.closed_unseen);
 
