@@ -13,9 +13,12 @@
 namespace ctaudit::daemon {
 namespace {
 
-constexpr std::array<std::string_view, 9> kConfigKeys{
-    "db", "jsonl", "events", "jsonl-updates", "sysctl", "flush-interval", "max-batch-rows", "receive-buffer",
-    "log-level"};
+constexpr std::array<std::string_view, 12> kConfigKeys{
+    "db",           "jsonl",          "events",     "jsonl-updates", "sysctl",    "flush-interval",
+    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level"};
+
+// Below this the queue holds too few records to ride out a single SQLite commit.
+constexpr std::size_t kMinQueueMax = std::size_t{1} << 20U;
 
 Result<std::chrono::milliseconds> parseInterval(std::string_view text) {
   const auto duration = parseDuration(text);
@@ -78,6 +81,14 @@ std::optional<std::filesystem::path> jsonlTarget(std::string_view text) {
   return std::filesystem::path(text);
 }
 
+Result<std::size_t> parseQueueMax(std::string_view text) {
+  auto size = parseSize(text);
+  if (size && *size < kMinQueueMax) {
+    return fail(Errc::Usage, "--queue-max '" + std::string(text) + "' is too small; at least 1M");
+  }
+  return size;
+}
+
 // Applies one setting, named as its long flag without dashes, to `config`.
 Result<void> applySetting(DaemonConfig& config, std::string_view key, std::string_view value) {
   const auto assign = [](auto& field, auto parsed) -> Result<void> {
@@ -113,6 +124,16 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
   if (key == "receive-buffer") {
     return assign(config.receive_buffer_bytes, parseSize(value));
   }
+  if (key == "queue-max") {
+    return assign(config.queue_max_bytes, parseQueueMax(value));
+  }
+  if (key == "stats-file") {
+    if (value.empty()) {
+      return fail(Errc::Usage, "--stats-file needs a path or 'none'");
+    }
+    config.stats_file = jsonlTarget(value);
+    return {};
+  }
   if (key == "log-level") {
     return assign(config.log_level, parseLogLevel(value));
   }
@@ -134,7 +155,17 @@ Log every conntrack flow of this network namespace, with its NAT mapping, to SQL
                          only warn when one is off
   --flush-interval DUR   make records durable at least this often (default 1s)
   --max-batch-rows N     write a batch early once it holds N records (default 8192)
-  --receive-buffer SIZE  netlink receive buffer, e.g. 64M (default 64M; needs CAP_NET_ADMIN)
+  --receive-buffer SIZE  netlink receive buffer, e.g. 64M (default 256M: about 200k events,
+                         over a second at 180k events/s; needs CAP_NET_ADMIN)
+  --queue-max SIZE       memory for records on their way to the sinks (default 512M: about
+                         950k records in the queue, and as many per sink while it cannot
+                         write); when full, new records are dropped and recorded as a gap
+  --reliable             reliable event delivery (NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS):
+                         the kernel keeps and resends DESTROY events the daemon had no room
+                         for, and may drop packets instead when it cannot; see
+                         docs/operations.md before turning it on
+  --stats-file PATH      Prometheus text file for node_exporter's textfile collector, rewritten
+                         every 5s; 'none' for off (default /var/lib/ctaudit/ctauditd.prom)
   --config FILE          TOML file with the same keys as the long options (flags win)
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   --help                 show this help
@@ -160,12 +191,12 @@ Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base) 
       return fail(Errc::Config, where + "unknown key '" + std::string(name) + "'; see ctauditd --help for the keys");
     }
     Result<void> applied;
-    if (name == "jsonl-updates" || name == "sysctl") {
+    if (name == "jsonl-updates" || name == "sysctl" || name == "reliable") {
       const auto flag = node.value<bool>();
       if (!node.is_boolean() || !flag) {
         return fail(Errc::Config, where + "'" + std::string(name) + "' must be true or false");
       }
-      (name == "sysctl" ? base.apply_sysctls : base.jsonl_updates) = *flag;
+      (name == "sysctl" ? base.apply_sysctls : name == "reliable" ? base.reliable : base.jsonl_updates) = *flag;
       continue;
     }
     if (name == "max-batch-rows" && node.is_integer()) {
@@ -227,11 +258,12 @@ Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> a
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    if (name == "jsonl-updates" || name == "no-sysctl") {
+    if (name == "jsonl-updates" || name == "no-sysctl" || name == "reliable") {
       if (value) {
         return fail(Errc::Usage, "--" + std::string(name) + " takes no value");
       }
-      (name == "no-sysctl" ? config.apply_sysctls : config.jsonl_updates) = name != "no-sysctl";
+      (name == "no-sysctl" ? config.apply_sysctls : name == "reliable" ? config.reliable : config.jsonl_updates) =
+          name != "no-sysctl";
       continue;
     }
     if (name != "config" && std::find(kConfigKeys.begin(), kConfigKeys.end(), name) == kConfigKeys.end()) {

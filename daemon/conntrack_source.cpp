@@ -7,6 +7,8 @@
 
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -67,9 +69,23 @@ Result<std::unique_ptr<ConntrackSource>> ConntrackSource::open(const Options& op
   int actual = 0;
   socklen_t len = sizeof actual;
   if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &actual, &len) == 0) {
-    log->debug("event socket receive buffer: {} bytes", actual);
+    // Each queued event costs its skb's truesize, 1280 bytes on 6.18 (docs/operations.md).
+    log->info("event socket receive buffer: {} bytes, room for about {} events", actual,
+              static_cast<unsigned>(actual) / 1280U);
   }
-  log->info("subscribed to conntrack events: {}", options.events.toString());
+  if (options.reliable) {
+    // Both options are socket-level netlink flags (af_netlink.c netlink_setsockopt); with
+    // BROADCAST_ERROR the kernel sees a failed delivery and keeps DESTROY events for a retry.
+    const int on = 1;
+    if (::setsockopt(fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, &on, sizeof on) != 0) {
+      return netlinkError("cannot set NETLINK_BROADCAST_ERROR for --reliable", errno);
+    }
+    if (::setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, sizeof on) != 0) {
+      return netlinkError("cannot set NETLINK_NO_ENOBUFS for --reliable", errno);
+    }
+  }
+  log->info("subscribed to conntrack events: {}{}", options.events.toString(),
+            options.reliable ? " (reliable delivery)" : "");
   return std::unique_ptr<ConntrackSource>(new ConntrackSource(std::move(socket), std::move(log)));
 }
 
@@ -123,7 +139,7 @@ void ConntrackSource::noteOverrun(const Clock& clock) {
   }
 }
 
-Result<void> ConntrackSource::drain(const Clock& clock, const Deliver& deliver) {
+Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, const Deliver& deliver) {
   std::array<mmsghdr, kSlots> headers{};
   std::array<iovec, kSlots> vectors{};
   for (std::size_t i = 0; i < kSlots; ++i) {
@@ -131,36 +147,45 @@ Result<void> ConntrackSource::drain(const Clock& clock, const Deliver& deliver) 
     headers[i].msg_hdr.msg_iov = &vectors[i];
     headers[i].msg_hdr.msg_iovlen = 1;
   }
-  for (;;) {
-    const int count = ::recvmmsg(fd(), headers.data(), kSlots, MSG_DONTWAIT, nullptr);
-    if (count < 0) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) {
-        return {};
-      }
-      if (err == EINTR) {
-        continue;
-      }
-      if (err == ENOBUFS) {
-        noteOverrun(clock);
-        continue;
-      }
-      return netlinkError("reading conntrack events failed", err);
+  int count = -1;
+  do {
+    count = ::recvmmsg(fd(), headers.data(), kSlots, MSG_DONTWAIT, nullptr);
+  } while (count < 0 && errno == EINTR);
+  if (count < 0) {
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      return ReadStatus::Empty;
     }
-    const Timestamp received = clock.now();
-    for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
-      ++stats_.datagrams;
-      if ((headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-        ++stats_.malformed;
-        continue;
-      }
-      const std::span<const std::byte> datagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);
-      (void)handleDatagram(datagram, received, false, deliver);
+    if (err == ENOBUFS) {
+      noteOverrun(clock);
+      return ReadStatus::Overrun;
     }
-    if (static_cast<std::size_t>(count) < kSlots) {
-      return {};
-    }
+    return netlinkError("reading conntrack events failed", err);
   }
+  const Timestamp received = clock.now();
+  for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+    ++stats_.datagrams;
+    if ((headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+      ++stats_.malformed;
+      continue;
+    }
+    const std::span<const std::byte> datagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);
+    (void)handleDatagram(datagram, received, false, deliver);
+  }
+  return ReadStatus::Data;
+}
+
+std::uint64_t ConntrackSource::kernelDrops() noexcept {
+  std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
+  socklen_t len = sizeof meminfo;
+  if (::getsockopt(fd(), SOL_SOCKET, SO_MEMINFO, meminfo.data(), &len) != 0 ||
+      len < (SK_MEMINFO_DROPS + 1) * sizeof(std::uint32_t)) {
+    return kernel_drops_;
+  }
+  const std::uint32_t now = meminfo[SK_MEMINFO_DROPS];
+  kernel_drops_ += static_cast<std::uint32_t>(now - last_meminfo_drops_);  // modulo 2^32
+  last_meminfo_drops_ = now;
+  return kernel_drops_;
 }
 
 Result<std::size_t> ConntrackSource::dumpTable(const Clock& clock, const Deliver& deliver) {

@@ -3,7 +3,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -11,42 +10,36 @@
 #include <spdlog/logger.h>
 
 #include "daemon/event_mask.hpp"
+#include "daemon/event_source.hpp"
 #include "flow/flow_record.hpp"
 #include "flow/result.hpp"
 #include "flow/time.hpp"
 #include "flow/unique_c.hpp"
 
-
 namespace ctaudit::daemon {
 
 using MnlSocket = UniqueC<mnl_socket, mnl_socket_close>;
 
-// What the source has seen since it was opened.
-struct SourceStats {
-  std::uint64_t datagrams{0};     // recv'd from the event socket
-  std::uint64_t messages{0};      // ctnetlink messages in them (events and dump rows)
-  std::uint64_t decoded{0};       // turned into records
-  std::uint64_t malformed{0};     // refused by the decoder, or truncated datagrams
-  std::uint64_t overruns{0};      // ENOBUFS: the kernel dropped events for this socket
-  std::uint64_t dump_entries{0};  // records that came from table dumps
-};
-
 // The kernel end of the pipeline: one netlink socket subscribed to the ctnetlink event groups of
 // the caller's network namespace, and a second, short-lived one for table dumps. Owns both
 // sockets and a fixed receive area allocated once. Hands every decoded record to a callback; it
-// keeps no flow state. Used from one thread.
-class ConntrackSource {
+// keeps no flow state. Opened by the Daemon, which dumps the table with it once at start; from
+// then on used by the EventReader's thread only.
+class ConntrackSource final : public EventSource {
 public:
   struct Options {
     EventMask events;
-    std::size_t receive_buffer_bytes{std::size_t{64} << 20U};
+    std::size_t receive_buffer_bytes{std::size_t{256} << 20U};
+    // NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS (docs/operations.md, "Reliable mode").
+    bool reliable{false};
   };
-  using Deliver = std::function<void(FlowRecord&&)>;
 
   // Opens a non-blocking NETLINK_NETFILTER socket, joins the groups in `options.events` and sizes
   // its receive buffer (SO_RCVBUFFORCE, falling back to SO_RCVBUF within rmem_max without
-  // CAP_NET_ADMIN, with a warning). Errors: Errc::Netlink naming the failed step and, for EPERM,
-  // the missing capability.
+  // CAP_NET_ADMIN, with a warning). With `options.reliable` it asks for reliable delivery: the
+  // kernel learns that a DESTROY event could not be queued (NETLINK_BROADCAST_ERROR), keeps the
+  // entry and sends it again later, and the socket reports no ENOBUFS (NETLINK_NO_ENOBUFS).
+  // Errors: Errc::Netlink naming the failed step and, for EPERM, the missing capability.
   [[nodiscard]] static Result<std::unique_ptr<ConntrackSource>> open(const Options& options,
                                                                       std::shared_ptr<spdlog::logger> log);
 
@@ -54,22 +47,26 @@ public:
   ConntrackSource& operator=(const ConntrackSource&) = delete;
   ConntrackSource(ConntrackSource&&) = delete;
   ConntrackSource& operator=(ConntrackSource&&) = delete;
-  ~ConntrackSource() = default;
+  ~ConntrackSource() override = default;
 
-  // The event socket, for poll(2).
-  [[nodiscard]] int fd() const noexcept;
+  [[nodiscard]] int fd() const noexcept override;
 
-  // Reads every datagram queued on the event socket without blocking (recvmmsg, many per call),
-  // decodes each message and passes the records to `deliver`. Malformed messages are counted and
-  // skipped. ENOBUFS is counted, logged at a limited rate, and reading goes on. Errors: any other
-  // socket error (Errc::Netlink).
-  [[nodiscard]] Result<void> drain(const Clock& clock, const Deliver& deliver);
+  // One recvmmsg(2) of up to 64 datagrams without blocking; decodes each message and passes the
+  // records to `deliver`. Malformed messages are counted and skipped. ENOBUFS is counted, logged
+  // at a limited rate and answered with ReadStatus::Overrun. Errors: any socket error but EAGAIN,
+  // EINTR and ENOBUFS (Errc::Netlink).
+  [[nodiscard]] Result<ReadStatus> readBatch(const Clock& clock, const Deliver& deliver) override;
 
   // Dumps the whole conntrack table of this namespace (both families) over a separate socket and
   // passes every entry as an EventType::Dump record. Returns how many entries were delivered.
-  [[nodiscard]] Result<std::size_t> dumpTable(const Clock& clock, const Deliver& deliver);
+  [[nodiscard]] Result<std::size_t> dumpTable(const Clock& clock, const Deliver& deliver) override;
 
-  [[nodiscard]] const SourceStats& stats() const noexcept { return stats_; }
+  // The event socket's drop counter (SO_MEMINFO, SK_MEMINFO_DROPS): every event the kernel could
+  // not queue because the receive buffer was full. The kernel keeps 32 bits; this follows the
+  // wrap-around. In reliable mode a DESTROY that is queued on a later try was counted too.
+  [[nodiscard]] std::uint64_t kernelDrops() noexcept override;
+
+  [[nodiscard]] const SourceStats& stats() const noexcept override { return stats_; }
 
 private:
   ConntrackSource(MnlSocket socket, std::shared_ptr<spdlog::logger> log);
@@ -84,6 +81,8 @@ private:
   SourceStats stats_{};
   std::uint64_t overruns_reported_{0};
   Timestamp last_overrun_report_{};
+  std::uint64_t kernel_drops_{0};
+  std::uint32_t last_meminfo_drops_{0};
 };
 
 }  // namespace ctaudit::daemon

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/daemon.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -8,12 +9,19 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "daemon/record_budget.hpp"
 #include "daemon/sysctl.hpp"
 #include "storage/jsonl_sink.hpp"
-#include "storage/sqlite_sink.hpp"
 
 namespace ctaudit::daemon {
 namespace {
+
+// How often the stats file is rewritten (node_exporter reads it when scraped, typically every 15 s
+// or more).
+constexpr auto kStatsInterval = std::chrono::seconds{5};
+// A big batch from the queue is worked through in chunks of this many items, with a Batcher tick
+// after each, so that the flush interval holds under load too.
+constexpr std::size_t kItemsPerTick = 4096;
 
 std::string hostName() {
   std::array<char, 256> buffer{};
@@ -42,85 +50,178 @@ void prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
 }  // namespace
 
 Daemon::Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock)
-    : config_(config), log_(std::move(loggers)), clock_(clock) {}
+    : config_(config), log_(std::move(loggers)), clock_(clock), started_(clock.now()) {}
 
+// Members go in reverse order: the reader thread is stopped and joined first.
 Daemon::~Daemon() = default;
 
 Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Loggers loggers, const Clock& clock) {
   std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(loggers), clock));
+  // Before any thread starts, so that every thread inherits the blocked mask.
   auto signals = SignalEvents::open();
   if (!signals) {
     return Unexpected{signals.error()};
   }
   daemon->signals_ = std::move(*signals);
-
-  const std::string hostname = hostName();
-  auto sqlite = storage::SqliteSink::open(config.db_path, hostname, daemon->log_.sqlite);
-  if (!sqlite) {
-    return Unexpected{sqlite.error()};
+  if (config.stats_file) {
+    daemon->stats_file_ = std::make_unique<StatsFile>(*config.stats_file, daemon->log_.daemon);
   }
-  daemon->sqlite_ = std::move(*sqlite);
-  std::vector<Batcher::NamedSink> sinks{{"sqlite " + config.db_path.string(), daemon->sqlite_.get()}};
-  if (config.jsonl_path) {
-    auto jsonl = storage::JsonLinesSink::open(*config.jsonl_path, storage::JsonContext{hostname},
-                                              config.jsonl_updates, daemon->log_.jsonl);
-    if (!jsonl) {
-      return Unexpected{jsonl.error()};
-    }
-    daemon->jsonl_ = std::move(*jsonl);
-    sinks.push_back({"jsonl " + config.jsonl_path->string(), daemon->jsonl_.get()});
+  if (auto opened = daemon->openSinks(); !opened) {
+    return Unexpected{opened.error()};
   }
-  daemon->batcher_ = std::make_unique<Batcher>(
-      std::move(sinks), Batcher::Options{config.max_batch_rows, config.flush_interval, std::size_t{1} << 20U},
-      daemon->log_.pipeline);
+  if (auto restored = daemon->restoreRun(); !restored) {
+    return Unexpected{restored.error()};
+  }
 
-  auto source = ConntrackSource::open({config.events, config.receive_buffer_bytes}, daemon->log_.netlink);
+  const RecordBudget budget = recordBudget(config.queue_max_bytes);
+  auto queue = EventQueue::open(budget.queue_records);
+  if (!queue) {
+    return Unexpected{queue.error()};
+  }
+  daemon->queue_ = std::move(*queue);
+  auto source = ConntrackSource::open({config.events, config.receive_buffer_bytes, config.reliable},
+                                      daemon->log_.netlink);
   if (!source) {
     return Unexpected{source.error()};
   }
   daemon->source_ = std::move(*source);
+  const Timestamp subscribed = clock.now();
   // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
   // stops the daemon before it changes anything in the namespace.
   prepareSysctls(config, *daemon->log_.daemon);
 
-  Daemon* self = daemon.get();
-  const auto dumped = daemon->source_->dumpTable(clock, [self](FlowRecord&& record) { self->deliver(std::move(record)); });
+  const auto dumped = daemon->dumpAtStart();
   if (!dumped) {
     return Unexpected{dumped.error()};
   }
   daemon->batcher_->flushAll(clock.now());
-  daemon->log_.daemon->info("ctauditd ready: {} flow(s) open at start recorded; writing to {}{}", *dumped,
-                            config.db_path.string(),
-                            config.jsonl_path ? " and " + config.jsonl_path->string() : std::string{});
+
+  EventReader::Options reader_options;
+  reader_options.when_full = config.reliable ? EventQueue::WhenFull::Wait : EventQueue::WhenFull::DropNewest;
+  reader_options.reads_prove_no_loss = !config.reliable;
+  reader_options.close_unseen = !config.reliable;
+  auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
+                                    daemon->log_.netlink);
+  if (!reader) {
+    return Unexpected{reader.error()};
+  }
+  daemon->reader_ = std::move(*reader);
+  daemon->reader_->start();
+  daemon->log_.daemon->info("ctauditd ready: {} flow(s) in the kernel's table at start; writing to {}{}; queue of {} records",
+                            *dumped, config.db_path.string(),
+                            config.jsonl_path ? " and " + config.jsonl_path->string() : std::string{},
+                            budget.queue_records);
   return daemon;
 }
 
-void Daemon::deliver(FlowRecord&& record) {
-  if (table_.apply(record)) {
-    batcher_->add(std::move(record), clock_.now());
+Result<void> Daemon::openSinks() {
+  const std::string hostname = hostName();
+  auto sqlite = storage::SqliteSink::open(config_.db_path, hostname, log_.sqlite);
+  if (!sqlite) {
+    return Unexpected{sqlite.error()};
+  }
+  sqlite_ = std::move(*sqlite);
+  std::vector<Batcher::NamedSink> sinks{{"sqlite " + config_.db_path.string(), sqlite_.get(), "sqlite"}};
+  if (config_.jsonl_path) {
+    auto jsonl = storage::JsonLinesSink::open(*config_.jsonl_path, storage::JsonContext{hostname},
+                                              config_.jsonl_updates, log_.jsonl);
+    if (!jsonl) {
+      return Unexpected{jsonl.error()};
+    }
+    jsonl_ = std::move(*jsonl);
+    sinks.push_back({"jsonl " + config_.jsonl_path->string(), jsonl_.get(), "jsonl"});
+  }
+  Batcher::Options options;
+  options.max_rows = config_.max_batch_rows;
+  options.max_age = config_.flush_interval;
+  options.max_pending_per_sink = recordBudget(config_.queue_max_bytes).lane_records;
+  batcher_ = std::make_unique<Batcher>(std::move(sinks), options, log_.pipeline);
+  pipeline_ = std::make_unique<Pipeline>(table_, *batcher_, log_.pipeline);
+  return {};
+}
+
+Result<void> Daemon::restoreRun() {
+  const Timestamp now = clock_.now();
+  auto history = sqlite_->beginRun(now);
+  if (!history) {
+    return Unexpected{history.error()};
+  }
+  auto open = sqlite_->openFlows();
+  if (!open) {
+    return Unexpected{open.error()};
+  }
+  if (history->previous_start && !history->previous_clean) {
+    log_.daemon->warn("the previous run (started {}) did not stop cleanly; its last sign of life was {}",
+                      formatRfc3339(*history->previous_start),
+                      history->previous_alive ? formatRfc3339(*history->previous_alive) : std::string{"unknown"});
+  }
+  // A run that died before its first heartbeat was alive at least when it started.
+  const auto alive = history->previous_alive ? history->previous_alive : history->previous_start;
+  pipeline_->restore(*open, alive, now);
+  return {};
+}
+
+Result<std::size_t> Daemon::dumpAtStart() {
+  // The same reconciliation as a resync: flows restored from the database and not in the dump
+  // are closed once the reader has read the event socket empty (ResyncSettled), since their
+  // DESTROY may still be queued there.
+  pipeline_->handle(ResyncBegin{clock_.now()}, clock_.now());
+  const auto dumped = source_->dumpTable(clock_, [this](FlowRecord&& record) {
+    pipeline_->handle(std::move(record), clock_.now());
+  });
+  pipeline_->handle(ResyncEnd{clock_.now(), dumped.has_value(), true}, clock_.now());
+  return dumped;
+}
+
+void Daemon::process(std::vector<PipelineItem>& items) {
+  Timestamp now = clock_.now();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    pipeline_->handle(std::move(items[i]), now);
+    if ((i + 1) % kItemsPerTick == 0) {
+      now = clock_.now();
+      tick(now, items.size() - i - 1);
+    }
+  }
+  items.clear();
+}
+
+void Daemon::tick(Timestamp now, std::size_t in_progress) {
+  if (now >= batcher_->nextDeadline()) {
+    sqlite_->noteAlive(now);  // goes out with this flush
+  }
+  batcher_->tick(now);
+  if (stats_file_ && now >= next_stats_) {
+    writeStats(in_progress);
+    next_stats_ = now + kStatsInterval;
   }
 }
 
 Result<void> Daemon::run() {
-  const ConntrackSource::Deliver deliver = [this](FlowRecord&& record) { this->deliver(std::move(record)); };
+  std::vector<PipelineItem> items;
   bool stopping = false;
-  while (!stopping) {
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(batcher_->nextDeadline() - clock_.now());
-    std::array<pollfd, 2> fds{{{source_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
+  std::optional<Error> reader_failure;
+  next_stats_ = clock_.now();
+  for (;;) {
+    const Timestamp now = clock_.now();
+    const Timestamp deadline = stats_file_ ? std::min(batcher_->nextDeadline(), next_stats_) : batcher_->nextDeadline();
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000)));
     if (ready < 0 && errno != EINTR) {
-      return fail(Errc::Io, std::string("poll failed: ") + std::strerror(errno), errno);
-    }
-    if (ready > 0 && (fds[0].revents & (POLLIN | POLLERR)) != 0) {
-      auto drained = source_->drain(clock_, deliver);
-      if (!drained) {
-        batcher_->flushAll(clock_.now());
-        return drained;
-      }
+      const int err = errno;
+      reader_->requestStop();
+      queue_->abandon();
+      reader_->join();
+      batcher_->flushAll(clock_.now());
+      return fail(Errc::Io, std::string("poll failed: ") + std::strerror(err), err);
     }
     while (const auto signal = signals_->next()) {
       if (*signal == SignalEvents::Kind::Stop) {
-        stopping = true;
+        if (!stopping) {
+          log_.daemon->info("stopping: reading what the kernel still holds, then writing everything pending");
+          reader_->requestStop();
+          stopping = true;
+        }
       } else {
         // Everything received so far goes to the old file; the rest to the new one.
         batcher_->flushAll(clock_.now());
@@ -130,14 +231,29 @@ Result<void> Daemon::run() {
         log_.daemon->info("SIGHUP: reopened the JSON-lines file");
       }
     }
-    batcher_->tick(clock_.now());
+    const auto taken = queue_->take(items);
+    process(items);
+    tick(clock_.now(), 0);
+    if (taken.closed) {
+      reader_failure = taken.failure;
+      break;
+    }
   }
-  // What the kernel queued before the signal is part of the record.
-  const auto drained = source_->drain(clock_, deliver);
-  const bool complete = batcher_->flushAll(clock_.now());
+  reader_->join();
+  const Timestamp end = clock_.now();
+  sqlite_->noteAlive(end);
+  const bool complete = batcher_->finish(end);
+  if (!reader_failure) {
+    if (const auto ended = sqlite_->endRun(clock_.now()); !ended) {
+      log_.daemon->error("cannot mark the run as stopped cleanly: {}", ended.error().detail);
+    }
+  }
+  if (stats_file_) {
+    writeStats(0);
+  }
   logTotals();
-  if (!drained) {
-    return drained;
+  if (reader_failure) {
+    return Unexpected{*reader_failure};
   }
   if (!complete) {
     return fail(Errc::Storage, "stopped with records that a sink did not accept; see the errors above");
@@ -145,14 +261,38 @@ Result<void> Daemon::run() {
   return {};
 }
 
+MetricsSnapshot Daemon::metrics(std::size_t in_progress) const {
+  const auto queue = queue_->stats();
+  MetricsSnapshot snapshot;
+  snapshot.start_time = started_;
+  snapshot.reliable = config_.reliable;
+  snapshot.reader = queue.reader;
+  snapshot.queue_records = queue.waiting + in_progress;
+  snapshot.queue_records_max = queue.max_waiting;
+  snapshot.queue_capacity = queue_->capacity();
+  snapshot.pipeline = pipeline_->stats();
+  snapshot.open_flows = table_.openFlows();
+  snapshot.sinks = batcher_->sinks();
+  snapshot.sink_failure_gaps = batcher_->sinkFailureGaps();
+  return snapshot;
+}
+
+void Daemon::writeStats(std::size_t in_progress) { stats_file_->write(formatMetrics(metrics(in_progress))); }
+
 void Daemon::logTotals() const {
-  const auto& s = source_->stats();
-  log_.daemon->info("stopping: {} message(s) received, {} decoded, {} malformed, {} overrun(s), {} flow(s) still open, "
-                    "{} record(s) written to SQLite{}, {} dropped",
-                    s.messages, s.decoded, s.malformed, s.overruns, table_.openFlows(),
-                    sqlite_->stats().records_written,
-                    jsonl_ ? ", " + std::to_string(jsonl_->stats().records_written) + " to JSON lines" : std::string{},
-                    batcher_->dropped());
+  const auto snapshot = metrics(0);
+  const ReaderStats& r = snapshot.reader;
+  std::string sinks;
+  for (const auto& sink : snapshot.sinks) {
+    sinks += fmt::format(", {} written to {}", sink.written, sink.label);
+    if (sink.dropped > 0) {
+      sinks += fmt::format(" ({} dropped)", sink.dropped);
+    }
+  }
+  log_.daemon->info("stopped: {} message(s) received, {} decoded, {} malformed, {} overrun(s), {} dropped by the "
+                    "kernel, {} resync(s), {} dropped for a full queue, {} flow(s) still open{}",
+                    r.messages, r.decoded, r.malformed, r.overruns, r.kernel_drops, r.resyncs, r.queue_dropped,
+                    snapshot.open_flows, sinks);
 }
 
 }  // namespace ctaudit::daemon

@@ -2,17 +2,24 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include <spdlog/logger.h>
 
 #include "daemon/batcher.hpp"
 #include "daemon/conntrack_source.hpp"
 #include "daemon/daemon_config.hpp"
+#include "daemon/event_queue.hpp"
+#include "daemon/event_reader.hpp"
 #include "daemon/flow_table.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/pipeline.hpp"
 #include "daemon/signals.hpp"
+#include "daemon/stats_file.hpp"
 #include "flow/result.hpp"
 #include "flow/time.hpp"
 #include "storage/sink.hpp"
+#include "storage/sqlite_sink.hpp"
 
 namespace ctaudit::daemon {
 
@@ -25,16 +32,24 @@ struct Loggers {
   std::shared_ptr<spdlog::logger> jsonl;
 };
 
-// The composition root: owns every component of ctauditd, wires them together and runs the event
-// loop. Members are declared in dependency order so that they are destroyed in reverse: the
-// source stops before the batcher, the batcher before the sinks it writes to. It does not do the
-// components' work. One per process, one thread.
+// The composition root: owns every component of ctauditd, wires them together and runs the
+// pipeline thread's loop. Members are declared in dependency order so that they are destroyed in
+// reverse: the reader thread is stopped and joined before the source and the queue it uses, the
+// pipeline before the table and batcher, the batcher before the sinks it writes to. It does not do
+// the components' work. One per process.
+//
+// Two threads (docs/operations.md, "Threads"): the EventReader's, which alone reads the event
+// socket after start-up and feeds the EventQueue, and the caller's, the pipeline thread, which runs
+// run(): it takes batches from the queue into the Pipeline (flow table, Batcher, sinks), handles
+// signals, flushes, beats the heartbeat and rewrites the stats file. They share only the queue.
 class Daemon {
 public:
   // Start-up, in the order that loses nothing and changes nothing before it can succeed: signals
-  // blocked, sinks opened, event groups joined, sysctls set (or checked), and only then the table
-  // dumped, so that a flow created during the dump is seen either in it or as an event (the table
-  // merges both). Errors name the step.
+  // blocked, sinks opened, the run registered in the database (its open flows restored into the
+  // table, the time no daemon ran recorded as a gap), event groups joined, sysctls set (or
+  // checked), and only then the table dumped, so that a flow created during the dump is seen
+  // either in it or as an event (the table merges both); last the reader thread starts. Errors
+  // name the step.
   [[nodiscard]] static Result<std::unique_ptr<Daemon>> start(const DaemonConfig& config, Loggers loggers,
                                                              const Clock& clock);
 
@@ -44,24 +59,41 @@ public:
   Daemon& operator=(Daemon&&) = delete;
   ~Daemon();
 
-  // Runs until SIGTERM or SIGINT, then reads what the socket still holds, writes and flushes
-  // everything pending. SIGHUP reopens the JSON-lines file. Errors: the event socket failed.
+  // Runs until SIGTERM or SIGINT; then the reader reads what the socket still holds, and every
+  // record queued is written and flushed before it returns, and the run is marked clean in the
+  // database. SIGHUP reopens the JSON-lines file. Errors: the event socket failed, or a sink still
+  // refused records at the stop.
   [[nodiscard]] Result<void> run();
 
 private:
   Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock);
-  void deliver(FlowRecord&& record);
+  [[nodiscard]] Result<void> openSinks();
+  [[nodiscard]] Result<void> restoreRun();
+  [[nodiscard]] Result<std::size_t> dumpAtStart();
+  // Hands a batch taken from the queue to the pipeline, ticking the batcher as it goes.
+  void process(std::vector<PipelineItem>& items);
+  // Flush deadline (with the heartbeat) and stats file; `in_progress`: items of the current batch
+  // still to be handled.
+  void tick(Timestamp now, std::size_t in_progress);
+  [[nodiscard]] MetricsSnapshot metrics(std::size_t in_progress) const;
+  void writeStats(std::size_t in_progress);
   void logTotals() const;
 
   DaemonConfig config_;
   Loggers log_;
   const Clock& clock_;
+  Timestamp started_;
   std::unique_ptr<SignalEvents> signals_;
-  std::unique_ptr<storage::FlowSink> sqlite_;
+  std::unique_ptr<StatsFile> stats_file_;
+  std::unique_ptr<storage::SqliteSink> sqlite_;
   std::unique_ptr<storage::FlowSink> jsonl_;
   std::unique_ptr<Batcher> batcher_;
   FlowTable table_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<EventQueue> queue_;
   std::unique_ptr<ConntrackSource> source_;
+  std::unique_ptr<EventReader> reader_;
+  Timestamp next_stats_{};
 };
 
 }  // namespace ctaudit::daemon

@@ -29,9 +29,20 @@ struct DaemonConfig {
   std::chrono::milliseconds flush_interval{1000};
   // A batch is written earlier once it has this many records.
   std::size_t max_batch_rows{8192};
-  // SO_RCVBUFFORCE size for the event socket. 64 MiB holds well over a second of events at this
-  // kind of machine's measured ceiling (~180k events/s at < 400 bytes each): FIELD-NOTES.
-  std::size_t receive_buffer_bytes{std::size_t{64} << 20U};
+  // SO_RCVBUFFORCE size for the event socket: what the kernel may queue while the reader is busy
+  // (a table dump, a burst of DESTROYs from the GC). Each queued event costs its skb truesize, not
+  // its payload: measured on 6.18, 1280 bytes per event for payloads of 196-300 bytes (IPv4 and
+  // IPv6, NEW and DESTROY), so 64 MiB holds 52,428 events and 256 MiB 209,715: 1.17 s at this
+  // kind of machine's ceiling of ~180k events/s (FIELD-NOTES; docs/operations.md).
+  std::size_t receive_buffer_bytes{std::size_t{256} << 20U};
+  // Memory for records on their way to the sinks (record_budget.hpp): the queue between the reader
+  // and the pipeline thread, and each sink's backlog (half as much).
+  std::size_t queue_max_bytes{std::size_t{512} << 20U};
+  // NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS: the kernel keeps and resends DESTROY events the
+  // socket had no room for, and the reader waits for room in the queue instead of dropping.
+  bool reliable{false};
+  // Prometheus text file rewritten every few seconds, or nullopt for none.
+  std::optional<std::filesystem::path> stats_file{"/var/lib/ctaudit/ctauditd.prom"};
   spdlog::level::level_enum log_level{spdlog::level::info};
 };
 

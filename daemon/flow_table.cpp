@@ -1,22 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/flow_table.hpp"
 
+#include "flow/nat.hpp"
+
 namespace ctaudit::daemon {
+
+FlowTable::OpenFlow FlowTable::remember(const FlowRecord& record) const noexcept {
+  OpenFlow flow;
+  flow.reply = record.reply;
+  flow.status = record.status;
+  flow.mark = record.mark;
+  flow.seen = generation_;
+  flow.observed_at_start = record.observed_at_start;
+  if (record.start) {
+    flow.has_start = true;
+    flow.start_ns = toUnixNanos(*record.start);
+    flow.start_source = record.start_source;
+  }
+  return flow;
+}
+
+void FlowTable::refresh(OpenFlow& flow, const FlowRecord& record) noexcept {
+  flow.reply = record.reply;
+  if (record.status != 0) {
+    flow.status = record.status;
+  }
+  flow.mark = record.mark;
+}
 
 bool FlowTable::apply(FlowRecord& record) {
   const FlowKey key = record.key();
   const auto found = open_.find(key);
   switch (record.event) {
-    case EventType::New:
+    case EventType::New: {
       // A NEW after the start dump saw the same entry is the better record: it has the real
       // start. The sinks merge it into the same flow.
-      open_.insert_or_assign(key, OpenFlow{record.start, record.start_source, false});
+      OpenFlow flow = remember(record);
+      flow.observed_at_start = false;
+      open_.insert_or_assign(key, flow);
       return true;
+    }
     case EventType::Dump:
       if (found != open_.end()) {
+        refresh(found->second, record);
+        found->second.seen = generation_;
         return false;
       }
-      open_.emplace(key, OpenFlow{record.start, record.start_source, true});
+      open_.emplace(key, remember(record));
       return true;
     case EventType::Update:
       if (found == open_.end()) {
@@ -26,19 +56,21 @@ bool FlowTable::apply(FlowRecord& record) {
           record.start = record.event_time;
           record.start_source = record.event_time_source;
         }
-        open_.emplace(key, OpenFlow{record.start, record.start_source, false});
+        open_.emplace(key, remember(record));
         return true;
       }
-      if (!record.start) {
-        record.start = found->second.start;
+      if (!record.start && found->second.has_start) {
+        record.start = fromUnixNanos(found->second.start_ns);
         record.start_source = found->second.start_source;
       }
       record.observed_at_start = found->second.observed_at_start;
+      refresh(found->second, record);
+      found->second.seen = generation_;
       return true;
     case EventType::Destroy:
       if (found != open_.end()) {
-        if (!record.start) {
-          record.start = found->second.start;
+        if (!record.start && found->second.has_start) {
+          record.start = fromUnixNanos(found->second.start_ns);
           record.start_source = found->second.start_source;
         }
         record.observed_at_start = found->second.observed_at_start;
@@ -47,6 +79,41 @@ bool FlowTable::apply(FlowRecord& record) {
       return true;
   }
   return true;
+}
+
+void FlowTable::restore(const FlowRecord& open) { open_.insert_or_assign(open.key(), remember(open)); }
+
+std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound) {
+  std::vector<FlowRecord> closed;
+  for (auto it = open_.begin(); it != open_.end();) {
+    if (it->second.seen == generation_) {
+      ++it;
+      continue;
+    }
+    const FlowKey& key = it->first;
+    const OpenFlow& flow = it->second;
+    FlowRecord record;
+    record.event = EventType::Destroy;
+    record.ct_id = key.ct_id;
+    record.zone = key.zone;
+    record.original = key.original;
+    record.reply = flow.reply;
+    record.status = flow.status;
+    record.mark = flow.mark;
+    record.nat = deriveNat(flow.status, key.original, flow.reply);
+    if (flow.has_start) {
+      record.start = fromUnixNanos(flow.start_ns);
+      record.start_source = flow.start_source;
+    }
+    record.end = bound;
+    record.end_source = TimeSource::Bound;
+    record.event_time = bound;
+    record.event_time_source = TimeSource::Bound;
+    record.observed_at_start = flow.observed_at_start;
+    closed.push_back(record);
+    it = open_.erase(it);
+  }
+  return closed;
 }
 
 }  // namespace ctaudit::daemon

@@ -25,8 +25,9 @@ struct GapRecord {
   GapReason reason{GapReason::KernelOverrun};
   Timestamp start{};
   Timestamp end{};
-  // Records known to be lost (queue and sink drops count them exactly); 0 when unknowable, as for
-  // a kernel overrun, whose size only the kernel knew.
+  // Records known to be lost: queue and sink drops count them exactly; for a kernel overrun it is
+  // the socket's drop counter (SO_MEMINFO), exact by default and an upper bound in reliable mode;
+  // 0 when unknowable (DaemonDown).
   std::uint64_t lost_records{0};
   // ENOBUFS errors seen in the window (kernel overruns only).
   std::uint64_t overruns{0};

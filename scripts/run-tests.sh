@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Installs what building and testing ctaudit needs (Debian 12, as root), then builds and runs every
 # test: the unit tests and the network-namespace tests against the real kernel (preset `ci`,
-# warnings are errors), then the unit tests again under AddressSanitizer + UBSan (preset `asan`).
+# warnings are errors), then the unit tests again under AddressSanitizer + UBSan (preset `asan`)
+# and under ThreadSanitizer (preset `tsan`).
 # The namespace tests need root; under CI=true a missing tool or privilege fails them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,3 +23,8 @@ ctest --preset ci -L netns
 cmake --preset asan
 cmake --build build/asan -j"$jobs" --target ctaudit_unit_tests
 ctest --preset asan -j"$jobs"
+
+# The daemon runs a reader thread beside the pipeline thread.
+cmake --preset tsan
+cmake --build build/tsan -j"$jobs" --target ctaudit_unit_tests
+ctest --preset tsan -j"$jobs"

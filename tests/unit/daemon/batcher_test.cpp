@@ -16,13 +16,22 @@ std::shared_ptr<spdlog::logger> quiet() {
   return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
 }
 
+const Timestamp kT0 = fromUnixNanos(1'000'000'000'000);
+
 FlowRecord record(std::uint32_t id) {
   FlowRecord r;
   r.ct_id = id;
+  r.event_time = kT0 + std::chrono::seconds{id};
   return r;
 }
 
-const Timestamp kT0 = fromUnixNanos(1'000'000'000'000);
+Batcher::Options options(std::size_t max_rows, std::size_t max_pending) {
+  Batcher::Options o;
+  o.max_rows = max_rows;
+  o.max_age = std::chrono::milliseconds{1000};
+  o.max_pending_per_sink = max_pending;
+  return o;
+}
 
 TEST(BatcherTest, WritesWhenFullAndFlushesOnInterval) {
   FakeSink sink;
@@ -84,6 +93,36 @@ TEST(BatcherTest, FailingSinkKeepsEverythingUntilItRecovers) {
   EXPECT_EQ(sink.accepted[2].ct_id, 3U);
 }
 
+TEST(BatcherTest, ADiskThatFillsUpPartWayIsAFailingSinkNotBadRecords) {
+  FakeSink sink;
+  // The batch fails; single writes go through until the disk is full, then fail.
+  sink.script = {SinkStatus::Failed, SinkStatus::Ok, SinkStatus::Ok, SinkStatus::Failed, SinkStatus::Failed};
+  Batcher batcher({{"fake", &sink}}, {6, std::chrono::milliseconds{1000}, 100}, quiet());
+  for (std::uint32_t id = 1; id <= 6; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  EXPECT_EQ(sink.accepted.size(), 2U);
+  EXPECT_EQ(batcher.dropped(), 0U);
+  EXPECT_EQ(batcher.sinks()[0].pending, 4U);
+  EXPECT_TRUE(batcher.sinks()[0].failing);
+  EXPECT_TRUE(batcher.flushAll(kT0 + std::chrono::seconds{1}));
+  ASSERT_EQ(sink.accepted.size(), 6U);
+  EXPECT_EQ(sink.accepted[2].ct_id, 3U);
+}
+
+TEST(BatcherTest, ABadRecordBetweenGoodOnesIsDroppedEvenLast) {
+  FakeSink sink;
+  sink.poison = {2, 4};
+  Batcher batcher({{"fake", &sink}}, {4, std::chrono::milliseconds{1000}, 100}, quiet());
+  for (std::uint32_t id = 1; id <= 4; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  ASSERT_EQ(sink.accepted.size(), 2U);
+  EXPECT_EQ(sink.accepted[1].ct_id, 3U);
+  EXPECT_EQ(batcher.dropped(), 2U);
+  EXPECT_EQ(batcher.sinks()[0].pending, 0U);
+}
+
 TEST(BatcherTest, PendingIsCappedDroppingTheOldest) {
   FakeSink sink;
   sink.script.assign(10, SinkStatus::Retry);
@@ -96,6 +135,131 @@ TEST(BatcherTest, PendingIsCappedDroppingTheOldest) {
   EXPECT_TRUE(batcher.flushAll(kT0));
   ASSERT_EQ(sink.accepted.size(), 3U);
   EXPECT_EQ(sink.accepted.front().ct_id, 4U);
+}
+
+TEST(BatcherTest, GapsGoToEverySink) {
+  FakeSink a;
+  FakeSink b;
+  Batcher batcher({{"a", &a}, {"b", &b}}, options(10, 100), quiet());
+  GapRecord gap;
+  gap.reason = GapReason::KernelOverrun;
+  gap.overruns = 3;
+  batcher.addGap(gap);
+  EXPECT_TRUE(a.gaps.empty()) << "written with the next batch or flush";
+  batcher.tick(kT0);
+  ASSERT_EQ(a.gaps.size(), 1U);
+  EXPECT_EQ(a.gaps.front(), gap);
+  EXPECT_EQ(b.gaps, a.gaps);
+}
+
+TEST(BatcherTest, OneFailingSinkDoesNotStopTheOther) {
+  FakeSink down;
+  FakeSink fine;
+  down.script.assign(100, SinkStatus::Failed);
+  Batcher batcher({{"down", &down}, {"fine", &fine}}, options(2, 1000), quiet());
+  for (std::uint32_t id = 1; id <= 10; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  EXPECT_EQ(fine.accepted.size(), 10U);
+  EXPECT_TRUE(down.accepted.empty());
+  // A failing sink is tried again at the flush tick, not for every batch: the first batch tried
+  // the whole batch and two single records.
+  EXPECT_EQ(down.script.size(), 97U);
+  const auto states = batcher.sinks();
+  EXPECT_TRUE(states[0].failing);
+  EXPECT_EQ(states[0].pending, 10U);
+  EXPECT_FALSE(states[1].failing);
+  down.script.clear();
+  batcher.tick(kT0 + std::chrono::seconds{1});
+  EXPECT_EQ(down.accepted.size(), 10U) << "nothing lost once it recovers";
+  EXPECT_FALSE(batcher.sinks()[0].failing);
+  EXPECT_TRUE(down.gaps.empty());
+  EXPECT_EQ(batcher.dropped(), 0U);
+}
+
+TEST(BatcherTest, RecordsDroppedForAFailingSinkBecomeOneGapInEverySink) {
+  FakeSink down;
+  FakeSink fine;
+  down.script.assign(1000, SinkStatus::Retry);
+  Batcher batcher({{"sqlite /x.db", &down, "sqlite"}, {"jsonl /x.jsonl", &fine, "jsonl"}}, options(2, 3), quiet());
+  for (std::uint32_t id = 1; id <= 8; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  EXPECT_EQ(batcher.dropped(), 5U);
+  EXPECT_TRUE(fine.gaps.empty()) << "the gap waits for the recovery (or the gap interval)";
+  down.script.clear();
+  batcher.tick(kT0 + std::chrono::seconds{1});
+  ASSERT_EQ(down.accepted.size(), 3U);
+  EXPECT_EQ(down.accepted.front().ct_id, 6U);
+  ASSERT_EQ(down.gaps.size(), 1U) << "the failing sink gets its own gap once it writes again";
+  const GapRecord& gap = down.gaps.front();
+  EXPECT_EQ(gap.reason, GapReason::SinkFailure);
+  EXPECT_EQ(gap.sink, "sqlite");
+  EXPECT_EQ(gap.lost_records, 5U);
+  EXPECT_EQ(gap.start, kT0 + std::chrono::seconds{1});
+  EXPECT_EQ(gap.end, kT0 + std::chrono::seconds{5});
+  batcher.tick(kT0 + std::chrono::seconds{2});
+  ASSERT_EQ(fine.gaps.size(), 1U);
+  EXPECT_EQ(fine.gaps.front(), gap);
+  EXPECT_EQ(batcher.sinkFailureGaps(), 1U);
+}
+
+TEST(BatcherTest, ALongOutageReportsItsGapEveryInterval) {
+  FakeSink down;
+  FakeSink fine;
+  down.script.assign(1000, SinkStatus::Retry);
+  auto o = options(1, 1);
+  o.gap_interval = std::chrono::seconds{60};
+  Batcher batcher({{"down", &down, "sqlite"}, {"fine", &fine, "jsonl"}}, o, quiet());
+  batcher.add(record(1), kT0);
+  batcher.add(record(2), kT0);  // drops record 1
+  batcher.tick(kT0 + std::chrono::seconds{30});
+  batcher.tick(kT0 + std::chrono::seconds{59});
+  EXPECT_TRUE(fine.gaps.empty());
+  batcher.tick(kT0 + std::chrono::seconds{60});
+  batcher.tick(kT0 + std::chrono::seconds{61});
+  ASSERT_EQ(fine.gaps.size(), 1U);
+  EXPECT_EQ(fine.gaps.front().lost_records, 1U);
+}
+
+TEST(BatcherTest, ABadRecordIsAGapAtOnce) {
+  FakeSink sink;
+  sink.poison = {2};
+  Batcher batcher({{"fake", &sink, "jsonl"}}, options(3, 100), quiet());
+  for (std::uint32_t id = 1; id <= 3; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  batcher.tick(kT0 + std::chrono::seconds{1});
+  ASSERT_EQ(sink.gaps.size(), 1U);
+  EXPECT_EQ(sink.gaps.front().lost_records, 1U);
+  EXPECT_EQ(sink.gaps.front().start, kT0 + std::chrono::seconds{2});
+}
+
+TEST(BatcherTest, FinishGivesUpWhatAFailingSinkHoldsAndTellsTheOthers) {
+  FakeSink down;
+  FakeSink fine;
+  down.script.assign(1000, SinkStatus::Retry);
+  Batcher batcher({{"down", &down, "sqlite"}, {"fine", &fine, "jsonl"}}, options(10, 100), quiet());
+  batcher.add(record(1), kT0);
+  batcher.add(record(2), kT0);
+  EXPECT_FALSE(batcher.finish(kT0 + std::chrono::seconds{1}));
+  EXPECT_EQ(fine.accepted.size(), 2U);
+  EXPECT_EQ(batcher.dropped(), 2U);
+  ASSERT_EQ(fine.gaps.size(), 1U);
+  EXPECT_EQ(fine.gaps.front().sink, "sqlite");
+  EXPECT_EQ(fine.gaps.front().lost_records, 2U);
+}
+
+TEST(BatcherTest, AGapASinkCannotTakeWaitsForTheNextTry) {
+  FakeSink sink;
+  Batcher batcher({{"fake", &sink}}, options(10, 100), quiet());
+  batcher.addGap(GapRecord{});
+  sink.script = {SinkStatus::Retry, SinkStatus::Retry};  // the batch write and the flush
+  batcher.tick(kT0);
+  EXPECT_TRUE(sink.gaps.empty());
+  batcher.tick(kT0 + std::chrono::seconds{1});
+  EXPECT_EQ(sink.gaps.size(), 1U);
+  EXPECT_EQ(batcher.sinks()[0].gaps_written, 1U);
 }
 
 }  // namespace

@@ -27,6 +27,49 @@ TEST(CommandLineTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(config.flush_interval, std::chrono::seconds{1});
   EXPECT_TRUE(config.apply_sysctls);
   EXPECT_FALSE(config.jsonl_updates);
+  EXPECT_EQ(config.receive_buffer_bytes, std::size_t{256} << 20U);
+  EXPECT_EQ(config.queue_max_bytes, std::size_t{512} << 20U);
+  EXPECT_FALSE(config.reliable);
+  ASSERT_TRUE(config.stats_file);
+  EXPECT_EQ(*config.stats_file, "/var/lib/ctaudit/ctauditd.prom");
+}
+
+TEST(CommandLineTest, PipelineFlags) {
+  const auto command = parse({"--queue-max", "64M", "--reliable", "--stats-file=/run/ctaudit/x.prom"});
+  ASSERT_TRUE(command) << command.error().detail;
+  const auto& config = configOf(command);
+  EXPECT_EQ(config.queue_max_bytes, std::size_t{64} << 20U);
+  EXPECT_TRUE(config.reliable);
+  ASSERT_TRUE(config.stats_file);
+  EXPECT_EQ(*config.stats_file, "/run/ctaudit/x.prom");
+  EXPECT_FALSE(configOf(parse({"--stats-file", "none"})).stats_file);
+  EXPECT_FALSE(parse({"--queue-max", "512K"})) << "below 1M";
+  EXPECT_FALSE(parse({"--queue-max", "lots"}));
+  EXPECT_FALSE(parse({"--reliable=yes"}));
+  EXPECT_FALSE(parse({"--stats-file="}));
+}
+
+TEST(CommandLineTest, PipelineKeysInTheConfigFile) {
+  testing::TempDir dir;
+  const auto path = dir / "ctauditd.toml";
+  std::ofstream(path) << "queue-max = \"2G\"\nreliable = true\nstats-file = \"none\"\n";
+  const auto command = parse({"--config", path.string()});
+  ASSERT_TRUE(command) << command.error().detail;
+  const auto& config = configOf(command);
+  EXPECT_EQ(config.queue_max_bytes, std::size_t{2} << 30U);
+  EXPECT_TRUE(config.reliable);
+  EXPECT_FALSE(config.stats_file);
+  std::ofstream(path) << "reliable = \"yes\"\n";
+  EXPECT_FALSE(parse({"--config", path.string()}));
+}
+
+TEST(CommandLineTest, HelpListsEveryOption) {
+  const std::string help = daemonUsage();
+  for (const char* flag : {"--db", "--jsonl", "--events", "--jsonl-updates", "--no-sysctl", "--flush-interval",
+                           "--max-batch-rows", "--receive-buffer", "--queue-max", "--reliable", "--stats-file",
+                           "--config", "--log-level"}) {
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
+  }
 }
 
 TEST(CommandLineTest, ParsesEveryFlagInBothSpellings) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "flow/ct_status.hpp"
+
 namespace ctaudit::daemon {
 namespace {
 
@@ -87,6 +89,69 @@ TEST(FlowTableTest, DestroyOfUnknownFlowPassesThrough) {
   auto destroyed = event(EventType::Destroy, 11, 900);
   ASSERT_TRUE(table.apply(destroyed));
   EXPECT_FALSE(destroyed.start);
+  EXPECT_EQ(table.openFlows(), 0U);
+}
+
+TEST(FlowTableTest, ResyncClosesOnlyTheFlowsItDidNotSee) {
+  FlowTable table;
+  auto kept = event(EventType::New, 1, 100);
+  auto lost = event(EventType::New, 2, 110);
+  lost.original.src_port = 33002;
+  lost.reply.dst_port = 40002;
+  constexpr std::uint32_t kNatted = ct_status::kConfirmed | ct_status::kSrcNat | ct_status::kSrcNatDone;
+  lost.status = kNatted;
+  lost.mark = 9;
+  auto touched = event(EventType::New, 3, 120);
+  touched.original.src_port = 33003;
+  ASSERT_TRUE(table.apply(kept));
+  ASSERT_TRUE(table.apply(lost));
+  ASSERT_TRUE(table.apply(touched));
+  table.beginResync();
+  auto row = event(EventType::Dump, 1, 500);
+  EXPECT_FALSE(table.apply(row));  // known: not written again, but seen
+  auto update = event(EventType::Update, 3, 510);  // an event after the dump began counts too
+  update.original.src_port = 33003;
+  ASSERT_TRUE(table.apply(update));
+  const auto closed = table.closeUnseen(fromUnixNanos(600));
+  ASSERT_EQ(closed.size(), 1U);
+  const FlowRecord& end = closed.front();
+  EXPECT_EQ(end.event, EventType::Destroy);
+  EXPECT_EQ(end.ct_id, 2U);
+  EXPECT_EQ(end.original, lost.original);
+  EXPECT_EQ(end.reply, lost.reply);
+  EXPECT_EQ(end.status, kNatted);
+  ASSERT_TRUE(end.nat.translated_source);
+  EXPECT_EQ(end.mark, 9U);
+  ASSERT_TRUE(end.start);
+  EXPECT_EQ(toUnixNanos(*end.start), 110);
+  EXPECT_EQ(end.start_source, TimeSource::Kernel);
+  ASSERT_TRUE(end.end);
+  EXPECT_EQ(toUnixNanos(*end.end), 600);
+  EXPECT_EQ(end.end_source, TimeSource::Bound);
+  EXPECT_EQ(end.event_time_source, TimeSource::Bound);
+  EXPECT_FALSE(end.counters_original);
+  EXPECT_EQ(table.openFlows(), 2U);
+  EXPECT_TRUE(table.closeUnseen(fromUnixNanos(700)).empty()) << "the same resync closes nothing twice";
+}
+
+TEST(FlowTableTest, RestoredFlowContinuesAndIsNotWrittenAgain) {
+  FlowTable table;
+  auto open_in_db = event(EventType::New, 7, 100);
+  open_in_db.observed_at_start = true;
+  table.restore(open_in_db);
+  auto gone_in_db = event(EventType::New, 8, 90);
+  gone_in_db.original.src_port = 33008;
+  table.restore(gone_in_db);
+  table.beginResync();
+  auto row = event(EventType::Dump, 7, 500);
+  EXPECT_FALSE(table.apply(row));
+  const auto closed = table.closeUnseen(fromUnixNanos(600));
+  ASSERT_EQ(closed.size(), 1U);
+  EXPECT_EQ(closed.front().ct_id, 8U);
+  auto destroyed = event(EventType::Destroy, 7, 900);
+  ASSERT_TRUE(table.apply(destroyed));
+  EXPECT_EQ(toUnixNanos(*destroyed.start), 100);
+  EXPECT_TRUE(destroyed.observed_at_start);
   EXPECT_EQ(table.openFlows(), 0U);
 }
 

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/event_reader.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace ctaudit::daemon {
+namespace {
+
+// Dump rows go to the queue in chunks of this many, so that the pipeline starts on them while the
+// dump goes on and the lock is taken once per chunk.
+constexpr std::size_t kDumpChunk = 1024;
+
+std::string describe(const GapRecord& gap) {
+  return formatRfc3339(gap.start) + " .. " + formatRfc3339(gap.end);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<EventReader>> EventReader::create(EventSource& source, EventQueue& queue, const Clock& clock,
+                                                         Options options, Timestamp subscribed, bool initial_dump,
+                                                         std::shared_ptr<spdlog::logger> log) {
+  UniqueFd stop{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  if (!stop.valid()) {
+    const int err = errno;
+    return fail(Errc::Io, std::string("cannot create an eventfd for the reader thread: ") + std::strerror(err), err);
+  }
+  return std::unique_ptr<EventReader>(
+      new EventReader(source, queue, clock, options, subscribed, initial_dump, std::move(stop), std::move(log)));
+}
+
+EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& clock, Options options,
+                         Timestamp subscribed, bool initial_dump, UniqueFd stop, std::shared_ptr<spdlog::logger> log)
+    : source_(source),
+      queue_(queue),
+      clock_(clock),
+      options_(options),
+      stop_(std::move(stop)),
+      log_(std::move(log)),
+      schedule_(options.resync, subscribed, 0) {
+  if (initial_dump) {
+    schedule_.dumpStarted(subscribed);
+    schedule_.dumpFinished(subscribed);
+  }
+}
+
+EventReader::~EventReader() {
+  if (thread_.joinable()) {
+    requestStop();
+    queue_.abandon();
+    thread_.join();
+  }
+}
+
+void EventReader::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void EventReader::requestStop() noexcept {
+  const std::uint64_t one = 1;
+  (void)!::write(stop_.get(), &one, sizeof one);
+}
+
+void EventReader::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void EventReader::run() noexcept {
+  // Named for top -H, perf and core dumps (at most 15 characters).
+  (void)::pthread_setname_np(::pthread_self(), "ctauditd-reader");
+  Result<void> ended = fail(Errc::Io, "the reader thread stopped unexpectedly");
+  try {
+    ended = loop();
+  } catch (const std::exception& e) {
+    ended = fail(Errc::Io, std::string("the reader thread failed: ") + e.what());
+  }
+  if (ended) {
+    queue_.close();
+    return;
+  }
+  // Whatever is known about losses goes on the record before the pipeline hears the error.
+  try {
+    reportOverflow(true);
+    if (const auto gap = schedule_.abandon(clock_.now(), kernel_drops_)) {
+      reportGap(*gap);
+    }
+    publish();
+  } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the close below says why
+  }
+  queue_.close(ended.error());
+}
+
+std::optional<Timestamp> EventReader::nextWake() const {
+  std::optional<Timestamp> wake = schedule_.nextResyncAt();
+  if (!overflow_.empty()) {
+    const Timestamp quiet_at = overflow_.lastDropAt() + options_.overflow_quiet;
+    wake = wake ? std::min(*wake, quiet_at) : quiet_at;
+  }
+  return wake;
+}
+
+Result<void> EventReader::loop() {
+  for (;;) {
+    // A quiet socket is still read (to EAGAIN) every idle_check: its drop counter, read then,
+    // keeps the start of a future overrun window close to the truth.
+    const Timestamp now = clock_.now();
+    Timestamp wake = now + options_.idle_check;
+    if (schedule_.settling()) {
+      wake = now;  // a dump just ended: read until empty now, quiet socket or not
+    } else if (const auto due = nextWake()) {
+      wake = std::min(wake, *due);
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+    std::array<pollfd, 2> fds{{{source_.fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}}};
+    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait, 0, INT_MAX)));
+    if (ready < 0) {
+      const int err = errno;
+      if (err == EINTR) {
+        continue;
+      }
+      return fail(Errc::Io, std::string("poll failed in the reader thread: ") + std::strerror(err), err);
+    }
+    if ((fds[1].revents & POLLIN) != 0) {
+      return finish();
+    }
+    if (ready == 0 || (fds[0].revents & (POLLIN | POLLERR)) != 0) {
+      if (auto read = readTurn(options_.reads_per_turn, std::nullopt); !read) {
+        return Unexpected{read.error()};
+      }
+    }
+    reportOverflow(false);
+    if (schedule_.resyncDue(clock_.now())) {
+      resync();
+    }
+    publish();
+  }
+}
+
+Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline) {
+  const EventSource::Deliver collect = [this](FlowRecord&& record) { batch_.emplace_back(std::move(record)); };
+  for (std::size_t i = 0; i < max_reads; ++i) {
+    const Timestamp started = clock_.now();
+    auto status = source_.readBatch(clock_, collect);
+    push(options_.when_full);
+    if (!status) {
+      return Unexpected{status.error()};
+    }
+    switch (*status) {
+      case EventSource::ReadStatus::Data:
+        if (options_.reads_prove_no_loss) {
+          schedule_.noteCleanRead(started);
+        }
+        break;
+      case EventSource::ReadStatus::Overrun:
+        kernel_drops_ = source_.kernelDrops();
+        schedule_.noteOverrun(clock_.now());
+        schedule_.noteDrops(clock_.now(), kernel_drops_);
+        break;
+      case EventSource::ReadStatus::Empty:
+        noteEmpty();
+        return true;
+    }
+    if (deadline && clock_.now() >= *deadline) {
+      return false;
+    }
+  }
+  return false;
+}
+
+void EventReader::noteEmpty() {
+  const Timestamp now = clock_.now();
+  kernel_drops_ = source_.kernelDrops();
+  const auto settled = schedule_.noteEmpty(now, kernel_drops_);
+  if (!settled.settled) {
+    return;
+  }
+  batch_.emplace_back(ResyncSettled{now});
+  push(EventQueue::WhenFull::Wait);
+  if (settled.gap) {
+    reportGap(*settled.gap);
+  }
+}
+
+void EventReader::resync() {
+  const Timestamp begin = clock_.now();
+  schedule_.dumpStarted(begin);
+  ++resyncs_;
+  log_->info("resynchronising with the kernel's conntrack table (dump {})", resyncs_);
+  batch_.emplace_back(ResyncBegin{begin});
+  push(EventQueue::WhenFull::Wait);
+  const auto dumped = source_.dumpTable(clock_, [this](FlowRecord&& record) {
+    batch_.emplace_back(std::move(record));
+    if (batch_.size() >= kDumpChunk) {
+      push(EventQueue::WhenFull::Wait);
+    }
+  });
+  const Timestamp end = clock_.now();
+  batch_.emplace_back(ResyncEnd{end, dumped.has_value(), options_.close_unseen});
+  push(EventQueue::WhenFull::Wait);
+  if (!dumped) {
+    log_->error("the resync dump failed, trying again later: {}", dumped.error().detail);
+    schedule_.dumpFailed(end);
+    return;
+  }
+  schedule_.dumpFinished(end);
+  log_->info("dumped {} conntrack entries in {} ms", *dumped,
+             std::chrono::duration_cast<std::chrono::milliseconds>(end - begin).count());
+}
+
+Result<void> EventReader::finish() {
+  const Timestamp stop = clock_.now();
+  const Timestamp deadline = stop + options_.final_drain_limit;
+  for (;;) {
+    auto read = readTurn(options_.reads_per_turn, deadline);
+    if (!read) {
+      return Unexpected{read.error()};
+    }
+    if (*read) {
+      break;
+    }
+    if (clock_.now() >= deadline) {
+      // What is still queued is newer than what was read, and is lost with the socket.
+      GapRecord unread;
+      unread.reason = GapReason::KernelOverrun;
+      unread.start = stop;
+      unread.end = clock_.now();
+      log_->warn("stopping with conntrack events still queued in the kernel after {} ms of reading",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(options_.final_drain_limit).count());
+      reportGap(unread);
+      break;
+    }
+  }
+  reportOverflow(true);
+  if (const auto gap = schedule_.abandon(clock_.now(), kernel_drops_)) {
+    reportGap(*gap);
+  }
+  publish();
+  return {};
+}
+
+void EventReader::push(EventQueue::WhenFull when_full) {
+  if (batch_.empty()) {
+    return;
+  }
+  const std::size_t dropped = queue_.push(batch_, when_full);
+  if (dropped > 0) {
+    const Timestamp now = clock_.now();
+    for (const PipelineItem& item : batch_) {
+      if (const auto* record = std::get_if<FlowRecord>(&item)) {
+        overflow_.add(record->event_time, now);
+      }
+    }
+    queue_dropped_ += dropped;
+    schedule_.noteQueueLoss(now);
+    if (!overflow_logged_) {
+      log_->error("the queue to the pipeline is full ({} records): dropping new records until it drains; "
+                  "the pipeline cannot keep up with the sinks (see --queue-max)",
+                  queue_.capacity());
+      overflow_logged_ = true;
+    }
+  }
+  batch_.clear();
+}
+
+void EventReader::reportOverflow(bool force) {
+  if (overflow_.empty() ||
+      (!force && clock_.now() - overflow_.lastDropAt() < options_.overflow_quiet)) {
+    return;
+  }
+  overflow_logged_ = false;
+  reportGap(overflow_.take(GapReason::QueueOverflow));
+}
+
+void EventReader::reportGap(const GapRecord& gap) {
+  const std::string lost =
+      gap.lost_records > 0 ? std::to_string(gap.lost_records) + " event(s) lost" : "an unknown number of events lost";
+  log_->warn("the log has a gap ({}) in {}: {}{}", gapReasonName(gap.reason), describe(gap), lost,
+             gap.overruns > 0 ? ", " + std::to_string(gap.overruns) + " ENOBUFS" : std::string{});
+  batch_.emplace_back(GapReport{gap});
+  push(EventQueue::WhenFull::Wait);
+}
+
+void EventReader::publish() {
+  const SourceStats& source = source_.stats();
+  ReaderStats stats;
+  stats.datagrams = source.datagrams;
+  stats.messages = source.messages;
+  stats.decoded = source.decoded;
+  stats.malformed = source.malformed;
+  stats.overruns = source.overruns;
+  stats.kernel_drops = kernel_drops_;
+  stats.dump_entries = source.dump_entries;
+  stats.resyncs = resyncs_;
+  stats.queue_dropped = queue_dropped_;
+  queue_.publish(stats);
+}
+
+}  // namespace ctaudit::daemon

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "daemon/drop_window.hpp"
+#include "daemon/event_queue.hpp"
+#include "daemon/event_source.hpp"
+#include "daemon/pipeline_item.hpp"
+#include "daemon/resync_schedule.hpp"
+#include "flow/result.hpp"
+#include "flow/time.hpp"
+#include "flow/unique_c.hpp"
+
+namespace ctaudit::daemon {
+
+// The reader thread: drains the event socket into the EventQueue so that the kernel's buffer is
+// emptied however long the pipeline thread spends in a sink, and repairs lost events with table
+// dumps. Owned by the Daemon, declared after the source and the queue it uses (not owned), so it is
+// destroyed, and its thread joined, first.
+//
+// The thread's loop polls the event socket and a stop eventfd. Each turn reads up to
+// `reads_per_turn` recvmmsg batches, pushing each batch to the queue with one lock, then looks at
+// the stop request and the resync timer. What happens to records that do not fit in the queue is
+// the `when_full` policy: dropped (the default; counted, reported as one QueueOverflow gap once no
+// record was dropped for `overflow_quiet`, and repaired by a resync) or, in reliable mode, waited
+// for, so that the kernel's socket fills and the kernel keeps the DESTROY events.
+//
+// A resync (ResyncSchedule says when) sends ResyncBegin, the dump's rows, ResyncEnd, and after the
+// next empty read ResyncSettled, then a KernelOverrun gap when the overrun window closes. Dump rows
+// are never dropped: a full queue makes the dump wait, since a dump with holes would close flows
+// that are alive. The socket is not read during a dump, so every event the kernel queued before the
+// dump ended is behind the dump's rows; the pipeline depends on that order.
+//
+// Stop: requestStop() (any thread). The thread reads what the socket holds until it is empty or
+// `final_drain_limit` has passed, reports open gaps, closes the queue and ends. A socket error
+// closes the queue with the error.
+//
+// Threading: the constructor, start() and join() belong to the owner's thread; requestStop() to
+// any; everything else runs on the reader thread, which alone touches the source after start().
+class EventReader {
+public:
+  struct Options {
+    EventQueue::WhenFull when_full{EventQueue::WhenFull::DropNewest};
+    // Default mode: a read that returns data proves nothing was dropped before it began. Not so
+    // with NETLINK_NO_ENOBUFS (reliable mode), which never reports ENOBUFS.
+    bool reads_prove_no_loss{true};
+    // Default mode: a resync closes the flows the dump no longer shows (ResyncEnd::close_unseen).
+    // Not in reliable mode, where their DESTROY is resent by the kernel.
+    bool close_unseen{true};
+    ResyncSchedule::Options resync{};
+    std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
+    std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};
+    // A quiet socket is read this often anyway, to look at its drop counter.
+    std::chrono::nanoseconds idle_check{std::chrono::seconds{1}};
+    std::size_t reads_per_turn{64};
+  };
+
+  // `subscribed`: when the event socket joined its groups (its drop counter then was 0).
+  // `initial_dump`: the table was dumped into the pipeline before start(), so the thread's first
+  // empty read settles it. `log` is the "netlink" logger. Errors: Errc::Io (no eventfd).
+  [[nodiscard]] static Result<std::unique_ptr<EventReader>> create(EventSource& source, EventQueue& queue,
+                                                                   const Clock& clock, Options options,
+                                                                   Timestamp subscribed, bool initial_dump,
+                                                                   std::shared_ptr<spdlog::logger> log);
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+  EventReader(EventReader&&) = delete;
+  EventReader& operator=(EventReader&&) = delete;
+  // Stops the thread if it runs (abandoning the queue first, so a waiting push returns) and joins.
+  ~EventReader();
+
+  // Starts the thread. Precondition: not started yet.
+  void start();
+  // Asks the thread to read what is left and stop. Any thread; idempotent.
+  void requestStop() noexcept;
+  // Waits for the thread to end. Precondition: the queue's consumer keeps taking until the queue
+  // is closed, or has abandoned it.
+  void join();
+
+private:
+  EventReader(EventSource& source, EventQueue& queue, const Clock& clock, Options options, Timestamp subscribed,
+              bool initial_dump, UniqueFd stop, std::shared_ptr<spdlog::logger> log);
+
+  void run() noexcept;
+  [[nodiscard]] Result<void> loop();
+  // Reads up to `max_reads` batches, or until `deadline`. True when the socket was read empty.
+  [[nodiscard]] Result<bool> readTurn(std::size_t max_reads, std::optional<Timestamp> deadline);
+  void noteEmpty();
+  void resync();
+  [[nodiscard]] Result<void> finish();
+  void push(EventQueue::WhenFull when_full);
+  // Reports the queue overflow window once no record was dropped for overflow_quiet, or now.
+  void reportOverflow(bool force);
+  void reportGap(const GapRecord& gap);
+  void publish();
+  [[nodiscard]] std::optional<Timestamp> nextWake() const;
+
+  EventSource& source_;
+  EventQueue& queue_;
+  const Clock& clock_;
+  Options options_;
+  UniqueFd stop_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::thread thread_;
+
+  // Reader thread only, after start().
+  ResyncSchedule schedule_;
+  DropWindow overflow_;
+  std::vector<PipelineItem> batch_;
+  std::uint64_t kernel_drops_{0};
+  std::uint64_t resyncs_{0};
+  std::uint64_t queue_dropped_{0};
+  bool overflow_logged_{false};
+};
+
+}  // namespace ctaudit::daemon

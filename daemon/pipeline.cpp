@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/pipeline.hpp"
+
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace ctaudit::daemon {
+
+Pipeline::Pipeline(FlowTable& table, Batcher& batcher, std::shared_ptr<spdlog::logger> log)
+    : table_(table), batcher_(batcher), log_(std::move(log)) {}
+
+void Pipeline::restore(std::span<const FlowRecord> open_flows, std::optional<Timestamp> previous_alive,
+                       Timestamp now) {
+  for (const FlowRecord& open : open_flows) {
+    table_.restore(open);
+  }
+  if (!open_flows.empty()) {
+    log_->info("{} flow(s) open in the database from the previous run; the start-up dump tells which are "
+               "still alive",
+               open_flows.size());
+  }
+  if (previous_alive && *previous_alive < now) {
+    GapRecord down;
+    down.reason = GapReason::DaemonDown;
+    down.start = *previous_alive;
+    down.end = now;
+    gap(down);
+  }
+}
+
+void Pipeline::handle(PipelineItem&& item, Timestamp now) {
+  std::visit(
+      [&](auto&& value) {
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, FlowRecord>) {
+          record(std::move(value), now);
+        } else if constexpr (std::is_same_v<T, ResyncBegin>) {
+          table_.beginResync();
+          in_resync_ = true;
+          dump_failed_ = false;
+          dump_end_.reset();
+        } else if constexpr (std::is_same_v<T, ResyncEnd>) {
+          dump_failed_ = !value.complete;
+          if (in_resync_ && value.complete && value.close_unseen) {
+            dump_end_ = value.time;
+          }
+        } else if constexpr (std::is_same_v<T, ResyncSettled>) {
+          settle(now);
+        } else {
+          gap(value.gap);
+        }
+      },
+      std::move(item));
+}
+
+void Pipeline::record(FlowRecord&& record, Timestamp now) {
+  ++stats_.records;
+  const bool from_dump = record.event == EventType::Dump;
+  if (!table_.apply(record)) {
+    return;
+  }
+  if (from_dump && in_resync_ && stats_.resyncs_settled > 0) {
+    // Not the start-up dump: a flow this daemon should have seen through its NEW event.
+    ++stats_.recovered;
+  }
+  ++stats_.written;
+  batcher_.add(std::move(record), now);
+}
+
+void Pipeline::settle(Timestamp now) {
+  if (!in_resync_) {
+    return;
+  }
+  in_resync_ = false;
+  ++stats_.resyncs_settled;
+  if (!dump_end_) {
+    if (dump_failed_) {
+      log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");
+    }
+    return;
+  }
+  auto closed = table_.closeUnseen(*dump_end_);
+  if (!closed.empty()) {
+    log_->info("{} flow(s) were no longer in the kernel's table at {}: their DESTROY was lost; closed with that "
+               "time as the bound of their end",
+               closed.size(), formatRfc3339(*dump_end_));
+  }
+  stats_.closed_unseen += closed.size();
+  stats_.written += closed.size();
+  for (FlowRecord& record : closed) {
+    batcher_.add(std::move(record), now);
+  }
+  dump_end_.reset();
+}
+
+void Pipeline::gap(const GapRecord& gap) {
+  ++stats_.gaps.at(static_cast<std::size_t>(gap.reason));
+  if (gap.reason == GapReason::DaemonDown) {
+    log_->warn("no daemon recorded flows from {} to {}: flows that began and ended then are not in the log; "
+               "recorded as a gap",
+               formatRfc3339(gap.start), formatRfc3339(gap.end));
+  }
+  batcher_.addGap(gap);
+}
+
+}  // namespace ctaudit::daemon

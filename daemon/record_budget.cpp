@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/record_budget.hpp"
+
+#include <algorithm>
+
+#include "daemon/pipeline_item.hpp"
+
+namespace ctaudit::daemon {
+
+RecordBudget recordBudget(std::size_t queue_max_bytes) noexcept {
+  return {std::max<std::size_t>(1, queue_max_bytes / (2 * sizeof(PipelineItem))),
+          std::max<std::size_t>(1, queue_max_bytes / (2 * sizeof(FlowRecord)))};
+}
+
+}  // namespace ctaudit::daemon

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "flow/gap_record.hpp"
+#include "flow/time.hpp"
+
+namespace ctaudit::daemon {
+
+// Decides when the reader dumps the conntrack table to repair what lost events broke, and keeps
+// the overrun window that becomes a KernelOverrun gap. Pure: the EventReader tells it what the
+// socket did and when; it answers with times and gaps. Owned by the EventReader; one thread.
+//
+// The overrun window opens at the last moment nothing was known to be lost: the start of the last
+// read that succeeded before the first ENOBUFS (a drop sets the socket error, which the next read
+// reports before any queued data, so the drop came after that read began), or the last time the
+// kernel's drop counter (SO_MEMINFO) was seen unchanged. It closes when a resync settles with no
+// loss since its dump began: [start, settle time]. Losses during a resync (more ENOBUFS, a rising
+// drop counter, records dropped by the queue) keep the window open and schedule another resync, so
+// several overruns coalesce into one window.
+//
+// A resync waits until no loss has been seen for `quiet` (the kernel's GC sweeps and bursts pass;
+// dumping during one only loses more) but no longer than `max_wait` after the first loss, so a
+// sustained overload still closes its windows. After a failed dump it waits `max_wait`.
+class ResyncSchedule {
+public:
+  struct Options {
+    std::chrono::nanoseconds quiet{std::chrono::seconds{1}};
+    std::chrono::nanoseconds max_wait{std::chrono::seconds{30}};
+  };
+
+  // `start`: when the event socket was subscribed; `drops`: the kernel's drop counter then.
+  ResyncSchedule(Options options, Timestamp start, std::uint64_t drops) noexcept;
+
+  // A read that began at `read_start` returned data without an error (default mode only: with
+  // NETLINK_NO_ENOBUFS a read proves nothing).
+  void noteCleanRead(Timestamp read_start) noexcept;
+  // The event socket reported ENOBUFS at `now`.
+  void noteOverrun(Timestamp now) noexcept;
+  // The kernel's drop counter for the socket was `drops` at `now` (monotonic).
+  void noteDrops(Timestamp now, std::uint64_t drops) noexcept;
+  // Records were dropped at `now` before they reached the pipeline (the queue was full): the flow
+  // table needs a resync, but the gap is the queue's to report.
+  void noteQueueLoss(Timestamp now) noexcept;
+
+  // When the next resync is due; nullopt when none is needed or one is in progress.
+  [[nodiscard]] std::optional<Timestamp> nextResyncAt() const noexcept;
+  [[nodiscard]] bool resyncDue(Timestamp now) const noexcept;
+
+  void dumpStarted(Timestamp now) noexcept;
+  void dumpFailed(Timestamp now) noexcept;
+  void dumpFinished(Timestamp now) noexcept;
+  // A dump has finished and the socket has not been read empty since.
+  [[nodiscard]] bool settling() const noexcept { return phase_ == Phase::Settling; }
+
+  struct Settled {
+    bool settled{false};            // a dump settled: the reader pushes ResyncSettled
+    std::optional<GapRecord> gap;   // the overrun window closed with it
+  };
+  // The event socket was read empty at `now`, its drop counter being `drops`.
+  [[nodiscard]] Settled noteEmpty(Timestamp now, std::uint64_t drops) noexcept;
+
+  // At shutdown: the overrun window, if one is open, as a gap ending at `now`.
+  [[nodiscard]] std::optional<GapRecord> abandon(Timestamp now, std::uint64_t drops) noexcept;
+
+  [[nodiscard]] bool windowOpen() const noexcept { return window_open_; }
+
+private:
+  enum class Phase : std::uint8_t { Idle, Dumping, Settling };
+  void openWindow() noexcept;
+  void noteLoss(Timestamp now) noexcept;
+  [[nodiscard]] GapRecord closeWindow(Timestamp now) noexcept;
+
+  Options options_;
+  Phase phase_{Phase::Idle};
+
+  // Evidence: until this time nothing was lost (while no window is open).
+  Timestamp clean_since_;
+  std::uint64_t last_drops_;
+
+  bool window_open_{false};
+  Timestamp window_start_{};
+  std::uint64_t window_drops_base_{0};
+  std::uint64_t window_overruns_{0};
+
+  bool need_resync_{false};
+  bool loss_during_resync_{false};
+  Timestamp first_loss_{};
+  Timestamp last_loss_{};
+  Timestamp not_before_{};
+};
+
+}  // namespace ctaudit::daemon

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/event_queue.hpp"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <poll.h>
+
+namespace ctaudit::daemon {
+namespace {
+
+using WhenFull = EventQueue::WhenFull;
+
+PipelineItem record(std::uint32_t id) {
+  FlowRecord r;
+  r.ct_id = id;
+  return r;
+}
+
+std::uint32_t idOf(const PipelineItem& item) { return std::get<FlowRecord>(item).ct_id; }
+
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+std::unique_ptr<EventQueue> queueOf(std::size_t capacity) {
+  auto queue = EventQueue::open(capacity);
+  EXPECT_TRUE(queue);
+  return std::move(*queue);
+}
+
+TEST(EventQueueTest, TakeSwapsEverythingInOrder) {
+  auto queue = queueOf(10);
+  std::vector<PipelineItem> batch{record(1), ResyncBegin{}, record(2)};
+  EXPECT_EQ(queue->push(batch, WhenFull::DropNewest), 0U);
+  EXPECT_TRUE(batch.empty());
+  std::vector<PipelineItem> more{record(3)};
+  EXPECT_EQ(queue->push(more, WhenFull::DropNewest), 0U);
+  std::vector<PipelineItem> out;
+  const auto taken = queue->take(out);
+  EXPECT_FALSE(taken.closed);
+  ASSERT_EQ(out.size(), 4U);
+  EXPECT_EQ(idOf(out[0]), 1U);
+  EXPECT_TRUE(std::holds_alternative<ResyncBegin>(out[1]));
+  EXPECT_EQ(idOf(out[2]), 2U);
+  EXPECT_EQ(idOf(out[3]), 3U);
+  out.clear();
+  (void)queue->take(out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(EventQueueTest, DropNewestLeavesWhatDoesNotFitButTakesMarkers) {
+  auto queue = queueOf(3);
+  std::vector<PipelineItem> batch{record(1), record(2), record(3), record(4), ResyncEnd{}, record(5)};
+  EXPECT_EQ(queue->push(batch, WhenFull::DropNewest), 2U);
+  ASSERT_EQ(batch.size(), 2U);
+  EXPECT_EQ(idOf(batch[0]), 4U);
+  EXPECT_EQ(idOf(batch[1]), 5U);
+  std::vector<PipelineItem> out;
+  (void)queue->take(out);
+  ASSERT_EQ(out.size(), 4U);
+  EXPECT_EQ(idOf(out[2]), 3U);
+  EXPECT_TRUE(std::holds_alternative<ResyncEnd>(out[3]));
+  EXPECT_EQ(queue->stats().max_waiting, 3U);
+}
+
+TEST(EventQueueTest, FdSaysWhenThereIsSomethingToTake) {
+  auto queue = queueOf(3);
+  EXPECT_FALSE(readable(queue->fd()));
+  std::vector<PipelineItem> batch{record(1)};
+  (void)queue->push(batch, WhenFull::DropNewest);
+  EXPECT_TRUE(readable(queue->fd()));
+  std::vector<PipelineItem> out;
+  (void)queue->take(out);
+  EXPECT_FALSE(readable(queue->fd()));
+  queue->close();
+  EXPECT_TRUE(readable(queue->fd()));
+  out.clear();
+  EXPECT_TRUE(queue->take(out).closed);
+}
+
+TEST(EventQueueTest, CloseCarriesTheReadersErrorAndRefusesMore) {
+  auto queue = queueOf(3);
+  std::vector<PipelineItem> batch{record(1)};
+  (void)queue->push(batch, WhenFull::DropNewest);
+  queue->close(Error{Errc::Netlink, 0, "socket gone"});
+  std::vector<PipelineItem> late{record(2)};
+  EXPECT_EQ(queue->push(late, WhenFull::Wait), 1U);
+  std::vector<PipelineItem> out;
+  const auto taken = queue->take(out);
+  EXPECT_TRUE(taken.closed);
+  ASSERT_TRUE(taken.failure);
+  EXPECT_EQ(taken.failure->detail, "socket gone");
+  EXPECT_EQ(out.size(), 1U);
+}
+
+TEST(EventQueueTest, WaitingProducerGetsEverythingThroughInOrder) {
+  auto queue = queueOf(4);
+  constexpr std::uint32_t kRecords = 1000;
+  std::thread producer([&] {
+    for (std::uint32_t id = 0; id < kRecords; id += 10) {
+      std::vector<PipelineItem> batch;
+      for (std::uint32_t i = id; i < id + 10; ++i) {
+        batch.emplace_back(record(i));
+      }
+      EXPECT_EQ(queue->push(batch, WhenFull::Wait), 0U);
+    }
+    queue->close();
+  });
+  std::vector<std::uint32_t> seen;
+  std::vector<PipelineItem> out;
+  for (bool closed = false; !closed;) {
+    pollfd p{queue->fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the producer stalled";
+    closed = queue->take(out).closed;
+    for (const auto& item : out) {
+      seen.push_back(idOf(item));
+    }
+    out.clear();
+  }
+  producer.join();
+  ASSERT_EQ(seen.size(), kRecords);
+  for (std::uint32_t i = 0; i < kRecords; ++i) {
+    ASSERT_EQ(seen[i], i);
+  }
+  EXPECT_LE(queue->stats().max_waiting, 4U);
+}
+
+TEST(EventQueueTest, AbandonReleasesAWaitingProducer) {
+  auto queue = queueOf(2);
+  std::size_t left = 0;
+  std::thread producer([&] {
+    std::vector<PipelineItem> batch{record(1), record(2), record(3), record(4)};
+    left = queue->push(batch, WhenFull::Wait);
+  });
+  pollfd p{queue->fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  queue->abandon();
+  producer.join();
+  EXPECT_EQ(left, 2U);
+}
+
+TEST(EventQueueTest, PublishedReaderStatsComeBack) {
+  auto queue = queueOf(2);
+  ReaderStats stats;
+  stats.datagrams = 7;
+  stats.kernel_drops = 3;
+  queue->publish(stats);
+  EXPECT_EQ(queue->stats().reader, stats);
+}
+
+}  // namespace
+}  // namespace ctaudit::daemon

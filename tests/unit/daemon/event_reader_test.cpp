@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/event_reader.hpp"
+
+#include <deque>
+#include <mutex>
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <spdlog/sinks/null_sink.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace ctaudit::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using ReadStatus = EventSource::ReadStatus;
+
+std::shared_ptr<spdlog::logger> quiet() {
+  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+FlowRecord record(std::uint32_t id, EventType type = EventType::New) {
+  FlowRecord r;
+  r.event = type;
+  r.ct_id = id;
+  r.event_time = fromUnixNanos(static_cast<std::int64_t>(id) * 1'000'000'000);
+  return r;
+}
+
+// An event socket that the test scripts: each read pops one step (records, or an overrun); with no
+// step left it reads Empty. Its fd is readable while steps are queued. The reader thread calls
+// everything but feed(), which the test calls; one mutex guards the script.
+class FakeSource final : public EventSource {
+public:
+  struct Step {
+    std::vector<FlowRecord> records;
+    ReadStatus status{ReadStatus::Data};
+    std::uint64_t drops_after{0};  // the kernel's drop counter once this step is read
+  };
+
+  FakeSource() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+  void feed(std::vector<Step> steps) {
+    const std::lock_guard lock(mutex_);
+    for (auto& step : steps) {
+      script_.push_back(std::move(step));
+    }
+    const std::uint64_t one = 1;
+    (void)!::write(fd_.get(), &one, sizeof one);
+  }
+  void setTable(std::vector<FlowRecord> rows) {
+    const std::lock_guard lock(mutex_);
+    table_ = std::move(rows);
+  }
+  void failReads() {
+    const std::lock_guard lock(mutex_);
+    fail_ = true;
+    const std::uint64_t one = 1;
+    (void)!::write(fd_.get(), &one, sizeof one);
+  }
+
+  [[nodiscard]] int fd() const noexcept override { return fd_.get(); }
+  Result<ReadStatus> readBatch(const Clock& /*clock*/, const Deliver& deliver) override {
+    const std::lock_guard lock(mutex_);
+    if (fail_) {
+      return fail(Errc::Netlink, "socket broke");
+    }
+    if (script_.empty()) {
+      std::uint64_t count = 0;
+      (void)!::read(fd_.get(), &count, sizeof count);
+      return ReadStatus::Empty;
+    }
+    Step step = std::move(script_.front());
+    script_.pop_front();
+    for (auto& r : step.records) {
+      ++stats_.decoded;
+      deliver(std::move(r));
+    }
+    drops_ = std::max(drops_, step.drops_after);
+    if (step.status == ReadStatus::Overrun) {
+      ++stats_.overruns;
+    }
+    return step.status;
+  }
+  Result<std::size_t> dumpTable(const Clock& /*clock*/, const Deliver& deliver) override {
+    std::vector<FlowRecord> rows;
+    {
+      const std::lock_guard lock(mutex_);
+      rows = table_;
+      ++dumps_;
+    }
+    for (auto& r : rows) {
+      r.event = EventType::Dump;
+      deliver(std::move(r));
+    }
+    return rows.size();
+  }
+  std::uint64_t kernelDrops() noexcept override {
+    const std::lock_guard lock(mutex_);
+    return drops_;
+  }
+  [[nodiscard]] const SourceStats& stats() const noexcept override { return stats_; }
+  int dumps() {
+    const std::lock_guard lock(mutex_);
+    return dumps_;
+  }
+
+private:
+  UniqueFd fd_;
+  std::mutex mutex_;
+  std::deque<Step> script_;
+  std::vector<FlowRecord> table_;
+  std::uint64_t drops_{0};
+  bool fail_{false};
+  int dumps_{0};
+  SourceStats stats_{};  // reader thread only
+};
+
+// What the pipeline thread sees: every item taken from the queue, in order.
+class Consumer {
+public:
+  explicit Consumer(EventQueue& queue) : queue_(queue) {}
+  // Takes items until `done` holds for what was taken, or the queue closes; false on a 5 s stall.
+  template <class Pred>
+  bool until(Pred done) {
+    while (!done(items) && !closed) {
+      pollfd p{queue_.fd(), POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) {
+        return false;
+      }
+      std::vector<PipelineItem> out;
+      const auto taken = queue_.take(out);
+      closed = taken.closed;
+      failure = taken.failure;
+      for (auto& item : out) {
+        items.push_back(std::move(item));
+      }
+    }
+    return true;
+  }
+  bool untilClosed() {
+    return until([](const auto&) { return false; });
+  }
+
+  std::vector<PipelineItem> items;
+  bool closed{false};
+  std::optional<Error> failure;
+
+private:
+  EventQueue& queue_;
+};
+
+template <class T>
+std::size_t countOf(const std::vector<PipelineItem>& items) {
+  return static_cast<std::size_t>(
+      std::count_if(items.begin(), items.end(), [](const auto& item) { return std::holds_alternative<T>(item); }));
+}
+
+template <class T>
+std::ptrdiff_t indexOf(const std::vector<PipelineItem>& items, std::size_t nth = 0) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (std::holds_alternative<T>(items[i]) && nth-- == 0) {
+      return static_cast<std::ptrdiff_t>(i);
+    }
+  }
+  return -1;
+}
+
+// The resync timing of the daemon, without the waiting: a resync is due as soon as the socket was
+// read after a loss.
+EventReader::Options immediate() {
+  EventReader::Options options;
+  options.resync = {0s, 0s};
+  options.overflow_quiet = 0s;
+  return options;
+}
+
+class EventReaderTest : public ::testing::Test {
+protected:
+  void start(std::size_t capacity, EventReader::Options options, bool initial_dump = false) {
+    queue_ = EventQueue::open(capacity).value();
+    reader_ = EventReader::create(source_, *queue_, clock_, options, clock_.now(), initial_dump, quiet()).value();
+    consumer_ = std::make_unique<Consumer>(*queue_);
+    reader_->start();
+  }
+  void stop() {
+    reader_->requestStop();
+    ASSERT_TRUE(consumer_->untilClosed());
+    reader_->join();
+  }
+
+  SystemClock clock_;
+  FakeSource source_;
+  std::unique_ptr<EventQueue> queue_;
+  std::unique_ptr<EventReader> reader_;
+  std::unique_ptr<Consumer> consumer_;
+};
+
+TEST_F(EventReaderTest, RecordsArriveInOrderAndStopClosesTheQueue) {
+  source_.feed({{{record(1), record(2)}}, {{record(3)}}});
+  start(100, immediate());
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 3; }));
+  source_.feed({{{record(4)}}});
+  stop();
+  ASSERT_EQ(countOf<FlowRecord>(consumer_->items), 4U);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(std::get<FlowRecord>(consumer_->items[i]).ct_id, i + 1);
+  }
+  EXPECT_FALSE(consumer_->failure);
+  EXPECT_EQ(queue_->stats().reader.decoded, 4U);
+}
+
+TEST_F(EventReaderTest, TheStartDumpSettlesAtTheFirstEmptyRead) {
+  source_.feed({{{record(1)}}});
+  start(100, immediate(), true);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<ResyncSettled>(items) == 1; }));
+  EXPECT_EQ(indexOf<ResyncSettled>(consumer_->items), 1) << "after the record the socket still held";
+  stop();
+  EXPECT_EQ(countOf<ResyncSettled>(consumer_->items), 1U);
+  EXPECT_EQ(source_.dumps(), 0);
+}
+
+TEST_F(EventReaderTest, AnOverrunIsRepairedByAResyncAndRecordedAsAGap) {
+  source_.setTable({record(1), record(2)});
+  source_.feed({{{record(1)}},
+                {{}, ReadStatus::Overrun, 5},
+                {{record(3)}}});
+  start(100, immediate());
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<GapReport>(items) == 1; }));
+  stop();
+  const auto& items = consumer_->items;
+  const auto begin = indexOf<ResyncBegin>(items);
+  const auto end = indexOf<ResyncEnd>(items);
+  const auto settled = indexOf<ResyncSettled>(items);
+  const auto gap = indexOf<GapReport>(items);
+  ASSERT_GE(begin, 2) << "both records read before the dump come first";
+  EXPECT_EQ(end, begin + 3) << "then the two dump rows";
+  EXPECT_EQ(std::get<FlowRecord>(items[static_cast<std::size_t>(begin) + 1]).event, EventType::Dump);
+  EXPECT_TRUE(std::get<ResyncEnd>(items[static_cast<std::size_t>(end)]).complete);
+  EXPECT_GT(settled, end);
+  EXPECT_GT(gap, settled);
+  const GapRecord& record = std::get<GapReport>(items[static_cast<std::size_t>(gap)]).gap;
+  EXPECT_EQ(record.reason, GapReason::KernelOverrun);
+  EXPECT_EQ(record.lost_records, 5U);
+  EXPECT_EQ(record.overruns, 1U);
+  EXPECT_LE(record.start, record.end);
+  EXPECT_EQ(source_.dumps(), 1);
+  EXPECT_EQ(queue_->stats().reader.resyncs, 1U);
+  EXPECT_EQ(queue_->stats().reader.kernel_drops, 5U);
+}
+
+TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {
+  source_.feed({{{}, ReadStatus::Data, 4}});  // no ENOBUFS: only the drop counter says it
+  auto options = immediate();
+  options.when_full = EventQueue::WhenFull::Wait;
+  options.reads_prove_no_loss = false;
+  options.close_unseen = false;
+  start(100, options);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<GapReport>(items) == 1; }));
+  stop();
+  const auto end = indexOf<ResyncEnd>(consumer_->items);
+  ASSERT_GE(end, 0);
+  EXPECT_FALSE(std::get<ResyncEnd>(consumer_->items[static_cast<std::size_t>(end)]).close_unseen);
+  const auto gap = indexOf<GapReport>(consumer_->items);
+  EXPECT_EQ(std::get<GapReport>(consumer_->items[static_cast<std::size_t>(gap)]).gap.lost_records, 4U);
+}
+
+TEST_F(EventReaderTest, AFullQueueDropsTheNewestAndCountsThemExactly) {
+  // Nobody takes from the queue until the reader has read everything: 3 fit, 7 are dropped.
+  std::vector<FakeSource::Step> steps;
+  for (std::uint32_t id = 1; id <= 10; ++id) {
+    steps.push_back({{record(id)}});
+  }
+  source_.feed(std::move(steps));
+  auto options = immediate();
+  options.overflow_quiet = 1h;  // the gap waits for the stop
+  options.resync = {1h, 1h};
+  start(3, options);
+  // The reader has read all ten once its published counters say so.
+  for (int i = 0; i < 500 && queue_->stats().reader.queue_dropped < 7; ++i) {
+    std::this_thread::sleep_for(10ms);  // NOLINT: waiting for another thread, not for time
+  }
+  stop();
+  const auto& items = consumer_->items;
+  ASSERT_EQ(countOf<FlowRecord>(items), 3U);
+  EXPECT_EQ(std::get<FlowRecord>(items[2]).ct_id, 3U) << "the oldest are kept";
+  const auto gap = indexOf<GapReport>(items);
+  ASSERT_GE(gap, 0);
+  const GapRecord& record = std::get<GapReport>(items[static_cast<std::size_t>(gap)]).gap;
+  EXPECT_EQ(record.reason, GapReason::QueueOverflow);
+  EXPECT_EQ(record.lost_records, 7U);
+  EXPECT_EQ(record.start, fromUnixNanos(4'000'000'000));
+  EXPECT_EQ(record.end, fromUnixNanos(10'000'000'000));
+  EXPECT_EQ(queue_->stats().reader.queue_dropped, 7U);
+}
+
+TEST_F(EventReaderTest, ReliableModeWaitsForRoomInsteadOfDropping) {
+  std::vector<FakeSource::Step> steps;
+  for (std::uint32_t id = 1; id <= 50; ++id) {
+    steps.push_back({{record(id)}});
+  }
+  source_.feed(std::move(steps));
+  auto options = immediate();
+  options.when_full = EventQueue::WhenFull::Wait;
+  options.reads_prove_no_loss = false;
+  start(2, options);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<FlowRecord>(items) == 50; }));
+  stop();
+  EXPECT_EQ(countOf<GapReport>(consumer_->items), 0U);
+  EXPECT_EQ(queue_->stats().reader.queue_dropped, 0U);
+}
+
+TEST_F(EventReaderTest, ASocketErrorClosesTheQueueWithIt) {
+  start(10, immediate());
+  source_.failReads();
+  ASSERT_TRUE(consumer_->untilClosed());
+  reader_->join();
+  ASSERT_TRUE(consumer_->failure);
+  EXPECT_EQ(consumer_->failure->detail, "socket broke");
+}
+
+TEST_F(EventReaderTest, StopWithAnOverrunNotYetRepairedStillRecordsTheGap) {
+  source_.feed({{{}, ReadStatus::Overrun, 3}});
+  auto options = immediate();
+  options.resync = {1h, 1h};
+  start(10, options);
+  for (int i = 0; i < 500 && queue_->stats().reader.overruns < 1; ++i) {
+    std::this_thread::sleep_for(10ms);  // NOLINT: waiting for another thread, not for time
+  }
+  stop();
+  ASSERT_EQ(countOf<GapReport>(consumer_->items), 1U);
+  const auto& gap = std::get<GapReport>(consumer_->items[static_cast<std::size_t>(indexOf<GapReport>(consumer_->items))]).gap;
+  EXPECT_EQ(gap.lost_records, 3U);
+  EXPECT_EQ(source_.dumps(), 0);
+}
+
+}  // namespace
+}  // namespace ctaudit::daemon
