@@ -140,7 +140,7 @@ who_names_kernel_host() {
   now=$(cta_now)
   while read -r transport ip port _ nat_ip nat_port; do
     got=$("$CTAUDIT" who "$(cta_sockaddr "$nat_ip" "$nat_port")" --at "@$now" --proto "$transport" \
-      --db "$CTA_DB" --format json 2>/dev/null | cta_jq -r '"\(f("source.ip")):\(inside_port)"' | sort -u | tr '\n' ' ')
+      --db "$CTA_DB" --format json 2>/dev/null | cta_jq -r 'flows_only | "\(f("source.ip")):\(inside_port)"' | sort -u | tr '\n' ' ')
     if [[ $got != "$ip:$port " ]]; then
       cta_err "who $nat_ip:$nat_port ($transport) --at now: got '${got}', want '$ip:$port '"
       bad=$((bad + 1))
