@@ -132,6 +132,7 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
       return fail(Errc::Usage, "--stats-file needs a path or 'none'");
     }
     config.stats_file = jsonlTarget(value);
+    config.stats_file_beside_db = false;
     return {};
   }
   if (key == "log-level") {
@@ -165,7 +166,7 @@ Log every conntrack flow of this network namespace, with its NAT mapping, to SQL
                          for, and may drop packets instead when it cannot; see
                          docs/operations.md before turning it on
   --stats-file PATH      Prometheus text file for node_exporter's textfile collector, rewritten
-                         every 5s; 'none' for off (default /var/lib/ctaudit/ctauditd.prom)
+                         every 5s; 'none' for off (default: ctauditd.prom beside the database)
   --config FILE          TOML file with the same keys as the long options (flags win)
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   --help                 show this help
@@ -282,6 +283,9 @@ Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> a
     if (!applied) {
       return Unexpected{applied.error()};
     }
+  }
+  if (config.stats_file_beside_db) {
+    config.stats_file = config.db_path.parent_path() / "ctauditd.prom";
   }
   return DaemonCommand{RunCommand{std::move(config)}};
 }

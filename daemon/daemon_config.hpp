@@ -41,8 +41,11 @@ struct DaemonConfig {
   // NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS: the kernel keeps and resends DESTROY events the
   // socket had no room for, and the reader waits for room in the queue instead of dropping.
   bool reliable{false};
-  // Prometheus text file rewritten every few seconds, or nullopt for none.
+  // Prometheus text file rewritten every few seconds, or nullopt for none. Unless set, it lives
+  // beside the database (/var/lib/ctaudit/ctauditd.prom with the default --db), so that a daemon
+  // given another --db writes nothing outside the directory it was given.
   std::optional<std::filesystem::path> stats_file{"/var/lib/ctaudit/ctauditd.prom"};
+  bool stats_file_beside_db{true};
   spdlog::level::level_enum log_level{spdlog::level::info};
 };
 

@@ -89,6 +89,21 @@ TEST(CommandLineTest, ParsesEveryFlagInBothSpellings) {
   EXPECT_EQ(config.log_level, spdlog::level::debug);
 }
 
+TEST(CommandLineTest, StatsFileDefaultsToBesideTheDatabase) {
+  const auto defaults = parse({});
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(*configOf(defaults).stats_file, "/var/lib/ctaudit/ctauditd.prom");
+  const auto moved = parse({"--db", "/srv/audit/flows.db"});
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(*configOf(moved).stats_file, "/srv/audit/ctauditd.prom");
+  const auto chosen = parse({"--stats-file", "/run/ct.prom", "--db", "/srv/audit/flows.db"});
+  ASSERT_TRUE(chosen);
+  EXPECT_EQ(*configOf(chosen).stats_file, "/run/ct.prom");
+  const auto off = parse({"--stats-file", "none"});
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(configOf(off).stats_file);
+}
+
 TEST(CommandLineTest, HelpAndVersion) {
   EXPECT_TRUE(std::holds_alternative<HelpCommand>(*parse({"--help"})));
   EXPECT_TRUE(std::holds_alternative<VersionCommand>(*parse({"--version"})));
