@@ -8,10 +8,12 @@
 # dir), ct_loadgen creating and deleting NAT'd entries at that rate for DURATION with LIVE entries
 # alive, then deleting those. Every request gives exactly one event (NEW or DESTROY), so:
 #   sent      = ct_loadgen's requests (all acknowledged)
-#   received  = the daemon's "N message(s) received" in its final "stopping:" log line
-#   lost      = sent - received;   overruns = its ENOBUFS count
-#   kernel drops = the Drops column of the daemon's socket in /proc/net/netlink (the kernel's own
-#                  count of events it could not queue; it should equal "lost")
+#   received  = the daemon's "N message(s) received" in its final "stopped:" log line (events
+#               plus the rows of any resync dump)
+#   lost      = kernel drops + queue drops: the Drops column of the daemon's socket in
+#               /proc/net/netlink (the kernel's own count of events it could not queue), plus the
+#               records the daemon dropped because its queue to the sinks was full (exactly
+#               counted in its "stopped:" line);   overruns = its ENOBUFS count
 # plus the records each sink wrote, the daemon's CPU time (utime+stime from /proc) per 1000
 # events, and how long it needed after the load ended to read its backlog (until its CPU time
 # stood still for 0.5 s). Nothing runs in the root namespace; the host's conntrack table and
@@ -88,8 +90,8 @@ wait_idle() {
 
 kv() { awk -F= -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 
-header="| target rate | achieved req/s | events sent | received | lost | loss % | ENOBUFS | kernel drops | SQLite records | JSON records | daemon CPU s | CPU ms / 1k events | backlog s |"
-rule="|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+header="| target rate | achieved req/s | events sent | received | lost | loss % | ENOBUFS | kernel drops | queue drops | SQLite records | JSON records | daemon CPU s | CPU ms / 1k events | backlog s |"
+rule="|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 rows=()
 printf '%s\n%s\n' "$header" "$rule"
 for rate in $rates; do
@@ -116,20 +118,24 @@ for rate in $rates; do
   kill -TERM "$daemon_pid"
   wait "$daemon_pid"
   daemon_pid=""
-  stopping=$(grep -o 'stopping:.*' "$step/daemon.log")
-  received=$(sed -E 's/.*stopping: ([0-9]+) message.*/\1/' <<<"$stopping")
-  overruns=$(sed -E 's/.* ([0-9]+) overrun.*/\1/' <<<"$stopping")
-  sqlite=$(sed -E 's/.* ([0-9]+) record\(s\) written to SQLite.*/\1/' <<<"$stopping")
-  jsonl=$(sed -E 's/.* ([0-9]+) to JSON lines.*/\1/' <<<"$stopping")
+  # The daemon's last line: "stopped: N message(s) received, …, N overrun(s), …, N written to sqlite,
+  # N written to jsonl". Messages include the rows of resync dumps, so the loss is the kernel's
+  # own drop count rather than sent - received.
+  stopped=$(grep -o 'stopped:.*' "$step/daemon.log")
+  received=$(sed -E 's/.*stopped: ([0-9]+) message.*/\1/' <<<"$stopped")
+  overruns=$(sed -E 's/.* ([0-9]+) overrun.*/\1/' <<<"$stopped")
+  sqlite=$(sed -E 's/.* ([0-9]+) written to sqlite.*/\1/' <<<"$stopped")
+  jsonl=$(sed -E 's/.* ([0-9]+) written to jsonl.*/\1/' <<<"$stopped")
+  queue_drops=$(sed -E 's/.* ([0-9]+) dropped for a full queue.*/\1/' <<<"$stopped")
   sent=$(kv "$step/loadgen.txt" requests)
   achieved=$(kv "$step/loadgen.txt" create_phase_requests_per_s)
   failed=$(($(kv "$step/loadgen.txt" create_errors) + $(kv "$step/loadgen.txt" delete_errors)))
   ((failed == 0)) || echo "warning: rate $rate: $failed ct_loadgen requests failed" >&2
-  lost=$((sent - received))
-  row=$(awk -v r="$rate" -v a="$achieved" -v s="$sent" -v rc="$received" -v l="$lost" -v o="$overruns" -v d="$drops" \
+  lost=$((drops + queue_drops))
+  row=$(awk -v r="$rate" -v a="$achieved" -v s="$sent" -v rc="$received" -v l="$lost" -v o="$overruns" -v d="$drops" -v qd="$queue_drops" \
     -v q="$sqlite" -v j="$jsonl" -v c0="$cpu0" -v c1="$cpu1" -v hz="$ticks_per_s" -v b="$backlog" 'BEGIN {
       cpu = (c1 - c0) / hz
-      printf "| %s | %d | %d | %d | %d | %.2f | %d | %d | %d | %d | %.1f | %.2f | %s |", r, a, s, rc, l, 100 * l / s, o, d, q, j, cpu, 1000 * cpu * 1000 / (rc > 0 ? rc : 1), b
+      printf "| %s | %d | %d | %d | %d | %.2f | %d | %d | %d | %d | %d | %.1f | %.2f | %s |", r, a, s, rc, l, 100 * l / s, o, d, qd, q, j, cpu, 1000 * cpu * 1000 / (rc > 0 ? rc : 1), b
     }')
   printf '%s\n' "$row"
   rows+=("$row")
