@@ -74,7 +74,22 @@ Result<spdlog::level::level_enum> parseLogLevel(std::string_view text) {
   return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error");
 }
 
-std::optional<std::filesystem::path> jsonlTarget(std::string_view text) {
+// The boolean settings, by config key (the command line spells `sysctl = false` --no-sysctl).
+bool* booleanSetting(DaemonConfig& config, std::string_view key) {
+  if (key == "jsonl-updates") {
+    return &config.jsonl_updates;
+  }
+  if (key == "sysctl") {
+    return &config.apply_sysctls;
+  }
+  if (key == "reliable") {
+    return &config.reliable;
+  }
+  return nullptr;
+}
+
+// A path, or nullopt for "none" (--jsonl, --stats-file).
+std::optional<std::filesystem::path> pathOrNone(std::string_view text) {
   if (text == "none") {
     return std::nullopt;
   }
@@ -109,7 +124,7 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
     if (value.empty()) {
       return fail(Errc::Usage, "--jsonl needs a path, '-' for stdout or 'none'");
     }
-    config.jsonl_path = jsonlTarget(value);
+    config.jsonl_path = pathOrNone(value);
     return {};
   }
   if (key == "events") {
@@ -131,7 +146,7 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
     if (value.empty()) {
       return fail(Errc::Usage, "--stats-file needs a path or 'none'");
     }
-    config.stats_file = jsonlTarget(value);
+    config.stats_file = pathOrNone(value);
     config.stats_file_beside_db = false;
     return {};
   }
@@ -192,12 +207,12 @@ Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base) 
       return fail(Errc::Config, where + "unknown key '" + std::string(name) + "'; see ctauditd --help for the keys");
     }
     Result<void> applied;
-    if (name == "jsonl-updates" || name == "sysctl" || name == "reliable") {
+    if (bool* setting = booleanSetting(base, name)) {
       const auto flag = node.value<bool>();
       if (!node.is_boolean() || !flag) {
         return fail(Errc::Config, where + "'" + std::string(name) + "' must be true or false");
       }
-      (name == "sysctl" ? base.apply_sysctls : name == "reliable" ? base.reliable : base.jsonl_updates) = *flag;
+      *setting = *flag;
       continue;
     }
     if (name == "max-batch-rows" && node.is_integer()) {
@@ -259,12 +274,12 @@ Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> a
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    if (name == "jsonl-updates" || name == "no-sysctl" || name == "reliable") {
+    // Flags without a value: --jsonl-updates, --reliable, and --no-sysctl for `sysctl = false`.
+    if (bool* setting = name == "sysctl" ? nullptr : booleanSetting(config, name == "no-sysctl" ? "sysctl" : name)) {
       if (value) {
         return fail(Errc::Usage, "--" + std::string(name) + " takes no value");
       }
-      (name == "no-sysctl" ? config.apply_sysctls : name == "reliable" ? config.reliable : config.jsonl_updates) =
-          name != "no-sysctl";
+      *setting = name != "no-sysctl";
       continue;
     }
     if (name != "config" && std::find(kConfigKeys.begin(), kConfigKeys.end(), name) == kConfigKeys.end()) {
