@@ -76,7 +76,6 @@ public:
 
   // When tick() next has work to do.
   [[nodiscard]] Timestamp nextDeadline() const noexcept { return last_flush_ + options_.max_age; }
-  [[nodiscard]] std::size_t queued() const noexcept { return batch_.size(); }
   [[nodiscard]] std::uint64_t dropped() const noexcept;
   [[nodiscard]] std::uint64_t sinkFailureGaps() const noexcept { return sink_failure_gaps_; }
   [[nodiscard]] std::vector<SinkState> sinks() const;
