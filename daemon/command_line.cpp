@@ -2,270 +2,48 @@
 #include "daemon/command_line.hpp"
 
 #include <algorithm>
-#include <array>
-#include <charconv>
-#include <optional>
-
-#include <toml++/toml.h>
-
-#include "flow/time.hpp"
+#include <vector>
 
 namespace ctaudit::daemon {
 namespace {
 
-constexpr std::array<std::string_view, 12> kConfigKeys{
-    "db",           "jsonl",          "events",     "jsonl-updates", "sysctl",    "flush-interval",
-    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level"};
+// One setting given on the command line, applied after the config file.
+struct FlagValue {
+  std::size_t index;  // into settings()
+  std::string value;  // as set() reads it
+};
 
-// Below this the queue holds too few records to ride out a single SQLite commit.
-constexpr std::size_t kMinQueueMax = std::size_t{1} << 20U;
+// What argv says, before anything is read or applied.
+struct ParsedArgs {
+  std::vector<FlagValue> flags;
+  std::optional<std::string> config_file;  // --config's value, "none" included
+  bool check_config{false};
+  bool help{false};
+  bool version{false};
+};
 
-Result<std::chrono::milliseconds> parseInterval(std::string_view text) {
-  const auto duration = parseDuration(text);
-  if (!duration) {
-    return Unexpected{duration.error()};
-  }
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
-  if (ms < std::chrono::milliseconds{10} || ms > std::chrono::minutes{10}) {
-    return fail(Errc::Usage, "flush interval '" + std::string(text) + "' must be between 10ms and 10m");
-  }
-  return ms;
-}
-
-// "64M", "512K", "1G" or plain bytes.
-Result<std::size_t> parseSize(std::string_view text) {
-  std::size_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  std::size_t shift = 0;
-  if (unit == "K" || unit == "KiB") {
-    shift = 10;
-  } else if (unit == "M" || unit == "MiB") {
-    shift = 20;
-  } else if (unit == "G" || unit == "GiB") {
-    shift = 30;
-  } else if (!unit.empty()) {
-    shift = 64;
-  }
-  if (ec != std::errc{} || text.empty() || shift == 64 || value == 0 || value > (std::size_t{1} << 40U) >> shift) {
-    return fail(Errc::Usage, "bad size '" + std::string(text) + "'; write bytes or e.g. 512K, 64M, 1G");
-  }
-  return value << shift;
-}
-
-Result<std::size_t> parseCount(std::string_view text) {
-  std::size_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value == 0 || value > 1'000'000) {
-    return fail(Errc::Usage, "bad count '" + std::string(text) + "'; expected 1 to 1000000");
-  }
-  return value;
-}
-
-Result<spdlog::level::level_enum> parseLogLevel(std::string_view text) {
-  for (const auto level : {spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
-                           spdlog::level::err, spdlog::level::critical}) {
-    const auto name = spdlog::level::to_string_view(level);
-    if (text == std::string_view(name.data(), name.size()) || (text == "warning" && level == spdlog::level::warn) ||
-        (text == "error" && level == spdlog::level::err)) {
-      return level;
-    }
-  }
-  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error");
-}
-
-// The boolean settings, by config key (the command line spells `sysctl = false` --no-sysctl).
-bool* booleanSetting(DaemonConfig& config, std::string_view key) {
-  if (key == "jsonl-updates") {
-    return &config.jsonl_updates;
-  }
-  if (key == "sysctl") {
-    return &config.apply_sysctls;
-  }
-  if (key == "reliable") {
-    return &config.reliable;
-  }
-  return nullptr;
-}
-
-// A path, or nullopt for "none" (--jsonl, --stats-file).
-std::optional<std::filesystem::path> pathOrNone(std::string_view text) {
-  if (text == "none") {
+std::optional<std::size_t> settingIndex(std::string_view key) {
+  const auto all = settings();
+  const auto found = std::find_if(all.begin(), all.end(), [key](const Setting& s) { return s.key == key; });
+  if (found == all.end()) {
     return std::nullopt;
   }
-  return std::filesystem::path(text);
+  return static_cast<std::size_t>(found - all.begin());
 }
 
-Result<std::size_t> parseQueueMax(std::string_view text) {
-  auto size = parseSize(text);
-  if (size && *size < kMinQueueMax) {
-    return fail(Errc::Usage, "--queue-max '" + std::string(text) + "' is too small; at least 1M");
-  }
-  return size;
-}
-
-// Applies one setting, named as its long flag without dashes, to `config`.
-Result<void> applySetting(DaemonConfig& config, std::string_view key, std::string_view value) {
-  const auto assign = [](auto& field, auto parsed) -> Result<void> {
-    if (!parsed) {
-      return Unexpected{parsed.error()};
-    }
-    field = *parsed;
-    return {};
-  };
-  if (key == "db") {
-    if (value.empty()) {
-      return fail(Errc::Usage, "--db needs a path");
-    }
-    config.db_path = value;
-    return {};
-  }
-  if (key == "jsonl") {
-    if (value.empty()) {
-      return fail(Errc::Usage, "--jsonl needs a path, '-' for stdout or 'none'");
-    }
-    config.jsonl_path = pathOrNone(value);
-    return {};
-  }
-  if (key == "events") {
-    return assign(config.events, EventMask::parse(value));
-  }
-  if (key == "flush-interval") {
-    return assign(config.flush_interval, parseInterval(value));
-  }
-  if (key == "max-batch-rows") {
-    return assign(config.max_batch_rows, parseCount(value));
-  }
-  if (key == "receive-buffer") {
-    return assign(config.receive_buffer_bytes, parseSize(value));
-  }
-  if (key == "queue-max") {
-    return assign(config.queue_max_bytes, parseQueueMax(value));
-  }
-  if (key == "stats-file") {
-    if (value.empty()) {
-      return fail(Errc::Usage, "--stats-file needs a path or 'none'");
-    }
-    config.stats_file = pathOrNone(value);
-    config.stats_file_beside_db = false;
-    return {};
-  }
-  if (key == "log-level") {
-    return assign(config.log_level, parseLogLevel(value));
-  }
-  return fail(Errc::Usage, "unknown option '--" + std::string(key) + "'; see ctauditd --help");
-}
-
-}  // namespace
-
-std::string daemonUsage() {
-  return R"(Usage: ctauditd [OPTION]...
-Log every conntrack flow of this network namespace, with its NAT mapping, to SQLite and JSON lines.
-
-  --db PATH              SQLite database (default /var/lib/ctaudit/flows.db)
-  --jsonl PATH           JSON-lines file, '-' for stdout, 'none' for off
-                         (default /var/log/ctaudit/flows.jsonl)
-  --events LIST          ctnetlink events to subscribe to: new,update,destroy (default all)
-  --jsonl-updates        also write UPDATE events as JSON lines (about five per TCP flow)
-  --no-sysctl            do not set net.netfilter.nf_conntrack_{acct,timestamp,events}=1;
-                         only warn when one is off
-  --flush-interval DUR   make records durable at least this often (default 1s)
-  --max-batch-rows N     write a batch early once it holds N records (default 8192)
-  --receive-buffer SIZE  netlink receive buffer, e.g. 64M (default 256M: about 200k events,
-                         over a second at 180k events/s; needs CAP_NET_ADMIN)
-  --queue-max SIZE       memory for records on their way to the sinks (default 512M: about
-                         950k records in the queue, and as many per sink while it cannot
-                         write); when full, new records are dropped and recorded as a gap
-  --reliable             reliable event delivery (NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS):
-                         the kernel keeps and resends DESTROY events the daemon had no room
-                         for, and may drop packets instead when it cannot; see
-                         docs/operations.md before turning it on
-  --stats-file PATH      Prometheus text file for node_exporter's textfile collector, rewritten
-                         every 5s; 'none' for off (default: ctauditd.prom beside the database)
-  --config FILE          TOML file with the same keys as the long options (flags win)
-  --log-level LEVEL      trace, debug, info, warn, error (default info)
-  --help                 show this help
-  --version              show the version
-
-Signals: SIGTERM/SIGINT write everything pending and exit 0; SIGHUP reopens the JSON-lines file.
-Exit status: 0 clean stop, 1 runtime error, 2 usage error.
-)";
-}
-
-Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base) {
-  toml::table table;
-  try {
-    table = toml::parse_file(path);
-  } catch (const toml::parse_error& error) {
-    const auto& where = error.source().begin;
-    return fail(Errc::Config, path + ":" + std::to_string(where.line) + ": " + std::string(error.description()));
-  }
-  for (const auto& [key, node] : table) {
-    const std::string where = path + ":" + std::to_string(node.source().begin.line) + ": ";
-    const std::string_view name = key.str();
-    if (std::find(kConfigKeys.begin(), kConfigKeys.end(), name) == kConfigKeys.end()) {
-      return fail(Errc::Config, where + "unknown key '" + std::string(name) + "'; see ctauditd --help for the keys");
-    }
-    Result<void> applied;
-    if (bool* setting = booleanSetting(base, name)) {
-      const auto flag = node.value<bool>();
-      if (!node.is_boolean() || !flag) {
-        return fail(Errc::Config, where + "'" + std::string(name) + "' must be true or false");
-      }
-      *setting = *flag;
-      continue;
-    }
-    if (name == "max-batch-rows" && node.is_integer()) {
-      applied = applySetting(base, name, std::to_string(*node.value<std::int64_t>()));
-    } else if (name == "events" && node.is_array()) {
-      std::string joined;
-      for (const auto& item : *node.as_array()) {
-        joined += (joined.empty() ? "" : ",") + item.value_or(std::string{"?"});
-      }
-      applied = applySetting(base, name, joined);
-    } else if (node.is_string()) {
-      applied = applySetting(base, name, *node.value<std::string>());
-    } else {
-      applied = fail(Errc::Config, "'" + std::string(name) + "' has the wrong type");
-    }
-    if (!applied) {
-      return fail(Errc::Config, where + applied.error().detail);
-    }
-  }
-  return base;
-}
-
-Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> args) {
-  DaemonConfig config;
-  // The file is the base that every flag overrides, whatever the order on the command line.
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    std::optional<std::string_view> file;
-    if (arg.rfind("--config=", 0) == 0) {
-      file = arg.substr(9);
-    } else if (arg == "--config") {
-      if (i + 1 >= args.size()) {
-        return fail(Errc::Usage, "--config needs a file name");
-      }
-      file = args[++i];
-    }
-    if (file) {
-      auto loaded = loadConfigFile(std::string(*file), config);
-      if (!loaded) {
-        return Unexpected{loaded.error()};
-      }
-      config = std::move(*loaded);
-    }
-  }
+// --help and --version win wherever they are, even over a broken config file; so argv is split
+// into flags first, and nothing is read until it is known that the daemon will need it.
+Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
+  ParsedArgs parsed;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      return DaemonCommand{HelpCommand{}};
+    if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "-V") {
+      ParsedArgs early;
+      early.help = arg == "--help" || arg == "-h";
+      early.version = !early.help;
+      return early;
     }
-    if (arg == "--version" || arg == "-V") {
-      return DaemonCommand{VersionCommand{}};
-    }
-    if (arg.rfind("--", 0) != 0) {
+    if (!arg.starts_with("--")) {
       return fail(Errc::Usage, "unexpected argument '" + std::string(arg) + "'; see ctauditd --help");
     }
     std::string_view name = arg.substr(2);
@@ -274,35 +52,142 @@ Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> a
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    // Flags without a value: --jsonl-updates, --reliable, and --no-sysctl for `sysctl = false`.
-    if (bool* setting = name == "sysctl" ? nullptr : booleanSetting(config, name == "no-sysctl" ? "sysctl" : name)) {
+    const auto takeValue = [&]() -> Result<std::string> {
       if (value) {
-        return fail(Errc::Usage, "--" + std::string(name) + " takes no value");
+        return std::string(*value);
       }
-      *setting = name != "no-sysctl";
-      continue;
-    }
-    if (name != "config" && std::find(kConfigKeys.begin(), kConfigKeys.end(), name) == kConfigKeys.end()) {
-      return fail(Errc::Usage, "unknown option '--" + std::string(name) + "'; see ctauditd --help");
-    }
-    if (!value) {
       if (i + 1 >= args.size()) {
         return fail(Errc::Usage, "--" + std::string(name) + " needs a value; see ctauditd --help");
       }
-      value = args[++i];
+      return std::string(args[++i]);
+    };
+
+    if (name == "check-config" && !value) {
+      parsed.check_config = true;
+      continue;
     }
     if (name == "config") {
-      continue;  // read above
+      if (parsed.config_file) {
+        return fail(Errc::Usage, "--config given twice; give one file, or 'none'");
+      }
+      auto file = takeValue();
+      if (!file) {
+        return Unexpected{file.error()};
+      }
+      parsed.config_file = std::move(*file);
+      continue;
     }
-    const auto applied = applySetting(config, name, *value);
+    // A boolean setting is --KEY (true) or --no-KEY (false), without a value.
+    const bool negated = name.starts_with("no-");
+    const auto index = settingIndex(name);
+    const auto negated_index = negated ? settingIndex(name.substr(3)) : std::nullopt;
+    if (negated_index && settings()[*negated_index].kind == ValueKind::Boolean) {
+      if (value) {
+        return fail(Errc::Usage, "--" + std::string(name) + " takes no value");
+      }
+      parsed.flags.push_back({*negated_index, "false"});
+      continue;
+    }
+    if (!index) {
+      return fail(Errc::Usage, "unknown option '--" + std::string(name) + "'; see ctauditd --help");
+    }
+    if (settings()[*index].kind == ValueKind::Boolean) {
+      if (value) {
+        return fail(Errc::Usage, "--" + std::string(name) + " takes no value; use --" + std::string(name) + " or --no-" +
+                                     std::string(name));
+      }
+      parsed.flags.push_back({*index, "true"});
+      continue;
+    }
+    auto text = takeValue();
+    if (!text) {
+      return Unexpected{text.error()};
+    }
+    parsed.flags.push_back({*index, std::move(*text)});
+  }
+  return parsed;
+}
+
+}  // namespace
+
+std::filesystem::path defaultConfigFile() { return CTAUDIT_DEFAULT_CONFIG_FILE; }
+
+Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> args,
+                                             const std::filesystem::path& default_config_file) {
+  auto split = splitArgs(args);
+  if (!split) {
+    return Unexpected{split.error()};
+  }
+  const ParsedArgs& parsed = *split;
+  if (parsed.help) {
+    return DaemonCommand{HelpCommand{}};
+  }
+  if (parsed.version) {
+    return DaemonCommand{VersionCommand{}};
+  }
+
+  // The file: the one named, or the default one if it is there. A file the operator named must
+  // exist; the default one is optional, so that ctauditd runs without any config.
+  std::optional<std::filesystem::path> config_file;
+  if (parsed.config_file) {
+    if (*parsed.config_file != "none") {
+      config_file = *parsed.config_file;
+    }
+  } else {
+    std::error_code ec;
+    if (std::filesystem::exists(default_config_file, ec) || ec) {
+      config_file = default_config_file;  // an error from exists() shows when it is read
+    }
+  }
+  EffectiveConfig effective;
+  if (config_file) {
+    const auto loaded = applyConfigFile(*config_file, effective);
+    if (!loaded) {
+      return Unexpected{loaded.error()};
+    }
+  }
+
+  for (const FlagValue& flag : parsed.flags) {
+    const Setting& setting = settings()[flag.index];
+    const auto applied = setting.set(effective.config, flag.value);
     if (!applied) {
-      return Unexpected{applied.error()};
+      return fail(Errc::Usage, "--" + std::string(setting.key) + ": " + applied.error().detail);
+    }
+    effective.origins[flag.index] = "command line";
+  }
+  if (effective.config.stats_file_beside_db) {
+    effective.config.stats_file = effective.config.db_path.parent_path() / "ctauditd.prom";
+    if (const auto db = settingIndex("db"), stats = settingIndex("stats-file"); db && stats) {
+      effective.origins[*stats] = effective.origins[*db] == "default" ? "default" : "default: beside db";
     }
   }
-  if (config.stats_file_beside_db) {
-    config.stats_file = config.db_path.parent_path() / "ctauditd.prom";
+  if (parsed.check_config) {
+    return DaemonCommand{CheckConfigCommand{std::move(effective), std::move(config_file)}};
   }
-  return DaemonCommand{RunCommand{std::move(config)}};
+  return DaemonCommand{RunCommand{std::move(effective.config)}};
+}
+
+std::string daemonUsage(const std::filesystem::path& default_config_file) {
+  return "Usage: ctauditd [OPTION]...\n"
+         "Log every conntrack flow of this network namespace, with its NAT mapping, to SQLite and JSON lines.\n"
+         "\n"
+         "Settings. Each is also a key of the config file, spelt without the dashes (events = [\"new\"],\n"
+         "reliable = true); a flag overrides the file.\n" +
+         renderSettingsHelp() +
+         "\n"
+         "Other options:\n"
+         "  --config FILE          read the settings from FILE (TOML); 'none' reads no file. Without it:\n"
+         "                         " +
+         default_config_file.string() +
+         " when it exists\n"
+         "  --check-config         check the config file and the flags, print the effective configuration\n"
+         "                         as TOML with where each value came from, and exit; writes nothing\n"
+         "  --help                 show this help\n"
+         "  --version              show the version\n"
+         "\n"
+         "Signals: SIGTERM/SIGINT write everything pending and exit 0; SIGHUP reopens the JSON-lines file.\n"
+         "Exit status: 0 clean stop (or a good --check-config), 1 runtime error, 2 usage or configuration\n"
+         "error.\n";
 }
 
 }  // namespace ctaudit::daemon

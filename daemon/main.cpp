@@ -11,12 +11,28 @@
 
 #include "ctaudit_version.hpp"
 #include "daemon/command_line.hpp"
+#include "daemon/config_check.hpp"
 #include "daemon/daemon.hpp"
 
 namespace {
 
 constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
+constexpr int kExitUsage = 2;  // a bad flag or config, --check-config included
+
+// --check-config: the effective configuration on stdout (valid as a config file), then what is
+// wrong with the paths it names on stderr. Opens nothing for writing, binds no socket.
+int checkConfig(const ctaudit::daemon::CheckConfigCommand& check) {
+  const std::string source = check.config_file ? "Read " + check.config_file->string() + " and the command line."
+                                               : "No config file read; the command line only.";
+  std::cout << ctaudit::daemon::renderEffectiveConfig(check.effective, source);
+  bool failed = false;
+  for (const auto& problem : ctaudit::daemon::checkConfigPaths(check.effective.config)) {
+    const bool error = problem.severity == ctaudit::daemon::ConfigProblem::Severity::Error;
+    std::cerr << "ctauditd: " << (error ? "error: " : "warning: ") << problem.message << '\n';
+    failed = failed || error;
+  }
+  return failed ? kExitUsage : 0;
+}
 
 ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
   // One stderr sink shared by every component; journald adds its own timestamps.
@@ -40,18 +56,21 @@ int main(int argc, char** argv) {
   // ctaudit group (analysts) and nobody else, whatever umask the daemon was started with.
   ::umask(027);
   const std::vector<std::string_view> args(argv + 1, argv + argc);
-  const auto command = ctaudit::daemon::parseDaemonCommandLine(args);
+  const auto command = ctaudit::daemon::parseDaemonCommandLine(args, ctaudit::daemon::defaultConfigFile());
   if (!command) {
     std::cerr << "ctauditd: " << command.error().detail << '\n';
     return kExitUsage;
   }
   if (std::holds_alternative<ctaudit::daemon::HelpCommand>(*command)) {
-    std::cout << ctaudit::daemon::daemonUsage();
+    std::cout << ctaudit::daemon::daemonUsage(ctaudit::daemon::defaultConfigFile());
     return 0;
   }
   if (std::holds_alternative<ctaudit::daemon::VersionCommand>(*command)) {
     std::cout << "ctauditd " << ctaudit::kVersion << '\n';
     return 0;
+  }
+  if (const auto* check = std::get_if<ctaudit::daemon::CheckConfigCommand>(&*command)) {
+    return checkConfig(*check);
   }
   const auto& config = std::get<ctaudit::daemon::RunCommand>(*command).config;
   auto loggers = makeLoggers(config.log_level);

@@ -10,7 +10,10 @@
 namespace ctaudit::daemon {
 namespace {
 
-Result<DaemonCommand> parse(std::vector<std::string_view> args) { return parseDaemonCommandLine(args); }
+// No default config file: one installed on the machine must not change what the tests parse.
+const std::filesystem::path kNoDefaultFile{"/nonexistent/ctaudit-test/ctauditd.toml"};
+
+Result<DaemonCommand> parse(std::vector<std::string_view> args) { return parseDaemonCommandLine(args, kNoDefaultFile); }
 
 const DaemonConfig& configOf(const Result<DaemonCommand>& command) {
   return std::get<RunCommand>(*command).config;
@@ -64,7 +67,7 @@ TEST(CommandLineTest, PipelineKeysInTheConfigFile) {
 }
 
 TEST(CommandLineTest, HelpListsEveryOption) {
-  const std::string help = daemonUsage();
+  const std::string help = daemonUsage(kNoDefaultFile);
   for (const char* flag : {"--db", "--jsonl", "--events", "--jsonl-updates", "--no-sysctl", "--flush-interval",
                            "--max-batch-rows", "--receive-buffer", "--queue-max", "--reliable", "--stats-file",
                            "--config", "--log-level"}) {

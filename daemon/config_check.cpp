@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/config_check.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
+
+namespace ctaudit::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+// As the effective user (AT_EACCESS): the one ctauditd would run as if started like this.
+bool writable(const fs::path& path) {
+  return ::faccessat(AT_FDCWD, path.c_str(), W_OK | X_OK, AT_EACCESS) == 0 ||
+         (!fs::is_directory(path) && ::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) == 0);
+}
+
+std::string thisUser() { return "uid " + std::to_string(::geteuid()); }
+
+// What a missing directory of an output file means: the sinks create theirs (the database cannot
+// start without it, the JSON-lines file may be meant to appear later), the stats file does not
+// unless it shares a sink's directory, which has been checked already.
+enum class MissingDirectory : std::uint8_t { CreatedOrError, CreatedOrWarning, NotCreated, CheckedWithASink };
+
+// Checks one output file `path`, the value of `key`.
+void checkOutputFile(std::vector<ConfigProblem>& problems, std::string_view key, const fs::path& path,
+                     MissingDirectory missing) {
+  using Severity = ConfigProblem::Severity;
+  const std::string name = std::string(key) + " = \"" + path.string() + "\": ";
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (fs::exists(status)) {
+    if (fs::is_directory(status)) {
+      problems.push_back({Severity::Error, name + "that is a directory; give a file name"});
+    } else if (!writable(path)) {
+      problems.push_back({Severity::Warning, name + "the file exists and " + thisUser() +
+                                                 " cannot write it; ctauditd must run as a user that can"});
+    }
+    return;
+  }
+  const fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path{"."};
+  fs::path ancestor = directory;
+  while (!fs::exists(ancestor, ec) && ancestor.has_parent_path() && ancestor != ancestor.parent_path()) {
+    ancestor = ancestor.parent_path();
+  }
+  if (!fs::is_directory(ancestor, ec)) {
+    problems.push_back({Severity::Error, name + ancestor.string() + " is not a directory; choose another path"});
+    return;
+  }
+  if (ancestor == directory) {
+    if (!writable(directory)) {
+      problems.push_back({Severity::Warning, name + "the directory " + directory.string() + " is not writable by " +
+                                                 thisUser() + "; ctauditd must run as a user that can write it"});
+    }
+    return;
+  }
+  switch (missing) {
+    case MissingDirectory::CheckedWithASink:
+      return;
+    case MissingDirectory::NotCreated:
+      problems.push_back({Severity::Warning, name + "the directory " + directory.string() +
+                                                 " does not exist and ctauditd does not create it: the file will "
+                                                 "not be written until it exists"});
+      return;
+    case MissingDirectory::CreatedOrWarning:
+    case MissingDirectory::CreatedOrError:
+      if (writable(ancestor)) {
+        problems.push_back({Severity::Warning, name + "the directory " + directory.string() +
+                                                   " does not exist yet; ctauditd will create it"});
+        return;
+      }
+      problems.push_back({missing == MissingDirectory::CreatedOrError ? Severity::Error : Severity::Warning,
+                          name + "the directory " + directory.string() + " does not exist and " + thisUser() +
+                              " cannot create it (" + ancestor.string() +
+                              " is not writable); create it for the daemon's user (the unit's "
+                              "StateDirectory=/LogsDirectory= do) or choose another path"});
+      return;
+  }
+}
+
+}  // namespace
+
+std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
+  std::vector<ConfigProblem> problems;
+  checkOutputFile(problems, "db", config.db_path, MissingDirectory::CreatedOrError);
+  if (config.jsonl_path && *config.jsonl_path != "-") {
+    checkOutputFile(problems, "jsonl", *config.jsonl_path, MissingDirectory::CreatedOrWarning);
+  }
+  if (config.stats_file) {
+    const fs::path directory = config.stats_file->parent_path();
+    const bool shared = directory == config.db_path.parent_path() ||
+                        (config.jsonl_path && directory == config.jsonl_path->parent_path());
+    checkOutputFile(problems, "stats-file", *config.stats_file,
+                    shared ? MissingDirectory::CheckedWithASink : MissingDirectory::NotCreated);
+  }
+  return problems;
+}
+
+}  // namespace ctaudit::daemon

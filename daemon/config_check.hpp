@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "daemon/daemon_config.hpp"
+
+namespace ctaudit::daemon {
+
+// Something --check-config found about the files a configuration names.
+struct ConfigProblem {
+  enum class Severity : std::uint8_t { Warning, Error };
+  Severity severity;
+  std::string message;  // names the setting and the path, and says what to do
+};
+
+// Checks, without creating or opening anything, that the daemon can write the files `config`
+// names, as the user running the check: errors for what will certainly fail at start (the
+// database's directory cannot be created, a path that is a directory or lies under a file),
+// warnings for what may be intended (a directory that ctauditd will create, a directory this
+// user cannot write, which the daemon's own user may). Reads only file metadata.
+[[nodiscard]] std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config);
+
+}  // namespace ctaudit::daemon

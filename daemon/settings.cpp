@@ -1,0 +1,480 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/settings.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "flow/time.hpp"
+
+namespace ctaudit::daemon {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Value parsers and printers, in the flag's spelling. Errors say what is wrong and how to write
+// it; the caller names the setting.
+
+// Below this the queue holds too few records to ride out a single SQLite commit.
+constexpr std::size_t kMinQueueMax = std::size_t{1} << 20U;
+
+template <class Field, class Parsed>
+Result<void> assign(Field& field, Result<Parsed> parsed) {
+  if (!parsed) {
+    return Unexpected{parsed.error()};
+  }
+  field = std::move(*parsed);
+  return {};
+}
+
+Result<bool> parseBoolean(std::string_view text) {
+  if (text == "true") {
+    return true;
+  }
+  if (text == "false") {
+    return false;
+  }
+  return fail(Errc::Usage, "bad value '" + std::string(text) + "'; write true or false");
+}
+
+Result<std::filesystem::path> parsePath(std::string_view text) {
+  if (text.empty()) {
+    return fail(Errc::Usage, "empty path; give a file name");
+  }
+  return std::filesystem::path(text);
+}
+
+// A path, or nullopt for "none" (jsonl, stats-file).
+Result<std::optional<std::filesystem::path>> parsePathOrNone(std::string_view text) {
+  if (text.empty()) {
+    return fail(Errc::Usage, "empty path; give a file name, or 'none' for off");
+  }
+  if (text == "none") {
+    return std::optional<std::filesystem::path>{};
+  }
+  return std::optional<std::filesystem::path>{text};
+}
+
+std::string printPathOrNone(const std::optional<std::filesystem::path>& path) {
+  return path ? path->string() : "none";
+}
+
+Result<std::chrono::milliseconds> parseFlushInterval(std::string_view text) {
+  const auto duration = parseDuration(text);
+  if (!duration) {
+    return Unexpected{duration.error()};
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
+  if (ms < std::chrono::milliseconds{10} || ms > std::chrono::minutes{10}) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' is out of range; give 10ms to 10m");
+  }
+  return ms;
+}
+
+// The largest exact unit, so that a round trip through --check-config reads like what was typed.
+std::string printDuration(std::chrono::milliseconds ms) {
+  const auto count = ms.count();
+  if (count != 0 && count % 60'000 == 0) {
+    return std::to_string(count / 60'000) + "m";
+  }
+  if (count != 0 && count % 1000 == 0) {
+    return std::to_string(count / 1000) + "s";
+  }
+  return std::to_string(count) + "ms";
+}
+
+// "64M", "512K", "1G" (binary units) or plain bytes, at most 1 TiB.
+Result<std::size_t> parseSize(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  std::size_t shift = 0;
+  if (unit == "K" || unit == "KiB") {
+    shift = 10;
+  } else if (unit == "M" || unit == "MiB") {
+    shift = 20;
+  } else if (unit == "G" || unit == "GiB") {
+    shift = 30;
+  } else if (!unit.empty()) {
+    shift = 64;
+  }
+  if (ec != std::errc{} || text.empty() || shift == 64 || value == 0 || value > (std::size_t{1} << 40U) >> shift) {
+    return fail(Errc::Usage, "bad size '" + std::string(text) + "'; write bytes or e.g. 512K, 64M, 1G");
+  }
+  return value << shift;
+}
+
+std::string printSize(std::size_t bytes) {
+  for (const auto& [shift, unit] : {std::pair{30U, "G"}, std::pair{20U, "M"}, std::pair{10U, "K"}}) {
+    if (bytes != 0 && bytes % (std::size_t{1} << shift) == 0) {
+      return std::to_string(bytes >> shift) + unit;
+    }
+  }
+  return std::to_string(bytes);
+}
+
+Result<std::size_t> parseQueueMax(std::string_view text) {
+  auto size = parseSize(text);
+  if (size && *size < kMinQueueMax) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' is too small; give at least 1M");
+  }
+  return size;
+}
+
+Result<std::size_t> parseCount(std::string_view text) {
+  std::size_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value == 0 || value > 1'000'000) {
+    return fail(Errc::Usage, "bad count '" + std::string(text) + "'; give 1 to 1000000");
+  }
+  return value;
+}
+
+// spdlog's own names are "warning" and "error"; the short forms are what --help shows.
+constexpr std::array<std::pair<std::string_view, spdlog::level::level_enum>, 8> kLogLevels{{
+    {"trace", spdlog::level::trace},
+    {"debug", spdlog::level::debug},
+    {"info", spdlog::level::info},
+    {"warn", spdlog::level::warn},
+    {"error", spdlog::level::err},
+    {"critical", spdlog::level::critical},
+    {"warning", spdlog::level::warn},
+    {"err", spdlog::level::err},
+}};
+
+Result<spdlog::level::level_enum> parseLogLevel(std::string_view text) {
+  for (const auto& [name, level] : kLogLevels) {
+    if (text == name) {
+      return level;
+    }
+  }
+  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error");
+}
+
+std::string printLogLevel(spdlog::level::level_enum level) {
+  const auto* const found =
+      std::find_if(kLogLevels.begin(), kLogLevels.end(), [level](const auto& entry) { return entry.second == level; });
+  return std::string(found != kLogLevels.end() ? found->first : "info");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table. To add a setting: a DaemonConfig field with its default, and one entry here (key,
+// kind, value name, help, set, get). --help, the config file, --check-config and the example file
+// follow; the unit tests then ask for the example file (systemd/ctauditd.toml, regenerated from
+// this table) and docs/operations.md to mention the new key.
+
+constexpr std::array kSettings{
+    Setting{"db", ValueKind::String, "PATH", "SQLite database; its directory is created if missing.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.db_path, parsePath(v)); },
+            [](const DaemonConfig& c) { return c.db_path.string(); }},
+    Setting{"jsonl", ValueKind::String, "PATH", "JSON-lines file, '-' for stdout, 'none' for off.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_path, parsePathOrNone(v)); },
+            [](const DaemonConfig& c) { return printPathOrNone(c.jsonl_path); }},
+    Setting{"events", ValueKind::StringList, "LIST", "ctnetlink events to subscribe to: new, update, destroy.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.events, EventMask::parse(v)); },
+            [](const DaemonConfig& c) { return c.events.toString(); }},
+    Setting{"jsonl-updates", ValueKind::Boolean, "",
+            "Also write UPDATE events as JSON lines (about five per TCP flow); the database gets them either way.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_updates, parseBoolean(v)); },
+            [](const DaemonConfig& c) { return std::string(c.jsonl_updates ? "true" : "false"); }},
+    Setting{"sysctl", ValueKind::Boolean, "",
+            "Set net.netfilter.nf_conntrack_{acct,timestamp,events}=1 at start; when off, only warn about "
+            "each one that is off.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.apply_sysctls, parseBoolean(v)); },
+            [](const DaemonConfig& c) { return std::string(c.apply_sysctls ? "true" : "false"); }},
+    Setting{"flush-interval", ValueKind::String, "DUR",
+            "Make records durable at least this often (10ms to 10m): a crash loses at most this much.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.flush_interval, parseFlushInterval(v)); },
+            [](const DaemonConfig& c) { return printDuration(c.flush_interval); }},
+    Setting{"max-batch-rows", ValueKind::Integer, "N", "Write a batch early once it holds this many records (1 to 1000000).",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.max_batch_rows, parseCount(v)); },
+            [](const DaemonConfig& c) { return std::to_string(c.max_batch_rows); }},
+    Setting{"receive-buffer", ValueKind::String, "SIZE",
+            "Netlink receive buffer, e.g. 64M; 256M holds about 200k events, over a second at 180k events/s "
+            "(above net.core.rmem_max needs CAP_NET_ADMIN).",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.receive_buffer_bytes, parseSize(v)); },
+            [](const DaemonConfig& c) { return printSize(c.receive_buffer_bytes); }},
+    Setting{"queue-max", ValueKind::String, "SIZE",
+            "Memory for records on their way to the sinks (at least 1M; 512M is about 950k records in the queue, "
+            "and as many per sink while it cannot write); when full, new records are dropped and recorded as a gap.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.queue_max_bytes, parseQueueMax(v)); },
+            [](const DaemonConfig& c) { return printSize(c.queue_max_bytes); }},
+    Setting{"reliable", ValueKind::Boolean, "",
+            "Reliable event delivery (NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS): the kernel keeps and resends "
+            "DESTROY events the daemon had no room for, and may drop packets instead; read docs/operations.md first.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.reliable, parseBoolean(v)); },
+            [](const DaemonConfig& c) { return std::string(c.reliable ? "true" : "false"); }},
+    Setting{"stats-file", ValueKind::String, "PATH",
+            "Prometheus text file for node_exporter's textfile collector, rewritten every 5s; 'none' for off. "
+            "Unless set, ctauditd.prom in the database's directory.",
+            [](DaemonConfig& c, std::string_view v) {
+              c.stats_file_beside_db = false;
+              return assign(c.stats_file, parsePathOrNone(v));
+            },
+            [](const DaemonConfig& c) {
+              return c.stats_file_beside_db ? (c.db_path.parent_path() / "ctauditd.prom").string()
+                                            : printPathOrNone(c.stats_file);
+            }},
+    Setting{"log-level", ValueKind::String, "LEVEL", "Diagnostics on stderr: trace, debug, info, warn, error.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.log_level, parseLogLevel(v)); },
+            [](const DaemonConfig& c) { return printLogLevel(c.log_level); }},
+};
+
+// ---------------------------------------------------------------------------------------------
+// The config file.
+
+std::optional<std::size_t> indexOf(std::string_view key) {
+  const auto* const found =
+      std::find_if(kSettings.begin(), kSettings.end(), [key](const Setting& s) { return s.key == key; });
+  if (found == kSettings.end()) {
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(found - kSettings.begin());
+}
+
+Unexpected configError(const std::string& file, const toml::source_position& where, const std::string& message) {
+  return fail(Errc::Config,
+              file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": " + message);
+}
+
+// A TOML value as the flag would spell it, or an error saying which type the key needs.
+Result<std::string> flagText(const Setting& setting, const toml::node& node) {
+  const std::string example = std::string(setting.key) + " = " + tomlValue(setting, DaemonConfig{});
+  switch (setting.kind) {
+    case ValueKind::Boolean:
+      if (const auto value = node.value_exact<bool>()) {
+        return std::string(*value ? "true" : "false");
+      }
+      return fail(Errc::Config, "'" + std::string(setting.key) + "' must be true or false, without quotes: " + example);
+    case ValueKind::Integer:
+      if (const auto value = node.value_exact<std::int64_t>()) {
+        return std::to_string(*value);
+      }
+      return fail(Errc::Config, "'" + std::string(setting.key) + "' must be a whole number, without quotes: " + example);
+    case ValueKind::String:
+      if (const auto value = node.value_exact<std::string>()) {
+        return *value;
+      }
+      return fail(Errc::Config, "'" + std::string(setting.key) + "' must be a string in double quotes: " + example);
+    case ValueKind::StringList: {
+      std::string joined;
+      const toml::array* array = node.as_array();
+      bool all_strings = array != nullptr && !array->empty();
+      if (array != nullptr) {
+        for (const toml::node& item : *array) {
+          const auto text = item.value_exact<std::string>();
+          all_strings = all_strings && text.has_value();
+          joined += (joined.empty() ? "" : ",") + text.value_or("");
+        }
+      }
+      if (all_strings) {
+        return joined;
+      }
+      return fail(Errc::Config, "'" + std::string(setting.key) + "' must be a non-empty array of strings: " + example);
+    }
+  }
+  return fail(Errc::Config, "unknown value kind");
+}
+
+// TOML basic string: quotes, backslashes and control characters escaped.
+std::string tomlString(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      std::array<char, 8> escaped{};
+      std::snprintf(escaped.data(), escaped.size(), "\\u%04X", static_cast<unsigned>(byte));
+      out += escaped.data();
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// `text` broken into lines of at most `width` characters at spaces (a longer word gets its own line).
+std::vector<std::string> wrapWords(std::string_view text, std::size_t width) {
+  std::vector<std::string> lines;
+  std::string line;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t space = std::min(text.find(' ', pos), text.size());
+    const std::string_view word = text.substr(pos, space - pos);
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      lines.push_back(std::move(line));
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + std::string(word);
+    pos = space + 1;
+  }
+  if (!line.empty()) {
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+// Lines of --help, the example file and --check-config stay within this many columns.
+constexpr std::size_t kTextWidth = 100;
+// --help's option column: "  --receive-buffer SIZE  " is 25 wide.
+constexpr std::size_t kHelpColumn = 25;
+
+}  // namespace
+
+std::span<const Setting> settings() noexcept { return kSettings; }
+
+Result<void> applyConfigFile(const std::filesystem::path& path, EffectiveConfig& effective) {
+  const std::string file = path.string();
+  const std::string what_next = "; fix it, or name another file with --config FILE (--config none reads none)";
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return fail(Errc::Config, "config file " + file + " is a directory" + what_next);
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    return fail(Errc::Config, "cannot read config file " + file + ": " + std::strerror(error) + what_next, error);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+
+  toml::table table;
+  try {
+    table = toml::parse(text.str(), file);
+  } catch (const toml::parse_error& error) {
+    return configError(file, error.source().begin,
+                       std::string(error.description()) +
+                           "; fix the TOML syntax there (each key once, one per line, strings in double "
+                           "quotes: db = \"/srv/flows.db\")");
+  }
+
+  // Applied to a copy, so a bad file leaves `effective` as it was.
+  EffectiveConfig updated = effective;
+  for (const auto& [key, node] : table) {
+    const std::string name(key.str());
+    if (node.is_table()) {
+      return configError(file, node.source().begin,
+                         "'" + name + "' is a table; ctauditd's settings have none: write each key at the top "
+                                      "of the file, before any [header], without dots in its name");
+    }
+    const auto index = indexOf(name);
+    if (!index) {
+      return configError(file, key.source().begin,
+                         "unknown key '" + name + "'; the keys are ctauditd's long options without their dashes "
+                                                  "(ctauditd --help)");
+    }
+    const Setting& setting = kSettings[*index];
+    const auto value = flagText(setting, node);
+    if (!value) {
+      return configError(file, node.source().begin, value.error().detail);
+    }
+    const auto applied = setting.set(updated.config, *value);
+    if (!applied) {
+      return configError(file, node.source().begin, name + ": " + applied.error().detail);
+    }
+    updated.origins[*index] = file + ":" + std::to_string(key.source().begin.line);
+  }
+  effective = std::move(updated);
+  return {};
+}
+
+std::string tomlValue(const Setting& setting, const DaemonConfig& config) {
+  const std::string text = setting.get(config);
+  switch (setting.kind) {
+    case ValueKind::Boolean:
+    case ValueKind::Integer:
+      return text;
+    case ValueKind::String:
+      return tomlString(text);
+    case ValueKind::StringList: {
+      std::string out = "[";
+      std::size_t pos = 0;
+      while (pos <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', pos), text.size());
+        out += (pos == 0 ? "" : ", ") + tomlString(text.substr(pos, comma - pos));
+        pos = comma + 1;
+      }
+      return out + "]";
+    }
+  }
+  return text;
+}
+
+std::string renderEffectiveConfig(const EffectiveConfig& effective, std::string_view source_note) {
+  std::string out =
+      "# The effective configuration of ctauditd (ctauditd --check-config), usable as a config file.\n"
+      "# " +
+      std::string(source_note) + "\n# After each value: where it came from.\n\n";
+  for (std::size_t i = 0; i < kSettings.size(); ++i) {
+    const Setting& setting = kSettings[i];
+    out += std::string(setting.key) + " = " + tomlValue(setting, effective.config) + "  # " + effective.origins[i] +
+           "\n";
+  }
+  return out;
+}
+
+std::string renderExampleConfig() {
+  std::string out =
+      "# SPDX-License-Identifier: GPL-2.0-or-later\n"
+      "# ctauditd's configuration file: /etc/ctaudit/ctauditd.toml (TOML, https://toml.io).\n"
+      "#\n"
+      "# Every key is also a long option of ctauditd: --KEY VALUE, or --KEY and --no-KEY for true and\n"
+      "# false. An option on the command line overrides the key here. Each key below is commented out\n"
+      "# and shows its default: this file changes nothing until a line is uncommented, and a default\n"
+      "# that changes in a new version applies unless it was set here.\n"
+      "#\n"
+      "# Check the file, and see the configuration ctauditd will use and where each value comes from:\n"
+      "#   ctauditd --check-config\n"
+      "# A change needs a restart (systemctl restart ctauditd). See docs/operations.md.\n"
+      "#\n"
+      "# This file is generated from ctauditd's table of settings (daemon/settings.cpp); the unit tests\n"
+      "# check that it matches.\n";
+  const DaemonConfig defaults;
+  for (const Setting& setting : kSettings) {
+    out += '\n';
+    for (const std::string& line : wrapWords(setting.help, kTextWidth - 2)) {
+      out += "# " + line + "\n";
+    }
+    out += "#" + std::string(setting.key) + " = " + tomlValue(setting, defaults) + "\n";
+  }
+  return out;
+}
+
+std::string renderSettingsHelp() {
+  const DaemonConfig defaults;
+  std::string out;
+  for (const Setting& setting : kSettings) {
+    std::string option = "  --" + std::string(setting.key);
+    std::string default_text = setting.get(defaults);
+    if (setting.kind == ValueKind::Boolean) {
+      option += ", --no-" + std::string(setting.key);
+      default_text = default_text == "true" ? "on" : "off";
+    } else {
+      option += " " + std::string(setting.value_name);
+    }
+    const std::string help = std::string(setting.help) + " Default: " + default_text;
+    out += option;
+    std::size_t column = option.size();
+    if (column + 2 > kHelpColumn) {
+      out += '\n';
+      column = 0;
+    }
+    for (const std::string& line : wrapWords(help, kTextWidth - kHelpColumn)) {
+      out += std::string(kHelpColumn - column, ' ') + line + "\n";
+      column = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace ctaudit::daemon
