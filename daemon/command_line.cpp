@@ -62,7 +62,10 @@ Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
       return std::string(args[++i]);
     };
 
-    if (name == "check-config" && !value) {
+    if (name == "check-config") {
+      if (value) {
+        return fail(Errc::Usage, "--check-config takes no value");
+      }
       parsed.check_config = true;
       continue;
     }

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <ostream>
 
 namespace ctaudit::daemon {
 namespace {
@@ -97,6 +98,19 @@ std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
                     shared ? MissingDirectory::CheckedWithASink : MissingDirectory::NotCreated);
   }
   return problems;
+}
+
+bool reportCheckConfig(const CheckConfigCommand& check, std::ostream& out, std::ostream& err) {
+  const std::string source = check.config_file ? "Read " + check.config_file->string() + " and the command line."
+                                               : "No config file read; the command line only.";
+  out << renderEffectiveConfig(check.effective, source) << std::flush;
+  bool usable = true;
+  for (const ConfigProblem& problem : checkConfigPaths(check.effective.config)) {
+    const bool error = problem.severity == ConfigProblem::Severity::Error;
+    err << "ctauditd: " << (error ? "error: " : "warning: ") << problem.message << '\n';
+    usable = usable && !error;
+  }
+  return usable;
 }
 
 }  // namespace ctaudit::daemon

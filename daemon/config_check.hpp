@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
+#include "daemon/command_line.hpp"
 #include "daemon/daemon_config.hpp"
 
 namespace ctaudit::daemon {
@@ -22,5 +24,10 @@ struct ConfigProblem {
 // warnings for what may be intended (a directory that ctauditd will create, a directory this
 // user cannot write, which the daemon's own user may). Reads only file metadata.
 [[nodiscard]] std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config);
+
+// ctauditd --check-config: writes the effective configuration (a valid config file) to `out`,
+// then each problem checkConfigPaths() finds to `err` as "ctauditd: error: ..." or
+// "ctauditd: warning: ...". Returns false if there was an error: the daemon would not start.
+[[nodiscard]] bool reportCheckConfig(const CheckConfigCommand& check, std::ostream& out, std::ostream& err);
 
 }  // namespace ctaudit::daemon

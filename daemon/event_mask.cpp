@@ -16,8 +16,7 @@ Result<EventMask> EventMask::parse(std::string_view text) {
     } else if (item == "destroy") {
       mask.destroy_events = true;
     } else {
-      return fail(Errc::Usage, "unknown event '" + std::string(item) +
-                                   "' in --events; use a comma-separated list of new, update, destroy");
+      return fail(Errc::Usage, "unknown event '" + std::string(item) + "'; the events are new, update and destroy");
     }
     pos = comma + 1;
   }

@@ -17,22 +17,7 @@
 namespace {
 
 constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;  // a bad flag or config, --check-config included
-
-// --check-config: the effective configuration on stdout (valid as a config file), then what is
-// wrong with the paths it names on stderr. Opens nothing for writing, binds no socket.
-int checkConfig(const ctaudit::daemon::CheckConfigCommand& check) {
-  const std::string source = check.config_file ? "Read " + check.config_file->string() + " and the command line."
-                                               : "No config file read; the command line only.";
-  std::cout << ctaudit::daemon::renderEffectiveConfig(check.effective, source);
-  bool failed = false;
-  for (const auto& problem : ctaudit::daemon::checkConfigPaths(check.effective.config)) {
-    const bool error = problem.severity == ctaudit::daemon::ConfigProblem::Severity::Error;
-    std::cerr << "ctauditd: " << (error ? "error: " : "warning: ") << problem.message << '\n';
-    failed = failed || error;
-  }
-  return failed ? kExitUsage : 0;
-}
+constexpr int kExitUsage = 2;  // a bad flag or config, --check-config's errors included
 
 ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
   // One stderr sink shared by every component; journald adds its own timestamps.
@@ -70,7 +55,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (const auto* check = std::get_if<ctaudit::daemon::CheckConfigCommand>(&*command)) {
-    return checkConfig(*check);
+    // Prints and checks; opens nothing for writing and binds no socket.
+    return ctaudit::daemon::reportCheckConfig(*check, std::cout, std::cerr) ? 0 : kExitUsage;
   }
   const auto& config = std::get<ctaudit::daemon::RunCommand>(*command).config;
   auto loggers = makeLoggers(config.log_level);

@@ -79,14 +79,14 @@ Result<std::chrono::milliseconds> parseFlushInterval(std::string_view text) {
   return ms;
 }
 
-// The largest exact unit, so that a round trip through --check-config reads like what was typed.
+// The largest exact unit, so that --check-config prints what was typed: "1s", "90s", "400d".
 std::string printDuration(std::chrono::milliseconds ms) {
   const auto count = ms.count();
-  if (count != 0 && count % 60'000 == 0) {
-    return std::to_string(count / 60'000) + "m";
-  }
-  if (count != 0 && count % 1000 == 0) {
-    return std::to_string(count / 1000) + "s";
+  for (const auto& [unit_ms, unit] : {std::pair{std::int64_t{86'400'000}, "d"}, std::pair{std::int64_t{3'600'000}, "h"},
+                                      std::pair{std::int64_t{60'000}, "m"}, std::pair{std::int64_t{1000}, "s"}}) {
+    if (count != 0 && count % unit_ms == 0) {
+      return std::to_string(count / unit_ms) + unit;
+    }
   }
   return std::to_string(count) + "ms";
 }

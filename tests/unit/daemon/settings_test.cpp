@@ -219,6 +219,7 @@ TEST(SettingsTest, EachFileErrorNamesLineAndColumnAndWhatToDo) {
       {"events = [\"new\", \"bogus\"]\n", "1:10", "events: unknown event 'bogus'"},
       {"\n\nqueue-max = \"512K\"\n", "3:13", "queue-max: '512K' is too small; give at least 1M"},
       {"flush-interval = \"1ms\"\n", "1:18", "flush-interval: '1ms' is out of range; give 10ms to 10m"},
+      {"flush-interval = \"1h\"\n", "1:18", "flush-interval: '1h' is out of range; give 10ms to 10m"},
       {"log-level = \"loud\"\n", "1:13", "log-level: bad log level 'loud'"},
       {"jsonl = \"\"\n", "1:9", "jsonl: empty path"},
       {"db = \n", "1:6", "fix the TOML syntax"},
@@ -226,6 +227,9 @@ TEST(SettingsTest, EachFileErrorNamesLineAndColumnAndWhatToDo) {
       {"db = \"/a.db\"\n[jsonl]\nrotate = 1\n", "2:1", "'jsonl' is a table"},
       {"stats.file = \"x\"\n", "1:1", "'stats' is a table"},
       {"[[db]]\n", "1:1", "'db' must be a string"},
+      {"db = [\"/a.db\"]\n", "1:6", "'db' must be a string"},
+      {"max-batch-rows = 8192.0\n", "1:18", "must be a whole number"},
+      {"max-batch-rows = -5\n", "1:18", "max-batch-rows: bad count '-5'"},
   };
   for (const Case& c : cases) {
     const std::string detail = errorFor(dir, c.text);
@@ -244,6 +248,7 @@ TEST(SettingsTest, ABadFileChangesNothingAndABadFlagIsAUsageError) {
   EXPECT_FALSE(parse({"--reliable=true"}));
   EXPECT_FALSE(parse({"--no-db"}));
   EXPECT_FALSE(parse({"--no-reliable=1"}));
+  EXPECT_FALSE(parse({"--check-config=yes"}));
 }
 
 TEST(SettingsTest, CheckConfigSaysWhereEachValueCameFrom) {
@@ -282,6 +287,7 @@ TEST(SettingsTest, CheckConfigOutputIsAConfigFileThatGivesTheSameConfig) {
     EXPECT_TRUE(origin.starts_with(out.string() + ":")) << "every key is in the output: " << origin;
   }
   EXPECT_EQ(checkOf(second).effective.config.flush_interval, std::chrono::seconds{90});
+  EXPECT_NE(readFile(out).find("flush-interval = \"90s\""), std::string::npos);
   EXPECT_EQ(checkOf(second).effective.config.receive_buffer_bytes, 3000U);
 }
 
@@ -384,6 +390,35 @@ TEST(ConfigCheckTest, MissingDirectoriesAreWarningsAndImpossiblePathsErrors) {
   EXPECT_NE(errors[0].message.find("is not a directory"), std::string::npos) << errors[0].message;
   EXPECT_EQ(errors[1].severity, ConfigProblem::Severity::Error);
   EXPECT_NE(errors[1].message.find("that is a directory"), std::string::npos) << errors[1].message;
+}
+
+TEST(ConfigCheckTest, ReportPrintsTheConfigAndFailsOnlyOnErrors) {
+  testing::TempDir dir;
+  writeFile(dir / "plain", "x");
+  const std::string db = (dir / "flows.db").string();
+  const auto good = parse({"--check-config", "--db", db, "--jsonl", "-"});
+  ASSERT_TRUE(good) << good.error().detail;
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_TRUE(reportCheckConfig(checkOf(good), out, err));
+  EXPECT_NE(out.str().find("db = \"" + db + "\"  # command line\n"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("No config file read"), std::string::npos) << out.str();
+  EXPECT_EQ(err.str(), "");
+
+  const std::string jsonl = (dir / "new" / "flows.jsonl").string();
+  const auto warned = parse({"--check-config", "--db", db, "--jsonl", jsonl});
+  ASSERT_TRUE(warned);
+  err.str("");
+  EXPECT_TRUE(reportCheckConfig(checkOf(warned), out, err));
+  EXPECT_TRUE(err.str().starts_with("ctauditd: warning: jsonl = ")) << err.str();
+
+  const std::string bad_db = (dir / "plain" / "flows.db").string();
+  const auto bad = parse({"--check-config", "--db", bad_db, "--jsonl", "-"});
+  ASSERT_TRUE(bad);
+  err.str("");
+  EXPECT_FALSE(reportCheckConfig(checkOf(bad), out, err));
+  EXPECT_TRUE(err.str().starts_with("ctauditd: error: db = ")) << err.str();
+  EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "the check creates nothing";
 }
 
 }  // namespace
