@@ -22,15 +22,6 @@ struct ParsedArgs {
   bool version{false};
 };
 
-std::optional<std::size_t> settingIndex(std::string_view key) {
-  const auto all = settings();
-  const auto found = std::find_if(all.begin(), all.end(), [key](const Setting& s) { return s.key == key; });
-  if (found == all.end()) {
-    return std::nullopt;
-  }
-  return static_cast<std::size_t>(found - all.begin());
-}
-
 // --help and --version win wherever they are, even over a broken config file; so argv is split
 // into flags first, and nothing is read until it is known that the daemon will need it.
 Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
@@ -81,25 +72,19 @@ Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
       continue;
     }
     // A boolean setting is --KEY (true) or --no-KEY (false), without a value.
-    const bool negated = name.starts_with("no-");
-    const auto index = settingIndex(name);
-    const auto negated_index = negated ? settingIndex(name.substr(3)) : std::nullopt;
-    if (negated_index && settings()[*negated_index].kind == ValueKind::Boolean) {
-      if (value) {
-        return fail(Errc::Usage, "--" + std::string(name) + " takes no value");
-      }
-      parsed.flags.push_back({*negated_index, "false"});
-      continue;
-    }
+    const auto negated = name.starts_with("no-") ? settingIndex(name.substr(3)) : std::nullopt;
+    const bool is_negation = negated && settings()[*negated].kind == ValueKind::Boolean;
+    const auto index = is_negation ? negated : settingIndex(name);
     if (!index) {
       return fail(Errc::Usage, "unknown option '--" + std::string(name) + "'; see ctauditd --help");
     }
-    if (settings()[*index].kind == ValueKind::Boolean) {
+    const Setting& setting = settings()[*index];
+    if (setting.kind == ValueKind::Boolean) {
       if (value) {
-        return fail(Errc::Usage, "--" + std::string(name) + " takes no value; use --" + std::string(name) + " or --no-" +
-                                     std::string(name));
+        return fail(Errc::Usage, "--" + std::string(name) + " takes no value; write --" + std::string(setting.key) +
+                                     " or --no-" + std::string(setting.key));
       }
-      parsed.flags.push_back({*index, "true"});
+      parsed.flags.push_back({*index, is_negation ? "false" : "true"});
       continue;
     }
     auto text = takeValue();

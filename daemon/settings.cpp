@@ -231,15 +231,6 @@ constexpr std::array kSettings{
 // ---------------------------------------------------------------------------------------------
 // The config file.
 
-std::optional<std::size_t> indexOf(std::string_view key) {
-  const auto* const found =
-      std::find_if(kSettings.begin(), kSettings.end(), [key](const Setting& s) { return s.key == key; });
-  if (found == kSettings.end()) {
-    return std::nullopt;
-  }
-  return static_cast<std::size_t>(found - kSettings.begin());
-}
-
 Unexpected configError(const std::string& file, const toml::source_position& where, const std::string& message) {
   return fail(Errc::Config,
               file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": " + message);
@@ -333,6 +324,15 @@ constexpr std::size_t kHelpColumn = 25;
 
 std::span<const Setting> settings() noexcept { return kSettings; }
 
+std::optional<std::size_t> settingIndex(std::string_view key) {
+  const auto* const found =
+      std::find_if(kSettings.begin(), kSettings.end(), [key](const Setting& s) { return s.key == key; });
+  if (found == kSettings.end()) {
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(found - kSettings.begin());
+}
+
 Result<void> applyConfigFile(const std::filesystem::path& path, EffectiveConfig& effective) {
   const std::string file = path.string();
   const std::string what_next = "; fix it, or name another file with --config FILE (--config none reads none)";
@@ -367,7 +367,7 @@ Result<void> applyConfigFile(const std::filesystem::path& path, EffectiveConfig&
                          "'" + name + "' is a table; ctauditd's settings have none: write each key at the top "
                                       "of the file, before any [header], without dots in its name");
     }
-    const auto index = indexOf(name);
+    const auto index = settingIndex(name);
     if (!index) {
       return configError(file, key.source().begin,
                          "unknown key '" + name + "'; the keys are ctauditd's long options without their dashes "

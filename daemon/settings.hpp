@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,6 +41,9 @@ struct Setting {
 
 // Every setting, in the order --help, the example file and --check-config list them.
 [[nodiscard]] std::span<const Setting> settings() noexcept;
+
+// The index in settings() of the setting named `key`, or nullopt.
+[[nodiscard]] std::optional<std::size_t> settingIndex(std::string_view key);
 
 // Where each setting's value came from, indexed like settings(): "default", "FILE:LINE" or
 // "command line".
