@@ -165,11 +165,17 @@ std::string printLogLevel(spdlog::level::level_enum level) {
   return std::string(found != kLogLevels.end() ? found->first : "info");
 }
 
+std::string printBoolean(bool value) { return value ? "true" : "false"; }
+
 // ---------------------------------------------------------------------------------------------
-// The table. To add a setting: a DaemonConfig field with its default, and one entry here (key,
-// kind, value name, help, set, get). --help, the config file, --check-config and the example file
-// follow; the unit tests then ask for the example file (systemd/ctauditd.toml, regenerated from
-// this table) and docs/operations.md to mention the new key.
+// The table. To add a setting:
+//  1. a field with its default in DaemonConfig (daemon_config.hpp);
+//  2. one entry below: the key (which is also the long flag), its kind (the TOML type), the value
+//     name for --help, the help text, `set` (the flag's text into the field, with a parser like
+//     those above) and `get` (the field as the flag's text);
+//  3. a row in the key table of docs/operations.md, and systemd/ctauditd.toml regenerated: the
+//     unit tests fail until both mention the key, and ExampleConfigTest says which file to copy.
+// --help, the config file, the flags and --check-config need nothing else.
 
 constexpr std::array kSettings{
     Setting{"db", ValueKind::String, "PATH", "SQLite database; its directory is created if missing.",
@@ -184,17 +190,18 @@ constexpr std::array kSettings{
     Setting{"jsonl-updates", ValueKind::Boolean, "",
             "Also write UPDATE events as JSON lines (about five per TCP flow); the database gets them either way.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_updates, parseBoolean(v)); },
-            [](const DaemonConfig& c) { return std::string(c.jsonl_updates ? "true" : "false"); }},
+            [](const DaemonConfig& c) { return printBoolean(c.jsonl_updates); }},
     Setting{"sysctl", ValueKind::Boolean, "",
             "Set net.netfilter.nf_conntrack_{acct,timestamp,events}=1 at start; when off, only warn about "
             "each one that is off.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.apply_sysctls, parseBoolean(v)); },
-            [](const DaemonConfig& c) { return std::string(c.apply_sysctls ? "true" : "false"); }},
+            [](const DaemonConfig& c) { return printBoolean(c.apply_sysctls); }},
     Setting{"flush-interval", ValueKind::String, "DUR",
             "Make records durable at least this often (10ms to 10m): a crash loses at most this much.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.flush_interval, parseFlushInterval(v)); },
             [](const DaemonConfig& c) { return printDuration(c.flush_interval); }},
-    Setting{"max-batch-rows", ValueKind::Integer, "N", "Write a batch early once it holds this many records (1 to 1000000).",
+    Setting{"max-batch-rows", ValueKind::Integer, "N",
+            "Write a batch early once it holds this many records (1 to 1000000).",
             [](DaemonConfig& c, std::string_view v) { return assign(c.max_batch_rows, parseCount(v)); },
             [](const DaemonConfig& c) { return std::to_string(c.max_batch_rows); }},
     Setting{"receive-buffer", ValueKind::String, "SIZE",
@@ -211,7 +218,7 @@ constexpr std::array kSettings{
             "Reliable event delivery (NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS): the kernel keeps and resends "
             "DESTROY events the daemon had no room for, and may drop packets instead; read docs/operations.md first.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.reliable, parseBoolean(v)); },
-            [](const DaemonConfig& c) { return std::string(c.reliable ? "true" : "false"); }},
+            [](const DaemonConfig& c) { return printBoolean(c.reliable); }},
     Setting{"stats-file", ValueKind::String, "PATH",
             "Prometheus text file for node_exporter's textfile collector, rewritten every 5s; 'none' for off. "
             "Unless set, ctauditd.prom in the database's directory.",
@@ -242,14 +249,15 @@ Result<std::string> flagText(const Setting& setting, const toml::node& node) {
   switch (setting.kind) {
     case ValueKind::Boolean:
       if (const auto value = node.value_exact<bool>()) {
-        return std::string(*value ? "true" : "false");
+        return printBoolean(*value);
       }
       return fail(Errc::Config, "'" + std::string(setting.key) + "' must be true or false, without quotes: " + example);
     case ValueKind::Integer:
       if (const auto value = node.value_exact<std::int64_t>()) {
         return std::to_string(*value);
       }
-      return fail(Errc::Config, "'" + std::string(setting.key) + "' must be a whole number, without quotes: " + example);
+      return fail(Errc::Config,
+                  "'" + std::string(setting.key) + "' must be a whole number, without quotes: " + example);
     case ValueKind::String:
       if (const auto value = node.value_exact<std::string>()) {
         return *value;

@@ -348,7 +348,8 @@ TEST(ExampleConfigTest, TheOperatorsGuideListsEveryKey) {
   const std::string guide = readFile(kSourceDir / "docs" / "operations.md");
   ASSERT_FALSE(guide.empty());
   for (const std::string& key : tableKeys()) {
-    EXPECT_NE(guide.find("| `" + key + "`"), std::string::npos) << key << " is not in the key table of docs/operations.md";
+    EXPECT_NE(guide.find("| `" + key + "`"), std::string::npos)
+        << key << " is not in the key table of docs/operations.md";
   }
 }
 
