@@ -4,7 +4,8 @@
 # root for the package installation; the build itself needs no root) and prints its path on the
 # last line of stdout. Release build in build/package with prefix /usr, Debian's hardening flags
 # (dpkg-buildflags), no tests. Install it with `apt-get install ./build/package/ctaudit_*.deb`.
-# Extra arguments go to the CMake configure step (e.g. -DCTAUDIT_DEB_RELEASE=2).
+# CTAUDIT_DEB_RELEASE=N sets the Debian revision (default 1); extra arguments go to the CMake
+# configure step (e.g. -DCPACK_DEBIAN_PACKAGE_MAINTAINER="Name <mail>").
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib-deps.sh
@@ -21,7 +22,8 @@ LDFLAGS=$(dpkg-buildflags --get LDFLAGS)
 export CXXFLAGS LDFLAGS
 
 cmake -S "$root" -B "$build" -G "Unix Makefiles" \
-  -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DCTAUDIT_BUILD_TESTS=OFF "$@" >/dev/null
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DCTAUDIT_BUILD_TESTS=OFF \
+  -DCTAUDIT_DEB_RELEASE="${CTAUDIT_DEB_RELEASE:-1}" "$@" >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 rm -f "$build"/ctaudit_*.deb
 (cd "$build" && cpack -G DEB >&2)

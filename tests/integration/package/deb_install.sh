@@ -14,7 +14,9 @@
 #      ctaudit:ctaudit, and that a member of the group (nobody with the supplementary group
 #      ctaudit) can run `ctaudit who` while the daemon runs and after it stopped, and a non-member
 #      cannot;
-#   5. purge the package, check what is removed and what is kept, and remove what the package
+#   5. upgrade to the next Debian revision over an admin's change to a conffile: the change, the
+#      user, the data and the enablement stay;
+#   6. purge the package, check what is removed and what is kept, and remove what the package
 #      keeps on purge (the user, the group, the data directories) if the test created them.
 # The machine is left as found, also when a check fails or the test is interrupted (trap).
 # It refuses to run (skip, or fail under CI=true) when ctaudit is already installed or its data
@@ -392,7 +394,46 @@ cta_expect "the database holds the three flows (ctaudit flows as the analyst)" a
 cta_expect "the host's sysctls are still unchanged after the daemon ran" sysctls_unchanged
 
 # ---------------------------------------------------------------------------------------------
-# 5. Purge.
+# 5. Upgrade to the next Debian revision, over an admin's change to a conffile.
+
+logrotate_conf=/etc/logrotate.d/ctaudit
+printf '# changed by the admin (deb_install test)\n' >>"$logrotate_conf"
+uid_before=$(id -u ctaudit)
+db_inode_before=$(stat -c %i "$db")
+next_release=$((${deb_version##*-} + 1))
+cta_log "building revision $next_release for the upgrade"
+deb2=$(CTAUDIT_DEB_RELEASE=$next_release "$CTA_REPO/scripts/build-deb.sh" 2>"$CTA_TMP/build-deb2.log" | tail -n 1) || {
+  tail -n 40 "$CTA_TMP/build-deb2.log" >&2
+  cta_die "scripts/build-deb.sh for revision $next_release failed"
+}
+# Without a terminal dpkg cannot ask about a conffile: an upgrade that needed to would fail here.
+if ! DEBIAN_FRONTEND=noninteractive "${APT[@]}" install "$deb2" </dev/null >"$CTA_TMP/apt-upgrade.log" 2>&1; then
+  tail -n 30 "$CTA_TMP/apt-upgrade.log" >&2
+  cta_fail_check "apt-get install $deb2 (upgrade) succeeds"
+fi
+upgraded_ok() {
+  local version
+  version=$(dpkg-query -W -f='${Status} ${Version}' "$PKG")
+  [[ "$version" == "install ok installed $upstream_version-$next_release" ]] && return 0
+  cta_err "after the upgrade dpkg says '$version'"
+  return 1
+}
+cta_expect "upgraded to $upstream_version-$next_release" upgraded_ok
+upgrade_kept_ok() {
+  local ok=0
+  grep -q 'changed by the admin' "$logrotate_conf" || { cta_err "the admin's change to $logrotate_conf is gone"; ok=1; }
+  [[ "$(id -u ctaudit)" == "$uid_before" ]] || { cta_err "the uid of ctaudit changed"; ok=1; }
+  [[ "$(stat -c %i "$db")" == "$db_inode_before" ]] || { cta_err "$db was replaced"; ok=1; }
+  [[ -L "$enabled_link" ]] || { cta_err "the unit is no longer enabled"; ok=1; }
+  file_is "$STATE_DIR" 750 ctaudit:ctaudit directory || ok=1
+  return "$ok"
+}
+cta_expect "the upgrade keeps the admin's conffile change, the user, the data and the enablement" upgrade_kept_ok
+cta_expect "a member of the group still finds the flow after the upgrade" who_finds as_analyst
+cta_expect "the upgrade applied no sysctl to the host" sysctls_unchanged
+
+# ---------------------------------------------------------------------------------------------
+# 6. Purge.
 
 cta_log "apt-get purge $PKG"
 if ! DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge "$PKG" >"$CTA_TMP/apt-purge.log" 2>&1; then
