@@ -107,6 +107,7 @@ if [[ -z "$deb" ]]; then
   }
 fi
 [[ -f "$deb" ]] || cta_die "no package at '$deb'"
+deb=$(realpath "$deb") # apt-get takes a file only as a path with a slash in front
 cta_log "package: $deb"
 deb_version=$(dpkg-deb -f "$deb" Version)
 upstream_version=${deb_version%-*}
