@@ -11,6 +11,9 @@
 #    the reason rather than ship it.
 
 set(staging "${CPACK_TEMPORARY_DIRECTORY}")
+# A stale list from an earlier run must not let a failed check still produce a package: CPackDeb
+# fails when a CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA file is missing.
+file(REMOVE "${CPACK_CTAUDIT_CONFFILES}")
 if(NOT IS_DIRECTORY "${staging}")
   message(FATAL_ERROR "check_staging: no staging directory at '${staging}'")
 endif()
