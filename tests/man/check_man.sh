@@ -31,7 +31,8 @@ fail() {
   failures=$((failures + 1))
 }
 
-# groff's warnings on stderr; nothing at all when the page is clean.
+# groff's warnings (its stderr, captured; its stdout dropped); nothing when the page is clean.
+# shellcheck disable=SC2069  # the order is the point: stderr to the pipe, stdout away
 page_warnings() { zcat -f -- "$1" | groff -man -ww -z 2>&1 >/dev/null; }
 
 # The page as plain text: no hyphenation and very long lines, so no flag is ever split.

@@ -162,9 +162,9 @@ cta_expect "installing applied no sysctl to the host (not booted with systemd)" 
 
 # The account: a system user with no login, its own group, home in the state directory.
 user_ok() {
-  local entry name uid gid home shell
+  local entry uid gid home shell
   entry=$(getent passwd ctaudit) || { cta_err "no user ctaudit"; return 1; }
-  IFS=: read -r name _ uid gid _ home shell <<<"$entry"
+  IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
   local group_gid
   group_gid=$(getent group ctaudit | cut -d: -f3)
   local ok=0
