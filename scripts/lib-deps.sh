@@ -11,6 +11,17 @@ CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
 )
 
+# Building the Debian package (scripts/build-deb.sh): dpkg-shlibdeps and dpkg-buildflags come
+# with dpkg-dev, and CPack's DEB generator runs file(1) to find the binaries.
+CTAUDIT_PACKAGE_PACKAGES=(
+  dpkg-dev file
+)
+# The package test (tests/integration/package/) and the man page check: groff renders the pages,
+# lintian checks the .deb, setpriv (util-linux) runs the installed daemon as the unit would.
+CTAUDIT_PACKAGE_TEST_PACKAGES=(
+  groff-base lintian util-linux
+)
+
 ctaudit_install_packages() {
   local missing=()
   local package

@@ -3,14 +3,16 @@
 # Installs what building and testing ctaudit needs (Debian 12, as root), then builds and runs every
 # test: the unit tests and the network-namespace tests against the real kernel (preset `ci`,
 # warnings are errors), then the unit tests again under AddressSanitizer + UBSan (preset `asan`)
-# and under ThreadSanitizer (preset `tsan`).
+# and under ThreadSanitizer (preset `tsan`); also the man pages and the Debian package
+# (tests/integration/package/deb_install.sh installs it on this machine and purges it again).
 # The namespace tests need root; under CI=true a missing tool or privilege fails them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib-deps.sh
 source "$root/scripts/lib-deps.sh"
 
-ctaudit_install_packages "${CTAUDIT_BUILD_PACKAGES[@]}" "${CTAUDIT_TEST_PACKAGES[@]}"
+ctaudit_install_packages "${CTAUDIT_BUILD_PACKAGES[@]}" "${CTAUDIT_TEST_PACKAGES[@]}" \
+  "${CTAUDIT_PACKAGE_PACKAGES[@]}" "${CTAUDIT_PACKAGE_TEST_PACKAGES[@]}"
 ctaudit_load_modules
 jobs=$(nproc)
 
@@ -19,6 +21,10 @@ cmake --preset ci
 cmake --build build/ci -j"$jobs"
 ctest --preset ci -j"$jobs" -L unit
 ctest --preset ci -L netns
+# The man pages (rendered, every option documented), then the Debian package: built in
+# build/package, installed with apt, its daemon run as the unit would in a namespace, purged.
+ctest --preset ci -L docs
+ctest --preset ci -L package
 
 cmake --preset asan
 cmake --build build/asan -j"$jobs" --target ctaudit_unit_tests

@@ -326,6 +326,19 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   if (auto done = execute(db, "PRAGMA synchronous = FULL"); !done) {
     return Unexpected{done.error()};
   }
+  // Keep flows.db-wal and flows.db-shm when the daemon closes the database. By default the last
+  // connection deletes them, and a reader that cannot create them (an analyst in the ctaudit
+  // group: the state directory is 0750, not group-writable) then cannot open a WAL database at
+  // all: "attempt to write a readonly database". With both files present and group-readable
+  // (SQLite gives them the database file's mode, 0640 under the daemon's umask), a read-only
+  // connection reads the WAL through a private copy of its index (https://sqlite.org/wal.html,
+  // "Read-Only Databases"). A daemon killed with SIGKILL leaves them anyway.
+  int persist_wal = 1;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal) != SQLITE_OK) {
+    impl->log->warn("{}: cannot keep the -wal and -shm files after a stop; users without write access to the "
+                    "directory will not be able to read the database while ctauditd is stopped",
+                    path.string());
+  }
   if (info->observer_hostname != observer_hostname) {
     impl->log->info("{}: observer host name changed from '{}' to '{}'", path.string(), info->observer_hostname,
                     observer_hostname);

@@ -293,6 +293,26 @@ TEST_F(SqliteSinkTest, AnEmptyBatchAndFlushAreOk) {
   EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
 }
 
+// A reader without write access to the directory can only open a WAL database whose -wal and -shm
+// files exist (the package test checks that with a real group member); they must outlive the
+// daemon, with the database file's permissions.
+TEST_F(SqliteSinkTest, KeepsTheWalAndShmFilesAfterClosing) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  sink_.reset();
+  const auto permissions = [](const std::filesystem::path& file) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(file, ec);
+    EXPECT_FALSE(ec) << file << ": " << ec.message();
+    return status.permissions();
+  };
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::filesystem::path file = path_.string() + suffix;
+    ASSERT_TRUE(std::filesystem::exists(file)) << file;
+    EXPECT_EQ(permissions(file), permissions(path_)) << file;
+  }
+  EXPECT_EQ(readAll().size(), 1U);
+}
+
 TEST_F(SqliteSinkTest, ReopeningKeepsTheRowsAndRecordsARenamedHost) {
   ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
   sink_.reset();
