@@ -104,7 +104,7 @@ Result<bool> EventCounter::poll(int wait_ms) {
         ++counts_.truncated;
         continue;
       }
-      countDatagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);
+      countMessages(std::span<const std::byte>(receive_area_.data() + i * kSlotBytes, headers[i].msg_len), counts_);
     }
     counts_.datagrams += static_cast<std::uint64_t>(count);
     if (static_cast<std::size_t>(count) < kSlots) {
@@ -113,22 +113,24 @@ Result<bool> EventCounter::poll(int wait_ms) {
   }
 }
 
-void EventCounter::countDatagram(const std::byte* data, std::size_t length) noexcept {
+void countMessages(std::span<const std::byte> datagram, EventCounts& counts) noexcept {
+  const std::byte* data = datagram.data();
+  std::size_t length = datagram.size();
   while (length >= NLMSG_HDRLEN) {
     nlmsghdr header{};
     std::memcpy(&header, data, sizeof header);
     if (header.nlmsg_len < NLMSG_HDRLEN || header.nlmsg_len > length) {
-      ++counts_.other_messages;
+      ++counts.other_messages;
       return;
     }
     const unsigned subsystem = NFNL_SUBSYS_ID(header.nlmsg_type);
     const unsigned type = NFNL_MSG_TYPE(header.nlmsg_type);
     if (subsystem == NFNL_SUBSYS_CTNETLINK && type == IPCTNL_MSG_CT_NEW) {
-      ++counts_.new_events;
+      ++counts.new_events;
     } else if (subsystem == NFNL_SUBSYS_CTNETLINK && type == IPCTNL_MSG_CT_DELETE) {
-      ++counts_.destroy_events;
+      ++counts.destroy_events;
     } else {
-      ++counts_.other_messages;
+      ++counts.other_messages;
     }
     const std::size_t step = std::min<std::size_t>(NLMSG_ALIGN(header.nlmsg_len), length);
     data += step;

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "flow/result.hpp"
@@ -23,6 +24,11 @@ struct EventCounts {
   std::uint64_t receive_calls{0};   // recvmmsg calls that returned data
   std::size_t buffer_bytes{0};      // the receive buffer the kernel granted (getsockopt)
 };
+
+// Counts the netlink messages of one received datagram into `counts` by their nlmsghdr type
+// (ctnetlink NEW, DELETE or other); a header whose length does not fit ends the datagram and
+// counts as other. Pure: no I/O.
+void countMessages(std::span<const std::byte> datagram, EventCounts& counts) noexcept;
 
 // The benchmark floor: a ctnetlink listener that does nothing but count. It joins the conntrack
 // NEW and DESTROY event groups of the caller's network namespace with a large receive buffer
@@ -52,7 +58,6 @@ public:
 
 private:
   explicit EventCounter(UniqueFd socket);
-  void countDatagram(const std::byte* data, std::size_t length) noexcept;
 
   UniqueFd socket_;
   std::vector<std::byte> receive_area_;

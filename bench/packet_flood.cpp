@@ -38,7 +38,7 @@ std::uint64_t FloodPlan::tupleSpace() const noexcept {
 PacketFlood::PacketFlood(const FloodOptions& options, UniqueFd socket)
     : options_(options),
       socket_(std::move(socket)),
-      packet_bytes_(kIpHeaderBytes + kUdpHeaderBytes + options.plan.payload_bytes),
+      packet_bytes_(floodPacketBytes(options.plan)),
       packets_(options.batch * packet_bytes_) {}
 
 Result<std::unique_ptr<PacketFlood>> PacketFlood::open(const FloodOptions& options) {
@@ -56,8 +56,15 @@ Result<std::unique_ptr<PacketFlood>> PacketFlood::open(const FloodOptions& optio
   return std::unique_ptr<PacketFlood>(new PacketFlood(options, std::move(socket)));
 }
 
-void PacketFlood::buildPacket(std::uint64_t flow, std::size_t slot) {
-  const FloodPlan& plan = options_.plan;
+std::size_t floodPacketBytes(const FloodPlan& plan) noexcept {
+  return kIpHeaderBytes + kUdpHeaderBytes + plan.payload_bytes;
+}
+
+void buildFloodPacket(const FloodPlan& plan, std::uint64_t flow, std::span<std::byte> out) noexcept {
+  const std::size_t packet_bytes = floodPacketBytes(plan);
+  if (out.size() < packet_bytes) {
+    return;  // precondition broken; send nothing meaningful rather than write past the end
+  }
   const std::uint64_t dports = std::uint64_t{plan.dport_max} - plan.dport_min + 1;
   const std::uint64_t sports = std::uint64_t{plan.sport_max} - plan.sport_min + 1;
   const auto dport = static_cast<std::uint16_t>(plan.dport_min + flow % dports);
@@ -67,10 +74,10 @@ void PacketFlood::buildPacket(std::uint64_t flow, std::size_t slot) {
                              (std::uint32_t{plan.src_base[2]} << 8U) | plan.src_base[3];
   const std::uint32_t source = base + host;
 
-  std::byte* packet = packets_.data() + slot * packet_bytes_;
-  std::memset(packet, 0, packet_bytes_);
+  std::byte* packet = out.data();
+  std::memset(packet, 0, packet_bytes);
   packet[0] = std::byte{0x45};  // IPv4, 5-word header
-  putU16(packet + 2, static_cast<std::uint16_t>(packet_bytes_));  // the kernel rewrites it anyway
+  putU16(packet + 2, static_cast<std::uint16_t>(packet_bytes));  // the kernel rewrites it anyway
   packet[8] = std::byte{64};                                        // TTL
   packet[9] = static_cast<std::byte>(IPPROTO_UDP);
   for (unsigned i = 0; i < 4; ++i) {
@@ -133,7 +140,7 @@ Result<FloodTotals> PacketFlood::run(StopSignal& stop) {
     }
     budget = std::min(budget, granted);
     for (std::size_t i = 0; i < budget; ++i) {
-      buildPacket(next_flow + i, i);
+      buildFloodPacket(options_.plan, next_flow + i, std::span<std::byte>(packets_.data() + i * packet_bytes_, packet_bytes_));
     }
     const int sent = ::sendmmsg(socket_.get(), headers.data(), static_cast<unsigned>(budget), 0);
     ++totals.send_calls;

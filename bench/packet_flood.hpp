@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "bench/stop_signal.hpp"
@@ -34,6 +35,12 @@ struct FloodPlan {
   // Distinct flows before the plan repeats a tuple.
   [[nodiscard]] std::uint64_t tupleSpace() const noexcept;
 };
+
+// Writes flow `flow`'s packet into `packet` (exactly floodPacketBytes(plan) bytes): an IPv4
+// header (length, id and checksum left for the kernel to fill in) and a UDP header with no
+// checksum, then zeros. Pure.
+[[nodiscard]] std::size_t floodPacketBytes(const FloodPlan& plan) noexcept;
+void buildFloodPacket(const FloodPlan& plan, std::uint64_t flow, std::span<std::byte> packet) noexcept;
 
 struct FloodOptions {
   FloodPlan plan{};
@@ -73,7 +80,6 @@ public:
 
 private:
   PacketFlood(const FloodOptions& options, UniqueFd socket);
-  void buildPacket(std::uint64_t flow, std::size_t slot);
 
   FloodOptions options_;
   UniqueFd socket_;
