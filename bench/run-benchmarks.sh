@@ -42,8 +42,10 @@
 #   --no-build              use the binaries already in build/release
 #   --no-docs               do not write docs/benchmarks.md and docs/img/ingest-ladder.png
 #   --no-query              do not run bench/query-ladder.sh
-#   --query-sizes "LIST"    passed to query-ladder.sh as --sizes LIST (when it takes --sizes)
+#   --query-sizes "LIST"    passed to query-ladder.sh as --sizes LIST (e.g. 1M,10M; --quick: 1M)
 #   --query-args "ARGS"     passed to query-ladder.sh verbatim (word-split)
+#   query-ladder.sh also gets --build build/release (its flowdb_gen is built there) and, with
+#   --no-docs, --no-doc, when its --help lists them.
 # Environment: TMPDIR (where the tools write; default /tmp), CMAKE_* as for any build.
 set -u -o pipefail
 
@@ -154,11 +156,16 @@ ulogd_schema=/usr/share/doc/ulogd2/sqlite3.table
 [[ -r $ulogd_schema ]] || die "ulogd2's shipped SQLite schema $ulogd_schema is missing: reinstall ulogd2"
 
 bin=$repo/build/release
+ladder_script=$repo/bench/query-ladder.sh
 if ((build)); then
   note "building the release preset (build/release)"
-  (cd "$repo" && cmake --preset release >/dev/null &&
-    cmake --build build/release -j"$(nproc)" --target ctauditd ctaudit ct_loadgen ct_count udp_flood) ||
-    die "the release build failed (see above)"
+  targets=(ctauditd ctaudit ct_loadgen ct_count udp_flood)
+  (cd "$repo" && cmake --preset release >/dev/null) || die "configuring the release preset failed (see above)"
+  # The query half's generator, when this tree has it.
+  if ((query)) && [[ -f $ladder_script ]] && cmake --build "$repo/build/release" --target help | grep -qw flowdb_gen; then
+    targets+=(flowdb_gen)
+  fi
+  cmake --build "$repo/build/release" -j"$(nproc)" --target "${targets[@]}" || die "the release build failed (see above)"
 fi
 CTAUDITD=$bin/daemon/ctauditd
 CT_LOADGEN=$bin/bench/ct_loadgen
@@ -584,8 +591,9 @@ plot_cmds=$work/plot.gp
   echo "set datafile separator ','"
   printf "plot x title 'y = x (nothing lost)' with lines dashtype 2 lw 2 lc rgb 'black'"
   for output in listener ctauditd-sqlite ctauditd-jsonl ulogd-sqlite ulogd-json conntrack; do
-    awk -F, -v o="$output" '$1 == "ladder" && $3 == o { print $5 "," $5 * (100 - $12) / 100 }' "$csv" | sort -t, -n -k1 \
-      >"$work/plot-$output.csv"
+    # In ladder order (the offered rate), plotted at the achieved rate.
+    awk -F, -v o="$output" '$1 == "ladder" && $3 == o { print $4 "," $5 "," $5 * (100 - $12) / 100 }' "$csv" | sort -t, -n -k1 |
+      cut -d, -f2- >"$work/plot-$output.csv"
     [[ -s $work/plot-$output.csv ]] &&
       printf ", '%s' using 1:2 title '%s' with linespoints" "$work/plot-$output.csv" "$(label "$output")"
   done
@@ -646,10 +654,12 @@ if ((docs)); then
 fi
 
 # ---------------------------------------------------------------- the query half
-ladder_script=$repo/bench/query-ladder.sh
 if ((query)) && [[ -f $ladder_script ]]; then
   help=$(bash "$ladder_script" --help 2>&1 || true)
   qargs=()
+  [[ $help == *--build* ]] && qargs+=(--build "$bin")
+  ((!docs)) && [[ $help == *--no-doc* ]] && qargs+=(--no-doc)
+  ((quick)) && [[ -z $query_sizes ]] && query_sizes=1M
   if [[ -n $query_sizes ]]; then
     [[ $help == *--sizes* ]] || die "--query-sizes: $ladder_script does not take --sizes (see its --help)"
     qargs+=(--sizes "$query_sizes")
