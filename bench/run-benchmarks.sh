@@ -498,10 +498,13 @@ EOF
 }
 
 # ---------------------------------------------------------------- the run
+# What was measured, taken at the start: the tree may change while the run goes on.
+run_date=$(date -u '+%Y-%m-%d %H:%M UTC')
+run_commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "date: $run_date"
   echo "command: $command_line"
-  echo "commit: $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "commit: $run_commit"
   echo "nproc: $(nproc)"
   echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
   echo "kernel: $(uname -r)"
@@ -578,7 +581,7 @@ plot_cmds=$work/plot.gp
 {
   echo "set terminal pngcairo size 1000,650 font 'sans,10'"
   echo "set output '$plot'"
-  echo "set title 'Recorded vs offered conntrack event rate ($(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d))'"
+  echo "set title 'Recorded vs offered conntrack event rate ($(nproc) cores, $(uname -r), ${run_date% *})'"
   echo "set xlabel 'offered events/s (ct\\_loadgen, achieved)'"
   echo "set ylabel 'recorded events/s (stored records, in events)'"
   echo "set logscale xy"
@@ -604,7 +607,7 @@ gnuplot "$plot_cmds" 2>"$results/gnuplot.log" || note "warning: gnuplot failed (
 # ---------------------------------------------------------------- the tables
 tables=$results/ingest-ladder.md
 {
-  echo "Measured by \`$command_line\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(git -C "$repo" describe --always --dirty 2>/dev/null)\`."
+  echo "Measured by \`$command_line\` from $run_date, commit \`$run_commit\`."
   echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r),"
   echo "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory; load average before the run $(awk -F': ' '/^load before/ { print $2 }' "$results/machine.txt"), after $(awk -F': ' '/^load after/ { print $2 }' "$results/machine.txt")."
   echo "ulogd2 $(dpkg-query -W -f='${Version}' ulogd2 2>/dev/null), conntrack $(dpkg-query -W -f='${Version}' conntrack 2>/dev/null), SQLite $(sqlite3 --version | cut -d' ' -f1)."
