@@ -3,8 +3,8 @@
 #
 # run-benchmarks.sh: issue #4's benchmarks in ONE run on one machine. As root on Debian 12:
 #
-#   bench/run-benchmarks.sh            # full run (about 25-40 minutes, see docs/benchmarks.md)
-#   bench/run-benchmarks.sh --quick    # smoke run (a few minutes)
+#   bench/run-benchmarks.sh            # full run (12-25 minutes plus the build, docs/benchmarks.md)
+#   bench/run-benchmarks.sh --quick    # smoke run (about 3 minutes)
 #
 # 1. Installs what it needs from Debian (scripts/lib-deps.sh: CTAUDIT_BUILD_PACKAGES,
 #    CTAUDIT_TEST_PACKAGES, CTAUDIT_BENCH_PACKAGES: ulogd2, ulogd2-sqlite3, ulogd2-json, gnuplot,
@@ -90,7 +90,7 @@ while (($# > 0)); do
     --no-query) query=0; shift ;;
     --query-sizes) query_sizes=$2; shift 2 ;;
     --query-args) query_args=$2; shift 2 ;;
-    -h | --help) sed -n '3,48p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,49p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
