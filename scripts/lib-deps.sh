@@ -10,6 +10,11 @@ CTAUDIT_BUILD_PACKAGES=(
 CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
 )
+# bench/run-benchmarks.sh (issue #4): the peers it measures ctauditd against, the SQLite shell
+# that counts their rows, and gnuplot (no X) for the plot.
+CTAUDIT_BENCH_PACKAGES=(
+  ulogd2 ulogd2-sqlite3 ulogd2-json conntrack sqlite3 gnuplot-nox
+)
 
 # Building the Debian package (scripts/build-deb.sh): dpkg-shlibdeps and dpkg-buildflags come
 # with dpkg-dev, and CPack's DEB generator runs file(1) to find the binaries.
