@@ -13,9 +13,10 @@
 namespace ctaudit::daemon {
 namespace {
 
-constexpr std::array<std::string_view, 12> kConfigKeys{
+constexpr std::array<std::string_view, 13> kConfigKeys{
     "db",           "jsonl",          "events",     "jsonl-updates", "sysctl",    "flush-interval",
-    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level"};
+    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level",
+    "user"};
 
 // Below this the queue holds too few records to ride out a single SQLite commit.
 constexpr std::size_t kMinQueueMax = std::size_t{1} << 20U;
@@ -153,6 +154,14 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
   if (key == "log-level") {
     return assign(config.log_level, parseLogLevel(value));
   }
+  if (key == "user") {
+    // Looked up at start (daemon/privileges.hpp): the user database may change until then.
+    if (value.empty()) {
+      return fail(Errc::Usage, "--user needs a user name, e.g. --user ctaudit");
+    }
+    config.user = std::string(value);
+    return {};
+  }
   return fail(Errc::Usage, "unknown option '--" + std::string(key) + "'; see ctauditd --help");
 }
 
@@ -184,6 +193,9 @@ Log every conntrack flow of this network namespace, with its NAT mapping, to SQL
                          every 5s; 'none' for off (default: ctauditd.prom beside the database)
   --config FILE          TOML file with the same keys as the long options (flags win)
   --log-level LEVEL      trace, debug, info, warn, error (default info)
+  --user NAME            started as root: open the event socket, the database and the files,
+                         give the files to NAME, then run as NAME (its uid, groups) with
+                         CAP_NET_ADMIN as the only capability (not needed under the systemd unit)
   --help                 show this help
   --version              show the version
 

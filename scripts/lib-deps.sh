@@ -6,9 +6,11 @@ CTAUDIT_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libnetfilter-conntrack-dev libmnl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev
   libssl-dev libtomlplusplus-dev
+  libsystemd-dev libcap-dev
 )
 CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
+  systemd util-linux
 )
 
 ctaudit_install_packages() {
