@@ -18,6 +18,7 @@ cd "$root"
 cmake --preset ci
 cmake --build build/ci -j"$jobs"
 ctest --preset ci -j"$jobs" -L unit
+ctest --preset ci -L systemd
 ctest --preset ci -L netns
 
 cmake --preset asan
