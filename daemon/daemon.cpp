@@ -39,13 +39,14 @@ void prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
   for (const auto& sysctl : requiredSysctls()) {
     const auto outcome = ensureSysctl("/proc", sysctl, config.apply_sysctls);
     if (!outcome) {
-      log.warn("{}; without it {}", outcome.error().detail, sysctl.purpose);
-    } else if (outcome->changed) {
-      log.info("set net.netfilter.{}={} (was {}); it applies to conntracks created from now on", sysctl.name,
-               sysctl.wanted, outcome->before);
-    } else if (outcome->before != sysctl.wanted) {
-      log.warn("net.netfilter.{}={} (wanted {}): {}", sysctl.name, outcome->before, sysctl.wanted,
+      log.warn("{}; without net.netfilter.{}={}, {}", outcome.error().detail, sysctl.name, sysctl.wanted,
                sysctl.purpose);
+    } else if (const auto report = describeSysctl(sysctl, *outcome, config.apply_sysctls)) {
+      if (report->warning) {
+        log.warn("{}", report->text);
+      } else {
+        log.info("{}", report->text);
+      }
     }
   }
 }
