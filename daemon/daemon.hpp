@@ -48,8 +48,9 @@ public:
   // Start-up, in the order that loses nothing and changes nothing before it can succeed: signals
   // blocked, sinks opened, the run registered in the database (its open flows restored into the
   // table, the time no daemon ran recorded as a gap), event groups joined, sysctls set (or
-  // checked), and only then the table dumped, so that a flow created during the dump is seen
-  // either in it or as an event (the table merges both); last the reader thread starts. Errors
+  // checked), with --user the switch to that user (CAP_NET_ADMIN kept), and only then the table
+  // dumped, so that a flow created during the dump is seen either in it or as an event (the table
+  // merges both); last the reader thread starts and READY=1 goes to the service manager. Errors
   // name the step.
   [[nodiscard]] static Result<std::unique_ptr<Daemon>> start(const DaemonConfig& config, Loggers loggers,
                                                              const Clock& clock);

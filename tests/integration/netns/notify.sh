@@ -17,6 +17,7 @@ set -u -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init notify --daemon --query
+cta_require_tools sqlite3
 : "${NOTIFY_LISTENER:=$CTA_REPO/build/ci/tests/integration/notify_listener}"
 [[ -x "$NOTIFY_LISTENER" ]] || cta_skip_or_fail "notify_listener not found at NOTIFY_LISTENER=$NOTIFY_LISTENER"
 
