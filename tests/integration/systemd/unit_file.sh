@@ -7,6 +7,7 @@
 #   - `systemd-analyze security --offline=true` rates the unit at most EXPOSURE_MAX (on its 0-100
 #     scale: 11 is the "1.1 OK" quoted in docs/operations.md), and the settings this unit is about
 #     are each reported as in force.
+#   - the unit's SystemCallFilter= allows every system call ctauditd makes (the strace list).
 # Usage: unit_file.sh UNIT_FILE (ctest passes systemd/ctauditd.service and CTAUDITD).
 set -u -o pipefail
 
@@ -84,6 +85,40 @@ for setting in "User=/DynamicUser=" "NoNewPrivileges=" "ProtectSystem=" "Protect
   "SystemCallArchitectures="; do
   check "security: $setting in force" in_force "$setting"
 done
+
+# The system calls ctauditd makes under the unit (strace of a run through start-up, events, SIGHUP,
+# resync and SIGTERM; docs/operations.md "systemd service") must pass the unit's filter: the allow
+# list @system-service minus the groups the unit denies, expanded by systemd-analyze itself.
+expand_group() {
+  systemd-analyze syscall-filter "$1" 2>/dev/null | tail -n +2 | sed 's/^ *//' | grep -v -e '^#' -e '^$' |
+    while read -r entry; do
+      if [[ $entry == @* ]]; then expand_group "$entry"; else printf '%s\n' "$entry"; fi
+    done
+}
+DAEMON_SYSCALLS="access arch_prctl bind brk clone3 close connect eventfd2 execve exit exit_group fcntl
+  fdatasync ftruncate futex geteuid getpid getrandom getsockname getsockopt gettid lseek madvise mmap
+  mprotect munmap newfstatat openat poll prctl pread64 prlimit64 pwrite64 read recvmmsg recvmsg rename
+  rseq rt_sigaction rt_sigprocmask sendmsg sendto set_robust_list set_tid_address setsockopt signalfd4
+  socket umask uname unlink write"
+filter_allows_daemon() {
+  local allowed denied group missing=""
+  allowed=$(grep -E '^SystemCallFilter=[^~]' "$UNIT" | sed 's/^SystemCallFilter=//' | tr ' ' '\n')
+  denied=$(grep -E '^SystemCallFilter=~' "$UNIT" | sed 's/^SystemCallFilter=~//' | tr ' ' '\n')
+  local -A ok=()
+  for group in $allowed; do
+    while read -r call; do ok[$call]=1; done < <(if [[ $group == @* ]]; then expand_group "$group"; else echo "$group"; fi)
+  done
+  for group in $denied; do
+    while read -r call; do unset "ok[$call]"; done < <(if [[ $group == @* ]]; then expand_group "$group"; else echo "$group"; fi)
+  done
+  for call in $DAEMON_SYSCALLS; do
+    [[ -n ${ok[$call]:-} ]] || missing+=" $call"
+  done
+  [[ -z $missing ]] && return 0
+  printf '#   the unit'"'"'s SystemCallFilter denies what ctauditd calls:%s\n' "$missing" >&2
+  return 1
+}
+check "SystemCallFilter allows every system call ctauditd makes" filter_allows_daemon
 
 unit_has() { grep -qxF "$1" "$UNIT" || { printf '#   %s: no line "%s"\n' "$UNIT" "$1" >&2; return 1; }; }
 check "Type=notify with a watchdog" bash -c "grep -qx 'Type=notify' '$UNIT' && grep -qE '^WatchdogSec=[1-9]' '$UNIT'"
