@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "daemon/privileges.hpp"
 #include "daemon/record_budget.hpp"
 #include "daemon/sysctl.hpp"
 #include "storage/jsonl_sink.hpp"
@@ -19,6 +20,8 @@ namespace {
 // How often the stats file is rewritten (node_exporter reads it when scraped, typically every 15 s
 // or more).
 constexpr auto kStatsInterval = std::chrono::seconds{5};
+// How often `systemctl status` gets a new STATUS= line (the rate in it is averaged over this).
+constexpr auto kStatusInterval = std::chrono::seconds{5};
 // A big batch from the queue is worked through in chunks of this many items, with a Batcher tick
 // after each, so that the flush interval holds under load too.
 constexpr std::size_t kItemsPerTick = 4096;
@@ -36,27 +39,75 @@ void prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
   for (const auto& sysctl : requiredSysctls()) {
     const auto outcome = ensureSysctl("/proc", sysctl, config.apply_sysctls);
     if (!outcome) {
-      log.warn("{}; without it {}", outcome.error().detail, sysctl.purpose);
-    } else if (outcome->changed) {
-      log.info("set net.netfilter.{}={} (was {}); it applies to conntracks created from now on", sysctl.name,
-               sysctl.wanted, outcome->before);
-    } else if (outcome->before != sysctl.wanted) {
-      log.warn("net.netfilter.{}={} (wanted {}): {}", sysctl.name, outcome->before, sysctl.wanted,
+      log.warn("{}; without net.netfilter.{}={}, {}", outcome.error().detail, sysctl.name, sysctl.wanted,
                sysctl.purpose);
+    } else if (const auto report = describeSysctl(sysctl, *outcome, config.apply_sysctls)) {
+      if (report->warning) {
+        log.warn("{}", report->text);
+      } else {
+        log.info("{}", report->text);
+      }
     }
   }
+}
+
+// The directory a file is created in ("." for a bare file name).
+std::filesystem::path directoryOf(const std::filesystem::path& file) {
+  return file.has_parent_path() ? file.parent_path() : std::filesystem::path{"."};
+}
+
+// --user: everything the daemon opened or created as root goes to the account, then the process
+// becomes the account with CAP_NET_ADMIN alone, and the directories it creates files in later must
+// let it.
+Result<void> switchToAccount(const DaemonConfig& config, const ServiceAccount& account, spdlog::logger& log) {
+  std::vector<std::filesystem::path> files;
+  std::vector<std::filesystem::path> directories{directoryOf(config.db_path)};
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    files.emplace_back(config.db_path.string() + suffix);
+  }
+  if (config.jsonl_path && *config.jsonl_path != "-") {
+    files.push_back(*config.jsonl_path);
+    files.emplace_back(config.jsonl_path->string() + ".torn");
+    directories.push_back(directoryOf(*config.jsonl_path));
+  }
+  if (config.stats_file) {
+    files.push_back(*config.stats_file);
+    files.emplace_back(config.stats_file->string() + ".tmp");
+    directories.push_back(directoryOf(*config.stats_file));
+  }
+  if (auto handed = handOverFiles(account, files); !handed) {
+    return handed;
+  }
+  if (auto dropped = dropPrivileges(account); !dropped) {
+    return dropped;
+  }
+  if (auto writable = requireWritableDirectories(account, directories); !writable) {
+    return writable;
+  }
+  log.info("running as user {} (uid {}, gid {}) with CAP_NET_ADMIN as the only capability", account.name,
+           account.uid, account.gid);
+  return {};
 }
 
 }  // namespace
 
 Daemon::Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock)
-    : config_(config), log_(std::move(loggers)), clock_(clock), started_(clock.now()) {}
+    : config_(config), log_(std::move(loggers)), clock_(clock), started_(clock.now()), notifier_(log_.daemon) {}
 
 // Members go in reverse order: the reader thread is stopped and joined first.
 Daemon::~Daemon() = default;
 
 Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Loggers loggers, const Clock& clock) {
   std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(loggers), clock));
+  // First, so that a mistyped --user changes nothing.
+  std::optional<ServiceAccount> account;
+  if (config.user) {
+    auto found = lookupServiceAccount(*config.user, ::geteuid());
+    if (!found) {
+      return Unexpected{found.error()};
+    }
+    account = std::move(*found);
+  }
   // Before any thread starts, so that every thread inherits the blocked mask.
   auto signals = SignalEvents::open();
   if (!signals) {
@@ -89,6 +140,13 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
   // stops the daemon before it changes anything in the namespace.
   prepareSysctls(config, *daemon->log_.daemon);
+  // Before the dump, which opens a socket of its own: it proves at once that CAP_NET_ADMIN alone
+  // is enough for the resyncs to come. Before the reader thread: capabilities are per thread.
+  if (account) {
+    if (auto switched = switchToAccount(config, *account, *daemon->log_.daemon); !switched) {
+      return Unexpected{switched.error()};
+    }
+  }
 
   const auto dumped = daemon->dumpAtStart();
   if (!dumped) {
@@ -111,6 +169,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
                             *dumped, config.db_path.string(),
                             config.jsonl_path ? " and " + config.jsonl_path->string() : std::string{},
                             budget.queue_records);
+  // Only now: the dump is in the database and both sinks are open, so a unit ordered after
+  // ctauditd.service (or an operator waiting on `systemctl start`) finds the start-up state logged.
+  daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", *dumped));
   return daemon;
 }
 
@@ -194,6 +255,40 @@ void Daemon::tick(Timestamp now, std::size_t in_progress) {
     writeStats(in_progress);
     next_stats_ = now + kStatsInterval;
   }
+  notifyManager(now, in_progress);
+}
+
+void Daemon::notifyManager(Timestamp now, std::size_t in_progress) {
+  if (!notifier_.enabled()) {
+    return;
+  }
+  // From this thread's loop, between batches (and every kItemsPerTick items within one): a
+  // pipeline stuck in a write stops the pings and the manager restarts the service.
+  if (const auto timeout = notifier_.watchdogTimeout(); timeout && now >= next_watchdog_) {
+    notifier_.watchdog();
+    next_watchdog_ = now + std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout / 2);
+  }
+  if (now >= next_status_) {
+    MetricsSnapshot current = metrics(in_progress);
+    notifier_.status(formatServiceStatus(current, last_status_, now - last_status_time_));
+    last_status_ = std::move(current);
+    last_status_time_ = now;
+    next_status_ = now + kStatusInterval;
+  }
+}
+
+Timestamp Daemon::nextWake() const {
+  Timestamp wake = batcher_->nextDeadline();
+  if (stats_file_) {
+    wake = std::min(wake, next_stats_);
+  }
+  if (notifier_.enabled()) {
+    wake = std::min(wake, next_status_);
+    if (notifier_.watchdogTimeout()) {
+      wake = std::min(wake, next_watchdog_);
+    }
+  }
+  return wake;
 }
 
 Result<void> Daemon::run() {
@@ -201,10 +296,12 @@ Result<void> Daemon::run() {
   bool stopping = false;
   std::optional<Error> reader_failure;
   next_stats_ = clock_.now();
+  next_watchdog_ = next_stats_;
+  last_status_time_ = next_stats_;
+  next_status_ = next_stats_ + kStatusInterval;
   for (;;) {
     const Timestamp now = clock_.now();
-    const Timestamp deadline = stats_file_ ? std::min(batcher_->nextDeadline(), next_stats_) : batcher_->nextDeadline();
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(nextWake() - now);
     std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000)));
     if (ready < 0 && errno != EINTR) {
@@ -219,6 +316,7 @@ Result<void> Daemon::run() {
       if (*signal == SignalEvents::Kind::Stop) {
         if (!stopping) {
           log_.daemon->info("stopping: reading what the kernel still holds, then writing everything pending");
+          notifier_.stopping("stopping: writing everything pending");
           reader_->requestStop();
           stopping = true;
         }
@@ -238,6 +336,9 @@ Result<void> Daemon::run() {
       reader_failure = taken.failure;
       break;
     }
+  }
+  if (!stopping) {
+    notifier_.stopping("stopping: the event reader failed");
   }
   reader_->join();
   const Timestamp end = clock_.now();

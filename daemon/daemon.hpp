@@ -14,6 +14,7 @@
 #include "daemon/flow_table.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/pipeline.hpp"
+#include "daemon/service_notifier.hpp"
 #include "daemon/signals.hpp"
 #include "daemon/stats_file.hpp"
 #include "flow/result.hpp"
@@ -47,8 +48,9 @@ public:
   // Start-up, in the order that loses nothing and changes nothing before it can succeed: signals
   // blocked, sinks opened, the run registered in the database (its open flows restored into the
   // table, the time no daemon ran recorded as a gap), event groups joined, sysctls set (or
-  // checked), and only then the table dumped, so that a flow created during the dump is seen
-  // either in it or as an event (the table merges both); last the reader thread starts. Errors
+  // checked), with --user the switch to that user (CAP_NET_ADMIN kept), and only then the table
+  // dumped, so that a flow created during the dump is seen either in it or as an event (the table
+  // merges both); last the reader thread starts and READY=1 goes to the service manager. Errors
   // name the step.
   [[nodiscard]] static Result<std::unique_ptr<Daemon>> start(const DaemonConfig& config, Loggers loggers,
                                                              const Clock& clock);
@@ -77,6 +79,11 @@ private:
   void tick(Timestamp now, std::size_t in_progress);
   [[nodiscard]] MetricsSnapshot metrics(std::size_t in_progress) const;
   void writeStats(std::size_t in_progress);
+  // WATCHDOG=1 at half the manager's timeout and a STATUS= line every few seconds, when a service
+  // manager listens.
+  void notifyManager(Timestamp now, std::size_t in_progress);
+  // When the loop must wake next: the flush deadline, the stats file, the watchdog and the status.
+  [[nodiscard]] Timestamp nextWake() const;
   void logTotals() const;
 
   DaemonConfig config_;
@@ -94,6 +101,12 @@ private:
   std::unique_ptr<ConntrackSource> source_;
   std::unique_ptr<EventReader> reader_;
   Timestamp next_stats_{};
+  ServiceNotifier notifier_;
+  Timestamp next_watchdog_{};
+  Timestamp next_status_{};
+  // The figures of the last STATUS= line, for the event rate of the next one.
+  MetricsSnapshot last_status_;
+  Timestamp last_status_time_{};
 };
 
 }  // namespace ctaudit::daemon

@@ -47,6 +47,9 @@ struct DaemonConfig {
   std::optional<std::filesystem::path> stats_file{"/var/lib/ctaudit/ctauditd.prom"};
   bool stats_file_beside_db{true};
   spdlog::level::level_enum log_level{spdlog::level::info};
+  // --user: started as root, switch to this user (keeping CAP_NET_ADMIN alone) once the socket,
+  // the database and the files are open. nullopt: keep running as started.
+  std::optional<std::string> user;
 };
 
 }  // namespace ctaudit::daemon

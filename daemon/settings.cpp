@@ -138,6 +138,18 @@ Result<std::size_t> parseCount(std::string_view text) {
   return value;
 }
 
+// A user name, looked up only at start (daemon/privileges.hpp): the user database may change
+// until then. "none" (the default) keeps the user the daemon was started as.
+Result<std::optional<std::string>> parseUser(std::string_view text) {
+  if (text.empty()) {
+    return fail(Errc::Usage, "empty user name; give one, e.g. ctaudit, or 'none' to keep the user it was started as");
+  }
+  if (text == "none") {
+    return std::optional<std::string>{};
+  }
+  return std::optional<std::string>{text};
+}
+
 // spdlog's own names are "warning" and "error"; the short forms are what --help shows.
 constexpr std::array<std::pair<std::string_view, spdlog::level::level_enum>, 8> kLogLevels{{
     {"trace", spdlog::level::trace},
@@ -233,6 +245,11 @@ constexpr std::array kSettings{
     Setting{"log-level", ValueKind::String, "LEVEL", "Diagnostics on stderr: trace, debug, info, warn, error.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.log_level, parseLogLevel(v)); },
             [](const DaemonConfig& c) { return printLogLevel(c.log_level); }},
+    Setting{"user", ValueKind::String, "NAME",
+            "Started as root: open the event socket and the files, give the files to NAME, then run as NAME "
+            "with CAP_NET_ADMIN as the only capability; 'none' keeps the user it was started as.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.user, parseUser(v)); },
+            [](const DaemonConfig& c) { return c.user.value_or("none"); }},
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,12 +26,30 @@ struct SysctlOutcome {
   std::string name;
   std::string before;
   bool changed{false};
+  // The errno of a write that failed (EACCES/EPERM without CAP_NET_ADMIN in the namespace, EROFS
+  // under systemd's ProtectKernelTunables= or in a container); 0 when nothing was written or the
+  // write worked.
+  int write_errno{0};
 };
 
 // Reads /proc/sys/net/netfilter/<name> under `proc_root` (the caller's network namespace) and
-// writes `wanted` if it differs and `apply` is set. Errors: unreadable or unwritable file
-// (Errc::Io with errno), e.g. when the nf_conntrack module is not loaded or without CAP_NET_ADMIN.
+// writes `wanted` if it differs and `apply` is set. A refused write is not an error: the outcome
+// says why (write_errno), and describeSysctl turns it into the warning. Errors: the file cannot be
+// read (Errc::Io with errno), e.g. when the nf_conntrack module is not loaded.
 [[nodiscard]] Result<SysctlOutcome> ensureSysctl(const std::filesystem::path& proc_root,
                                                  const RequiredSysctl& sysctl, bool apply);
+
+// What ensureSysctl's outcome means to an operator, as one log line.
+struct SysctlReport {
+  bool warning{false};  // false: information (the daemon set it)
+  std::string text;
+};
+
+// Nothing when the setting was already as wanted. Otherwise says which setting is off in this
+// namespace, why the daemon did not change it (--no-sysctl, no CAP_NET_ADMIN, read-only
+// /proc/sys), what the log loses while it stays so, and how to fix it; or, when the daemon set it,
+// that only conntracks created from now on get the extension. `apply`: --no-sysctl not given.
+[[nodiscard]] std::optional<SysctlReport> describeSysctl(const RequiredSysctl& sysctl, const SysctlOutcome& outcome,
+                                                         bool apply);
 
 }  // namespace ctaudit::daemon

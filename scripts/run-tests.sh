@@ -20,6 +20,7 @@ cd "$root"
 cmake --preset ci
 cmake --build build/ci -j"$jobs"
 ctest --preset ci -j"$jobs" -L unit
+ctest --preset ci -L systemd
 ctest --preset ci -L netns
 # The man pages (rendered, every option documented), then the Debian package: built in
 # build/package, installed with apt, its daemon run as the unit would in a namespace, purged.

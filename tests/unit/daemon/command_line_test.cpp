@@ -70,7 +70,7 @@ TEST(CommandLineTest, HelpListsEveryOption) {
   const std::string help = daemonUsage(kNoDefaultFile);
   for (const char* flag : {"--db", "--jsonl", "--events", "--jsonl-updates", "--no-sysctl", "--flush-interval",
                            "--max-batch-rows", "--receive-buffer", "--queue-max", "--reliable", "--stats-file",
-                           "--config", "--log-level"}) {
+                           "--config", "--log-level", "--user"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
@@ -162,6 +162,19 @@ TEST(CommandLineTest, ConfigErrorsNameFileAndLine) {
   std::ofstream(path) << "db = \n";
   EXPECT_FALSE(parse({"--config", file}));
   EXPECT_FALSE(parse({"--config", (dir / "missing.toml").string()}));
+}
+
+TEST(CommandLineTest, UserComesFromTheFlagOrTheFile) {
+  EXPECT_FALSE(configOf(parse({})).user);
+  EXPECT_EQ(configOf(parse({"--user", "ctaudit"})).user, "ctaudit");
+  EXPECT_EQ(configOf(parse({"--user=nobody"})).user, "nobody");
+  EXPECT_FALSE(parse({"--user="}));
+  testing::TempDir dir;
+  const auto path = dir / "ctauditd.toml";
+  std::ofstream(path) << "user = \"ctaudit\"\n";
+  EXPECT_EQ(configOf(parse({"--config", path.string()})).user, "ctaudit");
+  std::ofstream(path) << "user = 65534\n";
+  EXPECT_FALSE(parse({"--config", path.string()}));
 }
 
 }  // namespace
