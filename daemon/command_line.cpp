@@ -13,9 +13,10 @@
 namespace ctaudit::daemon {
 namespace {
 
-constexpr std::array<std::string_view, 12> kConfigKeys{
+constexpr std::array<std::string_view, 16> kConfigKeys{
     "db",           "jsonl",          "events",     "jsonl-updates", "sysctl",    "flush-interval",
-    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level"};
+    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level",
+    "jsonl-rotate", "jsonl-keep",     "jsonl-compress", "jsonl-grace"};
 
 // Below this the queue holds too few records to ride out a single SQLite commit.
 constexpr std::size_t kMinQueueMax = std::size_t{1} << 20U;
@@ -153,6 +154,27 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
   if (key == "log-level") {
     return assign(config.log_level, parseLogLevel(value));
   }
+  if (key == "jsonl-rotate") {
+    return assign(config.jsonl_rotation.policy, storage::parseRotationPolicy(value));
+  }
+  if (key == "jsonl-keep") {
+    if (value == "all") {
+      config.jsonl_rotation.keep.reset();
+      return {};
+    }
+    return assign(config.jsonl_rotation.keep, parseCount(value));
+  }
+  if (key == "jsonl-compress") {
+    return assign(config.jsonl_rotation.compression, storage::parseCompression(value));
+  }
+  if (key == "jsonl-grace") {
+    const auto grace = parseDuration(value);
+    if (!grace || *grace < std::chrono::nanoseconds{0} || *grace > std::chrono::days{7}) {
+      return fail(Errc::Usage, "bad jsonl-grace '" + std::string(value) + "'; write a duration from 0 to 7d, e.g. 5m");
+    }
+    config.jsonl_rotation.grace = std::chrono::ceil<std::chrono::seconds>(*grace);
+    return {};
+  }
   return fail(Errc::Usage, "unknown option '--" + std::string(key) + "'; see ctauditd --help");
 }
 
@@ -182,6 +204,13 @@ Log every conntrack flow of this network namespace, with its NAT mapping, to SQL
                          docs/operations.md before turning it on
   --stats-file PATH      Prometheus text file for node_exporter's textfile collector, rewritten
                          every 5s; 'none' for off (default: ctauditd.prom beside the database)
+  --jsonl-rotate WHEN    close the JSON-lines file at the end of each UTC period and/or before
+                         it passes a size: e.g. 1d, 1h, 512M, 1h,512M, or none (default 1d);
+                         closed files are named flows-<start>-<end>.jsonl (UTC)
+  --jsonl-keep N         closed files to keep, or 'all' (default 31); older ones are deleted
+  --jsonl-compress ALG   compress closed files: gzip, zstd or none (default gzip)
+  --jsonl-grace DUR      compress or delete a closed file no sooner than this after it was
+                         closed, so that shippers can finish it (default 5m)
   --config FILE          TOML file with the same keys as the long options (flags win)
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   --help                 show this help
@@ -215,7 +244,7 @@ Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base) 
       *setting = *flag;
       continue;
     }
-    if (name == "max-batch-rows" && node.is_integer()) {
+    if ((name == "max-batch-rows" || name == "jsonl-keep") && node.is_integer()) {
       applied = applySetting(base, name, std::to_string(*node.value<std::int64_t>()));
     } else if (name == "events" && node.is_array()) {
       std::string joined;

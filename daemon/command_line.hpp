@@ -25,7 +25,8 @@ using DaemonCommand = std::variant<RunCommand, HelpCommand, VersionCommand>;
 
 // The config file: TOML whose keys are the long flags without their dashes (`db`, `jsonl`,
 // `events`, `jsonl-updates`, `sysctl`, `flush-interval`, `max-batch-rows`, `receive-buffer`,
-// `queue-max`, `reliable`, `stats-file`, `log-level`). Unknown keys and wrong types are errors with
+// `queue-max`, `reliable`, `stats-file`, `log-level`, `jsonl-rotate`, `jsonl-keep`, `jsonl-compress`,
+// `jsonl-grace`). Unknown keys and wrong types are errors with
 // FILE:LINE.
 [[nodiscard]] Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base);
 

@@ -6,9 +6,11 @@ CTAUDIT_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libnetfilter-conntrack-dev libmnl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev
   libssl-dev libtomlplusplus-dev
+  libzstd-dev zlib1g-dev
 )
 CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
+  zstd gzip logrotate
 )
 
 ctaudit_install_packages() {
