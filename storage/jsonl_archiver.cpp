@@ -288,7 +288,8 @@ JsonlArchiver::PassResult JsonlArchiver::runOnce(Timestamp now) {
   }
   const auto remove = [&](const std::filesystem::path& path, std::string_view why) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      log_->warn("cannot remove {} ({}): {}", path.string(), why, errnoText(errno));
+      const int error = errno;
+      log_->warn("cannot remove {} ({}): {}", path.string(), why, errnoText(error));
       return false;
     }
     return true;

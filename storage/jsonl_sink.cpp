@@ -149,6 +149,13 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
     const Timestamp last_write{std::chrono::seconds{st.st_mtim.tv_sec} + std::chrono::nanoseconds{st.st_mtim.tv_nsec}};
     (void)sink->closeActiveFile(closedEnd(policy, RotateReason::Size, sink->file_start_, last_write), now);
   }
+  if (policy.enabled() && sink->is_regular_) {
+    sink->log_->info("rotating {}: {} (UTC); closed files {}, {} kept, after a grace of {}s", path_or_dash.string(),
+                     formatRotationPolicy(policy),
+                     rotation.compression == Compression::None ? std::string{"not compressed"}
+                                                               : std::string{compressionName(rotation.compression)},
+                     rotation.keep ? std::to_string(*rotation.keep) : std::string{"all"}, rotation.grace.count());
+  }
   if (sink->is_regular_ && (policy.enabled() || rotation.keep || rotation.compression != Compression::None)) {
     sink->archiver_ = std::make_unique<JsonlArchiver>(path_or_dash, rotation, *sink->clock_, sink->log_);
     sink->archiver_->start();
@@ -401,6 +408,8 @@ void JsonLinesSink::rotateIfDue(std::uint64_t incoming) noexcept {
 }
 
 bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
+  // The pipeline thread waits for all of this: the log says how long, so that a slow disk shows.
+  const auto began = std::chrono::steady_clock::now();
   // Durable before it gets the name that tells readers it is complete.
   if (unsynced_ && ::fdatasync(fd_.get()) == 0) {
     unsynced_ = false;
@@ -416,8 +425,11 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   };
   struct stat existing {};
   if (::lstat(closed.c_str(), &existing) == 0) {
-    // Names have second resolution: a second size rotation within the same second waits for the next.
-    return refuse(closed.string() + " exists already (at most one rotation a second)");
+    // Names have second resolution: a second size rotation within the same second waits for the
+    // next second. Expected with small sizes at high rates, so not a warning.
+    log_->debug("not rotating {} yet: {} exists (at most one rotation a second)", path_.string(),
+                closed.filename().string());
+    return false;
   }
   if (::rename(path_.c_str(), closed.c_str()) != 0) {
     return refuse("cannot rename it to " + closed.string() + ": " + errnoText(errno));
@@ -440,7 +452,8 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
       dir.valid()) {
     (void)::fsync(dir.get());  // the rename and the new file survive a crash; best effort
   }
-  log_->info("rotated {} to {}", path_.string(), closed.filename().string());
+  log_->info("rotated {} to {} in {:.1f} ms", path_.string(), closed.filename().string(),
+             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count());
   if (archiver_) {
     archiver_->wake();
   }
