@@ -297,11 +297,23 @@ std::multiset<std::string> allLines(const std::filesystem::path& dir) {
   return lines;
 }
 
+// A ManualClock that the sink's archiver thread may read while the test moves it.
+class SharedManualClock final : public Clock {
+public:
+  explicit SharedManualClock(Timestamp start) : now_(start) {}
+  [[nodiscard]] Timestamp now() const noexcept override { return now_.load(); }
+  void set(Timestamp t) noexcept { now_.store(t); }
+  void advance(std::chrono::nanoseconds d) noexcept { now_.store(now_.load() + d); }
+
+private:
+  std::atomic<Timestamp> now_;
+};
+
 struct SinkFixture {
   TempDir dir;
   std::filesystem::path path = dir / "flows.jsonl";
   // 2026-11-25T17:59:58.5Z
-  ManualClock clock{fromUnixNanos(1'795'629'598'500'000'000)};
+  SharedManualClock clock{fromUnixNanos(1'795'629'598'500'000'000)};
   std::unique_ptr<JsonLinesSink> sink;
 
   void open(const RotationSettings& settings) {
