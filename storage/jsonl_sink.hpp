@@ -43,8 +43,9 @@ namespace ctaudit::storage {
 // Built-in rotation (RotationSettings, jsonl_rotation.hpp): before each write and at each flush
 // the sink asks rotationDue(); when the file is due it is fdatasynced, renamed to its closed name
 // (closedFilePath: the UTC start and end) and a new file opened at the path, all between two
-// batches, so a line is never split or written twice and nothing waits for more than a rename and
-// an open. Closed files are compressed and pruned by a JsonlArchiver thread the sink owns.
+// batches, so a line is never split or written twice. The pipeline thread waits only for that
+// fdatasync, the rename, the open and a directory fsync (about what one flush costs); closed files
+// are compressed and pruned by a JsonlArchiver thread the sink owns.
 class JsonLinesSink final : public FlowSink {
   // Passkey: only members can make one, so the constructor below is public for make_unique only.
   struct Private {
@@ -64,7 +65,8 @@ public:
   // `rotation` (ignored for "-"): when its policy is enabled, a file left from an earlier run whose
   // start lies in an earlier period is closed at once; the archiver thread starts when compression
   // or a keep count is set, or rotation is on. `clock` (the system clock when null) must outlive
-  // the sink; rotation periods and closed names are in its time.
+  // the sink and be safe to read from the archiver's thread; rotation periods and closed names are
+  // in its time.
   [[nodiscard]] static Result<std::unique_ptr<JsonLinesSink>> open(const std::filesystem::path& path_or_dash,
                                                                    JsonContext context, bool include_updates,
                                                                    std::shared_ptr<spdlog::logger> log,
