@@ -185,7 +185,7 @@ Result<void> Daemon::openSinks() {
   std::vector<Batcher::NamedSink> sinks{{"sqlite " + config_.db_path.string(), sqlite_.get(), "sqlite"}};
   if (config_.jsonl_path) {
     auto jsonl = storage::JsonLinesSink::open(*config_.jsonl_path, storage::JsonContext{hostname},
-                                              config_.jsonl_updates, log_.jsonl);
+                                              config_.jsonl_updates, log_.jsonl, config_.jsonl_rotation, &clock_);
     if (!jsonl) {
       return Unexpected{jsonl.error()};
     }

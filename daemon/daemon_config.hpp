@@ -10,6 +10,7 @@
 #include <spdlog/common.h>
 
 #include "daemon/event_mask.hpp"
+#include "storage/jsonl_rotation.hpp"
 
 namespace ctaudit::daemon {
 
@@ -50,6 +51,13 @@ struct DaemonConfig {
   // --user: started as root, switch to this user (keeping CAP_NET_ADMIN alone) once the socket,
   // the database and the files are open. nullopt: keep running as started.
   std::optional<std::string> user;
+  // Built-in rotation of the JSON-lines file (jsonl-rotate, jsonl-keep, jsonl-compress,
+  // jsonl-grace). On by default: one file per UTC day, gzip (zcat/zgrep work on any Debian), a
+  // month kept; the shipped logrotate file stays inactive unless this is turned off
+  // (docs/operations.md, "JSON lines: rotation and shippers").
+  storage::RotationSettings jsonl_rotation{
+      storage::RotationPolicy{std::chrono::seconds{86400}, std::nullopt}, 31, storage::Compression::Gzip,
+      std::chrono::minutes{5}};
 };
 
 }  // namespace ctaudit::daemon

@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "flow/time.hpp"
+#include "storage/jsonl_rotation.hpp"
 
 namespace ctaudit::daemon {
 namespace {
@@ -138,6 +139,27 @@ Result<std::size_t> parseCount(std::string_view text) {
   return value;
 }
 
+// jsonl-keep: a count of closed files, or "all" (nullopt) to keep every one.
+Result<std::optional<std::size_t>> parseKeep(std::string_view text) {
+  if (text == "all") {
+    return std::optional<std::size_t>{};
+  }
+  auto count = parseCount(text);
+  if (!count) {
+    return Unexpected{count.error()};
+  }
+  return std::optional<std::size_t>{*count};
+}
+
+// jsonl-grace: how long a closed file stays as it is before it is compressed or deleted.
+Result<std::chrono::seconds> parseGrace(std::string_view text) {
+  const auto grace = parseDuration(text);
+  if (!grace || *grace < std::chrono::nanoseconds{0} || *grace > std::chrono::days{7}) {
+    return fail(Errc::Usage, "bad duration '" + std::string(text) + "'; write one from 0 to 7d, e.g. 5m");
+  }
+  return std::chrono::ceil<std::chrono::seconds>(*grace);
+}
+
 // A user name, looked up only at start (daemon/privileges.hpp): the user database may change
 // until then. "none" (the default) keeps the user the daemon was started as.
 Result<std::optional<std::string>> parseUser(std::string_view text) {
@@ -245,6 +267,31 @@ constexpr std::array kSettings{
     Setting{"log-level", ValueKind::String, "LEVEL", "Diagnostics on stderr: trace, debug, info, warn, error.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.log_level, parseLogLevel(v)); },
             [](const DaemonConfig& c) { return printLogLevel(c.log_level); }},
+    Setting{"jsonl-rotate", ValueKind::String, "WHEN",
+            "Close the JSON-lines file at the end of each UTC period and/or before it passes a size: e.g. 1d, 1h, "
+            "512M, 1h,512M, or none; closed files are named flows-<start>-<end>.jsonl (UTC).",
+            [](DaemonConfig& c, std::string_view v) {
+              return assign(c.jsonl_rotation.policy, storage::parseRotationPolicy(v));
+            },
+            [](const DaemonConfig& c) { return storage::formatRotationPolicy(c.jsonl_rotation.policy); }},
+    Setting{"jsonl-keep", ValueKind::IntegerOrAll, "N",
+            "Closed JSON-lines files to keep, or all; older ones are deleted.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_rotation.keep, parseKeep(v)); },
+            [](const DaemonConfig& c) {
+              return c.jsonl_rotation.keep ? std::to_string(*c.jsonl_rotation.keep) : std::string("all");
+            }},
+    Setting{"jsonl-compress", ValueKind::String, "ALG", "Compress closed JSON-lines files: gzip, zstd or none.",
+            [](DaemonConfig& c, std::string_view v) {
+              return assign(c.jsonl_rotation.compression, storage::parseCompression(v));
+            },
+            [](const DaemonConfig& c) { return std::string(storage::compressionName(c.jsonl_rotation.compression)); }},
+    Setting{"jsonl-grace", ValueKind::String, "DUR",
+            "Compress or delete a closed JSON-lines file no sooner than this after it was closed, so that "
+            "shippers can finish it (0 to 7d).",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_rotation.grace, parseGrace(v)); },
+            [](const DaemonConfig& c) {
+              return printDuration(std::chrono::duration_cast<std::chrono::milliseconds>(c.jsonl_rotation.grace));
+            }},
     Setting{"user", ValueKind::String, "NAME",
             "Started as root: open the event socket and the files, give the files to NAME, then run as NAME "
             "with CAP_NET_ADMIN as the only capability; 'none' keeps the user it was started as.",
@@ -275,6 +322,15 @@ Result<std::string> flagText(const Setting& setting, const toml::node& node) {
       }
       return fail(Errc::Config,
                   "'" + std::string(setting.key) + "' must be a whole number, without quotes: " + example);
+    case ValueKind::IntegerOrAll:
+      if (const auto value = node.value_exact<std::int64_t>()) {
+        return std::to_string(*value);
+      }
+      if (node.value_exact<std::string>() == "all") {
+        return std::string("all");
+      }
+      return fail(Errc::Config,
+                  "'" + std::string(setting.key) + "' must be a whole number without quotes, or \"all\": " + example);
     case ValueKind::String:
       if (const auto value = node.value_exact<std::string>()) {
         return *value;
@@ -419,6 +475,8 @@ std::string tomlValue(const Setting& setting, const DaemonConfig& config) {
     case ValueKind::Boolean:
     case ValueKind::Integer:
       return text;
+    case ValueKind::IntegerOrAll:
+      return text == "all" ? tomlString(text) : text;
     case ValueKind::String:
       return tomlString(text);
     case ValueKind::StringList: {

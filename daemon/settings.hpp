@@ -18,6 +18,7 @@ namespace ctaudit::daemon {
 enum class ValueKind : std::uint8_t {
   Boolean,     // TOML true/false; the flag --KEY sets it, --no-KEY clears it
   Integer,     // TOML integer; --KEY N
+  IntegerOrAll,  // TOML integer or the string "all"; --KEY N or --KEY all
   String,      // TOML string; --KEY TEXT
   StringList,  // TOML array of strings; --KEY A,B,C
 };

@@ -6,11 +6,11 @@ CTAUDIT_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libnetfilter-conntrack-dev libmnl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev
   libssl-dev libtomlplusplus-dev
-  libsystemd-dev libcap-dev
+  libsystemd-dev libcap-dev libzstd-dev zlib1g-dev
 )
 CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
-  systemd util-linux
+  systemd util-linux zstd gzip logrotate
 )
 # bench/run-benchmarks.sh (issue #4): the peers it measures ctauditd against, the SQLite shell
 # that counts their rows, and gnuplot (no X) for the plot.

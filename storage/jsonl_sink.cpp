@@ -116,7 +116,8 @@ SinkStatus statusFor(int error) noexcept {
 
 Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem::path& path_or_dash,
                                                            JsonContext context, bool include_updates,
-                                                           std::shared_ptr<spdlog::logger> log) {
+                                                           std::shared_ptr<spdlog::logger> log,
+                                                           const RotationSettings& rotation, const Clock* clock) {
   if (log == nullptr) {
     return fail(Errc::Config, "the JSON lines sink needs a logger");
   }
@@ -129,20 +130,42 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
       return fail(Errc::Io, "cannot write JSON lines to standard output: " + errnoText(error), error);
     }
     return std::make_unique<JsonLinesSink>(Private{}, UniqueFd{fd}, path_or_dash, true, std::move(context),
-                                           include_updates, std::move(log));
+                                           include_updates, std::move(log), RotationSettings{}, clock);
   }
   Result<UniqueFd> fd = openForAppend(path_or_dash);
   if (!fd) {
     return Unexpected{fd.error()};
   }
   auto sink = std::make_unique<JsonLinesSink>(Private{}, std::move(fd).value(), path_or_dash, false,
-                                              std::move(context), include_updates, std::move(log));
+                                              std::move(context), include_updates, std::move(log), rotation, clock);
   sink->moveTornLastLine();
+  const Timestamp now = sink->clock_->now();
+  sink->file_start_ = sink->fileStart(now);
+  const RotationPolicy& policy = rotation.policy;
+  struct stat st {};
+  if (policy.period && sink->is_regular_ && ::fstat(sink->fd_.get(), &st) == 0 && st.st_size > 0 &&
+      periodStart(sink->file_start_, *policy.period) < periodStart(now, *policy.period)) {
+    // Left by an earlier run in an earlier period: close it now, ending at its last write.
+    const Timestamp last_write{std::chrono::seconds{st.st_mtim.tv_sec} + std::chrono::nanoseconds{st.st_mtim.tv_nsec}};
+    (void)sink->closeActiveFile(closedEnd(policy, RotateReason::Size, sink->file_start_, last_write), now);
+  }
+  if (policy.enabled() && sink->is_regular_) {
+    sink->log_->info("rotating {}: {} (UTC); closed files {}, {} kept, after a grace of {}s", path_or_dash.string(),
+                     formatRotationPolicy(policy),
+                     rotation.compression == Compression::None ? std::string{"not compressed"}
+                                                               : std::string{compressionName(rotation.compression)},
+                     rotation.keep ? std::to_string(*rotation.keep) : std::string{"all"}, rotation.grace.count());
+  }
+  if (sink->is_regular_ && (policy.enabled() || rotation.keep || rotation.compression != Compression::None)) {
+    sink->archiver_ = std::make_unique<JsonlArchiver>(path_or_dash, rotation, *sink->clock_, sink->log_);
+    sink->archiver_->start();
+  }
   return sink;
 }
 
 JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::path path, bool is_stdout,
-                             JsonContext context, bool include_updates, std::shared_ptr<spdlog::logger> log) noexcept
+                             JsonContext context, bool include_updates, std::shared_ptr<spdlog::logger> log,
+                             const RotationSettings& rotation, const Clock* clock) noexcept
     : fd_(std::move(fd)),
       path_(std::move(path)),
       name_(is_stdout ? std::string{"standard output"} : path_.string()),
@@ -150,7 +173,9 @@ JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::p
       is_regular_(isRegularFile(fd_.get())),
       context_(std::move(context)),
       include_updates_(include_updates),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      clock_(clock != nullptr ? clock : &system_clock_),
+      rotation_(rotation) {}
 
 // Formatting allocates; like every allocation on the daemon's hot path, running out of memory ends
 // the process (std::terminate through noexcept) rather than being handled.
@@ -174,6 +199,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   if (buffer_.empty()) {
     return SinkStatus::Ok;
   }
+  rotateIfDue(buffer_.size());
   return writeBuffer(lines);
 }
 
@@ -191,6 +217,7 @@ SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
   buffer_.clear();
   buffer_ += toJsonLine(gap, context_);
   buffer_ += '\n';
+  rotateIfDue(buffer_.size());
   return writeBuffer(1);
 }
 
@@ -297,6 +324,7 @@ SinkStatus JsonLinesSink::flush() noexcept {
   }
   // Pipes, terminals and character devices cannot be synced (fdatasync gives EINVAL).
   if (!unsynced_ || !is_regular_) {
+    rotateIfDue(0);
     return SinkStatus::Ok;
   }
   int result = 0;
@@ -312,6 +340,7 @@ SinkStatus JsonLinesSink::flush() noexcept {
                 "; lines written since the last flush may be lost");
     return SinkStatus::Failed;
   }
+  rotateIfDue(0);
   return SinkStatus::Ok;
 }
 
@@ -331,6 +360,10 @@ void JsonLinesSink::reopen() noexcept {
     log_->warn("dropping the unfinished end of a cut JSON line in the previous {}", path_.string());
     torn_tail_.clear();
   }
+  struct stat before {};
+  struct stat after {};
+  const bool same_file = ::fstat(fd_.get(), &before) == 0 && ::fstat(fd->get(), &after) == 0 &&
+                         before.st_dev == after.st_dev && before.st_ino == after.st_ino;
   fd_ = std::move(fd).value();
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
@@ -338,6 +371,93 @@ void JsonLinesSink::reopen() noexcept {
   // Normally a new, empty file; but a SIGHUP without a rotation reopens the same one, which may end
   // in the half line dropped above.
   moveTornLastLine();
+  if (!same_file) {
+    file_start_ = fileStart(clock_->now());
+  }
+}
+
+Timestamp JsonLinesSink::fileStart(Timestamp now) const noexcept {
+  struct statx sx {};
+  if (::statx(fd_.get(), "", AT_EMPTY_PATH, STATX_SIZE | STATX_BTIME | STATX_MTIME, &sx) != 0 || sx.stx_size == 0) {
+    return now;
+  }
+  const auto at = [](const struct statx_timestamp& t) {
+    return Timestamp{std::chrono::seconds{t.tv_sec} + std::chrono::nanoseconds{t.tv_nsec}};
+  };
+  return (sx.stx_mask & STATX_BTIME) != 0U ? at(sx.stx_btime) : at(sx.stx_mtime);
+}
+
+void JsonLinesSink::rotateIfDue(std::uint64_t incoming) noexcept {
+  if (!rotation_.policy.enabled() || is_stdout_ || !is_regular_ || !torn_tail_.empty()) {
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) {
+    return;
+  }
+  const Timestamp now = clock_->now();
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size == 0) {
+    file_start_ = now;  // an empty file begins with its first line
+    return;
+  }
+  const RotateReason reason = rotationDue(rotation_.policy, file_start_, size, incoming, now);
+  if (reason != RotateReason::None) {
+    (void)closeActiveFile(closedEnd(rotation_.policy, reason, file_start_, now), now);
+  }
+}
+
+bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
+  // The pipeline thread waits for all of this: the log says how long, so that a slow disk shows.
+  const auto began = std::chrono::steady_clock::now();
+  // Durable before it gets the name that tells readers it is complete.
+  if (unsynced_ && ::fdatasync(fd_.get()) == 0) {
+    unsynced_ = false;
+  }
+  const std::filesystem::path closed = closedFilePath(path_, file_start_, end);
+  const auto refuse = [&](const std::string& why) {
+    // A size rotation asks again before every batch: say it once until a rotation works again.
+    if (!rotation_refused_) {
+      log_->warn("not rotating {}: {}; still writing to it", path_.string(), why);
+      rotation_refused_ = true;
+    }
+    return false;
+  };
+  struct stat existing {};
+  if (::lstat(closed.c_str(), &existing) == 0) {
+    // Names have second resolution: a second size rotation within the same second waits for the
+    // next second. Expected with small sizes at high rates, so not a warning.
+    log_->debug("not rotating {} yet: {} exists (at most one rotation a second)", path_.string(),
+                closed.filename().string());
+    return false;
+  }
+  if (::rename(path_.c_str(), closed.c_str()) != 0) {
+    return refuse("cannot rename it to " + closed.string() + ": " + errnoText(errno));
+  }
+  Result<UniqueFd> fd = openForAppend(path_);
+  if (!fd) {
+    // Give the file its name back, so that the lines still to come are not written to a file
+    // whose name says it is closed.
+    const bool restored = ::rename(closed.c_str(), path_.c_str()) == 0;
+    return refuse(fd.error().detail + (restored ? "" : "; and it could not be renamed back from " + closed.string()));
+  }
+  fd_ = std::move(fd).value();
+  is_regular_ = isRegularFile(fd_.get());
+  unsynced_ = false;
+  file_start_ = now;
+  ++rotations_;
+  rotation_refused_ = false;
+  if (const UniqueFd dir{::open(path_.parent_path().empty() ? "." : path_.parent_path().c_str(),
+                                O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+      dir.valid()) {
+    (void)::fsync(dir.get());  // the rename and the new file survive a crash; best effort
+  }
+  log_->info("rotated {} to {} in {:.1f} ms", path_.string(), closed.filename().string(),
+             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count());
+  if (archiver_) {
+    archiver_->wake();
+  }
+  return true;
 }
 
 void JsonLinesSink::moveTornLastLine() noexcept {

@@ -14,7 +14,10 @@
 #include "flow/gap_record.hpp"
 #include "flow/result.hpp"
 #include "flow/unique_c.hpp"
+#include "flow/time.hpp"
 #include "storage/json_mapping.hpp"
+#include "storage/jsonl_archiver.hpp"
+#include "storage/jsonl_rotation.hpp"
 #include "storage/sink.hpp"
 
 namespace ctaudit::storage {
@@ -36,6 +39,13 @@ namespace ctaudit::storage {
 // the cut line is written first on the next call, so the stream stays line-aligned, and the whole
 // lines of the failed batch may appear twice when the batch is retried. Writing to a pipe whose
 // reader is gone raises SIGPIPE: the daemon ignores that signal so that EPIPE comes back here.
+//
+// Built-in rotation (RotationSettings, jsonl_rotation.hpp): before each write and at each flush
+// the sink asks rotationDue(); when the file is due it is fdatasynced, renamed to its closed name
+// (closedFilePath: the UTC start and end) and a new file opened at the path, all between two
+// batches, so a line is never split or written twice. The pipeline thread waits only for that
+// fdatasync, the rename, the open and a directory fsync (about what one flush costs); closed files
+// are compressed and pruned by a JsonlArchiver thread the sink owns.
 class JsonLinesSink final : public FlowSink {
   // Passkey: only members can make one, so the constructor below is public for make_unique only.
   struct Private {
@@ -51,13 +61,22 @@ public:
   // audit needs). `log` (the "jsonl" logger) must not be null.
   // Errors: Errc::Io with the errno and a detail naming the path, when a parent directory cannot be
   // created or the file cannot be opened for writing.
+  //
+  // `rotation` (ignored for "-"): when its policy is enabled, a file left from an earlier run whose
+  // start lies in an earlier period is closed at once; the archiver thread starts when compression
+  // or a keep count is set, or rotation is on. `clock` (the system clock when null) must outlive
+  // the sink and be safe to read from the archiver's thread; rotation periods and closed names are
+  // in its time.
   [[nodiscard]] static Result<std::unique_ptr<JsonLinesSink>> open(const std::filesystem::path& path_or_dash,
                                                                    JsonContext context, bool include_updates,
-                                                                   std::shared_ptr<spdlog::logger> log);
+                                                                   std::shared_ptr<spdlog::logger> log,
+                                                                   const RotationSettings& rotation = {},
+                                                                   const Clock* clock = nullptr);
 
   // Use open().
   JsonLinesSink(Private, UniqueFd fd, std::filesystem::path path, bool is_stdout, JsonContext context,
-                bool include_updates, std::shared_ptr<spdlog::logger> log) noexcept;
+                bool include_updates, std::shared_ptr<spdlog::logger> log, const RotationSettings& rotation,
+                const Clock* clock) noexcept;
 
   JsonLinesSink(const JsonLinesSink&) = delete;
   JsonLinesSink& operator=(const JsonLinesSink&) = delete;
@@ -65,12 +84,16 @@ public:
   JsonLinesSink& operator=(JsonLinesSink&&) = delete;
   ~JsonLinesSink() override = default;
 
+  // How many files the built-in rotation closed since open().
+  [[nodiscard]] std::uint64_t rotations() const noexcept { return rotations_; }
+
   // Writes the rest of a cut line if one is pending, then fdatasyncs a regular file (pipes and
   // terminals cannot be synced; their EINVAL is not an error). Failed when either step fails: on
   // an fdatasync error the kernel may already have dropped the dirty pages, so lines accepted since
   // the last successful flush may be lost; the error is logged with its errno.
   SinkStatus flush() noexcept override;
 
+  // Also closes the file when the rotation policy says its period is over.
   // Flushes, then opens the path again, so that after logrotate renamed the file new lines go to a
   // new file at the path while every line written before is in the renamed one. If the path cannot
   // be opened the sink logs the error and keeps writing to the old file, so that nothing is lost.
@@ -96,6 +119,15 @@ private:
   // a newline ends the partial line instead. Reads through a descriptor of its own (fd_ is
   // write-only); problems are logged, never fatal.
   void moveTornLastLine() noexcept;
+  // When the file open at fd_ was begun: now when it is empty, else its birth time (statx) or,
+  // where the file system keeps none, its last modification.
+  [[nodiscard]] Timestamp fileStart(Timestamp now) const noexcept;
+  // Closes the active file if rotationDue() says so, `incoming` bytes being about to be written.
+  void rotateIfDue(std::uint64_t incoming) noexcept;
+  // Renames the active file to its closed name ending at `end` and opens a new one at the path.
+  // False (logged) when the closed name exists or the rename or open fails; the sink then goes on
+  // writing to the file it had, under its old name.
+  bool closeActiveFile(Timestamp end, Timestamp now) noexcept;
 
   // What one attempt to write a buffer did: how many bytes reached the file, and the errno of the
   // call that stopped it (0 when all of it was written).
@@ -128,6 +160,15 @@ private:
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
   bool unsynced_{false};   // bytes written since the last successful fdatasync
   std::uint64_t failures_in_episode_{0};
+
+  SystemClock system_clock_;
+  const Clock* clock_;  // system_clock_ unless given
+  RotationSettings rotation_;
+  Timestamp file_start_{};  // when the active file was begun (fileStart)
+  std::uint64_t rotations_{0};
+  bool rotation_refused_{false};  // a refused rotation was logged; cleared by the next success
+  // Declared last: destroyed (its thread joined) first, while the clock and logger still exist.
+  std::unique_ptr<JsonlArchiver> archiver_;
 };
 
 }  // namespace ctaudit::storage

@@ -647,8 +647,10 @@ cta_daemon_start() {
   : "${CTA_JSONL:=$CTA_TMP/flows.jsonl}"
   CTA_DAEMON_LOG=${CTA_DAEMON_LOG_FILE:-$CTA_TMP/ctauditd.log}
   cta_daemon_launcher
-  cta_log "starting: ${CTA_LAUNCHER[*]} $CTAUDITD --db $CTA_DB --jsonl $CTA_JSONL --log-level debug $*"
-  "${CTA_LAUNCHER[@]}" "$CTAUDITD" --db "$CTA_DB" --jsonl "$CTA_JSONL" --log-level debug "$@" \
+  # No built-in rotation unless a test asks for it (a later flag wins): a test running across
+  # 00:00 UTC would otherwise find its lines split over two files.
+  cta_log "starting: ${CTA_LAUNCHER[*]} $CTAUDITD --db $CTA_DB --jsonl $CTA_JSONL --jsonl-rotate none --log-level debug $*"
+  "${CTA_LAUNCHER[@]}" "$CTAUDITD" --db "$CTA_DB" --jsonl "$CTA_JSONL" --jsonl-rotate none --log-level debug "$@" \
     </dev/null >"$CTA_DAEMON_LOG" 2>&1 &
   CTA_DAEMON_PID=$!
   CTA_PIDS+=("$CTA_DAEMON_PID")
