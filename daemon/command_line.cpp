@@ -13,9 +13,10 @@
 namespace ctaudit::daemon {
 namespace {
 
-constexpr std::array<std::string_view, 12> kConfigKeys{
+constexpr std::array<std::string_view, 13> kConfigKeys{
     "db",           "jsonl",          "events",     "jsonl-updates", "sysctl",    "flush-interval",
-    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level"};
+    "max-batch-rows", "receive-buffer", "queue-max", "reliable",      "stats-file", "log-level",
+    "retention"};
 
 // Below this the queue holds too few records to ride out a single SQLite commit.
 constexpr std::size_t kMinQueueMax = std::size_t{1} << 20U;
@@ -104,6 +105,32 @@ Result<std::size_t> parseQueueMax(std::string_view text) {
   return size;
 }
 
+// The shortest retention accepted: anything shorter is far more likely a typo ("400s" for "400d")
+// than a policy, and would delete the log as it is written.
+constexpr std::chrono::hours kMinRetention{1};
+// A century; also keeps the horizon (now - retention) far from the limits of the nanosecond clock.
+constexpr std::chrono::days kMaxRetention{36500};
+
+// "400d", "90d", "36h", or "none" (keep everything). A unit is required: a bare number would be
+// seconds (parseDuration) and delete nearly everything.
+Result<std::optional<std::chrono::nanoseconds>> parseRetention(std::string_view text) {
+  if (text == "none") {
+    return std::optional<std::chrono::nanoseconds>{};
+  }
+  const std::string hint = "; write a duration with its unit, e.g. 400d or 90d, or 'none' to keep everything";
+  if (text.empty() || (text.back() >= '0' && text.back() <= '9')) {
+    return fail(Errc::Usage, "--retention '" + std::string(text) + "' has no unit" + hint);
+  }
+  const auto duration = parseDuration(text);
+  if (!duration) {
+    return fail(Errc::Usage, "--retention: " + duration.error().detail + hint);
+  }
+  if (*duration < kMinRetention || *duration > kMaxRetention) {
+    return fail(Errc::Usage, "--retention '" + std::string(text) + "' is not between 1h and 36500d" + hint);
+  }
+  return std::optional<std::chrono::nanoseconds>{*duration};
+}
+
 // Applies one setting, named as its long flag without dashes, to `config`.
 Result<void> applySetting(DaemonConfig& config, std::string_view key, std::string_view value) {
   const auto assign = [](auto& field, auto parsed) -> Result<void> {
@@ -153,6 +180,9 @@ Result<void> applySetting(DaemonConfig& config, std::string_view key, std::strin
   if (key == "log-level") {
     return assign(config.log_level, parseLogLevel(value));
   }
+  if (key == "retention") {
+    return assign(config.retention, parseRetention(value));
+  }
   return fail(Errc::Usage, "unknown option '--" + std::string(key) + "'; see ctauditd --help");
 }
 
@@ -182,6 +212,9 @@ Log every conntrack flow of this network namespace, with its NAT mapping, to SQL
                          docs/operations.md before turning it on
   --stats-file PATH      Prometheus text file for node_exporter's textfile collector, rewritten
                          every 5s; 'none' for off (default: ctauditd.prom beside the database)
+  --retention DUR        delete flows that ended longer ago than DUR (e.g. 400d, 90d), and
+                         gaps and runs as old, in small steps between batches; 'none' keeps
+                         everything (default none); see docs/operations.md, "Retention"
   --config FILE          TOML file with the same keys as the long options (flags win)
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   --help                 show this help

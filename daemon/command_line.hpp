@@ -25,8 +25,8 @@ using DaemonCommand = std::variant<RunCommand, HelpCommand, VersionCommand>;
 
 // The config file: TOML whose keys are the long flags without their dashes (`db`, `jsonl`,
 // `events`, `jsonl-updates`, `sysctl`, `flush-interval`, `max-batch-rows`, `receive-buffer`,
-// `queue-max`, `reliable`, `stats-file`, `log-level`). Unknown keys and wrong types are errors with
-// FILE:LINE.
+// `queue-max`, `reliable`, `stats-file`, `log-level`, `retention`). Unknown keys and wrong types
+// are errors with FILE:LINE.
 [[nodiscard]] Result<DaemonConfig> loadConfigFile(const std::string& path, DaemonConfig base);
 
 [[nodiscard]] std::string daemonUsage();

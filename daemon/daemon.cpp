@@ -121,6 +121,15 @@ Result<void> Daemon::openSinks() {
     return Unexpected{sqlite.error()};
   }
   sqlite_ = std::move(*sqlite);
+  if (config_.retention) {
+    if (auto enabled = sqlite_->enableRetention(*config_.retention); !enabled) {
+      return enabled;
+    }
+    auto* sink = sqlite_.get();
+    expiry_ = std::make_unique<ExpiryRunner>(
+        [sink](Timestamp now, std::size_t max_rows) { return sink->expire(now, max_rows); }, clock_,
+        ExpiryRunner::Options{}, log_.sqlite);
+  }
   std::vector<Batcher::NamedSink> sinks{{"sqlite " + config_.db_path.string(), sqlite_.get(), "sqlite"}};
   if (config_.jsonl_path) {
     auto jsonl = storage::JsonLinesSink::open(*config_.jsonl_path, storage::JsonContext{hostname},
@@ -190,6 +199,10 @@ void Daemon::tick(Timestamp now, std::size_t in_progress) {
     sqlite_->noteAlive(now);  // goes out with this flush
   }
   batcher_->tick(now);
+  // Between batch commits, never inside one: the step is its own short transaction.
+  if (expiry_) {
+    expiry_->runIfDue(now);
+  }
   if (stats_file_ && now >= next_stats_) {
     writeStats(in_progress);
     next_stats_ = now + kStatsInterval;
@@ -203,7 +216,10 @@ Result<void> Daemon::run() {
   next_stats_ = clock_.now();
   for (;;) {
     const Timestamp now = clock_.now();
-    const Timestamp deadline = stats_file_ ? std::min(batcher_->nextDeadline(), next_stats_) : batcher_->nextDeadline();
+    Timestamp deadline = stats_file_ ? std::min(batcher_->nextDeadline(), next_stats_) : batcher_->nextDeadline();
+    if (expiry_) {
+      deadline = std::min(deadline, expiry_->nextDue());
+    }
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000)));

@@ -11,6 +11,7 @@
 #include "daemon/daemon_config.hpp"
 #include "daemon/event_queue.hpp"
 #include "daemon/event_reader.hpp"
+#include "daemon/expiry_runner.hpp"
 #include "daemon/flow_table.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/pipeline.hpp"
@@ -86,6 +87,8 @@ private:
   std::unique_ptr<SignalEvents> signals_;
   std::unique_ptr<StatsFile> stats_file_;
   std::unique_ptr<storage::SqliteSink> sqlite_;
+  // With --retention: runs expiry steps on sqlite_'s connection between batches (tick()).
+  std::unique_ptr<ExpiryRunner> expiry_;
   std::unique_ptr<storage::FlowSink> jsonl_;
   std::unique_ptr<Batcher> batcher_;
   FlowTable table_;

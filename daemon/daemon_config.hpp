@@ -47,6 +47,9 @@ struct DaemonConfig {
   std::optional<std::filesystem::path> stats_file{"/var/lib/ctaudit/ctauditd.prom"};
   bool stats_file_beside_db{true};
   spdlog::level::level_enum log_level{spdlog::level::info};
+  // Delete flows that ended longer ago than this, and gaps and runs as old (docs/operations.md,
+  // "Retention"); nullopt ("none", the default) keeps everything.
+  std::optional<std::chrono::nanoseconds> retention;
 };
 
 }  // namespace ctaudit::daemon
