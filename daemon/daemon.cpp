@@ -201,7 +201,7 @@ void Daemon::tick(Timestamp now, std::size_t in_progress) {
   batcher_->tick(now);
   // Between batch commits, never inside one: the step is its own short transaction.
   if (expiry_) {
-    expiry_->runIfDue(now);
+    expiry_->runIfDue(now, pipeline_idle_ && in_progress == 0);
   }
   if (stats_file_ && now >= next_stats_) {
     writeStats(in_progress);
@@ -218,7 +218,7 @@ Result<void> Daemon::run() {
     const Timestamp now = clock_.now();
     Timestamp deadline = stats_file_ ? std::min(batcher_->nextDeadline(), next_stats_) : batcher_->nextDeadline();
     if (expiry_) {
-      deadline = std::min(deadline, expiry_->nextDue());
+      deadline = std::min(deadline, expiry_->hasBacklog() && pipeline_idle_ ? now : expiry_->nextDue());
     }
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
     std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
@@ -248,6 +248,7 @@ Result<void> Daemon::run() {
       }
     }
     const auto taken = queue_->take(items);
+    pipeline_idle_ = items.empty();
     process(items);
     tick(clock_.now(), 0);
     if (taken.closed) {
@@ -290,6 +291,9 @@ MetricsSnapshot Daemon::metrics(std::size_t in_progress) const {
   snapshot.open_flows = table_.openFlows();
   snapshot.sinks = batcher_->sinks();
   snapshot.sink_failure_gaps = batcher_->sinkFailureGaps();
+  if (expiry_) {
+    snapshot.retention = expiry_->stats();
+  }
   return snapshot;
 }
 

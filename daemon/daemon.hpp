@@ -97,6 +97,8 @@ private:
   std::unique_ptr<ConntrackSource> source_;
   std::unique_ptr<EventReader> reader_;
   Timestamp next_stats_{};
+  // The last take from the queue was empty: an expiry backlog may use the pipeline thread freely.
+  bool pipeline_idle_{false};
 };
 
 }  // namespace ctaudit::daemon

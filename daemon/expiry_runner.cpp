@@ -21,8 +21,8 @@ ExpiryRunner::ExpiryRunner(StepFunction step, const Clock& clock, Options option
       log_(std::move(log)),
       rows_(std::clamp(options.initial_rows, options.min_rows, options.max_rows)) {}
 
-void ExpiryRunner::runIfDue(Timestamp now) noexcept {
-  if (now < next_due_) {
+void ExpiryRunner::runIfDue(Timestamp now, bool pipeline_idle) noexcept {
+  if (now < next_due_ && !(pipeline_idle && backlog_)) {
     return;
   }
   const Timestamp began = clock_.now();
@@ -40,6 +40,7 @@ void ExpiryRunner::runIfDue(Timestamp now) noexcept {
       failure_logged_ = true;
     }
     next_due_ = ended + options_.retry_interval;
+    backlog_ = false;
     return;
   }
   if (failure_logged_) {
@@ -58,6 +59,7 @@ void ExpiryRunner::runIfDue(Timestamp now) noexcept {
     rows_ = std::min(options_.max_rows, rows_ * 2);
   }
   next_due_ = step->caught_up ? ended + options_.idle_interval : ended + took;
+  backlog_ = !step->caught_up;
   logProgress(ended, step->caught_up);
 }
 
