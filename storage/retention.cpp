@@ -53,6 +53,10 @@ constexpr std::string_view kDeleteRunsSql =
     "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE coalesce(stopped_ns, alive_ns) < ?1"
     " AND id < (SELECT max(id) FROM runs) LIMIT ?2)";
 
+// The id the next inserted row gets: SQLite gives a new row max(rowid) + 1 (no AUTOINCREMENT), so
+// once expiry has deleted the newest rows, new ones reuse ids below the cursor.
+constexpr std::string_view kNextIdSql = "SELECT coalesce(max(id), 0) + 1 FROM flows";
+
 constexpr std::string_view kReadMetaSql = "SELECT value FROM meta WHERE key = ?1";
 constexpr std::string_view kWriteMetaSql =
     "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -136,6 +140,7 @@ struct FlowExpiry::Impl {
   SqliteStmt delete_gaps;
   SqliteStmt delete_runs;
   SqliteStmt write_meta;
+  SqliteStmt next_id;
   std::chrono::nanoseconds period{};
 
   std::int64_t cursor{0};
@@ -149,7 +154,28 @@ struct FlowExpiry::Impl {
   Result<void> writeMeta(std::string_view key, std::int64_t value) const;
   Result<void> walkChunk(Timestamp horizon, Timestamp now, std::size_t max_rows, ExpiryStep& step);
   Result<void> pendingChunk(Timestamp horizon, std::size_t max_rows, ExpiryStep& step);
+  Result<void> clampCursor();
 };
+
+// Called in the step's transaction after its deletions: if they removed the newest rows, the rows
+// inserted next will take ids from max(id) + 1 on, which may be below the cursor, where the walk
+// would never see them. Nothing lies between max(id) + 1 and the cursor now, so moving the cursor
+// down to it skips nothing.
+Result<void> FlowExpiry::Impl::clampCursor() {
+  std::int64_t next = 0;
+  {
+    const StatementReset reset(next_id);
+    if (sqlite3_step(next_id.get()) != SQLITE_ROW) {
+      return sqliteFailure(db, "cannot read the newest flow id");
+    }
+    next = sqlite3_column_int64(next_id.get(), 0);
+  }
+  if (next >= cursor) {
+    return {};
+  }
+  cursor = next;
+  return writeMeta(kCursorKey, cursor);
+}
 
 Result<void> FlowExpiry::Impl::writeMeta(std::string_view key, std::int64_t value) const {
   const StatementReset reset(write_meta);
@@ -255,7 +281,7 @@ Result<std::unique_ptr<FlowExpiry>> FlowExpiry::open(sqlite3* db, std::chrono::n
   auto impl = std::make_unique<Impl>();
   impl->db = db;
   impl->period = period;
-  const std::array<std::pair<SqliteStmt*, std::string_view>, 9> statements{{
+  const std::array<std::pair<SqliteStmt*, std::string_view>, 10> statements{{
       {&impl->walk, kWalkSql},
       {&impl->keep, kKeepSql},
       {&impl->delete_range, kDeleteRangeSql},
@@ -265,6 +291,7 @@ Result<std::unique_ptr<FlowExpiry>> FlowExpiry::open(sqlite3* db, std::chrono::n
       {&impl->delete_gaps, kDeleteGapsSql},
       {&impl->delete_runs, kDeleteRunsSql},
       {&impl->write_meta, kWriteMetaSql},
+      {&impl->next_id, kNextIdSql},
   }};
   for (const auto& [stmt, sql] : statements) {
     auto prepared = prepare(db, sql, SQLITE_PREPARE_PERSISTENT);
@@ -317,6 +344,11 @@ Result<ExpiryStep> FlowExpiry::step(Timestamp now, std::size_t max_rows) {
       }
     } else if (auto done = self.walkChunk(step.horizon, now, max_rows, step); !done) {
       return done;
+    }
+    if (step.flows_deleted > 0) {
+      if (auto done = self.clampCursor(); !done) {
+        return done;
+      }
     }
     step.caught_up = step.caught_up && !self.pending_cursor;
     const std::int64_t horizon_ns = toUnixNanos(step.horizon);
