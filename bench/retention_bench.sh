@@ -75,13 +75,14 @@ ip netns add "$ns" || exit 1
 size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
-# Samples, every 0.2 s, now minus the start of the newest row (in ms) into FILE.
+# Samples, every 0.2 s, now minus the start of the newest row (in ms) into FILE, once the newest
+# row is one of this run's (started after T0_NS).
 lag_sampler() {
-  local db=$1 out=$2 newest now
+  local db=$1 out=$2 t0=$3 newest now
   while true; do
     newest=$(sqlite3 -readonly -cmd '.timeout 2000' "$db" 'SELECT start_ns FROM flows ORDER BY id DESC LIMIT 1' 2>/dev/null)
     now=$(date +%s%N)
-    [[ -n $newest ]] && echo $(((now - newest) / 1000000)) >>"$out"
+    [[ -n $newest ]] && ((newest > t0)) && echo $(((now - newest) / 1000000)) >>"$out"
     sleep 0.2
   done
 }
@@ -97,16 +98,18 @@ run_daemon() {
   ip netns exec "$ns" "$CTAUDITD" --db "$db" --jsonl none --stats-file "$stats" "$@" </dev/null >"$log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do grep -q 'ctauditd ready' "$log" && break; sleep 0.1; done
-  lag_sampler "$db" "$lag" &
+  lag_sampler "$db" "$lag" "$(date +%s%N)" &
   sampler_pid=$!
   ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$load" --live 10000 --batch 32 >"$summary" 2>&1
+  # The lag means something only while events come in.
+  kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; sampler_pid=""
+  load_end=$(date -u +%FT%T)
   # Let the daemon finish expiring (or idle) for a moment, then stop it.
   for _ in $(seq 600); do
     [[ $label != *expiry* ]] && break
     grep -q 'retention: caught up' "$log" && break
     sleep 0.5
   done
-  kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; sampler_pid=""
   kill -TERM "$daemon_pid"; wait "$daemon_pid"; daemon_pid=""
   local sent received queue_drops kernel_drops written lag_max lag_p99 qmax caught step left
   sent=$(awk -F= '$1 == "created" || $1 == "deleted" { s += $2 } END { print s + 0 }' "$summary")
@@ -123,8 +126,8 @@ run_daemon() {
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$sent" "${received:-?}" \
     "$((${kernel_drops:-0} + ${queue_drops:-0}))" "${written:-?}" "${lag_p99:-?}" "${lag_max:-?}" "${qmax:-?}" \
     "${step:--}" "$left" "$(mib "$size_before")" "$(mib "$(size_of "$db")")"
-  [[ -n $caught ]] && echo "#   $label: $caught (log time $(grep -m1 'retention: caught up' "$log" | cut -c1-25))"
-  echo "#   $label: first log line $(head -1 "$log" | cut -c1-25)"
+  [[ -n $caught ]] && echo "#   $label: $caught (logged at $(grep -m1 'retention: caught up' "$log" | cut -c1-24))"
+  echo "#   $label: ready at $(grep -m1 'ctauditd ready' "$log" | cut -c1-24), load ended at $load_end"
 }
 
 now=$(date +%s)
@@ -137,7 +140,7 @@ if [[ -z $only || $only == expiry ]]; then
   cp "$tmp/old.db" "$tmp/a.db"
   mv "$tmp/old.db" "$tmp/b.db"
   echo
-  echo '| run | requests sent | received | lost | rows written | commit lag p99 ms | commit lag max ms | queue max | longest expiry step ms | old flows left | file MiB before | file MiB after |'
+  echo '| run | requests sent | received | lost | records written | commit lag p99 ms | commit lag max ms | queue max | longest expiry step ms | old flows left | file MiB before | file MiB after |'
   echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   run_daemon "$tmp/a.db" "no-retention" "$duration"
   run_daemon "$tmp/b.db" "retention-1d-expiry" "$duration" --retention 1d

@@ -199,9 +199,12 @@ void Daemon::tick(Timestamp now, std::size_t in_progress) {
     sqlite_->noteAlive(now);  // goes out with this flush
   }
   batcher_->tick(now);
-  // Between batch commits, never inside one: the step is its own short transaction.
-  if (expiry_) {
-    expiry_->runIfDue(now, pipeline_idle_ && in_progress == 0);
+  // Between batch commits, never inside one: the step is its own short transaction. Never while
+  // a large batch from the queue is still being worked through (in_progress > 0): the pipeline is
+  // behind, and ingest comes first. Expiry then gets one step per pass of the loop, and the more
+  // the queue holds, the longer that pass and the smaller expiry's share.
+  if (expiry_ && in_progress == 0) {
+    expiry_->runIfDue(now, pipeline_idle_);
   }
   if (stats_file_ && now >= next_stats_) {
     writeStats(in_progress);

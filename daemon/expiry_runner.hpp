@@ -30,9 +30,10 @@ namespace ctaudit::daemon {
 //  - a step's row budget adapts to its measured time: halved when a step took longer than
 //    `step_budget`, doubled (up to `max_rows`) when a full step took less than half of it;
 //  - while the pipeline has records to work through, after a step that took d the next is not due
-//    before d has passed again, so expiry takes at most about half of the pipeline thread and the
-//    queue is worked through between any two steps; while the pipeline is idle (the queue was
-//    empty), a backlog is expired step after step;
+//    before 2d has passed, so expiry takes at most about a third of the pipeline thread and the
+//    queue is worked through between any two steps (the Daemon runs no step while it works
+//    through a large batch at all); while the pipeline is idle (the queue was empty), a backlog
+//    is expired step after step;
 //  - once caught up, the next step is due `idle_interval` later; after a failure (the database
 //    busy or refusing) `retry_interval` later.
 // Owned by the Daemon; not thread-safe (the pipeline thread calls it).
