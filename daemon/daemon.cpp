@@ -182,6 +182,15 @@ Result<void> Daemon::openSinks() {
     return Unexpected{sqlite.error()};
   }
   sqlite_ = std::move(*sqlite);
+  if (config_.retention) {
+    if (auto enabled = sqlite_->enableRetention(*config_.retention); !enabled) {
+      return enabled;
+    }
+    auto* sink = sqlite_.get();
+    expiry_ = std::make_unique<ExpiryRunner>(
+        [sink](Timestamp now, std::size_t max_rows) { return sink->expire(now, max_rows); }, clock_,
+        ExpiryRunner::Options{}, log_.sqlite);
+  }
   std::vector<Batcher::NamedSink> sinks{{"sqlite " + config_.db_path.string(), sqlite_.get(), "sqlite"}};
   if (config_.jsonl_path) {
     auto jsonl = storage::JsonLinesSink::open(*config_.jsonl_path, storage::JsonContext{hostname},
@@ -251,6 +260,13 @@ void Daemon::tick(Timestamp now, std::size_t in_progress) {
     sqlite_->noteAlive(now);  // goes out with this flush
   }
   batcher_->tick(now);
+  // Between batch commits, never inside one: the step is its own short transaction. Never while
+  // a large batch from the queue is still being worked through (in_progress > 0): the pipeline is
+  // behind, and ingest comes first. Expiry then gets one step per pass of the loop, and the more
+  // the queue holds, the longer that pass and the smaller expiry's share.
+  if (expiry_ && in_progress == 0) {
+    expiry_->runIfDue(now, pipeline_idle_);
+  }
   if (stats_file_ && now >= next_stats_) {
     writeStats(in_progress);
     next_stats_ = now + kStatsInterval;
@@ -277,8 +293,11 @@ void Daemon::notifyManager(Timestamp now, std::size_t in_progress) {
   }
 }
 
-Timestamp Daemon::nextWake() const {
+Timestamp Daemon::nextWake(Timestamp now) const {
   Timestamp wake = batcher_->nextDeadline();
+  if (expiry_) {
+    wake = std::min(wake, expiry_->hasBacklog() && pipeline_idle_ ? now : expiry_->nextDue());
+  }
   if (stats_file_) {
     wake = std::min(wake, next_stats_);
   }
@@ -301,7 +320,7 @@ Result<void> Daemon::run() {
   next_status_ = next_stats_ + kStatusInterval;
   for (;;) {
     const Timestamp now = clock_.now();
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(nextWake() - now);
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(nextWake(now) - now);
     std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000)));
     if (ready < 0 && errno != EINTR) {
@@ -330,6 +349,7 @@ Result<void> Daemon::run() {
       }
     }
     const auto taken = queue_->take(items);
+    pipeline_idle_ = items.empty();
     process(items);
     tick(clock_.now(), 0);
     if (taken.closed) {
@@ -375,6 +395,9 @@ MetricsSnapshot Daemon::metrics(std::size_t in_progress) const {
   snapshot.open_flows = table_.openFlows();
   snapshot.sinks = batcher_->sinks();
   snapshot.sink_failure_gaps = batcher_->sinkFailureGaps();
+  if (expiry_) {
+    snapshot.retention = expiry_->stats();
+  }
   return snapshot;
 }
 

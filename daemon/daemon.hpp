@@ -11,6 +11,7 @@
 #include "daemon/daemon_config.hpp"
 #include "daemon/event_queue.hpp"
 #include "daemon/event_reader.hpp"
+#include "daemon/expiry_runner.hpp"
 #include "daemon/flow_table.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/pipeline.hpp"
@@ -83,7 +84,7 @@ private:
   // manager listens.
   void notifyManager(Timestamp now, std::size_t in_progress);
   // When the loop must wake next: the flush deadline, the stats file, the watchdog and the status.
-  [[nodiscard]] Timestamp nextWake() const;
+  [[nodiscard]] Timestamp nextWake(Timestamp now) const;
   void logTotals() const;
 
   DaemonConfig config_;
@@ -93,6 +94,8 @@ private:
   std::unique_ptr<SignalEvents> signals_;
   std::unique_ptr<StatsFile> stats_file_;
   std::unique_ptr<storage::SqliteSink> sqlite_;
+  // With --retention: runs expiry steps on sqlite_'s connection between batches (tick()).
+  std::unique_ptr<ExpiryRunner> expiry_;
   std::unique_ptr<storage::FlowSink> jsonl_;
   std::unique_ptr<Batcher> batcher_;
   FlowTable table_;
@@ -107,6 +110,8 @@ private:
   // The figures of the last STATUS= line, for the event rate of the next one.
   MetricsSnapshot last_status_;
   Timestamp last_status_time_{};
+  // The last take from the queue was empty: an expiry backlog may use the pipeline thread freely.
+  bool pipeline_idle_{false};
 };
 
 }  // namespace ctaudit::daemon

@@ -58,6 +58,9 @@ struct DaemonConfig {
   storage::RotationSettings jsonl_rotation{
       storage::RotationPolicy{std::chrono::seconds{86400}, std::nullopt}, 31, storage::Compression::Gzip,
       std::chrono::minutes{5}};
+  // Delete flows that ended longer ago than this, and gaps and runs as old (docs/operations.md,
+  // "Retention"); nullopt ("none", the default) keeps everything.
+  std::optional<std::chrono::nanoseconds> retention;
 };
 
 }  // namespace ctaudit::daemon

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/metrics.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "flow/gap_record.hpp"
@@ -124,6 +125,21 @@ std::string formatMetrics(const MetricsSnapshot& s) {
       count += s.sink_failure_gaps;
     }
     out.sample("ctauditd_gaps_total", "reason=\"" + std::string(gapReasonName(reason)) + "\"", count);
+  }
+  if (s.retention) {
+    const ExpiryRunner::Stats& e = *s.retention;
+    out.single("ctauditd_retention_flows_expired_total", "counter", "Flows deleted by retention.", e.flows_deleted);
+    out.single("ctauditd_retention_steps_total", "counter", "Retention steps run between batch commits.", e.steps);
+    out.single("ctauditd_retention_step_failures_total", "counter",
+               "Retention steps that failed (database busy or refusing); retried later.", e.failures);
+    out.single("ctauditd_retention_longest_step_microseconds", "gauge", "The longest retention step since the start.",
+               static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(e.longest_step).count()));
+    if (e.horizon) {
+      out.single("ctauditd_retention_horizon_seconds", "gauge",
+                 "Flows that ended before this time (Unix seconds) may have been deleted.",
+                 static_cast<std::uint64_t>(std::max<std::int64_t>(
+                     0, std::chrono::duration_cast<std::chrono::seconds>(e.horizon->time_since_epoch()).count())));
+    }
   }
   return out.take();
 }

@@ -3,10 +3,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "daemon/batcher.hpp"
+#include "daemon/expiry_runner.hpp"
 #include "daemon/pipeline.hpp"
 #include "daemon/pipeline_item.hpp"
 #include "flow/time.hpp"
@@ -26,6 +28,8 @@ struct MetricsSnapshot {
   std::size_t open_flows{0};
   std::vector<Batcher::SinkState> sinks;
   std::uint64_t sink_failure_gaps{0};
+  // With --retention only; without it no retention metric is written.
+  std::optional<ExpiryRunner::Stats> retention;
 };
 
 // The snapshot in the Prometheus text exposition format (version 0.0.4), as node_exporter's

@@ -160,6 +160,32 @@ Result<std::chrono::seconds> parseGrace(std::string_view text) {
   return std::chrono::ceil<std::chrono::seconds>(*grace);
 }
 
+// The shortest retention accepted: anything shorter is far more likely a typo ("400s" for "400d")
+// than a policy, and would delete the log as it is written.
+constexpr std::chrono::hours kMinRetention{1};
+// A century; also keeps the horizon (now - retention) far from the limits of the nanosecond clock.
+constexpr std::chrono::days kMaxRetention{36500};
+
+// "400d", "90d", "36h", or "none" (keep everything). A unit is required: a bare number would be
+// seconds (parseDuration) and delete nearly everything.
+Result<std::optional<std::chrono::nanoseconds>> parseRetention(std::string_view text) {
+  if (text == "none") {
+    return std::optional<std::chrono::nanoseconds>{};
+  }
+  const std::string hint = "; write a duration with its unit, e.g. 400d or 90d, or 'none' to keep everything";
+  if (text.empty() || (text.back() >= '0' && text.back() <= '9')) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' has no unit" + hint);
+  }
+  const auto duration = parseDuration(text);
+  if (!duration) {
+    return fail(Errc::Usage, duration.error().detail + hint);
+  }
+  if (*duration < kMinRetention || *duration > kMaxRetention) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' is not between 1h and 36500d" + hint);
+  }
+  return std::optional<std::chrono::nanoseconds>{*duration};
+}
+
 // A user name, looked up only at start (daemon/privileges.hpp): the user database may change
 // until then. "none" (the default) keeps the user the daemon was started as.
 Result<std::optional<std::string>> parseUser(std::string_view text) {
@@ -291,6 +317,14 @@ constexpr std::array kSettings{
             [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_rotation.grace, parseGrace(v)); },
             [](const DaemonConfig& c) {
               return printDuration(std::chrono::duration_cast<std::chrono::milliseconds>(c.jsonl_rotation.grace));
+            }},
+    Setting{"retention", ValueKind::String, "DUR",
+            "Delete flows that ended longer ago than this, e.g. 400d, in small steps that yield to ingest; "
+            "'none' keeps everything.",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.retention, parseRetention(v)); },
+            [](const DaemonConfig& c) {
+              return c.retention ? printDuration(std::chrono::duration_cast<std::chrono::milliseconds>(*c.retention))
+                                 : std::string("none");
             }},
     Setting{"user", ValueKind::String, "NAME",
             "Started as root: open the event socket and the files, give the files to NAME, then run as NAME "

@@ -13,6 +13,8 @@ std::string_view gapReasonName(GapReason reason) noexcept {
       return "sink_failure";
     case GapReason::DaemonDown:
       return "daemon_down";
+    case GapReason::RetentionExpired:
+      return "retention_expired";
   }
   return "unknown";
 }

@@ -14,6 +14,10 @@ enum class GapReason : std::uint8_t {
   QueueOverflow,  // the daemon's queue in front of the sinks was full and records were dropped
   SinkFailure,    // a sink could not write for so long that its pending records were dropped
   DaemonDown,     // no daemon was running between two runs (or it was killed)
+  // Retention deleted the flows that ended before the horizon (meta retention_horizon_ns). Never
+  // stored in the gaps table: the query tool derives it from the horizon for the part of a window
+  // before it.
+  RetentionExpired,
 };
 
 [[nodiscard]] std::string_view gapReasonName(GapReason reason) noexcept;  // "kernel_overrun", …

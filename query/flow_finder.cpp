@@ -23,6 +23,9 @@ public:
   [[nodiscard]] Result<std::vector<storage::LoggedPeriod>> loggedPeriods() override {
     return reader_->loggedPeriods();
   }
+  [[nodiscard]] Result<std::optional<storage::RetentionHorizon>> retentionHorizon() override {
+    return reader_->retentionHorizon();
+  }
 
 private:
   std::unique_ptr<storage::FlowReader> reader_;

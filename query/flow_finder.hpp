@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "flow/time.hpp"
 #include "storage/flow_query.hpp"
 #include "storage/logged_period.hpp"
+#include "storage/retention_horizon.hpp"
 
 namespace ctaudit::query {
 
@@ -40,6 +42,9 @@ public:
   // The periods the log covers, one per daemon run; empty when the database records no runs.
   // Errors as find().
   [[nodiscard]] virtual Result<std::vector<storage::LoggedPeriod>> loggedPeriods() = 0;
+  // How far back the log reaches after retention; nullopt when nothing was ever expired. Ask
+  // after find(): the horizon only moves forward. Errors as find().
+  [[nodiscard]] virtual Result<std::optional<storage::RetentionHorizon>> retentionHorizon() = 0;
 };
 
 // Opens the database at a path. Errors as storage::FlowReader::open.

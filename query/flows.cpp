@@ -28,15 +28,21 @@ storage::FlowQuery toFlowQuery(const FlowsCommand& flows) {
 
 ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err) {
   // Coverage before the flows, as in runWho. Without --from and --to there is no window to vouch
-  // for: checkLog reads nothing then.
-  const auto check = checkLog(finder, flows.from, flows.to);
-  if (!check) {
-    err << "ctaudit: " << check.error().detail << '\n';
+  // for: readCoverage and checkLog read nothing then.
+  const auto coverage = readCoverage(finder, flows.from, flows.to);
+  if (!coverage) {
+    err << "ctaudit: " << coverage.error().detail << '\n';
     return ExitStatus::Error;
   }
   auto found = finder.find(toFlowQuery(flows));
   if (!found) {
     err << "ctaudit: " << found.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
+  const auto check = checkLog(finder, *coverage);
+  if (!check) {
+    err << "ctaudit: " << check.error().detail << '\n';
     return ExitStatus::Error;
   }
   std::vector<FlowRecord>& records = *found;

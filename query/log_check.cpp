@@ -117,6 +117,28 @@ GapRecord daemonDown(const UncoveredSpan& span) {
 
 bool contains(const GapRecord& gap, const UncoveredSpan& span) { return gap.start <= span.from && gap.end >= span.to; }
 
+// "400 days", "1 day", "36 hours", "90 minutes", "45 seconds": the retention as an operator set it.
+std::string periodText(std::chrono::nanoseconds period) {
+  using std::chrono::duration_cast;
+  constexpr std::chrono::hours kDay{24};
+  if (period >= kDay && period % kDay == std::chrono::nanoseconds::zero()) {
+    return plural(static_cast<std::uint64_t>(period / kDay), "day", "days");
+  }
+  if (period >= std::chrono::hours{1} && period % std::chrono::hours{1} == std::chrono::nanoseconds::zero()) {
+    return plural(static_cast<std::uint64_t>(period / std::chrono::hours{1}), "hour", "hours");
+  }
+  if (period >= std::chrono::minutes{1} && period % std::chrono::minutes{1} == std::chrono::nanoseconds::zero()) {
+    return plural(static_cast<std::uint64_t>(period / std::chrono::minutes{1}), "minute", "minutes");
+  }
+  return plural(static_cast<std::uint64_t>(duration_cast<std::chrono::seconds>(period).count()), "second", "seconds");
+}
+
+std::string expiredWarning(const GapRecord& expired, const storage::RetentionHorizon& horizon) {
+  const std::string by = horizon.period ? "by the retention of " + periodText(*horizon.period) : "by retention";
+  return std::string(kWarning) + windowText(expired.start, expired.end) + " is out of range: flows that ended before " +
+         shortTime(horizon.horizon) + " were expired " + by + std::string(kMayBeMissing);
+}
+
 }  // namespace
 
 std::vector<UncoveredSpan> uncoveredSpans(TimeWindow window, std::span<const LoggedPeriod> periods) {
@@ -177,20 +199,38 @@ TimeWindow resolveWindow(std::optional<Timestamp> from, std::optional<Timestamp>
   return window;
 }
 
-LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span<const LoggedPeriod> periods) {
+LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span<const LoggedPeriod> periods,
+                   const std::optional<storage::RetentionHorizon>& horizon) {
   struct Entry {
     GapRecord gap;
     std::string warning;
   };
   std::vector<Entry> entries;
-  entries.reserve(gaps.size());
+  entries.reserve(gaps.size() + 1);
+  // The part of the window that runs are checked for: none of it before the retention horizon.
+  std::optional<TimeWindow> covered = window;
+  if (horizon && window.from < horizon->horizon && window.from <= window.to) {
+    GapRecord expired;
+    expired.reason = GapReason::RetentionExpired;
+    expired.start = window.from;
+    expired.end = std::min(window.to, horizon->horizon);
+    entries.push_back({expired, expiredWarning(expired, *horizon)});
+    if (window.to < horizon->horizon) {
+      covered.reset();
+    } else {
+      covered->from = horizon->horizon;
+    }
+  }
   for (const GapRecord& gap : gaps) {
     entries.push_back({gap, gapWarning(gap)});
   }
-  for (const UncoveredSpan& span : uncoveredSpans(window, periods)) {
-    const bool recorded = std::any_of(gaps.begin(), gaps.end(), [&](const GapRecord& gap) { return contains(gap, span); });
-    if (!recorded) {
-      entries.push_back({daemonDown(span), spanWarning(span)});
+  if (covered) {
+    for (const UncoveredSpan& span : uncoveredSpans(*covered, periods)) {
+      const bool recorded =
+          std::any_of(gaps.begin(), gaps.end(), [&](const GapRecord& gap) { return contains(gap, span); });
+      if (!recorded) {
+        entries.push_back({daemonDown(span), spanWarning(span)});
+      }
     }
   }
   std::stable_sort(entries.begin(), entries.end(),
@@ -199,11 +239,11 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
   LogCheck check;
   check.gaps.reserve(entries.size());
   check.warnings.reserve(entries.size() + 1);
-  if (periods.empty()) {
+  if (periods.empty() && covered) {
     check.warnings.push_back(std::string(kWarning) +
                              "the database records no ctauditd runs (written by a ctauditd that did not record them?), "
                              "so whether it covers " +
-                             windowText(window.from, window.to) + " cannot be told");
+                             windowText(covered->from, covered->to) + " cannot be told");
   }
   for (Entry& entry : entries) {
     check.gaps.push_back(std::move(entry.gap));
@@ -212,9 +252,10 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
   return check;
 }
 
-Result<LogCheck> checkLog(FlowFinder& finder, std::optional<Timestamp> from, std::optional<Timestamp> to) {
+Result<LogCoverage> readCoverage(FlowFinder& finder, std::optional<Timestamp> from, std::optional<Timestamp> to) {
+  LogCoverage coverage;
   if (!from && !to) {
-    return LogCheck{};
+    return coverage;
   }
   auto periods = finder.loggedPeriods();
   if (!periods) {
@@ -225,7 +266,29 @@ Result<LogCheck> checkLog(FlowFinder& finder, std::optional<Timestamp> from, std
   if (!gaps) {
     return Unexpected{gaps.error()};
   }
-  return assessLog(window, *gaps, *periods);
+  coverage.window = window;
+  coverage.gaps = std::move(*gaps);
+  coverage.periods = std::move(*periods);
+  return coverage;
+}
+
+Result<LogCheck> checkLog(FlowFinder& finder, const LogCoverage& coverage) {
+  if (!coverage.window) {
+    return LogCheck{};
+  }
+  auto horizon = finder.retentionHorizon();
+  if (!horizon) {
+    return Unexpected{horizon.error()};
+  }
+  return assessLog(*coverage.window, coverage.gaps, coverage.periods, *horizon);
+}
+
+Result<LogCheck> checkLog(FlowFinder& finder, std::optional<Timestamp> from, std::optional<Timestamp> to) {
+  auto coverage = readCoverage(finder, from, to);
+  if (!coverage) {
+    return Unexpected{coverage.error()};
+  }
+  return checkLog(finder, *coverage);
 }
 
 void printLogCheck(std::ostream& out, std::ostream& err, OutputFormat format, const LogCheck& check,

@@ -13,6 +13,7 @@
 #include "query/flow_finder.hpp"
 #include "query/output_format.hpp"
 #include "storage/logged_period.hpp"
+#include "storage/retention_horizon.hpp"
 
 // Whether the log is complete around the time a command asked about: a forensic "no match" inside
 // a gap in the log, or while no daemon was recording, means "not known", not "nobody". The
@@ -69,14 +70,36 @@ struct LogCheck {
   friend bool operator==(const LogCheck&, const LogCheck&) = default;
 };
 
-// Checks `window` against the recorded gaps that overlap it and the logged periods.
+// Checks `window` against the recorded gaps that overlap it, the logged periods and the retention
+// horizon. The part of the window before the horizon gets one GapReason::RetentionExpired entry
+// ("out of range": flows that ended before the horizon were deleted) and is not checked against
+// the runs, whose rows retention deleted too; the rest is checked as without retention.
 [[nodiscard]] LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps,
-                                 std::span<const storage::LoggedPeriod> periods);
+                                 std::span<const storage::LoggedPeriod> periods,
+                                 const std::optional<storage::RetentionHorizon>& horizon = std::nullopt);
 
-// Reads the logged periods and the gaps of the window from `finder` and assesses them. `from` and
-// `to` are the command's bounds; one may be open (resolveWindow); with neither there is nothing to
-// check and the result is empty without reading anything. Errors: as FlowFinder::gaps and
-// FlowFinder::loggedPeriods.
+// What a command reads about the log before it reads its flows (readCoverage); checkLog adds the
+// retention horizon, which it reads after them.
+struct LogCoverage {
+  std::optional<TimeWindow> window;  // nullopt: the command has no window; nothing is checked
+  std::vector<GapRecord> gaps;
+  std::vector<storage::LoggedPeriod> periods;
+};
+
+// Reads the logged periods and the gaps of the window from `finder`. `from` and `to` are the
+// command's bounds; one may be open (resolveWindow); with neither there is nothing to check and
+// nothing is read. Call before reading the flows: a heartbeat only lands with or after the records
+// it vouches for. Errors: as FlowFinder::gaps and FlowFinder::loggedPeriods.
+[[nodiscard]] Result<LogCoverage> readCoverage(FlowFinder& finder, std::optional<Timestamp> from,
+                                               std::optional<Timestamp> to);
+
+// Reads the retention horizon (unless there is no window) and assesses `coverage` with it. Call
+// after reading the flows: the horizon only moves forward and is committed with the deletions it
+// allows, so one read afterwards covers every flow the read missed. Errors: as
+// FlowFinder::retentionHorizon.
+[[nodiscard]] Result<LogCheck> checkLog(FlowFinder& finder, const LogCoverage& coverage);
+
+// readCoverage and checkLog(finder, coverage) at once, for a caller that reads no flows in between.
 [[nodiscard]] Result<LogCheck> checkLog(FlowFinder& finder, std::optional<Timestamp> from,
                                         std::optional<Timestamp> to);
 

@@ -109,14 +109,20 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   // The log's coverage before the flows: the daemon may commit in between, and a heartbeat only
   // ever lands with or after the records it vouches for, so coverage read first never claims more
   // than the flows read next hold.
-  const auto check = checkLog(finder, query.from, query.to);
-  if (!check) {
-    err << "ctaudit: " << check.error().detail << '\n';
+  const auto coverage = readCoverage(finder, query.from, query.to);
+  if (!coverage) {
+    err << "ctaudit: " << coverage.error().detail << '\n';
     return ExitStatus::Error;
   }
   auto found = finder.find(query);
   if (!found) {
     err << "ctaudit: " << found.error().detail << '\n';
+    return ExitStatus::Error;
+  }
+  // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
+  const auto check = checkLog(finder, *coverage);
+  if (!check) {
+    err << "ctaudit: " << check.error().detail << '\n';
     return ExitStatus::Error;
   }
   if (found->empty()) {

@@ -41,9 +41,9 @@ struct RankedFlow {
 // Runs `ctaudit who`: finds, ranks and prints the flows in `who.format` on `out`. A read error is
 // one "ctaudit: ..." line on `err` (ExitStatus::Error); no match is ExitStatus::NothingFound, with
 // a hint on `err` in table format only (machine formats stay quiet, as grep does). Then, in every
-// format, the window [at - slack, at + slack] is checked against the log's gaps and logged periods
-// (checkLog): a warning on `err` for each hole, and with --format json its pipeline_error line on
-// `out` after the flows. Warnings do not change the exit status.
+// format, the window [at - slack, at + slack] is checked against the log's gaps, logged periods and
+// retention horizon (readCoverage, checkLog): a warning on `err` for each hole, and with --format
+// json its pipeline_error line on `out` after the flows. Warnings do not change the exit status.
 [[nodiscard]] ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, std::ostream& err);
 
 }  // namespace ctaudit::query

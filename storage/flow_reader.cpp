@@ -9,6 +9,7 @@
 #include "storage/flow_query_sql.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/read_only_db.hpp"
+#include "storage/retention.hpp"
 #include "storage/schema.hpp"
 #include "storage/sqlite_handles.hpp"
 
@@ -196,6 +197,10 @@ Result<std::vector<LoggedPeriod>> FlowReader::loggedPeriods() {
     return sqliteFailure(db, "cannot read runs");
   }
   return periods;
+}
+
+Result<std::optional<RetentionHorizon>> FlowReader::retentionHorizon() {
+  return readRetentionHorizon(impl_->db.get());
 }
 
 }  // namespace ctaudit::storage

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "flow/time.hpp"
 #include "storage/flow_query.hpp"
 #include "storage/logged_period.hpp"
+#include "storage/retention_horizon.hpp"
 
 struct sqlite3;
 
@@ -48,6 +50,12 @@ public:
   // when none was recorded (a file whose writer predates the runs table, or never called
   // SqliteSink::beginRun). Errors as gaps().
   [[nodiscard]] Result<std::vector<LoggedPeriod>> loggedPeriods();
+
+  // How far back the log reaches after retention (meta `retention_horizon_ns`), nullopt when no
+  // flow was ever expired from this file. Read it after the flows: the horizon only moves forward
+  // and is committed with the deletions it allows, so a horizon read later never claims less than
+  // the flows read before it lack. Errors: Errc::Storage for a meta value that is not an integer.
+  [[nodiscard]] Result<std::optional<RetentionHorizon>> retentionHorizon();
 
   // The host name of the machine that wrote the database (for ECS observer.hostname).
   [[nodiscard]] const std::string& observerHostname() const noexcept { return observer_hostname_; }

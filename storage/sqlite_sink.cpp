@@ -95,6 +95,8 @@ struct SqliteSink::Impl {
   // The last transaction failed: its records wait in the daemon for a retry (or were dropped, which
   // the daemon records as a gap), so flush() must not commit a heartbeat that claims them.
   bool last_write_failed{false};
+  // Retention, once enabled; its statements are prepared on `db`, declared above, so it dies first.
+  std::unique_ptr<FlowExpiry> expiry;
 
   std::optional<WriteFailure> write(const FlowRecord& record);
   std::optional<WriteFailure> update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns, const FlowRow& row,
@@ -484,6 +486,22 @@ Result<void> SqliteSink::endRun(Timestamp now) {
   self.pending_alive = now;
   self.stored_alive = now;
   return {};
+}
+
+Result<void> SqliteSink::enableRetention(std::chrono::nanoseconds period) {
+  auto expiry = FlowExpiry::open(impl_->db.get(), period);
+  if (!expiry) {
+    return fail(expiry.error().code, impl_->path.string() + ": " + expiry.error().detail, expiry.error().sys_errno);
+  }
+  impl_->expiry = std::move(*expiry);
+  return {};
+}
+
+Result<ExpiryStep> SqliteSink::expire(Timestamp now, std::size_t max_rows) {
+  if (!impl_->expiry) {
+    return fail(Errc::Config, "expire: retention is not enabled on " + impl_->path.string());
+  }
+  return impl_->expiry->step(now, max_rows);
 }
 
 Result<std::vector<FlowRecord>> SqliteSink::openFlows() {

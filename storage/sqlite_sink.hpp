@@ -15,6 +15,7 @@
 #include "flow/gap_record.hpp"
 #include "flow/result.hpp"
 #include "flow/time.hpp"
+#include "storage/retention.hpp"
 #include "storage/sink.hpp"
 
 namespace ctaudit::storage {
@@ -99,6 +100,17 @@ public:
   // and logged with its id: it cannot be closed by a record anyway (write() refuses to merge into
   // it). Errors: Errc::Storage / Errc::Io when the rows cannot be read.
   [[nodiscard]] Result<std::vector<FlowRecord>> openFlows();
+
+  // --- Retention (storage/retention.hpp, docs/operations.md "Retention") ---
+  //
+  // Lets expire() delete what is older than `period` on this connection. Call once, after open().
+  // Errors as FlowExpiry::open.
+  [[nodiscard]] Result<void> enableRetention(std::chrono::nanoseconds period);
+  // One bounded expiry step (FlowExpiry::step) in its own transaction, on this connection: the
+  // caller interleaves it with write() from the same thread, so a step and a batch never contend
+  // for SQLite's single write lock. Errors: Errc::Config before enableRetention(); else as
+  // FlowExpiry::step (nothing of the step is kept).
+  [[nodiscard]] Result<ExpiryStep> expire(Timestamp now, std::size_t max_rows);
 
 private:
   struct Impl;

@@ -14,6 +14,7 @@
 #include "query/flow_finder.hpp"
 #include "storage/flow_query.hpp"
 #include "storage/logged_period.hpp"
+#include "storage/retention_horizon.hpp"
 
 namespace ctaudit::testing {
 
@@ -26,6 +27,7 @@ struct FakeFlowDatabase {
   std::vector<FlowRecord> flows;
   std::vector<GapRecord> gaps;
   std::vector<storage::LoggedPeriod> logged_periods{{Timestamp::min(), Timestamp::max(), false}};
+  std::optional<storage::RetentionHorizon> retention_horizon;  // none: nothing was ever expired
   std::string observer_hostname{"nat-gw-1"};
   std::optional<Error> open_error;      // opener() fails with this
   std::optional<Error> find_error;      // find() fails with this
@@ -34,7 +36,7 @@ struct FakeFlowDatabase {
   std::vector<std::filesystem::path> opened;
   std::vector<storage::FlowQuery> queries;
   std::vector<std::pair<Timestamp, Timestamp>> gap_queries;  // the windows gaps() was asked about
-  std::vector<std::string> calls;  // "find", "gaps", "loggedPeriods", in the order made
+  std::vector<std::string> calls;  // "find", "gaps", "loggedPeriods", "retentionHorizon", in the order made
 
   [[nodiscard]] query::FlowFinderOpener opener() {
     return [this](const std::filesystem::path& path) -> Result<std::unique_ptr<query::FlowFinder>> {
@@ -77,6 +79,13 @@ private:
         return Unexpected{*database_.coverage_error};
       }
       return database_.logged_periods;
+    }
+    [[nodiscard]] Result<std::optional<storage::RetentionHorizon>> retentionHorizon() override {
+      database_.calls.emplace_back("retentionHorizon");
+      if (database_.coverage_error) {
+        return Unexpected{*database_.coverage_error};
+      }
+      return database_.retention_horizon;
     }
 
   private:

@@ -307,10 +307,10 @@ TEST_F(AppTest, ADatabaseWithoutRunsSaysSoOnStderrOnly) {
 // for, so reading the coverage first can only under-claim what the flows read next hold.
 TEST_F(AppTest, CoverageIsReadBeforeTheFlows) {
   EXPECT_EQ(run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"}).status, 1);
-  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find"}));
+  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find", "retentionHorizon"}));
   database_.calls.clear();
   EXPECT_EQ(run({"flows", "--from", "2026-11-25T10:00:03Z"}).status, 1);
-  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find"}));
+  EXPECT_EQ(database_.calls, (std::vector<std::string>{"loggedPeriods", "gaps", "find", "retentionHorizon"}));
 }
 
 TEST_F(AppTest, AnUnreadableGapRecordIsAnError) {

@@ -277,10 +277,15 @@ std::vector<GoldenGap> goldenGaps() {
   down.reason = GapReason::DaemonDown;
   down.start = kT0 - 3600s;
   down.end = kT0;
+  GapRecord expired;
+  expired.reason = GapReason::RetentionExpired;
+  expired.start = kT0 - 24h;
+  expired.end = kT0;
   return {{"gap_kernel_overrun", overrun},
           {"gap_queue_overflow", queue},
           {"gap_sink_failure", sink},
-          {"gap_daemon_down", down}};
+          {"gap_daemon_down", down},
+          {"gap_retention_expired", expired}};
 }
 
 TEST(JsonMappingTest, GapsMatchGoldenFiles) {
