@@ -91,6 +91,14 @@ private:
 }  // namespace
 
 std::string communityId(const FlowTuple& original, std::uint16_t seed) {
+  std::array<char, kCommunityIdSize> id{};
+  if (!communityId(original, id, seed)) {
+    return {};
+  }
+  return {id.begin(), id.end()};
+}
+
+bool communityId(const FlowTuple& original, std::span<char, kCommunityIdSize> out, std::uint16_t seed) noexcept {
   std::span<const std::uint8_t> src = original.src.bytes();
   std::span<const std::uint8_t> dst = original.dst.bytes();
   const auto proto = static_cast<std::uint8_t>(original.protocol);
@@ -133,19 +141,18 @@ std::string communityId(const FlowTuple& original, std::uint16_t seed) {
   unsigned int digest_size = 0;
   if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_size, EVP_sha1(), nullptr) != 1 ||
       digest_size != kSha1Size) {
-    return {};
+    return false;
   }
   std::array<unsigned char, kBase64Size + 1> encoded{};
   const int encoded_size = EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(kSha1Size));
   if (encoded_size != static_cast<int>(kBase64Size)) {
-    return {};
+    return false;
   }
-
-  std::string id;
-  id.reserve(2 + kBase64Size);
-  id.append("1:");
-  id.append(encoded.begin(), encoded.begin() + kBase64Size);
-  return id;
+  static_assert(kCommunityIdSize == 2 + kBase64Size);
+  out[0] = '1';
+  out[1] = ':';
+  std::copy_n(encoded.begin(), kBase64Size, out.begin() + 2);
+  return true;
 }
 
 }  // namespace ctaudit::storage
