@@ -9,6 +9,8 @@ CTAUDIT_BUILD_PACKAGES=(
 )
 CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
+  # bench/json_mapping_bench (Google Benchmark, {fmt} for the comparison) and bench/cpu_profile.sh
+  libbenchmark-dev libfmt-dev linux-perf valgrind
 )
 
 ctaudit_install_packages() {
