@@ -2,6 +2,9 @@
 #include "storage/json_mapping.hpp"
 
 #include <array>
+#include <cassert>
+#include <cstring>
+#include <span>
 #include <charconv>
 #include <concepts>
 #include <cstddef>
@@ -20,24 +23,32 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 // character, or a byte of a multi-byte UTF-8 sequence (which must be checked).
 constexpr bool needsCare(unsigned char c) noexcept { return c < 0x20U || c == '"' || c == '\\' || c >= 0x80U; }
 
-void appendEscapedAscii(std::string& out, unsigned char c) {
+// Writes `c` (ASCII) escaped as nlohmann's serialiser escapes it; returns the end.
+char* writeEscapedAscii(char* p, unsigned char c) noexcept {
+  const auto two = [&p](char escaped) {
+    *p++ = '\\';
+    *p++ = escaped;
+    return p;
+  };
   switch (c) {
-    case '"': out += "\\\""; return;
-    case '\\': out += "\\\\"; return;
-    case '\b': out += "\\b"; return;
-    case '\f': out += "\\f"; return;
-    case '\n': out += "\\n"; return;
-    case '\r': out += "\\r"; return;
-    case '\t': out += "\\t"; return;
+    case '"': return two('"');
+    case '\\': return two('\\');
+    case '\b': return two('b');
+    case '\f': return two('f');
+    case '\n': return two('n');
+    case '\r': return two('r');
+    case '\t': return two('t');
     default: break;
   }
   if (c < 0x20U) {
     constexpr std::string_view kHex = "0123456789abcdef";
-    const std::array<char, 6> escaped{'\\', 'u', '0', '0', kHex[c >> 4U], kHex[c & 0xFU]};
-    out.append(escaped.data(), escaped.size());
-    return;
+    for (const char out : {'\\', 'u', '0', '0', kHex[c >> 4U], kHex[c & 0xFU]}) {
+      *p++ = out;
+    }
+    return p;
   }
-  out += static_cast<char>(c);
+  *p++ = static_cast<char>(c);
+  return p;
 }
 
 // How many continuation bytes the UTF-8 sequence led by `lead` needs and the range its first one
@@ -74,35 +85,104 @@ constexpr Utf8Lead utf8Lead(unsigned char lead) noexcept {
   return {};
 }
 
+// The most bytes writeJsonString() writes for `text`: quotes, and at most six bytes for one input
+// byte (a control character as \u00XX; an ill-formed byte becomes three, U+FFFD).
+constexpr std::size_t maxJsonStringSize(std::string_view text) noexcept { return 2 + 6 * text.size(); }
+
+// Writes `text` as a JSON string at `p` (appendJsonString's contract), which must have room for
+// maxJsonStringSize(text) bytes; returns the end. Runs of bytes that need nothing are copied whole.
+char* writeJsonString(char* p, std::string_view text) noexcept {
+  *p++ = '"';
+  const auto* const bytes = reinterpret_cast<const unsigned char*>(text.data());  // NOLINT: bytes of chars
+  const std::size_t size = text.size();
+  std::size_t plain_from = 0;  // bytes [plain_from, i) are copied as they are
+  const auto copyPlain = [&](std::size_t to) {
+    std::memcpy(p, text.data() + plain_from, to - plain_from);
+    p += to - plain_from;
+  };
+  std::size_t i = 0;
+  while (i < size) {
+    const unsigned char c = bytes[i];
+    if (!needsCare(c)) {
+      ++i;
+      continue;
+    }
+    if (c < 0x80U) {
+      copyPlain(i);
+      p = writeEscapedAscii(p, c);
+      plain_from = ++i;
+      continue;
+    }
+    const Utf8Lead lead = utf8Lead(c);
+    std::size_t next = i + 1;
+    std::size_t have = 0;
+    for (; have < lead.needed && next < size; ++have, ++next) {
+      const unsigned char byte = bytes[next];
+      const unsigned char low = have == 0 ? lead.low : 0x80U;
+      const unsigned char high = have == 0 ? lead.high : 0xBFU;
+      if (byte < low || byte > high) {
+        break;
+      }
+    }
+    if (lead.needed > 0 && have == lead.needed) {
+      i = next;  // a well-formed sequence: stays in the plain run
+      continue;
+    }
+    // Ill-formed: the lead and the continuation bytes that fitted become one U+FFFD; the byte that
+    // did not fit (if any) is looked at again as the start of what follows.
+    copyPlain(i);
+    std::memcpy(p, kReplacement.data(), kReplacement.size());
+    p += kReplacement.size();
+    i = lead.needed == 0 ? i + 1 : next;
+    plain_from = i;
+  }
+  copyPlain(size);
+  *p++ = '"';
+  return p;
+}
+
 // Appends JSON text to a caller's buffer, member by member, in the order they are written: the
 // order docs/json.md lists and the golden files hold. Keys are literals of this file, plain ASCII
 // that needs no escaping; values that come from outside go through appendJsonString. Tracks only
 // whether a comma is due at each nesting level.
 class JsonWriter {
 public:
-  explicit JsonWriter(std::string& out) noexcept : out_(out) {}
+  // Makes room for `max_size` more bytes at the end of `out` (one resize, no allocation once the
+  // capacity is there); finish() cuts `out` back to what was written. Each member is then written
+  // through a plain pointer, without the capacity check and call of every std::string append:
+  // half the instructions of the appending version (docs/benchmarks.md).
+  JsonWriter(std::string& out, std::size_t max_size) : out_(out) {
+    const std::size_t start = out.size();
+    out.resize(start + max_size);
+    p_ = out.data() + start;
+    end_ = out.data() + out.size();
+  }
+  void finish() {
+    assert(p_ <= end_);  // maxLineSize() bounds every line; json_mapping_test checks the worst case
+    out_.resize(static_cast<std::size_t>(p_ - out_.data()));
+  }
 
   void beginObject() {
     value();
-    out_ += '{';
+    put('{');
     push();
   }
   void beginObject(std::string_view key) {
     this->key(key);
-    out_ += '{';
+    put('{');
     push();
   }
   void endObject() {
-    out_ += '}';
+    put('}');
     --depth_;
   }
   void beginArray(std::string_view key) {
     this->key(key);
-    out_ += '[';
+    put('[');
     push();
   }
   void endArray() {
-    out_ += ']';
+    put(']');
     --depth_;
   }
 
@@ -116,61 +196,84 @@ public:
     value();
     quoted(text);
   }
-  // A string from outside (host names, labels): escaped.
+  // A string from outside (host names, labels): escaped. maxLineSize() counts it.
   void string(std::string_view key, std::string_view text) {
     this->key(key);
-    appendJsonString(out_, text);
+    p_ = writeJsonString(p_, text);
   }
   template <std::integral Integer>
   void number(std::string_view key, Integer number) {
     this->key(key);
-    std::array<char, 24> digits{};
-    const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), number);
-    out_.append(digits.data(), result.ptr);
+    p_ = std::to_chars(p_, end_, number).ptr;
   }
   void boolean(std::string_view key, bool value) {
     this->key(key);
-    out_ += value ? "true" : "false";
+    put(value ? std::string_view{"true"} : std::string_view{"false"});
   }
   void time(std::string_view key, Timestamp t) {
-    std::array<char, kRfc3339Size> text{};
-    const char* end = formatRfc3339(t, text);
-    ascii(key, {text.data(), end});
+    this->key(key);
+    put('"');
+    p_ = formatRfc3339(t, std::span<char, kRfc3339Size>(p_, kRfc3339Size));
+    put('"');
   }
   void address(std::string_view key, const IpAddress& address) {
-    std::array<char, IpAddress::kMaxTextSize> text{};
-    const char* end = address.format(text);
-    ascii(key, {text.data(), end});
+    this->key(key);
+    put('"');
+    p_ = address.format(std::span<char, IpAddress::kMaxTextSize>(p_, IpAddress::kMaxTextSize));
+    put('"');
   }
 
 private:
   // Objects nest four deep at most (root, conntrack, original/time_source, ...).
   static constexpr std::size_t kMaxDepth = 8;
 
+  void put(char c) noexcept { *p_++ = c; }
+  void put(std::string_view text) noexcept {
+    std::memcpy(p_, text.data(), text.size());
+    p_ += text.size();
+  }
   void push() noexcept { has_member_.at(++depth_) = false; }
   // Before any value: the comma that separates it from the one before, at this level.
   void value() {
     if (has_member_.at(depth_)) {
-      out_ += ',';
+      put(',');
     }
     has_member_.at(depth_) = true;
   }
   void key(std::string_view key) {
     value();
-    out_ += '"';
-    out_ += key;
-    out_ += "\":";
+    put('"');
+    put(key);
+    put('"');
+    put(':');
   }
   void quoted(std::string_view text) {
-    out_ += '"';
-    out_ += text;
-    out_ += '"';
+    put('"');
+    put(text);
+    put('"');
   }
 
   std::string& out_;
+  char* p_{nullptr};
+  char* end_{nullptr};
   std::array<bool, kMaxDepth> has_member_{};
   std::size_t depth_{0};
 };
+
+// The longest line a record or gap can give, without its outside strings: every key and
+// punctuation of the mapping, eight IPv6 addresses of 45 characters, four times, twenty-digit
+// counters and all 32 status names come to about 1,900 bytes (json_mapping_test measures the worst
+// case); 4 KiB leaves room for fields added later. The outside strings are added at their worst.
+constexpr std::size_t kMaxLineWithoutStrings = 4096;
+std::size_t maxLineSize(std::string_view hostname, std::string_view label = {}) noexcept {
+  return kMaxLineWithoutStrings + maxJsonStringSize(hostname) + maxJsonStringSize(label);
+}
+
+// end - start in nanoseconds, for end >= start. Computed unsigned: two int64 times (a bogus kernel
+// time) can lie further apart than INT64_MAX, and signed overflow is undefined behaviour.
+std::uint64_t durationNs(Timestamp start, Timestamp end) noexcept {
+  return static_cast<std::uint64_t>(toUnixNanos(end)) - static_cast<std::uint64_t>(toUnixNanos(start));
+}
 
 std::string_view actionName(EventType event) noexcept {
   switch (event) {
@@ -251,7 +354,7 @@ void eventJson(JsonWriter& json, const FlowRecord& record) {
   // kernel end could in theory be later by the socket delay. A negative duration would only mislead
   // a dashboard, so it is left out then; start and end still show both times.
   if (record.start && record.end && *record.end >= *record.start) {
-    json.number("duration", (*record.end - *record.start).count());
+    json.number("duration", durationNs(*record.start, *record.end));
   }
   json.endObject();
 }
@@ -265,7 +368,7 @@ void networkJson(JsonWriter& json, const FlowRecord& record) {
   const auto iana = std::to_chars(number.data(), number.data() + number.size(),
                                   static_cast<unsigned>(record.original.protocol));
   json.ascii("iana_number", {number.data(), iana.ptr});
-  if (std::array<char, kCommunityIdSize> id{}; communityId(record.original, id)) {
+  if (std::array<char, kCommunityIdSize> id{}; communityId(record.original, id)) {  // written only if known
     json.ascii("community_id", {id.data(), id.size()});
   }
   json.endObject();
@@ -337,51 +440,14 @@ void observerJson(JsonWriter& json, const JsonContext& context) {
 }  // namespace
 
 void appendJsonString(std::string& out, std::string_view text) {
-  out += '"';
-  const auto* const bytes = reinterpret_cast<const unsigned char*>(text.data());  // NOLINT: bytes of chars
-  const std::size_t size = text.size();
-  std::size_t plain_from = 0;  // bytes [plain_from, i) are copied as they are
-  std::size_t i = 0;
-  while (i < size) {
-    const unsigned char c = bytes[i];
-    if (!needsCare(c)) {
-      ++i;
-      continue;
-    }
-    if (c < 0x80U) {
-      out.append(text, plain_from, i - plain_from);
-      appendEscapedAscii(out, c);
-      plain_from = ++i;
-      continue;
-    }
-    const Utf8Lead lead = utf8Lead(c);
-    std::size_t next = i + 1;
-    std::size_t have = 0;
-    for (; have < lead.needed && next < size; ++have, ++next) {
-      const unsigned char byte = bytes[next];
-      const unsigned char low = have == 0 ? lead.low : 0x80U;
-      const unsigned char high = have == 0 ? lead.high : 0xBFU;
-      if (byte < low || byte > high) {
-        break;
-      }
-    }
-    if (lead.needed > 0 && have == lead.needed) {
-      i = next;  // a well-formed sequence: stays in the plain run
-      continue;
-    }
-    // Ill-formed: the lead and the continuation bytes that fitted become one U+FFFD; the byte that
-    // did not fit (if any) is looked at again as the start of what follows.
-    out.append(text, plain_from, i - plain_from);
-    out += kReplacement;
-    i = lead.needed == 0 ? i + 1 : next;
-    plain_from = i;
-  }
-  out.append(text, plain_from, size - plain_from);
-  out += '"';
+  const std::size_t size = out.size();
+  out.resize(size + maxJsonStringSize(text));
+  char* end = writeJsonString(out.data() + size, text);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 void appendJsonLine(std::string& out, const FlowRecord& record, const JsonContext& context) {
-  JsonWriter json(out);
+  JsonWriter json(out, maxLineSize(context.observer_hostname));
   json.beginObject();
   json.time("@timestamp", record.event_time);
   eventJson(json, record);
@@ -393,10 +459,11 @@ void appendJsonLine(std::string& out, const FlowRecord& record, const JsonContex
   observerJson(json, context);
   conntrackJson(json, record);
   json.endObject();
+  json.finish();
 }
 
 void appendJsonLine(std::string& out, const GapRecord& gap, const JsonContext& context) {
-  JsonWriter json(out);
+  JsonWriter json(out, maxLineSize(context.observer_hostname, gap.sink));
   json.beginObject();
   json.time("@timestamp", gap.end);
   // ECS: pipeline_error is the kind for "event data may be missing"; with the network category its
@@ -415,7 +482,7 @@ void appendJsonLine(std::string& out, const GapRecord& gap, const JsonContext& c
   json.time("start", gap.start);
   json.time("end", gap.end);
   if (gap.end >= gap.start) {
-    json.number("duration", (gap.end - gap.start).count());
+    json.number("duration", durationNs(gap.start, gap.end));
   }
   json.endObject();
   observerJson(json, context);
@@ -432,6 +499,7 @@ void appendJsonLine(std::string& out, const GapRecord& gap, const JsonContext& c
   json.endObject();
   json.endObject();
   json.endObject();
+  json.finish();
 }
 
 std::string toJsonLine(const FlowRecord& record, const JsonContext& context) {

@@ -493,9 +493,11 @@ TEST(JsonMappingTest, MatchesTheNlohmannMappingForRandomRecords) {
     t.icmp_id = static_cast<std::uint16_t>(random());
     return t;
   };
+  // 1827 to 2112: any two are less than INT64_MAX ns apart, where the reference computes the
+  // duration in signed arithmetic (TheLongestPossibleLine... covers the far ends).
   const auto time = [&]() {
     return fromUnixNanos(static_cast<std::int64_t>(random() % 9'000'000'000'000'000'000ULL) -
-                         (pick(4) == 0 ? 4'500'000'000'000'000'000LL : 0));
+                         4'500'000'000'000'000'000LL);
   };
   for (int round = 0; round < 5000; ++round) {
     const bool v6 = pick(2) == 0;
@@ -556,6 +558,40 @@ TEST(JsonMappingTest, AppendsWithoutReallocatingAReusedBuffer) {
     buffer += '\n';
   }
   EXPECT_EQ(buffer.data(), data);
+}
+
+// The writer makes room for a bounded line (4 KiB plus the outside strings at six bytes a byte)
+// before it writes; the longest record there is must stay well inside that bound.
+TEST(JsonMappingTest, TheLongestPossibleLineStaysInsideTheWritersBound) {
+  const IpAddress longest = IpAddress::parse("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").value();
+  FlowTuple original;
+  original.protocol = Protocol::Tcp;
+  original.src = longest;
+  original.dst = longest;
+  original.src_port = 65535;
+  original.dst_port = 65535;
+  FlowRecord r = record(EventType::Destroy, 4'294'967'295, original, original, 0xFFFFFFFFU);
+  r.nat.translated_source = Endpoint{longest, 65535};
+  r.nat.translated_destination = Endpoint{longest, 65535};
+  r.zone = 65535;
+  r.mark = 4'294'967'295;
+  r.tcp_state = 255;
+  r.counters_original = Counters{18'446'744'073'709'551'615ULL, 18'446'744'073'709'551'615ULL};
+  r.counters_reply = r.counters_original;
+  r.start = fromUnixNanos(-4'500'000'000'000'000'000);
+  r.end = fromUnixNanos(4'500'000'000'000'000'000);  // 9e18 ns: the longest duration the reference can print
+  r.event_time = *r.end;
+  r.observed_at_start = true;
+  const std::string hostile(300, '\x01');  // each byte becomes \u0001: six bytes
+  const std::string line = toJsonLine(r, JsonContext{hostile});
+  EXPECT_EQ(line, testing::nlohmannJsonLine(r, JsonContext{hostile}));
+  EXPECT_LT(line.size() - 6 * hostile.size(), 2048U) << "the fixed part of the longest line";
+
+  // Times further apart than INT64_MAX ns still give their true (unsigned) duration.
+  r.start = fromUnixNanos(-9'000'000'000'000'000'000);
+  r.end = fromUnixNanos(9'000'000'000'000'000'000);
+  const auto doc = nlohmann::json::parse(toJsonLine(r, kContext));
+  EXPECT_EQ(doc.at("event").at("duration").get<std::uint64_t>(), 18'000'000'000'000'000'000ULL);
 }
 
 }  // namespace
