@@ -147,19 +147,14 @@ char* writeJsonString(char* p, std::string_view text) noexcept {
 // whether a comma is due at each nesting level.
 class JsonWriter {
 public:
-  // Makes room for `max_size` more bytes at the end of `out` (one resize, no allocation once the
-  // capacity is there); finish() cuts `out` back to what was written. Each member is then written
-  // through a plain pointer, without the capacity check and call of every std::string append:
-  // half the instructions of the appending version (docs/benchmarks.md).
-  JsonWriter(std::string& out, std::size_t max_size) : out_(out) {
-    const std::size_t start = out.size();
-    out.resize(start + max_size);
-    p_ = out.data() + start;
-    end_ = out.data() + out.size();
-  }
-  void finish() {
+  // Writes into `room`, which must hold the whole line (maxLineSize()). Each member is written
+  // through a plain pointer, without the capacity check and call of every std::string append.
+  explicit JsonWriter(std::span<char> room) noexcept : begin_(room.data()), p_(room.data()), end_(p_ + room.size()) {}
+
+  // The bytes written so far.
+  [[nodiscard]] std::size_t size() const noexcept {
     assert(p_ <= end_);  // maxLineSize() bounds every line; json_mapping_test checks the worst case
-    out_.resize(static_cast<std::size_t>(p_ - out_.data()));
+    return static_cast<std::size_t>(p_ - begin_);
   }
 
   void beginObject() {
@@ -253,9 +248,9 @@ private:
     put('"');
   }
 
-  std::string& out_;
-  char* p_{nullptr};
-  char* end_{nullptr};
+  char* begin_;
+  char* p_;
+  char* end_;
   std::array<bool, kMaxDepth> has_member_{};
   std::size_t depth_{0};
 };
@@ -267,6 +262,27 @@ private:
 constexpr std::size_t kMaxLineWithoutStrings = 4096;
 std::size_t maxLineSize(std::string_view hostname, std::string_view label = {}) noexcept {
   return kMaxLineWithoutStrings + maxJsonStringSize(hostname) + maxJsonStringSize(label);
+}
+
+// Runs `write` on a JsonWriter with room for `max_size` bytes and appends what it wrote to `out`.
+// The room is a stack buffer, not zeroed (zero-filling 4 KiB in std::string::resize cost more
+// than formatting the line, callgrind), then copied once; only a line with outside strings too
+// long for it is written into `out` resized for the worst case instead.
+template <class Write>
+void appendBounded(std::string& out, std::size_t max_size, const Write& write) {
+  constexpr std::size_t kStackRoom = 8192;
+  if (max_size <= kStackRoom) {
+    std::array<char, kStackRoom> room;  // NOLINT(cppcoreguidelines-pro-type-member-init): written before read
+    JsonWriter json(std::span<char>(room.data(), max_size));
+    write(json);
+    out.append(room.data(), json.size());
+    return;
+  }
+  const std::size_t start = out.size();
+  out.resize(start + max_size);
+  JsonWriter json(std::span<char>(out.data() + start, max_size));
+  write(json);
+  out.resize(start + json.size());
 }
 
 // end - start in nanoseconds, for end >= start. Computed unsigned: two int64 times (a bogus kernel
@@ -447,59 +463,59 @@ void appendJsonString(std::string& out, std::string_view text) {
 }
 
 void appendJsonLine(std::string& out, const FlowRecord& record, const JsonContext& context) {
-  JsonWriter json(out, maxLineSize(context.observer_hostname));
-  json.beginObject();
-  json.time("@timestamp", record.event_time);
-  eventJson(json, record);
-  networkJson(json, record);
-  endpointJson(json, "source", record.original.src, record.original.src_port, record.original.protocol,
-               record.counters_original, record.nat.translated_source);
-  endpointJson(json, "destination", record.original.dst, record.original.dst_port, record.original.protocol,
-               record.counters_reply, record.nat.translated_destination);
-  observerJson(json, context);
-  conntrackJson(json, record);
-  json.endObject();
-  json.finish();
+  appendBounded(out, maxLineSize(context.observer_hostname), [&](JsonWriter& json) {
+    json.beginObject();
+    json.time("@timestamp", record.event_time);
+    eventJson(json, record);
+    networkJson(json, record);
+    endpointJson(json, "source", record.original.src, record.original.src_port, record.original.protocol,
+                 record.counters_original, record.nat.translated_source);
+    endpointJson(json, "destination", record.original.dst, record.original.dst_port, record.original.protocol,
+                 record.counters_reply, record.nat.translated_destination);
+    observerJson(json, context);
+    conntrackJson(json, record);
+    json.endObject();
+  });
 }
 
 void appendJsonLine(std::string& out, const GapRecord& gap, const JsonContext& context) {
-  JsonWriter json(out, maxLineSize(context.observer_hostname, gap.sink));
-  json.beginObject();
-  json.time("@timestamp", gap.end);
-  // ECS: pipeline_error is the kind for "event data may be missing"; with the network category its
-  // allowed types include "info" ("error" is reserved for events that describe an error of the
-  // thing observed, not of the pipeline).
-  json.beginObject("event");
-  json.ascii("kind", "pipeline_error");
-  json.beginArray("category");
-  json.ascii("network");
-  json.endArray();
-  json.beginArray("type");
-  json.ascii("info");
-  json.endArray();
-  json.ascii("action", "gap");
-  json.ascii("reason", gapReasonName(gap.reason));
-  json.time("start", gap.start);
-  json.time("end", gap.end);
-  if (gap.end >= gap.start) {
-    json.number("duration", durationNs(gap.start, gap.end));
-  }
-  json.endObject();
-  observerJson(json, context);
-  // The counts are always written, so that every gap line has one shape; lost_records 0 means "not
-  // known" (a kernel overrun or a daemon that was down), as in GapRecord.
-  json.beginObject("ctaudit");
-  json.beginObject("gap");
-  json.ascii("reason", gapReasonName(gap.reason));
-  json.number("lost_records", gap.lost_records);
-  json.number("overruns", gap.overruns);
-  if (!gap.sink.empty()) {
-    json.string("sink", gap.sink);
-  }
-  json.endObject();
-  json.endObject();
-  json.endObject();
-  json.finish();
+  appendBounded(out, maxLineSize(context.observer_hostname, gap.sink), [&](JsonWriter& json) {
+    json.beginObject();
+    json.time("@timestamp", gap.end);
+    // ECS: pipeline_error is the kind for "event data may be missing"; with the network category
+    // its allowed types include "info" ("error" is reserved for events that describe an error of
+    // the thing observed, not of the pipeline).
+    json.beginObject("event");
+    json.ascii("kind", "pipeline_error");
+    json.beginArray("category");
+    json.ascii("network");
+    json.endArray();
+    json.beginArray("type");
+    json.ascii("info");
+    json.endArray();
+    json.ascii("action", "gap");
+    json.ascii("reason", gapReasonName(gap.reason));
+    json.time("start", gap.start);
+    json.time("end", gap.end);
+    if (gap.end >= gap.start) {
+      json.number("duration", durationNs(gap.start, gap.end));
+    }
+    json.endObject();
+    observerJson(json, context);
+    // The counts are always written, so that every gap line has one shape; lost_records 0 means
+    // "not known" (a kernel overrun or a daemon that was down), as in GapRecord.
+    json.beginObject("ctaudit");
+    json.beginObject("gap");
+    json.ascii("reason", gapReasonName(gap.reason));
+    json.number("lost_records", gap.lost_records);
+    json.number("overruns", gap.overruns);
+    if (!gap.sink.empty()) {
+      json.string("sink", gap.sink);
+    }
+    json.endObject();
+    json.endObject();
+    json.endObject();
+  });
 }
 
 std::string toJsonLine(const FlowRecord& record, const JsonContext& context) {
