@@ -14,6 +14,9 @@
 // line the shipped mapping writes, so that they are compared doing the same work.
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstdint>
+#include <new>
 #include <span>
 #include <cstdio>
 #include <cstdlib>
@@ -33,10 +36,36 @@
 #include "storage/json_mapping.hpp"
 #include "tests/support/nlohmann_json_mapping.hpp"
 
+namespace {
+// Every operator new of this program, for the allocs/op counter of each benchmark.
+std::atomic<std::uint64_t> g_allocations{0};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): the hook
+}  // namespace
+
+// The replaceable allocation functions ([new.delete]): counted, then malloc. GCC flags the free()
+// in the matching deletes as a mismatch with operator new; inside the replacement that is the point.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) {  // NOLINT(cppcoreguidelines-no-malloc): this is the allocator
+    return p;
+  }
+  throw std::bad_alloc{};
+}
+void operator delete(void* p) noexcept { std::free(p); }                        // NOLINT(cppcoreguidelines-no-malloc)
+void operator delete(void* p, std::size_t /*size*/) noexcept { std::free(p); }  // NOLINT(cppcoreguidelines-no-malloc)
+#pragma GCC diagnostic pop
+
 namespace ctaudit {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Reports the allocations per iteration of the benchmark that ran since `before`.
+void countAllocations(benchmark::State& state, std::uint64_t before) {
+  state.counters["allocs/op"] = benchmark::Counter(
+      static_cast<double>(g_allocations.load(std::memory_order_relaxed) - before), benchmark::Counter::kAvgIterations);
+}
 
 constexpr Timestamp kT0 = fromUnixNanos(1'795'600'803'123'456'789);
 
@@ -143,10 +172,12 @@ void fmtJsonLine(std::string& out, const FlowRecord& r, const storage::JsonConte
 
 void BM_JsonNlohmann(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
+  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
   for (auto _ : state) {
     std::string line = testing::nlohmannJsonLine(record, kContext);
     benchmark::DoNotOptimize(line);
   }
+  countAllocations(state, before);
 }
 BENCHMARK(BM_JsonNlohmann)->Name("json/nlohmann");
 
@@ -154,11 +185,13 @@ void BM_JsonFmt(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
   std::string buffer;
   buffer.reserve(4096);
+  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
   for (auto _ : state) {
     buffer.clear();
     fmtJsonLine(buffer, record, kContext);
     benchmark::DoNotOptimize(buffer.data());
   }
+  countAllocations(state, before);
 }
 BENCHMARK(BM_JsonFmt)->Name("json/fmt");
 
@@ -166,20 +199,24 @@ void BM_JsonHand(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
   std::string buffer;
   buffer.reserve(4096);
+  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
   for (auto _ : state) {
     buffer.clear();
     storage::appendJsonLine(buffer, record, kContext);
     benchmark::DoNotOptimize(buffer.data());
   }
+  countAllocations(state, before);
 }
 BENCHMARK(BM_JsonHand)->Name("json/hand");
 
 void BM_CommunityId(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
   std::array<char, storage::kCommunityIdSize> id{};
+  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
   for (auto _ : state) {
     benchmark::DoNotOptimize(storage::communityId(record.original, id));
   }
+  countAllocations(state, before);
 }
 BENCHMARK(BM_CommunityId)->Name("community_id");
 
@@ -217,10 +254,12 @@ std::vector<std::byte> readCapture(const char* name) {
 void BM_Decode(benchmark::State& state) {
   const std::vector<std::byte> message = readCapture("udp4_snat_destroy.bin");
   const daemon::DecodeContext context{kT0, daemon::MessageOrigin::Event};
+  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
   for (auto _ : state) {
     auto record = daemon::decodeConntrack(message, context);
     benchmark::DoNotOptimize(record);
   }
+  countAllocations(state, before);
 }
 BENCHMARK(BM_Decode)->Name("decode");
 
