@@ -20,7 +20,7 @@ struct JsonContext {
 // field.
 //
 // Written by hand into the caller's buffer (appendJsonLine), not through a JSON library: with
-// nlohmann::ordered_json the mapping cost ~8 us and a dozen allocations per record, the largest
+// nlohmann::ordered_json the mapping cost ~7 us and 77 allocations per record, the largest
 // share of the daemon's CPU (docs/benchmarks.md, "Where the CPU goes"). The output is the same
 // byte for byte; json_mapping_test holds it to the golden files and to the nlohmann version.
 [[nodiscard]] std::string toJsonLine(const FlowRecord& record, const JsonContext& context);
