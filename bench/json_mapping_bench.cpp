@@ -7,6 +7,7 @@
 //   community_id      the SHA-1 Community ID alone (part of every line)
 //   rfc3339, address  the text conversions the line needs
 //   decode            daemon::decodeConntrack of a captured DESTROY (tests/data/ctnetlink)
+// allocs/op counts operator new per iteration (tests/support/counting_allocator).
 //
 // Run: build/ci/bench/json_mapping_bench [--benchmark_filter=json]; for instruction counts,
 // valgrind --tool=callgrind build/ci/bench/json_mapping_bench --benchmark_filter=... (see
@@ -14,9 +15,7 @@
 // line the shipped mapping writes, so that they are compared doing the same work.
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstdint>
-#include <new>
 #include <span>
 #include <cstdio>
 #include <cstdlib>
@@ -34,27 +33,8 @@
 #include "flow/nat.hpp"
 #include "storage/community_id.hpp"
 #include "storage/json_mapping.hpp"
+#include "tests/support/counting_allocator.hpp"
 #include "tests/support/nlohmann_json_mapping.hpp"
-
-namespace {
-// Every operator new of this program, for the allocs/op counter of each benchmark.
-std::atomic<std::uint64_t> g_allocations{0};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): the hook
-}  // namespace
-
-// The replaceable allocation functions ([new.delete]): counted, then malloc. GCC flags the free()
-// in the matching deletes as a mismatch with operator new; inside the replacement that is the point.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) {  // NOLINT(cppcoreguidelines-no-malloc): this is the allocator
-    return p;
-  }
-  throw std::bad_alloc{};
-}
-void operator delete(void* p) noexcept { std::free(p); }                        // NOLINT(cppcoreguidelines-no-malloc)
-void operator delete(void* p, std::size_t /*size*/) noexcept { std::free(p); }  // NOLINT(cppcoreguidelines-no-malloc)
-#pragma GCC diagnostic pop
 
 namespace ctaudit {
 namespace {
@@ -64,7 +44,7 @@ using namespace std::chrono_literals;
 // Reports the allocations per iteration of the benchmark that ran since `before`.
 void countAllocations(benchmark::State& state, std::uint64_t before) {
   state.counters["allocs/op"] = benchmark::Counter(
-      static_cast<double>(g_allocations.load(std::memory_order_relaxed) - before), benchmark::Counter::kAvgIterations);
+      static_cast<double>(testing::allocationCount() - before), benchmark::Counter::kAvgIterations);
 }
 
 constexpr Timestamp kT0 = fromUnixNanos(1'795'600'803'123'456'789);
@@ -172,7 +152,7 @@ void fmtJsonLine(std::string& out, const FlowRecord& r, const storage::JsonConte
 
 void BM_JsonNlohmann(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
-  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
+  const std::uint64_t before = testing::allocationCount();
   for (auto _ : state) {
     std::string line = testing::nlohmannJsonLine(record, kContext);
     benchmark::DoNotOptimize(line);
@@ -185,7 +165,7 @@ void BM_JsonFmt(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
   std::string buffer;
   buffer.reserve(4096);
-  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
+  const std::uint64_t before = testing::allocationCount();
   for (auto _ : state) {
     buffer.clear();
     fmtJsonLine(buffer, record, kContext);
@@ -199,7 +179,7 @@ void BM_JsonHand(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
   std::string buffer;
   buffer.reserve(4096);
-  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
+  const std::uint64_t before = testing::allocationCount();
   for (auto _ : state) {
     buffer.clear();
     storage::appendJsonLine(buffer, record, kContext);
@@ -212,7 +192,7 @@ BENCHMARK(BM_JsonHand)->Name("json/hand");
 void BM_CommunityId(benchmark::State& state) {
   const FlowRecord record = destroyRecord();
   std::array<char, storage::kCommunityIdSize> id{};
-  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
+  const std::uint64_t before = testing::allocationCount();
   for (auto _ : state) {
     benchmark::DoNotOptimize(storage::communityId(record.original, id));
   }
@@ -254,7 +234,7 @@ std::vector<std::byte> readCapture(const char* name) {
 void BM_Decode(benchmark::State& state) {
   const std::vector<std::byte> message = readCapture("udp4_snat_destroy.bin");
   const daemon::DecodeContext context{kT0, daemon::MessageOrigin::Event};
-  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
+  const std::uint64_t before = testing::allocationCount();
   for (auto _ : state) {
     auto record = daemon::decodeConntrack(message, context);
     benchmark::DoNotOptimize(record);
