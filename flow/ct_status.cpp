@@ -29,9 +29,16 @@ std::vector<std::string_view> statusNames(std::uint32_t status) {
     if ((status & (1U << bit)) == 0) {
       continue;
     }
-    names.push_back(bit < kStatusNames.size() ? kStatusNames[bit] : kUnknownBits[bit]);
+    names.push_back(statusBitName(static_cast<unsigned>(bit)));
   }
   return names;
+}
+
+std::string_view statusBitName(unsigned bit) noexcept {
+  if (bit < kStatusNames.size()) {
+    return kStatusNames[bit];
+  }
+  return bit < kUnknownBits.size() ? kUnknownBits[bit] : std::string_view{};
 }
 
 std::string_view tcpStateName(std::uint8_t state) noexcept {

@@ -32,6 +32,10 @@ inline constexpr std::uint32_t kHwOffload = 1U << 15U;
 // ("SEEN_REPLY", "ASSURED", "SRC_NAT", …). Unknown bits are named "BIT_<n>".
 [[nodiscard]] std::vector<std::string_view> statusNames(std::uint32_t status);
 
+// The name of status bit `bit` (0..31) as statusNames() gives it, without building a vector: the
+// JSON mapping walks the bits of every record. "BIT_<n>" for unknown bits, "" for bit > 31.
+[[nodiscard]] std::string_view statusBitName(unsigned bit) noexcept;
+
 // TCP conntrack states (enum tcp_conntrack in include/uapi/linux/netfilter/nf_conntrack_tcp.h),
 // named as conntrack(8) prints them: "SYN_SENT", "ESTABLISHED", "TIME_WAIT", …
 [[nodiscard]] std::string_view tcpStateName(std::uint8_t state) noexcept;

@@ -60,12 +60,39 @@ std::optional<IpAddress> IpAddress::fromBytes(std::span<const std::uint8_t> byte
 }
 
 std::string IpAddress::toString() const {
-  std::array<char, INET6_ADDRSTRLEN> buffer{};
-  const int af = isV4() ? AF_INET : AF_INET6;
-  if (::inet_ntop(af, bytes_.data(), buffer.data(), static_cast<socklen_t>(buffer.size())) == nullptr) {
-    return "?";
+  std::array<char, kMaxTextSize> buffer{};
+  const char* end = format(buffer);
+  return {buffer.data(), static_cast<std::size_t>(end - buffer.data())};
+}
+
+char* IpAddress::format(std::span<char, kMaxTextSize> out) const noexcept {
+  char* p = out.data();
+  if (isV4()) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (i > 0) {
+        *p++ = '.';
+      }
+      const unsigned octet = bytes_[i];
+      if (octet >= 100) {
+        *p++ = static_cast<char>('0' + octet / 100);
+      }
+      if (octet >= 10) {
+        *p++ = static_cast<char>('0' + octet / 10 % 10);
+      }
+      *p++ = static_cast<char>('0' + octet % 10);
+    }
+    return p;
   }
-  return {buffer.data()};
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  static_assert(INET6_ADDRSTRLEN == kMaxTextSize + 1);
+  if (::inet_ntop(AF_INET6, bytes_.data(), text.data(), static_cast<socklen_t>(text.size())) == nullptr) {
+    *p++ = '?';  // cannot happen for AF_INET6 and a buffer of INET6_ADDRSTRLEN
+    return p;
+  }
+  for (const char* c = text.data(); *c != '\0'; ++c) {
+    *p++ = *c;
+  }
+  return p;
 }
 
 namespace {

@@ -39,6 +39,12 @@ public:
   }
   // RFC 5952 text (inet_ntop).
   [[nodiscard]] std::string toString() const;
+  // The longest text format() writes: INET6_ADDRSTRLEN less its NUL ("ffff:...:255.255.255.255").
+  static constexpr std::size_t kMaxTextSize = 45;
+  // Writes the same text as toString() to `out` (no NUL) and returns the end of what it wrote,
+  // without allocating: the JSON mapping calls it several times per record. IPv4 is formatted here
+  // (glibc's inet_ntop goes through sprintf); IPv6 through inet_ntop.
+  char* format(std::span<char, kMaxTextSize> out) const noexcept;
 
   friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
 

@@ -4,7 +4,6 @@
 #include <array>
 #include <cctype>
 #include <charconv>
-#include <cstdio>
 
 namespace ctaudit {
 namespace {
@@ -88,16 +87,40 @@ Result<Timestamp> parseUnix(std::string_view text) {
 }  // namespace
 
 std::string formatRfc3339(Timestamp t) {
+  std::array<char, kRfc3339Size> buffer{};
+  const char* end = formatRfc3339(t, buffer);
+  return {buffer.data(), static_cast<std::size_t>(end - buffer.data())};
+}
+
+char* formatRfc3339(Timestamp t, std::span<char, kRfc3339Size> out) noexcept {
   const auto day = std::chrono::floor<days>(t);
   const std::chrono::year_month_day ymd{day};
   const std::chrono::hh_mm_ss<nanoseconds> tod{t - day};
-  std::array<char, 48> buffer{};
-  const int n = std::snprintf(buffer.data(), buffer.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%09lldZ",
-                              static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                              static_cast<unsigned>(ymd.day()), static_cast<int>(tod.hours().count()),
-                              static_cast<int>(tod.minutes().count()), static_cast<int>(tod.seconds().count()),
-                              static_cast<long long>(tod.subseconds().count()));
-  return {buffer.data(), static_cast<std::size_t>(n > 0 ? n : 0)};
+  char* p = out.data();
+  // Fixed-width decimal, most significant digit first.
+  const auto put = [&p](std::uint64_t value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      p[i] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+    p += width;
+  };
+  // sys_time<nanoseconds> spans the years 1677 to 2262, so the year has four digits.
+  put(static_cast<std::uint64_t>(static_cast<int>(ymd.year())), 4);
+  *p++ = '-';
+  put(static_cast<unsigned>(ymd.month()), 2);
+  *p++ = '-';
+  put(static_cast<unsigned>(ymd.day()), 2);
+  *p++ = 'T';
+  put(static_cast<std::uint64_t>(tod.hours().count()), 2);
+  *p++ = ':';
+  put(static_cast<std::uint64_t>(tod.minutes().count()), 2);
+  *p++ = ':';
+  put(static_cast<std::uint64_t>(tod.seconds().count()), 2);
+  *p++ = '.';
+  put(static_cast<std::uint64_t>(tod.subseconds().count()), 9);
+  *p++ = 'Z';
+  return p;
 }
 
 Result<Timestamp> parseTime(std::string_view text) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,12 @@ using Timestamp = std::chrono::sys_time<std::chrono::nanoseconds>;
 
 // RFC 3339 in UTC with a `Z` and nine fractional digits: "2026-11-25T10:00:03.123456789Z".
 [[nodiscard]] std::string formatRfc3339(Timestamp t);
+
+// The size of formatRfc3339's text: every Timestamp (years 1677 to 2262) has a four-digit year.
+inline constexpr std::size_t kRfc3339Size = 30;
+// Writes formatRfc3339(t) to `out` without allocating (the JSON mapping writes two or three per
+// record); returns the end of what it wrote.
+char* formatRfc3339(Timestamp t, std::span<char, kRfc3339Size> out) noexcept;
 
 // Parses what an operator types for a point in time:
 //  - RFC 3339 with `Z` or a numeric offset, fractional seconds optional, `T` or a space between

@@ -11,11 +11,15 @@ CTAUDIT_BUILD_PACKAGES=(
 CTAUDIT_TEST_PACKAGES=(
   libgtest-dev conntrack nftables iproute2 socat jq iputils-ping sqlite3 kmod procps
   systemd util-linux zstd gzip logrotate
+  # bench/json_mapping_bench (Google Benchmark, {fmt} for the comparison), built with the tests
+  libbenchmark-dev libfmt-dev
 )
 # bench/run-benchmarks.sh (issue #4): the peers it measures ctauditd against, the SQLite shell
 # that counts their rows, and gnuplot (no X) for the plot.
 CTAUDIT_BENCH_PACKAGES=(
   ulogd2 ulogd2-sqlite3 ulogd2-json conntrack sqlite3 gnuplot-nox
+  # bench/cpu_profile.sh
+  linux-perf valgrind
 )
 
 # Building the Debian package (scripts/build-deb.sh): dpkg-shlibdeps and dpkg-buildflags come

@@ -1,4 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// SHA1_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP_Digest, but EVP_Digest
+// allocates a context and looks the algorithm up in the provider on every call: measured at ~4.9k
+// instructions per id against ~1.3k for the direct calls (bench/json_mapping_bench, callgrind),
+// the largest single item of the JSON line. The direct functions are still exported and use the
+// same assembly; this file only hashes, so it is the one place that opts out of the warning.
+#define OPENSSL_SUPPRESS_DEPRECATED  // NOLINT(cppcoreguidelines-macro-usage): an OpenSSL switch
+
 #include "storage/community_id.hpp"
 
 #include <algorithm>
@@ -8,6 +15,7 @@
 #include <span>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 namespace ctaudit::storage {
 namespace {
@@ -91,6 +99,14 @@ private:
 }  // namespace
 
 std::string communityId(const FlowTuple& original, std::uint16_t seed) {
+  std::array<char, kCommunityIdSize> id{};
+  if (!communityId(original, id, seed)) {
+    return {};
+  }
+  return {id.begin(), id.end()};
+}
+
+bool communityId(const FlowTuple& original, std::span<char, kCommunityIdSize> out, std::uint16_t seed) noexcept {
   std::span<const std::uint8_t> src = original.src.bytes();
   std::span<const std::uint8_t> dst = original.dst.bytes();
   const auto proto = static_cast<std::uint8_t>(original.protocol);
@@ -129,23 +145,23 @@ std::string communityId(const FlowTuple& original, std::uint16_t seed) {
     input.put16(dst_port);
   }
 
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_size = 0;
-  if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_size, EVP_sha1(), nullptr) != 1 ||
-      digest_size != kSha1Size) {
-    return {};
+  static_assert(SHA_DIGEST_LENGTH == kSha1Size);
+  std::array<unsigned char, kSha1Size> digest{};
+  SHA_CTX context;
+  if (SHA1_Init(&context) != 1 || SHA1_Update(&context, input.data(), input.size()) != 1 ||
+      SHA1_Final(digest.data(), &context) != 1) {
+    return false;
   }
   std::array<unsigned char, kBase64Size + 1> encoded{};
   const int encoded_size = EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(kSha1Size));
   if (encoded_size != static_cast<int>(kBase64Size)) {
-    return {};
+    return false;
   }
-
-  std::string id;
-  id.reserve(2 + kBase64Size);
-  id.append("1:");
-  id.append(encoded.begin(), encoded.begin() + kBase64Size);
-  return id;
+  static_assert(kCommunityIdSize == 2 + kBase64Size);
+  out[0] = '1';
+  out[1] = ':';
+  std::copy_n(encoded.begin(), kBase64Size, out.begin() + 2);
+  return true;
 }
 
 }  // namespace ctaudit::storage

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "flow/tuple.hpp"
@@ -27,5 +29,12 @@ namespace ctaudit::storage {
 // guarantees it). Returns "" only if libcrypto fails to compute SHA-1 (the spec's "no id" value),
 // which does not happen with the default provider. Pure and thread-safe.
 [[nodiscard]] std::string communityId(const FlowTuple& original, std::uint16_t seed = 0);
+
+// The length of a Community ID v1: "1:" and 28 base64 characters.
+inline constexpr std::size_t kCommunityIdSize = 30;
+// The same id written to `out` without allocating (the JSON mapping computes one per record).
+// Returns true, or false (and `out` unspecified) when libcrypto fails to compute SHA-1.
+[[nodiscard]] bool communityId(const FlowTuple& original, std::span<char, kCommunityIdSize> out,
+                               std::uint16_t seed = 0) noexcept;
 
 }  // namespace ctaudit::storage

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/json_mapping.hpp"
 
+#include <array>
+#include <cassert>
+#include <cstring>
+#include <span>
+#include <charconv>
+#include <concepts>
 #include <cstddef>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-#include <nlohmann/json.hpp>
+#include <cstdint>
 
 #include "flow/ct_status.hpp"
 #include "storage/community_id.hpp"
@@ -14,29 +16,280 @@
 namespace ctaudit::storage {
 namespace {
 
-// ordered_json keeps keys in insertion order, so the output is byte-stable for golden files and
-// diffable by eye: the order below is the order docs/json.md lists.
-using Json = nlohmann::ordered_json;
+// U+FFFD REPLACEMENT CHARACTER in UTF-8.
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 
-// Builds one JSON object by appending members in the order written. ordered_json's operator[]
-// searches the existing keys and grows its vector one element at a time; reserving and appending
-// (the keys here are fixed and distinct) cut the whole mapping from ~14 to ~8 us per record on the
-// development machine.
-class Object {
-public:
-  explicit Object(std::size_t members) { this->members().reserve(members); }
+// True when `c` cannot be copied into a JSON string as it is: a quote, a backslash, a control
+// character, or a byte of a multi-byte UTF-8 sequence (which must be checked).
+constexpr bool needsCare(unsigned char c) noexcept { return c < 0x20U || c == '"' || c == '\\' || c >= 0x80U; }
 
-  template <class Value>
-  Object& add(std::string_view key, Value&& value) {
-    members().emplace_back(key, Json(std::forward<Value>(value)));
-    return *this;
+// Writes `c` (ASCII) escaped as nlohmann's serialiser escapes it; returns the end.
+char* writeEscapedAscii(char* p, unsigned char c) noexcept {
+  const auto two = [&p](char escaped) {
+    *p++ = '\\';
+    *p++ = escaped;
+    return p;
+  };
+  switch (c) {
+    case '"': return two('"');
+    case '\\': return two('\\');
+    case '\b': return two('b');
+    case '\f': return two('f');
+    case '\n': return two('n');
+    case '\r': return two('r');
+    case '\t': return two('t');
+    default: break;
   }
-  [[nodiscard]] Json take() && { return std::move(json_); }
+  if (c < 0x20U) {
+    constexpr std::string_view kHex = "0123456789abcdef";
+    for (const char out : {'\\', 'u', '0', '0', kHex[c >> 4U], kHex[c & 0xFU]}) {
+      *p++ = out;
+    }
+    return p;
+  }
+  *p++ = static_cast<char>(c);
+  return p;
+}
+
+// How many continuation bytes the UTF-8 sequence led by `lead` needs and the range its first one
+// must be in (Unicode 15, table 3-7: this excludes overlong forms, surrogates and code points
+// above U+10FFFF). needed == 0: `lead` cannot start a sequence.
+struct Utf8Lead {
+  std::size_t needed{0};
+  unsigned char low{0x80U};
+  unsigned char high{0xBFU};
+};
+
+constexpr Utf8Lead utf8Lead(unsigned char lead) noexcept {
+  if (lead >= 0xC2U && lead <= 0xDFU) {
+    return {1, 0x80U, 0xBFU};
+  }
+  if (lead == 0xE0U) {
+    return {2, 0xA0U, 0xBFU};
+  }
+  if (lead == 0xEDU) {
+    return {2, 0x80U, 0x9FU};
+  }
+  if (lead >= 0xE1U && lead <= 0xEFU) {
+    return {2, 0x80U, 0xBFU};
+  }
+  if (lead == 0xF0U) {
+    return {3, 0x90U, 0xBFU};
+  }
+  if (lead >= 0xF1U && lead <= 0xF3U) {
+    return {3, 0x80U, 0xBFU};
+  }
+  if (lead == 0xF4U) {
+    return {3, 0x80U, 0x8FU};
+  }
+  return {};
+}
+
+// The most bytes writeJsonString() writes for `text`: quotes, and at most six bytes for one input
+// byte (a control character as \u00XX; an ill-formed byte becomes three, U+FFFD).
+constexpr std::size_t maxJsonStringSize(std::string_view text) noexcept { return 2 + 6 * text.size(); }
+
+// Writes `text` as a JSON string at `p` (appendJsonString's contract), which must have room for
+// maxJsonStringSize(text) bytes; returns the end. Runs of bytes that need nothing are copied whole.
+char* writeJsonString(char* p, std::string_view text) noexcept {
+  *p++ = '"';
+  const auto* const bytes = reinterpret_cast<const unsigned char*>(text.data());  // NOLINT: bytes of chars
+  const std::size_t size = text.size();
+  std::size_t plain_from = 0;  // bytes [plain_from, i) are copied as they are
+  const auto copyPlain = [&](std::size_t to) {
+    std::memcpy(p, text.data() + plain_from, to - plain_from);
+    p += to - plain_from;
+  };
+  std::size_t i = 0;
+  while (i < size) {
+    const unsigned char c = bytes[i];
+    if (!needsCare(c)) {
+      ++i;
+      continue;
+    }
+    if (c < 0x80U) {
+      copyPlain(i);
+      p = writeEscapedAscii(p, c);
+      plain_from = ++i;
+      continue;
+    }
+    const Utf8Lead lead = utf8Lead(c);
+    std::size_t next = i + 1;
+    std::size_t have = 0;
+    for (; have < lead.needed && next < size; ++have, ++next) {
+      const unsigned char byte = bytes[next];
+      const unsigned char low = have == 0 ? lead.low : 0x80U;
+      const unsigned char high = have == 0 ? lead.high : 0xBFU;
+      if (byte < low || byte > high) {
+        break;
+      }
+    }
+    if (lead.needed > 0 && have == lead.needed) {
+      i = next;  // a well-formed sequence: stays in the plain run
+      continue;
+    }
+    // Ill-formed: the lead and the continuation bytes that fitted become one U+FFFD; the byte that
+    // did not fit (if any) is looked at again as the start of what follows.
+    copyPlain(i);
+    std::memcpy(p, kReplacement.data(), kReplacement.size());
+    p += kReplacement.size();
+    i = lead.needed == 0 ? i + 1 : next;
+    plain_from = i;
+  }
+  copyPlain(size);
+  *p++ = '"';
+  return p;
+}
+
+// Appends JSON text to a caller's buffer, member by member, in the order they are written: the
+// order docs/json.md lists and the golden files hold. Keys are literals of this file, plain ASCII
+// that needs no escaping; values that come from outside go through appendJsonString. Tracks only
+// whether a comma is due at each nesting level.
+class JsonWriter {
+public:
+  // Writes into `room`, which must hold the whole line (maxLineSize()). Each member is written
+  // through a plain pointer, without the capacity check and call of every std::string append.
+  explicit JsonWriter(std::span<char> room) noexcept : begin_(room.data()), p_(room.data()), end_(p_ + room.size()) {}
+
+  // The bytes written so far.
+  [[nodiscard]] std::size_t size() const noexcept {
+    assert(p_ <= end_);  // maxLineSize() bounds every line; json_mapping_test checks the worst case
+    return static_cast<std::size_t>(p_ - begin_);
+  }
+
+  void beginObject() {
+    value();
+    put('{');
+    push();
+  }
+  void beginObject(std::string_view key) {
+    this->key(key);
+    put('{');
+    push();
+  }
+  void endObject() {
+    put('}');
+    --depth_;
+  }
+  void beginArray(std::string_view key) {
+    this->key(key);
+    put('[');
+    push();
+  }
+  void endArray() {
+    put(']');
+    --depth_;
+  }
+
+  // A string value known to need no escaping: fixed names, addresses, times, base64.
+  void ascii(std::string_view key, std::string_view text) {
+    this->key(key);
+    quoted(text);
+  }
+  // An array element of the same kind.
+  void ascii(std::string_view text) {
+    value();
+    quoted(text);
+  }
+  // A string from outside (host names, labels): escaped. maxLineSize() counts it.
+  void string(std::string_view key, std::string_view text) {
+    this->key(key);
+    p_ = writeJsonString(p_, text);
+  }
+  template <std::integral Integer>
+  void number(std::string_view key, Integer number) {
+    this->key(key);
+    p_ = std::to_chars(p_, end_, number).ptr;
+  }
+  void boolean(std::string_view key, bool value) {
+    this->key(key);
+    put(value ? std::string_view{"true"} : std::string_view{"false"});
+  }
+  void time(std::string_view key, Timestamp t) {
+    this->key(key);
+    put('"');
+    p_ = formatRfc3339(t, std::span<char, kRfc3339Size>(p_, kRfc3339Size));
+    put('"');
+  }
+  void address(std::string_view key, const IpAddress& address) {
+    this->key(key);
+    put('"');
+    p_ = address.format(std::span<char, IpAddress::kMaxTextSize>(p_, IpAddress::kMaxTextSize));
+    put('"');
+  }
 
 private:
-  Json::object_t& members() { return json_.get_ref<Json::object_t&>(); }
-  Json json_ = Json::object();
+  // Objects nest four deep at most (root, conntrack, original/time_source, ...).
+  static constexpr std::size_t kMaxDepth = 8;
+
+  void put(char c) noexcept { *p_++ = c; }
+  void put(std::string_view text) noexcept {
+    std::memcpy(p_, text.data(), text.size());
+    p_ += text.size();
+  }
+  void push() noexcept { has_member_.at(++depth_) = false; }
+  // Before any value: the comma that separates it from the one before, at this level.
+  void value() {
+    if (has_member_.at(depth_)) {
+      put(',');
+    }
+    has_member_.at(depth_) = true;
+  }
+  void key(std::string_view key) {
+    value();
+    put('"');
+    put(key);
+    put('"');
+    put(':');
+  }
+  void quoted(std::string_view text) {
+    put('"');
+    put(text);
+    put('"');
+  }
+
+  char* begin_;
+  char* p_;
+  char* end_;
+  std::array<bool, kMaxDepth> has_member_{};
+  std::size_t depth_{0};
 };
+
+// The longest line a record or gap can give, without its outside strings: every key and
+// punctuation of the mapping, eight IPv6 addresses of 45 characters, four times, twenty-digit
+// counters and all 32 status names come to about 1,900 bytes (json_mapping_test measures the worst
+// case); 4 KiB leaves room for fields added later. The outside strings are added at their worst.
+constexpr std::size_t kMaxLineWithoutStrings = 4096;
+std::size_t maxLineSize(std::string_view hostname, std::string_view label = {}) noexcept {
+  return kMaxLineWithoutStrings + maxJsonStringSize(hostname) + maxJsonStringSize(label);
+}
+
+// Runs `write` on a JsonWriter with room for `max_size` bytes and appends what it wrote to `out`.
+// The room is a stack buffer, not zeroed (zero-filling 4 KiB in std::string::resize cost more
+// than formatting the line, callgrind), then copied once; only a line with outside strings too
+// long for it is written into `out` resized for the worst case instead.
+template <class Write>
+void appendBounded(std::string& out, std::size_t max_size, const Write& write) {
+  constexpr std::size_t kStackRoom = 8192;
+  if (max_size <= kStackRoom) {
+    std::array<char, kStackRoom> room;  // NOLINT(cppcoreguidelines-pro-type-member-init): written before read
+    JsonWriter json(std::span<char>(room.data(), max_size));
+    write(json);
+    out.append(room.data(), json.size());
+    return;
+  }
+  const std::size_t start = out.size();
+  out.resize(start + max_size);
+  JsonWriter json(std::span<char>(out.data() + start, max_size));
+  write(json);
+  out.resize(start + json.size());
+}
+
+// end - start in nanoseconds, for end >= start. Computed unsigned: two int64 times (a bogus kernel
+// time) can lie further apart than INT64_MAX, and signed overflow is undefined behaviour.
+std::uint64_t durationNs(Timestamp start, Timestamp end) noexcept {
+  return static_cast<std::uint64_t>(toUnixNanos(end)) - static_cast<std::uint64_t>(toUnixNanos(start));
+}
 
 std::string_view actionName(EventType event) noexcept {
   switch (event) {
@@ -49,14 +302,16 @@ std::string_view actionName(EventType event) noexcept {
 }
 
 // ECS event.type: a dump row is the first sight of a flow for this run, so it starts like a NEW.
-Json eventTypes(EventType event) {
+void eventTypes(JsonWriter& json, EventType event) {
+  json.beginArray("type");
+  json.ascii("connection");
   switch (event) {
     case EventType::New:
-    case EventType::Dump: return Json::array({"connection", "start"});
-    case EventType::Update: return Json::array({"connection", "info"});
-    case EventType::Destroy: return Json::array({"connection", "end"});
+    case EventType::Dump: json.ascii("start"); break;
+    case EventType::Update: json.ascii("info"); break;
+    case EventType::Destroy: json.ascii("end"); break;
   }
-  return Json::array({"connection"});
+  json.endArray();
 }
 
 std::string_view timeSourceName(TimeSource source) noexcept {
@@ -70,187 +325,211 @@ std::string_view timeSourceName(TimeSource source) noexcept {
 
 // A NAT endpoint: for ICMP the "port" is the echo id, which is what the kernel rewrites, and what a
 // CGN log must name to identify a subscriber (RFC 6888).
-Json natJson(const Endpoint& endpoint, Protocol protocol) {
-  Object nat(2);
-  nat.add("ip", endpoint.address.toString());
+void natJson(JsonWriter& json, const Endpoint& endpoint, Protocol protocol) {
+  json.beginObject("nat");
+  json.address("ip", endpoint.address);
   if (hasPorts(protocol) || isIcmp(protocol)) {
-    nat.add("port", endpoint.port);
+    json.number("port", endpoint.port);
   }
-  return std::move(nat).take();
+  json.endObject();
 }
 
 // One conntrack tuple as conntrack(8) prints it: protocol number, addresses, then ports or the
 // ICMP type/code/id.
-Json tupleJson(const FlowTuple& tuple) {
-  Object out(6);
-  out.add("protocol", static_cast<unsigned>(tuple.protocol));
-  out.add("src", tuple.src.toString());
-  out.add("dst", tuple.dst.toString());
+void tupleJson(JsonWriter& json, std::string_view key, const FlowTuple& tuple) {
+  json.beginObject(key);
+  json.number("protocol", static_cast<unsigned>(tuple.protocol));
+  json.address("src", tuple.src);
+  json.address("dst", tuple.dst);
   if (isIcmp(tuple.protocol)) {
-    out.add("type", static_cast<unsigned>(tuple.icmp_type));
-    out.add("code", static_cast<unsigned>(tuple.icmp_code));
-    out.add("id", tuple.icmp_id);
+    json.number("type", static_cast<unsigned>(tuple.icmp_type));
+    json.number("code", static_cast<unsigned>(tuple.icmp_code));
+    json.number("id", tuple.icmp_id);
   } else if (hasPorts(tuple.protocol)) {
-    out.add("sport", tuple.src_port);
-    out.add("dport", tuple.dst_port);
+    json.number("sport", tuple.src_port);
+    json.number("dport", tuple.dst_port);
   }
-  return std::move(out).take();
+  json.endObject();
 }
 
-Json eventJson(const FlowRecord& record) {
-  Object event(7);
-  event.add("kind", "event");
-  event.add("category", Json::array({"network"}));
-  event.add("type", eventTypes(record.event));
-  event.add("action", actionName(record.event));
+void eventJson(JsonWriter& json, const FlowRecord& record) {
+  json.beginObject("event");
+  json.ascii("kind", "event");
+  json.beginArray("category");
+  json.ascii("network");
+  json.endArray();
+  eventTypes(json, record.event);
+  json.ascii("action", actionName(record.event));
   if (record.start) {
-    event.add("start", formatRfc3339(*record.start));
+    json.time("start", *record.start);
   }
   if (record.end) {
-    event.add("end", formatRfc3339(*record.end));
+    json.time("end", *record.end);
   }
   // Kernel start and stop come from one clock, so end >= start; a receive-time start against a
   // kernel end could in theory be later by the socket delay. A negative duration would only mislead
   // a dashboard, so it is left out then; start and end still show both times.
   if (record.start && record.end && *record.end >= *record.start) {
-    event.add("duration", (*record.end - *record.start).count());
+    json.number("duration", durationNs(*record.start, *record.end));
   }
-  return std::move(event).take();
+  json.endObject();
 }
 
-Json networkJson(const FlowRecord& record) {
-  Object network(4);
-  network.add("type", record.family() == Family::Ipv4 ? "ipv4" : "ipv6");
-  network.add("transport", protocolName(record.original.protocol));
+void networkJson(JsonWriter& json, const FlowRecord& record) {
+  json.beginObject("network");
+  json.ascii("type", record.family() == Family::Ipv4 ? "ipv4" : "ipv6");
+  json.ascii("transport", protocolName(record.original.protocol));
   // ECS types iana_number as a keyword, so it is a string.
-  network.add("iana_number", std::to_string(static_cast<unsigned>(record.original.protocol)));
-  if (std::string id = communityId(record.original); !id.empty()) {
-    network.add("community_id", std::move(id));
+  std::array<char, 4> number{};
+  const auto iana = std::to_chars(number.data(), number.data() + number.size(),
+                                  static_cast<unsigned>(record.original.protocol));
+  json.ascii("iana_number", {number.data(), iana.ptr});
+  if (std::array<char, kCommunityIdSize> id{}; communityId(record.original, id)) {  // written only if known
+    json.ascii("community_id", {id.data(), id.size()});
   }
-  return std::move(network).take();
+  json.endObject();
 }
 
 // source.* or destination.*: one side of the original tuple, the counters of the direction it
 // sends (original for the source, reply for the destination) and its translation, if any.
-Json endpointJson(const IpAddress& address, std::uint16_t port, Protocol protocol,
-                  const std::optional<Counters>& counters, const std::optional<Endpoint>& nat) {
-  Object side(5);
-  side.add("ip", address.toString());
+void endpointJson(JsonWriter& json, std::string_view key, const IpAddress& address, std::uint16_t port,
+                  Protocol protocol, const std::optional<Counters>& counters, const std::optional<Endpoint>& nat) {
+  json.beginObject(key);
+  json.address("ip", address);
   // ICMP has no ports (its id is in conntrack.original/reply and, where NAT rewrites it, in
   // nat.port); neither have GRE and the protocols conntrack tracks generically.
   if (hasPorts(protocol)) {
-    side.add("port", port);
+    json.number("port", port);
   }
   if (counters) {
-    side.add("bytes", counters->bytes);
-    side.add("packets", counters->packets);
+    json.number("bytes", counters->bytes);
+    json.number("packets", counters->packets);
   }
   if (nat) {
-    side.add("nat", natJson(*nat, protocol));
+    natJson(json, *nat, protocol);
   }
-  return std::move(side).take();
+  json.endObject();
 }
 
-Json timeSourceJson(const FlowRecord& record) {
-  Object time_source(3);
+void timeSourceJson(JsonWriter& json, const FlowRecord& record) {
+  json.beginObject("time_source");
   if (record.start) {
-    time_source.add("start", timeSourceName(record.start_source));
+    json.ascii("start", timeSourceName(record.start_source));
   }
   if (record.end) {
-    time_source.add("end", timeSourceName(record.end_source));
+    json.ascii("end", timeSourceName(record.end_source));
   }
-  time_source.add("event", timeSourceName(record.event_time_source));
-  return std::move(time_source).take();
+  json.ascii("event", timeSourceName(record.event_time_source));
+  json.endObject();
 }
 
-Json conntrackJson(const FlowRecord& record) {
-  const std::vector<std::string_view> names = statusNames(record.status);
-  Json status = Json::array();
-  status.get_ref<Json::array_t&>().reserve(names.size());
-  for (const std::string_view name : names) {
-    status.push_back(name);
+void conntrackJson(JsonWriter& json, const FlowRecord& record) {
+  json.beginObject("conntrack");
+  json.number("id", record.ct_id);
+  json.number("zone", record.zone);
+  json.number("mark", record.mark);
+  json.beginArray("status");
+  for (unsigned bit = 0; bit < 32; ++bit) {
+    if ((record.status & (1U << bit)) != 0) {
+      json.ascii(statusBitName(bit));
+    }
   }
-
-  Object ct(10);
-  ct.add("id", record.ct_id);
-  ct.add("zone", record.zone);
-  ct.add("mark", record.mark);
-  ct.add("status", std::move(status));
+  json.endArray();
   if (record.tcp_state) {
-    ct.add("tcp_state", tcpStateName(*record.tcp_state));
+    json.ascii("tcp_state", tcpStateName(*record.tcp_state));
   }
-  ct.add("original", tupleJson(record.original));
-  ct.add("reply", tupleJson(record.reply));
-  ct.add("time_source", timeSourceJson(record));
+  tupleJson(json, "original", record.original);
+  tupleJson(json, "reply", record.reply);
+  timeSourceJson(json, record);
   if (record.observed_at_start) {
-    ct.add("observed_at_start", true);
+    json.boolean("observed_at_start", true);
   }
-  return std::move(ct).take();
+  json.endObject();
 }
 
-// dump() throws type_error 316 on invalid UTF-8 (error_handler_t::strict). Every string the
-// mappings build is ASCII: inet_ntop text, RFC 3339 times, base64, and fixed names. The observer
-// host name (and a gap's sink name) are the strings from outside, and the kernel does not hold host
-// names to UTF-8; `replace` turns a stray byte there into U+FFFD instead of throwing, so a mapping
-// never throws except std::bad_alloc. No indentation: one line, no trailing newline.
-std::string serialise(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-Json observerJson(const JsonContext& context) {
-  Object observer(1);
-  observer.add("hostname", context.observer_hostname);
-  return std::move(observer).take();
+void observerJson(JsonWriter& json, const JsonContext& context) {
+  json.beginObject("observer");
+  json.string("hostname", context.observer_hostname);
+  json.endObject();
 }
 
 }  // namespace
 
+void appendJsonString(std::string& out, std::string_view text) {
+  const std::size_t size = out.size();
+  out.resize(size + maxJsonStringSize(text));
+  char* end = writeJsonString(out.data() + size, text);
+  out.resize(static_cast<std::size_t>(end - out.data()));
+}
+
+void appendJsonLine(std::string& out, const FlowRecord& record, const JsonContext& context) {
+  appendBounded(out, maxLineSize(context.observer_hostname), [&](JsonWriter& json) {
+    json.beginObject();
+    json.time("@timestamp", record.event_time);
+    eventJson(json, record);
+    networkJson(json, record);
+    endpointJson(json, "source", record.original.src, record.original.src_port, record.original.protocol,
+                 record.counters_original, record.nat.translated_source);
+    endpointJson(json, "destination", record.original.dst, record.original.dst_port, record.original.protocol,
+                 record.counters_reply, record.nat.translated_destination);
+    observerJson(json, context);
+    conntrackJson(json, record);
+    json.endObject();
+  });
+}
+
+void appendJsonLine(std::string& out, const GapRecord& gap, const JsonContext& context) {
+  appendBounded(out, maxLineSize(context.observer_hostname, gap.sink), [&](JsonWriter& json) {
+    json.beginObject();
+    json.time("@timestamp", gap.end);
+    // ECS: pipeline_error is the kind for "event data may be missing"; with the network category
+    // its allowed types include "info" ("error" is reserved for events that describe an error of
+    // the thing observed, not of the pipeline).
+    json.beginObject("event");
+    json.ascii("kind", "pipeline_error");
+    json.beginArray("category");
+    json.ascii("network");
+    json.endArray();
+    json.beginArray("type");
+    json.ascii("info");
+    json.endArray();
+    json.ascii("action", "gap");
+    json.ascii("reason", gapReasonName(gap.reason));
+    json.time("start", gap.start);
+    json.time("end", gap.end);
+    if (gap.end >= gap.start) {
+      json.number("duration", durationNs(gap.start, gap.end));
+    }
+    json.endObject();
+    observerJson(json, context);
+    // The counts are always written, so that every gap line has one shape; lost_records 0 means
+    // "not known" (a kernel overrun or a daemon that was down), as in GapRecord.
+    json.beginObject("ctaudit");
+    json.beginObject("gap");
+    json.ascii("reason", gapReasonName(gap.reason));
+    json.number("lost_records", gap.lost_records);
+    json.number("overruns", gap.overruns);
+    if (!gap.sink.empty()) {
+      json.string("sink", gap.sink);
+    }
+    json.endObject();
+    json.endObject();
+    json.endObject();
+  });
+}
+
 std::string toJsonLine(const FlowRecord& record, const JsonContext& context) {
-  Object root(7);
-  root.add("@timestamp", formatRfc3339(record.event_time));
-  root.add("event", eventJson(record));
-  root.add("network", networkJson(record));
-  root.add("source", endpointJson(record.original.src, record.original.src_port, record.original.protocol,
-                                  record.counters_original, record.nat.translated_source));
-  root.add("destination", endpointJson(record.original.dst, record.original.dst_port, record.original.protocol,
-                                       record.counters_reply, record.nat.translated_destination));
-  root.add("observer", observerJson(context));
-  root.add("conntrack", conntrackJson(record));
-  return serialise(std::move(root).take());
+  std::string line;
+  line.reserve(1024);
+  appendJsonLine(line, record, context);
+  return line;
 }
 
 std::string toJsonLine(const GapRecord& gap, const JsonContext& context) {
-  // ECS: pipeline_error is the kind for "event data may be missing"; with the network category its
-  // allowed types include "info" ("error" is reserved for events that describe an error of the
-  // thing observed, not of the pipeline).
-  Object event(9);
-  event.add("kind", "pipeline_error");
-  event.add("category", Json::array({"network"}));
-  event.add("type", Json::array({"info"}));
-  event.add("action", "gap");
-  event.add("reason", gapReasonName(gap.reason));
-  event.add("start", formatRfc3339(gap.start));
-  event.add("end", formatRfc3339(gap.end));
-  if (gap.end >= gap.start) {
-    event.add("duration", (gap.end - gap.start).count());
-  }
-
-  // The counts are always written, so that every gap line has one shape; lost_records 0 means "not
-  // known" (a kernel overrun or a daemon that was down), as in GapRecord.
-  Object details(4);
-  details.add("reason", gapReasonName(gap.reason));
-  details.add("lost_records", gap.lost_records);
-  details.add("overruns", gap.overruns);
-  if (!gap.sink.empty()) {
-    details.add("sink", gap.sink);
-  }
-  Object ctaudit(1);
-  ctaudit.add("gap", std::move(details).take());
-
-  Object root(4);
-  root.add("@timestamp", formatRfc3339(gap.end));
-  root.add("event", std::move(event).take());
-  root.add("observer", observerJson(context));
-  root.add("ctaudit", std::move(ctaudit).take());
-  return serialise(std::move(root).take());
+  std::string line;
+  line.reserve(512);
+  appendJsonLine(line, gap, context);
+  return line;
 }
 
 }  // namespace ctaudit::storage

@@ -177,8 +177,10 @@ JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::p
       clock_(clock != nullptr ? clock : &system_clock_),
       rotation_(rotation) {}
 
-// Formatting allocates; like every allocation on the daemon's hot path, running out of memory ends
-// the process (std::terminate through noexcept) rather than being handled.
+// Formatting appends to buffer_, which keeps its capacity from batch to batch, so after the first
+// batches nothing is allocated here. Should the buffer have to grow and memory be out, like every
+// allocation on the daemon's hot path, that ends the process (std::terminate through noexcept)
+// rather than being handled.
 SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   if (!torn_tail_.empty()) {
     if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {
@@ -192,7 +194,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
     if (record.event == EventType::Update && !include_updates_) {
       continue;
     }
-    buffer_ += toJsonLine(record, context_);
+    appendJsonLine(buffer_, record, context_);  // into the kept capacity: no allocation per record
     buffer_ += '\n';
     ++lines;
   }
@@ -215,7 +217,7 @@ SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
     }
   }
   buffer_.clear();
-  buffer_ += toJsonLine(gap, context_);
+  appendJsonLine(buffer_, gap, context_);
   buffer_ += '\n';
   rotateIfDue(buffer_.size());
   return writeBuffer(1);

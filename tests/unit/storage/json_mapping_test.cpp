@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "flow/ct_status.hpp"
 #include "flow/gap_record.hpp"
 #include "flow/nat.hpp"
+#include "tests/support/nlohmann_json_mapping.hpp"
 
 namespace ctaudit::storage {
 namespace {
@@ -424,6 +426,180 @@ TEST(JsonMappingTest, InvalidUtf8HostnameDoesNotThrow) {
   const auto doc = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   ASSERT_FALSE(doc.is_discarded());
   EXPECT_EQ(doc.at("observer").at("hostname"), "gw\xEF\xBF\xBD");
+}
+
+// The mapping is written by hand; nlohmann's serialiser, which it replaced, is the reference for
+// escaping. Random byte strings, weighted towards what is hard (quotes, backslashes, control
+// characters, UTF-8 lead and continuation bytes, truncated and overlong sequences, surrogates),
+// must come out exactly as nlohmann's dump(error_handler_t::replace) writes them, and parse back.
+TEST(JsonMappingTest, EscapesLikeNlohmannForRandomBytes) {
+  std::mt19937 random(20261125);
+  constexpr std::array<unsigned char, 24> kHard{'"',   '\\',  '\n',  '\r',  '\t',  0x00U, 0x01U, 0x1FU,
+                                                0x7FU, 0x80U, 0xBFU, 0xC0U, 0xC2U, 0xDFU, 0xE0U, 0xEDU,
+                                                0xEFU, 0xF0U, 0xF4U, 0xF5U, 0xFFU, 0xA0U, 0x9FU, 0x8FU};
+  std::uniform_int_distribution<int> length(0, 40);
+  std::uniform_int_distribution<int> kind(0, 3);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_int_distribution<std::size_t> hard(0, kHard.size() - 1);
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    const int n = length(random);
+    for (int i = 0; i < n; ++i) {
+      switch (kind(random)) {
+        case 0: text += static_cast<char>('a' + i % 26); break;
+        case 1: text += static_cast<char>(kHard.at(hard(random))); break;
+        case 2: text += "\u00e9\u20ac\U0001F600"[static_cast<std::size_t>(byte(random)) % 9]; break;
+        default: text += static_cast<char>(byte(random)); break;
+      }
+    }
+    std::string ours;
+    appendJsonString(ours, text);
+    const std::string reference = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    ASSERT_EQ(ours, reference) << "input bytes: " << ::testing::PrintToString(std::vector<unsigned char>(text.begin(), text.end()));
+    const auto parsed = nlohmann::json::parse(ours, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(parsed.is_discarded()) << ours;
+  }
+}
+
+TEST(JsonMappingTest, ValidUtf8AndEscapesRoundTrip) {
+  const std::string text = "gw-\u00e9\u20ac\U0001F600 \"q\" \\ \b\f\n\r\t\x01\x7f end";
+  std::string out;
+  appendJsonString(out, text);
+  EXPECT_EQ(nlohmann::json::parse(out).get<std::string>(), text);
+}
+
+// Random records of every event type, family, protocol, status and optional field: the hand-written
+// mapping must write exactly the line the nlohmann mapping wrote.
+TEST(JsonMappingTest, MatchesTheNlohmannMappingForRandomRecords) {
+  std::mt19937_64 random(4);
+  const auto pick = [&](std::uint64_t n) { return random() % n; };
+  constexpr std::array<Protocol, 7> kProtocols{Protocol::Tcp,  Protocol::Udp,    Protocol::Icmp,
+                                               Protocol::Icmpv6, Protocol::Gre, Protocol::Sctp,
+                                               static_cast<Protocol>(99)};
+  const auto address = [&](bool v6) {
+    if (!v6) {
+      return IpAddress::v4(static_cast<std::uint32_t>(random()));
+    }
+    std::array<std::uint8_t, 16> bytes{};
+    for (auto& b : bytes) {
+      b = pick(3) == 0 ? 0 : static_cast<std::uint8_t>(random());  // runs of zeros for "::"
+    }
+    return IpAddress::v6(bytes);
+  };
+  const auto tuple = [&](Protocol protocol, bool v6) {
+    FlowTuple t;
+    t.protocol = protocol;
+    t.src = address(v6);
+    t.dst = address(v6);
+    t.src_port = static_cast<std::uint16_t>(random());
+    t.dst_port = static_cast<std::uint16_t>(random());
+    t.icmp_type = static_cast<std::uint8_t>(pick(3) == 0 ? random() : 8);
+    t.icmp_code = static_cast<std::uint8_t>(random());
+    t.icmp_id = static_cast<std::uint16_t>(random());
+    return t;
+  };
+  // 1827 to 2112: any two are less than INT64_MAX ns apart, where the reference computes the
+  // duration in signed arithmetic (TheLongestPossibleLine... covers the far ends).
+  const auto time = [&]() {
+    return fromUnixNanos(static_cast<std::int64_t>(random() % 9'000'000'000'000'000'000ULL) -
+                         4'500'000'000'000'000'000LL);
+  };
+  for (int round = 0; round < 5000; ++round) {
+    const bool v6 = pick(2) == 0;
+    const Protocol protocol = kProtocols.at(pick(kProtocols.size()));
+    const std::uint32_t status = static_cast<std::uint32_t>(random()) & (pick(4) == 0 ? 0xFFFFFFFFU : 0x1FFU);
+    FlowRecord r = record(static_cast<EventType>(pick(4)), static_cast<std::uint32_t>(random()),
+                          tuple(protocol, v6), tuple(protocol, v6), status);
+    r.zone = static_cast<std::uint16_t>(random());
+    r.mark = static_cast<std::uint32_t>(random());
+    if (pick(2) == 0) {
+      r.tcp_state = static_cast<std::uint8_t>(pick(12));
+    }
+    if (pick(2) == 0) {
+      r.counters_original = Counters{random(), random()};
+      r.counters_reply = Counters{random() >> pick(64), random() >> pick(64)};
+    }
+    if (pick(3) != 0) {
+      r.start = time();
+      r.start_source = static_cast<TimeSource>(pick(3));
+    }
+    if (pick(3) != 0) {
+      r.end = pick(2) == 0 && r.start ? *r.start + std::chrono::nanoseconds(random() % 1'000'000'000'000) : time();
+      r.end_source = static_cast<TimeSource>(pick(3));
+    }
+    r.event_time = time();
+    r.event_time_source = static_cast<TimeSource>(pick(3));
+    r.observed_at_start = pick(2) == 0;
+    const JsonContext context{pick(8) == 0 ? std::string("gw\"\xff\n") : std::string("gw1.example.net")};
+    ASSERT_EQ(toJsonLine(r, context), testing::nlohmannJsonLine(r, context)) << "round " << round;
+  }
+}
+
+TEST(JsonMappingTest, GapsMatchTheNlohmannMapping) {
+  for (const GapReason reason :
+       {GapReason::KernelOverrun, GapReason::QueueOverflow, GapReason::SinkFailure, GapReason::DaemonDown}) {
+    GapRecord gap;
+    gap.reason = reason;
+    gap.start = kT0;
+    gap.end = reason == GapReason::DaemonDown ? kT0 - 1s : kT0 + 90s;
+    gap.lost_records = 18'446'744'073'709'551'615ULL;
+    gap.overruns = 3;
+    gap.sink = reason == GapReason::SinkFailure ? "sqlite \"main\"\xc3" : "";
+    EXPECT_EQ(toJsonLine(gap, kContext), testing::nlohmannJsonLine(gap, kContext));
+  }
+}
+
+// appendJsonLine adds to what the buffer holds and, once the buffer is large enough, never
+// reallocates it: the JSON-lines sink formats a whole batch into one reused buffer.
+TEST(JsonMappingTest, AppendsWithoutReallocatingAReusedBuffer) {
+  std::string buffer = "prefix\n";
+  appendJsonLine(buffer, destroyTcpSnat(), kContext);
+  EXPECT_EQ(buffer, "prefix\n" + toJsonLine(destroyTcpSnat(), kContext));
+  buffer.clear();
+  buffer.reserve(64 * 1024);
+  const char* data = buffer.data();
+  for (int i = 0; i < 50; ++i) {
+    appendJsonLine(buffer, destroyTcpSnat(), kContext);
+    buffer += '\n';
+  }
+  EXPECT_EQ(buffer.data(), data);
+}
+
+// The writer makes room for a bounded line (4 KiB plus the outside strings at six bytes a byte)
+// before it writes; the longest record there is must stay well inside that bound.
+TEST(JsonMappingTest, TheLongestPossibleLineStaysInsideTheWritersBound) {
+  const IpAddress longest = IpAddress::parse("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").value();
+  FlowTuple original;
+  original.protocol = Protocol::Tcp;
+  original.src = longest;
+  original.dst = longest;
+  original.src_port = 65535;
+  original.dst_port = 65535;
+  FlowRecord r = record(EventType::Destroy, 4'294'967'295, original, original, 0xFFFFFFFFU);
+  r.nat.translated_source = Endpoint{longest, 65535};
+  r.nat.translated_destination = Endpoint{longest, 65535};
+  r.zone = 65535;
+  r.mark = 4'294'967'295;
+  r.tcp_state = 255;
+  r.counters_original = Counters{18'446'744'073'709'551'615ULL, 18'446'744'073'709'551'615ULL};
+  r.counters_reply = r.counters_original;
+  r.start = fromUnixNanos(-4'500'000'000'000'000'000);
+  r.end = fromUnixNanos(4'500'000'000'000'000'000);  // 9e18 ns: the longest duration the reference can print
+  r.event_time = *r.end;
+  r.observed_at_start = true;
+  const std::string hostile(300, '\x01');  // each byte becomes \u0001: six bytes
+  const std::string line = toJsonLine(r, JsonContext{hostile});
+  EXPECT_EQ(line, testing::nlohmannJsonLine(r, JsonContext{hostile}));
+  EXPECT_LT(line.size() - 6 * hostile.size(), 2048U) << "the fixed part of the longest line";
+  // A host name too long for the writer's stack room takes the other way, with the same result.
+  const std::string very_long(1500, '\x01');
+  EXPECT_EQ(toJsonLine(r, JsonContext{very_long}), testing::nlohmannJsonLine(r, JsonContext{very_long}));
+
+  // Times further apart than INT64_MAX ns still give their true (unsigned) duration.
+  r.start = fromUnixNanos(-9'000'000'000'000'000'000);
+  r.end = fromUnixNanos(9'000'000'000'000'000'000);
+  const auto doc = nlohmann::json::parse(toJsonLine(r, kContext));
+  EXPECT_EQ(doc.at("event").at("duration").get<std::uint64_t>(), 18'000'000'000'000'000'000ULL);
 }
 
 }  // namespace

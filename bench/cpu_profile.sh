@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# cpu_profile.sh: how much CPU does ctauditd spend per conntrack event, and on what?
+#
+# In a network namespace of its own (random name, deleted on exit): a fresh ctauditd with default
+# settings and both sinks (SQLite and JSON lines, in a temp dir), ct_loadgen creating and deleting
+# NAT'd entries at a fixed RATE for DURATION, then a wait until the daemon has read its backlog
+# (its CPU time stands still for 0.5 s), SIGTERM. Prints, as key=value lines:
+#   received        messages the daemon received (its final "stopped:" line)
+#   cpu_s           the daemon's utime+stime over the run (/proc/PID/stat), all threads
+#   cpu_ms_per_1k   cpu_s per 1000 events received
+#   peak_rss_kib    the daemon's VmHWM
+#   syscw_per_1k    write-type system calls (/proc/PID/io syscw: write, pwrite, writev, ...) per 1000
+#                   events: the JSON-lines sink's write(2) per batch, SQLite's WAL and the wake-ups
+#   ctxsw_per_1k    voluntary context switches of all the daemon's threads per 1000 events
+# With --perf FILE it also samples the daemon with `perf record -g` (call graphs through frame
+# pointers and DWARF are not needed for the flat profile) during the run and prints the top
+# symbols by self time, grouped the way docs/benchmarks.md "Where the CPU goes" reads them.
+# Nothing runs in the root namespace; the host's conntrack table and sysctls are not touched.
+#
+# Usage (as root, from the repository, after building the ci preset):
+#   bench/cpu_profile.sh [--rate 20000] [--duration 10s] [--live 10000] [--perf FILE]
+#                        [-- DAEMON_ARGS...]        e.g. -- --jsonl none  (SQLite only)
+# Environment: CTAUDITD, CT_LOADGEN (default build/ci/{daemon/ctauditd,bench/ct_loadgen}), TMPDIR.
+set -u -o pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${CTAUDITD:=$repo/build/ci/daemon/ctauditd}"
+: "${CT_LOADGEN:=$repo/build/ci/bench/ct_loadgen}"
+rate=20000
+duration=10s
+live=10000
+perf_file=""
+daemon_args=()
+while (($# > 0)); do
+  case $1 in
+    --rate) rate=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --live) live=$2; shift 2 ;;
+    --perf) perf_file=$2; shift 2 ;;
+    --) shift; daemon_args=("$@"); break ;;
+    -h | --help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "cpu_profile.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $(id -u) == 0 ]] || { echo "cpu_profile.sh: needs root (network namespaces)" >&2; exit 77; }
+command -v ip >/dev/null || { echo "cpu_profile.sh: needs ip (iproute2)" >&2; exit 77; }
+if [[ -n $perf_file ]] && ! command -v perf >/dev/null; then
+  echo "cpu_profile.sh: --perf needs perf (apt-get install linux-perf)" >&2
+  exit 77
+fi
+[[ -x $CTAUDITD && -x $CT_LOADGEN ]] || {
+  echo "cpu_profile.sh: build first: cmake --preset ci && cmake --build build/ci -j2" >&2
+  exit 77
+}
+
+ns=cta-prof-$RANDOM$$
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cta-prof.XXXXXX")
+daemon_pid=""
+perf_pid=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null
+  [[ -n $daemon_pid ]] && kill -KILL "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  ip netns del "$ns" 2>/dev/null
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+ip netns add "$ns" || exit 1
+ip netns exec "$ns" ip link set lo up
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+write_calls() { awk '$1 == "syscw:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '$1 == "voluntary_ctxt_switches:" { n += $2 } END { print n + 0 }'; }
+wait_idle() {
+  local before after i
+  before=$(cpu_ticks "$daemon_pid")
+  for ((i = 0; i < 240; i++)); do
+    sleep 0.5
+    after=$(cpu_ticks "$daemon_pid")
+    [[ $after == "$before" ]] && return 0
+    before=$after
+  done
+  return 1
+}
+
+ip netns exec "$ns" "$CTAUDITD" --db "$tmp/flows.db" --jsonl "$tmp/flows.jsonl" "${daemon_args[@]}" \
+  </dev/null >"$tmp/daemon.log" 2>&1 &
+daemon_pid=$!
+for ((i = 0; i < 100; i++)); do
+  grep -qw ready "$tmp/daemon.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -qw ready "$tmp/daemon.log" || { cat "$tmp/daemon.log" >&2; exit 1; }
+if [[ -n $perf_file ]]; then
+  perf record -F 4999 -g -p "$daemon_pid" -o "$perf_file" >"$tmp/perf.log" 2>&1 &
+  perf_pid=$!
+  sleep 0.5
+fi
+cpu0=$(cpu_ticks "$daemon_pid")
+syscw0=$(write_calls "$daemon_pid")
+switches0=$(switches "$daemon_pid")
+ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --batch 32 \
+  >"$tmp/loadgen.txt" 2>&1 || { cat "$tmp/loadgen.txt" >&2; exit 1; }
+wait_idle || echo "warning: the daemon was still busy after 120 s" >&2
+cpu1=$(cpu_ticks "$daemon_pid")
+syscw1=$(write_calls "$daemon_pid")
+switches1=$(switches "$daemon_pid")
+if [[ -n $perf_pid ]]; then
+  kill -INT "$perf_pid"
+  wait "$perf_pid"
+  perf_pid=""
+fi
+peak_rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+daemon_pid=""
+received=$(grep -o 'stopped: [0-9]* message' "$tmp/daemon.log" | awk '{ print $2 }')
+[[ -n $received ]] || { cat "$tmp/daemon.log" >&2; exit 1; }
+awk -v rc="$received" -v c0="$cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v rss="$peak_rss" \
+  -v rate="$rate" -v d="$duration" -v w="$((syscw1 - syscw0))" -v x="$((switches1 - switches0))" 'BEGIN {
+    cpu = (c1 - c0) / hz
+    n = rc > 0 ? rc : 1
+    printf "rate=%s\nduration=%s\nreceived=%d\ncpu_s=%.2f\ncpu_ms_per_1k=%.2f\npeak_rss_kib=%d\n", rate, d, rc, cpu,
+      1e6 * cpu / n, rss
+    printf "syscw_per_1k=%.1f\nctxsw_per_1k=%.1f\n", 1000 * w / n, 1000 * x / n
+  }'
+grep -o 'stopped:.*' "$tmp/daemon.log"
+if [[ -n $perf_file ]]; then
+  echo "--- perf: self time by shared object"
+  perf report -i "$perf_file" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
+  echo "--- perf: self time by symbol"
+  perf report -i "$perf_file" --no-children --sort dso,sym --stdio -g none 2>/dev/null | grep -v '^#' |
+    grep -v '^$' | head -60
+fi
