@@ -23,16 +23,19 @@ namespace {
 constexpr int kWriterBusyTimeoutMs = 250;
 
 // Columns an event can change, split by the indexes they feed, so that an update rewrites an
-// index entry only when that entry's value changes. The flow key (ct_id, zone, original tuple) is
-// never updated.
+// index entry only when that entry's value changes (SQLite rewrites the entries of every index
+// that has a column named in the SET list). The flow key (ct_id, zone, original tuple) is never
+// updated.
 constexpr std::array kMainColumns{
-    FlowColumn::ReplySrc,    FlowColumn::ReplyDst,  FlowColumn::ReplySport,   FlowColumn::ReplyDport,
-    FlowColumn::Icmp,        FlowColumn::NatDstIp,  FlowColumn::NatDstPort,   FlowColumn::Status,
-    FlowColumn::Mark,        FlowColumn::TcpState,  FlowColumn::EndNs,        FlowColumn::Flags,
-    FlowColumn::OrigPackets, FlowColumn::OrigBytes, FlowColumn::ReplyPackets, FlowColumn::ReplyBytes,
+    FlowColumn::NatDst,      FlowColumn::Flags,     FlowColumn::TcpState,     FlowColumn::Status,
+    FlowColumn::Mark,        FlowColumn::Icmp,      FlowColumn::Reply,        FlowColumn::OrigPackets,
+    FlowColumn::OrigBytes,   FlowColumn::ReplyPackets, FlowColumn::ReplyBytes,
 };
-constexpr std::array kStartColumns{FlowColumn::StartNs};                          // flows_start, _orig_src, _nat_src
-constexpr std::array kNatSourceColumns{FlowColumn::NatSrcIp, FlowColumn::NatSrcPort};  // flows_nat_src
+// flows_nat_src, flows_orig_src and flows_open; dur_ns is relative to start_ns, so both move.
+constexpr std::array kStartColumns{FlowColumn::StartNs, FlowColumn::DurNs};
+// flows_nat_src and flows_open only: the common DESTROY that ends a flow whose start is settled.
+constexpr std::array kEndColumns{FlowColumn::DurNs};
+constexpr std::array kNatSourceColumns{FlowColumn::NatSrc};  // flows_nat_src
 constexpr std::array kKeyColumns{FlowColumn::CtId,    FlowColumn::Zone,      FlowColumn::Protocol,
                                  FlowColumn::OrigSrc, FlowColumn::OrigDst,   FlowColumn::OrigSport,
                                  FlowColumn::OrigDport};
@@ -77,6 +80,7 @@ struct SqliteSink::Impl {
   SqliteStmt insert;
   SqliteStmt update_main;
   SqliteStmt update_start;
+  SqliteStmt update_end;
   SqliteStmt update_nat_source;
   SqliteStmt insert_gap;
   SqliteStmt update_alive;
@@ -243,9 +247,13 @@ std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
     }
     return false;
   };
+  // The start group carries the end too (dur_ns is relative to the start); when the start stays,
+  // only dur_ns moves, which leaves flows_orig_src alone.
+  const bool start_changed = changed(std::span<const FlowColumn>(kStartColumns).first(1));
   const std::array<std::pair<sqlite3_stmt*, std::span<const FlowColumn>>, 3> groups{{
       {update_main.get(), kMainColumns},
-      {update_start.get(), kStartColumns},
+      {start_changed ? update_start.get() : update_end.get(),
+       start_changed ? std::span<const FlowColumn>(kStartColumns) : std::span<const FlowColumn>(kEndColumns)},
       {update_nat_source.get(), kNatSourceColumns},
   }};
   for (const auto& [stmt, columns] : groups) {
@@ -331,11 +339,12 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
                     observer_hostname);
   }
 
-  const std::array<std::pair<SqliteStmt*, std::string>, 7> statements{{
+  const std::array<std::pair<SqliteStmt*, std::string>, 8> statements{{
       {&impl->find_open, findOpenFlowSql()},
       {&impl->insert, flowInsertSql()},
       {&impl->update_main, flowUpdateSql(kMainColumns)},
       {&impl->update_start, flowUpdateSql(kStartColumns)},
+      {&impl->update_end, flowUpdateSql(kEndColumns)},
       {&impl->update_nat_source, flowUpdateSql(kNatSourceColumns)},
       {&impl->insert_gap, std::string(kInsertGapSql)},
       {&impl->update_alive, std::string(kUpdateAliveSql)},
@@ -476,7 +485,7 @@ Result<void> SqliteSink::endRun(Timestamp now) {
 Result<std::vector<FlowRecord>> SqliteSink::openFlows() {
   Impl& self = *impl_;
   sqlite3* db = self.db.get();
-  auto select = prepare(db, "SELECT id, " + flowColumnList() + " FROM flows WHERE end_ns IS NULL");
+  auto select = prepare(db, "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ns IS NULL");
   if (!select) {
     return Unexpected{select.error()};
   }
