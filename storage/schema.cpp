@@ -153,7 +153,7 @@ std::string blobPortSql(std::string_view blob_sql) {
 std::string endpointAddressTextSql(std::string_view column) {
   const std::string c(column);
   return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + 140737488355328) >> 16)") +
-         " WHEN 'blob' THEN " + blobAddressTextSql("substr(" + c + ", 1, 16)") + " END";
+         " WHEN 'blob' THEN " + ipv6TextSql("hex(substr(" + c + ", 1, 16))") + " END";
 }
 
 std::string endpointPortSql(std::string_view column) {
@@ -196,23 +196,26 @@ std::string tcpStateNameSql() {
 
 // flows with text addresses and times, for people at the sqlite3 shell. The reply tuple is shown
 // whole: when `reply` is NULL it is what the original tuple and the translations imply
-// (flow_row.hpp), and the view fills it in.
+// (flow_row.hpp), and the view fills it in. Every address is rendered once, in the inner SELECT,
+// and the outer one only picks among them: SQLite parses the whole schema, views included, each
+// time a process opens the file, so the size of this SQL is paid by every `ctaudit` run.
 std::string createViewSql() {
-  const auto address = [](std::string_view column) { return addressTextSql(column); };
+  std::string inner = "SELECT *,\n  ";
+  inner += addressTextSql("orig_src") + " AS t_orig_src,\n  ";
+  inner += addressTextSql("orig_dst") + " AS t_orig_dst,\n  ";
+  inner += endpointAddressTextSql("nat_src") + " AS t_nat_src, " + endpointPortSql("nat_src") + " AS t_nat_src_port,\n  ";
+  inner += endpointAddressTextSql("nat_dst") + " AS t_nat_dst, " + endpointPortSql("nat_dst") + " AS t_nat_dst_port,\n  ";
+  inner += replyAddressTextSql(true) + " AS t_reply_src, " + replyPortSql(true) + " AS t_reply_sport,\n  ";
+  inner += replyAddressTextSql(false) + " AS t_reply_dst, " + replyPortSql(false) + " AS t_reply_dport\nFROM flows";
+
   std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id + 2147483648 AS ct_id, zone, protocol, ";
   sql += protocolNameSql() + " AS proto,\n  ";
-  sql += address("orig_src") + " AS orig_src, orig_sport,\n  ";
-  sql += address("orig_dst") + " AS orig_dst, orig_dport,\n  ";
-  sql += "CASE WHEN reply IS NOT NULL THEN " + replyAddressTextSql(true) + " WHEN nat_dst IS NOT NULL THEN " +
-         endpointAddressTextSql("nat_dst") + " ELSE " + address("orig_dst") + " END AS reply_src,\n  ";
-  sql += "CASE WHEN reply IS NOT NULL THEN " + replyPortSql(true) + " WHEN nat_dst IS NOT NULL THEN " +
-         endpointPortSql("nat_dst") + " ELSE orig_dport END AS reply_sport,\n  ";
-  sql += "CASE WHEN reply IS NOT NULL THEN " + replyAddressTextSql(false) + " WHEN nat_src IS NOT NULL THEN " +
-         endpointAddressTextSql("nat_src") + " ELSE " + address("orig_src") + " END AS reply_dst,\n  ";
-  sql += "CASE WHEN reply IS NOT NULL THEN " + replyPortSql(false) + " WHEN nat_src IS NOT NULL THEN " +
-         endpointPortSql("nat_src") + " ELSE orig_sport END AS reply_dport,\n  ";
-  sql += endpointAddressTextSql("nat_src") + " AS nat_src, " + endpointPortSql("nat_src") + " AS nat_src_port,\n  ";
-  sql += endpointAddressTextSql("nat_dst") + " AS nat_dst, " + endpointPortSql("nat_dst") + " AS nat_dst_port,\n  ";
+  sql += "t_orig_src AS orig_src, orig_sport, t_orig_dst AS orig_dst, orig_dport,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_src ELSE coalesce(t_nat_dst, t_orig_dst) END AS reply_src,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_sport ELSE coalesce(t_nat_dst_port, orig_dport) END AS reply_sport,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dst ELSE coalesce(t_nat_src, t_orig_src) END AS reply_dst,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dport ELSE coalesce(t_nat_src_port, orig_sport) END AS reply_dport,\n  ";
+  sql += "t_nat_src AS nat_src, t_nat_src_port AS nat_src_port, t_nat_dst AS nat_dst, t_nat_dst_port AS nat_dst_port,\n  ";
   sql += "(icmp >> 24) & 255 AS icmp_type, (icmp >> 16) & 255 AS icmp_code,\n  ";
   sql += "(icmp >> 8) & 255 AS reply_icmp_type, icmp & 255 AS reply_icmp_code,\n  ";
   sql += "status, mark, tcp_state, " + tcpStateNameSql() + " AS tcp_state_name,\n  ";
@@ -223,7 +226,8 @@ std::string createViewSql() {
   sql += "CASE WHEN dur_ns IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
          "ELSE 'kernel' END AS end_source,\n  ";
   sql += "(flags & 4) != 0 AS observed_at_start,\n  ";
-  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, start_ns + dur_ns AS end_ns\nFROM flows";
+  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, start_ns + dur_ns AS end_ns\nFROM (" + inner +
+         ")";
   return sql;
 }
 
@@ -359,8 +363,8 @@ Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
 
 std::string addressTextSql(std::string_view column_sql) {
   const std::string c(column_sql);
-  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("(" + c + " + 2147483648)") + " WHEN 'blob' THEN " +
-         blobAddressTextSql(c) + " END";
+  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("(" + c + " + 2147483648)") +
+         " WHEN 'blob' THEN CASE length(" + c + ") WHEN 16 THEN " + ipv6TextSql("hex(" + c + ")") + " END END";
 }
 
 Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
