@@ -60,16 +60,16 @@ ctaudit="$build/query/ctaudit"
 command -v sqlite3 >/dev/null || die "sqlite3 is missing: apt-get install -y sqlite3"
 mkdir -p "$work"
 
-# Milliseconds taken by "$@" (stdout and stderr discarded), process start to exit.
+# "wall_ms cpu_ms" taken by "$@" (stdout and stderr discarded), process start to exit; CPU is the
+# child's user + system time (bash's `time`), which a loaded machine disturbs far less than wall.
 elapsed_ms() {
-  local t0=$EPOCHREALTIME
-  "$@" >/dev/null 2>&1 || true
-  local t1=$EPOCHREALTIME
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", (b - a) * 1000 }'
+  local TIMEFORMAT='%3R %3U %3S' line
+  line=$( { time "$@" >/dev/null 2>&1; } 2>&1 ) || true
+  awk '{ printf "%.2f %.2f\n", $1 * 1000, ($2 + $3) * 1000 }' <<<"$line"
 }
-# "median p99" of the numbers on stdin.
+# "median p99" of column $1 (default 1) of the numbers on stdin.
 stats() {
-  sort -n | awk '{ v[NR] = $1 } END {
+  awk -v c="${1:-1}" '{ print $c }' | sort -n | awk '{ v[NR] = $1 } END {
     if (NR == 0) { print "- -"; exit }
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     i = int(NR * 0.99 + 0.999999); if (i > NR) i = NR; if (i < 1) i = 1
@@ -79,7 +79,10 @@ human() { awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%gM", n / 1e6; else if (n
 file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 per_flow() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.0f", b / n }'; }
 
-gen_id=$(sha256sum "$gen" | cut -c1-16)
+# The cache key: what decides the stores' content (the generator and the row layout), not the
+# binary, so that rebuilding with an unrelated change keeps the (slow to build) cache.
+gen_id=$(cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/schema.cpp" "$repo/storage/flow_row.cpp" \
+  "$repo/storage/json_mapping.cpp" | sha256sum | cut -c1-16)
 rows=()
 breakdowns=()
 for size in ${sizes//,/ }; do
@@ -105,13 +108,12 @@ for size in ${sizes//,/ }; do
   who_times=()
   wrong=0
   while IFS=$'\t' read -r nat_ip nat_port at_rfc at_s inside; do
-    t0=$EPOCHREALTIME
+    who_times+=("$(elapsed_ms "$ctaudit" who "$nat_ip:$nat_port" --at "$at_rfc" --db "$db")")
     out=$("$ctaudit" who "$nat_ip:$nat_port" --at "$at_rfc" --db "$db" --format csv 2>/dev/null || true)
-    t1=$EPOCHREALTIME
-    who_times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) * 1000 }')")
     grep -q ",$inside," <<<"$out" || wrong=$((wrong + 1))
   done < "$dir/samples.tsv"
-  read -r who_med who_p99 < <(printf '%s\n' "${who_times[@]}" | stats)
+  read -r who_med who_p99 < <(printf '%s\n' "${who_times[@]}" | stats 1)
+  read -r who_cpu_med who_cpu_p99 < <(printf '%s\n' "${who_times[@]}" | stats 2)
   (( wrong == 0 )) || echo "query-ladder: WARNING: $wrong of ${#who_times[@]} who answers missed the inside host" >&2
 
   # --- ctaudit flows --src: one subscriber over the whole day the data spans.
@@ -119,9 +121,13 @@ for size in ${sizes//,/ }; do
   day_from=1795000000; day_to=$((day_from + 86400))
   flows_out=$("$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db" --format csv)
   flows_rows=$(( $(wc -l <<<"$flows_out") - 1 ))
-  read -r flows_med flows_p99 < <(for _ in $(seq 20); do
+  flows_times=$(for _ in $(seq 20); do
     elapsed_ms "$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db"
-  done | stats)
+  done)
+  read -r flows_med flows_p99 < <(stats 1 <<<"$flows_times")
+  read -r flows_cpu_med flows_cpu_p99 < <(stats 2 <<<"$flows_times")
+  # The floor: starting any process on this machine now.
+  read -r true_med true_p99 < <(for _ in $(seq 50); do elapsed_ms /bin/true; done | stats 1)
 
   # --- ulogd2's table, the obvious SQL (reply_ip_daddr is the translated source, host order).
   ip_int() { local IFS=.; read -r a b c d <<<"$1"; echo $(( (a << 24) | (b << 16) | (c << 8) | d )); }
@@ -155,20 +161,21 @@ for size in ${sizes//,/ }; do
   ul_bpf=$(per_flow "$(file_size "$dir/ulogd.db")" "$n")
   breakdown=$(sqlite3 -readonly "$db" "SELECT group_concat(name || ' ' || b, ', ') FROM (SELECT name,
     printf('%.1f', sum(pgsize) * 1.0 / $n) AS b FROM dbstat WHERE name LIKE 'flows%' GROUP BY name ORDER BY name)")
-  rows+=("| $(human "$n") | $who_med / $who_p99 | $flows_med / $flows_p99 ($flows_rows rows) | $ul_who_med / $ul_who_p99 | $ul_flows_med / $ul_flows_p99 | $gr_who_med / $gr_who_p99 | $gr_flows_med / $gr_flows_p99 | $ct_bpf | $ul_bpf | $json_bpf |")
+  rows+=("| $(human "$n") | $who_med / $who_p99 | $who_cpu_med / $who_cpu_p99 | $flows_med / $flows_p99 ($flows_rows rows) | $flows_cpu_med / $flows_cpu_p99 | $true_med / $true_p99 | $ul_who_med / $ul_who_p99 | $ul_flows_med / $ul_flows_p99 | $gr_who_med / $gr_who_p99 | $gr_flows_med / $gr_flows_p99 | $ct_bpf | $ul_bpf | $json_bpf |")
   breakdowns+=("| $(human "$n") | $breakdown |")
   echo "query-ladder: $(human "$n"): who ${#who_times[@]} lookups, $wrong wrong" >&2
 done
 
 table=$(cat <<EOF
-Query times in ms, median / p99, process start to exit, warm page cache; \`who\`: ${lookups} real
+Query times in ms, median / p99, process start to exit (wall), and the CPU time (user + system)
+of the same runs, warm page cache; \`/bin/true\` is the cost of starting any process at that moment; \`who\`: ${lookups} real
 mappings for ctaudit (every answer checked), ${slow_lookups} for the others; \`flows --src\`: one
 subscriber over the day the data spans (20 runs for ctaudit, ${slow_lookups} for the others).
 Bytes per flow: file size / flows (ulogd2's table stores no NAT mapping of its own; the four reply
 columns stand in for it). JSON lines only up to $(human "$json_max") flows.
 
-| flows | ctaudit who | ctaudit flows --src | ulogd2 SQL who | ulogd2 SQL src | grep JSON who | grep JSON src | ctaudit B/flow | ulogd2 B/flow | JSON B/flow |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| flows | ctaudit who | who CPU | ctaudit flows --src | flows CPU | /bin/true | ulogd2 SQL who | ulogd2 SQL src | grep JSON who | grep JSON src | ctaudit B/flow | ulogd2 B/flow | JSON B/flow |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${rows[@]}")
 
 ctaudit bytes per flow by structure (dbstat, pages including their free space):
