@@ -335,14 +335,14 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
                                    "): use a newer ctaudit, or point at another file");
   }
   if (version < kSchemaVersion) {
-    // Version 1 stored addresses as BLOBs and the end as end_ns; turning a large file into version
+    // Version 1 stored addresses as BLOBs and the end as end_ns. Turning a large file into version
     // 2 rewrites every row and index, which a daemon must not do behind the operator's back at
-    // start. docs/schema.md, "Versions and migrations", has the SQL that converts a file.
+    // start, and no converter exists yet (docs/schema.md, "Versions and migrations").
     return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +
                                    "; this build reads and writes version " + std::to_string(kSchemaVersion) +
-                                   "): move the file aside and let ctauditd start a new one, query it with the "
-                                   "older ctaudit, or convert it as docs/schema.md (\"Versions and migrations\") "
-                                   "describes");
+                                   "): move the file aside so that ctauditd starts a new database, and query the "
+                                   "old one with the ctaudit that wrote it (docs/schema.md, \"Versions and "
+                                   "migrations\")");
   }
   return version;
 }
