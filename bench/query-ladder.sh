@@ -61,12 +61,15 @@ ctaudit="$build/query/ctaudit"
 [[ -x $gen && -x $ctaudit ]] || die "build first: cmake --preset ci && cmake --build build/ci -j2 (looked in $build)"
 command -v sqlite3 >/dev/null || die "sqlite3 is missing: apt-get install -y sqlite3"
 mkdir -p "$work"
+# Output goes to a file, not /dev/null: GNU grep notices /dev/null and stops at the first match
+# (even with -c), which would time nothing.
+sink_file="$work/.query-output"
 
 # "wall_ms cpu_ms" taken by "$@" (stdout and stderr discarded), process start to exit; CPU is the
 # child's user + system time (bash's `time`), which a loaded machine disturbs far less than wall.
 elapsed_ms() {
   local TIMEFORMAT='%3R %3U %3S' line
-  line=$( { time "$@" >/dev/null 2>&1; } 2>&1 ) || true
+  line=$( { time "$@" >"$sink_file" 2>&1; } 2>&1 ) || true
   awk '{ printf "%.2f %.2f\n", $1 * 1000, ($2 + $3) * 1000 }' <<<"$line"
 }
 # "median p99" of column $1 (default 1) of the numbers on stdin.
@@ -147,15 +150,14 @@ for size in ${sizes//,/ }; do
   done | stats)
 
   # --- grep over the JSON lines (the time is then read by eye; grep only finds the port's lines).
-  # -c: GNU grep stops at the first match when its output is /dev/null, which would time nothing.
   if [[ -f $dir/flows.jsonl ]]; then
     cat "$dir/flows.jsonl" >/dev/null
     read -r gr_who_med gr_who_p99 < <(head -n "$slow_lookups" "$dir/samples.tsv" |
       while IFS=$'\t' read -r nat_ip nat_port _ _ _; do
-        elapsed_ms grep -c -F "\"nat\":{\"ip\":\"$nat_ip\",\"port\":$nat_port}" "$dir/flows.jsonl"
+        elapsed_ms grep -F "\"nat\":{\"ip\":\"$nat_ip\",\"port\":$nat_port}" "$dir/flows.jsonl"
       done | stats)
     read -r gr_flows_med gr_flows_p99 < <(for _ in $(seq "$slow_lookups"); do
-      elapsed_ms grep -c -F "\"source\":{\"ip\":\"$subscriber\"," "$dir/flows.jsonl"
+      elapsed_ms grep -F "\"source\":{\"ip\":\"$subscriber\"," "$dir/flows.jsonl"
     done | stats)
     json_bpf=$(per_flow "$(file_size "$dir/flows.jsonl")" "$n")
   else
