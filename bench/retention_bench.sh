@@ -122,7 +122,7 @@ run_daemon() {
   qmax=$(awk '$1 == "ctauditd_queue_records_max" { print $2 }' "$stats")
   caught=$(grep -o 'retention: caught up.*' "$log" | head -1)
   step=$(grep -o 'the longest [0-9.]* ms' <<<"$caught" | grep -o '[0-9.]*')
-  left=$(sqlite3 -readonly "$db" "SELECT count(*) FROM flows WHERE end_ns < $(((now - 86400) * 1000000000))")
+  left=$(sqlite3 -readonly "$db" "SELECT count(*) FROM flows WHERE start_ns + dur_ns < $(((now - 86400) * 1000000000))")
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$sent" "${received:-?}" \
     "$((${kernel_drops:-0} + ${queue_drops:-0}))" "${written:-?}" "${lag_p99:-?}" "${lag_max:-?}" "${qmax:-?}" \
     "${step:--}" "$left" "$(mib "$size_before")" "$(mib "$(size_of "$db")")"

@@ -273,9 +273,9 @@ start_ctauditd() {
   ip netns exec "$1" "$CTAUDITD" --db "$2/flows.db" --jsonl "$2/flows.jsonl" </dev/null >"$2/tool.log" 2>&1 &
   tool_pid=$!
 }
-# SQLite: flows whose DESTROY the daemon stored (end_ns set and not a bound it made up itself,
+# SQLite: flows whose DESTROY the daemon stored (dur_ns set: ended, and not a bound it made up itself,
 # flags bit 16; docs/schema.md). JSON lines: NEW and DESTROY lines (not dump or gap lines).
-ctauditd_sqlite_complete="SELECT count(*) FROM flows WHERE end_ns IS NOT NULL AND (flags & 16) = 0;"
+ctauditd_sqlite_complete="SELECT count(*) FROM flows WHERE dur_ns IS NOT NULL AND (flags & 16) = 0;"
 stored_ctauditd() {
   local rows
   rows=$(sqlite3 -readonly "$1/flows.db" "$ctauditd_sqlite_complete" 2>"$1/sqlite.err") || {

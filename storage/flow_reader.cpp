@@ -64,14 +64,6 @@ bool hasTable(sqlite3* db, std::string_view name) {
   return found && *found > 0;
 }
 
-int bindParameter(sqlite3_stmt* stmt, int index, const CompiledQuery::Parameter& value) noexcept {
-  if (const auto* integer = std::get_if<std::int64_t>(&value)) {
-    return sqlite3_bind_int64(stmt, index, *integer);
-  }
-  const auto bytes = std::get<IpAddress>(value).bytes();
-  return sqlite3_bind_blob(stmt, index, bytes.data(), static_cast<int>(bytes.size()), kSqliteStatic);
-}
-
 }  // namespace
 
 // The connection; FlowReader's only resource.
@@ -112,7 +104,7 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     return Unexpected{stmt.error()};
   }
   for (std::size_t i = 0; i < compiled.parameters.size(); ++i) {
-    if (bindParameter(stmt->get(), static_cast<int>(i + 1), compiled.parameters[i]) != SQLITE_OK) {
+    if (bindValue(stmt->get(), static_cast<int>(i + 1), compiled.parameters[i]) != SQLITE_OK) {
       return sqliteFailure(db, "cannot bind a query parameter");
     }
   }

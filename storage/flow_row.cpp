@@ -12,10 +12,9 @@ namespace ctaudit::storage {
 namespace {
 
 constexpr std::array<std::string_view, kFlowColumnCount> kColumnNames{
-    "ct_id",      "zone",         "protocol",   "orig_src",     "orig_dst",   "orig_sport",   "orig_dport",
-    "reply_src",  "reply_dst",    "reply_sport", "reply_dport", "icmp",       "nat_src_ip",   "nat_src_port",
-    "nat_dst_ip", "nat_dst_port", "status",     "mark",         "tcp_state",  "start_ns",     "end_ns",
-    "flags",      "orig_packets", "orig_bytes", "reply_packets", "reply_bytes",
+    "start_ns", "dur_ns", "orig_src", "orig_dst",     "orig_sport", "orig_dport", "nat_src",
+    "nat_dst",  "protocol", "flags",  "tcp_state",    "status",     "mark",       "zone",
+    "ct_id",    "icmp",   "reply",    "orig_packets", "orig_bytes", "reply_packets", "reply_bytes",
 };
 
 constexpr std::array<FlowColumn, kFlowColumnCount> kAllColumns = [] {
@@ -33,12 +32,43 @@ constexpr std::size_t index(FlowColumn column) noexcept { return static_cast<std
 constexpr std::int64_t toStored(std::uint64_t value) noexcept { return static_cast<std::int64_t>(value); }
 constexpr std::uint64_t fromStored(std::int64_t value) noexcept { return static_cast<std::uint64_t>(value); }
 
-ColumnValue optionalAddress(const IpAddress& value, const IpAddress& implied) {
-  return value == implied ? ColumnValue{} : ColumnValue{value};
+std::uint32_t ipv4HostOrder(const IpAddress& address) noexcept {
+  const auto b = address.bytes();
+  return (std::uint32_t{b[0]} << 24U) | (std::uint32_t{b[1]} << 16U) | (std::uint32_t{b[2]} << 8U) | b[3];
 }
 
-ColumnValue optionalKey(std::uint16_t value, std::uint16_t implied) {
-  return value == implied ? ColumnValue{} : ColumnValue{std::int64_t{value}};
+// The reply tuple's source and destination keys as the original tuple and the translations imply
+// them. Ports swap sides and take the translated values. ICMP has one id for both directions:
+// the reply carries the translated id (SNAT or DNAT rewrite the same field), else the original.
+struct ImpliedKeys {
+  std::uint16_t source;
+  std::uint16_t destination;
+};
+ImpliedKeys impliedReplyKeys(const FlowTuple& orig, const NatMapping& nat) noexcept {
+  if (isIcmp(orig.protocol)) {
+    const std::uint16_t id = nat.translated_source        ? nat.translated_source->port
+                             : nat.translated_destination ? nat.translated_destination->port
+                                                          : orig.icmp_id;
+    return {id, id};
+  }
+  return {nat.translated_destination ? nat.translated_destination->port : orig.dst_port,
+          nat.translated_source ? nat.translated_source->port : orig.src_port};
+}
+
+// The reply tuple as the `reply` column packs it, or NULL when the original tuple and the
+// translations imply it (encodeFlow).
+ColumnValue replyValue(const FlowTuple& reply, const IpAddress& implied_src, const IpAddress& implied_dst,
+                       std::uint16_t implied_sport, std::uint16_t implied_dport) noexcept {
+  if (reply.src == implied_src && reply.dst == implied_dst && reply.sourceKey() == implied_sport &&
+      reply.destinationKey() == implied_dport) {
+    return {};
+  }
+  Blob blob;
+  blob.append(reply.src.bytes());
+  blob.append(reply.dst.bytes());
+  blob.appendPort(reply.sourceKey());
+  blob.appendPort(reply.destinationKey());
+  return blob;
 }
 
 void setCounters(FlowRow& row, FlowColumn packets, FlowColumn bytes, const std::optional<Counters>& counters) {
@@ -86,17 +116,25 @@ public:
     return value.value_or(T{});
   }
 
+  // An address column: an IPv4 INTEGER in its biased range, or a 16-byte IPv6 BLOB.
   std::optional<IpAddress> optionalAddress(FlowColumn column) {
     const ColumnValue& value = row_[index(column)];
     if (std::holds_alternative<std::monostate>(value)) {
       return std::nullopt;
     }
-    const auto* address = std::get_if<IpAddress>(&value);
-    if (address == nullptr) {
-      bad(column, "is not a 4- or 16-byte address");
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+      if (*integer < -kIpv4Bias || *integer >= kIpv4Bias) {
+        bad(column, "is out of range for an IPv4 address (" + std::to_string(*integer) + ")");
+        return std::nullopt;
+      }
+      return IpAddress::v4(static_cast<std::uint32_t>(*integer + kIpv4Bias));
+    }
+    const auto& blob = std::get<Blob>(value);
+    if (blob.size != 16) {
+      bad(column, "is a " + std::to_string(blob.size) + "-byte blob; an IPv6 address is 16 bytes");
       return std::nullopt;
     }
-    return *address;
+    return IpAddress::fromBytes(blob.view());
   }
 
   IpAddress address(FlowColumn column) {
@@ -107,19 +145,56 @@ public:
     return value.value_or(IpAddress{});
   }
 
-  std::optional<Endpoint> optionalEndpoint(FlowColumn address_column, FlowColumn port_column) {
-    const auto address = optionalAddress(address_column);
-    const auto port = optionalInteger<std::uint16_t>(port_column);
-    if (address.has_value() != port.has_value()) {
-      if (error_.empty()) {
-        bad(address_column, "and " + std::string(columnName(port_column)) + " must be both NULL or both set");
+  // An endpoint column: an IPv4 INTEGER (address << 16 | port, biased), or an 18-byte IPv6 BLOB.
+  std::optional<Endpoint> optionalEndpoint(FlowColumn column) {
+    const ColumnValue& value = row_[index(column)];
+    if (std::holds_alternative<std::monostate>(value)) {
+      return std::nullopt;
+    }
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+      if (*integer < -kEndpointBias || *integer >= kEndpointBias) {
+        bad(column, "is out of range for an IPv4 endpoint (" + std::to_string(*integer) + ")");
+        return std::nullopt;
       }
+      const auto raw = static_cast<std::uint64_t>(*integer + kEndpointBias);
+      return Endpoint{IpAddress::v4(static_cast<std::uint32_t>(raw >> 16U)), static_cast<std::uint16_t>(raw & 0xFFFFU)};
+    }
+    const auto& blob = std::get<Blob>(value);
+    if (blob.size != 18) {
+      bad(column, "is a " + std::to_string(blob.size) + "-byte blob; an IPv6 endpoint is 18 bytes");
       return std::nullopt;
     }
-    if (!address) {
+    const auto bytes = blob.view();
+    const auto address = IpAddress::fromBytes(bytes.first(16));
+    return Endpoint{address.value_or(IpAddress{}),
+                    static_cast<std::uint16_t>((unsigned{bytes[16]} << 8U) | unsigned{bytes[17]})};
+  }
+
+  // The packed reply tuple, or nullopt for NULL. The family must be the original tuple's.
+  struct PackedReply {
+    IpAddress src;
+    IpAddress dst;
+    std::uint16_t source_key;
+    std::uint16_t destination_key;
+  };
+  std::optional<PackedReply> reply(Family family) {
+    const ColumnValue& value = row_[index(FlowColumn::Reply)];
+    if (std::holds_alternative<std::monostate>(value)) {
       return std::nullopt;
     }
-    return Endpoint{*address, *port};
+    const auto* blob = std::get_if<Blob>(&value);
+    const std::size_t address_size = family == Family::Ipv4 ? 4 : 16;
+    if (blob == nullptr || blob->size != 2 * address_size + 4) {
+      bad(FlowColumn::Reply, "is not a packed reply tuple of the original tuple's family");
+      return std::nullopt;
+    }
+    const auto bytes = blob->view();
+    const auto key = [&](std::size_t at) {
+      return static_cast<std::uint16_t>((unsigned{bytes[at]} << 8U) | unsigned{bytes[at + 1]});
+    };
+    return PackedReply{IpAddress::fromBytes(bytes.first(address_size)).value_or(IpAddress{}),
+                       IpAddress::fromBytes(bytes.subspan(address_size, address_size)).value_or(IpAddress{}),
+                       key(2 * address_size), key(2 * address_size + 2)};
   }
 
   std::optional<Counters> counters(FlowColumn packets_column, FlowColumn bytes_column) {
@@ -165,6 +240,36 @@ std::string_view columnName(FlowColumn column) noexcept { return kColumnNames.at
 
 std::span<const FlowColumn> allFlowColumns() noexcept { return kAllColumns; }
 
+void Blob::append(std::span<const std::uint8_t> more) noexcept {
+  const std::size_t n = std::min(more.size(), kCapacity - size);
+  std::copy_n(more.begin(), n, bytes.begin() + size);
+  size = static_cast<std::uint8_t>(size + n);
+}
+
+void Blob::appendPort(std::uint16_t port) noexcept {
+  const std::array<std::uint8_t, 2> be{static_cast<std::uint8_t>(port >> 8U), static_cast<std::uint8_t>(port)};
+  append(be);
+}
+
+ColumnValue addressValue(const IpAddress& address) noexcept {
+  if (address.isV4()) {
+    return std::int64_t{ipv4HostOrder(address)} - kIpv4Bias;
+  }
+  Blob blob;
+  blob.append(address.bytes());
+  return blob;
+}
+
+ColumnValue endpointValue(const IpAddress& address, std::uint16_t port) noexcept {
+  if (address.isV4()) {
+    return static_cast<std::int64_t>((std::uint64_t{ipv4HostOrder(address)} << 16U) | port) - kEndpointBias;
+  }
+  Blob blob;
+  blob.append(address.bytes());
+  blob.appendPort(port);
+  return blob;
+}
+
 void settleEvent(StoredFlow& flow) noexcept {
   FlowRecord& record = flow.record;
   if (record.end) {
@@ -186,42 +291,22 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   const auto& nat_dst = record.nat.translated_destination;
 
   FlowRow row{};
-  row[index(FlowColumn::CtId)] = std::int64_t{record.ct_id};
-  row[index(FlowColumn::Zone)] = std::int64_t{record.zone};
-  row[index(FlowColumn::Protocol)] = std::int64_t{static_cast<std::uint8_t>(orig.protocol)};
-  row[index(FlowColumn::OrigSrc)] = orig.src;
-  row[index(FlowColumn::OrigDst)] = orig.dst;
+  const std::int64_t start_ns = toUnixNanos(record.start.value_or(flow.lifetime_start));
+  row[index(FlowColumn::StartNs)] = start_ns;
+  if (record.end) {
+    row[index(FlowColumn::DurNs)] = toUnixNanos(*record.end) - start_ns;
+  }
+  row[index(FlowColumn::OrigSrc)] = addressValue(orig.src);
+  row[index(FlowColumn::OrigDst)] = addressValue(orig.dst);
   row[index(FlowColumn::OrigSport)] = std::int64_t{orig.sourceKey()};
   row[index(FlowColumn::OrigDport)] = std::int64_t{orig.destinationKey()};
-
-  row[index(FlowColumn::ReplySrc)] = optionalAddress(reply.src, nat_dst ? nat_dst->address : orig.dst);
-  row[index(FlowColumn::ReplyDst)] = optionalAddress(reply.dst, nat_src ? nat_src->address : orig.src);
-  row[index(FlowColumn::ReplySport)] = optionalKey(reply.sourceKey(), nat_dst ? nat_dst->port : orig.destinationKey());
-  row[index(FlowColumn::ReplyDport)] = optionalKey(reply.destinationKey(), nat_src ? nat_src->port : orig.sourceKey());
-
-  const std::uint32_t icmp = (std::uint32_t{orig.icmp_type} << 24U) | (std::uint32_t{orig.icmp_code} << 16U) |
-                             (std::uint32_t{reply.icmp_type} << 8U) | std::uint32_t{reply.icmp_code};
-  if (icmp != 0) {
-    row[index(FlowColumn::Icmp)] = std::int64_t{icmp};
-  }
   if (nat_src) {
-    row[index(FlowColumn::NatSrcIp)] = nat_src->address;
-    row[index(FlowColumn::NatSrcPort)] = std::int64_t{nat_src->port};
+    row[index(FlowColumn::NatSrc)] = endpointValue(nat_src->address, nat_src->port);
   }
   if (nat_dst) {
-    row[index(FlowColumn::NatDstIp)] = nat_dst->address;
-    row[index(FlowColumn::NatDstPort)] = std::int64_t{nat_dst->port};
+    row[index(FlowColumn::NatDst)] = endpointValue(nat_dst->address, nat_dst->port);
   }
-
-  row[index(FlowColumn::Status)] = std::int64_t{record.status};
-  row[index(FlowColumn::Mark)] = std::int64_t{record.mark};
-  if (record.tcp_state) {
-    row[index(FlowColumn::TcpState)] = std::int64_t{*record.tcp_state};
-  }
-  row[index(FlowColumn::StartNs)] = toUnixNanos(record.start.value_or(flow.lifetime_start));
-  if (record.end) {
-    row[index(FlowColumn::EndNs)] = toUnixNanos(*record.end);
-  }
+  row[index(FlowColumn::Protocol)] = std::int64_t{static_cast<std::uint8_t>(orig.protocol)};
   std::int64_t flags = 0;
   if (record.start_source == TimeSource::Receive) {
     flags |= flow_flags::kStartFromReceive;
@@ -238,6 +323,22 @@ FlowRow encodeFlow(const StoredFlow& flow) {
     flags |= flow_flags::kStartUnknown;
   }
   row[index(FlowColumn::Flags)] = flags;
+  if (record.tcp_state) {
+    row[index(FlowColumn::TcpState)] = std::int64_t{*record.tcp_state};
+  }
+  row[index(FlowColumn::Status)] = std::int64_t{record.status};
+  row[index(FlowColumn::Mark)] = std::int64_t{record.mark};
+  row[index(FlowColumn::Zone)] = std::int64_t{record.zone};
+  row[index(FlowColumn::CtId)] = std::int64_t{record.ct_id} - kIpv4Bias;
+
+  const std::uint32_t icmp = (std::uint32_t{orig.icmp_type} << 24U) | (std::uint32_t{orig.icmp_code} << 16U) |
+                             (std::uint32_t{reply.icmp_type} << 8U) | std::uint32_t{reply.icmp_code};
+  if (icmp != 0) {
+    row[index(FlowColumn::Icmp)] = std::int64_t{icmp};
+  }
+  const ImpliedKeys keys = impliedReplyKeys(orig, record.nat);
+  row[index(FlowColumn::Reply)] = replyValue(reply, nat_dst ? nat_dst->address : orig.dst,
+                                             nat_src ? nat_src->address : orig.src, keys.source, keys.destination);
   setCounters(row, FlowColumn::OrigPackets, FlowColumn::OrigBytes, record.counters_original);
   setCounters(row, FlowColumn::ReplyPackets, FlowColumn::ReplyBytes, record.counters_reply);
   return row;
@@ -249,30 +350,38 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   StoredFlow flow;
   FlowRecord& record = flow.record;
 
-  record.ct_id = in.integer<std::uint32_t>(FlowColumn::CtId);
+  const auto ct_id = in.integer<std::int64_t>(FlowColumn::CtId);
+  if (ct_id < -kIpv4Bias || ct_id >= kIpv4Bias) {
+    in.bad(FlowColumn::CtId, "is out of range (" + std::to_string(ct_id) + ")");
+  }
+  record.ct_id = static_cast<std::uint32_t>(ct_id + kIpv4Bias);
   record.zone = in.integer<std::uint16_t>(FlowColumn::Zone);
   const auto protocol = static_cast<Protocol>(in.integer<std::uint8_t>(FlowColumn::Protocol));
   record.original.protocol = protocol;
   record.reply.protocol = protocol;
   record.original.src = in.address(FlowColumn::OrigSrc);
   record.original.dst = in.address(FlowColumn::OrigDst);
+  if (record.original.src.family() != record.original.dst.family()) {
+    in.bad(FlowColumn::OrigDst, "is of another address family than orig_src");
+  }
   const auto orig_sport = in.integer<std::uint16_t>(FlowColumn::OrigSport);
   const auto orig_dport = in.integer<std::uint16_t>(FlowColumn::OrigDport);
   setKeys(record.original, orig_sport, orig_dport);
 
-  record.nat.translated_source = in.optionalEndpoint(FlowColumn::NatSrcIp, FlowColumn::NatSrcPort);
-  record.nat.translated_destination = in.optionalEndpoint(FlowColumn::NatDstIp, FlowColumn::NatDstPort);
+  record.nat.translated_source = in.optionalEndpoint(FlowColumn::NatSrc);
+  record.nat.translated_destination = in.optionalEndpoint(FlowColumn::NatDst);
   const auto& nat_src = record.nat.translated_source;
   const auto& nat_dst = record.nat.translated_destination;
-  record.reply.src =
-      in.optionalAddress(FlowColumn::ReplySrc).value_or(nat_dst ? nat_dst->address : record.original.dst);
-  record.reply.dst =
-      in.optionalAddress(FlowColumn::ReplyDst).value_or(nat_src ? nat_src->address : record.original.src);
-  const auto reply_sport =
-      in.optionalInteger<std::uint16_t>(FlowColumn::ReplySport).value_or(nat_dst ? nat_dst->port : orig_dport);
-  const auto reply_dport =
-      in.optionalInteger<std::uint16_t>(FlowColumn::ReplyDport).value_or(nat_src ? nat_src->port : orig_sport);
-  setKeys(record.reply, reply_sport, reply_dport);
+  if (const auto packed = in.reply(record.original.src.family())) {
+    record.reply.src = packed->src;
+    record.reply.dst = packed->dst;
+    setKeys(record.reply, packed->source_key, packed->destination_key);
+  } else {
+    record.reply.src = nat_dst ? nat_dst->address : record.original.dst;
+    record.reply.dst = nat_src ? nat_src->address : record.original.src;
+    const ImpliedKeys keys = impliedReplyKeys(record.original, record.nat);
+    setKeys(record.reply, keys.source, keys.destination);
+  }
 
   const auto icmp = in.optionalInteger<std::uint32_t>(FlowColumn::Icmp, 0, kU32Max).value_or(0);
   record.original.icmp_type = static_cast<std::uint8_t>(icmp >> 24U);
@@ -292,13 +401,18 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   if ((bits & flow_flags::kEndFromReceive) != 0 && (bits & flow_flags::kEndIsBound) != 0) {
     in.bad(FlowColumn::Flags, "says the end is both a receive time and a bound");
   }
-  flow.lifetime_start = fromUnixNanos(in.integer<std::int64_t>(FlowColumn::StartNs));
+  const auto start_ns = in.integer<std::int64_t>(FlowColumn::StartNs);
+  flow.lifetime_start = fromUnixNanos(start_ns);
   if ((bits & flow_flags::kStartUnknown) == 0) {
     record.start = flow.lifetime_start;
   }
   record.start_source = (bits & flow_flags::kStartFromReceive) != 0 ? TimeSource::Receive : TimeSource::Kernel;
-  if (const auto end = in.optionalInteger<std::int64_t>(FlowColumn::EndNs)) {
-    record.end = fromUnixNanos(*end);
+  if (const auto duration = in.optionalInteger<std::int64_t>(FlowColumn::DurNs)) {
+    std::int64_t end_ns = 0;
+    if (__builtin_add_overflow(start_ns, *duration, &end_ns)) {
+      in.bad(FlowColumn::DurNs, "puts the end out of range");
+    }
+    record.end = fromUnixNanos(end_ns);
   }
   record.end_source = (bits & flow_flags::kEndFromReceive) != 0 ? TimeSource::Receive
                       : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
@@ -347,25 +461,25 @@ std::string flowUpdateSql(std::span<const FlowColumn> columns) {
 std::string findOpenFlowSql() {
   // `icmp >> 16` is the original direction's ICMP type and code, part of the original tuple.
   return "SELECT id, " + flowColumnList() +
-         " FROM flows WHERE ct_id = ?1 AND end_ns IS NULL AND zone = ?2 AND protocol = ?3 AND orig_src = ?4"
+         " FROM flows WHERE ct_id = ?1 AND dur_ns IS NULL AND zone = ?2 AND protocol = ?3 AND orig_src = ?4"
          " AND orig_dst = ?5 AND orig_sport = ?6 AND orig_dport = ?7 AND (ifnull(icmp, 0) >> 16) = ?8"
          " ORDER BY id DESC LIMIT 1";
+}
+
+int bindValue(sqlite3_stmt* stmt, int param, const ColumnValue& value) noexcept {
+  if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+    return sqlite3_bind_int64(stmt, param, *integer);
+  }
+  if (const auto* blob = std::get_if<Blob>(&value)) {
+    return sqlite3_bind_blob(stmt, param, blob->bytes.data(), blob->size, kSqliteStatic);
+  }
+  return sqlite3_bind_null(stmt, param);
 }
 
 int bindColumns(sqlite3_stmt* stmt, int first_param, const FlowRow& row, std::span<const FlowColumn> columns) noexcept {
   int param = first_param;
   for (const FlowColumn column : columns) {
-    const ColumnValue& value = row[index(column)];
-    int rc = SQLITE_OK;
-    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
-      rc = sqlite3_bind_int64(stmt, param, *integer);
-    } else if (const auto* address = std::get_if<IpAddress>(&value)) {
-      const auto bytes = address->bytes();
-      rc = sqlite3_bind_blob(stmt, param, bytes.data(), static_cast<int>(bytes.size()), kSqliteStatic);
-    } else {
-      rc = sqlite3_bind_null(stmt, param);
-    }
-    if (rc != SQLITE_OK) {
+    if (const int rc = bindValue(stmt, param, row[index(column)]); rc != SQLITE_OK) {
       return rc;
     }
     ++param;
@@ -386,12 +500,14 @@ Result<FlowRow> readRow(sqlite3_stmt* stmt, int first_col) {
       case SQLITE_BLOB: {
         const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, col));
         const auto size = static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
-        const auto address = IpAddress::fromBytes(std::span<const std::uint8_t>(data, size));
-        if (!address) {
+        if (size > Blob::kCapacity) {
           return fail(Errc::Storage, "flows." + std::string(kColumnNames.at(i)) + " holds a " + std::to_string(size) +
-                                         "-byte blob; addresses are 4 or 16 bytes");
+                                         "-byte blob; no column holds more than " +
+                                         std::to_string(Blob::kCapacity));
         }
-        row[i] = *address;
+        Blob blob;
+        blob.append(std::span<const std::uint8_t>(data, size));
+        row[i] = blob;
         break;
       }
       default:

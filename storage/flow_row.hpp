@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -19,36 +20,31 @@ struct sqlite3_stmt;
 // Internal to storage/.
 namespace ctaudit::storage {
 
-// The columns of `flows` after `id`, in table order.
+// The columns of `flows` after `id`, in table order (docs/schema.md, version 2).
 enum class FlowColumn : std::uint8_t {
-  CtId,
-  Zone,
-  Protocol,
+  StartNs,
+  DurNs,
   OrigSrc,
   OrigDst,
   OrigSport,
   OrigDport,
-  ReplySrc,
-  ReplyDst,
-  ReplySport,
-  ReplyDport,
-  Icmp,
-  NatSrcIp,
-  NatSrcPort,
-  NatDstIp,
-  NatDstPort,
+  NatSrc,
+  NatDst,
+  Protocol,
+  Flags,
+  TcpState,
   Status,
   Mark,
-  TcpState,
-  StartNs,
-  EndNs,
-  Flags,
+  Zone,
+  CtId,
+  Icmp,
+  Reply,
   OrigPackets,
   OrigBytes,
   ReplyPackets,
   ReplyBytes,
 };
-inline constexpr std::size_t kFlowColumnCount = 26;
+inline constexpr std::size_t kFlowColumnCount = 21;
 
 [[nodiscard]] std::string_view columnName(FlowColumn column) noexcept;
 
@@ -65,10 +61,37 @@ inline constexpr std::int64_t kEndIsBound = 16;
 inline constexpr std::int64_t kAll = 31;
 }  // namespace flow_flags
 
-// One column's value as SQLite stores it: NULL, an INTEGER, or an address BLOB (4 or 16 bytes,
-// network order).
-using ColumnValue = std::variant<std::monostate, std::int64_t, IpAddress>;
+// A short byte string as stored in a BLOB column: an IPv6 address (16 bytes), an IPv6 endpoint
+// (address and port, 18 bytes) or a packed reply tuple (12 or 36 bytes). Fixed capacity, so that
+// encoding a row allocates nothing.
+struct Blob {
+  static constexpr std::size_t kCapacity = 36;
+  std::array<std::uint8_t, kCapacity> bytes{};
+  std::uint8_t size{0};
+  [[nodiscard]] std::span<const std::uint8_t> view() const noexcept { return {bytes.data(), size}; }
+  void append(std::span<const std::uint8_t> more) noexcept;
+  void appendPort(std::uint16_t port) noexcept;  // big-endian, like the address bytes
+  friend bool operator==(const Blob& a, const Blob& b) noexcept {
+    return a.size == b.size && std::equal(a.bytes.begin(), a.bytes.begin() + a.size, b.bytes.begin());
+  }
+};
+
+// One column's value as SQLite stores it: NULL, an INTEGER, or a BLOB.
+using ColumnValue = std::variant<std::monostate, std::int64_t, Blob>;
 using FlowRow = std::array<ColumnValue, kFlowColumnCount>;
+
+// How addresses and endpoints are stored (docs/schema.md, "Addresses"). An IPv4 value is an
+// INTEGER, biased so that it stays within SQLite's 4- and 6-byte integer encodings and keeps the
+// address order (a CIDR block is one integer range); an IPv6 value is a BLOB in network order.
+// SQLite sorts every INTEGER before every BLOB, so the two families never mix in a range.
+//  - address: IPv4 (u32 - 2^31); IPv6 the 16 bytes.
+//  - endpoint (a translation: address and port in one value, so that `who`'s index key is one
+//    column): IPv4 ((u32 << 16 | port) - 2^47), whose low 16 bits are the port; IPv6 the 16
+//    address bytes then the port, big-endian (18 bytes).
+inline constexpr std::int64_t kIpv4Bias = std::int64_t{1} << 31;
+inline constexpr std::int64_t kEndpointBias = std::int64_t{1} << 47;
+[[nodiscard]] ColumnValue addressValue(const IpAddress& address) noexcept;
+[[nodiscard]] ColumnValue endpointValue(const IpAddress& address, std::uint16_t port) noexcept;
 
 // A flow as one row holds it: the record as the reader returns it, plus the time the row is
 // indexed under. `lifetime_start` is record.start when known; otherwise (flags bit kStartUnknown)
@@ -85,14 +108,17 @@ struct StoredFlow {
 // ended flow is a Destroy at its end, an open one a New at its start.
 void settleEvent(StoredFlow& flow) noexcept;
 
-// Column values for `flow`. Space matters more than symmetry here:
-//  - the reply tuple's columns are NULL when they hold what the original tuple and the NAT columns
-//    already say (reply.src = translated destination or orig.dst, reply.dst = translated source or
+// Column values for `flow`. Space matters more than symmetry here (docs/schema.md, "Size"):
+//  - `reply` is NULL when the reply tuple is what the original tuple and the translations already
+//    say (reply.src = translated destination or orig.dst, reply.dst = translated source or
 //    orig.src, and the same for the ports), which is every flow whose reply tuple is the plain
-//    inverse up to its NAT;
+//    inverse up to its NAT; otherwise it packs the whole reply tuple: source and destination
+//    address, then source and destination key, big-endian (12 bytes IPv4, 36 IPv6);
 //  - ports hold FlowTuple::sourceKey()/destinationKey(), so the ICMP id where ports would be;
 //  - `icmp` packs orig type, orig code, reply type, reply code, a byte each from the high end, and
-//    is NULL when all four are zero.
+//    is NULL when all four are zero;
+//  - the end is stored as `dur_ns` = end - start (nanoseconds), NULL while the flow is open;
+//  - ct_id is stored biased like an IPv4 address (u32 - 2^31), 4 bytes instead of up to 6.
 [[nodiscard]] FlowRow encodeFlow(const StoredFlow& flow);
 
 // The inverse of encodeFlow. Rows are untrusted input: a value out of its range, a wrong type or a
@@ -107,6 +133,9 @@ void settleEvent(StoredFlow& flow) noexcept;
 [[nodiscard]] int bindColumns(sqlite3_stmt* stmt, int first_param, const FlowRow& row,
                               std::span<const FlowColumn> columns) noexcept;
 
+// Binds one value (NULL, INTEGER, or BLOB without copying: `value` must outlive the next step).
+[[nodiscard]] int bindValue(sqlite3_stmt* stmt, int param, const ColumnValue& value) noexcept;
+
 // Reads the kFlowColumnCount columns that start at result column `first_col` (selected with
 // flowColumnList()). Errors: Errc::Storage for a value of the wrong SQLite type.
 [[nodiscard]] Result<FlowRow> readRow(sqlite3_stmt* stmt, int first_col);
@@ -118,7 +147,7 @@ void settleEvent(StoredFlow& flow) noexcept;
 [[nodiscard]] std::string flowInsertSql();
 // UPDATE of `columns` (parameters 1..n in that order) of the row whose id is parameter n+1.
 [[nodiscard]] std::string flowUpdateSql(std::span<const FlowColumn> columns);
-// The open row (end_ns IS NULL) of a flow key, newest first: `id` then flowColumnList(). Parameters:
+// The open row (dur_ns IS NULL) of a flow key, newest first: `id` then flowColumnList(). Parameters:
 // ct_id, zone, protocol, orig_src, orig_dst, orig_sport, orig_dport (as encodeFlow stores them),
 // then the original direction's ICMP type and code as (type << 8 | code). It goes through the
 // partial index flows_open by ct_id and compares the rest of the key on the few rows found.

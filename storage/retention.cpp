@@ -32,15 +32,15 @@ constexpr std::string_view kWalkSql = "SELECT id, start_ns FROM flows WHERE id >
 // Of the rows walked over, remember those that stay (open, or ended at or after the horizon) ...
 constexpr std::string_view kKeepSql =
     "INSERT OR IGNORE INTO retention_pending (id) SELECT id FROM flows"
-    " WHERE id >= ?1 AND id < ?2 AND (end_ns IS NULL OR end_ns >= ?3)";
+    " WHERE id >= ?1 AND id < ?2 AND (dur_ns IS NULL OR start_ns + dur_ns >= ?3)";
 // ... and delete the others.
-constexpr std::string_view kDeleteRangeSql = "DELETE FROM flows WHERE id >= ?1 AND id < ?2 AND end_ns < ?3";
+constexpr std::string_view kDeleteRangeSql = "DELETE FROM flows WHERE id >= ?1 AND id < ?2 AND start_ns + dur_ns < ?3";
 
 // A pass over the remembered rows, in chunks of their ids.
 constexpr std::string_view kPendingChunkSql =
     "SELECT max(id), count(*) FROM (SELECT id FROM retention_pending WHERE id > ?1 ORDER BY id LIMIT ?2)";
 constexpr std::string_view kDeletePendingFlowsSql =
-    "DELETE FROM flows WHERE id IN (SELECT id FROM retention_pending WHERE id > ?1 AND id <= ?2) AND end_ns < ?3";
+    "DELETE FROM flows WHERE id IN (SELECT id FROM retention_pending WHERE id > ?1 AND id <= ?2) AND start_ns + dur_ns < ?3";
 constexpr std::string_view kForgetPendingSql =
     "DELETE FROM retention_pending WHERE id > ?1 AND id <= ?2"
     " AND NOT EXISTS (SELECT 1 FROM flows WHERE flows.id = retention_pending.id)";

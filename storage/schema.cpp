@@ -15,34 +15,31 @@
 namespace ctaudit::storage {
 namespace {
 
-// One row per conntrack entry. Column order puts the flow key first; docs/schema.md describes each
-// column. INTEGER PRIMARY KEY (the rowid) rather than WITHOUT ROWID: the natural key (ct_id, zone,
-// tuple) is only unique among live entries, rows are appended in roughly start order, and every
-// index then carries a 1-4 byte rowid instead of a copy of a wide key.
+// One row per conntrack entry; docs/schema.md describes each column and what it costs. INTEGER
+// PRIMARY KEY (the rowid) rather than WITHOUT ROWID: the natural key (ct_id, zone, tuple) is only
+// unique among live entries, rows are appended in insertion order, and every index then carries a
+// 1-4 byte rowid instead of a copy of a wide key. Columns typed ANY hold an IPv4 value as an
+// INTEGER and an IPv6 value as a BLOB (flow_row.hpp); a STRICT table would refuse that mix, and a
+// BLOB-typed column would turn the integers into text.
 constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
   id            INTEGER PRIMARY KEY,
-  ct_id         INTEGER NOT NULL,
-  zone          INTEGER NOT NULL,
-  protocol      INTEGER NOT NULL,
-  orig_src      BLOB NOT NULL,
-  orig_dst      BLOB NOT NULL,
+  start_ns      INTEGER NOT NULL,
+  dur_ns        INTEGER,
+  orig_src      ANY NOT NULL,
+  orig_dst      ANY NOT NULL,
   orig_sport    INTEGER NOT NULL,
   orig_dport    INTEGER NOT NULL,
-  reply_src     BLOB,
-  reply_dst     BLOB,
-  reply_sport   INTEGER,
-  reply_dport   INTEGER,
-  icmp          INTEGER,
-  nat_src_ip    BLOB,
-  nat_src_port  INTEGER,
-  nat_dst_ip    BLOB,
-  nat_dst_port  INTEGER,
+  nat_src       ANY,
+  nat_dst       ANY,
+  protocol      INTEGER NOT NULL,
+  flags         INTEGER NOT NULL,
+  tcp_state     INTEGER,
   status        INTEGER NOT NULL,
   mark          INTEGER NOT NULL,
-  tcp_state     INTEGER,
-  start_ns      INTEGER NOT NULL,
-  end_ns        INTEGER,
-  flags         INTEGER NOT NULL,
+  zone          INTEGER NOT NULL,
+  ct_id         INTEGER NOT NULL,
+  icmp          INTEGER,
+  reply         BLOB,
   orig_packets  INTEGER,
   orig_bytes    INTEGER,
   reply_packets INTEGER,
@@ -51,16 +48,18 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
 
 // Each index serves one query shape (docs/schema.md, "Indexes"):
 //  - flows_nat_src: `ctaudit who ADDR:PORT --at T`, the reason the product exists. Partial, so
-//    flows without SNAT cost nothing in it.
+//    flows without SNAT cost nothing in it. dur_ns is in the entry so that the end of every flow
+//    that held the port is checked without reading its row: who reads the rows it answers with
+//    and no others, however often the port was reused.
 //  - flows_orig_src: `ctaudit flows --src CIDR`, a subscriber's flows in a time range.
 //  - flows_open: the sink finding the open row of a flow by its conntrack id. Partial on the open
 //    rows only, so it stays as small as the conntrack table however large the history grows.
-//  - flows_start: time-range queries with no address.
-constexpr std::array<std::string_view, 4> kCreateIndexes{
-    "CREATE INDEX flows_nat_src ON flows (nat_src_ip, nat_src_port, start_ns) WHERE nat_src_ip IS NOT NULL",
+// Version 1 also had flows_start (start_ns) for time-only queries; it cost 19 bytes a flow for a
+// query no target names, so those now scan the table (docs/schema.md).
+constexpr std::array<std::string_view, 3> kCreateIndexes{
+    "CREATE INDEX flows_nat_src ON flows (nat_src, start_ns, dur_ns) WHERE nat_src IS NOT NULL",
     "CREATE INDEX flows_orig_src ON flows (orig_src, start_ns)",
-    "CREATE INDEX flows_open ON flows (ct_id) WHERE end_ns IS NULL",
-    "CREATE INDEX flows_start ON flows (start_ns)",
+    "CREATE INDEX flows_open ON flows (ct_id) WHERE dur_ns IS NULL",
 };
 
 // The log's record of itself (docs/schema.md, "Gaps and runs"). IF NOT EXISTS because a version-1
@@ -129,6 +128,51 @@ std::string ipv6TextSql(std::string_view hex_sql) {
   return text;
 }
 
+// Dotted quad of the host-order 32-bit integer expression `u32_sql`.
+std::string u32TextSql(std::string_view u32_sql) {
+  const std::string u(u32_sql);
+  return "((" + u + " >> 24) & 255) || '.' || ((" + u + " >> 16) & 255) || '.' || ((" + u + " >> 8) & 255) || '.' || (" +
+         u + " & 255)";
+}
+
+// An address BLOB of 4 or 16 bytes (network order) as text; NULL for other sizes.
+std::string blobAddressTextSql(std::string_view blob_sql) {
+  const std::string hex = "hex(" + std::string(blob_sql) + ")";
+  return "CASE length(" + std::string(blob_sql) + ") WHEN 4 THEN " + ipv4TextSql(hex) + " WHEN 16 THEN " +
+         ipv6TextSql(hex) + " END";
+}
+
+// The big-endian 16-bit number in the 2-byte BLOB expression `blob_sql`.
+std::string blobPortSql(std::string_view blob_sql) {
+  const std::string hex = "hex(" + std::string(blob_sql) + ")";
+  return "(" + nibbleSql(hex, 1) + " * 4096 + " + nibbleSql(hex, 2) + " * 256 + " + nibbleSql(hex, 3) + " * 16 + " +
+         nibbleSql(hex, 4) + ")";
+}
+
+// The address and the port of an endpoint column (flow_row.hpp, endpointValue).
+std::string endpointAddressTextSql(std::string_view column) {
+  const std::string c(column);
+  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + 140737488355328) >> 16)") +
+         " WHEN 'blob' THEN " + ipv6TextSql("hex(substr(" + c + ", 1, 16))") + " END";
+}
+
+std::string endpointPortSql(std::string_view column) {
+  const std::string c(column);
+  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + c + " & 65535 WHEN 'blob' THEN " +
+         blobPortSql("substr(" + c + ", 17, 2)") + " END";
+}
+
+// Pieces of the packed reply tuple (flow_row.hpp): two addresses of L bytes, then two ports.
+std::string replyAddressTextSql(bool source) {
+  const std::string l = "(length(reply) / 2 - 2)";
+  return blobAddressTextSql(source ? "substr(reply, 1, " + l + ")" : "substr(reply, " + l + " + 1, " + l + ")");
+}
+
+std::string replyPortSql(bool source) {
+  const std::string at = source ? "(length(reply) - 3)" : "(length(reply) - 1)";
+  return blobPortSql("substr(reply, " + at + ", 2)");
+}
+
 std::string timeTextSql(std::string_view ns_column) {
   return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(ns_column) + " / 1e9, 'unixepoch')";
 }
@@ -151,30 +195,39 @@ std::string tcpStateNameSql() {
 }
 
 // flows with text addresses and times, for people at the sqlite3 shell. The reply tuple is shown
-// whole: its NULL columns are filled from what they stand for (flow_row.hpp).
+// whole: when `reply` is NULL it is what the original tuple and the translations imply
+// (flow_row.hpp), and the view fills it in. Every address is rendered once, in the inner SELECT,
+// and the outer one only picks among them: SQLite parses the whole schema, views included, each
+// time a process opens the file, so the size of this SQL is paid by every `ctaudit` run.
 std::string createViewSql() {
-  const auto address = [](std::string_view blob_sql) { return addressTextSql(blob_sql); };
-  std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id, zone, protocol, ";
+  std::string inner = "SELECT *,\n  ";
+  inner += addressTextSql("orig_src") + " AS t_orig_src,\n  ";
+  inner += addressTextSql("orig_dst") + " AS t_orig_dst,\n  ";
+  inner += endpointAddressTextSql("nat_src") + " AS t_nat_src, " + endpointPortSql("nat_src") + " AS t_nat_src_port,\n  ";
+  inner += endpointAddressTextSql("nat_dst") + " AS t_nat_dst, " + endpointPortSql("nat_dst") + " AS t_nat_dst_port,\n  ";
+  inner += replyAddressTextSql(true) + " AS t_reply_src, " + replyPortSql(true) + " AS t_reply_sport,\n  ";
+  inner += replyAddressTextSql(false) + " AS t_reply_dst, " + replyPortSql(false) + " AS t_reply_dport\nFROM flows";
+
+  std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id + 2147483648 AS ct_id, zone, protocol, ";
   sql += protocolNameSql() + " AS proto,\n  ";
-  sql += address("orig_src") + " AS orig_src, orig_sport,\n  ";
-  sql += address("orig_dst") + " AS orig_dst, orig_dport,\n  ";
-  sql += address("coalesce(reply_src, nat_dst_ip, orig_dst)") + " AS reply_src,\n  ";
-  sql += "coalesce(reply_sport, nat_dst_port, orig_dport) AS reply_sport,\n  ";
-  sql += address("coalesce(reply_dst, nat_src_ip, orig_src)") + " AS reply_dst,\n  ";
-  sql += "coalesce(reply_dport, nat_src_port, orig_sport) AS reply_dport,\n  ";
-  sql += address("nat_src_ip") + " AS nat_src, nat_src_port,\n  ";
-  sql += address("nat_dst_ip") + " AS nat_dst, nat_dst_port,\n  ";
+  sql += "t_orig_src AS orig_src, orig_sport, t_orig_dst AS orig_dst, orig_dport,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_src ELSE coalesce(t_nat_dst, t_orig_dst) END AS reply_src,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_sport ELSE coalesce(t_nat_dst_port, orig_dport) END AS reply_sport,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dst ELSE coalesce(t_nat_src, t_orig_src) END AS reply_dst,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dport ELSE coalesce(t_nat_src_port, orig_sport) END AS reply_dport,\n  ";
+  sql += "t_nat_src AS nat_src, t_nat_src_port AS nat_src_port, t_nat_dst AS nat_dst, t_nat_dst_port AS nat_dst_port,\n  ";
   sql += "(icmp >> 24) & 255 AS icmp_type, (icmp >> 16) & 255 AS icmp_code,\n  ";
   sql += "(icmp >> 8) & 255 AS reply_icmp_type, icmp & 255 AS reply_icmp_code,\n  ";
   sql += "status, mark, tcp_state, " + tcpStateNameSql() + " AS tcp_state_name,\n  ";
   sql += timeTextSql("start_ns") + " AS start_time,\n  ";
-  sql += timeTextSql("end_ns") + " AS end_time,\n  ";
-  sql += "(end_ns - start_ns) / 1e9 AS duration_s,\n  ";
+  sql += timeTextSql("(start_ns + dur_ns)") + " AS end_time,\n  ";
+  sql += "dur_ns / 1e9 AS duration_s,\n  ";
   sql += "CASE WHEN flags & 8 THEN 'unknown' WHEN flags & 1 THEN 'receive' ELSE 'kernel' END AS start_source,\n  ";
-  sql += "CASE WHEN end_ns IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
+  sql += "CASE WHEN dur_ns IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
          "ELSE 'kernel' END AS end_source,\n  ";
   sql += "(flags & 4) != 0 AS observed_at_start,\n  ";
-  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, end_ns\nFROM flows";
+  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, start_ns + dur_ns AS end_ns\nFROM (" + inner +
+         ")";
   return sql;
 }
 
@@ -281,8 +334,16 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
                                    "; this build knows up to " + std::to_string(kSchemaVersion) +
                                    "): use a newer ctaudit, or point at another file");
   }
-  // Versions 1..kSchemaVersion-1 would be upgraded here, one step per version, each in the
-  // writer's transaction. Version 1 is the first, so there is nothing to upgrade yet.
+  if (version < kSchemaVersion) {
+    // Version 1 stored addresses as BLOBs and the end as end_ns. Turning a large file into version
+    // 2 rewrites every row and index, which a daemon must not do behind the operator's back at
+    // start, and no converter exists yet (docs/schema.md, "Versions and migrations").
+    return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +
+                                   "; this build reads and writes version " + std::to_string(kSchemaVersion) +
+                                   "): move the file aside so that ctauditd starts a new database, and query the "
+                                   "old one with the ctaudit that wrote it (docs/schema.md, \"Versions and "
+                                   "migrations\")");
+  }
   return version;
 }
 
@@ -300,10 +361,10 @@ Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
 
 }  // namespace
 
-std::string addressTextSql(std::string_view blob_sql) {
-  const std::string hex = "hex(" + std::string(blob_sql) + ")";
-  return "CASE length(" + std::string(blob_sql) + ") WHEN 4 THEN " + ipv4TextSql(hex) + " WHEN 16 THEN " +
-         ipv6TextSql(hex) + " END";
+std::string addressTextSql(std::string_view column_sql) {
+  const std::string c(column_sql);
+  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("(" + c + " + 2147483648)") +
+         " WHEN 'blob' THEN CASE length(" + c + ") WHEN 16 THEN " + ipv6TextSql("hex(" + c + ")") + " END END";
 }
 
 Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {

@@ -16,7 +16,7 @@ namespace ctaudit::storage {
 
 // PRAGMA user_version. Raise it with every change to the layout and add the step that upgrades
 // the previous version in applySchema (see docs/schema.md, "Versions and migrations").
-inline constexpr std::int64_t kSchemaVersion = 1;
+inline constexpr std::int64_t kSchemaVersion = 2;
 
 // PRAGMA application_id: marks the file as ctaudit's, so that file(1) and both our sides can tell
 // it from any other SQLite database (https://sqlite.org/fileformat.html#application_id). The
@@ -41,9 +41,10 @@ struct DatabaseInfo {
 // reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<DatabaseInfo> checkSchema(sqlite3* db);
 
-// The SQL expression that renders the address blob `blob_sql` as text: dotted quad for 4 bytes,
-// eight colon-separated lower-case hex groups without leading zeros for 16 bytes, NULL otherwise.
-// SQLite has no inet_ntop; this is what the flows_text view is built from.
-[[nodiscard]] std::string addressTextSql(std::string_view blob_sql);
+// The SQL expression that renders the stored address `column_sql` (flow_row.hpp: an IPv4 INTEGER
+// or a 16-byte IPv6 BLOB) as text: dotted quad, or eight colon-separated lower-case hex groups
+// without leading zeros; NULL otherwise. SQLite has no inet_ntop; the flows_text view is built
+// from this.
+[[nodiscard]] std::string addressTextSql(std::string_view column_sql);
 
 }  // namespace ctaudit::storage

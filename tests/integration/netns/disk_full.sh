@@ -36,7 +36,7 @@ cta_daemon_start --flush-interval 200ms "${extra[@]}"
 # rows_for_port PORT: closed flows stored from inside port PORT (ct_loadgen's flow n uses port
 # 10000 + n/1000 with its default --hosts 1000).
 rows_for_port() {
-  cta_sql "SELECT count(*) FROM flows WHERE orig_sport = $1 AND end_ns IS NOT NULL"
+  cta_sql "SELECT count(*) FROM flows WHERE orig_sport = $1 AND dur_ns IS NOT NULL"
 }
 json_for_port() { # PORT ACTION
   cta_jsonl_lines "$CTA_JSONL" complete |

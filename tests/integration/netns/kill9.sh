@@ -77,7 +77,7 @@ cta_expect "the load ran throughout and removed its entries" loadgen_ran
 
 nothing_open() {
   local n
-  n=$(cta_sql "SELECT count(*) FROM flows WHERE end_ns IS NULL")
+  n=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ns IS NULL")
   ((n == 0)) && return 0
   cta_err "$n flow(s) still open in the database; the kernel has $(cta_in "$CTA_GW" conntrack -C) entries"
   return 1

@@ -74,7 +74,7 @@ cta_log "ct_loadgen: $(tr '\n' ' ' <"$load")"
 
 all_rows() {
   local n
-  n=$(cta_sql "SELECT count(*) FROM flows WHERE end_ns IS NOT NULL AND orig_src BETWEEN x'64400000' AND x'647FFFFF'")
+  n=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ns IS NOT NULL AND orig_src BETWEEN 0x64400000 - 2147483648 AND 0x647FFFFF - 2147483648")
   ((n == COUNT)) && return 0
   cta_err "$n closed flows in the database, want $COUNT"
   return 1

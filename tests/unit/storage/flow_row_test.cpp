@@ -61,41 +61,54 @@ TEST(FlowRowTest, RoundTripsEveryShape) {
   }
 }
 
-TEST(FlowRowTest, ReplyColumnsAreNullWhenTheNatColumnsImplyThem) {
+TEST(FlowRowTest, ReplyIsNullWhenTheNatColumnsImplyIt) {
   for (const FlowRecord& record : everyShape()) {
     const FlowRow row = encodeFlow(firstEvent(record));
-    EXPECT_TRUE(isNull(row, FlowColumn::ReplySrc)) << record.ct_id;
-    EXPECT_TRUE(isNull(row, FlowColumn::ReplyDst)) << record.ct_id;
-    EXPECT_TRUE(isNull(row, FlowColumn::ReplyDport)) << record.ct_id;
-    if (!isIcmp(record.original.protocol)) {
-      // For ICMP the reply's id sits in both key columns; the source one differs after SNAT.
-      EXPECT_TRUE(isNull(row, FlowColumn::ReplySport)) << record.ct_id;
-    }
+    EXPECT_TRUE(isNull(row, FlowColumn::Reply)) << record.ct_id;
   }
 }
 
-TEST(FlowRowTest, StoresTranslationsInTheirOwnColumns) {
+TEST(FlowRowTest, StoresIpv4AsBiasedIntegersAndIpv6AsBlobs) {
   const auto records = everyShape();
   const FlowRow snat = encodeFlow(firstEvent(records[0]));
-  EXPECT_EQ(std::get<IpAddress>(snat.at(static_cast<std::size_t>(FlowColumn::NatSrcIp))), ip("203.0.113.1"));
-  EXPECT_EQ(integer(snat, FlowColumn::NatSrcPort), 40001);
-  EXPECT_TRUE(isNull(snat, FlowColumn::NatDstIp));
-  EXPECT_EQ(integer(snat, FlowColumn::CtId), 1);
+  // 100.64.0.2 = 0x64400002; 203.0.113.1:40001 = 0xCB007101 << 16 | 40001.
+  EXPECT_EQ(integer(snat, FlowColumn::OrigSrc), 0x64400002LL - (1LL << 31));
+  EXPECT_EQ(integer(snat, FlowColumn::NatSrc), ((0xCB007101LL << 16) | 40001) - (1LL << 47));
+  EXPECT_EQ(snat.at(static_cast<std::size_t>(FlowColumn::NatSrc)), endpointValue(ip("203.0.113.1"), 40001));
+  EXPECT_TRUE(isNull(snat, FlowColumn::NatDst));
+  EXPECT_EQ(integer(snat, FlowColumn::CtId), 1 - (1LL << 31));
+  EXPECT_EQ(integer(snat, FlowColumn::DurNs), toUnixNanos(at(60s)) - toUnixNanos(at(1s)));
 
   const FlowRow ping = encodeFlow(firstEvent(records[2]));
   EXPECT_EQ(integer(ping, FlowColumn::OrigSport), 77);
-  EXPECT_EQ(integer(ping, FlowColumn::NatSrcPort), 1024);
+  EXPECT_EQ(integer(ping, FlowColumn::NatSrc) & 0xFFFF, 1024);
   EXPECT_EQ(integer(ping, FlowColumn::Icmp), 0x08000000);
 
+  const FlowRow udp6 = encodeFlow(firstEvent(records[1]));
+  const auto& nat6 = std::get<Blob>(udp6.at(static_cast<std::size_t>(FlowColumn::NatSrc)));
+  ASSERT_EQ(nat6.size, 18);
+  EXPECT_EQ(nat6.bytes[16], 5353 >> 8);
+  EXPECT_EQ(nat6.bytes[17], 5353 & 0xFF);
+  EXPECT_EQ(std::get<Blob>(udp6.at(static_cast<std::size_t>(FlowColumn::OrigSrc))).size, 16);
+  EXPECT_TRUE(isNull(udp6, FlowColumn::DurNs));  // open
+
   const FlowRow dnat = encodeFlow(firstEvent(records[4]));
-  EXPECT_TRUE(isNull(dnat, FlowColumn::NatSrcIp));
-  EXPECT_EQ(std::get<IpAddress>(dnat.at(static_cast<std::size_t>(FlowColumn::NatDstIp))), ip("100.64.0.2"));
-  EXPECT_EQ(integer(dnat, FlowColumn::NatDstPort), 80);
+  EXPECT_TRUE(isNull(dnat, FlowColumn::NatSrc));
+  EXPECT_EQ(dnat.at(static_cast<std::size_t>(FlowColumn::NatDst)), endpointValue(ip("100.64.0.2"), 80));
   EXPECT_EQ(integer(dnat, FlowColumn::Flags), flow_flags::kStartFromReceive | flow_flags::kEndFromReceive |
                                                     flow_flags::kObservedAtStart);
 
-  // The conntrack id is unsigned: 2^32-1 is stored as itself, not as -1.
-  EXPECT_EQ(integer(encodeFlow(firstEvent(records[5])), FlowColumn::CtId), 0xFFFFFFFFLL);
+  // The conntrack id is unsigned: 2^32-1 is stored as 2^31-1, within 4 bytes, and read back.
+  EXPECT_EQ(integer(encodeFlow(firstEvent(records[5])), FlowColumn::CtId), 0x7FFFFFFFLL);
+}
+
+TEST(FlowRowTest, IntegerOrderIsAddressOrder) {
+  const auto v4 = [](const char* text) { return std::get<std::int64_t>(addressValue(ip(text))); };
+  EXPECT_LT(v4("0.0.0.0"), v4("127.255.255.255"));
+  EXPECT_LT(v4("127.255.255.255"), v4("128.0.0.0"));
+  EXPECT_LT(v4("128.0.0.0"), v4("255.255.255.255"));
+  EXPECT_EQ(v4("0.0.0.0"), -(1LL << 31));
+  EXPECT_EQ(v4("255.255.255.255"), (1LL << 31) - 1);
 }
 
 TEST(FlowRowTest, KeepsAReplyTupleTheNatColumnsDoNotExplain) {
@@ -104,11 +117,25 @@ TEST(FlowRowTest, KeepsAReplyTupleTheNatColumnsDoNotExplain) {
   FlowRecord record = flowEvent(EventType::New, 7, tcp, withSnat(replyOf(tcp), "192.0.2.99", 2000), at(0s));
   record.nat = {};
   const FlowRow row = encodeFlow(firstEvent(record));
-  EXPECT_EQ(std::get<IpAddress>(row.at(static_cast<std::size_t>(FlowColumn::ReplyDst))), ip("192.0.2.99"));
-  EXPECT_EQ(integer(row, FlowColumn::ReplyDport), 2000);
+  const auto& packed = std::get<Blob>(row.at(static_cast<std::size_t>(FlowColumn::Reply)));
+  ASSERT_EQ(packed.size, 12);
+  EXPECT_EQ(packed.bytes[4], 192);  // reply destination 192.0.2.99
+  EXPECT_EQ(packed.bytes[7], 99);
+  EXPECT_EQ(packed.bytes[10], 2000 >> 8);  // reply destination port 2000
+  EXPECT_EQ(packed.bytes[11], 2000 & 0xFF);
   const auto decoded = decodeFlow(row);
   ASSERT_TRUE(decoded);
   EXPECT_EQ(decoded->record, firstEvent(record).record);
+
+  // The same for IPv6: 36 bytes.
+  const auto udp6 = portTuple(Protocol::Udp, "2001:db8:1::2", 5353, "2001:db8:2::53", 53);
+  FlowRecord record6 = flowEvent(EventType::New, 8, udp6, withSnat(replyOf(udp6), "2001:db8:2::fe", 6000), at(0s));
+  record6.nat = {};
+  const FlowRow row6 = encodeFlow(firstEvent(record6));
+  EXPECT_EQ(std::get<Blob>(row6.at(static_cast<std::size_t>(FlowColumn::Reply))).size, 36);
+  const auto decoded6 = decodeFlow(row6);
+  ASSERT_TRUE(decoded6);
+  EXPECT_EQ(decoded6->record, firstEvent(record6).record);
 }
 
 TEST(FlowRowTest, UnknownStartIsIndexedUnderTheFirstEventButReadBackAsUnknown) {
@@ -160,15 +187,21 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
     EXPECT_EQ(decoded.error().code, Errc::Storage);
     EXPECT_NE(decoded.error().detail.find(expected), std::string::npos) << decoded.error().detail;
   };
-  refused(FlowColumn::CtId, std::int64_t{-1}, "flows.ct_id is out of range");
+  refused(FlowColumn::CtId, std::int64_t{1LL << 31}, "flows.ct_id is out of range");
   refused(FlowColumn::Protocol, std::int64_t{256}, "flows.protocol is out of range");
   refused(FlowColumn::OrigSport, std::int64_t{65536}, "flows.orig_sport");
   refused(FlowColumn::OrigSrc, ColumnValue{}, "flows.orig_src is NULL");
-  refused(FlowColumn::OrigDst, std::int64_t{1}, "flows.orig_dst is not a 4- or 16-byte address");
+  refused(FlowColumn::OrigDst, std::int64_t{1LL << 31}, "flows.orig_dst is out of range for an IPv4 address");
+  refused(FlowColumn::OrigDst, addressValue(ip("2001:db8::1")), "flows.orig_dst is of another address family");
+  Blob short_blob;
+  short_blob.appendPort(1);
+  refused(FlowColumn::OrigSrc, short_blob, "flows.orig_src is a 2-byte blob");
+  refused(FlowColumn::NatSrc, short_blob, "flows.nat_src is a 2-byte blob");
+  refused(FlowColumn::NatSrc, std::int64_t{1LL << 47}, "flows.nat_src is out of range");
+  refused(FlowColumn::Reply, short_blob, "flows.reply is not a packed reply tuple");
   refused(FlowColumn::StartNs, ColumnValue{}, "flows.start_ns is NULL");
   refused(FlowColumn::Flags, std::int64_t{32}, "flows.flags is out of range");
   refused(FlowColumn::Flags, flow_flags::kEndFromReceive | flow_flags::kEndIsBound, "both a receive time and a bound");
-  refused(FlowColumn::NatSrcIp, ip("203.0.113.1"), "must be both NULL or both set");
   refused(FlowColumn::OrigBytes, std::int64_t{5}, "must be both NULL or both set");
 }
 

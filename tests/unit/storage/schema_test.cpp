@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/flow_row.hpp"
 #include "storage/sqlite_sink.hpp"
 #include "tests/support/flow_builders.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -35,8 +36,8 @@ std::string renderedBySqlite(sqlite3* db, const IpAddress& address) {
   sqlite3_stmt* raw = nullptr;
   EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   const SqliteStmt stmt(raw);
-  const auto bytes = address.bytes();
-  sqlite3_bind_blob(stmt.get(), 1, bytes.data(), static_cast<int>(bytes.size()), kSqliteStatic);
+  const ColumnValue stored = addressValue(address);  // as the flows table holds it
+  EXPECT_EQ(bindValue(stmt.get(), 1, stored), SQLITE_OK);
   EXPECT_EQ(sqlite3_step(stmt.get()), SQLITE_ROW);
   const auto* text = sqlite3_column_text(stmt.get(), 0);
   return text == nullptr ? "NULL" : reinterpret_cast<const char*>(text);  // NOLINT: SQLite text is unsigned char
@@ -110,11 +111,14 @@ TEST(SchemaTest, TheTextViewShowsAddressesTimesAndTheWholeReplyTuple) {
   FlowRecord closed = flowEvent(EventType::Destroy, 1, tcp, withSnat(replyOf(tcp), "203.0.113.1", 40001), at(61500ms));
   closed.start = at(1250ms);
   closed.start_source = TimeSource::Kernel;
-  const std::vector<FlowRecord> batch{
+  std::vector<FlowRecord> batch{
       closed,
       flowEvent(EventType::Dump, 2, udp6, replyOf(udp6), at(2s)),
       flowEvent(EventType::New, 3, ping, withSnat(replyOf(ping), "203.0.113.1", 1024), at(3s)),
+      flowEvent(EventType::New, 4, udp6, withSnat(replyOf(udp6), "2001:db8:2::fe", 6000), at(4s)),
   };
+  // Flow 4's translation is in its reply tuple only (no status bits): the packed `reply` column.
+  batch[3].nat = {};
   ASSERT_EQ((*sink)->write(batch), SinkStatus::Ok);
 
   const SqliteDb db = testing::openRaw(dir / "flows.db");
@@ -135,6 +139,9 @@ TEST(SchemaTest, TheTextViewShowsAddressesTimesAndTheWholeReplyTuple) {
   EXPECT_EQ(row(3, "proto || ' ' || icmp_type || '/' || icmp_code || ' ' || reply_icmp_type || ' ' || orig_sport || "
                    "' ' || nat_src_port || ' ' || reply_dport"),
             "icmp 8/0 0 77 1024 1024");
+  EXPECT_EQ(row(4, "reply_src || ' ' || reply_sport || ' ' || reply_dst || ' ' || reply_dport || ' ' || "
+                   "ifnull(nat_src, '-')"),
+            "2001:db8:2:0:0:0:0:53 53 2001:db8:2:0:0:0:0:fe 6000 -");
 }
 
 }  // namespace

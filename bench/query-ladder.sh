@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The query ladder: how fast `ctaudit who` and `ctaudit flows --src` answer on 1M, 10M and 100M
+# flows, next to the obvious SQL in the sqlite3 shell on ulogd2's SQLITE3 table and to grep over
+# JSON lines; and how many bytes a flow costs in each. bench/flowdb_gen builds the same flows into
+# all three (cached under --work, rebuilt only when the size or the generator changes).
+#
+#   bench/query-ladder.sh [--sizes 1M,10M,100M] [--work DIR] [--lookups N] [--json-max 10M]
+#                         [--build DIR] [--doc docs/benchmarks.md] [--no-doc] [--rebuild]
+#
+# Times are process start to exit, measured around each command with bash's EPOCHREALTIME (fork
+# and exec included), warm page cache (each store is read once before timing). `who` is looked up
+# at --lookups real mappings (samples.tsv: a translated address and port at a time inside a flow),
+# and every answer is checked to name the right inside host. ulogd2's table has no index (none is
+# shipped), so each of its queries scans the table: it runs fewer lookups (--slow-lookups).
+# Prints a markdown table and writes it into --doc between the query-ladder markers.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+sizes="1M,10M,100M"
+work="${CTAUDIT_BENCH_WORK:-/var/tmp/ctaudit-query-ladder}"
+lookups=200
+slow_lookups=5
+json_max=10000000
+build="$repo/build/ci"
+doc="$repo/docs/benchmarks.md"
+write_doc=1
+rebuild=0
+
+die() { echo "query-ladder: $*" >&2; exit 1; }
+count_of() {  # 1M -> 1000000, 10k -> 10000, 123 -> 123
+  local s=$1
+  case $s in
+    *[mM]) echo $(( ${s%?} * 1000000 ));;
+    *[kK]) echo $(( ${s%?} * 1000 ));;
+    *[!0-9]*|'') die "not a size: '$s' (use e.g. 1M, 500k, 100000)";;
+    *) echo "$s";;
+  esac
+}
+
+while (( $# )); do
+  case $1 in
+    --sizes) sizes=$2; shift 2;;
+    --work) work=$2; shift 2;;
+    --lookups) lookups=$2; shift 2;;
+    --slow-lookups) slow_lookups=$2; shift 2;;
+    --json-max) json_max=$(count_of "$2"); shift 2;;
+    --build) build=$2; shift 2;;
+    --doc) doc=$2; shift 2;;
+    --no-doc) write_doc=0; shift;;
+    --rebuild) rebuild=1; shift;;
+    -h|--help) sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    *) die "unknown option '$1'; see --help";;
+  esac
+done
+
+gen="$build/bench/flowdb_gen/flowdb_gen"
+ctaudit="$build/query/ctaudit"
+[[ -x $gen && -x $ctaudit ]] || die "build first: cmake --preset ci && cmake --build build/ci -j2 (looked in $build)"
+command -v sqlite3 >/dev/null || die "sqlite3 is missing: apt-get install -y sqlite3"
+mkdir -p "$work"
+# Output goes to a file, not /dev/null: GNU grep notices /dev/null and stops at the first match
+# (even with -c), which would time nothing.
+sink_file="$work/.query-output"
+
+# "wall_ms cpu_ms" taken by "$@" (stdout and stderr discarded), process start to exit; CPU is the
+# child's user + system time (bash's `time`), which a loaded machine disturbs far less than wall.
+elapsed_ms() {
+  local TIMEFORMAT='%3R %3U %3S' line
+  line=$( { time "$@" >"$sink_file" 2>&1; } 2>&1 ) || true
+  awk '{ printf "%.2f %.2f\n", $1 * 1000, ($2 + $3) * 1000 }' <<<"$line"
+}
+# "median p99" of column $1 (default 1) of the numbers on stdin.
+stats() {
+  awk -v c="${1:-1}" '{ print $c }' | sort -n | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "- -"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    i = int(NR * 0.99 + 0.999999); if (i > NR) i = NR; if (i < 1) i = 1
+    printf "%.1f %.1f\n", m, v[i] }'
+}
+human() { awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%gM", n / 1e6; else if (n >= 1e3) printf "%gk", n / 1e3; else print n }'; }
+file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+per_flow() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.0f", b / n }'; }
+
+# The cache key: what decides the stores' content (the generator and the row layout), not the
+# binary, so that rebuilding with an unrelated change keeps the (slow to build) cache.
+# A layout change raises kSchemaVersion (docs/schema.md), so the version stands for schema.cpp;
+# --rebuild forces a new build when only the flows_text view changed.
+gen_id=$( (cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/json_mapping.cpp"
+  grep -h 'kSchemaVersion =' "$repo/storage/schema.hpp") | sha256sum | cut -c1-16)
+rows=()
+breakdowns=()
+for size in ${sizes//,/ }; do
+  n=$(count_of "$size")
+  dir="$work/$(human "$n")"
+  want_json=$(( n <= json_max ))
+  stamp="n=$n gen=$gen_id json=$want_json"
+  if (( rebuild )) || [[ ! -f $dir/stamp || $(cat "$dir/stamp") != "$stamp" ]]; then
+    echo "query-ladder: building $(human "$n") flows in $dir ..." >&2
+    rm -rf "$dir"
+    args=(--out "$dir" --flows "$n" --samples "$lookups")
+    (( want_json )) || args+=(--no-json)
+    t0=$EPOCHREALTIME
+    "$gen" "${args[@]}" >&2
+    echo "query-ladder: built in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s" >&2
+    echo "$stamp" > "$dir/stamp"
+  fi
+  db="$dir/ctaudit.db"
+  # Warm the page cache once, as a gateway's recent data would be.
+  cat "$db" "$dir/ulogd.db" >/dev/null
+
+  # --- ctaudit who: every sample, checked.
+  who_times=()
+  wrong=0
+  while IFS=$'\t' read -r nat_ip nat_port at_rfc at_s inside; do
+    who_times+=("$(elapsed_ms "$ctaudit" who "$nat_ip:$nat_port" --at "$at_rfc" --db "$db")")
+    out=$("$ctaudit" who "$nat_ip:$nat_port" --at "$at_rfc" --db "$db" --format csv 2>/dev/null || true)
+    grep -q ",$inside," <<<"$out" || wrong=$((wrong + 1))
+  done < "$dir/samples.tsv"
+  read -r who_med who_p99 < <(printf '%s\n' "${who_times[@]}" | stats 1)
+  read -r who_cpu_med who_cpu_p99 < <(printf '%s\n' "${who_times[@]}" | stats 2)
+  (( wrong == 0 )) || echo "query-ladder: WARNING: $wrong of ${#who_times[@]} who answers missed the inside host" >&2
+
+  # --- ctaudit flows --src: one subscriber over the whole day the data spans.
+  IFS=$'\t' read -r _ _ _ first_s subscriber < "$dir/samples.tsv"
+  day_from=1795000000; day_to=$((day_from + 86400))
+  flows_out=$("$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db" --format csv)
+  flows_rows=$(( $(wc -l <<<"$flows_out") - 1 ))
+  flows_times=$(for _ in $(seq 20); do
+    elapsed_ms "$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db"
+  done)
+  read -r flows_med flows_p99 < <(stats 1 <<<"$flows_times")
+  read -r flows_cpu_med flows_cpu_p99 < <(stats 2 <<<"$flows_times")
+  # The floor: starting any process on this machine now.
+  read -r true_med true_p99 < <(for _ in $(seq 50); do elapsed_ms /bin/true; done | stats 1)
+
+  # --- ulogd2's table, the obvious SQL (reply_ip_daddr is the translated source, host order).
+  ip_int() { local IFS=.; read -r a b c d <<<"$1"; echo $(( (a << 24) | (b << 16) | (c << 8) | d )); }
+  read -r ul_who_med ul_who_p99 < <(head -n "$slow_lookups" "$dir/samples.tsv" |
+    while IFS=$'\t' read -r nat_ip nat_port at_rfc at_s inside; do
+      elapsed_ms sqlite3 -readonly "$dir/ulogd.db" "SELECT orig_ip_saddr, orig_l4_sport, orig_ip_daddr, orig_l4_dport,
+        flow_start_sec, flow_end_sec FROM ulog_ct WHERE reply_ip_daddr = $(ip_int "$nat_ip")
+        AND reply_l4_dport = $nat_port AND flow_start_sec <= $at_s AND flow_end_sec >= $at_s"
+    done | stats)
+  read -r ul_flows_med ul_flows_p99 < <(for _ in $(seq "$slow_lookups"); do
+    elapsed_ms sqlite3 -readonly "$dir/ulogd.db" "SELECT * FROM ulog_ct WHERE orig_ip_saddr = $(ip_int "$subscriber")
+      AND flow_start_sec <= $day_to AND flow_end_sec >= $day_from"
+  done | stats)
+
+  # --- grep over the JSON lines (the time is then read by eye; grep only finds the port's lines).
+  if [[ -f $dir/flows.jsonl ]]; then
+    cat "$dir/flows.jsonl" >/dev/null
+    read -r gr_who_med gr_who_p99 < <(head -n "$slow_lookups" "$dir/samples.tsv" |
+      while IFS=$'\t' read -r nat_ip nat_port _ _ _; do
+        elapsed_ms grep -F "\"nat\":{\"ip\":\"$nat_ip\",\"port\":$nat_port}" "$dir/flows.jsonl"
+      done | stats)
+    read -r gr_flows_med gr_flows_p99 < <(for _ in $(seq "$slow_lookups"); do
+      elapsed_ms grep -F "\"source\":{\"ip\":\"$subscriber\"," "$dir/flows.jsonl"
+    done | stats)
+    json_bpf=$(per_flow "$(file_size "$dir/flows.jsonl")" "$n")
+  else
+    gr_who_med="n/a"; gr_who_p99="n/a"; gr_flows_med="n/a"; gr_flows_p99="n/a"; json_bpf="n/a"
+  fi
+
+  ct_bpf=$(per_flow "$(file_size "$db")" "$n")
+  ul_bpf=$(per_flow "$(file_size "$dir/ulogd.db")" "$n")
+  breakdown=$(sqlite3 -readonly "$db" "SELECT group_concat(name || ' ' || b, ', ') FROM (SELECT name,
+    printf('%.1f', sum(pgsize) * 1.0 / $n) AS b FROM dbstat WHERE name LIKE 'flows%' GROUP BY name ORDER BY name)")
+  rows+=("| $(human "$n") | $who_med / $who_p99 | $who_cpu_med / $who_cpu_p99 | $flows_med / $flows_p99 ($flows_rows rows) | $flows_cpu_med / $flows_cpu_p99 | $true_med / $true_p99 | $ul_who_med / $ul_who_p99 | $ul_flows_med / $ul_flows_p99 | $gr_who_med / $gr_who_p99 | $gr_flows_med / $gr_flows_p99 | $ct_bpf | $ul_bpf | $json_bpf |")
+  breakdowns+=("| $(human "$n") | $breakdown |")
+  echo "query-ladder: $(human "$n"): who ${#who_times[@]} lookups, $wrong wrong" >&2
+done
+
+table=$(cat <<EOF
+Query times in ms, median / p99, process start to exit (wall), and the CPU time (user + system)
+of the same runs, warm page cache; \`/bin/true\` is the cost of starting any process at that moment; \`who\`: ${lookups} real
+mappings for ctaudit (every answer checked), ${slow_lookups} for the others; \`flows --src\`: one
+subscriber over the day the data spans (20 runs for ctaudit, ${slow_lookups} for the others).
+Bytes per flow: file size / flows (ulogd2's table stores no NAT mapping of its own; the four reply
+columns stand in for it). JSON lines only up to $(human "$json_max") flows.
+
+| flows | ctaudit who | who CPU | ctaudit flows --src | flows CPU | /bin/true | ulogd2 SQL who | ulogd2 SQL src | grep JSON who | grep JSON src | ctaudit B/flow | ulogd2 B/flow | JSON B/flow |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$(printf '%s\n' "${rows[@]}")
+
+ctaudit bytes per flow by structure (dbstat, pages including their free space):
+
+| flows | table and indexes |
+|---:|---|
+$(printf '%s\n' "${breakdowns[@]}")
+
+Machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d); generator \`flowdb_gen\` (--hosts 30000 --public 4, 24 h).
+EOF
+)
+echo "$table"
+
+if (( write_doc )); then
+  begin='<!-- BEGIN query-ladder -->'
+  end='<!-- END query-ladder -->'
+  if ! grep -qF "$begin" "$doc"; then
+    printf '\n## Query ladder (`bench/query-ladder.sh`)\n\n%s\n%s\n' "$begin" "$end" >> "$doc"
+  fi
+  tmp=$(mktemp)
+  BODY=$table awk -v begin="$begin" -v end="$end" '
+    $0 == begin { print; print ENVIRON["BODY"]; skip = 1; next }
+    $0 == end { skip = 0 }
+    !skip { print }' "$doc" > "$tmp"
+  cat "$tmp" > "$doc"
+  rm -f "$tmp"
+  echo "query-ladder: wrote the table into $doc" >&2
+fi
