@@ -14,6 +14,7 @@
 
 #include <toml++/toml.h>
 
+#include "flow/byte_size.hpp"
 #include "flow/time.hpp"
 #include "storage/jsonl_rotation.hpp"
 
@@ -94,23 +95,11 @@ std::string printDuration(std::chrono::milliseconds ms) {
 
 // "64M", "512K", "1G" (binary units) or plain bytes, at most 1 TiB.
 Result<std::size_t> parseSize(std::string_view text) {
-  std::size_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  std::size_t shift = 0;
-  if (unit == "K" || unit == "KiB") {
-    shift = 10;
-  } else if (unit == "M" || unit == "MiB") {
-    shift = 20;
-  } else if (unit == "G" || unit == "GiB") {
-    shift = 30;
-  } else if (!unit.empty()) {
-    shift = 64;
-  }
-  if (ec != std::errc{} || text.empty() || shift == 64 || value == 0 || value > (std::size_t{1} << 40U) >> shift) {
+  const auto size = parseByteSize(text);
+  if (!size || size->bytes == 0 || size->bytes > (std::uint64_t{1} << 40U)) {
     return fail(Errc::Usage, "bad size '" + std::string(text) + "'; write bytes or e.g. 512K, 64M, 1G");
   }
-  return value << shift;
+  return static_cast<std::size_t>(size->bytes);
 }
 
 std::string printSize(std::size_t bytes) {

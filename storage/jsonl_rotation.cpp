@@ -7,6 +7,8 @@
 #include <charconv>
 #include <ctime>
 
+#include "flow/byte_size.hpp"
+
 namespace ctaudit::storage {
 namespace {
 
@@ -17,26 +19,11 @@ constexpr seconds kDay{86400};
 
 // "512M", "64K", "1G", "2GiB": powers of 1024, unit required (a bare number could be seconds).
 std::optional<std::uint64_t> parseRotateSize(std::string_view text) {
-  std::uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end == text.data()) {
+  const auto size = parseByteSize(text);
+  if (!size || !size->has_unit || size->bytes == 0 || size->bytes > (std::uint64_t{1} << 50U)) {
     return std::nullopt;
   }
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  unsigned shift = 0;
-  if (unit == "K" || unit == "KiB") {
-    shift = 10;
-  } else if (unit == "M" || unit == "MiB") {
-    shift = 20;
-  } else if (unit == "G" || unit == "GiB") {
-    shift = 30;
-  } else {
-    return std::nullopt;
-  }
-  if (value == 0 || value > (std::uint64_t{1} << 50U) >> shift) {
-    return std::nullopt;
-  }
-  return value << shift;
+  return size->bytes;
 }
 
 // A size is what ends in an uppercase unit letter or "iB"; a period ends in a lowercase one.
