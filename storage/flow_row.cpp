@@ -458,13 +458,7 @@ std::string flowUpdateSql(std::span<const FlowColumn> columns) {
   return sql + " WHERE id = ?" + std::to_string(param);
 }
 
-std::string findOpenFlowSql() {
-  // `icmp >> 16` is the original direction's ICMP type and code, part of the original tuple.
-  return "SELECT id, " + flowColumnList() +
-         " FROM flows WHERE ct_id = ?1 AND dur_ns IS NULL AND zone = ?2 AND protocol = ?3 AND orig_src = ?4"
-         " AND orig_dst = ?5 AND orig_sport = ?6 AND orig_dport = ?7 AND (ifnull(icmp, 0) >> 16) = ?8"
-         " ORDER BY id DESC LIMIT 1";
-}
+std::string readOpenFlowSql() { return "SELECT " + flowColumnList() + " FROM flows WHERE id = ?1 AND dur_ns IS NULL"; }
 
 int bindValue(sqlite3_stmt* stmt, int param, const ColumnValue& value) noexcept {
   if (const auto* integer = std::get_if<std::int64_t>(&value)) {

@@ -147,10 +147,9 @@ void settleEvent(StoredFlow& flow) noexcept;
 [[nodiscard]] std::string flowInsertSql();
 // UPDATE of `columns` (parameters 1..n in that order) of the row whose id is parameter n+1.
 [[nodiscard]] std::string flowUpdateSql(std::span<const FlowColumn> columns);
-// The open row (dur_ns IS NULL) of a flow key, newest first: `id` then flowColumnList(). Parameters:
-// ct_id, zone, protocol, orig_src, orig_dst, orig_sport, orig_dport (as encodeFlow stores them),
-// then the original direction's ICMP type and code as (type << 8 | code). It goes through the
-// partial index flows_open by ct_id and compares the rest of the key on the few rows found.
-[[nodiscard]] std::string findOpenFlowSql();
+// flowColumnList() of the row whose id is parameter 1, if it is still open (dur_ns IS NULL): a point
+// read by rowid. SqliteSink knows the ids of the open rows (it keeps them in memory by flow key), so
+// no index is searched per event.
+[[nodiscard]] std::string readOpenFlowSql();
 
 }  // namespace ctaudit::storage

@@ -52,8 +52,9 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
 //    that held the port is checked without reading its row: who reads the rows it answers with
 //    and no others, however often the port was reused.
 //  - flows_orig_src: `ctaudit flows --src CIDR`, a subscriber's flows in a time range.
-//  - flows_open: the sink finding the open row of a flow by its conntrack id. Partial on the open
-//    rows only, so it stays as small as the conntrack table however large the history grows.
+//  - flows_open: the sink reading every open row when it opens the database (its map of open rows,
+//    the reconciliation at start). Partial on the open rows only, so it stays as small as the
+//    conntrack table however large the history grows.
 // Version 1 also had flows_start (start_ns) for time-only queries; it cost 19 bytes a flow for a
 // query no target names, so those now scan the table (docs/schema.md).
 constexpr std::array<std::string_view, 3> kCreateIndexes{

@@ -5,7 +5,9 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "ctaudit_version.hpp"
 #include "storage/flow_merge.hpp"
@@ -78,6 +80,17 @@ UpdateColumns updateColumns(unsigned mask) noexcept {
   return set;
 }
 
+// The part of a record that identifies its open row, as the row stores it: the key columns hold
+// the ICMP id in the port columns (FlowTuple::sourceKey/destinationKey) and the original ICMP type
+// and code in `icmp`, so two records that the database cannot tell apart get the same key here.
+FlowKey storedKey(const FlowRecord& record) noexcept {
+  FlowKey key = record.key();
+  key.original.src_port = record.original.sourceKey();
+  key.original.dst_port = record.original.destinationKey();
+  key.original.icmp_id = 0;
+  return key;
+}
+
 bool isTransient(int rc) noexcept { return (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED; }
 
 // Why one record could not be written: the SQLite result code decides Retry or Failed.
@@ -111,7 +124,7 @@ int bindText(sqlite3_stmt* stmt, int param, std::string_view text) noexcept {
 struct SqliteSink::Impl {
   // Declared first so that it is destroyed after the statements prepared on it.
   SqliteDb db;
-  SqliteStmt find_open;
+  SqliteStmt read_open;
   SqliteStmt insert;
   // UPDATE statements by update-group mask, prepared the first time a mask occurs.
   std::array<SqliteStmt, kUpdateMasks> updates;
@@ -135,6 +148,22 @@ struct SqliteSink::Impl {
   // Retention, once enabled; its statements are prepared on `db`, declared above, so it dies first.
   std::unique_ptr<FlowExpiry> expiry;
 
+  // The id of every open row (dur_ns NULL) by its flow's key, so that an event finds its row
+  // without a lookup statement: what the database holds as of the last commit plus the writes of
+  // the transaction under way. Loaded from the open rows at open(); an insert of an open row adds
+  // its id, the write that closes a row removes it. Retention deletes only closed rows, so it never
+  // touches the map. A row that does not decode at open() is left out (logged), as openFlows()
+  // leaves it out: a later event of that flow opens a new row.
+  std::unordered_map<FlowKey, std::int64_t, FlowKeyHash> open_rows;
+  // How to undo the map changes of the transaction under way, newest last: the key and the id it
+  // mapped to before (nullopt: none). Replayed backwards when the transaction does not commit, so
+  // that a rolled-back batch (Failed or Retry, then retried or split by the Batcher) leaves the map
+  // as the database is; cleared when it commits.
+  std::vector<std::pair<FlowKey, std::optional<std::int64_t>>> open_rows_undo;
+  void setOpenRow(const FlowKey& key, std::optional<std::int64_t> id);
+  void undoOpenRows() noexcept;
+  [[nodiscard]] Result<void> loadOpenRows();
+
   std::optional<WriteFailure> write(const FlowRecord& record);
   std::optional<WriteFailure> update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns, const FlowRow& row,
                                      std::int64_t id) const;
@@ -157,6 +186,26 @@ struct SqliteSink::Impl {
 template <class Body, class What>
 SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) noexcept {
   last_write_failed = true;  // until the commit below succeeds
+  open_rows_undo.clear();
+  // Declared before the transaction, so it runs after ~Transaction has rolled back.
+  class UndoUnlessCommitted {
+  public:
+    explicit UndoUnlessCommitted(Impl* self) noexcept : self_(self) {}
+    UndoUnlessCommitted(const UndoUnlessCommitted&) = delete;
+    UndoUnlessCommitted(UndoUnlessCommitted&&) = delete;
+    UndoUnlessCommitted& operator=(const UndoUnlessCommitted&) = delete;
+    UndoUnlessCommitted& operator=(UndoUnlessCommitted&&) = delete;
+    ~UndoUnlessCommitted() {
+      if (self_->last_write_failed) {
+        self_->undoOpenRows();
+      }
+      self_->open_rows_undo.clear();
+    }
+
+  private:
+    Impl* self_;
+  };
+  const UndoUnlessCommitted undo(this);
   try {
     Transaction tx(db.get());
     if (!tx.begun()) {
@@ -231,39 +280,93 @@ std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::sp
   return std::nullopt;
 }
 
-std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
-  const FlowRow key = encodeFlow(StoredFlow{record, {}});
-  const auto icmp_key = static_cast<std::int64_t>((unsigned{record.original.icmp_type} << 8U) | record.original.icmp_code);
+void SqliteSink::Impl::setOpenRow(const FlowKey& key, std::optional<std::int64_t> id) {
+  const auto found = open_rows.find(key);
+  open_rows_undo.emplace_back(key, found == open_rows.end() ? std::nullopt : std::optional{found->second});
+  if (id) {
+    open_rows.insert_or_assign(key, *id);
+  } else if (found != open_rows.end()) {
+    open_rows.erase(found);
+  }
+}
 
+void SqliteSink::Impl::undoOpenRows() noexcept {
+  // Restoring an entry the transaction erased allocates its node again; as everywhere on the hot
+  // path, running out of memory ends the process (std::terminate through noexcept).
+  for (auto entry = open_rows_undo.rbegin(); entry != open_rows_undo.rend(); ++entry) {
+    if (entry->second) {
+      open_rows.insert_or_assign(entry->first, *entry->second);
+    } else {
+      open_rows.erase(entry->first);
+    }
+  }
+}
+
+Result<void> SqliteSink::Impl::loadOpenRows() {
+  // In id order, so that of two open rows of one key (a database written before the map, or by
+  // hand) the newest wins, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
+  auto select = prepare(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ns IS NULL ORDER BY id");
+  if (!select) {
+    return Unexpected{select.error()};
+  }
+  open_rows.clear();
+  int rc = SQLITE_OK;
+  while ((rc = sqlite3_step(select->get())) == SQLITE_ROW) {
+    const auto id = sqlite3_column_int64(select->get(), 0);
+    auto row = readRow(select->get(), 1);
+    auto flow = row ? decodeFlow(*row) : Result<StoredFlow>{Unexpected{row.error()}};
+    if (!flow) {
+      log->warn("{}: open flow row id {} does not decode; the next event of its flow opens a new row: {}",
+                path.string(), id, flow.error().detail);
+      continue;
+    }
+    open_rows.insert_or_assign(storedKey(flow->record), id);
+  }
+  if (rc != SQLITE_DONE) {
+    return sqliteFailure(db.get(), path.string() + ": cannot read the open flows");
+  }
+  return {};
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
+  const FlowKey key = storedKey(record);
   std::optional<std::int64_t> open_id;
   FlowRow stored_row{};
-  {
-    const StatementReset reset(find_open);
-    if (bindColumns(find_open.get(), 1, key, kKeyColumns) != SQLITE_OK ||
-        sqlite3_bind_int64(find_open.get(), static_cast<int>(kKeyColumns.size()) + 1, icmp_key) != SQLITE_OK) {
-      return failure("cannot bind the open-flow lookup");
+  if (const auto found = open_rows.find(key); found != open_rows.end()) {
+    // A point read by rowid. `dur_ns IS NULL` guards against another writer (a person at the sqlite3
+    // shell) having closed or deleted the row: the flow then has no open row, as the lookup by key
+    // would have found.
+    const StatementReset reset(read_open);
+    if (sqlite3_bind_int64(read_open.get(), 1, found->second) != SQLITE_OK) {
+      return failure("cannot bind the open-flow read");
     }
-    const int rc = sqlite3_step(find_open.get());
+    const int rc = sqlite3_step(read_open.get());
     if (rc == SQLITE_ROW) {
-      open_id = sqlite3_column_int64(find_open.get(), 0);
-      auto row = readRow(find_open.get(), 1);
+      open_id = found->second;
+      auto row = readRow(read_open.get(), 0);
       if (!row) {
         return WriteFailure{SQLITE_CORRUPT, "open flow row id " + std::to_string(*open_id) + ": " + row.error().detail};
       }
       stored_row = *row;
-    } else if (rc != SQLITE_DONE) {
-      return failure("cannot look up the open flow");
+    } else if (rc == SQLITE_DONE) {
+      setOpenRow(key, std::nullopt);
+    } else {
+      return failure("cannot read the open flow");
     }
   }
 
   if (!open_id) {
-    const FlowRow row = encodeFlow(firstEvent(record));
+    const StoredFlow first = firstEvent(record);
+    const FlowRow row = encodeFlow(first);
     const StatementReset reset(insert);
     if (bindColumns(insert.get(), 1, row, allFlowColumns()) != SQLITE_OK) {
       return failure("cannot bind an insert");
     }
     if (sqlite3_step(insert.get()) != SQLITE_DONE) {
       return failure("cannot insert a flow");
+    }
+    if (!first.record.end) {
+      setOpenRow(key, sqlite3_last_insert_rowid(db.get()));
     }
     return std::nullopt;
   }
@@ -272,7 +375,8 @@ std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
   if (!stored) {
     return WriteFailure{SQLITE_CORRUPT, "open flow row id " + std::to_string(*open_id) + ": " + stored.error().detail};
   }
-  const FlowRow merged = encodeFlow(mergeEvent(*stored, record));
+  const StoredFlow merged_flow = mergeEvent(*stored, record);
+  const FlowRow merged = encodeFlow(merged_flow);
   const auto changed = [&](std::span<const FlowColumn> columns) {
     for (const FlowColumn column : columns) {
       const auto i = static_cast<std::size_t>(column);
@@ -306,7 +410,13 @@ std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
     }
     stmt = std::move(*prepared);
   }
-  return update(stmt.get(), columns.view(), merged, *open_id);
+  if (auto failed = update(stmt.get(), columns.view(), merged, *open_id)) {
+    return failed;
+  }
+  if (merged_flow.record.end) {
+    setOpenRow(key, std::nullopt);
+  }
+  return std::nullopt;
 }
 
 SinkStatus SqliteSink::Impl::report(const WriteFailure& failure, const std::string& what) {
@@ -400,7 +510,7 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   }
 
   const std::array<std::pair<SqliteStmt*, std::string>, 4> statements{{
-      {&impl->find_open, findOpenFlowSql()},
+      {&impl->read_open, readOpenFlowSql()},
       {&impl->insert, flowInsertSql()},
       {&impl->insert_gap, std::string(kInsertGapSql)},
       {&impl->update_alive, std::string(kUpdateAliveSql)},
@@ -412,7 +522,11 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
     }
     *stmt = std::move(*prepared);
   }
-  impl->log->debug("{}: schema version {}, created {}", path.string(), info->schema_version, info->created_at);
+  if (auto loaded = impl->loadOpenRows(); !loaded) {
+    return Unexpected{loaded.error()};
+  }
+  impl->log->debug("{}: schema version {}, created {}, {} open flows", path.string(), info->schema_version,
+                   info->created_at, impl->open_rows.size());
   // make_unique cannot reach the private constructor; the new'd object is owned at once.
   return std::unique_ptr<SqliteSink>(new SqliteSink(std::move(impl)));
 }
