@@ -124,7 +124,12 @@ void Batcher::writeBatch(Timestamp now) {
 
 void Batcher::writeGaps(Lane& lane) {
   while (!lane.gaps.empty()) {
-    if (lane.target.sink->writeGap(lane.gaps.front()) != SinkStatus::Ok) {
+    const SinkStatus status = lane.target.sink->writeGap(lane.gaps.front());
+    if (status == SinkStatus::Rejected) {
+      lane.gaps.erase(lane.gaps.begin());  // the sink logged why; it would refuse it forever
+      continue;
+    }
+    if (status != SinkStatus::Ok) {
       return;  // kept for the next try; the records' status says whether the sink is failing
     }
     lane.gaps.erase(lane.gaps.begin());
@@ -143,8 +148,9 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing) {
           lane.pending.clear();
           break;
         case SinkStatus::Retry:
-          break;
         case SinkStatus::Failed:
+          break;  // the sink cannot write now: everything stays pending
+        case SinkStatus::Rejected:
           isolateFailure(lane, now);
           break;
       }
@@ -199,38 +205,20 @@ void Batcher::raiseDropGap(Lane& lane) {
 }
 
 void Batcher::isolateFailure(Lane& lane, Timestamp now) {
-  // Write record by record to tell a bad record from a failing sink. A record that fails while the
-  // record after it is written is bad on its own: it is dropped and counted. Two failures in a row
-  // mean the sink is failing (a full disk lets a few records through before it refuses the rest;
-  // a database locked for writing refuses all): from the first of them on, everything stays
-  // pending for the next tick. A failing last record is bad if others of this pass were written,
-  // and kept otherwise.
-  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  // A record of the batch was refused for its content: write record by record to find it. Each
+  // record the sink rejects is dropped and counted; should the sink fail as a whole meanwhile (a
+  // disk that fills up part way), everything from there on stays pending for the next tick. A
+  // sink-wide failure is never taken for a bad record: a disk freed between two writes must not
+  // cost the record that met it full.
   std::vector<std::size_t> bad;
-  std::size_t unjudged = kNone;  // a failed record whose successor has not been tried yet
-  bool any_ok = false;
   std::size_t keep_from = lane.pending.size();
   for (std::size_t i = 0; i < lane.pending.size(); ++i) {
     const auto status = lane.target.sink->write(std::span<const FlowRecord>(&lane.pending[i], 1));
-    if (status == SinkStatus::Ok) {
-      any_ok = true;
-      if (unjudged != kNone) {
-        bad.push_back(std::exchange(unjudged, kNone));
-      }
-      continue;
-    }
-    if (status == SinkStatus::Retry || unjudged != kNone) {
-      keep_from = unjudged != kNone ? unjudged : i;
-      unjudged = kNone;
+    if (status == SinkStatus::Rejected) {
+      bad.push_back(i);
+    } else if (status != SinkStatus::Ok) {
+      keep_from = i;
       break;
-    }
-    unjudged = i;
-  }
-  if (unjudged != kNone) {
-    if (any_ok) {
-      bad.push_back(unjudged);
-    } else {
-      keep_from = unjudged;
     }
   }
   for (const std::size_t i : bad) {

@@ -107,7 +107,8 @@ off_t endOfLastLine(int fd, off_t size, std::string& buffer) noexcept {
 }
 
 // EAGAIN only comes from a non-blocking standard output whose reader is slow: worth another try.
-// Everything else (ENOSPC, EDQUOT, EFBIG, EIO, EPIPE, ...) fails the same way again.
+// Everything else (ENOSPC, EDQUOT, EFBIG, EIO, EPIPE, ...) fails the same way again, and is never
+// a record's fault (formatting a line cannot fail): Failed, never Rejected.
 SinkStatus statusFor(int error) noexcept {
   return error == EAGAIN || error == EWOULDBLOCK ? SinkStatus::Retry : SinkStatus::Failed;
 }
@@ -209,7 +210,7 @@ SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
   if (gap.end < gap.start) {
     log_->warn("a {} gap from {} to {} ends before it starts; not written to {}", gapReasonName(gap.reason),
                formatRfc3339(gap.start), formatRfc3339(gap.end), name_);
-    return SinkStatus::Failed;
+    return SinkStatus::Rejected;
   }
   if (!torn_tail_.empty()) {
     if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {

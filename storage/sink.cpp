@@ -13,6 +13,7 @@ void SinkStats::add(SinkStatus status, std::size_t records) noexcept {
       ++batches_retried;
       break;
     case SinkStatus::Failed:
+    case SinkStatus::Rejected:
       ++batches_failed;
       break;
   }

@@ -11,9 +11,12 @@
 namespace ctaudit::storage {
 
 enum class SinkStatus : std::uint8_t {
-  Ok,      // every record of the batch was accepted
-  Retry,   // nothing was accepted, for a passing reason (SQLITE_BUSY, EAGAIN): same batch later
-  Failed,  // nothing was accepted and the same batch would fail again (full disk, bad record)
+  Ok,        // every record of the batch was accepted
+  Retry,     // nothing was accepted, for a passing reason (SQLITE_BUSY, EAGAIN): same batch later
+  Failed,    // nothing was accepted: the sink cannot write now (full disk, I/O error, read-only
+             // file system) and every batch fails until that is fixed; no record is to blame
+  Rejected,  // nothing was accepted: a record of the batch is refused for its own content (a
+             // constraint, a value the store cannot hold); the others would be accepted without it
 };
 
 // Counters kept by FlowSink::write for every sink alike.

@@ -93,7 +93,27 @@ FlowKey storedKey(const FlowRecord& record) noexcept {
 
 bool isTransient(int rc) noexcept { return (rc & 0xFF) == SQLITE_BUSY || (rc & 0xFF) == SQLITE_LOCKED; }
 
-// Why one record could not be written: the SQLite result code decides Retry or Failed.
+// The result codes that say the database cannot be written at all, whatever the records: the
+// Batcher then keeps the whole batch instead of looking for a bad record in it. Anything else
+// (a constraint, a value too big) is about a record.
+bool isSinkWide(int rc) noexcept {
+  switch (rc & 0xFF) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+    case SQLITE_NOLFS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Why one record could not be written: the SQLite result code decides Retry, Failed or Rejected.
 struct WriteFailure {
   int rc;
   std::string detail;
@@ -177,7 +197,7 @@ struct SqliteSink::Impl {
   // Runs `body` (which writes and returns the failure that stopped it, if any) and the pending
   // heartbeat in one BEGIN IMMEDIATE transaction and commits. `what` names the content for the log
   // ("a batch of 12 flows"); it is called only when something is logged. Only allocation can throw
-  // in `body`; that is logged and answered with Failed.
+  // in `body`; that is logged and answered with Rejected.
   template <class Body, class What>
   SinkStatus inTransaction(const Body& body, const What& what) noexcept;
   SinkStatus report(const WriteFailure& failure, const std::string& what);
@@ -225,7 +245,7 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
   } catch (const std::exception& e) {
     // The transaction has been rolled back by unwinding.
     log->error("{}: {} dropped: {}", path.string(), what(), e.what());
-    return SinkStatus::Failed;
+    return SinkStatus::Rejected;
   }
   if (logged_failure != SQLITE_OK) {
     log->info("{}: writing flows again", path.string());
@@ -420,13 +440,14 @@ std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
 }
 
 SinkStatus SqliteSink::Impl::report(const WriteFailure& failure, const std::string& what) {
-  const SinkStatus status = isTransient(failure.rc) ? SinkStatus::Retry : SinkStatus::Failed;
+  const SinkStatus status = isTransient(failure.rc)   ? SinkStatus::Retry
+                            : isSinkWide(failure.rc) ? SinkStatus::Failed
+                                                     : SinkStatus::Rejected;
   if (failure.rc != logged_failure) {
     logged_failure = failure.rc;
-    const int primary = failure.rc & 0xFF;
     if (status == SinkStatus::Retry) {
       log->warn("{}: database busy, {} waits for the next try: {}", path.string(), what, failure.detail);
-    } else if (primary == SQLITE_FULL || primary == SQLITE_IOERR) {
+    } else if (status == SinkStatus::Failed) {
       log->error("{}: cannot write flows, every batch is refused until this is fixed: {}", path.string(),
                  failure.detail);
     } else {
@@ -558,7 +579,7 @@ SinkStatus SqliteSink::writeGap(const GapRecord& gap) noexcept {
     // Formatting allocates; as everywhere on the daemon's hot path, running out of memory ends the
     // process (std::terminate through noexcept).
     self.log->warn("{}: {} ends before it starts; not written", self.path.string(), what());
-    return SinkStatus::Failed;
+    return SinkStatus::Rejected;
   }
   return self.inTransaction([&] { return self.insertGap(gap); }, what);
 }

@@ -9,8 +9,8 @@
 namespace ctaudit::testing {
 
 // A FlowSink that keeps what it accepts and answers with scripted statuses: each write pops the
-// next status from `script` (Ok once the script is empty). A status of Failed for a single-record
-// write can also be forced for records whose ct_id is in `poison`.
+// next status from `script` (Ok once the script is empty). Any write that holds a record whose
+// ct_id is in `poison` is Rejected, as a real sink refuses a bad record.
 class FakeSink final : public storage::FlowSink {
 public:
   std::vector<FlowRecord> accepted;
@@ -42,7 +42,7 @@ private:
     for (const auto& record : batch) {
       for (const auto id : poison) {
         if (record.ct_id == id) {
-          return storage::SinkStatus::Failed;
+          return storage::SinkStatus::Rejected;
         }
       }
     }

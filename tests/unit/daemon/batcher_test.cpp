@@ -80,8 +80,8 @@ TEST(BatcherTest, FailedBatchIsolatesTheBadRecord) {
 
 TEST(BatcherTest, FailingSinkKeepsEverythingUntilItRecovers) {
   FakeSink sink;
-  // The batch and the first two single writes fail: the sink is down, not the records.
-  sink.script = {SinkStatus::Failed, SinkStatus::Failed, SinkStatus::Failed};
+  // The sink is down, not the records: nothing is tried record by record.
+  sink.script = {SinkStatus::Failed};
   Batcher batcher({{"fake", &sink}}, {3, std::chrono::milliseconds{1000}, 100}, quiet());
   for (std::uint32_t id = 1; id <= 3; ++id) {
     batcher.add(record(id), kT0);
@@ -93,21 +93,54 @@ TEST(BatcherTest, FailingSinkKeepsEverythingUntilItRecovers) {
   EXPECT_EQ(sink.accepted[2].ct_id, 3U);
 }
 
-TEST(BatcherTest, ADiskThatFillsUpPartWayIsAFailingSinkNotBadRecords) {
+TEST(BatcherTest, ADiskThatFillsUpWhileLookingForABadRecordKeepsTheRest) {
   FakeSink sink;
-  // The batch fails; single writes go through until the disk is full, then fail.
-  sink.script = {SinkStatus::Failed, SinkStatus::Ok, SinkStatus::Ok, SinkStatus::Failed, SinkStatus::Failed};
+  sink.poison = {2};
+  // The batch is rejected (record 2); single writes: 1 goes through, 2 is rejected, then the disk
+  // is full for 3 and everything after it stays pending.
+  sink.script = {SinkStatus::Ok, SinkStatus::Failed};
   Batcher batcher({{"fake", &sink}}, {6, std::chrono::milliseconds{1000}, 100}, quiet());
   for (std::uint32_t id = 1; id <= 6; ++id) {
     batcher.add(record(id), kT0);
   }
-  EXPECT_EQ(sink.accepted.size(), 2U);
-  EXPECT_EQ(batcher.dropped(), 0U);
+  EXPECT_EQ(sink.accepted.size(), 1U);
+  EXPECT_EQ(batcher.dropped(), 1U);
   EXPECT_EQ(batcher.sinks()[0].pending, 4U);
   EXPECT_TRUE(batcher.sinks()[0].failing);
   EXPECT_TRUE(batcher.flushAll(kT0 + std::chrono::seconds{1}));
-  ASSERT_EQ(sink.accepted.size(), 6U);
-  EXPECT_EQ(sink.accepted[2].ct_id, 3U);
+  ASSERT_EQ(sink.accepted.size(), 5U);
+  EXPECT_EQ(sink.accepted[1].ct_id, 3U);
+}
+
+TEST(BatcherTest, ASinkWideFailureIsNeverTakenForABadRecord) {
+  FakeSink sink;
+  // The disk is full for the batch and is freed at once: a sink that fails as a whole is not
+  // searched record by record, so no record that met the full disk is judged bad and dropped.
+  sink.script = {SinkStatus::Failed};
+  Batcher batcher({{"fake", &sink}}, {3, std::chrono::milliseconds{1000}, 100}, quiet());
+  for (std::uint32_t id = 1; id <= 3; ++id) {
+    batcher.add(record(id), kT0);
+  }
+  EXPECT_TRUE(sink.accepted.empty());
+  EXPECT_EQ(batcher.sinks()[0].pending, 3U);
+  EXPECT_TRUE(batcher.flushAll(kT0 + std::chrono::seconds{1}));
+  EXPECT_EQ(sink.accepted.size(), 3U);
+  EXPECT_EQ(batcher.dropped(), 0U);
+}
+
+TEST(BatcherTest, ARejectedGapIsDroppedNotRetriedForever) {
+  FakeSink sink;
+  sink.script = {SinkStatus::Rejected};
+  Batcher batcher({{"fake", &sink}}, options(10, 100), quiet());
+  GapRecord refused;
+  refused.reason = GapReason::KernelOverrun;
+  GapRecord next = refused;
+  next.overruns = 2;
+  batcher.addGap(refused);
+  batcher.addGap(next);
+  batcher.tick(kT0);
+  ASSERT_EQ(sink.gaps.size(), 1U);
+  EXPECT_EQ(sink.gaps.front(), next);
 }
 
 TEST(BatcherTest, ABadRecordBetweenGoodOnesIsDroppedEvenLast) {
@@ -162,9 +195,9 @@ TEST(BatcherTest, OneFailingSinkDoesNotStopTheOther) {
   }
   EXPECT_EQ(fine.accepted.size(), 10U);
   EXPECT_TRUE(down.accepted.empty());
-  // A failing sink is tried again at the flush tick, not for every batch: the first batch tried
-  // the whole batch and two single records.
-  EXPECT_EQ(down.script.size(), 97U);
+  // A failing sink is tried again at the flush tick, not for every batch: only the first batch
+  // was tried.
+  EXPECT_EQ(down.script.size(), 99U);
   const auto states = batcher.sinks();
   EXPECT_TRUE(states[0].failing);
   EXPECT_EQ(states[0].pending, 10U);

@@ -155,7 +155,7 @@ TEST(JsonLinesSinkTest, WritesAGapAsItsPipelineErrorLine) {
 
   GapRecord backwards = overrun();
   std::swap(backwards.start, backwards.end);
-  EXPECT_EQ(sink->writeGap(backwards), SinkStatus::Failed);
+  EXPECT_EQ(sink->writeGap(backwards), SinkStatus::Rejected);
   EXPECT_EQ(readFile(path), linesOf(batch) + toJsonLine(overrun(), kContext) + '\n');
   EXPECT_EQ(log.at(spdlog::level::warn).size(), 1U);
 }

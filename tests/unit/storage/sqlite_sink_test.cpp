@@ -261,8 +261,8 @@ TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
       flowEvent(EventType::Destroy, 2, other, replyOf(other), at(2s)),
       flowEvent(EventType::New, 3, bad, replyOf(bad), at(3s)),
   };
-  EXPECT_EQ((*sink)->write(batch), SinkStatus::Failed);
-  EXPECT_EQ((*sink)->write(batch), SinkStatus::Failed);
+  EXPECT_EQ((*sink)->write(batch), SinkStatus::Rejected);
+  EXPECT_EQ((*sink)->write(batch), SinkStatus::Rejected);
   EXPECT_EQ(rows(), 0);
   EXPECT_EQ((*sink)->stats().batches_failed, 2U);
 
@@ -403,7 +403,7 @@ TEST_F(SqliteSinkTest, WritesGapsAsRowsTheShellCanRead) {
 }
 
 TEST_F(SqliteSinkTest, AGapThatEndsBeforeItStartsIsRefused) {
-  EXPECT_EQ(sink_->writeGap(gap(GapReason::QueueOverflow, at(12s), at(10s))), SinkStatus::Failed);
+  EXPECT_EQ(sink_->writeGap(gap(GapReason::QueueOverflow, at(12s), at(10s))), SinkStatus::Rejected);
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(count(db.get(), "SELECT count(*) FROM gaps"), 0);
 }
@@ -641,7 +641,7 @@ TEST_F(SqliteSinkTest, ARolledBackBatchLeavesTheOpenRowsAsTheDatabaseHasThem) {
   ASSERT_EQ(write({flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(5s)),
                    flowEvent(EventType::New, 7, udp, replyOf(udp), at(5s)),
                    flowEvent(EventType::New, 3, bad, replyOf(bad), at(6s))}),
-            SinkStatus::Failed);
+            SinkStatus::Rejected);
   ASSERT_EQ(write({flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(9s)),
                    flowEvent(EventType::New, 7, udp, replyOf(udp), at(9s))}),
             SinkStatus::Ok);
