@@ -161,8 +161,8 @@ if ((build)); then
   note "building the release preset (build/release)"
   targets=(ctauditd ctaudit ct_loadgen ct_count udp_flood)
   (cd "$repo" && cmake --preset release >/dev/null) || die "configuring the release preset failed (see above)"
-  # The query half's generator, when this tree has it.
-  if ((query)) && [[ -f $ladder_script ]] && cmake --build "$repo/build/release" --target help | grep -qw flowdb_gen; then
+  # The query half's generator.
+  if ((query)); then
     targets+=(flowdb_gen)
   fi
   cmake --build "$repo/build/release" -j"$(nproc)" --target "${targets[@]}" || die "the release build failed (see above)"
