@@ -2,6 +2,7 @@
 #include "storage/sqlite_sink.hpp"
 
 #include <array>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -182,6 +183,10 @@ struct SqliteSink::Impl {
   std::vector<std::pair<FlowKey, std::optional<std::int64_t>>> open_rows_undo;
   void setOpenRow(const FlowKey& key, std::optional<std::int64_t> id);
   void undoOpenRows() noexcept;
+  // Decodes every open row (no end yet), in id order, and hands it to `visit`; a row that does
+  // not decode is logged with `skipped` (what happens to it instead) and passed over.
+  [[nodiscard]] Result<void> forEachOpenRow(std::string_view skipped,
+                                            const std::function<void(std::int64_t, StoredFlow&&)>& visit);
   [[nodiscard]] Result<void> loadOpenRows();
 
   std::optional<WriteFailure> write(const FlowRecord& record);
@@ -322,30 +327,36 @@ void SqliteSink::Impl::undoOpenRows() noexcept {
   }
 }
 
-Result<void> SqliteSink::Impl::loadOpenRows() {
-  // In id order, so that of two open rows of one key (a database written before the map, or by
-  // hand) the newest wins, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
+Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
+                                               const std::function<void(std::int64_t, StoredFlow&&)>& visit) {
+  // In id order, so that of two open rows of one key (a database written before the open-row map,
+  // or by hand) the newest is visited last, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
   auto select = prepare(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ns IS NULL ORDER BY id");
   if (!select) {
     return Unexpected{select.error()};
   }
-  open_rows.clear();
   int rc = SQLITE_OK;
   while ((rc = sqlite3_step(select->get())) == SQLITE_ROW) {
     const auto id = sqlite3_column_int64(select->get(), 0);
     auto row = readRow(select->get(), 1);
     auto flow = row ? decodeFlow(*row) : Result<StoredFlow>{Unexpected{row.error()}};
     if (!flow) {
-      log->warn("{}: open flow row id {} does not decode; the next event of its flow opens a new row: {}",
-                path.string(), id, flow.error().detail);
+      log->warn("{}: open flow row id {} does not decode; {}: {}", path.string(), id, skipped, flow.error().detail);
       continue;
     }
-    open_rows.insert_or_assign(storedKey(flow->record), id);
+    visit(id, std::move(*flow));
   }
   if (rc != SQLITE_DONE) {
     return sqliteFailure(db.get(), path.string() + ": cannot read the open flows");
   }
   return {};
+}
+
+Result<void> SqliteSink::Impl::loadOpenRows() {
+  open_rows.clear();
+  return forEachOpenRow("the next event of its flow opens a new row", [this](std::int64_t id, StoredFlow&& flow) {
+    open_rows.insert_or_assign(storedKey(flow.record), id);
+  });
 }
 
 std::optional<WriteFailure> SqliteSink::Impl::write(const FlowRecord& record) {
@@ -690,27 +701,12 @@ Result<ExpiryStep> SqliteSink::expire(Timestamp now, std::size_t max_rows) {
 }
 
 Result<std::vector<FlowRecord>> SqliteSink::openFlows() {
-  Impl& self = *impl_;
-  sqlite3* db = self.db.get();
-  auto select = prepare(db, "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ns IS NULL");
-  if (!select) {
-    return Unexpected{select.error()};
-  }
   std::vector<FlowRecord> records;
-  int rc = SQLITE_OK;
-  while ((rc = sqlite3_step(select->get())) == SQLITE_ROW) {
-    const auto id = sqlite3_column_int64(select->get(), 0);
-    auto row = readRow(select->get(), 1);
-    auto flow = row ? decodeFlow(*row) : Result<StoredFlow>{Unexpected{row.error()}};
-    if (!flow) {
-      self.log->warn("{}: open flow row id {} is left out of the reconciliation: {}", self.path.string(), id,
-                     flow.error().detail);
-      continue;
-    }
-    records.push_back(std::move(flow->record));
-  }
-  if (rc != SQLITE_DONE) {
-    return sqliteFailure(db, self.path.string() + ": cannot read the open flows");
+  auto walked = impl_->forEachOpenRow("it is left out of the reconciliation", [&records](std::int64_t, StoredFlow&& flow) {
+    records.push_back(std::move(flow.record));
+  });
+  if (!walked) {
+    return Unexpected{walked.error()};
   }
   return records;
 }
