@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +14,7 @@
 
 #include "bench/event_counter.hpp"
 #include "bench/stop_signal.hpp"
+#include "bench/summary.hpp"
 
 namespace {
 
@@ -110,7 +110,7 @@ std::string report(const ctaudit::bench::EventCounts& counts, const rusage& usag
   char system_text[32];
   std::snprintf(user_text, sizeof user_text, "%.3f", user);
   std::snprintf(system_text, sizeof system_text, "%.3f", system);
-  const std::vector<std::pair<std::string_view, std::string>> fields{
+  const ctaudit::bench::SummaryFields fields{
       {"new", std::to_string(counts.new_events)},
       {"destroy", std::to_string(counts.destroy_events)},
       {"events", std::to_string(events)},
@@ -126,19 +126,7 @@ std::string report(const ctaudit::bench::EventCounts& counts, const rusage& usag
       {"cpu_ms_per_1k_events", per_1k},
       {"peak_rss_kib", std::to_string(usage.ru_maxrss)},
   };
-  std::ostringstream out;
-  if (json) {
-    out << '{';
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      out << (i == 0 ? "" : ",") << '"' << fields[i].first << "\":" << fields[i].second;
-    }
-    out << "}\n";
-  } else {
-    for (const auto& [key, value] : fields) {
-      out << key << '=' << value << '\n';
-    }
-  }
-  return out.str();
+  return ctaudit::bench::formatFields(fields, json);
 }
 
 }  // namespace

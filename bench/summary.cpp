@@ -29,6 +29,24 @@ std::string fixed(double value, int decimals) {
 
 }  // namespace
 
+std::string formatFields(const SummaryFields& fields, bool json) {
+  std::ostringstream out;
+  if (json) {
+    out << '{';
+    const char* separator = "";
+    for (const auto& [key, value] : fields) {
+      out << separator << '"' << key << "\":" << value;
+      separator = ",";
+    }
+    out << "}\n";
+  } else {
+    for (const auto& [key, value] : fields) {
+      out << key << '=' << value << '\n';
+    }
+  }
+  return out.str();
+}
+
 std::string formatSummary(const RunTotals& totals, const LoadgenOptions& options) {
   const auto count = [](std::uint64_t v) { return std::to_string(v); };
   // Values are numbers or booleans, so both formats print them as they are.

@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "bench/packet_flood.hpp"
 #include "bench/stop_signal.hpp"
+#include "bench/summary.hpp"
 #include "flow/time.hpp"
 
 namespace {
@@ -151,7 +151,7 @@ std::string summary(const ctaudit::bench::FloodTotals& totals, const ctaudit::be
   for (const auto& [err, count] : totals.errors_by_errno) {
     errors += count;
   }
-  std::vector<std::pair<std::string, std::string>> fields{
+  ctaudit::bench::SummaryFields fields{
       {"packets", std::to_string(totals.packets)},
       {"flows", std::to_string(totals.flows)},
       {"errors", std::to_string(errors)},
@@ -166,19 +166,7 @@ std::string summary(const ctaudit::bench::FloodTotals& totals, const ctaudit::be
     const char* name = strerrorname_np(err);
     fields.emplace_back(std::string("errors.") + (name != nullptr ? name : std::to_string(err)), std::to_string(count));
   }
-  std::ostringstream out;
-  if (json) {
-    out << '{';
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      out << (i == 0 ? "" : ",") << '"' << fields[i].first << "\":" << fields[i].second;
-    }
-    out << "}\n";
-  } else {
-    for (const auto& [key, value] : fields) {
-      out << key << '=' << value << '\n';
-    }
-  }
-  return out.str();
+  return ctaudit::bench::formatFields(fields, json);
 }
 
 }  // namespace
