@@ -14,6 +14,8 @@
 #   syscw_per_1k    write-type system calls (/proc/PID/io syscw: write, pwrite, writev, ...) per 1000
 #                   events: the JSON-lines sink's write(2) per batch, SQLite's WAL and the wake-ups
 #   ctxsw_per_1k    voluntary context switches of all the daemon's threads per 1000 events
+#   minflt_per_1k   minor page faults per 1000 events (/proc/PID/stat): memory the daemon touches for
+#                   the first time, or again after giving it back; each costs a zeroed page
 # With --perf FILE it also samples the daemon with `perf record -g` (call graphs through frame
 # pointers and DWARF are not needed for the flat profile) during the run and prints the top
 # symbols by self time, grouped the way docs/benchmarks.md "Where the CPU goes" reads them.
@@ -76,6 +78,7 @@ ip netns exec "$ns" ip link set lo up
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 write_calls() { awk '$1 == "syscw:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+minor_faults() { awk '{ print $10 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '$1 == "voluntary_ctxt_switches:" { n += $2 } END { print n + 0 }'; }
 wait_idle() {
   local before after i
@@ -105,12 +108,14 @@ fi
 cpu0=$(cpu_ticks "$daemon_pid")
 syscw0=$(write_calls "$daemon_pid")
 switches0=$(switches "$daemon_pid")
+faults0=$(minor_faults "$daemon_pid")
 ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --batch 32 \
   >"$tmp/loadgen.txt" 2>&1 || { cat "$tmp/loadgen.txt" >&2; exit 1; }
 wait_idle || echo "warning: the daemon was still busy after 120 s" >&2
 cpu1=$(cpu_ticks "$daemon_pid")
 syscw1=$(write_calls "$daemon_pid")
 switches1=$(switches "$daemon_pid")
+faults1=$(minor_faults "$daemon_pid")
 if [[ -n $perf_pid ]]; then
   kill -INT "$perf_pid"
   wait "$perf_pid"
@@ -123,12 +128,13 @@ daemon_pid=""
 received=$(grep -o 'stopped: [0-9]* message' "$tmp/daemon.log" | awk '{ print $2 }')
 [[ -n $received ]] || { cat "$tmp/daemon.log" >&2; exit 1; }
 awk -v rc="$received" -v c0="$cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v rss="$peak_rss" \
-  -v rate="$rate" -v d="$duration" -v w="$((syscw1 - syscw0))" -v x="$((switches1 - switches0))" 'BEGIN {
+  -v rate="$rate" -v d="$duration" -v w="$((syscw1 - syscw0))" -v x="$((switches1 - switches0))" \
+  -v f="$((faults1 - faults0))" 'BEGIN {
     cpu = (c1 - c0) / hz
     n = rc > 0 ? rc : 1
     printf "rate=%s\nduration=%s\nreceived=%d\ncpu_s=%.2f\ncpu_ms_per_1k=%.2f\npeak_rss_kib=%d\n", rate, d, rc, cpu,
       1e6 * cpu / n, rss
-    printf "syscw_per_1k=%.1f\nctxsw_per_1k=%.1f\n", 1000 * w / n, 1000 * x / n
+    printf "syscw_per_1k=%.1f\nctxsw_per_1k=%.1f\nminflt_per_1k=%.1f\n", 1000 * w / n, 1000 * x / n, 1000 * f / n
   }'
 grep -o 'stopped:.*' "$tmp/daemon.log"
 if [[ -n $perf_file ]]; then

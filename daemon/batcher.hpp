@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,7 @@ public:
     std::string label{};       // for gap records and metrics: "sqlite"; the name when empty
   };
   struct Options {
-    std::size_t max_rows{8192};
+    std::size_t max_rows{131072};
     std::chrono::milliseconds max_age{1000};
     // Records a lane may hold for a sink that keeps failing, before the oldest are dropped
     // (recordBudget(): derived from --queue-max).
@@ -93,7 +94,9 @@ private:
   };
 
   void writeBatch(Timestamp now);
-  void writeLane(Lane& lane, Timestamp now, bool retry_failing);
+  // Writes what the lane holds and then `fresh` (records no lane has seen) to the lane's sink;
+  // whatever the sink does not take stays in the lane.
+  void writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span<const FlowRecord> fresh);
   void writeGaps(Lane& lane);
   void isolateFailure(Lane& lane, Timestamp now);
   void drop(Lane& lane, std::size_t count, Timestamp now);

@@ -29,7 +29,7 @@ struct DaemonConfig {
   // Every record is handed to the sinks and made durable within this interval.
   std::chrono::milliseconds flush_interval{1000};
   // A batch is written earlier once it has this many records.
-  std::size_t max_batch_rows{8192};
+  std::size_t max_batch_rows{131072};
   // SO_RCVBUFFORCE size for the event socket: what the kernel may queue while the reader is busy
   // (a table dump, a burst of DESTROYs from the GC). Each queued event costs its skb truesize, not
   // its payload: measured on 6.18, 1280 bytes per event for payloads of 196-300 bytes (IPv4 and
