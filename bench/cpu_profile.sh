@@ -14,6 +14,9 @@
 #   syscw_per_1k    write-type system calls (/proc/PID/io syscw: write, pwrite, writev, ...) per 1000
 #                   events: the JSON-lines sink's write(2) per batch, SQLite's WAL and the wake-ups
 #   ctxsw_per_1k    voluntary context switches of all the daemon's threads per 1000 events
+#   cpu_s_threads   the same split by thread name (ctauditd = the pipeline thread, which runs the
+#                   sinks; ctauditd-reader = netlink receive and decode; ctaudit-archiver = JSON
+#                   compression), e.g. "ctauditd=9.10 ctauditd-reader=4.02"
 #   minflt_per_1k   minor page faults per 1000 events (/proc/PID/stat): memory the daemon touches for
 #                   the first time, or again after giving it back; each costs a zeroed page
 # With --perf FILE it also samples the daemon with `perf record -g` (call graphs through frame
@@ -78,6 +81,13 @@ ip netns exec "$ns" ip link set lo up
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 write_calls() { awk '$1 == "syscw:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+# "name ticks" per thread, summed by thread name.
+thread_ticks() {
+  local task
+  for task in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(cat "$task/comm" 2>/dev/null)" "$(awk '{ print $14 + $15 }' "$task/stat" 2>/dev/null)"
+  done | awk 'NF == 2 { t[$1] += $2 } END { for (n in t) print n, t[n] }'
+}
 minor_faults() { awk '{ print $10 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '$1 == "voluntary_ctxt_switches:" { n += $2 } END { print n + 0 }'; }
 wait_idle() {
@@ -109,6 +119,7 @@ cpu0=$(cpu_ticks "$daemon_pid")
 syscw0=$(write_calls "$daemon_pid")
 switches0=$(switches "$daemon_pid")
 faults0=$(minor_faults "$daemon_pid")
+threads0=$(thread_ticks "$daemon_pid")
 ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --batch 32 \
   >"$tmp/loadgen.txt" 2>&1 || { cat "$tmp/loadgen.txt" >&2; exit 1; }
 wait_idle || echo "warning: the daemon was still busy after 120 s" >&2
@@ -116,6 +127,7 @@ cpu1=$(cpu_ticks "$daemon_pid")
 syscw1=$(write_calls "$daemon_pid")
 switches1=$(switches "$daemon_pid")
 faults1=$(minor_faults "$daemon_pid")
+threads1=$(thread_ticks "$daemon_pid")
 if [[ -n $perf_pid ]]; then
   kill -INT "$perf_pid"
   wait "$perf_pid"
@@ -136,6 +148,9 @@ awk -v rc="$received" -v c0="$cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v 
       1e6 * cpu / n, rss
     printf "syscw_per_1k=%.1f\nctxsw_per_1k=%.1f\nminflt_per_1k=%.1f\n", 1000 * w / n, 1000 * x / n, 1000 * f / n
   }'
+printf 'cpu_s_threads='
+join <(sort <<<"$threads0") <(sort <<<"$threads1") | awk -v hz="$(getconf CLK_TCK)" '
+  { printf "%s%s=%.2f", (NR > 1 ? " " : ""), $1, ($3 - $2) / hz } END { print "" }'
 grep -o 'stopped:.*' "$tmp/daemon.log"
 if [[ -n $perf_file ]]; then
   echo "--- perf: self time by shared object"
