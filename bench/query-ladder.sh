@@ -6,7 +6,7 @@
 # JSON lines; and how many bytes a flow costs in each. bench/flowdb_gen builds the same flows into
 # all three (cached under --work, rebuilt only when the size or the generator changes).
 #
-#   bench/query-ladder.sh [--sizes 1M,10M,100M] [--work DIR] [--lookups N] [--json-max 10M]
+#   bench/query-ladder.sh [--sizes 1M,10M,100M] [--work DIR] [--lookups N] [--cold-lookups N] [--json-max 10M]
 #                         [--build DIR] [--doc docs/benchmarks.md] [--no-doc] [--rebuild] [--gen-nice N]
 #
 # Times are process start to exit, measured around each command with bash's EPOCHREALTIME (fork
@@ -14,6 +14,9 @@
 # at --lookups real mappings (samples.tsv: a translated address and port at a time inside a flow),
 # and every answer is checked to name the right inside host. ulogd2's table has no index (none is
 # shipped), so each of its queries scans the table: it runs fewer lookups (--slow-lookups).
+# Then the same two ctaudit questions cold: the database file is dropped from the page cache
+# (dd iflag=nocache, this file only) before each of --cold-lookups runs, as when a lookup reaches
+# data the gateway has not read for a while or a log larger than RAM.
 # Prints a markdown table and writes it into --doc between the query-ladder markers. --gen-nice runs
 # the generator at that nice level (the queries always run at the script's own).
 set -euo pipefail
@@ -24,6 +27,7 @@ sizes="1M,10M,100M"
 work="${CTAUDIT_BENCH_WORK:-/var/tmp/ctaudit-query-ladder}"
 lookups=200
 slow_lookups=5
+cold_lookups=20
 json_max=10000000
 build="$repo/build/ci"
 doc="$repo/docs/benchmarks.md"
@@ -48,13 +52,14 @@ while (( $# )); do
     --work) work=$2; shift 2;;
     --lookups) lookups=$2; shift 2;;
     --slow-lookups) slow_lookups=$2; shift 2;;
+    --cold-lookups) cold_lookups=$2; shift 2;;
     --json-max) json_max=$(count_of "$2"); shift 2;;
     --build) build=$2; shift 2;;
     --doc) doc=$2; shift 2;;
     --no-doc) write_doc=0; shift;;
     --rebuild) rebuild=1; shift;;
     --gen-nice) gen_nice=$2; shift 2;;
-    -h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) die "unknown option '$1'; see --help";;
   esac
 done
@@ -63,6 +68,7 @@ gen="$build/bench/flowdb_gen/flowdb_gen"
 ctaudit="$build/query/ctaudit"
 [[ -x $gen && -x $ctaudit ]] || die "build first: cmake --preset ci && cmake --build build/ci -j2 (looked in $build)"
 command -v sqlite3 >/dev/null || die "sqlite3 is missing: apt-get install -y sqlite3"
+command -v fincore >/dev/null || die "fincore is missing: apt-get install -y util-linux-extra"
 mkdir -p "$work"
 # Output goes to a file, not /dev/null: GNU grep notices /dev/null and stops at the first match
 # (even with -c), which would time nothing.
@@ -86,6 +92,10 @@ stats() {
 human() { awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%gM", n / 1e6; else if (n >= 1e3) printf "%gk", n / 1e3; else print n }'; }
 file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 per_flow() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.0f", b / n }'; }
+# Percent of file $1 in the page cache.
+cached_pct() { fincore -b -n -o RES,SIZE "$1" | awk '{ printf "%.0f", ($2 > 0 ? $1 * 100 / $2 : 0) }'; }
+# Drops file $1 (only it) from the page cache.
+drop_cache() { dd if="$1" iflag=nocache count=0 status=none; }
 
 # The cache key: what decides the stores' content (the generator and the row layout), not the
 # binary, so that rebuilding with an unrelated change keeps the (slow to build) cache.
@@ -96,6 +106,7 @@ gen_id=$( (cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.c
 rows=()
 breakdowns=()
 build_times=()
+cold_rows=()
 for size in ${sizes//,/ }; do
   n=$(count_of "$size")
   dir="$work/$(human "$n")"
@@ -119,6 +130,7 @@ for size in ${sizes//,/ }; do
   # Warm the page cache once, as a gateway's recent data would be; ctaudit's file last, so that
   # it is the one still cached if both do not fit in memory (at 100M: 13 GB + 8 GB).
   cat "$dir/ulogd.db" "$db" >/dev/null
+  db_cached=$(cached_pct "$db")
 
   # --- ctaudit who: every sample, checked.
   who_times=()
@@ -142,6 +154,19 @@ for size in ${sizes//,/ }; do
   done)
   read -r flows_med flows_p99 < <(stats 1 <<<"$flows_times")
   read -r flows_cpu_med flows_cpu_p99 < <(stats 2 <<<"$flows_times")
+  # --- Cold: the same questions with ctaudit.db dropped from the page cache before each run.
+  read -r cold_who_med cold_who_p99 < <(head -n "$cold_lookups" "$dir/samples.tsv" |
+    while IFS=$'\t' read -r nat_ip nat_port at_rfc _ _; do
+      drop_cache "$db"
+      elapsed_ms "$ctaudit" who "$nat_ip:$nat_port" --at "$at_rfc" --db "$db"
+    done | stats 1)
+  read -r cold_flows_med cold_flows_p99 < <(for _ in $(seq "$slow_lookups"); do
+    drop_cache "$db"
+    elapsed_ms "$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db"
+  done | stats 1)
+  cold_rows+=("| $(human "$n") | $db_cached% | $cold_who_med / $cold_who_p99 | $cold_flows_med / $cold_flows_p99 |")
+  cat "$db" >/dev/null  # warm again for the rest
+
   # The floor: starting any process on this machine now.
   read -r true_med true_p99 < <(for _ in $(seq 50); do elapsed_ms /bin/true; done | stats 1)
 
@@ -193,6 +218,15 @@ columns stand in for it). JSON lines only up to $(human "$json_max") flows.
 | flows | ctaudit who | who CPU | ctaudit flows --src | flows CPU | /bin/true | ulogd2 SQL who | ulogd2 SQL src | grep JSON who | grep JSON src | ctaudit B/flow | ulogd2 B/flow | JSON B/flow |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${rows[@]}")
+
+The same ctaudit questions with a cold page cache (ctaudit.db dropped from it before each run;
+\`who\` at the first ${cold_lookups} mappings, \`flows --src\` ${slow_lookups} runs), and how much of
+ctaudit.db the warm runs above found in the page cache after reading it once (less than 100% when
+the stores do not fit in RAM next to everything else):
+
+| flows | ctaudit.db cached (warm runs) | who cold | flows --src cold |
+|---:|---:|---:|---:|
+$(printf '%s\n' "${cold_rows[@]}")
 
 ctaudit bytes per flow by structure (dbstat, pages including their free space):
 
