@@ -207,6 +207,8 @@ for size in ${sizes//,/ }; do
   echo "query-ladder: $(human "$n"): who ${#who_times[@]} lookups, $wrong wrong" >&2
 done
 
+built_list=$(printf '%s; ' "${build_times[@]}")
+built_list=${built_list%; }
 table=$(cat <<EOF
 Query times in ms, median / p99, process start to exit (wall), and the CPU time (user + system)
 of the same runs, warm page cache; \`/bin/true\` is the cost of starting any process at that moment; \`who\`: ${lookups} real
@@ -234,7 +236,7 @@ ctaudit bytes per flow by structure (dbstat, pages including their free space):
 |---:|---|
 $(printf '%s\n' "${breakdowns[@]}")
 
-Machine: $(nproc) cores ($(sed -n "s/^model name[[:space:]]*: //p" /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -r), $(date -u +%Y-%m-%d); generator \`flowdb_gen\` (--hosts 30000 --public 4, 24 h); stores built in $(IFS=';'; echo "${build_times[*]}" | sed 's/;/; /g').
+Machine: $(nproc) cores ($(sed -n "s/^model name[[:space:]]*: //p" /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -r), $(date -u +%Y-%m-%d); generator \`flowdb_gen\` (--hosts 30000 --public 4, 24 h); stores built in ${built_list}.
 EOF
 )
 echo "$table"
