@@ -103,6 +103,31 @@ drop_cache() { dd if="$1" iflag=nocache count=0 status=none; }
 # --rebuild forces a new build when only the flows_text view changed.
 gen_id=$( (cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/json_mapping.cpp"
   grep -h 'kSchemaVersion =' "$repo/storage/schema.hpp") | sha256sum | cut -c1-16)
+# The ctaudit database and ulogd2's table hold the same flows in the same order (flowdb_gen writes
+# them from two copies of one deterministic sequence, on two threads): row i of each, for 1000 i
+# spread over the store and the last, must agree on the tuple, the NAT mapping, the times and the
+# counters. flowdb_gen itself checks the ctaudit file against SqliteSink.
+check_stores() {
+  local dir=$1 n=$2 step bad
+  step=$(( n / 1000 > 0 ? n / 1000 : 1 ))
+  bad=$(sqlite3 -readonly "$dir/ctaudit.db" "ATTACH DATABASE '$dir/ulogd.db' AS ul;
+    WITH RECURSIVE spread(i) AS (SELECT 1 UNION ALL SELECT i + $step FROM spread WHERE i + $step <= $n),
+      ids(i) AS (SELECT i FROM spread UNION SELECT $n)
+    SELECT (SELECT max(id) FROM flows) != $n OR (SELECT max(rowid) FROM ul.ulog_ct) != $n OR
+      (SELECT count(*) FROM ids) != (SELECT count(*) FROM ids JOIN flows f ON f.id = ids.i
+        JOIN ul.ulog_ct u ON u.rowid = ids.i
+        WHERE u.orig_ip_saddr = f.orig_src + 2147483648 AND u.orig_ip_daddr = f.orig_dst + 2147483648
+          AND u.orig_l4_sport = f.orig_sport AND u.orig_l4_dport = f.orig_dport AND u.orig_ip_protocol = f.protocol
+          AND u.reply_ip_daddr = (f.nat_src + 140737488355328) >> 16
+          AND u.reply_l4_dport = (f.nat_src + 140737488355328) & 65535
+          AND u.flow_start_sec = f.start_ns / 1000000000 AND u.flow_end_sec = (f.start_ns + f.dur_ns) / 1000000000
+          AND u.orig_raw_pktlen = f.orig_bytes AND u.orig_raw_pktcount = f.orig_packets
+          AND u.reply_raw_pktlen = f.reply_bytes AND u.reply_raw_pktcount = f.reply_packets)") ||
+    die "cannot compare the stores in $dir"
+  [[ $bad == 0 ]] || die "$dir: ctaudit.db and ulogd.db do not hold the same $n flows; rebuild with --rebuild"
+  echo "query-ladder: $(human "$n"): ctaudit.db and ulogd.db agree on 1000 sampled flows and the count" >&2
+}
+
 rows=()
 breakdowns=()
 build_times=()
@@ -127,6 +152,7 @@ for size in ${sizes//,/ }; do
   fi
   build_times+=("$(human "$n"): $(cat "$dir/build-time" 2>/dev/null || echo "not recorded")")
   db="$dir/ctaudit.db"
+  check_stores "$dir" "$n"
   # Warm the page cache once, as a gateway's recent data would be; ctaudit's file last, so that
   # it is the one still cached if both do not fit in memory (at 100M: 13 GB + 8 GB).
   cat "$dir/ulogd.db" "$db" >/dev/null
