@@ -6,15 +6,19 @@
 # JSON lines; and how many bytes a flow costs in each. bench/flowdb_gen builds the same flows into
 # all three (cached under --work, rebuilt only when the size or the generator changes).
 #
-#   bench/query-ladder.sh [--sizes 1M,10M,100M] [--work DIR] [--lookups N] [--json-max 10M]
-#                         [--build DIR] [--doc docs/benchmarks.md] [--no-doc] [--rebuild]
+#   bench/query-ladder.sh [--sizes 1M,10M,100M] [--work DIR] [--lookups N] [--cold-lookups N] [--json-max 10M]
+#                         [--build DIR] [--doc docs/benchmarks.md] [--no-doc] [--rebuild] [--gen-nice N]
 #
 # Times are process start to exit, measured around each command with bash's EPOCHREALTIME (fork
 # and exec included), warm page cache (each store is read once before timing). `who` is looked up
 # at --lookups real mappings (samples.tsv: a translated address and port at a time inside a flow),
 # and every answer is checked to name the right inside host. ulogd2's table has no index (none is
 # shipped), so each of its queries scans the table: it runs fewer lookups (--slow-lookups).
-# Prints a markdown table and writes it into --doc between the query-ladder markers.
+# Then the same two ctaudit questions cold: the database file is dropped from the page cache
+# (dd iflag=nocache, this file only) before each of --cold-lookups runs, as when a lookup reaches
+# data the gateway has not read for a while or a log larger than RAM.
+# Prints a markdown table and writes it into --doc between the query-ladder markers. --gen-nice runs
+# the generator at that nice level (the queries always run at the script's own).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,11 +27,13 @@ sizes="1M,10M,100M"
 work="${CTAUDIT_BENCH_WORK:-/var/tmp/ctaudit-query-ladder}"
 lookups=200
 slow_lookups=5
+cold_lookups=20
 json_max=10000000
 build="$repo/build/ci"
 doc="$repo/docs/benchmarks.md"
 write_doc=1
 rebuild=0
+gen_nice=0
 
 die() { echo "query-ladder: $*" >&2; exit 1; }
 count_of() {  # 1M -> 1000000, 10k -> 10000, 123 -> 123
@@ -46,12 +52,14 @@ while (( $# )); do
     --work) work=$2; shift 2;;
     --lookups) lookups=$2; shift 2;;
     --slow-lookups) slow_lookups=$2; shift 2;;
+    --cold-lookups) cold_lookups=$2; shift 2;;
     --json-max) json_max=$(count_of "$2"); shift 2;;
     --build) build=$2; shift 2;;
     --doc) doc=$2; shift 2;;
     --no-doc) write_doc=0; shift;;
     --rebuild) rebuild=1; shift;;
-    -h|--help) sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    --gen-nice) gen_nice=$2; shift 2;;
+    -h|--help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) die "unknown option '$1'; see --help";;
   esac
 done
@@ -60,6 +68,7 @@ gen="$build/bench/flowdb_gen/flowdb_gen"
 ctaudit="$build/query/ctaudit"
 [[ -x $gen && -x $ctaudit ]] || die "build first: cmake --preset ci && cmake --build build/ci -j2 (looked in $build)"
 command -v sqlite3 >/dev/null || die "sqlite3 is missing: apt-get install -y sqlite3"
+command -v fincore >/dev/null || die "fincore is missing: apt-get install -y util-linux-extra"
 mkdir -p "$work"
 # Output goes to a file, not /dev/null: GNU grep notices /dev/null and stops at the first match
 # (even with -c), which would time nothing.
@@ -83,6 +92,10 @@ stats() {
 human() { awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%gM", n / 1e6; else if (n >= 1e3) printf "%gk", n / 1e3; else print n }'; }
 file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 per_flow() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.0f", b / n }'; }
+# Percent of file $1 in the page cache.
+cached_pct() { fincore -b -n -o RES,SIZE "$1" | awk '{ printf "%.0f", ($2 > 0 ? $1 * 100 / $2 : 0) }'; }
+# Drops file $1 (only it) from the page cache.
+drop_cache() { dd if="$1" iflag=nocache count=0 status=none; }
 
 # The cache key: what decides the stores' content (the generator and the row layout), not the
 # binary, so that rebuilding with an unrelated change keeps the (slow to build) cache.
@@ -90,8 +103,35 @@ per_flow() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.0f", b / n }'; }
 # --rebuild forces a new build when only the flows_text view changed.
 gen_id=$( (cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/json_mapping.cpp"
   grep -h 'kSchemaVersion =' "$repo/storage/schema.hpp") | sha256sum | cut -c1-16)
+# The ctaudit database and ulogd2's table hold the same flows in the same order (flowdb_gen writes
+# them from two copies of one deterministic sequence, on two threads): row i of each, for 1000 i
+# spread over the store and the last, must agree on the tuple, the NAT mapping, the times and the
+# counters. flowdb_gen itself checks the ctaudit file against SqliteSink.
+check_stores() {
+  local dir=$1 n=$2 step bad
+  step=$(( n / 1000 > 0 ? n / 1000 : 1 ))
+  bad=$(sqlite3 -readonly "$dir/ctaudit.db" "ATTACH DATABASE '$dir/ulogd.db' AS ul;
+    WITH RECURSIVE spread(i) AS (SELECT 1 UNION ALL SELECT i + $step FROM spread WHERE i + $step <= $n),
+      ids(i) AS (SELECT i FROM spread UNION SELECT $n)
+    SELECT (SELECT max(id) FROM flows) != $n OR (SELECT max(rowid) FROM ul.ulog_ct) != $n OR
+      (SELECT count(*) FROM ids) != (SELECT count(*) FROM ids JOIN flows f ON f.id = ids.i
+        JOIN ul.ulog_ct u ON u.rowid = ids.i
+        WHERE u.orig_ip_saddr = f.orig_src + 2147483648 AND u.orig_ip_daddr = f.orig_dst + 2147483648
+          AND u.orig_l4_sport = f.orig_sport AND u.orig_l4_dport = f.orig_dport AND u.orig_ip_protocol = f.protocol
+          AND u.reply_ip_daddr = (f.nat_src + 140737488355328) >> 16
+          AND u.reply_l4_dport = (f.nat_src + 140737488355328) & 65535
+          AND u.flow_start_sec = f.start_ns / 1000000000 AND u.flow_end_sec = (f.start_ns + f.dur_ns) / 1000000000
+          AND u.orig_raw_pktlen = f.orig_bytes AND u.orig_raw_pktcount = f.orig_packets
+          AND u.reply_raw_pktlen = f.reply_bytes AND u.reply_raw_pktcount = f.reply_packets)") ||
+    die "cannot compare the stores in $dir"
+  [[ $bad == 0 ]] || die "$dir: ctaudit.db and ulogd.db do not hold the same $n flows; rebuild with --rebuild"
+  echo "query-ladder: $(human "$n"): ctaudit.db and ulogd.db agree on 1000 sampled flows and the count" >&2
+}
+
 rows=()
 breakdowns=()
+build_times=()
+cold_rows=()
 for size in ${sizes//,/ }; do
   n=$(count_of "$size")
   dir="$work/$(human "$n")"
@@ -103,13 +143,20 @@ for size in ${sizes//,/ }; do
     args=(--out "$dir" --flows "$n" --samples "$lookups")
     (( want_json )) || args+=(--no-json)
     t0=$EPOCHREALTIME
-    "$gen" "${args[@]}" >&2
-    echo "query-ladder: built in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') s" >&2
+    nice -n "$gen_nice" "$gen" "${args[@]}" >&2
+    built_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+    echo "query-ladder: built in $built_s s" >&2
+    # Kept with the store: the doc says how long each store took to build, and when.
+    echo "$built_s s on $(date -u +%Y-%m-%d), nice $gen_nice" > "$dir/build-time"
     echo "$stamp" > "$dir/stamp"
   fi
+  build_times+=("$(human "$n"): $(cat "$dir/build-time" 2>/dev/null || echo "not recorded")")
   db="$dir/ctaudit.db"
-  # Warm the page cache once, as a gateway's recent data would be.
-  cat "$db" "$dir/ulogd.db" >/dev/null
+  check_stores "$dir" "$n"
+  # Warm the page cache once, as a gateway's recent data would be; ctaudit's file last, so that
+  # it is the one still cached if both do not fit in memory (at 100M: 13 GB + 8 GB).
+  cat "$dir/ulogd.db" "$db" >/dev/null
+  db_cached=$(cached_pct "$db")
 
   # --- ctaudit who: every sample, checked.
   who_times=()
@@ -133,6 +180,19 @@ for size in ${sizes//,/ }; do
   done)
   read -r flows_med flows_p99 < <(stats 1 <<<"$flows_times")
   read -r flows_cpu_med flows_cpu_p99 < <(stats 2 <<<"$flows_times")
+  # --- Cold: the same questions with ctaudit.db dropped from the page cache before each run.
+  read -r cold_who_med cold_who_p99 < <(head -n "$cold_lookups" "$dir/samples.tsv" |
+    while IFS=$'\t' read -r nat_ip nat_port at_rfc _ _; do
+      drop_cache "$db"
+      elapsed_ms "$ctaudit" who "$nat_ip:$nat_port" --at "$at_rfc" --db "$db"
+    done | stats 1)
+  read -r cold_flows_med cold_flows_p99 < <(for _ in $(seq "$slow_lookups"); do
+    drop_cache "$db"
+    elapsed_ms "$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db"
+  done | stats 1)
+  cold_rows+=("| $(human "$n") | $db_cached% | $cold_who_med / $cold_who_p99 | $cold_flows_med / $cold_flows_p99 |")
+  cat "$db" >/dev/null  # warm again for the rest
+
   # The floor: starting any process on this machine now.
   read -r true_med true_p99 < <(for _ in $(seq 50); do elapsed_ms /bin/true; done | stats 1)
 
@@ -173,6 +233,8 @@ for size in ${sizes//,/ }; do
   echo "query-ladder: $(human "$n"): who ${#who_times[@]} lookups, $wrong wrong" >&2
 done
 
+built_list=$(printf '%s; ' "${build_times[@]}")
+built_list=${built_list%; }
 table=$(cat <<EOF
 Query times in ms, median / p99, process start to exit (wall), and the CPU time (user + system)
 of the same runs, warm page cache; \`/bin/true\` is the cost of starting any process at that moment; \`who\`: ${lookups} real
@@ -185,13 +247,22 @@ columns stand in for it). JSON lines only up to $(human "$json_max") flows.
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${rows[@]}")
 
+The same ctaudit questions with a cold page cache (ctaudit.db dropped from it before each run;
+\`who\` at the first ${cold_lookups} mappings, \`flows --src\` ${slow_lookups} runs), and how much of
+ctaudit.db the warm runs above found in the page cache after reading it once (less than 100% when
+the stores do not fit in RAM next to everything else):
+
+| flows | ctaudit.db cached (warm runs) | who cold | flows --src cold |
+|---:|---:|---:|---:|
+$(printf '%s\n' "${cold_rows[@]}")
+
 ctaudit bytes per flow by structure (dbstat, pages including their free space):
 
 | flows | table and indexes |
 |---:|---|
 $(printf '%s\n' "${breakdowns[@]}")
 
-Machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d); generator \`flowdb_gen\` (--hosts 30000 --public 4, 24 h).
+Machine: $(nproc) cores ($(sed -n "s/^model name[[:space:]]*: //p" /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -r), $(date -u +%Y-%m-%d); generator \`flowdb_gen\` (--hosts 30000 --public 4, 24 h); stores built in ${built_list}.
 EOF
 )
 echo "$table"

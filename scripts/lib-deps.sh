@@ -20,6 +20,8 @@ CTAUDIT_BENCH_PACKAGES=(
   ulogd2 ulogd2-sqlite3 ulogd2-json conntrack sqlite3 gnuplot-nox
   # bench/cpu_profile.sh
   linux-perf valgrind
+  # bench/query-ladder.sh: fincore (how much of a store is in the page cache)
+  util-linux-extra
 )
 
 # Building the Debian package (scripts/build-deb.sh): dpkg-shlibdeps and dpkg-buildflags come

@@ -10,13 +10,27 @@
 // 2% ICMP; starts spread evenly over --span-hours; durations from 30 s (DNS) to minutes, 1% long
 // (up to 5 h); counters both ways. Deterministic for a --seed.
 //
-// Speed: one prepared INSERT per table, reused; 100k rows per transaction; journal off and a
-// large page cache while building (the file is switched to WAL at the end, as ctauditd leaves it).
-// Rows are inserted with their indexes in place, in start order, as the daemon inserts them, so
-// that the index pages fill the way they do in production and bytes per flow are realistic.
+// Speed (100M flows must build in minutes on two cores): the ctaudit schema comes from storage's
+// applySchema, then its indexes on `flows` are dropped, the rows appended in rowid order (one
+// prepared INSERT, reused; 1M rows per transaction; journal off, no mutex, exclusive lock), and
+// each index created again afterwards from its own CREATE INDEX text as applySchema wrote it, by
+// SQLite's external sort: one pass instead of 100M random descents into a tree larger than the
+// cache. ulogd2's table and the JSON lines are written by a second thread from a second copy of the
+// same deterministic flow sequence. The file is switched to WAL at the end, as ctauditd leaves it.
+// Cost: an index built by sort is packed (leaves nearly full), where the daemon's inserts leave
+// some free space in them; --indexes-first inserts with the indexes in place, as the daemon does,
+// to measure that difference (docs/benchmarks.md, "Query ladder").
+//
+// Check (--verify N, default 10000): the first N flows are also written through SqliteSink, the
+// daemon's own writer, into sink-check.db; the schema (every CREATE statement in sqlite_master,
+// the header pragmas) and those N rows, column by column with their storage types, must be equal
+// in both files, else flowdb_gen fails. --integrity-check adds PRAGMA integrity_check on the
+// built database (minutes at 100M flows).
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -25,6 +39,11 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "flow/nat.hpp"
 #include "flow/time.hpp"
@@ -32,6 +51,7 @@
 #include "storage/flow_row.hpp"
 #include "storage/json_mapping.hpp"
 #include "storage/schema.hpp"
+#include "storage/sqlite_sink.hpp"
 
 namespace {
 
@@ -50,12 +70,15 @@ struct Options {
   bool ulogd{true};
   bool json{true};
   std::uint32_t samples{1000};
+  std::uint64_t verify{10'000};
+  bool indexes_first{false};
+  bool integrity_check{false};
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "flowdb_gen: " << why
             << "\nusage: flowdb_gen --out DIR [--flows N] [--span-hours H] [--hosts N] [--public N] [--seed N]"
-               " [--samples N] [--no-ulogd] [--no-json]\n";
+               " [--samples N] [--no-ulogd] [--no-json] [--verify N] [--indexes-first] [--integrity-check]\n";
   std::exit(64);
 }
 
@@ -96,6 +119,12 @@ Options parse(int argc, char** argv) {
       o.ulogd = false;
     } else if (arg == "--no-json") {
       o.json = false;
+    } else if (arg == "--verify") {
+      o.verify = number(value(), arg);
+    } else if (arg == "--indexes-first") {
+      o.indexes_first = true;
+    } else if (arg == "--integrity-check") {
+      o.integrity_check = true;
     } else {
       usage("unknown option '" + std::string(arg) + "'");
     }
@@ -123,7 +152,9 @@ SqliteDb openDb(const std::filesystem::path& path) {
   std::filesystem::remove(path.string() + "-wal");
   std::filesystem::remove(path.string() + "-shm");
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  // NOMUTEX: each connection is used by one thread only.
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   SqliteDb db(raw);
   check(db.get(), rc, "open " + path.string());
   return db;
@@ -136,21 +167,78 @@ SqliteStmt prepareStmt(sqlite3* db, const std::string& sql) {
 }
 
 // Sets up a build: no journal and a large cache; the real settings are applied in finish().
+// A bench-only file: a crash while building only means building again.
 void buildPragmas(sqlite3* db) {
   exec(db, "PRAGMA journal_mode = OFF");
   exec(db, "PRAGMA synchronous = OFF");
-  exec(db, "PRAGMA cache_size = -2000000");  // 2 GB: random index inserts stay in memory
+  exec(db, "PRAGMA locking_mode = EXCLUSIVE");
+  exec(db, "PRAGMA cache_size = -1000000");  // 1 GB: CREATE INDEX sorts in memory runs this large
+  exec(db, "PRAGMA temp_store = FILE");      // 100M index entries: sort runs on disk, not RAM
+  exec(db, "PRAGMA threads = 2");            // CREATE INDEX may sort its runs in a helper thread
 }
 
 void finish(sqlite3* db) {
+  exec(db, "PRAGMA locking_mode = NORMAL");
   exec(db, "PRAGMA journal_mode = WAL");
   exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+// One value per row of `sql`'s first column, as text (NULL as "NULL").
+std::vector<std::string> column(sqlite3* db, const std::string& sql) {
+  const SqliteStmt stmt = prepareStmt(db, sql);
+  std::vector<std::string> values;
+  int rc = 0;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    const auto* text = sqlite3_column_text(stmt.get(), 0);
+    values.emplace_back(text == nullptr ? "NULL" : reinterpret_cast<const char*>(text));  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): SQLite returns UTF-8 as unsigned char
+  }
+  check(db, rc, sql);
+  return values;
+}
+
+struct IndexDef {
+  std::string name;
+  std::string sql;
+};
+
+// The indexes applySchema created on `flows`, dropped so that rows append without them; put back
+// by createIndexes() from the same CREATE text, so sqlite_master ends as applySchema left it.
+std::vector<IndexDef> dropIndexes(sqlite3* db) {
+  const SqliteStmt stmt = prepareStmt(
+      db, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'flows' AND sql IS NOT NULL "
+          "ORDER BY rowid");
+  std::vector<IndexDef> indexes;
+  int rc = 0;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    indexes.push_back({reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0)),    // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): UTF-8 text
+                       reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 1))});  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): UTF-8 text
+  }
+  check(db, rc, "read the index list");
+  if (indexes.empty()) {
+    std::cerr << "flowdb_gen: applySchema created no index on flows; nothing to rebuild\n";
+    std::exit(70);
+  }
+  for (const auto& index : indexes) {
+    exec(db, "DROP INDEX " + index.name);
+  }
+  return indexes;
+}
+
+void createIndexes(sqlite3* db, const std::vector<IndexDef>& indexes) {
+  for (const auto& index : indexes) {
+    const auto t0 = std::chrono::steady_clock::now();
+    exec(db, index.sql);
+    std::cerr << "flowdb_gen: " << index.name << " built in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+  }
 }
 
 std::uint32_t hostOrder(const IpAddress& address) {
   const auto b = address.bytes();
   return (std::uint32_t{b[0]} << 24U) | (std::uint32_t{b[1]} << 16U) | (std::uint32_t{b[2]} << 8U) | b[3];
 }
+
+constexpr std::uint64_t kRowsPerTransaction = 1'000'000;
 
 class FlowShape {
 public:
@@ -262,12 +350,133 @@ void bindUlogd(sqlite3_stmt* s, const FlowRecord& r) {
   }
 }
 
+// ulogd2's table and the JSON lines, from their own copy of the flow sequence (FlowShape is
+// deterministic for a seed), on the second core while the main thread fills the ctaudit database.
+void writeUlogdAndJson(const Options& o) {
+  SqliteDb ulogd;
+  SqliteStmt insert;
+  if (o.ulogd) {
+    ulogd = openDb(o.out_dir / "ulogd.db");
+    buildPragmas(ulogd.get());
+    exec(ulogd.get(), std::string(kUlogdSchema));
+    insert = prepareStmt(ulogd.get(), "INSERT INTO ulog_ct VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                                      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
+  }
+  std::ofstream json;
+  if (o.json) {
+    json.open(o.out_dir / "flows.jsonl", std::ios::trunc);
+  }
+  const ctaudit::storage::JsonContext context{"gw-bench.example.net"};
+  FlowShape shape(o);
+  for (std::uint64_t i = 0; i < o.flows; ++i) {
+    if (ulogd && i % kRowsPerTransaction == 0) {
+      exec(ulogd.get(), "BEGIN");
+    }
+    const FlowRecord r = shape.next(i);
+    if (ulogd) {
+      bindUlogd(insert.get(), r);
+      check(ulogd.get(), sqlite3_step(insert.get()), "ulogd insert");
+      sqlite3_reset(insert.get());
+      if (i % kRowsPerTransaction == kRowsPerTransaction - 1 || i + 1 == o.flows) {
+        exec(ulogd.get(), "COMMIT");
+      }
+    }
+    if (json.is_open()) {
+      json << ctaudit::storage::toJsonLine(r, context) << '\n';
+    }
+  }
+  if (json.is_open() && !json.flush()) {
+    std::cerr << "flowdb_gen: cannot write " << (o.out_dir / "flows.jsonl").string() << '\n';
+    std::exit(74);
+  }
+  if (ulogd) {
+    finish(ulogd.get());
+  }
+}
+
+[[noreturn]] void verifyFailed(const std::string& what, const std::filesystem::path& check_path) {
+  std::cerr << "flowdb_gen: VERIFY FAILED: " << what << " (kept " << check_path.string()
+            << " for comparison; the built database is not what ctauditd would write)\n";
+  std::exit(70);
+}
+
+// The first `n` flows through SqliteSink, the daemon's writer, then compared with the built file:
+// every CREATE statement, the header pragmas, and the rows column by column (quote() keeps each
+// value's storage type, so an IPv4 INTEGER never equals a BLOB).
+void verifyAgainstSink(const Options& o, sqlite3* built) {
+  const std::uint64_t n = std::min(o.verify, o.flows);
+  const auto check_path = o.out_dir / "sink-check.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(check_path.string() + suffix);
+  }
+  {
+    auto log = std::make_shared<spdlog::logger>("sqlite", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto sink = ctaudit::storage::SqliteSink::open(check_path, "gw-bench.example.net", log);
+    if (!sink) {
+      verifyFailed("SqliteSink::open: " + sink.error().detail, check_path);
+    }
+    FlowShape shape(o);
+    std::vector<FlowRecord> batch;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      batch.push_back(shape.next(i));
+      if (batch.size() == 1000 || i + 1 == n) {
+        if ((*sink)->write(batch) != ctaudit::storage::SinkStatus::Ok) {
+          verifyFailed("SqliteSink refused a batch", check_path);
+        }
+        batch.clear();
+      }
+    }
+  }
+  const std::string attach = "ATTACH DATABASE '" + check_path.string() + "' AS sink";
+  exec(built, attach);
+  const auto compare = [&](const std::string& what, const std::string& main_sql, const std::string& sink_sql) {
+    const auto ours = column(built, main_sql);
+    const auto theirs = column(built, sink_sql);
+    if (ours != theirs) {
+      std::string detail = what + ": not equal (" + std::to_string(ours.size()) + " built, " +
+                           std::to_string(theirs.size()) + " from the sink); first differences:";
+      int shown = 0;
+      for (std::size_t k = 0; k < std::max(ours.size(), theirs.size()) && shown < 3; ++k) {
+        const std::string a = k < ours.size() ? ours[k] : "-";
+        const std::string b = k < theirs.size() ? theirs[k] : "-";
+        if (a != b) {
+          detail += "\n  built: " + a + "\n  sink:  " + b;
+          ++shown;
+        }
+      }
+      verifyFailed(detail, check_path);
+    }
+    return ours.size();
+  };
+  const std::string master = "SELECT type || ' ' || name || ' ' || tbl_name || ': ' || ifnull(sql, '') FROM ";
+  compare("the schema", master + "main.sqlite_master ORDER BY type, name", master + "sink.sqlite_master ORDER BY type, name");
+  for (const char* pragma : {"user_version", "application_id", "auto_vacuum", "page_size", "journal_mode", "encoding"}) {
+    compare(std::string("PRAGMA ") + pragma, std::string("PRAGMA main.") + pragma, std::string("PRAGMA sink.") + pragma);
+  }
+  std::string row_sql = "SELECT ";
+  const auto columns = column(built, "SELECT name FROM pragma_table_info('flows', 'main') ORDER BY cid");
+  for (std::size_t k = 0; k < columns.size(); ++k) {
+    row_sql += (k == 0 ? "" : " || ',' || ") + std::string("quote(") + columns[k] + ")";
+  }
+  const auto rows = compare("the rows", row_sql + " FROM main.flows WHERE id <= " + std::to_string(n) + " ORDER BY id",
+                            row_sql + " FROM sink.flows ORDER BY id");
+  if (rows != n) {
+    verifyFailed("SqliteSink wrote " + std::to_string(rows) + " rows for " + std::to_string(n) + " flows", check_path);
+  }
+  exec(built, "DETACH DATABASE sink");
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(check_path.string() + suffix);
+  }
+  std::cerr << "flowdb_gen: verified against SqliteSink: schema, header and " << n << " rows equal\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   std::filesystem::create_directories(o.out_dir);
   const auto now = ctaudit::fromUnixNanos(std::int64_t{1'795'000'000} * 1'000'000'000);
+  const auto t0 = std::chrono::steady_clock::now();
 
   const SqliteDb db = openDb(o.out_dir / "ctaudit.db");
   if (auto applied = ctaudit::storage::applySchema(db.get(), "gw-bench.example.net", now); !applied) {
@@ -275,33 +484,22 @@ int main(int argc, char** argv) {
     return 70;
   }
   buildPragmas(db.get());
+  std::vector<IndexDef> indexes;
+  if (!o.indexes_first) {
+    indexes = dropIndexes(db.get());
+  }
   const SqliteStmt insert = prepareStmt(db.get(), ctaudit::storage::flowInsertSql());
 
-  SqliteDb ulogd;
-  SqliteStmt ulogd_insert;
-  if (o.ulogd) {
-    ulogd = openDb(o.out_dir / "ulogd.db");
-    buildPragmas(ulogd.get());
-    exec(ulogd.get(), std::string(kUlogdSchema));
-    ulogd_insert = prepareStmt(ulogd.get(), "INSERT INTO ulog_ct VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                                            "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
-  }
-  std::ofstream json;
-  if (o.json) {
-    json.open(o.out_dir / "flows.jsonl", std::ios::trunc);
+  std::thread other;
+  if (o.ulogd || o.json) {
+    other = std::thread(writeUlogdAndJson, std::cref(o));
   }
   std::ofstream samples(o.out_dir / "samples.tsv", std::ios::trunc);
-  const ctaudit::storage::JsonContext context{"gw-bench.example.net"};
   const std::uint64_t sample_every = std::max<std::uint64_t>(1, o.flows / o.samples);
-
   FlowShape shape(o);
-  constexpr std::uint64_t kRowsPerTransaction = 100'000;
   for (std::uint64_t i = 0; i < o.flows; ++i) {
     if (i % kRowsPerTransaction == 0) {
       exec(db.get(), "BEGIN");
-      if (ulogd) {
-        exec(ulogd.get(), "BEGIN");
-      }
     }
     const FlowRecord r = shape.next(i);
     const ctaudit::storage::StoredFlow stored{r, *r.start};
@@ -309,14 +507,6 @@ int main(int argc, char** argv) {
     check(db.get(), ctaudit::storage::bindColumns(insert.get(), 1, row, ctaudit::storage::allFlowColumns()), "bind");
     check(db.get(), sqlite3_step(insert.get()), "insert");
     sqlite3_reset(insert.get());
-    if (ulogd) {
-      bindUlogd(ulogd_insert.get(), r);
-      check(ulogd.get(), sqlite3_step(ulogd_insert.get()), "ulogd insert");
-      sqlite3_reset(ulogd_insert.get());
-    }
-    if (json.is_open()) {
-      json << ctaudit::storage::toJsonLine(r, context) << '\n';
-    }
     if (i % sample_every == sample_every / 2) {
       // A time inside the flow: who must find this host.
       const auto at = *r.start + (*r.end - *r.start) / 2;
@@ -326,11 +516,11 @@ int main(int argc, char** argv) {
     }
     if (i % kRowsPerTransaction == kRowsPerTransaction - 1 || i + 1 == o.flows) {
       exec(db.get(), "COMMIT");
-      if (ulogd) {
-        exec(ulogd.get(), "COMMIT");
-      }
     }
   }
+  std::cerr << "flowdb_gen: " << o.flows << " rows in "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+  createIndexes(db.get(), indexes);
   // A clean run covering the span, so that `ctaudit` finds the log complete.
   const auto end_ns = std::int64_t{1'795'000'000} * 1'000'000'000 + static_cast<std::int64_t>(o.span_hours * 3600e9) +
                       3'600'000'000'000;
@@ -338,9 +528,21 @@ int main(int argc, char** argv) {
                      std::to_string(std::int64_t{1'795'000'000} * 1'000'000'000 - 60'000'000'000) + ", " +
                      std::to_string(end_ns) + ", " + std::to_string(end_ns) + ", 'flowdb_gen', 'gw-bench.example.net')");
   finish(db.get());
-  if (ulogd) {
-    finish(ulogd.get());
+  if (other.joinable()) {
+    other.join();
   }
-  std::cout << "flows=" << o.flows << " dir=" << o.out_dir.string() << '\n';
+  if (o.verify > 0) {
+    verifyAgainstSink(o, db.get());
+  }
+  if (o.integrity_check) {
+    const auto result = column(db.get(), "PRAGMA integrity_check");
+    if (result != std::vector<std::string>{"ok"}) {
+      std::cerr << "flowdb_gen: integrity_check: " << (result.empty() ? "no answer" : result.front()) << '\n';
+      return 70;
+    }
+    std::cerr << "flowdb_gen: integrity_check ok\n";
+  }
+  std::cout << "flows=" << o.flows << " dir=" << o.out_dir.string() << " seconds="
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << '\n';
   return 0;
 }
