@@ -210,6 +210,9 @@ struct SqliteSink::Impl {
   std::unordered_map<FlowKey, std::size_t, FlowKeyHash> batch_open;  // open flows of batch_flows
   std::optional<WriteFailure> writeBatch(std::span<const FlowRecord> batch);
   std::optional<WriteFailure> fold(const FlowRecord& record);
+  // `folded` after `record`, merged from `as_stored`: its row as the database holds it or would
+  // read it back. When that ends the flow, its database row (if any) is no longer open.
+  std::optional<WriteFailure> mergeInto(FoldedFlow& folded, const FlowRow& as_stored, const FlowRecord& record);
   std::optional<WriteFailure> writeFolded(const FoldedFlow& folded);
   // The open row `id` of `key` into `row`; nullopt in `row` (and `key` forgotten) when another
   // writer has closed or deleted it.
@@ -409,51 +412,53 @@ std::optional<WriteFailure> SqliteSink::Impl::readOpenRow(const FlowKey& key, st
   return std::nullopt;
 }
 
+std::optional<WriteFailure> SqliteSink::Impl::mergeInto(FoldedFlow& folded, const FlowRow& as_stored,
+                                                        const FlowRecord& record) {
+  auto stored = decodeFlow(as_stored);
+  if (!stored) {
+    const std::string which = folded.row_id ? "open flow row id " + std::to_string(*folded.row_id)
+                                            : "a flow of conntrack id " + std::to_string(record.ct_id);
+    return WriteFailure{SQLITE_CORRUPT, which + ": " + stored.error().detail};
+  }
+  folded.flow = mergeEvent(*stored, record);
+  if (folded.flow.record.end && folded.row_id) {
+    setOpenRow(folded.key, std::nullopt);  // the database's row is no longer open
+  }
+  return std::nullopt;
+}
+
 std::optional<WriteFailure> SqliteSink::Impl::fold(const FlowRecord& record) {
   const FlowKey key = storedKey(record);
   if (const auto found = batch_open.find(key); found != batch_open.end()) {
     // An event of a flow this batch already holds: merged into it as the database would have merged
     // it, from what the row would read back as (the encoding is not lossless for every record).
     FoldedFlow& folded = batch_flows[found->second];
-    auto stored = decodeFlow(encodeFlow(folded.flow));
-    if (!stored) {
-      return WriteFailure{SQLITE_CORRUPT, "a flow of conntrack id " + std::to_string(record.ct_id) +
-                                              " does not read back: " + stored.error().detail};
+    if (auto failed = mergeInto(folded, encodeFlow(folded.flow), record)) {
+      return failed;
     }
-    folded.flow = mergeEvent(*stored, record);
     if (folded.flow.record.end) {
-      // A later event of this key starts a new flow: neither the batch nor the database has it
-      // open any more.
-      batch_open.erase(found);
-      if (folded.row_id) {
-        setOpenRow(key, std::nullopt);
-      }
+      batch_open.erase(found);  // a later event of this key starts a new flow
     }
     return std::nullopt;
   }
 
-  std::optional<std::int64_t> open_id;
-  std::optional<FlowRow> stored_row;
-  if (const auto found = open_rows.find(key); found != open_rows.end()) {
-    open_id = found->second;
-    if (auto failed = readOpenRow(key, *open_id, stored_row)) {
-      return failed;
-    }
-  }
   FoldedFlow folded;
   folded.key = key;
+  std::optional<FlowRow> stored_row;
+  if (const auto found = open_rows.find(key); found != open_rows.end()) {
+    if (auto failed = readOpenRow(key, found->second, stored_row)) {
+      return failed;
+    }
+    if (stored_row) {
+      folded.row_id = found->second;
+    }
+  }
   if (stored_row) {
-    auto stored = decodeFlow(*stored_row);
-    if (!stored) {
-      return WriteFailure{SQLITE_CORRUPT, "open flow row id " + std::to_string(*open_id) + ": " + stored.error().detail};
+    if (auto failed = mergeInto(folded, *stored_row, record)) {
+      return failed;
     }
-    folded.flow = mergeEvent(*stored, record);
-    folded.row_id = *open_id;
     folded.stored_row = batch_stored_rows.size();
-    batch_stored_rows.push_back(*stored_row);
-    if (folded.flow.record.end) {
-      setOpenRow(key, std::nullopt);
-    }
+    batch_stored_rows.push_back(std::move(*stored_row));
   } else {
     folded.flow = firstEvent(record);
   }
