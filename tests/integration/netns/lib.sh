@@ -204,6 +204,21 @@ cta_require_loadgen() {
   [[ -x "$CT_LOADGEN" ]] || cta_skip_or_fail "ct_loadgen not found at CT_LOADGEN=$CT_LOADGEN (build it, or set CT_LOADGEN)"
 }
 
+# For a test that runs ctauditd as the user nobody: NOBODY_UID, NOBODY_GID, and NOBODY_DIR, a
+# directory in CTA_TMP that nobody owns (0750) and can reach (CTA_TMP becomes 0711; mktemp made it
+# 0700), where CTA_DB and CTA_JSONL now point. Call after cta_init.
+cta_nobody_dir() {
+  id nobody >/dev/null 2>&1 || cta_skip_or_fail "needs the user nobody"
+  NOBODY_UID=$(id -u nobody)
+  NOBODY_GID=$(id -g nobody)
+  chmod 0711 "$CTA_TMP"
+  NOBODY_DIR=$CTA_TMP/nobody
+  mkdir "$NOBODY_DIR" && chown "$NOBODY_UID:$NOBODY_GID" "$NOBODY_DIR" && chmod 0750 "$NOBODY_DIR" ||
+    cta_die "cannot make $NOBODY_DIR for nobody"
+  CTA_DB=$NOBODY_DIR/flows.db
+  CTA_JSONL=$NOBODY_DIR/flows.jsonl
+}
+
 # Network namespaces need more than uid 0 (a container may deny them): try one.
 cta_require_netns() {
   local probe="cta-probe-$RANDOM$$"

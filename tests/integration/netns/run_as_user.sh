@@ -19,18 +19,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init run_as_user --daemon --query
 cta_require_tools setpriv stat
-id nobody >/dev/null 2>&1 || cta_skip_or_fail "needs the user nobody"
+cta_nobody_dir
 cta_topology_up
 cta_start_servers
 
-NOBODY_UID=$(id -u nobody)
-NOBODY_GID=$(id -g nobody)
-chmod 0711 "$CTA_TMP"
-DIR=$CTA_TMP/nobody
-mkdir "$DIR" && chown "$NOBODY_UID:$NOBODY_GID" "$DIR" && chmod 0750 "$DIR" || cta_die "cannot make $DIR for nobody"
-CTA_DB=$DIR/flows.db
-CTA_JSONL=$DIR/flows.jsonl
-STATS=$DIR/ctauditd.prom
+STATS=$NOBODY_DIR/ctauditd.prom
 
 # --- mistakes ----------------------------------------------------------------------------------------
 # expect_start_error DESCRIPTION REGEX COMMAND...: exits 1 or 2, says REGEX on stderr, no database.
@@ -52,7 +45,7 @@ cta_expect "... and nothing was created" test ! -e "$BAD/unknown.db"
 cta_expect "--user when not started as root: says it needs root" expect_start_error "started as root" \
   ip netns exec "$CTA_GW" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
   --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
-  "$CTAUDITD" --db "$DIR/not-root.db" --jsonl none --stats-file none --user nobody
+  "$CTAUDITD" --db "$NOBODY_DIR/not-root.db" --jsonl none --stats-file none --user nobody
 cta_expect "--user with a database directory nobody cannot write: names the directory and the chown" \
   expect_start_error "cannot create files in $BAD/rootdir .*chown nobody: $BAD/rootdir" \
   ip netns exec "$CTA_GW" "$CTAUDITD" --db "$BAD/rootdir/flows.db" --jsonl none --stats-file none --user nobody

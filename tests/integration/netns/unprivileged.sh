@@ -19,18 +19,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init unprivileged --daemon --query
 cta_require_tools setpriv unshare mount
-id nobody >/dev/null 2>&1 || cta_skip_or_fail "needs the user nobody"
+cta_nobody_dir
 cta_topology_up
 cta_start_servers
-
-NOBODY_UID=$(id -u nobody)
-NOBODY_GID=$(id -g nobody)
-# nobody must reach its directory through the temp dir (mktemp makes it 0700).
-chmod 0711 "$CTA_TMP"
-DIR=$CTA_TMP/nobody
-mkdir "$DIR" && chown "$NOBODY_UID:$NOBODY_GID" "$DIR" && chmod 0750 "$DIR" || cta_die "cannot make $DIR for nobody"
-CTA_DB=$DIR/flows.db
-CTA_JSONL=$DIR/flows.jsonl
 
 SETPRIV=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups --inh-caps=-all,+net_admin
   --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin)
