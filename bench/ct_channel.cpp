@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "bench/ct_messages.hpp"
+#include "bench/netlink_socket.hpp"
 
 namespace ctaudit::bench {
 namespace {
@@ -20,24 +21,6 @@ namespace {
 // bytes; a slot of 256 bytes leaves room for extended-ack attributes.
 constexpr std::size_t kSlots = 256;
 constexpr std::size_t kSlotBytes = 256;
-
-Unexpected netlinkError(const std::string& step, int err) {
-  std::string hint;
-  if (err == EPERM || err == EACCES) {
-    hint = " (needs CAP_NET_ADMIN: run as root in the test's network namespace)";
-  } else if (err == EPROTONOSUPPORT) {
-    hint = " (is nf_conntrack_netlink loaded? `modprobe nf_conntrack_netlink`)";
-  }
-  return fail(Errc::Netlink, step + ": " + std::strerror(err) + hint, err);
-}
-
-// SO_*BUFFORCE needs CAP_NET_ADMIN; the plain option is capped by net.core.[rw]mem_max.
-void sizeBuffer(int fd, int force_option, int option, std::size_t bytes) {
-  const int half = static_cast<int>(std::min<std::size_t>(bytes / 2, 1U << 30U));  // the kernel doubles it
-  if (::setsockopt(fd, SOL_SOCKET, force_option, &half, sizeof half) != 0) {
-    (void)::setsockopt(fd, SOL_SOCKET, option, &half, sizeof half);
-  }
-}
 
 }  // namespace
 
@@ -57,8 +40,8 @@ Result<std::unique_ptr<CtChannel>> CtChannel::open(std::size_t max_messages) {
   (void)::setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &on, sizeof on);
   // A datagram larger than the send buffer fails with EMSGSIZE; every answer of a batch is queued
   // before we read (about 1 KiB of buffer accounting each).
-  sizeBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, std::max<std::size_t>(max_messages * MessageBatch::kMaxMessageBytes * 2, 1U << 20U));
-  sizeBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, std::max<std::size_t>(max_messages * 2048, 4U << 20U));
+  sizeSocketBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, std::max<std::size_t>(max_messages * MessageBatch::kMaxMessageBytes * 2, 1U << 20U));
+  sizeSocketBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, std::max<std::size_t>(max_messages * 2048, 4U << 20U));
   return std::unique_ptr<CtChannel>(new CtChannel(std::move(socket)));
 }
 
@@ -78,13 +61,8 @@ Result<void> CtChannel::exchange(std::span<const std::byte> batch, std::uint32_t
 }
 
 void CtChannel::readAnswers(std::uint32_t first_seq, std::span<int> results) {
-  std::array<mmsghdr, kSlots> headers{};
-  std::array<iovec, kSlots> vectors{};
-  for (std::size_t i = 0; i < kSlots; ++i) {
-    vectors[i] = iovec{receive_area_.data() + i * kSlotBytes, kSlotBytes};
-    headers[i].msg_hdr.msg_iov = &vectors[i];
-    headers[i].msg_hdr.msg_iovlen = 1;
-  }
+  ReceiveSlots<kSlots> slots(receive_area_, kSlotBytes);
+  auto& headers = slots.headers;
   const int fd = mnl_socket_get_fd(socket_.get());
   for (;;) {
     const int count = ::recvmmsg(fd, headers.data(), kSlots, MSG_DONTWAIT, nullptr);

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "bench/netlink_socket.hpp"
+
 namespace ctaudit::bench {
 namespace {
 
@@ -22,16 +24,6 @@ namespace {
 // leaves room, and MSG_TRUNC counts any that would not fit.
 constexpr std::size_t kSlots = 256;
 constexpr std::size_t kSlotBytes = 4096;
-
-Unexpected netlinkError(const std::string& step, int err) {
-  std::string hint;
-  if (err == EPERM || err == EACCES) {
-    hint = " (needs CAP_NET_ADMIN: run as root inside the benchmark's network namespace)";
-  } else if (err == EPROTONOSUPPORT) {
-    hint = " (is nf_conntrack_netlink loaded? `modprobe nf_conntrack_netlink`)";
-  }
-  return fail(Errc::Netlink, step + ": " + std::strerror(err) + hint, err);
-}
 
 }  // namespace
 
@@ -50,10 +42,7 @@ Result<std::unique_ptr<EventCounter>> EventCounter::open(std::size_t buffer_byte
   if (::bind(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     return netlinkError("cannot join the conntrack NEW and DESTROY event groups", errno);
   }
-  const int half = static_cast<int>(std::min<std::size_t>(buffer_bytes / 2, 1U << 30U));
-  if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUFFORCE, &half, sizeof half) != 0) {
-    (void)::setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &half, sizeof half);
-  }
+  sizeSocketBuffer(socket.get(), SO_RCVBUFFORCE, SO_RCVBUF, buffer_bytes);
   auto counter = std::unique_ptr<EventCounter>(new EventCounter(std::move(socket)));
   int granted = 0;
   socklen_t length = sizeof granted;
@@ -71,13 +60,8 @@ Result<bool> EventCounter::poll(int wait_ms) {
       return false;  // timeout or EINTR: the caller checks for a stop and comes back
     }
   }
-  std::array<mmsghdr, kSlots> headers{};
-  std::array<iovec, kSlots> vectors{};
-  for (std::size_t i = 0; i < kSlots; ++i) {
-    vectors[i] = iovec{receive_area_.data() + i * kSlotBytes, kSlotBytes};
-    headers[i].msg_hdr.msg_iov = &vectors[i];
-    headers[i].msg_hdr.msg_iovlen = 1;
-  }
+  ReceiveSlots<kSlots> slots(receive_area_, kSlotBytes);
+  auto& headers = slots.headers;
   bool any = false;
   for (;;) {
     const int count = ::recvmmsg(socket_.get(), headers.data(), kSlots, MSG_DONTWAIT, nullptr);
