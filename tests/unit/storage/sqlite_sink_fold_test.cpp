@@ -104,12 +104,6 @@ std::vector<std::string> flowRows(const std::filesystem::path& path) {
   return rows;
 }
 
-// Runs `sql` on `path` behind the sink's back, as a person at the sqlite3 shell would.
-void execute(const std::filesystem::path& path, const char* sql) {
-  const SqliteDb db = testing::openRaw(path);
-  ASSERT_EQ(sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
-}
-
 std::unique_ptr<SqliteSink> openSink(const std::filesystem::path& path) {
   auto sink = SqliteSink::open(path, "gw1.example.net", testing::nullLogger());
   EXPECT_TRUE(sink) << sink.error().detail;
@@ -167,38 +161,12 @@ TEST(SqliteSinkFoldTest, AFlowThatOpensAndClosesInOneBatchIsOneInsertedRow) {
       flowEvent(EventType::Destroy, tcp.ct_id, tcp.original, tcp.reply, at(3s)),
   };
   // An UPDATE or DELETE on flows would mean the row was written in steps.
-  execute(dir / "flows.db",
+  testing::execute(dir / "flows.db",
           "CREATE TRIGGER no_update BEFORE UPDATE ON flows BEGIN SELECT RAISE(ABORT, 'updated in steps'); END");
   ASSERT_EQ(sink->write(batch), SinkStatus::Ok);
   const SqliteDb db = testing::openRaw(dir / "flows.db");
   EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE dur_ns = 2000000000"), 1);
   EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows"), 1);
-}
-
-TEST(SqliteSinkFoldTest, ARolledBackBatchLeavesTheOpenFlowsAsTheDatabaseHasThem) {
-  // A flow opened in one batch, closed in the next, which fails and is retried: the retry must
-  // find the open row again (the open-row map was restored), not insert a second row.
-  const TempDir dir;
-  auto sink = openSink(dir / "flows.db");
-  ASSERT_TRUE(sink);
-  const auto pool = identities();
-  const Identity& tcp = pool[0];
-  const Identity& udp = pool[1];
-  ASSERT_EQ(sink->write(std::vector{flowEvent(EventType::New, tcp.ct_id, tcp.original, tcp.reply, at(1s))}),
-            SinkStatus::Ok);
-  execute(dir / "flows.db",
-          "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 5000 "
-          "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
-  const std::vector<FlowRecord> batch{
-      flowEvent(EventType::Destroy, tcp.ct_id, tcp.original, tcp.reply, at(5s)),
-      flowEvent(EventType::New, udp.ct_id, udp.original, udp.reply, at(6s)),
-  };
-  ASSERT_EQ(sink->write(batch), SinkStatus::Rejected);
-  execute(dir / "flows.db", "DROP TRIGGER refuse");
-  ASSERT_EQ(sink->write(batch), SinkStatus::Ok);
-  const SqliteDb db = testing::openRaw(dir / "flows.db");
-  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows"), 2);
-  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE dur_ns = 4000000000"), 1);
 }
 
 }  // namespace

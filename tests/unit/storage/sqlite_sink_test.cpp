@@ -245,15 +245,9 @@ TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
   auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
   auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
   ASSERT_TRUE(sink) << sink.error().detail;
-  {
-    // Refuses one port, as a full disk or a broken row would refuse one write.
-    const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(),
-                           "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
-                           "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-  }
+  // Refuses one port, as a full disk or a broken row would refuse one write.
+  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
   const auto bad = portTuple(Protocol::Tcp, "100.64.0.9", 666, "198.51.100.1", 443);
   const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
   const std::vector<FlowRecord> batch{
@@ -627,14 +621,8 @@ TEST_F(SqliteSinkTest, TheOpenFlowReadIsAPointReadByRowid) {
 // database is. Here the batch closes flow 42 and then fails: 42's row is open again, so its later
 // DESTROY must close that row, not insert a second one.
 TEST_F(SqliteSinkTest, ARolledBackBatchLeavesTheOpenRowsAsTheDatabaseHasThem) {
-  {
-    const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(),
-                           "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
-                           "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-  }
+  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
   const auto bad = portTuple(Protocol::Tcp, "100.64.0.9", 666, "198.51.100.1", 443);
   const auto udp = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
   ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);

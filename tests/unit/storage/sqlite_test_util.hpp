@@ -45,6 +45,14 @@ inline std::string scalar(sqlite3* db, const std::string& sql) {
   return reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));  // NOLINT: SQLite text is unsigned char
 }
 
+// Runs `sql` on the database at `path` through a connection of its own, as a person at the sqlite3
+// shell would; a failing statement fails the test.
+inline void execute(const std::filesystem::path& path, const std::string& sql) {
+  const SqliteDb db = openRaw(path);
+  ASSERT_EQ(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql << ": "
+                                                                                       << sqlite3_errmsg(db.get());
+}
+
 inline std::int64_t count(sqlite3* db, const std::string& sql) {
   const std::string text = scalar(db, sql);
   return text.empty() ? -1 : std::stoll(text);
