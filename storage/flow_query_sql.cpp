@@ -6,11 +6,12 @@
 #include <utility>
 
 #include "storage/flow_row.hpp"
+#include "storage/spans.hpp"
 
 namespace ctaudit::storage {
 namespace {
 
-// Collects the WHERE terms and their parameters in step.
+// Numbers the parameters of a statement in the order its terms are built.
 class QueryBuilder {
 public:
   // Adds `value` as the next parameter and returns its placeholder, "?N".
@@ -18,15 +19,9 @@ public:
     parameters_.push_back(value);
     return "?" + std::to_string(parameters_.size());
   }
-  void where(const std::string& term) {
-    where_ += where_.empty() ? "\nWHERE " : "\n  AND ";
-    where_ += term;
-  }
-  [[nodiscard]] const std::string& whereClause() const noexcept { return where_; }
   [[nodiscard]] std::vector<CompiledQuery::Parameter> takeParameters() { return std::move(parameters_); }
 
 private:
-  std::string where_;
   std::vector<CompiledQuery::Parameter> parameters_;
 };
 
@@ -46,59 +41,170 @@ std::string endpointPortTerm(QueryBuilder& b, std::string_view column, std::uint
 
 }  // namespace
 
-CompiledQuery compileFlowQuery(const FlowQuery& query) {
+namespace {
+
+// The index key a query narrows by, if any: it decides which indexes each arm of the statement
+// names (see compileFlowQuery).
+enum class Key : std::uint8_t { None, NatSource, Source };
+
+struct KeyTerm {
+  std::string sql;  // "" for Key::None
+  Key key{Key::None};
+};
+
+std::int64_t minusLongFlow(std::int64_t ms) noexcept {
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  return ms < kMin + kLongFlowMs ? kMin : ms - kLongFlowMs;
+}
+
+std::string idRangeTerm(QueryBuilder& b, const IdRange& range) {
+  return "id BETWEEN " + b.parameter(range.first) + " AND " + b.parameter(range.last);
+}
+
+}  // namespace
+
+std::optional<StartWindow> recentStartWindow(const FlowQuery& query) {
+  if (!query.from) {
+    return std::nullopt;
+  }
+  return StartWindow{minusLongFlow(startMillis(*query.from)),
+                     query.to ? startMillis(*query.to) : std::numeric_limits<std::int64_t>::max()};
+}
+
+CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> started_in_window) {
   QueryBuilder b;
+  KeyTerm arms;
+  // Terms every arm has besides the key; built once, the parameters shared by number.
+  std::vector<std::string> filters;
+
   if (query.nat_source_address) {
     if (query.nat_source_port) {
-      b.where("nat_src = " + b.parameter(endpointValue(*query.nat_source_address, *query.nat_source_port)));
+      arms.sql = "nat_src = " + b.parameter(endpointValue(*query.nat_source_address, *query.nat_source_port));
     } else {
       const auto low = b.parameter(endpointValue(*query.nat_source_address, 0));
       const auto high = b.parameter(endpointValue(*query.nat_source_address, 0xFFFF));
-      b.where("nat_src BETWEEN " + low + " AND " + high);
+      arms.sql = "nat_src BETWEEN " + low + " AND " + high;
     }
+    arms.key = Key::NatSource;
   } else if (query.nat_source_port) {
-    b.where(endpointPortTerm(b, "nat_src", *query.nat_source_port));
+    filters.push_back(endpointPortTerm(b, "nat_src", *query.nat_source_port));
   }
   if (query.source) {
     // An IPv4 block is an INTEGER range, an IPv6 block a BLOB range; SQLite never orders a value of
-    // one type between two of the other, so the families cannot mix.
-    const auto low = b.parameter(addressValue(query.source->network()));
-    const auto high = b.parameter(addressValue(query.source->last()));
-    b.where("orig_src BETWEEN " + low + " AND " + high);
+    // one type between two of the other, so the families cannot mix. One address is an equality,
+    // which lets SQLite take the rowid range from flows_orig_src too.
+    const std::string src(kOrigSrcAddressSql);
+    std::string term;
+    if (query.source->network() == query.source->last()) {
+      term = src + " = " + b.parameter(addressValue(query.source->network()));
+    } else {
+      term = src + " BETWEEN " + b.parameter(addressValue(query.source->network())) + " AND " +
+             b.parameter(addressValue(query.source->last()));
+    }
+    if (arms.key == Key::None) {
+      arms.sql = term;
+      arms.key = Key::Source;
+    } else {
+      filters.push_back(term);
+    }
   }
   if (query.destination_address) {
-    b.where("orig_dst = " + b.parameter(addressValue(*query.destination_address)));
-  }
-  if (query.destination_port) {
-    b.where("orig_dport = " + b.parameter(std::int64_t{*query.destination_port}));
+    if (query.destination_port) {
+      filters.push_back("orig_dst = " +
+                        b.parameter(endpointValue(*query.destination_address, *query.destination_port)));
+    } else {
+      filters.push_back("orig_dst BETWEEN " + b.parameter(endpointValue(*query.destination_address, 0)) + " AND " +
+                        b.parameter(endpointValue(*query.destination_address, 0xFFFF)));
+    }
+  } else if (query.destination_port) {
+    filters.push_back(endpointPortTerm(b, "orig_dst", *query.destination_port));
   }
   if (query.nat_address) {
     if (query.nat_port) {
       const auto endpoint = b.parameter(endpointValue(*query.nat_address, *query.nat_port));
-      b.where("(nat_src = " + endpoint + " OR nat_dst = " + endpoint + ")");
+      filters.push_back("(nat_src = " + endpoint + " OR nat_dst = " + endpoint + ")");
     } else {
       const auto low = b.parameter(endpointValue(*query.nat_address, 0));
       const auto high = b.parameter(endpointValue(*query.nat_address, 0xFFFF));
-      b.where("(nat_src BETWEEN " + low + " AND " + high + " OR nat_dst BETWEEN " + low + " AND " + high + ")");
+      filters.push_back("(nat_src BETWEEN " + low + " AND " + high + " OR nat_dst BETWEEN " + low + " AND " + high +
+                        ")");
     }
   } else if (query.nat_port) {
-    b.where("(" + endpointPortTerm(b, "nat_src", *query.nat_port) + " OR " +
-            endpointPortTerm(b, "nat_dst", *query.nat_port) + ")");
+    filters.push_back("(" + endpointPortTerm(b, "nat_src", *query.nat_port) + " OR " +
+                      endpointPortTerm(b, "nat_dst", *query.nat_port) + ")");
   }
   if (query.protocol) {
-    b.where("protocol = " + b.parameter(std::int64_t{static_cast<std::uint8_t>(*query.protocol)}));
+    filters.push_back("(proto_state_flags & 255) = " +
+                      b.parameter(std::int64_t{static_cast<std::uint8_t>(*query.protocol)}));
   }
+  // Lifetime overlap in whole milliseconds, as the row stores it (start rounded down, end up), so
+  // a flow alive at any instant of [from, to] matches.
   if (query.to) {
-    b.where("start_ns <= " + b.parameter(toUnixNanos(*query.to)));
+    filters.push_back("start_ms <= " + b.parameter(startMillis(*query.to)));
   }
+  std::optional<std::int64_t> from_ms;
   if (query.from) {
-    // dur_ns is in flows_nat_src, so `who` checks the end in the index entry and reads only the
-    // rows that match.
-    b.where("(dur_ns IS NULL OR start_ns + dur_ns >= " + b.parameter(toUnixNanos(*query.from)) + ")");
+    from_ms = startMillis(*query.from);
+    filters.push_back("(dur_ms IS NULL OR start_ms + dur_ms >= " + b.parameter(*from_ms) + ")");
   }
 
+  const std::string select = "SELECT id, " + flowColumnList() + " FROM flows";
+  const auto where = [&](std::vector<std::string> terms) {
+    if (!arms.sql.empty()) {
+      terms.insert(terms.begin(), arms.sql);
+    }
+    terms.insert(terms.end(), filters.begin(), filters.end());
+    std::string clause;
+    for (const std::string& term : terms) {
+      clause += (clause.empty() ? "\nWHERE " : "\n  AND ") + term;
+    }
+    return clause;
+  };
+
   CompiledQuery compiled;
-  compiled.sql = "SELECT id, " + flowColumnList() + "\nFROM flows" + b.whereClause() + "\nORDER BY start_ns, id";
+  if (!from_ms) {
+    // No lower bound on the lifetime: the key's index, or the table, in one pass.
+    compiled.sql = select + where({});
+  } else {
+    // Three arms, disjoint, so UNION ALL needs no temporary table to remove duplicates
+    // (spans.hpp explains the split):
+    //  1. the rows that started within kLongFlowMs before the window or in it, by rowid ranges
+    //     from `spans`: one arm per range, through the key's index (its entries end in the rowid)
+    //     or the table's rowid order;
+    //  2. open rows outside those ranges, through flows_open_*;
+    //  3. rows longer than kLongFlowMs that started before arm 1's window, through flows_long_*,
+    //     whose entries hold their times.
+    // INDEXED BY names the partial index each arm is written for: SQLite fails the statement
+    // rather than quietly scanning the table if the terms stop matching the index.
+    std::string not_in_ranges;
+    std::vector<std::string> arm_sql;
+    for (const IdRange& range : started_in_window) {
+      const std::string in_range = idRangeTerm(b, range);
+      arm_sql.push_back(select + where({in_range}));
+      not_in_ranges += (not_in_ranges.empty() ? "NOT (" : " OR ") + in_range;
+    }
+    if (!not_in_ranges.empty()) {
+      not_in_ranges += ")";
+    }
+    const auto outside = [&](std::vector<std::string> terms) {
+      if (!not_in_ranges.empty()) {
+        terms.push_back(not_in_ranges);
+      }
+      return terms;
+    };
+    const std::string open_index = arms.key == Key::Source ? "flows_open_src" : "flows_open_nat";
+    const std::string long_index = arms.key == Key::NatSource ? "flows_long_nat" : "flows_long_src";
+    const std::int64_t long_before = minusLongFlow(*from_ms);
+    arm_sql.push_back("SELECT id, " + flowColumnList() + " FROM flows INDEXED BY " + open_index +
+                      where(outside({"dur_ms IS NULL"})));
+    arm_sql.push_back("SELECT id, " + flowColumnList() + " FROM flows INDEXED BY " + long_index +
+                      where(outside({"dur_ms > " + std::to_string(kLongFlowMs),
+                                     "start_ms < " + b.parameter(long_before)})));
+    for (const std::string& arm : arm_sql) {
+      compiled.sql += (compiled.sql.empty() ? "" : "\nUNION ALL\n") + arm;
+    }
+  }
+  compiled.sql += "\nORDER BY start_ms, id";
   if (query.limit) {
     constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     compiled.sql += "\nLIMIT " + b.parameter(static_cast<std::int64_t>(std::min(*query.limit, kMax)));

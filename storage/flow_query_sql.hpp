@@ -2,12 +2,15 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "storage/flow_query.hpp"
 #include "storage/flow_row.hpp"
+#include "storage/spans.hpp"
 
 // FlowQuery → SQL, kept apart from FlowReader so that tests can read the SQL and ask SQLite for its
 // plan. Internal to storage/.
@@ -21,15 +24,29 @@ struct CompiledQuery {
   std::vector<Parameter> parameters;
 };
 
+// The start times whose rows compileFlowQuery() takes from `spans` (rowsStartedBetween): from
+// kLongFlowMs before the query's `from` to its `to`. nullopt when the query has no `from`: it then
+// needs no spans.
+struct StartWindow {
+  std::int64_t from_ms{0};
+  std::int64_t to_ms{0};
+};
+[[nodiscard]] std::optional<StartWindow> recentStartWindow(const FlowQuery& query);
+
 // Compiles `query` to a SELECT of `id` followed by flowColumnList() from `flows`, with one AND term
-// per set field, ordered by start_ns then id, and LIMIT when set.
-//  - Lifetime overlap, as flow_query.hpp defines it: start_ns <= to AND (dur_ns IS NULL OR
-//    start_ns + dur_ns >= from). start_ns is the row's lifetime start, so a flow with no known start counts
-//    from its end (flow_row.hpp, StoredFlow).
-//  - source: orig_src BETWEEN network and last address, as stored (an INTEGER range for IPv4, a
-//    BLOB range for IPv6; SQLite orders every INTEGER before every BLOB).
+// per set field, ordered by start_ms then id, and LIMIT when set. `started_in_window` are the
+// rowid ranges that hold the rows whose start lies in recentStartWindow(query) (ignored without it).
+//  - Lifetime overlap, as flow_query.hpp defines it, in the row's milliseconds:
+//    start_ms <= to AND (dur_ms IS NULL OR start_ms + dur_ms >= from). start_ms is the row's
+//    lifetime start, so a flow with no known start counts from its end (flow_row.hpp, StoredFlow).
+//  - With a `from`, a UNION ALL of three disjoint arms: the rows in `started_in_window`, the open
+//    rows outside them, and the long rows that started before the window (spans.hpp), each through
+//    the index of the query's key: nat_src when a translated source is given, else the orig_src
+//    address (kOrigSrcAddressSql), else the rowid order and full scans of the small partial indexes.
+//  - source: the orig_src address BETWEEN network and last address, as stored (an INTEGER range for
+//    IPv4, a BLOB range for IPv6; SQLite orders every INTEGER before every BLOB).
 //  - nat_address (and nat_port): the translated source or the translated destination matches.
 // Which index serves which shape is in docs/schema.md; flow_reader_test checks the plans.
-[[nodiscard]] CompiledQuery compileFlowQuery(const FlowQuery& query);
+[[nodiscard]] CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> started_in_window);
 
 }  // namespace ctaudit::storage

@@ -11,6 +11,7 @@
 #include "storage/read_only_db.hpp"
 #include "storage/retention.hpp"
 #include "storage/schema.hpp"
+#include "storage/spans.hpp"
 #include "storage/sqlite_handles.hpp"
 
 namespace ctaudit::storage {
@@ -98,7 +99,15 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
 
 Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   sqlite3* db = impl_->db.get();
-  const CompiledQuery compiled = compileFlowQuery(query);
+  std::vector<IdRange> started;
+  if (const auto window = recentStartWindow(query)) {
+    auto ranges = rowsStartedBetween(db, window->from_ms, window->to_ms);
+    if (!ranges) {
+      return Unexpected{ranges.error()};
+    }
+    started = std::move(*ranges);
+  }
+  const CompiledQuery compiled = compileFlowQuery(query, started);
   auto stmt = prepare(db, compiled.sql);
   if (!stmt) {
     return Unexpected{stmt.error()};

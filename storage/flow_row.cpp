@@ -12,10 +12,12 @@ namespace ctaudit::storage {
 namespace {
 
 constexpr std::array<std::string_view, kFlowColumnCount> kColumnNames{
-    "start_ns", "dur_ns", "orig_src", "orig_dst",     "orig_sport", "orig_dport", "nat_src",
-    "nat_dst",  "protocol", "flags",  "tcp_state",    "status",     "mark",       "zone",
-    "ct_id",    "icmp",   "reply",    "orig_packets", "orig_bytes", "reply_packets", "reply_bytes",
+    "start_ms", "dur_ms",       "orig_src",   "orig_dst",      "nat_src",     "nat_dst",
+    "proto_state_flags",        "status",     "mark",          "zone",        "ct_id",
+    "icmp",     "reply",        "orig_packets", "orig_bytes",  "reply_packets", "reply_bytes",
 };
+
+constexpr std::int64_t kNanosPerMilli = 1'000'000;
 
 constexpr std::array<FlowColumn, kFlowColumnCount> kAllColumns = [] {
   std::array<FlowColumn, kFlowColumnCount> columns{};
@@ -116,35 +118,6 @@ public:
     return value.value_or(T{});
   }
 
-  // An address column: an IPv4 INTEGER in its biased range, or a 16-byte IPv6 BLOB.
-  std::optional<IpAddress> optionalAddress(FlowColumn column) {
-    const ColumnValue& value = row_[index(column)];
-    if (std::holds_alternative<std::monostate>(value)) {
-      return std::nullopt;
-    }
-    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
-      if (*integer < -kIpv4Bias || *integer >= kIpv4Bias) {
-        bad(column, "is out of range for an IPv4 address (" + std::to_string(*integer) + ")");
-        return std::nullopt;
-      }
-      return IpAddress::v4(static_cast<std::uint32_t>(*integer + kIpv4Bias));
-    }
-    const auto& blob = std::get<Blob>(value);
-    if (blob.size != 16) {
-      bad(column, "is a " + std::to_string(blob.size) + "-byte blob; an IPv6 address is 16 bytes");
-      return std::nullopt;
-    }
-    return IpAddress::fromBytes(blob.view());
-  }
-
-  IpAddress address(FlowColumn column) {
-    const auto value = optionalAddress(column);
-    if (!value && isNull(column)) {
-      bad(column, "is NULL");
-    }
-    return value.value_or(IpAddress{});
-  }
-
   // An endpoint column: an IPv4 INTEGER (address << 16 | port, biased), or an 18-byte IPv6 BLOB.
   std::optional<Endpoint> optionalEndpoint(FlowColumn column) {
     const ColumnValue& value = row_[index(column)];
@@ -168,6 +141,14 @@ public:
     const auto address = IpAddress::fromBytes(bytes.first(16));
     return Endpoint{address.value_or(IpAddress{}),
                     static_cast<std::uint16_t>((unsigned{bytes[16]} << 8U) | unsigned{bytes[17]})};
+  }
+
+  Endpoint endpoint(FlowColumn column) {
+    const auto value = optionalEndpoint(column);
+    if (!value && isNull(column)) {
+      bad(column, "is NULL");
+    }
+    return value.value_or(Endpoint{});
   }
 
   // The packed reply tuple, or nullopt for NULL. The family must be the original tuple's.
@@ -270,6 +251,16 @@ ColumnValue endpointValue(const IpAddress& address, std::uint16_t port) noexcept
   return blob;
 }
 
+std::int64_t startMillis(Timestamp start) noexcept {
+  const std::int64_t ns = toUnixNanos(start);
+  return ns / kNanosPerMilli - (ns % kNanosPerMilli < 0 ? 1 : 0);  // rounded down, also before 1970
+}
+
+std::int64_t endMillis(Timestamp end) noexcept {
+  const std::int64_t ns = toUnixNanos(end);
+  return ns / kNanosPerMilli + (ns % kNanosPerMilli > 0 ? 1 : 0);  // rounded up
+}
+
 void settleEvent(StoredFlow& flow) noexcept {
   FlowRecord& record = flow.record;
   if (record.end) {
@@ -291,22 +282,19 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   const auto& nat_dst = record.nat.translated_destination;
 
   FlowRow row{};
-  const std::int64_t start_ns = toUnixNanos(record.start.value_or(flow.lifetime_start));
-  row[index(FlowColumn::StartNs)] = start_ns;
+  const std::int64_t start_ms = startMillis(record.start.value_or(flow.lifetime_start));
+  row[index(FlowColumn::StartMs)] = start_ms;
   if (record.end) {
-    row[index(FlowColumn::DurNs)] = toUnixNanos(*record.end) - start_ns;
+    row[index(FlowColumn::DurMs)] = std::max(endMillis(*record.end) - start_ms, std::int64_t{0});
   }
-  row[index(FlowColumn::OrigSrc)] = addressValue(orig.src);
-  row[index(FlowColumn::OrigDst)] = addressValue(orig.dst);
-  row[index(FlowColumn::OrigSport)] = std::int64_t{orig.sourceKey()};
-  row[index(FlowColumn::OrigDport)] = std::int64_t{orig.destinationKey()};
+  row[index(FlowColumn::OrigSrc)] = endpointValue(orig.src, orig.sourceKey());
+  row[index(FlowColumn::OrigDst)] = endpointValue(orig.dst, orig.destinationKey());
   if (nat_src) {
     row[index(FlowColumn::NatSrc)] = endpointValue(nat_src->address, nat_src->port);
   }
   if (nat_dst) {
     row[index(FlowColumn::NatDst)] = endpointValue(nat_dst->address, nat_dst->port);
   }
-  row[index(FlowColumn::Protocol)] = std::int64_t{static_cast<std::uint8_t>(orig.protocol)};
   std::int64_t flags = 0;
   if (record.start_source == TimeSource::Receive) {
     flags |= flow_flags::kStartFromReceive;
@@ -322,10 +310,9 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   if (!record.start) {
     flags |= flow_flags::kStartUnknown;
   }
-  row[index(FlowColumn::Flags)] = flags;
-  if (record.tcp_state) {
-    row[index(FlowColumn::TcpState)] = std::int64_t{*record.tcp_state};
-  }
+  const std::int64_t tcp_state = record.tcp_state ? std::int64_t{*record.tcp_state} + 1 : 0;
+  row[index(FlowColumn::ProtoStateFlags)] = std::int64_t{static_cast<std::uint8_t>(orig.protocol)} |
+                                            (tcp_state << kTcpStateShift) | (flags << kFlagsShift);
   row[index(FlowColumn::Status)] = std::int64_t{record.status};
   row[index(FlowColumn::Mark)] = std::int64_t{record.mark};
   row[index(FlowColumn::Zone)] = std::int64_t{record.zone};
@@ -356,17 +343,23 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   }
   record.ct_id = static_cast<std::uint32_t>(ct_id + kIpv4Bias);
   record.zone = in.integer<std::uint16_t>(FlowColumn::Zone);
-  const auto protocol = static_cast<Protocol>(in.integer<std::uint8_t>(FlowColumn::Protocol));
+  const auto proto_state_flags = in.integer<std::int64_t>(FlowColumn::ProtoStateFlags);
+  const std::int64_t bits = proto_state_flags >> kFlagsShift;
+  const std::int64_t tcp_state = (proto_state_flags >> kTcpStateShift) & 0xFF;
+  if (proto_state_flags < 0 || bits > flow_flags::kAll) {
+    in.bad(FlowColumn::ProtoStateFlags, "is out of range (" + std::to_string(proto_state_flags) + ")");
+  }
+  const auto protocol = static_cast<Protocol>(proto_state_flags & 0xFF);
   record.original.protocol = protocol;
   record.reply.protocol = protocol;
-  record.original.src = in.address(FlowColumn::OrigSrc);
-  record.original.dst = in.address(FlowColumn::OrigDst);
+  const auto orig_src = in.endpoint(FlowColumn::OrigSrc);
+  const auto orig_dst = in.endpoint(FlowColumn::OrigDst);
+  record.original.src = orig_src.address;
+  record.original.dst = orig_dst.address;
   if (record.original.src.family() != record.original.dst.family()) {
     in.bad(FlowColumn::OrigDst, "is of another address family than orig_src");
   }
-  const auto orig_sport = in.integer<std::uint16_t>(FlowColumn::OrigSport);
-  const auto orig_dport = in.integer<std::uint16_t>(FlowColumn::OrigDport);
-  setKeys(record.original, orig_sport, orig_dport);
+  setKeys(record.original, orig_src.port, orig_dst.port);
 
   record.nat.translated_source = in.optionalEndpoint(FlowColumn::NatSrc);
   record.nat.translated_destination = in.optionalEndpoint(FlowColumn::NatDst);
@@ -391,28 +384,30 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
 
   record.status = in.integer<std::uint32_t>(FlowColumn::Status);
   record.mark = in.integer<std::uint32_t>(FlowColumn::Mark);
-  record.tcp_state = in.optionalInteger<std::uint8_t>(FlowColumn::TcpState);
+  if (tcp_state != 0) {
+    record.tcp_state = static_cast<std::uint8_t>(tcp_state - 1);
+  }
 
-  const auto flags = in.optionalInteger<std::int64_t>(FlowColumn::Flags, 0, flow_flags::kAll);
-  if (!flags && in.isNull(FlowColumn::Flags)) {
-    in.bad(FlowColumn::Flags, "is NULL");
-  }
-  const std::int64_t bits = flags.value_or(0);
   if ((bits & flow_flags::kEndFromReceive) != 0 && (bits & flow_flags::kEndIsBound) != 0) {
-    in.bad(FlowColumn::Flags, "says the end is both a receive time and a bound");
+    in.bad(FlowColumn::ProtoStateFlags, "says the end is both a receive time and a bound");
   }
-  const auto start_ns = in.integer<std::int64_t>(FlowColumn::StartNs);
-  flow.lifetime_start = fromUnixNanos(start_ns);
+  // Milliseconds within what Timestamp holds in nanoseconds (int64: years 1678 to 2262).
+  constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / kNanosPerMilli;
+  const auto start_ms = in.optionalInteger<std::int64_t>(FlowColumn::StartMs, -kMaxMs, kMaxMs).value_or(0);
+  if (in.isNull(FlowColumn::StartMs)) {
+    in.bad(FlowColumn::StartMs, "is NULL");
+  }
+  flow.lifetime_start = fromUnixNanos(start_ms * kNanosPerMilli);
   if ((bits & flow_flags::kStartUnknown) == 0) {
     record.start = flow.lifetime_start;
   }
   record.start_source = (bits & flow_flags::kStartFromReceive) != 0 ? TimeSource::Receive : TimeSource::Kernel;
-  if (const auto duration = in.optionalInteger<std::int64_t>(FlowColumn::DurNs)) {
-    std::int64_t end_ns = 0;
-    if (__builtin_add_overflow(start_ns, *duration, &end_ns)) {
-      in.bad(FlowColumn::DurNs, "puts the end out of range");
+  if (const auto duration = in.optionalInteger<std::int64_t>(FlowColumn::DurMs, 0, kMaxMs)) {
+    const std::int64_t end_ms = start_ms + *duration;
+    if (end_ms > kMaxMs) {
+      in.bad(FlowColumn::DurMs, "puts the end out of range");
     }
-    record.end = fromUnixNanos(end_ns);
+    record.end = fromUnixNanos(std::min(end_ms, kMaxMs) * kNanosPerMilli);
   }
   record.end_source = (bits & flow_flags::kEndFromReceive) != 0 ? TimeSource::Receive
                       : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
@@ -458,7 +453,7 @@ std::string flowUpdateSql(std::span<const FlowColumn> columns) {
   return sql + " WHERE id = ?" + std::to_string(param);
 }
 
-std::string readOpenFlowSql() { return "SELECT " + flowColumnList() + " FROM flows WHERE id = ?1 AND dur_ns IS NULL"; }
+std::string readOpenFlowSql() { return "SELECT " + flowColumnList() + " FROM flows WHERE id = ?1 AND dur_ms IS NULL"; }
 
 int bindValue(sqlite3_stmt* stmt, int param, const ColumnValue& value) noexcept {
   if (const auto* integer = std::get_if<std::int64_t>(&value)) {

@@ -20,19 +20,15 @@ struct sqlite3_stmt;
 // Internal to storage/.
 namespace ctaudit::storage {
 
-// The columns of `flows` after `id`, in table order (docs/schema.md, version 2).
+// The columns of `flows` after `id`, in table order (docs/schema.md, version 3).
 enum class FlowColumn : std::uint8_t {
-  StartNs,
-  DurNs,
+  StartMs,
+  DurMs,
   OrigSrc,
   OrigDst,
-  OrigSport,
-  OrigDport,
   NatSrc,
   NatDst,
-  Protocol,
-  Flags,
-  TcpState,
+  ProtoStateFlags,
   Status,
   Mark,
   Zone,
@@ -44,17 +40,23 @@ enum class FlowColumn : std::uint8_t {
   ReplyPackets,
   ReplyBytes,
 };
-inline constexpr std::size_t kFlowColumnCount = 21;
+inline constexpr std::size_t kFlowColumnCount = 17;
 
 [[nodiscard]] std::string_view columnName(FlowColumn column) noexcept;
 
-// Bits of the `flags` column.
+// The `proto_state_flags` column packs three small values into one integer (one record-header
+// byte and 2-3 value bytes instead of three of each): the protocol number in bits 0-7, the TCP
+// state plus one in bits 8-15 (0: none), and the flags below from bit 16.
+inline constexpr unsigned kTcpStateShift = 8;
+inline constexpr unsigned kFlagsShift = 16;
+
+// The flags, as they sit in proto_state_flags >> kFlagsShift.
 namespace flow_flags {
 inline constexpr std::int64_t kStartFromReceive = 1;  // start_source == TimeSource::Receive
 inline constexpr std::int64_t kEndFromReceive = 2;    // end_source == TimeSource::Receive
 inline constexpr std::int64_t kObservedAtStart = 4;   // first seen in the start-up dump
-inline constexpr std::int64_t kStartUnknown = 8;      // start_ns is a stand-in, see StoredFlow
-// end_source == TimeSource::Bound: the DESTROY was lost and end_ns is only a time the flow is known
+inline constexpr std::int64_t kStartUnknown = 8;      // start_ms is a stand-in, see StoredFlow
+// end_source == TimeSource::Bound: the DESTROY was lost and the end is only a time the flow is known
 // to have ended at or before. Never set together with kEndFromReceive. Only an end can be a bound;
 // a start is always a kernel or a receive time.
 inline constexpr std::int64_t kEndIsBound = 16;
@@ -85,13 +87,26 @@ using FlowRow = std::array<ColumnValue, kFlowColumnCount>;
 // address order (a CIDR block is one integer range); an IPv6 value is a BLOB in network order.
 // SQLite sorts every INTEGER before every BLOB, so the two families never mix in a range.
 //  - address: IPv4 (u32 - 2^31); IPv6 the 16 bytes.
-//  - endpoint (a translation: address and port in one value, so that `who`'s index key is one
-//    column): IPv4 ((u32 << 16 | port) - 2^47), whose low 16 bits are the port; IPv6 the 16
-//    address bytes then the port, big-endian (18 bytes).
+//  - endpoint (an address and its port in one value: every address column of `flows` is one, so
+//    that `who`'s index key is one column and no port costs a column of its own): IPv4
+//    ((u32 << 16 | port) - 2^47), whose low 16 bits are the port; IPv6 the 16 address bytes then
+//    the port, big-endian (18 bytes).
 inline constexpr std::int64_t kIpv4Bias = std::int64_t{1} << 31;
 inline constexpr std::int64_t kEndpointBias = std::int64_t{1} << 47;
 [[nodiscard]] ColumnValue addressValue(const IpAddress& address) noexcept;
 [[nodiscard]] ColumnValue endpointValue(const IpAddress& address, std::uint16_t port) noexcept;
+
+// The address of the endpoint column orig_src as an address value (IPv4: the endpoint shifted
+// right by 16, which is exactly the biased address; IPv6: the first 16 bytes). The expression of
+// the flows_orig_src family of indexes: a query must spell it exactly so for SQLite to use them.
+inline constexpr std::string_view kOrigSrcAddressSql =
+    "(CASE WHEN typeof(orig_src) = 'integer' THEN orig_src >> 16 ELSE substr(orig_src, 1, 16) END)";
+
+// Times are stored in whole milliseconds: start_ms rounded down and the end rounded up, so that
+// the stored lifetime covers the real one (a `who` at any instant of the flow finds it) and is
+// never more than 1 ms longer at either side. The JSON lines keep nanoseconds.
+[[nodiscard]] std::int64_t startMillis(Timestamp start) noexcept;
+[[nodiscard]] std::int64_t endMillis(Timestamp end) noexcept;
 
 // A flow as one row holds it: the record as the reader returns it, plus the time the row is
 // indexed under. `lifetime_start` is record.start when known; otherwise (flags bit kStartUnknown)
@@ -114,10 +129,12 @@ void settleEvent(StoredFlow& flow) noexcept;
 //    orig.src, and the same for the ports), which is every flow whose reply tuple is the plain
 //    inverse up to its NAT; otherwise it packs the whole reply tuple: source and destination
 //    address, then source and destination key, big-endian (12 bytes IPv4, 36 IPv6);
-//  - ports hold FlowTuple::sourceKey()/destinationKey(), so the ICMP id where ports would be;
+//  - orig_src and orig_dst are endpoints holding FlowTuple::sourceKey()/destinationKey(), so the
+//    ICMP id where ports would be;
 //  - `icmp` packs orig type, orig code, reply type, reply code, a byte each from the high end, and
 //    is NULL when all four are zero;
-//  - the end is stored as `dur_ns` = end - start (nanoseconds), NULL while the flow is open;
+//  - times in milliseconds (startMillis, endMillis): `start_ms`, and the end as `dur_ms` =
+//    end - start, NULL while the flow is open;
 //  - ct_id is stored biased like an IPv4 address (u32 - 2^31), 4 bytes instead of up to 6.
 [[nodiscard]] FlowRow encodeFlow(const StoredFlow& flow);
 
@@ -147,7 +164,7 @@ void settleEvent(StoredFlow& flow) noexcept;
 [[nodiscard]] std::string flowInsertSql();
 // UPDATE of `columns` (parameters 1..n in that order) of the row whose id is parameter n+1.
 [[nodiscard]] std::string flowUpdateSql(std::span<const FlowColumn> columns);
-// flowColumnList() of the row whose id is parameter 1, if it is still open (dur_ns IS NULL): a point
+// flowColumnList() of the row whose id is parameter 1, if it is still open (dur_ms IS NULL): a point
 // read by rowid. SqliteSink knows the ids of the open rows (it keeps them in memory by flow key), so
 // no index is searched per event.
 [[nodiscard]] std::string readOpenFlowSql();

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <utility>
 
+#include "storage/flow_row.hpp"
 #include "storage/sqlite_handles.hpp"
 
 namespace ctaudit::storage {
@@ -28,22 +29,29 @@ constexpr std::chrono::hours kFutureSlack{24};
 constexpr std::string_view kCreatePending = "CREATE TABLE IF NOT EXISTS retention_pending (id INTEGER PRIMARY KEY)";
 
 // The walk: the next rows from the cursor, in rowid order (the table's own b-tree, no index).
-constexpr std::string_view kWalkSql = "SELECT id, start_ns FROM flows WHERE id >= ?1 ORDER BY id LIMIT ?2";
+constexpr std::string_view kWalkSql = "SELECT id, start_ms FROM flows WHERE id >= ?1 ORDER BY id LIMIT ?2";
 // Of the rows walked over, remember those that stay (open, or ended at or after the horizon) ...
 constexpr std::string_view kKeepSql =
     "INSERT OR IGNORE INTO retention_pending (id) SELECT id FROM flows"
-    " WHERE id >= ?1 AND id < ?2 AND (dur_ns IS NULL OR start_ns + dur_ns >= ?3)";
+    " WHERE id >= ?1 AND id < ?2 AND (dur_ms IS NULL OR start_ms + dur_ms >= ?3)";
 // ... and delete the others.
-constexpr std::string_view kDeleteRangeSql = "DELETE FROM flows WHERE id >= ?1 AND id < ?2 AND start_ns + dur_ns < ?3";
+constexpr std::string_view kDeleteRangeSql = "DELETE FROM flows WHERE id >= ?1 AND id < ?2 AND start_ms + dur_ms < ?3";
 
 // A pass over the remembered rows, in chunks of their ids.
 constexpr std::string_view kPendingChunkSql =
     "SELECT max(id), count(*) FROM (SELECT id FROM retention_pending WHERE id > ?1 ORDER BY id LIMIT ?2)";
 constexpr std::string_view kDeletePendingFlowsSql =
-    "DELETE FROM flows WHERE id IN (SELECT id FROM retention_pending WHERE id > ?1 AND id <= ?2) AND start_ns + dur_ns < ?3";
+    "DELETE FROM flows WHERE id IN (SELECT id FROM retention_pending WHERE id > ?1 AND id <= ?2) AND start_ms + dur_ms < ?3";
 constexpr std::string_view kForgetPendingSql =
     "DELETE FROM retention_pending WHERE id > ?1 AND id <= ?2"
     " AND NOT EXISTS (SELECT 1 FROM flows WHERE flows.id = retention_pending.id)";
+
+// The oldest spans (spans.hpp) whose rows are all gone: spans are appended in id order, so the
+// head of the table is where they go stale. A span a moved start added later may stay behind; it
+// costs a few bytes and covers no row.
+constexpr std::string_view kDeleteSpansSql =
+    "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans ORDER BY rowid LIMIT ?1)"
+    " AND last_id < (SELECT coalesce(min(id), 0) FROM flows)";
 
 // Gaps that ended before the horizon (end >= start, so the range on gaps_time's start_ns applies).
 constexpr std::string_view kDeleteGapsSql =
@@ -137,6 +145,7 @@ struct FlowExpiry::Impl {
   SqliteStmt pending_chunk;
   SqliteStmt delete_pending_flows;
   SqliteStmt forget_pending;
+  SqliteStmt delete_spans;
   SqliteStmt delete_gaps;
   SqliteStmt delete_runs;
   SqliteStmt write_meta;
@@ -188,8 +197,10 @@ Result<void> FlowExpiry::Impl::writeMeta(std::string_view key, std::int64_t valu
 }
 
 Result<void> FlowExpiry::Impl::walkChunk(Timestamp horizon, Timestamp now, std::size_t max_rows, ExpiryStep& step) {
-  const std::int64_t horizon_ns = toUnixNanos(horizon);
-  const std::int64_t future_ns = toUnixNanos(now + kFutureSlack);
+  // Rows store whole milliseconds, the end rounded up: a row is deleted only when its stored end is
+  // before the horizon's millisecond, so never one that ended at or after the horizon.
+  const std::int64_t horizon_ms = startMillis(horizon);
+  const std::int64_t future_ms = startMillis(now + kFutureSlack);
   std::int64_t end_id = cursor;  // the walk covers [cursor, end_id)
   bool frontier = false;
   std::size_t rows = 0;
@@ -200,8 +211,8 @@ Result<void> FlowExpiry::Impl::walkChunk(Timestamp horizon, Timestamp now, std::
     int rc = SQLITE_OK;
     while ((rc = sqlite3_step(walk.get())) == SQLITE_ROW) {
       const std::int64_t id = sqlite3_column_int64(walk.get(), 0);
-      const std::int64_t start_ns = sqlite3_column_int64(walk.get(), 1);
-      if (start_ns >= horizon_ns && start_ns <= future_ns) {
+      const std::int64_t start_ms = sqlite3_column_int64(walk.get(), 1);
+      if (start_ms >= horizon_ms && start_ms <= future_ms) {
         frontier = true;
         end_id = id;
         break;
@@ -215,11 +226,11 @@ Result<void> FlowExpiry::Impl::walkChunk(Timestamp horizon, Timestamp now, std::
   }
   step.rows_examined += rows;
   if (end_id > cursor) {
-    auto kept = run<3>(db, keep, {cursor, end_id, horizon_ns}, "cannot remember the flows that stay");
+    auto kept = run<3>(db, keep, {cursor, end_id, horizon_ms}, "cannot remember the flows that stay");
     if (!kept) {
       return Unexpected{kept.error()};
     }
-    auto deleted = run<3>(db, delete_range, {cursor, end_id, horizon_ns}, "cannot delete expired flows");
+    auto deleted = run<3>(db, delete_range, {cursor, end_id, horizon_ms}, "cannot delete expired flows");
     if (!deleted) {
       return Unexpected{deleted.error()};
     }
@@ -250,7 +261,7 @@ Result<void> FlowExpiry::Impl::pendingChunk(Timestamp horizon, std::size_t max_r
   }
   step.rows_examined += rows;
   if (rows > 0) {
-    auto deleted = run<3>(db, delete_pending_flows, {from, to, toUnixNanos(horizon)}, "cannot delete expired flows");
+    auto deleted = run<3>(db, delete_pending_flows, {from, to, startMillis(horizon)}, "cannot delete expired flows");
     if (!deleted) {
       return Unexpected{deleted.error()};
     }
@@ -281,7 +292,8 @@ Result<std::unique_ptr<FlowExpiry>> FlowExpiry::open(sqlite3* db, std::chrono::n
   auto impl = std::make_unique<Impl>();
   impl->db = db;
   impl->period = period;
-  const std::array<std::pair<SqliteStmt*, std::string_view>, 10> statements{{
+  const std::array<std::pair<SqliteStmt*, std::string_view>, 11> statements{{
+      {&impl->delete_spans, kDeleteSpansSql},
       {&impl->walk, kWalkSql},
       {&impl->keep, kKeepSql},
       {&impl->delete_range, kDeleteRangeSql},
@@ -348,6 +360,10 @@ Result<ExpiryStep> FlowExpiry::step(Timestamp now, std::size_t max_rows) {
     if (step.flows_deleted > 0) {
       if (auto done = self.clampCursor(); !done) {
         return done;
+      }
+      if (auto spans = run<1>(db, self.delete_spans, {static_cast<std::int64_t>(max_rows)}, "cannot delete stale spans");
+          !spans) {
+        return Unexpected{spans.error()};
       }
     }
     step.caught_up = step.caught_up && !self.pending_cursor;

@@ -47,7 +47,7 @@ struct ExpiryStep {
 // before its insertion) is caught by a later pass: the horizon only promises "may have been
 // deleted".
 //
-// The SQL touches only flows.id, flows.start_ns and flows.end_ns, the gaps and runs tables, meta
+// The SQL touches only flows.id, flows.start_ms and flows.dur_ms, the spans, gaps and runs tables, meta
 // and its own retention_pending table. Deleting frees pages into SQLite's freelist, which the
 // inserts that follow reuse, so a database under steady ingest and expiry stops growing.
 //

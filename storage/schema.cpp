@@ -10,6 +10,8 @@
 #include "ctaudit_version.hpp"
 #include "flow/ct_status.hpp"
 #include "flow/protocol.hpp"
+#include "storage/flow_row.hpp"
+#include "storage/spans.hpp"
 #include "storage/sqlite_handles.hpp"
 
 namespace ctaudit::storage {
@@ -22,46 +24,62 @@ namespace {
 // INTEGER and an IPv6 value as a BLOB (flow_row.hpp); a STRICT table would refuse that mix, and a
 // BLOB-typed column would turn the integers into text.
 constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
-  id            INTEGER PRIMARY KEY,
-  start_ns      INTEGER NOT NULL,
-  dur_ns        INTEGER,
-  orig_src      ANY NOT NULL,
-  orig_dst      ANY NOT NULL,
-  orig_sport    INTEGER NOT NULL,
-  orig_dport    INTEGER NOT NULL,
-  nat_src       ANY,
-  nat_dst       ANY,
-  protocol      INTEGER NOT NULL,
-  flags         INTEGER NOT NULL,
-  tcp_state     INTEGER,
-  status        INTEGER NOT NULL,
-  mark          INTEGER NOT NULL,
-  zone          INTEGER NOT NULL,
-  ct_id         INTEGER NOT NULL,
-  icmp          INTEGER,
-  reply         BLOB,
-  orig_packets  INTEGER,
-  orig_bytes    INTEGER,
-  reply_packets INTEGER,
-  reply_bytes   INTEGER
+  id                INTEGER PRIMARY KEY,
+  start_ms          INTEGER NOT NULL,
+  dur_ms            INTEGER,
+  orig_src          ANY NOT NULL,
+  orig_dst          ANY NOT NULL,
+  nat_src           ANY,
+  nat_dst           ANY,
+  proto_state_flags INTEGER NOT NULL,
+  status            INTEGER NOT NULL,
+  mark              INTEGER NOT NULL,
+  zone              INTEGER NOT NULL,
+  ct_id             INTEGER NOT NULL,
+  icmp              INTEGER,
+  reply             BLOB,
+  orig_packets      INTEGER,
+  orig_bytes        INTEGER,
+  reply_packets     INTEGER,
+  reply_bytes       INTEGER
 ))";
 
-// Each index serves one query shape (docs/schema.md, "Indexes"):
+// The indexes hold no times for the common flow (docs/schema.md, "Indexes"): an entry is its key
+// and the rowid, and `spans` maps rowids to start times, so that a lookup at a time reads the
+// entries of the rows that started within kLongFlowMs of it and no others. Flows that are open or
+// lasted longer than that are also in small partial indexes that carry their times.
 //  - flows_nat_src: `ctaudit who ADDR:PORT --at T`, the reason the product exists. Partial, so
-//    flows without SNAT cost nothing in it. dur_ns is in the entry so that the end of every flow
-//    that held the port is checked without reading its row: who reads the rows it answers with
-//    and no others, however often the port was reused.
-//  - flows_orig_src: `ctaudit flows --src CIDR`, a subscriber's flows in a time range.
-//  - flows_open: the sink reading every open row when it opens the database (its map of open rows,
-//    the reconciliation at start). Partial on the open rows only, so it stays as small as the
-//    conntrack table however large the history grows.
-// Version 1 also had flows_start (start_ns) for time-only queries; it cost 19 bytes a flow for a
-// query no target names, so those now scan the table (docs/schema.md).
-constexpr std::array<std::string_view, 3> kCreateIndexes{
-    "CREATE INDEX flows_nat_src ON flows (nat_src, start_ns, dur_ns) WHERE nat_src IS NOT NULL",
-    "CREATE INDEX flows_orig_src ON flows (orig_src, start_ns)",
-    "CREATE INDEX flows_open ON flows (ct_id) WHERE dur_ns IS NULL",
-};
+//    flows without SNAT cost nothing in it.
+//  - flows_orig_src: `ctaudit flows --src CIDR`, a subscriber's flows, on the address part of the
+//    orig_src endpoint (kOrigSrcAddressSql).
+//  - flows_open_nat, flows_open_src: the open rows by the same keys. The sink also reads every open
+//    row through one of them when it opens the database. They stay as small as the conntrack table.
+//  - flows_long_nat, flows_long_src: the flows that lasted longer than kLongFlowMs, with their times
+//    in the entry, so that a lookup checks their lifetimes without reading rows.
+std::array<std::string, 6> createIndexSql() {
+  const std::string src(kOrigSrcAddressSql);
+  const std::string long_flow = "dur_ms > " + std::to_string(kLongFlowMs);
+  return {
+      "CREATE INDEX flows_nat_src ON flows (nat_src) WHERE nat_src IS NOT NULL",
+      "CREATE INDEX flows_orig_src ON flows (" + src + ")",
+      "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL",
+      "CREATE INDEX flows_open_src ON flows (" + src + ") WHERE dur_ms IS NULL",
+      "CREATE INDEX flows_long_nat ON flows (nat_src, start_ms, dur_ms) WHERE nat_src IS NOT NULL AND " + long_flow,
+      "CREATE INDEX flows_long_src ON flows (" + src + ", start_ms, dur_ms) WHERE " + long_flow,
+  };
+}
+
+// Which rowids hold which start times (spans.hpp): one row per run of rows inserted together whose
+// starts lie within kSpanWidthMs of each other, plus one row for each row whose start was changed
+// after it was inserted. The covering index answers "which rows started between A and B".
+constexpr std::string_view kCreateSpans = R"(CREATE TABLE spans (
+  min_start_ms INTEGER NOT NULL,
+  max_start_ms INTEGER NOT NULL,
+  first_id     INTEGER NOT NULL,
+  last_id      INTEGER NOT NULL
+))";
+constexpr std::string_view kCreateSpansIndex =
+    "CREATE INDEX spans_start ON spans (min_start_ms, max_start_ms, first_id, last_id)";
 
 // The log's record of itself (docs/schema.md, "Gaps and runs"). IF NOT EXISTS because a version-1
 // file written before these tables existed gets them when the writer opens it (ensureLogTables).
@@ -178,6 +196,10 @@ std::string timeTextSql(std::string_view ns_column) {
   return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(ns_column) + " / 1e9, 'unixepoch')";
 }
 
+std::string timeMsTextSql(std::string_view ms_column) {
+  return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(ms_column) + " / 1e3, 'unixepoch')";
+}
+
 std::string protocolNameSql() {
   std::string sql = "CASE protocol";
   for (const Protocol protocol : kNamedProtocols) {
@@ -202,8 +224,10 @@ std::string tcpStateNameSql() {
 // time a process opens the file, so the size of this SQL is paid by every `ctaudit` run.
 std::string createViewSql() {
   std::string inner = "SELECT *,\n  ";
-  inner += addressTextSql("orig_src") + " AS t_orig_src,\n  ";
-  inner += addressTextSql("orig_dst") + " AS t_orig_dst,\n  ";
+  inner += "proto_state_flags & 255 AS protocol, nullif((proto_state_flags >> 8) & 255, 0) - 1 AS tcp_state,\n  ";
+  inner += "proto_state_flags >> 16 AS flags,\n  ";
+  inner += endpointAddressTextSql("orig_src") + " AS t_orig_src, " + endpointPortSql("orig_src") + " AS t_orig_sport,\n  ";
+  inner += endpointAddressTextSql("orig_dst") + " AS t_orig_dst, " + endpointPortSql("orig_dst") + " AS t_orig_dport,\n  ";
   inner += endpointAddressTextSql("nat_src") + " AS t_nat_src, " + endpointPortSql("nat_src") + " AS t_nat_src_port,\n  ";
   inner += endpointAddressTextSql("nat_dst") + " AS t_nat_dst, " + endpointPortSql("nat_dst") + " AS t_nat_dst_port,\n  ";
   inner += replyAddressTextSql(true) + " AS t_reply_src, " + replyPortSql(true) + " AS t_reply_sport,\n  ";
@@ -211,23 +235,23 @@ std::string createViewSql() {
 
   std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id + 2147483648 AS ct_id, zone, protocol, ";
   sql += protocolNameSql() + " AS proto,\n  ";
-  sql += "t_orig_src AS orig_src, orig_sport, t_orig_dst AS orig_dst, orig_dport,\n  ";
+  sql += "t_orig_src AS orig_src, t_orig_sport AS orig_sport, t_orig_dst AS orig_dst, t_orig_dport AS orig_dport,\n  ";
   sql += "CASE WHEN reply IS NOT NULL THEN t_reply_src ELSE coalesce(t_nat_dst, t_orig_dst) END AS reply_src,\n  ";
-  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_sport ELSE coalesce(t_nat_dst_port, orig_dport) END AS reply_sport,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_sport ELSE coalesce(t_nat_dst_port, t_orig_dport) END AS reply_sport,\n  ";
   sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dst ELSE coalesce(t_nat_src, t_orig_src) END AS reply_dst,\n  ";
-  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dport ELSE coalesce(t_nat_src_port, orig_sport) END AS reply_dport,\n  ";
+  sql += "CASE WHEN reply IS NOT NULL THEN t_reply_dport ELSE coalesce(t_nat_src_port, t_orig_sport) END AS reply_dport,\n  ";
   sql += "t_nat_src AS nat_src, t_nat_src_port AS nat_src_port, t_nat_dst AS nat_dst, t_nat_dst_port AS nat_dst_port,\n  ";
   sql += "(icmp >> 24) & 255 AS icmp_type, (icmp >> 16) & 255 AS icmp_code,\n  ";
   sql += "(icmp >> 8) & 255 AS reply_icmp_type, icmp & 255 AS reply_icmp_code,\n  ";
   sql += "status, mark, tcp_state, " + tcpStateNameSql() + " AS tcp_state_name,\n  ";
-  sql += timeTextSql("start_ns") + " AS start_time,\n  ";
-  sql += timeTextSql("(start_ns + dur_ns)") + " AS end_time,\n  ";
-  sql += "dur_ns / 1e9 AS duration_s,\n  ";
+  sql += timeMsTextSql("start_ms") + " AS start_time,\n  ";
+  sql += timeMsTextSql("(start_ms + dur_ms)") + " AS end_time,\n  ";
+  sql += "dur_ms / 1e3 AS duration_s,\n  ";
   sql += "CASE WHEN flags & 8 THEN 'unknown' WHEN flags & 1 THEN 'receive' ELSE 'kernel' END AS start_source,\n  ";
-  sql += "CASE WHEN dur_ns IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
+  sql += "CASE WHEN dur_ms IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
          "ELSE 'kernel' END AS end_source,\n  ";
-  sql += "(flags & 4) != 0 AS observed_at_start,\n  ";
-  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ns, start_ns + dur_ns AS end_ns\nFROM (" + inner +
+  sql += "(flags & 4) != 0 AS observed_at_start, flags,\n  ";
+  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ms, start_ms + dur_ms AS end_ms\nFROM (" + inner +
          ")";
   return sql;
 }
@@ -260,13 +284,13 @@ Result<void> ensureLogTables(sqlite3* db) {
 }
 
 Result<void> createSchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
-  for (const std::string_view statement : {kCreateMeta, kCreateFlows}) {
+  for (const std::string_view statement : {kCreateMeta, kCreateFlows, kCreateSpans, kCreateSpansIndex}) {
     if (auto done = execute(db, std::string(statement)); !done) {
       return done;
     }
   }
-  for (const std::string_view statement : kCreateIndexes) {
-    if (auto done = execute(db, std::string(statement)); !done) {
+  for (const std::string& statement : createIndexSql()) {
+    if (auto done = execute(db, statement); !done) {
       return done;
     }
   }
@@ -336,8 +360,9 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
                                    "): use a newer ctaudit, or point at another file");
   }
   if (version < kSchemaVersion) {
-    // Version 1 stored addresses as BLOBs and the end as end_ns. Turning a large file into version
-    // 2 rewrites every row and index, which a daemon must not do behind the operator's back at
+    // Version 1 stored addresses as BLOBs and the end as end_ns; version 2 nanosecond times, ports
+    // in columns of their own and times in its indexes. Turning a large file into version 3
+    // rewrites every row and index, which a daemon must not do behind the operator's back at
     // start, and no converter exists yet (docs/schema.md, "Versions and migrations").
     return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +
                                    "; this build reads and writes version " + std::to_string(kSchemaVersion) +

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/sqlite_sink.hpp"
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "storage/flow_merge.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/schema.hpp"
+#include "storage/spans.hpp"
 #include "storage/sqlite_handles.hpp"
 
 namespace ctaudit::storage {
@@ -30,26 +32,26 @@ constexpr int kWriterCacheKiB = 64 * 1024;
 
 // Columns an event can change, split by the indexes they feed, so that an update rewrites an
 // index entry only when that entry's value changes (SQLite rewrites the entries of every index
-// that has a column named in the SET list). The flow key (ct_id, zone, original tuple) is never
-// updated.
+// that has a column named in the SET list, in its key or in its WHERE). The flow key (ct_id, zone,
+// original tuple) is never updated; the protocol, part of the key, shares proto_state_flags with
+// the TCP state and the flags, which no index holds.
 constexpr std::array kMainColumns{
-    FlowColumn::NatDst,      FlowColumn::Flags,     FlowColumn::TcpState,     FlowColumn::Status,
-    FlowColumn::Mark,        FlowColumn::Icmp,      FlowColumn::Reply,        FlowColumn::OrigPackets,
-    FlowColumn::OrigBytes,   FlowColumn::ReplyPackets, FlowColumn::ReplyBytes,
+    FlowColumn::NatDst,      FlowColumn::ProtoStateFlags, FlowColumn::Status,       FlowColumn::Mark,
+    FlowColumn::Icmp,        FlowColumn::Reply,           FlowColumn::OrigPackets,  FlowColumn::OrigBytes,
+    FlowColumn::ReplyPackets, FlowColumn::ReplyBytes,
 };
-// flows_nat_src, flows_orig_src and flows_open; dur_ns is relative to start_ns, so both move.
-constexpr std::array kStartColumns{FlowColumn::StartNs, FlowColumn::DurNs};
-// flows_nat_src and flows_open only: the common DESTROY that ends a flow whose start is settled.
-constexpr std::array kEndColumns{FlowColumn::DurNs};
-constexpr std::array kNatSourceColumns{FlowColumn::NatSrc};  // flows_nat_src
-constexpr std::array kKeyColumns{FlowColumn::CtId,    FlowColumn::Zone,      FlowColumn::Protocol,
-                                 FlowColumn::OrigSrc, FlowColumn::OrigDst,   FlowColumn::OrigSport,
-                                 FlowColumn::OrigDport};
+// flows_long_*, and the row's span; dur_ms is relative to start_ms, so both move.
+constexpr std::array kStartColumns{FlowColumn::StartMs, FlowColumn::DurMs};
+// flows_open_* and flows_long_* (their WHERE): the common DESTROY that ends a flow whose start is
+// settled. flows_nat_src and flows_orig_src hold no time and stay as they are.
+constexpr std::array kEndColumns{FlowColumn::DurMs};
+constexpr std::array kNatSourceColumns{FlowColumn::NatSrc};  // flows_nat_src, flows_open_nat, flows_long_nat
+constexpr std::array kKeyColumns{FlowColumn::CtId, FlowColumn::Zone, FlowColumn::OrigSrc, FlowColumn::OrigDst};
 static_assert(kMainColumns.size() + kStartColumns.size() + kNatSourceColumns.size() + kKeyColumns.size() ==
                   kFlowColumnCount,
               "every column is either part of the key or in exactly one update group");
 
-// The update groups as bits of a mask; kStartGroup carries the end (dur_ns) too.
+// The update groups as bits of a mask; kStartGroup carries the end (dur_ms) too.
 constexpr unsigned kMainGroup = 1;
 constexpr unsigned kEndGroup = 2;
 constexpr unsigned kStartGroup = 4;
@@ -171,8 +173,10 @@ struct SqliteSink::Impl {
   bool last_write_failed{false};
   // Retention, once enabled; its statements are prepared on `db`, declared above, so it dies first.
   std::unique_ptr<FlowExpiry> expiry;
+  // The spans of the rows this sink inserts (spans.hpp); set by open(), prepared on `db`.
+  std::optional<SpanWriter> spans;
 
-  // The id of every open row (dur_ns NULL) by its flow's key, so that an event finds its row
+  // The id of every open row (dur_ms NULL) by its flow's key, so that an event finds its row
   // without a lookup statement: what the database holds as of the last commit plus the writes of
   // the transaction under way. Loaded from the open rows at open(); an insert of an open row adds
   // its id, the write that closes a row removes it. Retention deletes only closed rows, so it never
@@ -213,7 +217,15 @@ struct SqliteSink::Impl {
   // `folded` after `record`, merged from `as_stored`: its row as the database holds it or would
   // read it back. When that ends the flow, its database row (if any) is no longer open.
   std::optional<WriteFailure> mergeInto(FoldedFlow& folded, const FlowRow& as_stored, const FlowRecord& record);
-  std::optional<WriteFailure> writeFolded(const FoldedFlow& folded);
+  // A folded flow's new row, inserted in batch_inserts' order; its open row, updated.
+  struct PendingInsert {
+    std::int64_t start_ms;
+    std::size_t flow;  // in batch_flows
+    FlowRow row;
+  };
+  std::vector<PendingInsert> batch_inserts;
+  std::optional<WriteFailure> insertFolded(const FoldedFlow& folded, const FlowRow& row);
+  std::optional<WriteFailure> updateFolded(const FoldedFlow& folded, const FlowRow& row);
   // The open row `id` of `key` into `row`; nullopt in `row` (and `key` forgotten) when another
   // writer has closed or deleted it.
   std::optional<WriteFailure> readOpenRow(const FlowKey& key, std::int64_t id, std::optional<FlowRow>& row);
@@ -250,6 +262,9 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
     ~UndoUnlessCommitted() {
       if (self_->last_write_failed) {
         self_->undoOpenRows();
+        self_->spans->rollback();
+      } else {
+        self_->spans->commit();
       }
       self_->open_rows_undo.clear();
     }
@@ -265,6 +280,9 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
     }
     if (auto failed = body()) {
       return report(*failed, what());  // ~Transaction rolls everything back
+    }
+    if (spans->finish() != SQLITE_OK) {
+      return report(failure("cannot write a span"), what());
     }
     if (auto failed = writeHeartbeat()) {
       return report(*failed, what());
@@ -358,7 +376,7 @@ Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
                                                const std::function<void(std::int64_t, StoredFlow&&)>& visit) {
   // In id order, so that of two open rows of one key (a database written before the open-row map,
   // or by hand) the newest is visited last, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
-  auto select = prepare(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ns IS NULL ORDER BY id");
+  auto select = prepare(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ms IS NULL ORDER BY id");
   if (!select) {
     return Unexpected{select.error()};
   }
@@ -388,7 +406,7 @@ Result<void> SqliteSink::Impl::loadOpenRows() {
 
 std::optional<WriteFailure> SqliteSink::Impl::readOpenRow(const FlowKey& key, std::int64_t id,
                                                           std::optional<FlowRow>& row) {
-  // A point read by rowid. `dur_ns IS NULL` guards against another writer (a person at the sqlite3
+  // A point read by rowid. `dur_ms IS NULL` guards against another writer (a person at the sqlite3
   // shell) having closed or deleted the row: the flow then has no open row, as the lookup by key
   // would have found.
   const StatementReset reset(read_open);
@@ -469,22 +487,25 @@ std::optional<WriteFailure> SqliteSink::Impl::fold(const FlowRecord& record) {
   return std::nullopt;
 }
 
-std::optional<WriteFailure> SqliteSink::Impl::writeFolded(const FoldedFlow& folded) {
-  const FlowRow row = encodeFlow(folded.flow);
-  if (!folded.row_id) {
-    const StatementReset reset(insert);
-    if (bindColumns(insert.get(), 1, row, allFlowColumns()) != SQLITE_OK) {
-      return failure("cannot bind an insert");
-    }
-    if (sqlite3_step(insert.get()) != SQLITE_DONE) {
-      return failure("cannot insert a flow");
-    }
-    if (!folded.flow.record.end) {
-      setOpenRow(folded.key, sqlite3_last_insert_rowid(db.get()));
-    }
-    return std::nullopt;
+std::optional<WriteFailure> SqliteSink::Impl::insertFolded(const FoldedFlow& folded, const FlowRow& row) {
+  const StatementReset reset(insert);
+  if (bindColumns(insert.get(), 1, row, allFlowColumns()) != SQLITE_OK) {
+    return failure("cannot bind an insert");
   }
+  if (sqlite3_step(insert.get()) != SQLITE_DONE) {
+    return failure("cannot insert a flow");
+  }
+  const std::int64_t id = sqlite3_last_insert_rowid(db.get());
+  if (spans->add(id, std::get<std::int64_t>(row[static_cast<std::size_t>(FlowColumn::StartMs)])) != SQLITE_OK) {
+    return failure("cannot write a span");
+  }
+  if (!folded.flow.record.end) {
+    setOpenRow(folded.key, id);
+  }
+  return std::nullopt;
+}
 
+std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& folded, const FlowRow& row) {
   const FlowRow& stored_row = batch_stored_rows[folded.stored_row];
   const auto changed = [&](std::span<const FlowColumn> columns) {
     for (const FlowColumn column : columns) {
@@ -495,13 +516,13 @@ std::optional<WriteFailure> SqliteSink::Impl::writeFolded(const FoldedFlow& fold
     }
     return false;
   };
-  // The start group carries the end too (dur_ns is relative to the start); when the start stays,
-  // only dur_ns moves, which leaves flows_orig_src alone.
-  // One UPDATE per flow, naming only the groups that changed: each statement rewrites the row
-  // once, and an index only when one of its columns is in the SET list.
+  // The start group carries the end too (dur_ms is relative to the start); when the start stays,
+  // only dur_ms moves. One UPDATE per flow, naming only the groups that changed: each statement
+  // rewrites the row once, and an index only when one of its columns is in the SET list.
   unsigned mask = 0;
   mask |= changed(kMainColumns) ? kMainGroup : 0U;
-  if (changed(std::span<const FlowColumn>(kStartColumns).first(1))) {
+  const bool start_moved = changed(std::span<const FlowColumn>(kStartColumns).first(1));
+  if (start_moved) {
     mask |= kStartGroup;
   } else if (changed(kEndColumns)) {
     mask |= kEndGroup;
@@ -519,7 +540,16 @@ std::optional<WriteFailure> SqliteSink::Impl::writeFolded(const FoldedFlow& fold
     }
     stmt = std::move(*prepared);
   }
-  return update(stmt.get(), columns.view(), row, *folded.row_id);
+  if (auto failed = update(stmt.get(), columns.view(), row, *folded.row_id)) {
+    return failed;
+  }
+  // The span the row was inserted under no longer holds its start.
+  if (start_moved &&
+      spans->moved(*folded.row_id, std::get<std::int64_t>(row[static_cast<std::size_t>(FlowColumn::StartMs)])) !=
+          SQLITE_OK) {
+    return failure("cannot write a span");
+  }
+  return std::nullopt;
 }
 
 std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRecord> batch) {
@@ -528,15 +558,31 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
   batch_flows.clear();
   batch_stored_rows.clear();
   batch_open.clear();
+  batch_inserts.clear();
   for (const FlowRecord& record : batch) {
     if (auto failed = fold(record)) {
       return failed;
     }
   }
-  // First-touch order, which is the order the rows would have been inserted in one by one: the
-  // same ids, so the database ends up as if every event had been written on its own.
-  for (const FoldedFlow& folded : batch_flows) {
-    if (auto failed = writeFolded(folded)) {
+  for (std::size_t i = 0; i < batch_flows.size(); ++i) {
+    const FoldedFlow& folded = batch_flows[i];
+    FlowRow row = encodeFlow(folded.flow);
+    if (folded.row_id) {
+      if (auto failed = updateFolded(folded, row)) {
+        return failed;
+      }
+    } else {
+      batch_inserts.push_back({std::get<std::int64_t>(row[static_cast<std::size_t>(FlowColumn::StartMs)]), i,
+                               std::move(row)});
+    }
+  }
+  // New rows in start order, so that rowids follow start times and the batch needs one span, or a
+  // few when it holds old starts (the start-up dump, a backlog): spans.hpp. Stable, so flows that
+  // start in the same millisecond keep the order of their first events.
+  std::stable_sort(batch_inserts.begin(), batch_inserts.end(),
+                   [](const PendingInsert& a, const PendingInsert& b) { return a.start_ms < b.start_ms; });
+  for (const PendingInsert& pending : batch_inserts) {
+    if (auto failed = insertFolded(batch_flows[pending.flow], pending.row)) {
       return failed;
     }
   }
@@ -655,6 +701,11 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
     }
     *stmt = std::move(*prepared);
   }
+  auto spans = SpanWriter::open(db);
+  if (!spans) {
+    return Unexpected{spans.error()};
+  }
+  impl->spans.emplace(std::move(*spans));
   if (auto loaded = impl->loadOpenRows(); !loaded) {
     return Unexpected{loaded.error()};
   }

@@ -179,25 +179,31 @@ TEST_F(FlowReaderTest, AnotherApplicationsDatabaseIsAStorageError) {
 TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 4", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto reader = FlowReader::open(path_);
   ASSERT_FALSE(reader);
   EXPECT_EQ(reader.error().code, Errc::Storage);
-  EXPECT_NE(reader.error().detail.find("schema version 3"), std::string::npos) << reader.error().detail;
+  EXPECT_NE(reader.error().detail.find("schema version 4"), std::string::npos) << reader.error().detail;
 }
 
-// A version-1 file (addresses as BLOBs, end_ns) is refused with what to do, not misread.
+// A version-1 file (addresses as BLOBs, end_ns) or version-2 file (nanoseconds, times in the
+// indexes) is refused with what to do, not misread.
 TEST_F(FlowReaderTest, AnOlderSchemaVersionIsAStorageErrorSayingWhatToDo) {
-  {
-    const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 1", nullptr, nullptr, nullptr), SQLITE_OK);
+  for (const int version : {1, 2}) {
+    {
+      const SqliteDb db = openRaw(path_);
+      ASSERT_EQ(sqlite3_exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str(), nullptr, nullptr,
+                             nullptr),
+                SQLITE_OK);
+    }
+    auto reader = FlowReader::open(path_);
+    ASSERT_FALSE(reader);
+    EXPECT_EQ(reader.error().code, Errc::Storage);
+    EXPECT_NE(reader.error().detail.find("older ctaudit (schema version " + std::to_string(version)), std::string::npos)
+        << reader.error().detail;
+    EXPECT_NE(reader.error().detail.find("docs/schema.md"), std::string::npos) << reader.error().detail;
   }
-  auto reader = FlowReader::open(path_);
-  ASSERT_FALSE(reader);
-  EXPECT_EQ(reader.error().code, Errc::Storage);
-  EXPECT_NE(reader.error().detail.find("older ctaudit (schema version 1"), std::string::npos) << reader.error().detail;
-  EXPECT_NE(reader.error().detail.find("docs/schema.md"), std::string::npos) << reader.error().detail;
 }
 
 TEST_F(FlowReaderTest, TheReadOnlyConnectionRefusesAttachWritesAndSettings) {
@@ -348,10 +354,14 @@ TEST_F(FlowReaderTest, ValuesAreParametersNotSqlText) {
   query.from = at(1s);
   query.to = at(2s);
   query.limit = 5;
-  const CompiledQuery compiled = compileFlowQuery(query);
-  EXPECT_EQ(compiled.parameters.size(), 7U);  // endpoint, block low/high, protocol, to, from, limit
+  const std::vector<IdRange> started{{1234567, 7654321}};
+  const CompiledQuery compiled = compileFlowQuery(query, started);
+  // endpoint, block low/high, protocol, to, from, the range's two ids, the long flows' start bound,
+  // limit; each bound once and named by number in every arm.
+  EXPECT_EQ(compiled.parameters.size(), 10U);
   EXPECT_EQ(compiled.sql.find("40001"), std::string::npos) << compiled.sql;
-  EXPECT_EQ(compiled.sql.find(std::to_string(toUnixNanos(at(1s)))), std::string::npos) << compiled.sql;
+  EXPECT_EQ(compiled.sql.find("1234567"), std::string::npos) << compiled.sql;
+  EXPECT_EQ(compiled.sql.find(std::to_string(toUnixNanos(at(1s)) / 1'000'000)), std::string::npos) << compiled.sql;
 }
 
 GapRecord gapOf(GapReason reason, Timestamp start, Timestamp end) {
@@ -456,30 +466,49 @@ TEST_F(FlowReaderTest, TheGapLookupUsesItsIndex) {
   EXPECT_NE(plan.find("USING INDEX gaps_time (start_ns<?)"), std::string::npos) << plan;
 }
 
-// EXPLAIN QUERY PLAN on the real schema: each query shape is served by the index made for it.
+// EXPLAIN QUERY PLAN on the real schema: each query shape is served by the index made for it, and
+// no arm of a lookup in time scans the table (flow_query_sql.hpp).
 TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   const SqliteDb db = openRaw(path_);
-  const auto plan = [&](const FlowQuery& query) { return queryPlan(db.get(), compileFlowQuery(query).sql); };
+  const std::vector<IdRange> started{{10, 20}, {40, 50}};
+  const auto plan = [&](const FlowQuery& query) { return queryPlan(db.get(), compileFlowQuery(query, started).sql); };
+  const auto uses = [](const std::string& text, std::string_view step) {
+    return text.find(step) != std::string::npos;
+  };
 
   const std::string who = plan(Query().natSource("203.0.113.1", 40001).between(at(0s), at(1s)).limit(100));
-  EXPECT_NE(who.find("USING INDEX flows_nat_src (nat_src=? AND start_ns<?)"), std::string::npos) << who;
-  // The index orders by start; only flows of one port with the same start are sorted by id.
-  EXPECT_EQ(who.find("TEMP B-TREE FOR ORDER BY"), std::string::npos) << who;
+  // Two ranges, two arms through flows_nat_src: the rowid is the end of each entry.
+  EXPECT_TRUE(uses(who, "USING INDEX flows_nat_src (nat_src=? AND rowid>? AND rowid<?)")) << who;
+  EXPECT_TRUE(uses(who, "USING INDEX flows_open_nat (nat_src=?)")) << who;
+  EXPECT_TRUE(uses(who, "USING INDEX flows_long_nat (nat_src=? AND start_ms<?)")) << who;
+  EXPECT_FALSE(uses(who, "SCAN")) << who;
 
   const std::string nat_address = plan(Query().natSource("203.0.113.1", std::nullopt).between(at(0s), at(1s)));
-  EXPECT_NE(nat_address.find("USING INDEX flows_nat_src (nat_src>? AND nat_src<?)"), std::string::npos)
-      << nat_address;
+  EXPECT_TRUE(uses(nat_address, "flows_nat_src (nat_src>? AND nat_src<?)")) << nat_address;
+  EXPECT_TRUE(uses(nat_address, "flows_long_nat (nat_src>? AND nat_src<?)")) << nat_address;
+  EXPECT_FALSE(uses(nat_address, "SCAN")) << nat_address;
 
   const std::string by_source = plan(Query().source("100.64.0.0/10").between(at(0s), at(1s)));
-  EXPECT_NE(by_source.find("USING INDEX flows_orig_src (orig_src>? AND orig_src<?)"), std::string::npos)
-      << by_source;
+  EXPECT_TRUE(uses(by_source, "USING INDEX flows_open_src (<expr>>? AND <expr><?)")) << by_source;
+  EXPECT_TRUE(uses(by_source, "USING INDEX flows_long_src (<expr>>? AND <expr><?)")) << by_source;
+  EXPECT_FALSE(uses(by_source, "SCAN")) << by_source;
 
   const std::string host = plan(Query().source("100.64.0.2").between(at(0s), at(1s)));
-  EXPECT_NE(host.find("USING INDEX flows_orig_src"), std::string::npos) << host;
+  EXPECT_TRUE(uses(host, "USING INDEX flows_orig_src (<expr>=? AND rowid>? AND rowid<?)")) << host;
+  EXPECT_TRUE(uses(host, "USING INDEX flows_open_src (<expr>=?)")) << host;
+  EXPECT_TRUE(uses(host, "USING INDEX flows_long_src (<expr>=? AND start_ms<?)")) << host;
+  EXPECT_FALSE(uses(host, "SCAN")) << host;
 
+  // Time alone: the rows of the window by rowid, and the open and long rows from their partial
+  // indexes, whole: those hold the conntrack table and the flows longer than kLongFlowMs only.
   const std::string by_time = plan(Query().between(at(0s), at(1s)));
-  // No index for time alone since version 2 (docs/schema.md, "Indexes"): a scan.
-  EXPECT_NE(by_time.find("SCAN flows"), std::string::npos) << by_time;
+  EXPECT_TRUE(uses(by_time, "SEARCH flows USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)")) << by_time;
+  EXPECT_TRUE(uses(by_time, "SCAN flows USING INDEX flows_open_nat")) << by_time;
+  EXPECT_TRUE(uses(by_time, "SCAN flows USING INDEX flows_long_src")) << by_time;
+
+  // Without a lower bound on the lifetime, one pass through the key's index.
+  const std::string until = plan(Query().natSource("203.0.113.1", 40001).to(at(1s)));
+  EXPECT_TRUE(uses(until, "flows_nat_src (nat_src=?)")) << until;
 }
 
 }  // namespace

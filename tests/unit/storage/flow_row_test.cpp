@@ -72,15 +72,17 @@ TEST(FlowRowTest, StoresIpv4AsBiasedIntegersAndIpv6AsBlobs) {
   const auto records = everyShape();
   const FlowRow snat = encodeFlow(firstEvent(records[0]));
   // 100.64.0.2 = 0x64400002; 203.0.113.1:40001 = 0xCB007101 << 16 | 40001.
-  EXPECT_EQ(integer(snat, FlowColumn::OrigSrc), 0x64400002LL - (1LL << 31));
+  // Every address column is an endpoint: 100.64.0.2:33000.
+  EXPECT_EQ(integer(snat, FlowColumn::OrigSrc) >> 16, 0x64400002LL - (1LL << 31));
+  EXPECT_EQ(integer(snat, FlowColumn::OrigSrc) & 0xFFFF, 33000);
   EXPECT_EQ(integer(snat, FlowColumn::NatSrc), ((0xCB007101LL << 16) | 40001) - (1LL << 47));
   EXPECT_EQ(snat.at(static_cast<std::size_t>(FlowColumn::NatSrc)), endpointValue(ip("203.0.113.1"), 40001));
   EXPECT_TRUE(isNull(snat, FlowColumn::NatDst));
   EXPECT_EQ(integer(snat, FlowColumn::CtId), 1 - (1LL << 31));
-  EXPECT_EQ(integer(snat, FlowColumn::DurNs), toUnixNanos(at(60s)) - toUnixNanos(at(1s)));
+  EXPECT_EQ(integer(snat, FlowColumn::DurMs), 59'000);
 
   const FlowRow ping = encodeFlow(firstEvent(records[2]));
-  EXPECT_EQ(integer(ping, FlowColumn::OrigSport), 77);
+  EXPECT_EQ(integer(ping, FlowColumn::OrigSrc) & 0xFFFF, 77);
   EXPECT_EQ(integer(ping, FlowColumn::NatSrc) & 0xFFFF, 1024);
   EXPECT_EQ(integer(ping, FlowColumn::Icmp), 0x08000000);
 
@@ -89,14 +91,15 @@ TEST(FlowRowTest, StoresIpv4AsBiasedIntegersAndIpv6AsBlobs) {
   ASSERT_EQ(nat6.size, 18);
   EXPECT_EQ(nat6.bytes[16], 5353 >> 8);
   EXPECT_EQ(nat6.bytes[17], 5353 & 0xFF);
-  EXPECT_EQ(std::get<Blob>(udp6.at(static_cast<std::size_t>(FlowColumn::OrigSrc))).size, 16);
-  EXPECT_TRUE(isNull(udp6, FlowColumn::DurNs));  // open
+  EXPECT_EQ(std::get<Blob>(udp6.at(static_cast<std::size_t>(FlowColumn::OrigSrc))).size, 18);
+  EXPECT_TRUE(isNull(udp6, FlowColumn::DurMs));  // open
 
   const FlowRow dnat = encodeFlow(firstEvent(records[4]));
   EXPECT_TRUE(isNull(dnat, FlowColumn::NatSrc));
   EXPECT_EQ(dnat.at(static_cast<std::size_t>(FlowColumn::NatDst)), endpointValue(ip("100.64.0.2"), 80));
-  EXPECT_EQ(integer(dnat, FlowColumn::Flags), flow_flags::kStartFromReceive | flow_flags::kEndFromReceive |
-                                                    flow_flags::kObservedAtStart);
+  EXPECT_EQ(integer(dnat, FlowColumn::ProtoStateFlags) >> kFlagsShift,
+            flow_flags::kStartFromReceive | flow_flags::kEndFromReceive | flow_flags::kObservedAtStart);
+  EXPECT_EQ(integer(dnat, FlowColumn::ProtoStateFlags) & 0xFF, 6);  // TCP
 
   // The conntrack id is unsigned: 2^32-1 is stored as 2^31-1, within 4 bytes, and read back.
   EXPECT_EQ(integer(encodeFlow(firstEvent(records[5])), FlowColumn::CtId), 0x7FFFFFFFLL);
@@ -142,8 +145,8 @@ TEST(FlowRowTest, UnknownStartIsIndexedUnderTheFirstEventButReadBackAsUnknown) {
   const auto tcp = portTuple(Protocol::Tcp, "10.0.0.2", 1000, "192.0.2.1", 80);
   const StoredFlow destroyed = firstEvent(flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s)));
   const FlowRow row = encodeFlow(destroyed);
-  EXPECT_EQ(integer(row, FlowColumn::StartNs), toUnixNanos(at(30s)));
-  EXPECT_NE(integer(row, FlowColumn::Flags) & flow_flags::kStartUnknown, 0);
+  EXPECT_EQ(integer(row, FlowColumn::StartMs), toUnixNanos(at(30s)) / 1'000'000);
+  EXPECT_NE((integer(row, FlowColumn::ProtoStateFlags) >> kFlagsShift) & flow_flags::kStartUnknown, 0);
   const auto decoded = decodeFlow(row);
   ASSERT_TRUE(decoded);
   EXPECT_FALSE(decoded->record.start);
@@ -157,12 +160,31 @@ TEST(FlowRowTest, ABoundEndHasItsOwnFlagAndRoundTrips) {
   record.end_source = TimeSource::Bound;
   const StoredFlow flow = firstEvent(record);
   const FlowRow row = encodeFlow(flow);
-  EXPECT_EQ(integer(row, FlowColumn::Flags), flow_flags::kStartFromReceive | flow_flags::kEndIsBound);
+  EXPECT_EQ(integer(row, FlowColumn::ProtoStateFlags) >> kFlagsShift,
+            flow_flags::kStartFromReceive | flow_flags::kEndIsBound);
   const auto decoded = decodeFlow(row);
   ASSERT_TRUE(decoded) << decoded.error().detail;
   EXPECT_EQ(decoded->record.end_source, TimeSource::Bound);
   EXPECT_EQ(decoded->record.event_time_source, TimeSource::Bound);  // read back as its end
   EXPECT_EQ(*decoded, flow);
+}
+
+TEST(FlowRowTest, TimesAreWholeMillisecondsThatCoverTheLifetime) {
+  const auto tcp = portTuple(Protocol::Tcp, "10.0.0.2", 1000, "192.0.2.1", 80);
+  FlowRecord record = flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s) + 1ns);
+  record.start = at(1s) + 999'999ns;
+  record.end = at(30s) + 1ns;
+  const FlowRow row = encodeFlow(firstEvent(record));
+  EXPECT_EQ(integer(row, FlowColumn::StartMs), toUnixNanos(at(1s)) / 1'000'000);  // rounded down
+  EXPECT_EQ(integer(row, FlowColumn::DurMs), 29'001);                              // the end rounded up
+  const auto decoded = decodeFlow(row);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->record.start, at(1s));
+  EXPECT_EQ(decoded->record.end, at(30s) + 1ms);
+  // Before 1970 too: rounded towards the past, not towards zero.
+  EXPECT_EQ(startMillis(fromUnixNanos(-1)), -1);
+  EXPECT_EQ(endMillis(fromUnixNanos(-1)), 0);
+  EXPECT_EQ(endMillis(fromUnixNanos(1)), 1);
 }
 
 TEST(FlowRowTest, CountersPastSignedRangeRoundTrip) {
@@ -188,20 +210,21 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
     EXPECT_NE(decoded.error().detail.find(expected), std::string::npos) << decoded.error().detail;
   };
   refused(FlowColumn::CtId, std::int64_t{1LL << 31}, "flows.ct_id is out of range");
-  refused(FlowColumn::Protocol, std::int64_t{256}, "flows.protocol is out of range");
-  refused(FlowColumn::OrigSport, std::int64_t{65536}, "flows.orig_sport");
+  refused(FlowColumn::ProtoStateFlags, std::int64_t{-1}, "flows.proto_state_flags is out of range");
   refused(FlowColumn::OrigSrc, ColumnValue{}, "flows.orig_src is NULL");
-  refused(FlowColumn::OrigDst, std::int64_t{1LL << 31}, "flows.orig_dst is out of range for an IPv4 address");
-  refused(FlowColumn::OrigDst, addressValue(ip("2001:db8::1")), "flows.orig_dst is of another address family");
+  refused(FlowColumn::OrigDst, std::int64_t{1LL << 47}, "flows.orig_dst is out of range for an IPv4 endpoint");
+  refused(FlowColumn::OrigDst, endpointValue(ip("2001:db8::1"), 80), "flows.orig_dst is of another address family");
   Blob short_blob;
   short_blob.appendPort(1);
   refused(FlowColumn::OrigSrc, short_blob, "flows.orig_src is a 2-byte blob");
   refused(FlowColumn::NatSrc, short_blob, "flows.nat_src is a 2-byte blob");
   refused(FlowColumn::NatSrc, std::int64_t{1LL << 47}, "flows.nat_src is out of range");
   refused(FlowColumn::Reply, short_blob, "flows.reply is not a packed reply tuple");
-  refused(FlowColumn::StartNs, ColumnValue{}, "flows.start_ns is NULL");
-  refused(FlowColumn::Flags, std::int64_t{32}, "flows.flags is out of range");
-  refused(FlowColumn::Flags, flow_flags::kEndFromReceive | flow_flags::kEndIsBound, "both a receive time and a bound");
+  refused(FlowColumn::StartMs, ColumnValue{}, "flows.start_ms is NULL");
+  refused(FlowColumn::DurMs, std::int64_t{-1}, "flows.dur_ms is out of range");
+  refused(FlowColumn::ProtoStateFlags, std::int64_t{32} << kFlagsShift, "flows.proto_state_flags is out of range");
+  refused(FlowColumn::ProtoStateFlags, (flow_flags::kEndFromReceive | flow_flags::kEndIsBound) << kFlagsShift,
+          "both a receive time and a bound");
   refused(FlowColumn::OrigBytes, std::int64_t{5}, "must be both NULL or both set");
 }
 

@@ -107,7 +107,9 @@ TEST_F(RetentionTest, DeletesExactlyTheFlowsThatEndedBeforeTheHorizon) {
   const auto ended_early = flow(1, at(10s), at(20s));
   const auto spans_horizon = flow(2, at(30s), at(700s));  // started long before, ended after: stays whole
   const auto open_old = flow(3, at(40s), std::nullopt);    // open since long before: stays
-  const auto ended_just_before = flow(4, at(100s), at(500s) - 1ns);
+  // Rows keep whole milliseconds with the end rounded up, so "just before" is a millisecond: an end
+  // 1 ns before the horizon is stored as the horizon's millisecond and stays until the next one.
+  const auto ended_just_before = flow(4, at(100s), at(500s) - 1ms);
   const auto ends_at_horizon = flow(5, at(110s), at(500s));  // not before the horizon: stays
   const auto recent = flow(6, at(600s), at(650s));
   const auto recent_open = flow(7, at(800s), std::nullopt);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "storage/flow_row.hpp"
+#include "storage/spans.hpp"
 #include "storage/sqlite_sink.hpp"
 #include "tests/support/flow_builders.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -79,11 +81,13 @@ FlowRecord randomEvent(std::mt19937& random, const std::vector<Identity>& pool, 
   return record;
 }
 
-// Every column of every flow row, in id order, as SQL literals.
+// Every column of every flow row but the id, as SQL literals, sorted. Not by id: a batch inserts
+// its new rows in start order, one event at a time inserts them in event order.
 std::vector<std::string> flowRows(const std::filesystem::path& path) {
   const SqliteDb db = testing::openRaw(path);
   sqlite3_stmt* raw = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db.get(), "SELECT * FROM flows ORDER BY id", -1, &raw, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_prepare_v2(db.get(), ("SELECT " + flowColumnList() + " FROM flows").c_str(), -1, &raw, nullptr),
+            SQLITE_OK);
   const SqliteStmt stmt(raw);
   std::vector<std::string> rows;
   while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
@@ -101,6 +105,7 @@ std::vector<std::string> flowRows(const std::filesystem::path& path) {
     }
     rows.push_back(std::move(row));
   }
+  std::sort(rows.begin(), rows.end());
   return rows;
 }
 
@@ -146,6 +151,20 @@ TEST(SqliteSinkFoldTest, RandomSequencesEndAsIfWrittenOneEventAtATime) {
     for (std::size_t i = 0; i < expected.size(); ++i) {
       ASSERT_EQ(batched[i], expected[i]) << "first difference at row " << i + 1 << " of " << expected.size();
     }
+    // Both ways, every row lies in a span that holds its start (spans.hpp), and no span is wider
+    // than kSpanWidthMs.
+    for (const char* name : {"single.db", "batched.db"}) {
+      const SqliteDb db = testing::openRaw(dir / name);
+      EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows f WHERE NOT EXISTS (SELECT 1 FROM spans s"
+                                         " WHERE f.id BETWEEN s.first_id AND s.last_id"
+                                         " AND f.start_ms BETWEEN s.min_start_ms AND s.max_start_ms)"),
+                0)
+          << name;
+      EXPECT_EQ(testing::count(db.get(), ("SELECT count(*) FROM spans WHERE max_start_ms - min_start_ms > " +
+                                          std::to_string(kSpanWidthMs))),
+                0)
+          << name;
+    }
   }
 }
 
@@ -165,7 +184,7 @@ TEST(SqliteSinkFoldTest, AFlowThatOpensAndClosesInOneBatchIsOneInsertedRow) {
           "CREATE TRIGGER no_update BEFORE UPDATE ON flows BEGIN SELECT RAISE(ABORT, 'updated in steps'); END");
   ASSERT_EQ(sink->write(batch), SinkStatus::Ok);
   const SqliteDb db = testing::openRaw(dir / "flows.db");
-  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE dur_ns = 2000000000"), 1);
+  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE dur_ms = 2000"), 1);
   EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows"), 1);
 }
 

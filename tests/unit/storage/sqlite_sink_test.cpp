@@ -75,7 +75,7 @@ TEST_F(SqliteSinkTest, CreatesDirectoriesAndAVersionedWalDatabase) {
   EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'observer_hostname'"), "gw1.example.net");
   EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'created_at'").back(), 'Z');
   EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'created_by'").substr(0, 8), "ctaudit ");
-  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'flows_%'"), 3);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'flows_%'"), 6);
 }
 
 TEST_F(SqliteSinkTest, RoundTripsEveryKindOfFlowExactly) {
@@ -230,7 +230,7 @@ TEST_F(SqliteSinkTest, ABoundEndIsStoredAndReadBackAsABound) {
   EXPECT_EQ(records[0].start, at(2s));
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(scalar(db.get(), "SELECT end_source FROM flows_text"), "bound");
-  EXPECT_EQ(count(db.get(), "SELECT flags & 16 FROM flows"), 16);
+  EXPECT_EQ(count(db.get(), "SELECT (proto_state_flags >> 16) & 16 FROM flows"), 16);
 }
 
 TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
@@ -246,7 +246,7 @@ TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
   auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
   ASSERT_TRUE(sink) << sink.error().detail;
   // Refuses one port, as a full disk or a broken row would refuse one write.
-  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
+  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN (NEW.orig_src & 65535) = 666 "
                           "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
   const auto bad = portTuple(Protocol::Tcp, "100.64.0.9", 666, "198.51.100.1", 443);
   const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
@@ -323,7 +323,7 @@ TEST_F(SqliteSinkTest, RefusesADatabaseOfANewerVersion) {
   sink_.reset();
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 4", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto sink = SqliteSink::open(path_, "gw1", testing::nullLogger());
   ASSERT_FALSE(sink);
@@ -574,7 +574,7 @@ TEST_F(SqliteSinkTest, OpenFlowsLeavesOutARowThatDoesNotDecode) {
             SinkStatus::Ok);
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE flows SET flags = 99 WHERE ct_id = 2 - 2147483648", nullptr, nullptr, nullptr),
+    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE flows SET proto_state_flags = 99 << 16 WHERE ct_id = 2 - 2147483648", nullptr, nullptr, nullptr),
               SQLITE_OK);
   }
   auto open = (*sink)->openFlows();
@@ -584,7 +584,7 @@ TEST_F(SqliteSinkTest, OpenFlowsLeavesOutARowThatDoesNotDecode) {
   const auto logged = messages->last_formatted();
   ASSERT_EQ(logged.size(), 1U);
   EXPECT_NE(logged[0].find("row id 2"), std::string::npos) << logged[0];
-  EXPECT_NE(logged[0].find("flows.flags"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("flows.proto_state_flags"), std::string::npos) << logged[0];
 }
 
 TEST_F(SqliteSinkTest, AVersionOneFileFromBeforeGapsAndRunsGetsThem) {
@@ -607,7 +607,7 @@ TEST_F(SqliteSinkTest, AVersionOneFileFromBeforeGapsAndRunsGetsThem) {
 
 TEST_F(SqliteSinkTest, OpenFlowsReadsThePartialIndex) {
   const SqliteDb db = openRaw(path_);
-  const std::string plan = testing::queryPlan(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ns IS NULL");
+  const std::string plan = testing::queryPlan(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ms IS NULL");
   EXPECT_NE(plan.find("flows_open"), std::string::npos) << plan;
 }
 
@@ -621,7 +621,7 @@ TEST_F(SqliteSinkTest, TheOpenFlowReadIsAPointReadByRowid) {
 // database is. Here the batch closes flow 42 and then fails: 42's row is open again, so its later
 // DESTROY must close that row, not insert a second one.
 TEST_F(SqliteSinkTest, ARolledBackBatchLeavesTheOpenRowsAsTheDatabaseHasThem) {
-  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN NEW.orig_sport = 666 "
+  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN (NEW.orig_src & 65535) = 666 "
                           "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
   const auto bad = portTuple(Protocol::Tcp, "100.64.0.9", 666, "198.51.100.1", 443);
   const auto udp = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
@@ -652,7 +652,7 @@ TEST_F(SqliteSinkTest, ARowClosedOrDeletedByAnotherWriterIsNoLongerOpen) {
   {
     const SqliteDb db = openRaw(path_);
     ASSERT_EQ(sqlite3_exec(db.get(),
-                           "UPDATE flows SET dur_ns = 1 WHERE orig_sport = 33000; DELETE FROM flows WHERE orig_sport = 5000",
+                           "UPDATE flows SET dur_ms = 1 WHERE (orig_src & 65535) = 33000; DELETE FROM flows WHERE (orig_src & 65535) = 5000",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
   }
@@ -678,7 +678,7 @@ TEST_F(SqliteSinkTest, AnIcmpFlowIsClosedByItsDestroyAlsoAfterARestart) {
   ASSERT_EQ((*reopened)->write({{flowEvent(EventType::Destroy, 6, ping2, pong2, at(4s))}}), SinkStatus::Ok);
   EXPECT_EQ(rows(), 2);
   const SqliteDb db = openRaw(path_);
-  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows WHERE dur_ns IS NULL"), 0);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows WHERE dur_ms IS NULL"), 0);
 }
 
 }  // namespace
