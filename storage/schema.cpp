@@ -168,13 +168,7 @@ std::string blobPortSql(std::string_view blob_sql) {
          nibbleSql(hex, 4) + ")";
 }
 
-// The address and the port of an endpoint column (flow_row.hpp, endpointValue).
-std::string endpointAddressTextSql(std::string_view column) {
-  const std::string c(column);
-  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + 140737488355328) >> 16)") +
-         " WHEN 'blob' THEN " + ipv6TextSql("hex(substr(" + c + ", 1, 16))") + " END";
-}
-
+// The port of an endpoint column (flow_row.hpp, endpointValue).
 std::string endpointPortSql(std::string_view column) {
   const std::string c(column);
   return "CASE typeof(" + c + ") WHEN 'integer' THEN " + c + " & 65535 WHEN 'blob' THEN " +
@@ -387,10 +381,10 @@ Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
 
 }  // namespace
 
-std::string addressTextSql(std::string_view column_sql) {
-  const std::string c(column_sql);
-  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("(" + c + " + 2147483648)") +
-         " WHEN 'blob' THEN CASE length(" + c + ") WHEN 16 THEN " + ipv6TextSql("hex(" + c + ")") + " END END";
+std::string endpointAddressTextSql(std::string_view column) {
+  const std::string c(column);
+  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + 140737488355328) >> 16)") +
+         " WHEN 'blob' THEN " + ipv6TextSql("hex(substr(" + c + ", 1, 16))") + " END";
 }
 
 Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {

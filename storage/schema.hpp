@@ -41,10 +41,10 @@ struct DatabaseInfo {
 // reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<DatabaseInfo> checkSchema(sqlite3* db);
 
-// The SQL expression that renders the stored address `column_sql` (flow_row.hpp: an IPv4 INTEGER
-// or a 16-byte IPv6 BLOB) as text: dotted quad, or eight colon-separated lower-case hex groups
-// without leading zeros; NULL otherwise. SQLite has no inet_ntop; the flows_text view is built
-// from this.
-[[nodiscard]] std::string addressTextSql(std::string_view column_sql);
+// The SQL expression that renders the address of the endpoint column `column_sql` (flow_row.hpp:
+// an IPv4 INTEGER or an 18-byte IPv6 BLOB) as text: dotted quad, or eight colon-separated
+// lower-case hex groups without leading zeros; NULL otherwise. SQLite has no inet_ntop; the
+// flows_text view is built from this.
+[[nodiscard]] std::string endpointAddressTextSql(std::string_view column_sql);
 
 }  // namespace ctaudit::storage

@@ -162,11 +162,4 @@ Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_m
   return ranges;
 }
 
-Result<std::int64_t> dropSpansBelow(sqlite3* db) {
-  if (auto done = execute(db, "DELETE FROM spans WHERE last_id < (SELECT coalesce(min(id), 0) FROM flows)"); !done) {
-    return Unexpected{done.error()};
-  }
-  return sqlite3_changes64(db);
-}
-
 }  // namespace ctaudit::storage

@@ -84,8 +84,4 @@ private:
 // order; they may hold other rows too.
 [[nodiscard]] Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms);
 
-// Drops the spans of rows that no longer exist (every id below the smallest left in `flows`), for
-// retention. Returns the number of spans dropped.
-[[nodiscard]] Result<std::int64_t> dropSpansBelow(sqlite3* db);
-
 }  // namespace ctaudit::storage

@@ -333,6 +333,58 @@ TEST_F(FlowReaderTest, FiltersOnProtocolDestinationAndEitherTranslation) {
   EXPECT_EQ(ids(find(Query().natPort(40002))), std::vector<std::uint32_t>{2});
 }
 
+// A lookup at T reads three kinds of rows (flow_query_sql.hpp): those that started within
+// kLongFlowMs before T, by their spans; open ones; and longer ones that started before that. Each
+// kind is found through its own arm, and whatever the key: nat_src, the source, or none.
+TEST_F(FlowReaderTest, FindsEveryFlowAliveAtATimeWhicheverArmHoldsIt) {
+  const Timestamp t = at(100'000s);
+  const auto flow = [](std::uint32_t ct_id, Timestamp start, std::optional<Timestamp> end) {
+    return masqueraded(ct_id, "100.64.0.1", 40001, start, end);
+  };
+  // One batch each, so that the rows land in different spans as a running daemon writes them.
+  write(flow(1, t - 10s, t + 5s));          // recent, short: arm 1
+  write(flow(2, t - 3h, std::nullopt));     // open for hours: arm 2
+  write(flow(3, t - 2h, t + 1s));           // longer than an hour: arm 3
+  write(flow(4, t - 2h, t - 90min));        // long, ended before T
+  write(flow(5, t - 50min, t + 1s));        // 51 minutes: short, arm 1
+  write(flow(6, t + 10s, t + 20s));         // starts after T
+  write(flow(7, t - 20s, t - 1s));          // ended before T
+  write(flow(8, t - 30min, std::nullopt));  // open, started within the hour: arm 1
+  const std::vector<std::uint32_t> alive{2, 3, 5, 8, 1};  // by start
+
+  EXPECT_EQ(whoAt("203.0.113.1", 40001, t, t), alive);
+  EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", std::nullopt).between(t, t))), alive);
+  EXPECT_EQ(ids(find(Query().source("100.64.0.1").between(t, t))), alive);
+  EXPECT_EQ(ids(find(Query().source("100.64.0.0/10").between(t, t))), alive);
+  EXPECT_EQ(ids(find(Query().between(t, t))), alive);
+  // A window: everything that overlaps it, each row once.
+  EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", 40001).between(t - 100min, t))),
+            (std::vector<std::uint32_t>{2, 3, 4, 5, 8, 7, 1}));
+}
+
+// A row whose start moved earlier after it was inserted (a kernel start replaced the receive time
+// of its first event) gets a span of its own: a lookup near the new start finds it.
+TEST_F(FlowReaderTest, FindsAFlowWhoseStartMovedAfterItWasInserted) {
+  const Timestamp t = at(100'000s);
+  const auto orig = portTuple(Protocol::Tcp, "100.64.0.1", 33000, "198.51.100.1", 443);
+  const auto reply = withSnat(replyOf(orig), "203.0.113.1", 40001);
+  FlowRecord first = flowEvent(EventType::Update, 1, orig, reply, t);
+  first.start = t;  // first seen at t: the receive time stands in for the start
+  write({first});
+  FlowRecord destroy = flowEvent(EventType::Destroy, 1, orig, reply, t + 5s);
+  destroy.start = t - 20min;
+  destroy.start_source = TimeSource::Kernel;
+  write({destroy});
+
+  const auto found = find(Query().natSource("203.0.113.1", 40001).between(t - 15min, t - 15min));
+  ASSERT_EQ(ids(found), std::vector<std::uint32_t>{1});
+  EXPECT_EQ(found[0].start, t - 20min);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM spans WHERE first_id = last_id AND min_start_ms = " +
+                                         std::to_string(toUnixNanos(t - 20min) / 1'000'000)),
+            1);
+}
+
 TEST_F(FlowReaderTest, LimitsAndOrdersByStart) {
   // Written out of start order, in one batch.
   write({masqueraded(3, "100.64.0.3", 40003, at(30s), std::nullopt)[0],

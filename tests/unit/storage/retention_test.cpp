@@ -124,6 +124,23 @@ TEST_F(RetentionTest, DeletesExactlyTheFlowsThatEndedBeforeTheHorizon) {
   EXPECT_FALSE(ids().contains(ended_just_before));
 }
 
+// The spans of expired rows go with them (spans.hpp), and every row left still lies in a span.
+TEST_F(RetentionTest, DropsTheSpansOfExpiredRowsAndKeepsTheOthers) {
+  // Starts over a minute apart: a span each.
+  for (std::uint32_t n = 1; n <= 8; ++n) {
+    flow(n, at(std::chrono::seconds(70 * n)), at(std::chrono::seconds(70 * n + 5)));
+  }
+  flow(9, at(700s), at(750s));
+  const SqliteDb db = openRaw(path_);
+  ASSERT_EQ(count(db.get(), "SELECT count(*) FROM spans"), 9);
+  expireAll(at(1000s));  // the horizon at 500 s: flows 1 to 7 ended before it (7 at 495 s)
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows"), 2);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM spans"), 2);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows f WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE f.id BETWEEN "
+                            "s.first_id AND s.last_id AND f.start_ms BETWEEN s.min_start_ms AND s.max_start_ms)"),
+            0);
+}
+
 TEST_F(RetentionTest, ALongFlowGoesOnceTheHorizonPassesItsEndAndAnOpenOneNever) {
   const auto spans = flow(1, at(10s), at(700s));
   const auto open_old = flow(2, at(20s), std::nullopt);

@@ -30,13 +30,13 @@ SqliteDb openMemory() {
   return SqliteDb(raw);
 }
 
-// What addressTextSql renders for `address`, evaluated by SQLite.
+// What endpointAddressTextSql renders for `address` (with some port), evaluated by SQLite.
 std::string renderedBySqlite(sqlite3* db, const IpAddress& address) {
-  const std::string sql = "SELECT " + addressTextSql("?1");
+  const std::string sql = "SELECT " + endpointAddressTextSql("?1");
   sqlite3_stmt* raw = nullptr;
   EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   const SqliteStmt stmt(raw);
-  const ColumnValue stored = addressValue(address);  // as the flows table holds it
+  const ColumnValue stored = endpointValue(address, 65535);  // as the flows table holds it
   EXPECT_EQ(bindValue(stmt.get(), 1, stored), SQLITE_OK);
   EXPECT_EQ(sqlite3_step(stmt.get()), SQLITE_ROW);
   const auto* text = sqlite3_column_text(stmt.get(), 0);
