@@ -435,12 +435,17 @@ std::string flowColumnList(std::string_view prefix) {
   return list;
 }
 
-std::string flowInsertSql() {
-  std::string placeholders;
-  for (std::size_t i = 1; i <= kFlowColumnCount; ++i) {
-    placeholders += (i == 1 ? "?" : ", ?") + std::to_string(i);
+std::string flowInsertSql(std::size_t rows) {
+  std::string values;
+  std::size_t param = 1;
+  for (std::size_t row = 0; row < rows; ++row) {
+    values += row == 0 ? "(" : ", (";
+    for (std::size_t i = 0; i < kFlowColumnCount; ++i) {
+      values += (i == 0 ? "?" : ", ?") + std::to_string(param++);
+    }
+    values += ")";
   }
-  return "INSERT INTO flows (" + flowColumnList() + ") VALUES (" + placeholders + ")";
+  return "INSERT INTO flows (" + flowColumnList() + ") VALUES " + values;
 }
 
 std::string flowUpdateSql(std::span<const FlowColumn> columns) {

@@ -160,8 +160,9 @@ void settleEvent(StoredFlow& flow) noexcept;
 // Every column, in table order.
 [[nodiscard]] std::span<const FlowColumn> allFlowColumns() noexcept;
 
-// INSERT of every column, parameter i+1 for column i (bind with allFlowColumns()).
-[[nodiscard]] std::string flowInsertSql();
+// INSERT of every column of `rows` rows, parameter r * kFlowColumnCount + i + 1 for column i of
+// row r (bind each row with allFlowColumns()). SQLite gives the rows consecutive ids in order.
+[[nodiscard]] std::string flowInsertSql(std::size_t rows = 1);
 // UPDATE of `columns` (parameters 1..n in that order) of the row whose id is parameter n+1.
 [[nodiscard]] std::string flowUpdateSql(std::span<const FlowColumn> columns);
 // flowColumnList() of the row whose id is parameter 1, if it is still open (dur_ms IS NULL): a point
