@@ -76,13 +76,14 @@ size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 # Samples, every 0.2 s, now minus the start of the newest row (in ms) into FILE, once the newest
-# row is one of this run's (started after T0_NS).
+# row is one of this run's (started after T0_MS). Rows store start_ms rounded down, so a sample may
+# read up to 1 ms high.
 lag_sampler() {
   local db=$1 out=$2 t0=$3 newest now
   while true; do
-    newest=$(sqlite3 -readonly -cmd '.timeout 2000' "$db" 'SELECT start_ns FROM flows ORDER BY id DESC LIMIT 1' 2>/dev/null)
-    now=$(date +%s%N)
-    [[ -n $newest ]] && ((newest > t0)) && echo $(((now - newest) / 1000000)) >>"$out"
+    newest=$(sqlite3 -readonly -cmd '.timeout 2000' "$db" 'SELECT start_ms FROM flows ORDER BY id DESC LIMIT 1' 2>/dev/null)
+    now=$(date +%s%3N)
+    [[ -n $newest ]] && ((newest > t0)) && echo $((now - newest)) >>"$out"
     sleep 0.2
   done
 }
@@ -98,7 +99,7 @@ run_daemon() {
   ip netns exec "$ns" "$CTAUDITD" --db "$db" --jsonl none --stats-file "$stats" "$@" </dev/null >"$log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do grep -q 'ctauditd ready' "$log" && break; sleep 0.1; done
-  lag_sampler "$db" "$lag" "$(date +%s%N)" &
+  lag_sampler "$db" "$lag" "$(date +%s%3N)" &
   sampler_pid=$!
   ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$load" --live 10000 --batch 32 >"$summary" 2>&1
   # The lag means something only while events come in.
@@ -122,7 +123,7 @@ run_daemon() {
   qmax=$(awk '$1 == "ctauditd_queue_records_max" { print $2 }' "$stats")
   caught=$(grep -o 'retention: caught up.*' "$log" | head -1)
   step=$(grep -o 'the longest [0-9.]* ms' <<<"$caught" | grep -o '[0-9.]*')
-  left=$(sqlite3 -readonly "$db" "SELECT count(*) FROM flows WHERE start_ns + dur_ns < $(((now - 86400) * 1000000000))")
+  left=$(sqlite3 -readonly "$db" "SELECT count(*) FROM flows WHERE start_ms + dur_ms < $(((now - 86400) * 1000))")
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$sent" "${received:-?}" \
     "$((${kernel_drops:-0} + ${queue_drops:-0}))" "${written:-?}" "${lag_p99:-?}" "${lag_max:-?}" "${qmax:-?}" \
     "${step:--}" "$left" "$(mib "$size_before")" "$(mib "$(size_of "$db")")"

@@ -273,9 +273,10 @@ start_ctauditd() {
   ip netns exec "$1" "$CTAUDITD" --db "$2/flows.db" --jsonl "$2/flows.jsonl" </dev/null >"$2/tool.log" 2>&1 &
   tool_pid=$!
 }
-# SQLite: flows whose DESTROY the daemon stored (dur_ns set: ended, and not a bound it made up itself,
-# flags bit 16; docs/schema.md). JSON lines: NEW and DESTROY lines (not dump or gap lines).
-ctauditd_sqlite_complete="SELECT count(*) FROM flows WHERE dur_ns IS NOT NULL AND (flags & 16) = 0;"
+# SQLite: flows whose DESTROY the daemon stored (dur_ms set: ended, and not a bound it made up itself,
+# the flag 16 in proto_state_flags >> 16; docs/schema.md). JSON lines: NEW and DESTROY lines (not
+# dump or gap lines).
+ctauditd_sqlite_complete="SELECT count(*) FROM flows WHERE dur_ms IS NOT NULL AND ((proto_state_flags >> 16) & 16) = 0;"
 stored_ctauditd() {
   local rows
   rows=$(sqlite3 -readonly "$1/flows.db" "$ctauditd_sqlite_complete" 2>"$1/sqlite.err") || {

@@ -34,9 +34,10 @@ cta_daemon_supports stats-file && extra+=(--stats-file "$stats")
 cta_daemon_start --flush-interval 200ms "${extra[@]}"
 
 # rows_for_port PORT: closed flows stored from inside port PORT (ct_loadgen's flow n uses port
-# 10000 + n/1000 with its default --hosts 1000).
+# 10000 + n/1000 with its default --hosts 1000). Through flows_text, which decodes the port from
+# the orig_src endpoint for either family; the database is small.
 rows_for_port() {
-  cta_sql "SELECT count(*) FROM flows WHERE orig_sport = $1 AND dur_ns IS NOT NULL"
+  cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = $1 AND end_ms IS NOT NULL"
 }
 json_for_port() { # PORT ACTION
   cta_jsonl_lines "$CTA_JSONL" complete |

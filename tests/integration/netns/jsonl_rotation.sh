@@ -101,7 +101,7 @@ check_counts() {
   created=$(cta_kv "$summary" created)
   deleted=$(cta_kv "$summary" deleted)
   rows=$(cta_sql "SELECT count(*) FROM flows")
-  ended=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ns IS NOT NULL")
+  ended=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ms IS NOT NULL")
   cta_log "$label: $news new and $destroys destroy lines; ct_loadgen created $created, deleted $deleted; database $rows flows, $ended ended"
   cta_expect "$label: a new line for each entry ct_loadgen created" check_eq "new lines" "$news" "$created"
   cta_expect "$label: a destroy line for each entry ct_loadgen deleted" check_eq "destroy lines" "$destroys" "$deleted"

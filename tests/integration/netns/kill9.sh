@@ -42,9 +42,10 @@ json_complete_lines_parse() {
 }
 no_duplicates() {
   local dups
-  dups=$(cta_db_duplicates 1)
+  # A query that fails prints nothing: that must not read as "no duplicates".
+  dups=$(cta_db_duplicates 1) || { cta_err "cannot look for duplicate rows in $CTA_DB"; return 1; }
   [[ -z $dups ]] && return 0
-  cta_err "rows written twice (ct_id|zone|proto|src|sport|dst|dport|start|rows): $(head -n 3 <<<"$dups" | tr '\n' ';')"
+  cta_err "rows written twice (ct_id|zone|proto|src|sport|dst|dport|start_ms|rows): $(head -n 3 <<<"$dups" | tr '\n' ';')"
   return 1
 }
 
@@ -77,8 +78,8 @@ cta_expect "the load ran throughout and removed its entries" loadgen_ran
 
 nothing_open() {
   local n
-  n=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ns IS NULL")
-  ((n == 0)) && return 0
+  n=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ms IS NULL") || { cta_err "cannot count open flows in $CTA_DB"; return 1; }
+  [[ $n == 0 ]] && return 0
   cta_err "$n flow(s) still open in the database; the kernel has $(cta_in "$CTA_GW" conntrack -C) entries"
   return 1
 }

@@ -102,7 +102,7 @@ cta_expect "a JSON line with event.kind pipeline_error for the overrun" \
 db=$CTA_TMP/db-open.txt
 # Cheap first (the partial index of open rows), then the full comparison.
 db_matches_kernel() {
-  [[ $(cta_sql "SELECT count(*) FROM flows WHERE dur_ns IS NULL") == "$LIVE" ]] || return 1
+  [[ $(cta_sql "SELECT count(*) FROM flows WHERE dur_ms IS NULL") == "$LIVE" ]] || return 1
   cta_db_open_key_nat >"$db" || return 1
   cmp -s "$truth" "$db"
 }

@@ -171,7 +171,8 @@ cta_expect "the runs table has both runs" two_runs
 
 no_duplicates() {
   local dups
-  dups=$(cta_db_duplicates)
+  # A query that fails prints nothing: that must not read as "no duplicates".
+  dups=$(cta_db_duplicates) || { cta_err "cannot look for duplicate rows in $CTA_DB"; return 1; }
   [[ -z $dups ]] && return 0
   cta_err "flows with more than one row (ct_id|zone|proto|src|sport|dst|dport|rows): $(head -n 3 <<<"$dups" | tr '\n' ';')"
   return 1
