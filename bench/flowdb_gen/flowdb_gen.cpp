@@ -12,7 +12,9 @@
 //
 // Speed (100M flows must build in minutes on two cores): the ctaudit schema comes from storage's
 // applySchema, then its indexes on `flows` are dropped, the rows appended in rowid order (one
-// prepared INSERT, reused; 1M rows per transaction; journal off, no mutex, exclusive lock), and
+// prepared INSERT, reused; 1M rows per transaction; journal off, no mutex, exclusive lock) in start
+// order, as the sink inserts them, with their spans recorded by the sink's SpanWriter on the way
+// (storage/spans.hpp; schema version 3), and
 // each index created again afterwards from its own CREATE INDEX text as applySchema wrote it, by
 // SQLite's external sort: one pass instead of 100M random descents into a tree larger than the
 // cache. ulogd2's table and the JSON lines are written by a second thread from a second copy of the
@@ -23,9 +25,10 @@
 //
 // Check (--verify N, default 10000): the first N flows are also written through SqliteSink, the
 // daemon's own writer, into sink-check.db; the schema (every CREATE statement in sqlite_master,
-// the header pragmas) and those N rows, column by column with their storage types, must be equal
-// in both files, else flowdb_gen fails. --integrity-check adds PRAGMA integrity_check on the
-// built database (minutes at 100M flows).
+// the header pragmas), those N rows, column by column with their storage types, and their spans
+// must be equal in both files, else flowdb_gen fails. The spans of the whole file must also cover
+// every row once. --integrity-check adds PRAGMA integrity_check on the built database and checks
+// that every row starts inside its span (minutes at 100M flows).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -36,6 +39,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <string>
 #include <string_view>
@@ -51,6 +55,7 @@
 #include "storage/flow_row.hpp"
 #include "storage/json_mapping.hpp"
 #include "storage/schema.hpp"
+#include "storage/spans.hpp"
 #include "storage/sqlite_sink.hpp"
 
 namespace {
@@ -248,9 +253,15 @@ public:
   FlowRecord next(std::uint64_t i) {
     const double span_ns = o_.span_hours * 3600e9;
     const auto base = std::int64_t{1'795'000'000} * 1'000'000'000;  // 2026-11-18, a fixed origin
-    const auto start_ns =
-        base + static_cast<std::int64_t>(span_ns * static_cast<double>(i) / static_cast<double>(o_.flows)) +
-        static_cast<std::int64_t>(rng_() % 1'000'000);
+    // Up to 1 ms of jitter, but less than the spacing of two flows, so that starts strictly rise
+    // with i (at 100M flows in 24 h the spacing is 0.864 ms): the rows are then in start order, as
+    // the sink inserts them (each batch sorted by start), and the rowid order SqliteSink gives the
+    // --verify flows is i's.
+    const auto slot = [&](std::uint64_t k) {
+      return static_cast<std::int64_t>(span_ns * static_cast<double>(k) / static_cast<double>(o_.flows));
+    };
+    const auto jitter_range = static_cast<std::uint64_t>(std::clamp<std::int64_t>(slot(i + 1) - slot(i), 1, 1'000'000));
+    const auto start_ns = base + slot(i) + static_cast<std::int64_t>(rng_() % jitter_range);
     const std::uint32_t host = static_cast<std::uint32_t>(rng_() % o_.hosts);
     const std::uint32_t kind = static_cast<std::uint32_t>(rng_() % 100);
     FlowRecord r;
@@ -394,6 +405,36 @@ void writeUlogdAndJson(const Options& o) {
   }
 }
 
+// The spans must cover rows 1..n, each row once, in ranges no wider than kSpanWidthMs (reads only
+// `spans`). With `rows` also every row's start lies in its span's [min_start_ms, max_start_ms]
+// (one pass over the table: minutes at 100M flows, so with --integrity-check only).
+void checkSpans(sqlite3* db, std::uint64_t n, bool rows) {
+  const auto fail = [](const std::string& what) {
+    std::cerr << "flowdb_gen: the spans are wrong: " << what << "; rowsStartedBetween would miss rows\n";
+    std::exit(70);
+  };
+  const std::string width = std::to_string(ctaudit::storage::kSpanWidthMs);
+  const auto cover = column(db, "SELECT (SELECT count(*) FROM spans s WHERE s.first_id != 1 AND NOT EXISTS "
+                                "(SELECT 1 FROM spans p WHERE p.last_id = s.first_id - 1)) || ' ' || "
+                                "(SELECT ifnull(sum(last_id - first_id + 1), 0) FROM spans) || ' ' || "
+                                "(SELECT ifnull(max(last_id), 0) FROM spans) || ' ' || "
+                                "(SELECT count(*) FROM spans WHERE max_start_ms - min_start_ms > " + width +
+                                " OR min_start_ms > max_start_ms OR first_id > last_id)");
+  const std::string want = "0 " + std::to_string(n) + " " + std::to_string(n) + " 0";
+  if (cover.size() != 1 || cover.front() != want) {
+    fail("'gaps rows last bad-width' is '" + (cover.empty() ? std::string("nothing") : cover.front()) + "', not '" +
+         want + "'");
+  }
+  if (rows) {
+    const auto outside = column(db, "SELECT count(*) FROM spans s JOIN flows f ON f.id BETWEEN s.first_id AND s.last_id "
+                                    "WHERE f.start_ms NOT BETWEEN s.min_start_ms AND s.max_start_ms");
+    if (outside != std::vector<std::string>{"0"}) {
+      fail((outside.empty() ? std::string("?") : outside.front()) + " rows start outside their span");
+    }
+    std::cerr << "flowdb_gen: every row starts inside its span\n";
+  }
+}
+
 [[noreturn]] void verifyFailed(const std::string& what, const std::filesystem::path& check_path) {
   std::cerr << "flowdb_gen: VERIFY FAILED: " << what << " (kept " << check_path.string()
             << " for comparison; the built database is not what ctauditd would write)\n";
@@ -463,11 +504,22 @@ void verifyAgainstSink(const Options& o, sqlite3* built) {
   if (rows != n) {
     verifyFailed("SqliteSink wrote " + std::to_string(rows) + " rows for " + std::to_string(n) + " flows", check_path);
   }
+  // The spans: the sink's for its n rows must be the built file's, except that the sink's last span
+  // ends at row n where the built one goes on over the rows after it: that one is compared by its
+  // first row and smallest start only.
+  const std::string span_sql = "SELECT min_start_ms || ',' || max_start_ms || ',' || first_id || ',' || last_id FROM ";
+  const std::string before_last = " WHERE first_id < (SELECT max(first_id) FROM sink.spans) ORDER BY first_id";
+  const auto spans = compare("the spans before the last", span_sql + "main.spans" + before_last,
+                             span_sql + "sink.spans" + before_last);
+  const std::string last_span = "SELECT min_start_ms || ',' || first_id FROM ";
+  const std::string at_n = ".spans WHERE " + std::to_string(n) + " BETWEEN first_id AND last_id";
+  compare("the span of row " + std::to_string(n), last_span + "main" + at_n, last_span + "sink" + at_n);
   exec(built, "DETACH DATABASE sink");
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::remove(check_path.string() + suffix);
   }
-  std::cerr << "flowdb_gen: verified against SqliteSink: schema, header and " << n << " rows equal\n";
+  std::cerr << "flowdb_gen: verified against SqliteSink: schema, header, " << n << " rows and " << spans + 1
+            << " spans equal\n";
 }
 
 }  // namespace
@@ -489,6 +541,15 @@ int main(int argc, char** argv) {
     indexes = dropIndexes(db.get());
   }
   const SqliteStmt insert = prepareStmt(db.get(), ctaudit::storage::flowInsertSql());
+  // The spans (storage/spans.hpp) recorded as the rows go in, by the sink's own SpanWriter: the
+  // same spans SqliteSink writes for rows inserted in this order, without a second pass over the
+  // table.
+  auto spans = ctaudit::storage::SpanWriter::open(db.get());
+  if (!spans) {
+    std::cerr << "flowdb_gen: " << spans.error().detail << '\n';
+    return 70;
+  }
+  std::int64_t last_start_ms = std::numeric_limits<std::int64_t>::min();
 
   std::thread other;
   if (o.ulogd || o.json) {
@@ -507,6 +568,16 @@ int main(int argc, char** argv) {
     check(db.get(), ctaudit::storage::bindColumns(insert.get(), 1, row, ctaudit::storage::allFlowColumns()), "bind");
     check(db.get(), sqlite3_step(insert.get()), "insert");
     sqlite3_reset(insert.get());
+    // The daemon inserts rows in start order (a batch sorted by start); spans and the lookups
+    // that use them are measured on that order, so a generator that broke it would measure
+    // something else.
+    const auto start_ms = std::get<std::int64_t>(row[static_cast<std::size_t>(ctaudit::storage::FlowColumn::StartMs)]);
+    if (start_ms < last_start_ms) {
+      std::cerr << "flowdb_gen: flow " << i << " starts before the one before it; FlowShape must generate in start order\n";
+      return 70;
+    }
+    last_start_ms = start_ms;
+    check(db.get(), spans->add(sqlite3_last_insert_rowid(db.get()), start_ms), "write a span");
     if (i % sample_every == sample_every / 2) {
       // A time inside the flow: who must find this host.
       const auto at = *r.start + (*r.end - *r.start) / 2;
@@ -515,9 +586,12 @@ int main(int argc, char** argv) {
               << ctaudit::toUnixNanos(at) / 1'000'000'000 << '\t' << r.original.src.toString() << '\n';
     }
     if (i % kRowsPerTransaction == kRowsPerTransaction - 1 || i + 1 == o.flows) {
+      check(db.get(), spans->finish(), "write a span");
       exec(db.get(), "COMMIT");
+      spans->commit();
     }
   }
+  checkSpans(db.get(), o.flows, o.integrity_check);
   std::cerr << "flowdb_gen: " << o.flows << " rows in "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   createIndexes(db.get(), indexes);
