@@ -22,6 +22,9 @@
 // Cost: an index built by sort is packed (leaves nearly full), where the daemon's inserts leave
 // some free space in them; --indexes-first inserts with the indexes in place, as the daemon does,
 // to measure that difference (docs/benchmarks.md, "Query ladder").
+// --through-sink writes ctaudit.db only, entirely through SqliteSink from a NEW and a DESTROY
+// per flow (buildThroughSink): the page fill a gateway's database really has, where open rows grow
+// when they end (docs/benchmarks.md, "Schema version 3: bytes per flow").
 //
 // Check (--verify N, default 10000): the first N flows are also written through SqliteSink, the
 // daemon's own writer, into sink-check.db; the schema (every CREATE statement in sqlite_master,
@@ -43,7 +46,9 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <queue>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/sinks/null_sink.h>
@@ -78,12 +83,13 @@ struct Options {
   std::uint64_t verify{10'000};
   bool indexes_first{false};
   bool integrity_check{false};
+  bool through_sink{false};
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "flowdb_gen: " << why
             << "\nusage: flowdb_gen --out DIR [--flows N] [--span-hours H] [--hosts N] [--public N] [--seed N]"
-               " [--samples N] [--no-ulogd] [--no-json] [--verify N] [--indexes-first] [--integrity-check]\n";
+               " [--samples N] [--no-ulogd] [--no-json] [--verify N] [--indexes-first] [--through-sink] [--integrity-check]\n";
   std::exit(64);
 }
 
@@ -130,6 +136,8 @@ Options parse(int argc, char** argv) {
       o.indexes_first = true;
     } else if (arg == "--integrity-check") {
       o.integrity_check = true;
+    } else if (arg == "--through-sink") {
+      o.through_sink = true;
     } else {
       usage("unknown option '" + std::string(arg) + "'");
     }
@@ -522,6 +530,65 @@ void verifyAgainstSink(const Options& o, sqlite3* built) {
             << " spans equal\n";
 }
 
+// --through-sink: ctaudit.db written the daemon's way, by SqliteSink from a NEW at each flow's
+// start and a DESTROY at its end, in event-time order, in batches that close at 1000 events or
+// when the events span more than 1 s (the daemon's batcher flushes about that often): open rows
+// are inserted and then grow when their DESTROY fills in the end and the counters, so the table's
+// pages split as on a gateway, and the indexes take inserts in arrival order. Tens of thousands
+// of events a second: for page fill and bytes per flow at 1M-10M flows, not for the ladder's 100M.
+void buildThroughSink(const Options& o) {
+  auto log = std::make_shared<spdlog::logger>("sqlite", std::make_shared<spdlog::sinks::null_sink_mt>());
+  const auto path = o.out_dir / "ctaudit.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(path.string() + suffix);
+  }
+  auto sink = ctaudit::storage::SqliteSink::open(path, "gw-bench.example.net", log);
+  if (!sink) {
+    std::cerr << "flowdb_gen: SqliteSink::open: " << sink.error().detail << '\n';
+    std::exit(70);
+  }
+  std::vector<FlowRecord> batch;
+  const auto flush = [&] {
+    if (!batch.empty() && (*sink)->write(batch) != ctaudit::storage::SinkStatus::Ok) {
+      std::cerr << "flowdb_gen: SqliteSink refused a batch\n";
+      std::exit(70);
+    }
+    batch.clear();
+  };
+  const auto emit = [&](const FlowRecord& r) {
+    if (!batch.empty() && (batch.size() == 1000 || r.event_time - batch.front().event_time > std::chrono::seconds(1))) {
+      flush();
+    }
+    batch.push_back(r);
+  };
+  // The DESTROYs still to come, earliest end first (end, flow number: a total order).
+  using Pending = std::tuple<std::int64_t, std::uint64_t, FlowRecord>;
+  const auto later = [](const Pending& a, const Pending& b) { return std::tie(std::get<0>(a), std::get<1>(a)) > std::tie(std::get<0>(b), std::get<1>(b)); };
+  std::priority_queue<Pending, std::vector<Pending>, decltype(later)> destroys(later);
+  FlowShape shape(o);
+  for (std::uint64_t i = 0; i < o.flows; ++i) {
+    const FlowRecord r = shape.next(i);
+    const std::int64_t start_ns = ctaudit::toUnixNanos(*r.start);
+    while (!destroys.empty() && std::get<0>(destroys.top()) <= start_ns) {
+      emit(std::get<2>(destroys.top()));
+      destroys.pop();
+    }
+    FlowRecord opened = r;
+    opened.event = ctaudit::EventType::New;
+    opened.end.reset();
+    opened.counters_original.reset();
+    opened.counters_reply.reset();
+    opened.event_time = *r.start;
+    emit(opened);
+    destroys.emplace(ctaudit::toUnixNanos(*r.end), i, r);
+  }
+  while (!destroys.empty()) {
+    emit(std::get<2>(destroys.top()));
+    destroys.pop();
+  }
+  flush();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -530,6 +597,21 @@ int main(int argc, char** argv) {
   const auto now = ctaudit::fromUnixNanos(std::int64_t{1'795'000'000} * 1'000'000'000);
   const auto t0 = std::chrono::steady_clock::now();
 
+  if (o.through_sink) {
+    buildThroughSink(o);
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2((o.out_dir / "ctaudit.db").c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+    const SqliteDb db(raw);
+    check(db.get(), rc, "open the database the sink wrote");
+    exec(db.get(), "PRAGMA wal_checkpoint(TRUNCATE)");
+    checkSpans(db.get(), o.flows, o.integrity_check);
+    if (o.verify > 0) {
+      verifyAgainstSink(o, db.get());
+    }
+    std::cout << "flows=" << o.flows << " dir=" << o.out_dir.string() << " through the sink, seconds="
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << '\n';
+    return 0;
+  }
   const SqliteDb db = openDb(o.out_dir / "ctaudit.db");
   if (auto applied = ctaudit::storage::applySchema(db.get(), "gw-bench.example.net", now); !applied) {
     std::cerr << "flowdb_gen: " << applied.error().detail << '\n';
