@@ -186,7 +186,7 @@ for size in ${sizes//,/ }; do
   (( wrong == 0 )) || echo "query-ladder: WARNING: $wrong of ${#who_times[@]} who answers missed the inside host" >&2
 
   # --- ctaudit flows --src: one subscriber over the whole day the data spans.
-  IFS=$'\t' read -r _ _ _ first_s subscriber < "$dir/samples.tsv"
+  IFS=$'\t' read -r _ _ _ _ subscriber < "$dir/samples.tsv"
   day_from=1795000000; day_to=$((day_from + 86400))
   flows_out=$("$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db" --format csv)
   flows_rows=$(( $(wc -l <<<"$flows_out") - 1 ))
