@@ -97,30 +97,45 @@ cached_pct() { fincore -b -n -o RES,SIZE "$1" | awk '{ printf "%.0f", ($2 > 0 ? 
 # Drops file $1 (only it) from the page cache.
 drop_cache() { dd if="$1" iflag=nocache count=0 status=none; }
 
-# The cache key: what decides the stores' content (the generator and the row layout), not the
-# binary, so that rebuilding with an unrelated change keeps the (slow to build) cache.
-# A layout change raises kSchemaVersion (docs/schema.md), so the version stands for schema.cpp;
-# --rebuild forces a new build when only the flows_text view changed.
-gen_id=$( (cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/json_mapping.cpp"
-  grep -h 'kSchemaVersion =' "$repo/storage/schema.hpp") | sha256sum | cut -c1-16)
+# The cache key: what decides the stores' content (the generator, the row layout, the schema and
+# the spans), not the binary, so that rebuilding with an unrelated change keeps the (slow to build)
+# cache. The schema version is also in the stamp in the clear, and check_stores compares it with
+# the file's user_version, so a store of another version is never measured (a version-2 store
+# once was: same generator, new layout). --rebuild forces a new build.
+schema_version=$(sed -n 's/.*kSchemaVersion = \([0-9]*\);.*/\1/p' "$repo/storage/schema.hpp")
+[[ -n $schema_version ]] || die "cannot read kSchemaVersion from $repo/storage/schema.hpp"
+gen_id=$(cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/json_mapping.cpp" \
+  "$repo/storage/schema.cpp" "$repo/storage/schema.hpp" "$repo/storage/spans.cpp" | sha256sum | cut -c1-16)
 # The ctaudit database and ulogd2's table hold the same flows in the same order (flowdb_gen writes
 # them from two copies of one deterministic sequence, on two threads): row i of each, for 1000 i
 # spread over the store and the last, must agree on the tuple, the NAT mapping, the times and the
-# counters. flowdb_gen itself checks the ctaudit file against SqliteSink.
+# counters. flowdb_gen itself checks the ctaudit file against SqliteSink. Schema version 3 columns
+# (docs/schema.md): orig_src/orig_dst/nat_src are endpoints ((address << 16 | port) - 2^47), the
+# protocol is the low byte of proto_state_flags, start_ms is the start rounded down to the
+# millisecond (so exactly ulogd2's microseconds / 1000) and start_ms + dur_ms the end rounded up
+# (ulogd2's end microseconds U give ceil(U / 1000) or, for a sub-microsecond rest, one more).
 check_stores() {
-  local dir=$1 n=$2 step bad
+  local dir=$1 n=$2 step bad version
   step=$(( n / 1000 > 0 ? n / 1000 : 1 ))
+  version=$(sqlite3 -readonly "$dir/ctaudit.db" "PRAGMA user_version") || die "cannot read $dir/ctaudit.db"
+  [[ $version == "$schema_version" ]] ||
+    die "$dir/ctaudit.db is schema version $version, this tree writes $schema_version; rebuild with --rebuild"
   bad=$(sqlite3 -readonly "$dir/ctaudit.db" "ATTACH DATABASE '$dir/ulogd.db' AS ul;
     WITH RECURSIVE spread(i) AS (SELECT 1 UNION ALL SELECT i + $step FROM spread WHERE i + $step <= $n),
       ids(i) AS (SELECT i FROM spread UNION SELECT $n)
     SELECT (SELECT max(id) FROM flows) != $n OR (SELECT max(rowid) FROM ul.ulog_ct) != $n OR
       (SELECT count(*) FROM ids) != (SELECT count(*) FROM ids JOIN flows f ON f.id = ids.i
         JOIN ul.ulog_ct u ON u.rowid = ids.i
-        WHERE u.orig_ip_saddr = f.orig_src + 2147483648 AND u.orig_ip_daddr = f.orig_dst + 2147483648
-          AND u.orig_l4_sport = f.orig_sport AND u.orig_l4_dport = f.orig_dport AND u.orig_ip_protocol = f.protocol
+        WHERE u.orig_ip_saddr = (f.orig_src + 140737488355328) >> 16
+          AND u.orig_l4_sport = (f.orig_src + 140737488355328) & 65535
+          AND u.orig_ip_daddr = (f.orig_dst + 140737488355328) >> 16
+          AND u.orig_l4_dport = (f.orig_dst + 140737488355328) & 65535
+          AND u.orig_ip_protocol = (f.proto_state_flags & 255)
           AND u.reply_ip_daddr = (f.nat_src + 140737488355328) >> 16
           AND u.reply_l4_dport = (f.nat_src + 140737488355328) & 65535
-          AND u.flow_start_sec = f.start_ns / 1000000000 AND u.flow_end_sec = (f.start_ns + f.dur_ns) / 1000000000
+          AND f.start_ms = (u.flow_start_sec * 1000000 + u.flow_start_usec) / 1000
+          AND f.start_ms + f.dur_ms BETWEEN (u.flow_end_sec * 1000000 + u.flow_end_usec + 999) / 1000
+            AND (u.flow_end_sec * 1000000 + u.flow_end_usec + 1000) / 1000
           AND u.orig_raw_pktlen = f.orig_bytes AND u.orig_raw_pktcount = f.orig_packets
           AND u.reply_raw_pktlen = f.reply_bytes AND u.reply_raw_pktcount = f.reply_packets)") ||
     die "cannot compare the stores in $dir"
@@ -136,7 +151,7 @@ for size in ${sizes//,/ }; do
   n=$(count_of "$size")
   dir="$work/$(human "$n")"
   want_json=$(( n <= json_max ))
-  stamp="n=$n gen=$gen_id json=$want_json"
+  stamp="n=$n schema=$schema_version gen=$gen_id json=$want_json"
   if (( rebuild )) || [[ ! -f $dir/stamp || $(cat "$dir/stamp") != "$stamp" ]]; then
     echo "query-ladder: building $(human "$n") flows in $dir ..." >&2
     rm -rf "$dir"
@@ -171,7 +186,7 @@ for size in ${sizes//,/ }; do
   (( wrong == 0 )) || echo "query-ladder: WARNING: $wrong of ${#who_times[@]} who answers missed the inside host" >&2
 
   # --- ctaudit flows --src: one subscriber over the whole day the data spans.
-  IFS=$'\t' read -r _ _ _ first_s subscriber < "$dir/samples.tsv"
+  IFS=$'\t' read -r _ _ _ _ subscriber < "$dir/samples.tsv"
   day_from=1795000000; day_to=$((day_from + 86400))
   flows_out=$("$ctaudit" flows --src "$subscriber" --from "@$day_from" --to "@$day_to" --limit 0 --db "$db" --format csv)
   flows_rows=$(( $(wc -l <<<"$flows_out") - 1 ))
@@ -227,7 +242,7 @@ for size in ${sizes//,/ }; do
   ct_bpf=$(per_flow "$(file_size "$db")" "$n")
   ul_bpf=$(per_flow "$(file_size "$dir/ulogd.db")" "$n")
   breakdown=$(sqlite3 -readonly "$db" "SELECT group_concat(name || ' ' || b, ', ') FROM (SELECT name,
-    printf('%.1f', sum(pgsize) * 1.0 / $n) AS b FROM dbstat WHERE name LIKE 'flows%' GROUP BY name ORDER BY name)")
+    printf('%.1f', sum(pgsize) * 1.0 / $n) AS b FROM dbstat WHERE name LIKE 'flows%' OR name LIKE 'spans%' GROUP BY name ORDER BY name)")
   rows+=("| $(human "$n") | $who_med / $who_p99 | $who_cpu_med / $who_cpu_p99 | $flows_med / $flows_p99 ($flows_rows rows) | $flows_cpu_med / $flows_cpu_p99 | $true_med / $true_p99 | $ul_who_med / $ul_who_p99 | $ul_flows_med / $ul_flows_p99 | $gr_who_med / $gr_who_p99 | $gr_flows_med / $gr_flows_p99 | $ct_bpf | $ul_bpf | $json_bpf |")
   breakdowns+=("| $(human "$n") | $breakdown |")
   echo "query-ladder: $(human "$n"): who ${#who_times[@]} lookups, $wrong wrong" >&2

@@ -12,7 +12,9 @@
 //
 // Speed (100M flows must build in minutes on two cores): the ctaudit schema comes from storage's
 // applySchema, then its indexes on `flows` are dropped, the rows appended in rowid order (one
-// prepared INSERT, reused; 1M rows per transaction; journal off, no mutex, exclusive lock), and
+// prepared INSERT, reused; 1M rows per transaction; journal off, no mutex, exclusive lock) in start
+// order, as the sink inserts them, with their spans recorded by the sink's SpanWriter on the way
+// (storage/spans.hpp; schema version 3), and
 // each index created again afterwards from its own CREATE INDEX text as applySchema wrote it, by
 // SQLite's external sort: one pass instead of 100M random descents into a tree larger than the
 // cache. ulogd2's table and the JSON lines are written by a second thread from a second copy of the
@@ -20,12 +22,16 @@
 // Cost: an index built by sort is packed (leaves nearly full), where the daemon's inserts leave
 // some free space in them; --indexes-first inserts with the indexes in place, as the daemon does,
 // to measure that difference (docs/benchmarks.md, "Query ladder").
+// --through-sink writes ctaudit.db only, entirely through SqliteSink from a NEW and a DESTROY
+// per flow (buildThroughSink): the page fill a gateway's database really has, where open rows grow
+// when they end (docs/benchmarks.md, "Schema version 3: bytes per flow").
 //
 // Check (--verify N, default 10000): the first N flows are also written through SqliteSink, the
 // daemon's own writer, into sink-check.db; the schema (every CREATE statement in sqlite_master,
-// the header pragmas) and those N rows, column by column with their storage types, must be equal
-// in both files, else flowdb_gen fails. --integrity-check adds PRAGMA integrity_check on the
-// built database (minutes at 100M flows).
+// the header pragmas), those N rows, column by column with their storage types, and their spans
+// must be equal in both files, else flowdb_gen fails. The spans of the whole file must also cover
+// every row once. --integrity-check adds PRAGMA integrity_check on the built database and checks
+// that every row starts inside its span (minutes at 100M flows).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -36,10 +42,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <string>
 #include <string_view>
+#include <queue>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <spdlog/sinks/null_sink.h>
@@ -51,6 +60,7 @@
 #include "storage/flow_row.hpp"
 #include "storage/json_mapping.hpp"
 #include "storage/schema.hpp"
+#include "storage/spans.hpp"
 #include "storage/sqlite_sink.hpp"
 
 namespace {
@@ -73,12 +83,13 @@ struct Options {
   std::uint64_t verify{10'000};
   bool indexes_first{false};
   bool integrity_check{false};
+  bool through_sink{false};
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "flowdb_gen: " << why
             << "\nusage: flowdb_gen --out DIR [--flows N] [--span-hours H] [--hosts N] [--public N] [--seed N]"
-               " [--samples N] [--no-ulogd] [--no-json] [--verify N] [--indexes-first] [--integrity-check]\n";
+               " [--samples N] [--no-ulogd] [--no-json] [--verify N] [--indexes-first] [--through-sink] [--integrity-check]\n";
   std::exit(64);
 }
 
@@ -125,6 +136,8 @@ Options parse(int argc, char** argv) {
       o.indexes_first = true;
     } else if (arg == "--integrity-check") {
       o.integrity_check = true;
+    } else if (arg == "--through-sink") {
+      o.through_sink = true;
     } else {
       usage("unknown option '" + std::string(arg) + "'");
     }
@@ -248,9 +261,15 @@ public:
   FlowRecord next(std::uint64_t i) {
     const double span_ns = o_.span_hours * 3600e9;
     const auto base = std::int64_t{1'795'000'000} * 1'000'000'000;  // 2026-11-18, a fixed origin
-    const auto start_ns =
-        base + static_cast<std::int64_t>(span_ns * static_cast<double>(i) / static_cast<double>(o_.flows)) +
-        static_cast<std::int64_t>(rng_() % 1'000'000);
+    // Up to 1 ms of jitter, but less than the spacing of two flows, so that starts strictly rise
+    // with i (at 100M flows in 24 h the spacing is 0.864 ms): the rows are then in start order, as
+    // the sink inserts them (each batch sorted by start), and the rowid order SqliteSink gives the
+    // --verify flows is i's.
+    const auto slot = [&](std::uint64_t k) {
+      return static_cast<std::int64_t>(span_ns * static_cast<double>(k) / static_cast<double>(o_.flows));
+    };
+    const auto jitter_range = static_cast<std::uint64_t>(std::clamp<std::int64_t>(slot(i + 1) - slot(i), 1, 1'000'000));
+    const auto start_ns = base + slot(i) + static_cast<std::int64_t>(rng_() % jitter_range);
     const std::uint32_t host = static_cast<std::uint32_t>(rng_() % o_.hosts);
     const std::uint32_t kind = static_cast<std::uint32_t>(rng_() % 100);
     FlowRecord r;
@@ -394,6 +413,36 @@ void writeUlogdAndJson(const Options& o) {
   }
 }
 
+// The spans must cover rows 1..n, each row once, in ranges no wider than kSpanWidthMs (reads only
+// `spans`). With `rows` also every row's start lies in its span's [min_start_ms, max_start_ms]
+// (one pass over the table: minutes at 100M flows, so with --integrity-check only).
+void checkSpans(sqlite3* db, std::uint64_t n, bool rows) {
+  const auto fail = [](const std::string& what) {
+    std::cerr << "flowdb_gen: the spans are wrong: " << what << "; rowsStartedBetween would miss rows\n";
+    std::exit(70);
+  };
+  const std::string width = std::to_string(ctaudit::storage::kSpanWidthMs);
+  const auto cover = column(db, "SELECT (SELECT count(*) FROM spans s WHERE s.first_id != 1 AND NOT EXISTS "
+                                "(SELECT 1 FROM spans p WHERE p.last_id = s.first_id - 1)) || ' ' || "
+                                "(SELECT ifnull(sum(last_id - first_id + 1), 0) FROM spans) || ' ' || "
+                                "(SELECT ifnull(max(last_id), 0) FROM spans) || ' ' || "
+                                "(SELECT count(*) FROM spans WHERE max_start_ms - min_start_ms > " + width +
+                                " OR min_start_ms > max_start_ms OR first_id > last_id)");
+  const std::string want = "0 " + std::to_string(n) + " " + std::to_string(n) + " 0";
+  if (cover.size() != 1 || cover.front() != want) {
+    fail("'gaps rows last bad-width' is '" + (cover.empty() ? std::string("nothing") : cover.front()) + "', not '" +
+         want + "'");
+  }
+  if (rows) {
+    const auto outside = column(db, "SELECT count(*) FROM spans s JOIN flows f ON f.id BETWEEN s.first_id AND s.last_id "
+                                    "WHERE f.start_ms NOT BETWEEN s.min_start_ms AND s.max_start_ms");
+    if (outside != std::vector<std::string>{"0"}) {
+      fail((outside.empty() ? std::string("?") : outside.front()) + " rows start outside their span");
+    }
+    std::cerr << "flowdb_gen: every row starts inside its span\n";
+  }
+}
+
 [[noreturn]] void verifyFailed(const std::string& what, const std::filesystem::path& check_path) {
   std::cerr << "flowdb_gen: VERIFY FAILED: " << what << " (kept " << check_path.string()
             << " for comparison; the built database is not what ctauditd would write)\n";
@@ -463,11 +512,82 @@ void verifyAgainstSink(const Options& o, sqlite3* built) {
   if (rows != n) {
     verifyFailed("SqliteSink wrote " + std::to_string(rows) + " rows for " + std::to_string(n) + " flows", check_path);
   }
+  // The spans: the sink's for its n rows must be the built file's, except that the sink's last span
+  // ends at row n where the built one goes on over the rows after it: that one is compared by its
+  // first row and smallest start only.
+  const std::string span_sql = "SELECT min_start_ms || ',' || max_start_ms || ',' || first_id || ',' || last_id FROM ";
+  const std::string before_last = " WHERE first_id < (SELECT max(first_id) FROM sink.spans) ORDER BY first_id";
+  const auto spans = compare("the spans before the last", span_sql + "main.spans" + before_last,
+                             span_sql + "sink.spans" + before_last);
+  const std::string last_span = "SELECT min_start_ms || ',' || first_id FROM ";
+  const std::string at_n = ".spans WHERE " + std::to_string(n) + " BETWEEN first_id AND last_id";
+  compare("the span of row " + std::to_string(n), last_span + "main" + at_n, last_span + "sink" + at_n);
   exec(built, "DETACH DATABASE sink");
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::remove(check_path.string() + suffix);
   }
-  std::cerr << "flowdb_gen: verified against SqliteSink: schema, header and " << n << " rows equal\n";
+  std::cerr << "flowdb_gen: verified against SqliteSink: schema, header, " << n << " rows and " << spans + 1
+            << " spans equal\n";
+}
+
+// --through-sink: ctaudit.db written the daemon's way, by SqliteSink from a NEW at each flow's
+// start and a DESTROY at its end, in event-time order, in batches that close at 1000 events or
+// when the events span more than 1 s (the daemon's batcher flushes about that often): open rows
+// are inserted and then grow when their DESTROY fills in the end and the counters, so the table's
+// pages split as on a gateway, and the indexes take inserts in arrival order. About 20,000 events
+// a second (18 minutes for 10M flows): for page fill and bytes per flow at 1M-10M flows, not for
+// the ladder's 100M.
+void buildThroughSink(const Options& o) {
+  auto log = std::make_shared<spdlog::logger>("sqlite", std::make_shared<spdlog::sinks::null_sink_mt>());
+  const auto path = o.out_dir / "ctaudit.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(path.string() + suffix);
+  }
+  auto sink = ctaudit::storage::SqliteSink::open(path, "gw-bench.example.net", log);
+  if (!sink) {
+    std::cerr << "flowdb_gen: SqliteSink::open: " << sink.error().detail << '\n';
+    std::exit(70);
+  }
+  std::vector<FlowRecord> batch;
+  const auto flush = [&] {
+    if (!batch.empty() && (*sink)->write(batch) != ctaudit::storage::SinkStatus::Ok) {
+      std::cerr << "flowdb_gen: SqliteSink refused a batch\n";
+      std::exit(70);
+    }
+    batch.clear();
+  };
+  const auto emit = [&](const FlowRecord& r) {
+    if (!batch.empty() && (batch.size() == 1000 || r.event_time - batch.front().event_time > std::chrono::seconds(1))) {
+      flush();
+    }
+    batch.push_back(r);
+  };
+  // The DESTROYs still to come, earliest end first (end, flow number: a total order).
+  using Pending = std::tuple<std::int64_t, std::uint64_t, FlowRecord>;
+  const auto later = [](const Pending& a, const Pending& b) { return std::tie(std::get<0>(a), std::get<1>(a)) > std::tie(std::get<0>(b), std::get<1>(b)); };
+  std::priority_queue<Pending, std::vector<Pending>, decltype(later)> destroys(later);
+  FlowShape shape(o);
+  for (std::uint64_t i = 0; i < o.flows; ++i) {
+    const FlowRecord r = shape.next(i);
+    const std::int64_t start_ns = ctaudit::toUnixNanos(*r.start);
+    while (!destroys.empty() && std::get<0>(destroys.top()) <= start_ns) {
+      emit(std::get<2>(destroys.top()));
+      destroys.pop();
+    }
+    FlowRecord opened = r;
+    opened.event = ctaudit::EventType::New;
+    opened.end.reset();
+    opened.counters_original.reset();
+    opened.counters_reply.reset();
+    opened.event_time = *r.start;
+    emit(opened);
+    destroys.emplace(ctaudit::toUnixNanos(*r.end), i, r);
+  }
+  while (!destroys.empty()) {
+    emit(std::get<2>(destroys.top()));
+    destroys.pop();
+  }
+  flush();
 }
 
 }  // namespace
@@ -478,6 +598,21 @@ int main(int argc, char** argv) {
   const auto now = ctaudit::fromUnixNanos(std::int64_t{1'795'000'000} * 1'000'000'000);
   const auto t0 = std::chrono::steady_clock::now();
 
+  if (o.through_sink) {
+    buildThroughSink(o);
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2((o.out_dir / "ctaudit.db").c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr);
+    const SqliteDb db(raw);
+    check(db.get(), rc, "open the database the sink wrote");
+    exec(db.get(), "PRAGMA wal_checkpoint(TRUNCATE)");
+    checkSpans(db.get(), o.flows, o.integrity_check);
+    if (o.verify > 0) {
+      verifyAgainstSink(o, db.get());
+    }
+    std::cout << "flows=" << o.flows << " dir=" << o.out_dir.string() << " through the sink, seconds="
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << '\n';
+    return 0;
+  }
   const SqliteDb db = openDb(o.out_dir / "ctaudit.db");
   if (auto applied = ctaudit::storage::applySchema(db.get(), "gw-bench.example.net", now); !applied) {
     std::cerr << "flowdb_gen: " << applied.error().detail << '\n';
@@ -489,6 +624,15 @@ int main(int argc, char** argv) {
     indexes = dropIndexes(db.get());
   }
   const SqliteStmt insert = prepareStmt(db.get(), ctaudit::storage::flowInsertSql());
+  // The spans (storage/spans.hpp) recorded as the rows go in, by the sink's own SpanWriter: the
+  // same spans SqliteSink writes for rows inserted in this order, without a second pass over the
+  // table.
+  auto spans = ctaudit::storage::SpanWriter::open(db.get());
+  if (!spans) {
+    std::cerr << "flowdb_gen: " << spans.error().detail << '\n';
+    return 70;
+  }
+  std::int64_t last_start_ms = std::numeric_limits<std::int64_t>::min();
 
   std::thread other;
   if (o.ulogd || o.json) {
@@ -507,6 +651,16 @@ int main(int argc, char** argv) {
     check(db.get(), ctaudit::storage::bindColumns(insert.get(), 1, row, ctaudit::storage::allFlowColumns()), "bind");
     check(db.get(), sqlite3_step(insert.get()), "insert");
     sqlite3_reset(insert.get());
+    // The daemon inserts rows in start order (a batch sorted by start); spans and the lookups
+    // that use them are measured on that order, so a generator that broke it would measure
+    // something else.
+    const auto start_ms = std::get<std::int64_t>(row[static_cast<std::size_t>(ctaudit::storage::FlowColumn::StartMs)]);
+    if (start_ms < last_start_ms) {
+      std::cerr << "flowdb_gen: flow " << i << " starts before the one before it; FlowShape must generate in start order\n";
+      return 70;
+    }
+    last_start_ms = start_ms;
+    check(db.get(), spans->add(sqlite3_last_insert_rowid(db.get()), start_ms), "write a span");
     if (i % sample_every == sample_every / 2) {
       // A time inside the flow: who must find this host.
       const auto at = *r.start + (*r.end - *r.start) / 2;
@@ -515,9 +669,12 @@ int main(int argc, char** argv) {
               << ctaudit::toUnixNanos(at) / 1'000'000'000 << '\t' << r.original.src.toString() << '\n';
     }
     if (i % kRowsPerTransaction == kRowsPerTransaction - 1 || i + 1 == o.flows) {
+      check(db.get(), spans->finish(), "write a span");
       exec(db.get(), "COMMIT");
+      spans->commit();
     }
   }
+  checkSpans(db.get(), o.flows, o.integrity_check);
   std::cerr << "flowdb_gen: " << o.flows << " rows in "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   createIndexes(db.get(), indexes);
