@@ -35,21 +35,20 @@ std::string endpointPortTerm(QueryBuilder& b, std::string_view column, std::uint
   Blob port_bytes;
   port_bytes.appendPort(port);
   const std::string c(column);
-  return "(typeof(" + c + ") = 'integer' AND (" + c + " & 65535) = " + b.parameter(std::int64_t{port}) +
-         " OR typeof(" + c + ") = 'blob' AND substr(" + c + ", 17, 2) = " + b.parameter(port_bytes) + ")";
+  // One parameter at a time: the order of the operands of + is unspecified, and the numbers are
+  // handed out in call order.
+  const std::string as_integer = b.parameter(std::int64_t{port});
+  const std::string as_blob = b.parameter(port_bytes);
+  return "(typeof(" + c + ") = 'integer' AND (" + c + " & 65535) = " + as_integer + " OR typeof(" + c +
+         ") = 'blob' AND substr(" + c + ", 17, 2) = " + as_blob + ")";
 }
-
-}  // namespace
-
-namespace {
 
 // The index key a query narrows by, if any: it decides which indexes each arm of the statement
 // names (see compileFlowQuery).
-enum class Key : std::uint8_t { None, NatSource, Source };
-
 struct KeyTerm {
-  std::string sql;  // "" for Key::None
-  Key key{Key::None};
+  enum class Kind : std::uint8_t { None, NatSource, Source };
+  std::string sql;  // "" for Kind::None
+  Kind kind{Kind::None};
 };
 
 std::int64_t minusLongFlow(std::int64_t ms) noexcept {
@@ -58,7 +57,8 @@ std::int64_t minusLongFlow(std::int64_t ms) noexcept {
 }
 
 std::string idRangeTerm(QueryBuilder& b, const IdRange& range) {
-  return "id BETWEEN " + b.parameter(range.first) + " AND " + b.parameter(range.last);
+  const std::string first = b.parameter(range.first);
+  return "id BETWEEN " + first + " AND " + b.parameter(range.last);
 }
 
 }  // namespace
@@ -73,19 +73,19 @@ std::optional<StartWindow> recentStartWindow(const FlowQuery& query) {
 
 CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> started_in_window) {
   QueryBuilder b;
-  KeyTerm arms;
+  KeyTerm key;
   // Terms every arm has besides the key; built once, the parameters shared by number.
   std::vector<std::string> filters;
 
   if (query.nat_source_address) {
     if (query.nat_source_port) {
-      arms.sql = "nat_src = " + b.parameter(endpointValue(*query.nat_source_address, *query.nat_source_port));
+      key.sql = "nat_src = " + b.parameter(endpointValue(*query.nat_source_address, *query.nat_source_port));
     } else {
       const auto low = b.parameter(endpointValue(*query.nat_source_address, 0));
       const auto high = b.parameter(endpointValue(*query.nat_source_address, 0xFFFF));
-      arms.sql = "nat_src BETWEEN " + low + " AND " + high;
+      key.sql = "nat_src BETWEEN " + low + " AND " + high;
     }
-    arms.key = Key::NatSource;
+    key.kind = KeyTerm::Kind::NatSource;
   } else if (query.nat_source_port) {
     filters.push_back(endpointPortTerm(b, "nat_src", *query.nat_source_port));
   }
@@ -98,12 +98,13 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     if (query.source->network() == query.source->last()) {
       term = src + " = " + b.parameter(addressValue(query.source->network()));
     } else {
-      term = src + " BETWEEN " + b.parameter(addressValue(query.source->network())) + " AND " +
-             b.parameter(addressValue(query.source->last()));
+      const auto low = b.parameter(addressValue(query.source->network()));
+      const auto high = b.parameter(addressValue(query.source->last()));
+      term = src + " BETWEEN " + low + " AND " + high;
     }
-    if (arms.key == Key::None) {
-      arms.sql = term;
-      arms.key = Key::Source;
+    if (key.kind == KeyTerm::Kind::None) {
+      key.sql = term;
+      key.kind = KeyTerm::Kind::Source;
     } else {
       filters.push_back(term);
     }
@@ -113,8 +114,9 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
       filters.push_back("orig_dst = " +
                         b.parameter(endpointValue(*query.destination_address, *query.destination_port)));
     } else {
-      filters.push_back("orig_dst BETWEEN " + b.parameter(endpointValue(*query.destination_address, 0)) + " AND " +
-                        b.parameter(endpointValue(*query.destination_address, 0xFFFF)));
+      const auto low = b.parameter(endpointValue(*query.destination_address, 0));
+      const auto high = b.parameter(endpointValue(*query.destination_address, 0xFFFF));
+      filters.push_back("orig_dst BETWEEN " + low + " AND " + high);
     }
   } else if (query.destination_port) {
     filters.push_back(endpointPortTerm(b, "orig_dst", *query.destination_port));
@@ -150,8 +152,8 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
 
   const std::string select = "SELECT id, " + flowColumnList() + " FROM flows";
   const auto where = [&](std::vector<std::string> terms) {
-    if (!arms.sql.empty()) {
-      terms.insert(terms.begin(), arms.sql);
+    if (!key.sql.empty()) {
+      terms.insert(terms.begin(), key.sql);
     }
     terms.insert(terms.end(), filters.begin(), filters.end());
     std::string clause;
@@ -192,12 +194,11 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
       }
       return terms;
     };
-    const std::string open_index = arms.key == Key::Source ? "flows_open_src" : "flows_open_nat";
-    const std::string long_index = arms.key == Key::NatSource ? "flows_long_nat" : "flows_long_src";
+    const std::string open_index = key.kind == KeyTerm::Kind::Source ? "flows_open_src" : "flows_open_nat";
+    const std::string long_index = key.kind == KeyTerm::Kind::NatSource ? "flows_long_nat" : "flows_long_src";
     const std::int64_t long_before = minusLongFlow(*from_ms);
-    arm_sql.push_back("SELECT id, " + flowColumnList() + " FROM flows INDEXED BY " + open_index +
-                      where(outside({"dur_ms IS NULL"})));
-    arm_sql.push_back("SELECT id, " + flowColumnList() + " FROM flows INDEXED BY " + long_index +
+    arm_sql.push_back(select + " INDEXED BY " + open_index + where(outside({"dur_ms IS NULL"})));
+    arm_sql.push_back(select + " INDEXED BY " + long_index +
                       where(outside({"dur_ms > " + std::to_string(kLongFlowMs),
                                      "start_ms < " + b.parameter(long_before)})));
     for (const std::string& arm : arm_sql) {
