@@ -111,7 +111,7 @@ gen_id=$(cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp
 # spread over the store and the last, must agree on the tuple, the NAT mapping, the times and the
 # counters. flowdb_gen itself checks the ctaudit file against SqliteSink. Schema version 3 columns
 # (docs/schema.md): orig_src/orig_dst/nat_src are endpoints ((address << 16 | port) - 2^47), the
-# protocol is the low byte of proto_state_flags, start_ms is the start rounded down to the
+# protocol is the low byte of packed, start_ms is the start rounded down to the
 # millisecond (so exactly ulogd2's microseconds / 1000) and start_ms + dur_ms the end rounded up
 # (ulogd2's end microseconds U give ceil(U / 1000) or, for a sub-microsecond rest, one more).
 check_stores() {
@@ -130,7 +130,7 @@ check_stores() {
           AND u.orig_l4_sport = (f.orig_src + 140737488355328) & 65535
           AND u.orig_ip_daddr = (f.orig_dst + 140737488355328) >> 16
           AND u.orig_l4_dport = (f.orig_dst + 140737488355328) & 65535
-          AND u.orig_ip_protocol = (f.proto_state_flags & 255)
+          AND u.orig_ip_protocol = (f.packed & 255)
           AND u.reply_ip_daddr = (f.nat_src + 140737488355328) >> 16
           AND u.reply_l4_dport = (f.nat_src + 140737488355328) & 65535
           AND f.start_ms = (u.flow_start_sec * 1000000 + u.flow_start_usec) / 1000

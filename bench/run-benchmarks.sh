@@ -274,9 +274,9 @@ start_ctauditd() {
   tool_pid=$!
 }
 # SQLite: flows whose DESTROY the daemon stored (dur_ms set: ended, and not a bound it made up itself,
-# the flag 16 in proto_state_flags >> 16; docs/schema.md). JSON lines: NEW and DESTROY lines (not
+# the flag 16 in packed >> 16; docs/schema.md). JSON lines: NEW and DESTROY lines (not
 # dump or gap lines).
-ctauditd_sqlite_complete="SELECT count(*) FROM flows WHERE dur_ms IS NOT NULL AND ((proto_state_flags >> 16) & 16) = 0;"
+ctauditd_sqlite_complete="SELECT count(*) FROM flows WHERE dur_ms IS NOT NULL AND ((packed >> 16) & 16) = 0;"
 stored_ctauditd() {
   local rows
   rows=$(sqlite3 -readonly "$1/flows.db" "$ctauditd_sqlite_complete" 2>"$1/sqlite.err") || {

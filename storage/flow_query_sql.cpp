@@ -136,7 +136,7 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
                       endpointPortTerm(b, "nat_dst", *query.nat_port) + ")");
   }
   if (query.protocol) {
-    filters.push_back("(proto_state_flags & 255) = " +
+    filters.push_back("(packed & 255) = " +
                       b.parameter(std::int64_t{static_cast<std::uint8_t>(*query.protocol)}));
   }
   // Lifetime overlap in whole milliseconds, as the row stores it (start rounded down, end up), so

@@ -13,8 +13,8 @@ namespace {
 
 constexpr std::array<std::string_view, kFlowColumnCount> kColumnNames{
     "start_ms", "dur_ms",       "orig_src",   "orig_dst",      "nat_src",     "nat_dst",
-    "proto_state_flags",        "status",     "mark",          "zone",        "ct_id",
-    "icmp",     "reply",        "orig_packets", "orig_bytes",  "reply_packets", "reply_bytes",
+    "packed",        "zone_mark",     "ct_id",
+    "icmp",     "reply",        "orig_packets", "orig_bytes",  "reply_packets", "reply_bytes", "reserve",
 };
 
 constexpr std::int64_t kNanosPerMilli = 1'000'000;
@@ -311,11 +311,10 @@ FlowRow encodeFlow(const StoredFlow& flow) {
     flags |= flow_flags::kStartUnknown;
   }
   const std::int64_t tcp_state = record.tcp_state ? std::int64_t{*record.tcp_state} + 1 : 0;
-  row[index(FlowColumn::ProtoStateFlags)] = std::int64_t{static_cast<std::uint8_t>(orig.protocol)} |
-                                            (tcp_state << kTcpStateShift) | (flags << kFlagsShift);
-  row[index(FlowColumn::Status)] = std::int64_t{record.status};
-  row[index(FlowColumn::Mark)] = std::int64_t{record.mark};
-  row[index(FlowColumn::Zone)] = std::int64_t{record.zone};
+  row[index(FlowColumn::Packed)] = std::int64_t{static_cast<std::uint8_t>(orig.protocol)} |
+                                   (tcp_state << kTcpStateShift) | (flags << kFlagsShift) |
+                                   (std::int64_t{record.status} << kStatusShift);
+  row[index(FlowColumn::ZoneMark)] = (std::int64_t{record.zone} << kZoneShift) | std::int64_t{record.mark};
   row[index(FlowColumn::CtId)] = std::int64_t{record.ct_id} - kIpv4Bias;
 
   const std::uint32_t icmp = (std::uint32_t{orig.icmp_type} << 24U) | (std::uint32_t{orig.icmp_code} << 16U) |
@@ -328,6 +327,11 @@ FlowRow encodeFlow(const StoredFlow& flow) {
                                              nat_src ? nat_src->address : orig.src, keys.source, keys.destination);
   setCounters(row, FlowColumn::OrigPackets, FlowColumn::OrigBytes, record.counters_original);
   setCounters(row, FlowColumn::ReplyPackets, FlowColumn::ReplyBytes, record.counters_reply);
+  if (!record.end) {
+    Blob reserve;  // zeros
+    reserve.size = kReserveBytes;
+    row[index(FlowColumn::Reserve)] = reserve;
+  }
   return row;
 }
 
@@ -342,14 +346,20 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
     in.bad(FlowColumn::CtId, "is out of range (" + std::to_string(ct_id) + ")");
   }
   record.ct_id = static_cast<std::uint32_t>(ct_id + kIpv4Bias);
-  record.zone = in.integer<std::uint16_t>(FlowColumn::Zone);
-  const auto proto_state_flags = in.integer<std::int64_t>(FlowColumn::ProtoStateFlags);
-  const std::int64_t bits = proto_state_flags >> kFlagsShift;
-  const std::int64_t tcp_state = (proto_state_flags >> kTcpStateShift) & 0xFF;
-  if (proto_state_flags < 0 || bits > flow_flags::kAll) {
-    in.bad(FlowColumn::ProtoStateFlags, "is out of range (" + std::to_string(proto_state_flags) + ")");
+  const auto zone_mark = in.integer<std::int64_t>(FlowColumn::ZoneMark);
+  if (zone_mark < 0 || (zone_mark >> kZoneShift) > std::numeric_limits<std::uint16_t>::max()) {
+    in.bad(FlowColumn::ZoneMark, "is out of range (" + std::to_string(zone_mark) + ")");
   }
-  const auto protocol = static_cast<Protocol>(proto_state_flags & 0xFF);
+  record.zone = static_cast<std::uint16_t>(zone_mark >> kZoneShift);
+  record.mark = static_cast<std::uint32_t>(zone_mark & 0xFFFF'FFFF);
+  const auto packed_value = in.integer<std::int64_t>(FlowColumn::Packed);
+  const std::int64_t bits = (packed_value >> kFlagsShift) & flow_flags::kAll;
+  const std::int64_t tcp_state = (packed_value >> kTcpStateShift) & 0xFF;
+  if (packed_value < 0 || (packed_value >> kStatusShift) > std::int64_t{std::numeric_limits<std::uint32_t>::max()}) {
+    in.bad(FlowColumn::Packed, "is out of range (" + std::to_string(packed_value) + ")");
+  }
+  record.status = static_cast<std::uint32_t>(packed_value >> kStatusShift);
+  const auto protocol = static_cast<Protocol>(packed_value & 0xFF);
   record.original.protocol = protocol;
   record.reply.protocol = protocol;
   const auto orig_src = in.endpoint(FlowColumn::OrigSrc);
@@ -382,14 +392,12 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   record.reply.icmp_type = static_cast<std::uint8_t>(icmp >> 8U);
   record.reply.icmp_code = static_cast<std::uint8_t>(icmp);
 
-  record.status = in.integer<std::uint32_t>(FlowColumn::Status);
-  record.mark = in.integer<std::uint32_t>(FlowColumn::Mark);
   if (tcp_state != 0) {
     record.tcp_state = static_cast<std::uint8_t>(tcp_state - 1);
   }
 
   if ((bits & flow_flags::kEndFromReceive) != 0 && (bits & flow_flags::kEndIsBound) != 0) {
-    in.bad(FlowColumn::ProtoStateFlags, "says the end is both a receive time and a bound");
+    in.bad(FlowColumn::Packed, "says the end is both a receive time and a bound");
   }
   // Milliseconds within what Timestamp holds in nanoseconds (int64: years 1678 to 2262).
   constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / kNanosPerMilli;

@@ -22,7 +22,8 @@ namespace {
 // unique among live entries, rows are appended in insertion order, and every index then carries a
 // 1-4 byte rowid instead of a copy of a wide key. Columns typed ANY hold an IPv4 value as an
 // INTEGER and an IPv6 value as a BLOB (flow_row.hpp); a STRICT table would refuse that mix, and a
-// BLOB-typed column would turn the integers into text.
+// BLOB-typed column would turn the integers into text. `reserve` holds space in an open row for
+// what its DESTROY fills in (flow_row.hpp, kReserveBytes).
 constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
   id                INTEGER PRIMARY KEY,
   start_ms          INTEGER NOT NULL,
@@ -31,17 +32,16 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
   orig_dst          ANY NOT NULL,
   nat_src           ANY,
   nat_dst           ANY,
-  proto_state_flags INTEGER NOT NULL,
-  status            INTEGER NOT NULL,
-  mark              INTEGER NOT NULL,
-  zone              INTEGER NOT NULL,
+  packed            INTEGER NOT NULL,
+  zone_mark         INTEGER NOT NULL,
   ct_id             INTEGER NOT NULL,
   icmp              INTEGER,
   reply             BLOB,
   orig_packets      INTEGER,
   orig_bytes        INTEGER,
   reply_packets     INTEGER,
-  reply_bytes       INTEGER
+  reply_bytes       INTEGER,
+  reserve           BLOB
 ))";
 
 // The indexes hold no times for the common flow (docs/schema.md, "Indexes"): an entry is its key
@@ -218,8 +218,9 @@ std::string tcpStateNameSql() {
 // time a process opens the file, so the size of this SQL is paid by every `ctaudit` run.
 std::string createViewSql() {
   std::string inner = "SELECT *,\n  ";
-  inner += "proto_state_flags & 255 AS protocol, nullif((proto_state_flags >> 8) & 255, 0) - 1 AS tcp_state,\n  ";
-  inner += "proto_state_flags >> 16 AS flags,\n  ";
+  inner += "packed & 255 AS protocol, nullif((packed >> 8) & 255, 0) - 1 AS tcp_state,\n  ";
+  inner += "(packed >> 16) & 31 AS flags, packed >> 21 AS status, zone_mark >> 32 AS zone,\n  ";
+  inner += "zone_mark & 4294967295 AS mark,\n  ";
   inner += endpointAddressTextSql("orig_src") + " AS t_orig_src, " + endpointPortSql("orig_src") + " AS t_orig_sport,\n  ";
   inner += endpointAddressTextSql("orig_dst") + " AS t_orig_dst, " + endpointPortSql("orig_dst") + " AS t_orig_dport,\n  ";
   inner += endpointAddressTextSql("nat_src") + " AS t_nat_src, " + endpointPortSql("nat_src") + " AS t_nat_src_port,\n  ";

@@ -39,20 +39,21 @@ constexpr int kWriterCacheKiB = 64 * 1024;
 // Columns an event can change, split by the indexes they feed, so that an update rewrites an
 // index entry only when that entry's value changes (SQLite rewrites the entries of every index
 // that has a column named in the SET list, in its key or in its WHERE). The flow key (ct_id, zone,
-// original tuple) is never updated; the protocol, part of the key, shares proto_state_flags with
-// the TCP state and the flags, which no index holds.
+// original tuple) is never updated; the protocol and the zone, parts of the key, share a column
+// with values that change (packed, zone_mark), which no index holds.
 constexpr std::array kMainColumns{
-    FlowColumn::NatDst,      FlowColumn::ProtoStateFlags, FlowColumn::Status,       FlowColumn::Mark,
-    FlowColumn::Icmp,        FlowColumn::Reply,           FlowColumn::OrigPackets,  FlowColumn::OrigBytes,
-    FlowColumn::ReplyPackets, FlowColumn::ReplyBytes,
+    FlowColumn::NatDst,       FlowColumn::Packed,     FlowColumn::ZoneMark,    FlowColumn::Icmp,
+    FlowColumn::Reply,        FlowColumn::OrigPackets, FlowColumn::OrigBytes,  FlowColumn::ReplyPackets,
+    FlowColumn::ReplyBytes,
 };
-// flows_long_*, and the row's span; dur_ms is relative to start_ms, so both move.
-constexpr std::array kStartColumns{FlowColumn::StartMs, FlowColumn::DurMs};
+// flows_long_*, and the row's span; dur_ms is relative to start_ms, so both move. `reserve` goes
+// with the end: the write that closes a row gives the space back.
+constexpr std::array kStartColumns{FlowColumn::StartMs, FlowColumn::DurMs, FlowColumn::Reserve};
 // flows_open_* and flows_long_* (their WHERE): the common DESTROY that ends a flow whose start is
 // settled. flows_nat_src and flows_orig_src hold no time and stay as they are.
-constexpr std::array kEndColumns{FlowColumn::DurMs};
+constexpr std::array kEndColumns{FlowColumn::DurMs, FlowColumn::Reserve};
 constexpr std::array kNatSourceColumns{FlowColumn::NatSrc};  // flows_nat_src, flows_open_nat, flows_long_nat
-constexpr std::array kKeyColumns{FlowColumn::CtId, FlowColumn::Zone, FlowColumn::OrigSrc, FlowColumn::OrigDst};
+constexpr std::array kKeyColumns{FlowColumn::CtId, FlowColumn::OrigSrc, FlowColumn::OrigDst};
 static_assert(kMainColumns.size() + kStartColumns.size() + kNatSourceColumns.size() + kKeyColumns.size() ==
                   kFlowColumnCount,
               "every column is either part of the key or in exactly one update group");

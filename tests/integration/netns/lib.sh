@@ -871,17 +871,17 @@ cta_pipeline_errors() {
 # cta_db_duplicates [WITH_START]: rows that describe the same flow twice: the same conntrack id,
 # zone and original tuple (and, with WITH_START=1, the same start). Prints them, one a line:
 # ct_id|zone|protocol|src|sport|dst|dport[|start_ms]|rows. The grouping is on the stored columns
-# (orig_src and orig_dst are endpoints: address and port in one value; the protocol is the low
-# byte of proto_state_flags); flows_text decodes only the rows printed. Starts are whole
-# milliseconds, so WITH_START=1 would merge two flows of the same id and tuple that started within
-# the same millisecond: ct_loadgen's tuples repeat only after millions of flows, so a row it finds
-# is one flow written twice.
+# (orig_src and orig_dst are endpoints: address and port in one value; the zone is the high bits
+# of zone_mark, the protocol the low byte of packed); flows_text decodes only the rows
+# printed. Starts are whole milliseconds, so WITH_START=1 would merge two flows of the same id and
+# tuple that started within the same millisecond: ct_loadgen's tuples repeat only after millions of
+# flows, so a row it finds is one flow written twice.
 cta_db_duplicates() {
   local start_col=""
   [[ ${1:-0} == 1 ]] && start_col=", start_ms"
   cta_sql "SELECT t.ct_id, t.zone, t.protocol, t.orig_src, t.orig_sport, t.orig_dst, t.orig_dport${start_col:+, t.start_ms}, d.n
            FROM (SELECT min(id) AS id, count(*) AS n FROM flows
-                 GROUP BY ct_id, zone, proto_state_flags & 255, orig_src, orig_dst$start_col
+                 GROUP BY ct_id, zone_mark >> 32, packed & 255, orig_src, orig_dst$start_col
                  HAVING count(*) > 1 LIMIT 20) AS d
            JOIN flows_text AS t ON t.id = d.id ORDER BY t.id"
 }

@@ -97,9 +97,11 @@ TEST(FlowRowTest, StoresIpv4AsBiasedIntegersAndIpv6AsBlobs) {
   const FlowRow dnat = encodeFlow(firstEvent(records[4]));
   EXPECT_TRUE(isNull(dnat, FlowColumn::NatSrc));
   EXPECT_EQ(dnat.at(static_cast<std::size_t>(FlowColumn::NatDst)), endpointValue(ip("100.64.0.2"), 80));
-  EXPECT_EQ(integer(dnat, FlowColumn::ProtoStateFlags) >> kFlagsShift,
+  EXPECT_EQ((integer(dnat, FlowColumn::Packed) >> kFlagsShift) & flow_flags::kAll,
             flow_flags::kStartFromReceive | flow_flags::kEndFromReceive | flow_flags::kObservedAtStart);
-  EXPECT_EQ(integer(dnat, FlowColumn::ProtoStateFlags) & 0xFF, 6);  // TCP
+  EXPECT_EQ(integer(dnat, FlowColumn::Packed) & 0xFF, 6);  // TCP
+  EXPECT_EQ(integer(dnat, FlowColumn::Packed) >> kStatusShift, records[4].status);
+  EXPECT_LT(integer(dnat, FlowColumn::Packed), std::int64_t{1} << 31);  // 4 bytes
 
   // The conntrack id is unsigned: 2^32-1 is stored as 2^31-1, within 4 bytes, and read back.
   EXPECT_EQ(integer(encodeFlow(firstEvent(records[5])), FlowColumn::CtId), 0x7FFFFFFFLL);
@@ -146,7 +148,7 @@ TEST(FlowRowTest, UnknownStartIsIndexedUnderTheFirstEventButReadBackAsUnknown) {
   const StoredFlow destroyed = firstEvent(flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s)));
   const FlowRow row = encodeFlow(destroyed);
   EXPECT_EQ(integer(row, FlowColumn::StartMs), toUnixNanos(at(30s)) / 1'000'000);
-  EXPECT_NE((integer(row, FlowColumn::ProtoStateFlags) >> kFlagsShift) & flow_flags::kStartUnknown, 0);
+  EXPECT_NE((integer(row, FlowColumn::Packed) >> kFlagsShift) & flow_flags::kStartUnknown, 0);
   const auto decoded = decodeFlow(row);
   ASSERT_TRUE(decoded);
   EXPECT_FALSE(decoded->record.start);
@@ -160,7 +162,7 @@ TEST(FlowRowTest, ABoundEndHasItsOwnFlagAndRoundTrips) {
   record.end_source = TimeSource::Bound;
   const StoredFlow flow = firstEvent(record);
   const FlowRow row = encodeFlow(flow);
-  EXPECT_EQ(integer(row, FlowColumn::ProtoStateFlags) >> kFlagsShift,
+  EXPECT_EQ((integer(row, FlowColumn::Packed) >> kFlagsShift) & flow_flags::kAll,
             flow_flags::kStartFromReceive | flow_flags::kEndIsBound);
   const auto decoded = decodeFlow(row);
   ASSERT_TRUE(decoded) << decoded.error().detail;
@@ -187,6 +189,37 @@ TEST(FlowRowTest, TimesAreWholeMillisecondsThatCoverTheLifetime) {
   EXPECT_EQ(endMillis(fromUnixNanos(1)), 1);
 }
 
+// An open row holds kReserveBytes for its end and counters, and gives them back when it closes:
+// the closed row is no longer than the open one was, so closing it does not split its page.
+TEST(FlowRowTest, AnOpenRowReservesWhatItsDestroyFillsIn) {
+  const auto tcp = portTuple(Protocol::Tcp, "100.64.0.2", 33000, "198.51.100.1", 443);
+  const auto reply = withSnat(replyOf(tcp), "203.0.113.1", 40001);
+  const StoredFlow open = firstEvent(flowEvent(EventType::New, 7, tcp, reply, at(1s)));
+  const StoredFlow closed = mergeEvent(open, flowEvent(EventType::Destroy, 7, tcp, reply, at(400s)));
+  const FlowRow open_row = encodeFlow(open);
+  const FlowRow closed_row = encodeFlow(closed);
+  const auto& reserve = std::get<Blob>(open_row.at(static_cast<std::size_t>(FlowColumn::Reserve)));
+  EXPECT_EQ(reserve.size, kReserveBytes);
+  EXPECT_TRUE(isNull(closed_row, FlowColumn::Reserve));
+  // The values the DESTROY brought, in SQLite's integer sizes (1, 2, 3, 4, 6 or 8 bytes).
+  const auto bytes = [](std::int64_t v) {
+    const std::uint64_t m = v < 0 ? ~static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+    return m < 0x80 ? 1 : m < 0x8000 ? 2 : m < 0x800000 ? 3 : m < 0x80000000ULL ? 4 : m < 0x800000000000ULL ? 6 : 8;
+  };
+  int filled = 0;
+  for (const FlowColumn column : {FlowColumn::DurMs, FlowColumn::OrigPackets, FlowColumn::OrigBytes,
+                                  FlowColumn::ReplyPackets, FlowColumn::ReplyBytes}) {
+    ASSERT_TRUE(isNull(open_row, column)) << columnName(column);
+    const auto* value = std::get_if<std::int64_t>(&closed_row[static_cast<std::size_t>(column)]);
+    ASSERT_NE(value, nullptr) << columnName(column);
+    filled += bytes(*value);
+  }
+  EXPECT_LE(filled, kReserveBytes);
+  const auto decoded = decodeFlow(open_row);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(*decoded, open);  // the reserve is not part of the flow
+}
+
 TEST(FlowRowTest, CountersPastSignedRangeRoundTrip) {
   const auto tcp = portTuple(Protocol::Tcp, "10.0.0.2", 1000, "192.0.2.1", 80);
   FlowRecord record = flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s));
@@ -210,7 +243,7 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
     EXPECT_NE(decoded.error().detail.find(expected), std::string::npos) << decoded.error().detail;
   };
   refused(FlowColumn::CtId, std::int64_t{1LL << 31}, "flows.ct_id is out of range");
-  refused(FlowColumn::ProtoStateFlags, std::int64_t{-1}, "flows.proto_state_flags is out of range");
+  refused(FlowColumn::Packed, std::int64_t{-1}, "flows.packed is out of range");
   refused(FlowColumn::OrigSrc, ColumnValue{}, "flows.orig_src is NULL");
   refused(FlowColumn::OrigDst, std::int64_t{1LL << 47}, "flows.orig_dst is out of range for an IPv4 endpoint");
   refused(FlowColumn::OrigDst, endpointValue(ip("2001:db8::1"), 80), "flows.orig_dst is of another address family");
@@ -222,8 +255,8 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
   refused(FlowColumn::Reply, short_blob, "flows.reply is not a packed reply tuple");
   refused(FlowColumn::StartMs, ColumnValue{}, "flows.start_ms is NULL");
   refused(FlowColumn::DurMs, std::int64_t{-1}, "flows.dur_ms is out of range");
-  refused(FlowColumn::ProtoStateFlags, std::int64_t{32} << kFlagsShift, "flows.proto_state_flags is out of range");
-  refused(FlowColumn::ProtoStateFlags, (flow_flags::kEndFromReceive | flow_flags::kEndIsBound) << kFlagsShift,
+  refused(FlowColumn::Packed, std::int64_t{1} << (32 + kStatusShift), "flows.packed is out of range");
+  refused(FlowColumn::Packed, (flow_flags::kEndFromReceive | flow_flags::kEndIsBound) << kFlagsShift,
           "both a receive time and a bound");
   refused(FlowColumn::OrigBytes, std::int64_t{5}, "must be both NULL or both set");
 }

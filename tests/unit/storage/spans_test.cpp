@@ -130,10 +130,10 @@ TEST_F(SpansTest, ManyRangesBecomeOneThatCoversThemAll) {
 TEST_F(SpansTest, RebuildWritesTheSpansOfATableFilledWithoutTheSink) {
   ASSERT_TRUE(execute(db_.get(), "BEGIN"));
   for (int id = 1; id <= 5; ++id) {
-    ASSERT_TRUE(execute(db_.get(), "INSERT INTO flows (id, start_ms, orig_src, orig_dst, proto_state_flags, status, mark, "
-                                   "zone, ct_id) VALUES (" +
+    ASSERT_TRUE(execute(db_.get(), "INSERT INTO flows (id, start_ms, orig_src, orig_dst, packed, zone_mark, ct_id) "
+                                   "VALUES (" +
                                        std::to_string(id) + ", " + std::to_string(id == 3 ? 0 : id * kSpanWidthMs) +
-                                       ", 1, 2, 6, 0, 0, 0, 0)"));
+                                       ", 1, 2, 6, 0, 0)"));
   }
   ASSERT_TRUE(rebuildSpans(db_.get()));
   ASSERT_TRUE(execute(db_.get(), "COMMIT"));

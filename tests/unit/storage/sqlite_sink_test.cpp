@@ -230,7 +230,7 @@ TEST_F(SqliteSinkTest, ABoundEndIsStoredAndReadBackAsABound) {
   EXPECT_EQ(records[0].start, at(2s));
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(scalar(db.get(), "SELECT end_source FROM flows_text"), "bound");
-  EXPECT_EQ(count(db.get(), "SELECT (proto_state_flags >> 16) & 16 FROM flows"), 16);
+  EXPECT_EQ(count(db.get(), "SELECT (packed >> 16) & 16 FROM flows"), 16);
 }
 
 TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
@@ -574,7 +574,7 @@ TEST_F(SqliteSinkTest, OpenFlowsLeavesOutARowThatDoesNotDecode) {
             SinkStatus::Ok);
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE flows SET proto_state_flags = 99 << 16 WHERE ct_id = 2 - 2147483648", nullptr, nullptr, nullptr),
+    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE flows SET packed = -1 WHERE ct_id = 2 - 2147483648", nullptr, nullptr, nullptr),
               SQLITE_OK);
   }
   auto open = (*sink)->openFlows();
@@ -584,7 +584,7 @@ TEST_F(SqliteSinkTest, OpenFlowsLeavesOutARowThatDoesNotDecode) {
   const auto logged = messages->last_formatted();
   ASSERT_EQ(logged.size(), 1U);
   EXPECT_NE(logged[0].find("row id 2"), std::string::npos) << logged[0];
-  EXPECT_NE(logged[0].find("flows.proto_state_flags"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("flows.packed"), std::string::npos) << logged[0];
 }
 
 TEST_F(SqliteSinkTest, AVersionOneFileFromBeforeGapsAndRunsGetsThem) {
