@@ -146,8 +146,13 @@ Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_m
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     const IdRange range{sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1)};
     // In first_id order, so a range overlaps or touches only the one before it (or lies inside it:
-    // the span of a row whose start moved).
-    if (!ranges.empty() && range.first <= ranges.back().last + 1) {
+    // the span of a row whose start moved). The file is untrusted: no id is assumed below the
+    // largest integer.
+    const bool touches = !ranges.empty() &&
+                         (range.first <= ranges.back().last ||
+                          (ranges.back().last < std::numeric_limits<std::int64_t>::max() &&
+                           range.first == ranges.back().last + 1));
+    if (touches) {
       ranges.back().last = std::max(ranges.back().last, range.last);
     } else {
       ranges.push_back(range);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,13 @@ TEST_F(SpansTest, RangesOfTheSpansThatMayHoldAStartInTheWindowAreMerged) {
   EXPECT_EQ(started(5, 4), std::vector<IdRange>{});  // an empty window
   EXPECT_EQ(started(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()),
             (std::vector<IdRange>{{1, 6}}));
+}
+
+// Spans are read from a file someone may have edited: extreme ids merge without overflowing.
+TEST_F(SpansTest, ExtremeIdsInAnEditedFileAreMergedWithoutOverflow) {
+  const std::string max = std::to_string(std::numeric_limits<std::int64_t>::max());
+  ASSERT_TRUE(execute(db_.get(), "INSERT INTO spans VALUES (0, 0, 1, " + max + "), (0, 0, " + max + ", " + max + ")"));
+  EXPECT_EQ(started(0, 0), (std::vector<IdRange>{{1, std::numeric_limits<std::int64_t>::max()}}));
 }
 
 TEST_F(SpansTest, ManyRangesBecomeOneThatCoversThemAll) {
