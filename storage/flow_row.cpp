@@ -261,6 +261,10 @@ std::int64_t endMillis(Timestamp end) noexcept {
   return ns / kNanosPerMilli + (ns % kNanosPerMilli > 0 ? 1 : 0);  // rounded up
 }
 
+std::int64_t storedStartMillis(const StoredFlow& flow) noexcept {
+  return startMillis(flow.record.start.value_or(flow.lifetime_start));
+}
+
 void settleEvent(StoredFlow& flow) noexcept {
   FlowRecord& record = flow.record;
   if (record.end) {
@@ -282,7 +286,7 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   const auto& nat_dst = record.nat.translated_destination;
 
   FlowRow row{};
-  const std::int64_t start_ms = startMillis(record.start.value_or(flow.lifetime_start));
+  const std::int64_t start_ms = storedStartMillis(flow);
   row[index(FlowColumn::StartMs)] = start_ms;
   if (record.end) {
     row[index(FlowColumn::DurMs)] = std::max(endMillis(*record.end) - start_ms, std::int64_t{0});

@@ -138,6 +138,10 @@ struct StoredFlow {
 // ended flow is a Destroy at its end, an open one a New at its start.
 void settleEvent(StoredFlow& flow) noexcept;
 
+// The start_ms `flow`'s row holds (encodeFlow): its start, or the stand-in when the start is
+// unknown, rounded down.
+[[nodiscard]] std::int64_t storedStartMillis(const StoredFlow& flow) noexcept;
+
 // Column values for `flow`. Space matters more than symmetry here (docs/schema.md, "Size"):
 //  - `reply` is NULL when the reply tuple is what the original tuple and the translations already
 //    say (reply.src = translated destination or orig.dst, reply.dst = translated source or

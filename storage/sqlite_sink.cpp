@@ -225,15 +225,15 @@ struct SqliteSink::Impl {
   // `folded` after `record`, merged from `as_stored`: its row as the database holds it or would
   // read it back. When that ends the flow, its database row (if any) is no longer open.
   std::optional<WriteFailure> mergeInto(FoldedFlow& folded, const FlowRow& as_stored, const FlowRecord& record);
-  // The rows the batch inserts, encoded, and the order to insert them in: by start, as indexes
-  // into batch_new_rows (sorting the rows themselves moved ~700 bytes per swap).
+  // The flows the batch inserts, in the order to insert them in (by start). Each row is encoded
+  // only when its statement is bound, into insert_rows: holding a whole batch's rows encoded cost
+  // ~800 bytes a flow, ~100 MB for a full batch.
   struct PendingInsert {
     std::int64_t start_ms;
-    std::size_t row;   // in batch_new_rows
     std::size_t flow;  // in batch_flows
   };
-  std::vector<FlowRow> batch_new_rows;
   std::vector<PendingInsert> batch_inserts;
+  std::array<FlowRow, kInsertRows> insert_rows;
   // Inserts 1 or kInsertRows rows in one statement and records their ids and spans.
   std::optional<WriteFailure> insertRows(std::span<const PendingInsert> pending);
   std::optional<WriteFailure> updateFolded(const FoldedFlow& folded, const FlowRow& row);
@@ -502,8 +502,9 @@ std::optional<WriteFailure> SqliteSink::Impl::insertRows(std::span<const Pending
   sqlite3_stmt* stmt = pending.size() == kInsertRows ? insert_many.get() : insert.get();
   const StatementReset reset(stmt);
   int param = 1;
-  for (const PendingInsert& row : pending) {
-    if (bindColumns(stmt, param, batch_new_rows[row.row], allFlowColumns()) != SQLITE_OK) {
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    insert_rows[i] = encodeFlow(batch_flows[pending[i].flow].flow);  // bound without copying
+    if (bindColumns(stmt, param, insert_rows[i], allFlowColumns()) != SQLITE_OK) {
       return failure("cannot bind an insert");
     }
     param += static_cast<int>(kFlowColumnCount);
@@ -579,7 +580,6 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
   batch_flows.clear();
   batch_stored_rows.clear();
   batch_open.clear();
-  batch_new_rows.clear();
   batch_inserts.clear();
   for (const FlowRecord& record : batch) {
     if (auto failed = fold(record)) {
@@ -594,9 +594,7 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
       }
       continue;
     }
-    const FlowRow& row = batch_new_rows.emplace_back(encodeFlow(folded.flow));
-    batch_inserts.push_back(
-        {std::get<std::int64_t>(row[static_cast<std::size_t>(FlowColumn::StartMs)]), batch_new_rows.size() - 1, i});
+    batch_inserts.push_back({storedStartMillis(folded.flow), i});
   }
   // New rows in start order, so that rowids follow start times and the batch needs one span, or a
   // few when it holds old starts (the start-up dump, a backlog): spans.hpp. Stable, so flows that
