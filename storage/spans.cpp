@@ -101,33 +101,6 @@ int SpanWriter::finish() noexcept {
   return SQLITE_OK;
 }
 
-Result<void> rebuildSpans(sqlite3* db) {
-  if (auto done = execute(db, "DELETE FROM spans"); !done) {
-    return done;
-  }
-  auto writer = SpanWriter::open(db);
-  if (!writer) {
-    return Unexpected{writer.error()};
-  }
-  auto walk = prepare(db, "SELECT id, start_ms FROM flows ORDER BY id");
-  if (!walk) {
-    return Unexpected{walk.error()};
-  }
-  int rc = SQLITE_OK;
-  while ((rc = sqlite3_step(walk->get())) == SQLITE_ROW) {
-    if (writer->add(sqlite3_column_int64(walk->get(), 0), sqlite3_column_int64(walk->get(), 1)) != SQLITE_OK) {
-      return sqliteFailure(db, "cannot write a span");
-    }
-  }
-  if (rc != SQLITE_DONE) {
-    return sqliteFailure(db, "cannot walk the flows to rebuild their spans");
-  }
-  if (writer->finish() != SQLITE_OK) {
-    return sqliteFailure(db, "cannot write a span");
-  }
-  return {};
-}
-
 Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms) {
   std::vector<IdRange> ranges;
   if (to_ms < from_ms) {

@@ -76,10 +76,6 @@ private:
   std::optional<Span> committed_;
 };
 
-// Writes the spans of every row of `flows` from scratch, for a database filled without SqliteSink
-// (bench/flowdb_gen). Run it inside the caller's transaction.
-[[nodiscard]] Result<void> rebuildSpans(sqlite3* db);
-
 // The rowid ranges that hold every row whose start_ms lies in [from_ms, to_ms], merged and in
 // order; they may hold other rows too.
 [[nodiscard]] Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms);

@@ -135,22 +135,5 @@ TEST_F(SpansTest, ManyRangesBecomeOneThatCoversThemAll) {
   EXPECT_EQ(started(0, 0), (std::vector<IdRange>{{2, 60}}));
 }
 
-TEST_F(SpansTest, RebuildWritesTheSpansOfATableFilledWithoutTheSink) {
-  ASSERT_TRUE(execute(db_.get(), "BEGIN"));
-  for (int id = 1; id <= 5; ++id) {
-    ASSERT_TRUE(execute(db_.get(), "INSERT INTO flows (id, start_ms, orig_src, orig_dst, packed, zone_mark, ct_id) "
-                                   "VALUES (" +
-                                       std::to_string(id) + ", " + std::to_string(id == 3 ? 0 : id * kSpanWidthMs) +
-                                       ", 1, 2, 6, 0, 0)"));
-  }
-  ASSERT_TRUE(rebuildSpans(db_.get()));
-  ASSERT_TRUE(execute(db_.get(), "COMMIT"));
-  const auto w = [](int n) { return std::to_string(n * kSpanWidthMs); };
-  EXPECT_EQ(spans(), (std::vector<std::string>{"1-2:" + w(1) + "-" + w(2), "3-3:0-0", "4-5:" + w(4) + "-" + w(5)}));
-  EXPECT_EQ(count(db_.get(), "SELECT count(*) FROM flows f WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE f.id BETWEEN "
-                             "s.first_id AND s.last_id AND f.start_ms BETWEEN s.min_start_ms AND s.max_start_ms)"),
-            0);
-}
-
 }  // namespace
 }  // namespace ctaudit::storage
