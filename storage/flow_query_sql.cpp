@@ -51,11 +51,6 @@ struct KeyTerm {
   Kind kind{Kind::None};
 };
 
-std::int64_t minusLongFlow(std::int64_t ms) noexcept {
-  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
-  return ms < kMin + kLongFlowMs ? kMin : ms - kLongFlowMs;
-}
-
 std::string idRangeTerm(QueryBuilder& b, const IdRange& range) {
   const std::string first = b.parameter(range.first);
   return "id BETWEEN " + first + " AND " + b.parameter(range.last);
@@ -67,7 +62,7 @@ std::optional<StartWindow> recentStartWindow(const FlowQuery& query) {
   if (!query.from) {
     return std::nullopt;
   }
-  return StartWindow{minusLongFlow(startMillis(*query.from)),
+  return StartWindow{saturatingSub(startMillis(*query.from), kLongFlowMs),
                      query.to ? startMillis(*query.to) : std::numeric_limits<std::int64_t>::max()};
 }
 
@@ -196,7 +191,7 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     };
     const std::string open_index = key.kind == KeyTerm::Kind::Source ? "flows_open_src" : "flows_open_nat";
     const std::string long_index = key.kind == KeyTerm::Kind::NatSource ? "flows_long_nat" : "flows_long_src";
-    const std::int64_t long_before = minusLongFlow(*from_ms);
+    const std::int64_t long_before = saturatingSub(*from_ms, kLongFlowMs);
     arm_sql.push_back(select + " INDEXED BY " + open_index + where(outside({"dur_ms IS NULL"})));
     arm_sql.push_back(select + " INDEXED BY " + long_index +
                       where(outside({"dur_ms > " + std::to_string(kLongFlowMs),

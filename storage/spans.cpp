@@ -23,11 +23,6 @@ constexpr std::string_view kLookupSql =
 // range, and a second one per daemon restart or backlog that inserted old starts late.
 constexpr std::size_t kMaxRanges = 16;
 
-std::int64_t saturatingSub(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t out = 0;
-  return __builtin_sub_overflow(a, b, &out) ? std::numeric_limits<std::int64_t>::min() : out;
-}
-
 }  // namespace
 
 SpanWriter::SpanWriter(sqlite3* db, SqliteStmt insert, SqliteStmt update) noexcept

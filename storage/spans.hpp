@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -30,6 +31,17 @@ inline constexpr std::int64_t kLongFlowMs = 3'600'000;
 // No span is wider than this; a lookup reads the spans that start up to this much before its
 // window.
 inline constexpr std::int64_t kSpanWidthMs = 60'000;
+
+// `a - b` clamped to int64's range instead of wrapping: a window's bound moved earlier by a width
+// (kSpanWidthMs, kLongFlowMs) stays the earliest time for a window open towards the past, and a
+// span's width stays large for starts far apart.
+[[nodiscard]] inline std::int64_t saturatingSub(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t out = 0;
+  if (!__builtin_sub_overflow(a, b, &out)) {
+    return out;
+  }
+  return b > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
+}
 
 // Rowids first..last, both included.
 struct IdRange {

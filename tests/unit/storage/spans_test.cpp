@@ -64,6 +64,15 @@ protected:
   std::optional<SpanWriter> writer_;
 };
 
+TEST(SaturatingSubTest, ClampsTowardsTheSideItOverflows) {
+  constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  EXPECT_EQ(saturatingSub(5, 7), -2);
+  EXPECT_EQ(saturatingSub(kMin + 10, kSpanWidthMs), kMin);  // a window open towards the past
+  EXPECT_EQ(saturatingSub(kMax, -1), kMax);                 // a width too large to hold
+  EXPECT_EQ(saturatingSub(kMax - 5, kMin), kMax);
+}
+
 TEST_F(SpansTest, ConsecutiveRowsWithinTheWidthShareOneSpanAcrossBatches) {
   batch({{1, 1000}, {2, 1500}});
   batch({{3, 900}, {4, 1000 + kSpanWidthMs - 100}});
