@@ -186,13 +186,13 @@ std::string replyPortSql(bool source) {
   return blobPortSql("substr(reply, " + at + ", 2)");
 }
 
-std::string timeTextSql(std::string_view ns_column) {
-  return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(ns_column) + " / 1e9, 'unixepoch')";
+// RFC 3339 text of a time column in nanoseconds (gaps, runs) or milliseconds (flows).
+std::string timeTextSql(std::string_view column, std::string_view per_second) {
+  return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(column) + " / " + std::string(per_second) +
+         ", 'unixepoch')";
 }
-
-std::string timeMsTextSql(std::string_view ms_column) {
-  return "strftime('%Y-%m-%dT%H:%M:%fZ', " + std::string(ms_column) + " / 1e3, 'unixepoch')";
-}
+std::string nanosTextSql(std::string_view column) { return timeTextSql(column, "1e9"); }
+std::string millisTextSql(std::string_view column) { return timeTextSql(column, "1e3"); }
 
 std::string protocolNameSql() {
   std::string sql = "CASE protocol";
@@ -218,8 +218,11 @@ std::string tcpStateNameSql() {
 // time a process opens the file, so the size of this SQL is paid by every `ctaudit` run.
 std::string createViewSql() {
   std::string inner = "SELECT *,\n  ";
-  inner += "packed & 255 AS protocol, nullif((packed >> 8) & 255, 0) - 1 AS tcp_state,\n  ";
-  inner += "(packed >> 16) & 31 AS flags, packed >> 21 AS status, zone_mark >> 32 AS zone,\n  ";
+  // The packed columns taken apart by the shifts encodeFlow packs them with (flow_row.hpp).
+  const auto shift = [](unsigned bits) { return std::to_string(bits); };
+  inner += "packed & 255 AS protocol, nullif((packed >> " + shift(kTcpStateShift) + ") & 255, 0) - 1 AS tcp_state,\n  ";
+  inner += "(packed >> " + shift(kFlagsShift) + ") & " + std::to_string(flow_flags::kAll) + " AS flags, packed >> " +
+           shift(kStatusShift) + " AS status, zone_mark >> " + shift(kZoneShift) + " AS zone,\n  ";
   inner += "zone_mark & 4294967295 AS mark,\n  ";
   inner += endpointAddressTextSql("orig_src") + " AS t_orig_src, " + endpointPortSql("orig_src") + " AS t_orig_sport,\n  ";
   inner += endpointAddressTextSql("orig_dst") + " AS t_orig_dst, " + endpointPortSql("orig_dst") + " AS t_orig_dport,\n  ";
@@ -228,7 +231,7 @@ std::string createViewSql() {
   inner += replyAddressTextSql(true) + " AS t_reply_src, " + replyPortSql(true) + " AS t_reply_sport,\n  ";
   inner += replyAddressTextSql(false) + " AS t_reply_dst, " + replyPortSql(false) + " AS t_reply_dport\nFROM flows";
 
-  std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id + 2147483648 AS ct_id, zone, protocol, ";
+  std::string sql = "CREATE VIEW flows_text AS SELECT\n  id, ct_id + " + std::to_string(kIpv4Bias) + " AS ct_id, zone, protocol, ";
   sql += protocolNameSql() + " AS proto,\n  ";
   sql += "t_orig_src AS orig_src, t_orig_sport AS orig_sport, t_orig_dst AS orig_dst, t_orig_dport AS orig_dport,\n  ";
   sql += "CASE WHEN reply IS NOT NULL THEN t_reply_src ELSE coalesce(t_nat_dst, t_orig_dst) END AS reply_src,\n  ";
@@ -239,8 +242,8 @@ std::string createViewSql() {
   sql += "(icmp >> 24) & 255 AS icmp_type, (icmp >> 16) & 255 AS icmp_code,\n  ";
   sql += "(icmp >> 8) & 255 AS reply_icmp_type, icmp & 255 AS reply_icmp_code,\n  ";
   sql += "status, mark, tcp_state, " + tcpStateNameSql() + " AS tcp_state_name,\n  ";
-  sql += timeMsTextSql("start_ms") + " AS start_time,\n  ";
-  sql += timeMsTextSql("(start_ms + dur_ms)") + " AS end_time,\n  ";
+  sql += millisTextSql("start_ms") + " AS start_time,\n  ";
+  sql += millisTextSql("(start_ms + dur_ms)") + " AS end_time,\n  ";
   sql += "dur_ms / 1e3 AS duration_s,\n  ";
   sql += "CASE WHEN flags & 8 THEN 'unknown' WHEN flags & 1 THEN 'receive' ELSE 'kernel' END AS start_source,\n  ";
   sql += "CASE WHEN dur_ms IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
@@ -253,15 +256,15 @@ std::string createViewSql() {
 
 // gaps and runs with text times, for people at the sqlite3 shell.
 std::string createGapsViewSql() {
-  return "CREATE VIEW IF NOT EXISTS gaps_text AS SELECT\n  id, reason, " + timeTextSql("start_ns") +
-         " AS start_time, " + timeTextSql("end_ns") +
+  return "CREATE VIEW IF NOT EXISTS gaps_text AS SELECT\n  id, reason, " + nanosTextSql("start_ns") +
+         " AS start_time, " + nanosTextSql("end_ns") +
          " AS end_time,\n  (end_ns - start_ns) / 1e9 AS duration_s, lost_records, overruns, sink, start_ns, end_ns\n"
          "FROM gaps";
 }
 
 std::string createRunsViewSql() {
-  return "CREATE VIEW IF NOT EXISTS runs_text AS SELECT\n  id, " + timeTextSql("started_ns") + " AS started, " +
-         timeTextSql("alive_ns") + " AS alive, " + timeTextSql("stopped_ns") +
+  return "CREATE VIEW IF NOT EXISTS runs_text AS SELECT\n  id, " + nanosTextSql("started_ns") + " AS started, " +
+         nanosTextSql("alive_ns") + " AS alive, " + nanosTextSql("stopped_ns") +
          " AS stopped,\n  stopped_ns IS NOT NULL AS clean_stop, version, observer_hostname, started_ns, alive_ns, "
          "stopped_ns\nFROM runs";
 }
@@ -384,7 +387,7 @@ Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
 
 std::string endpointAddressTextSql(std::string_view column) {
   const std::string c(column);
-  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + 140737488355328) >> 16)") +
+  return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + " + std::to_string(kEndpointBias) + ") >> 16)") +
          " WHEN 'blob' THEN " + ipv6TextSql("hex(substr(" + c + ", 1, 16))") + " END";
 }
 
