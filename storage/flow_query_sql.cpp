@@ -25,10 +25,6 @@ private:
   std::vector<CompiledQuery::Parameter> parameters_;
 };
 
-}  // namespace
-
-namespace {
-
 // The port of an endpoint column (flow_row.hpp): the low 16 bits of an IPv4 INTEGER, the last two
 // bytes of an IPv6 BLOB.
 std::string endpointPortTerm(QueryBuilder& b, std::string_view column, std::uint16_t port) {

@@ -39,6 +39,7 @@ enum class FlowColumn : std::uint8_t {
   ReplyBytes,
   Reserve,
 };
+inline constexpr std::size_t kFlowColumnCount = 16;
 
 // Bytes an open row holds in `reserve` for the values its DESTROY fills in (dur_ms, 3-4 bytes, and
 // the four counters, 1-3 bytes each), so that closing the row does not make it grow. A row that
@@ -48,7 +49,6 @@ enum class FlowColumn : std::uint8_t {
 // half empty), 10 bytes 67.3 (88%, as appends leave them), 12 bytes 68.6 (86%). A closed row's
 // reserve is NULL: one header byte.
 inline constexpr std::uint8_t kReserveBytes = 10;
-inline constexpr std::size_t kFlowColumnCount = 16;
 
 [[nodiscard]] std::string_view columnName(FlowColumn column) noexcept;
 

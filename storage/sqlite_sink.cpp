@@ -566,9 +566,7 @@ std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& fol
     return failed;
   }
   // The span the row was inserted under no longer holds its start.
-  if (start_moved &&
-      spans->moved(*folded.row_id, std::get<std::int64_t>(row[static_cast<std::size_t>(FlowColumn::StartMs)])) !=
-          SQLITE_OK) {
+  if (start_moved && spans->moved(*folded.row_id, storedStartMillis(folded.flow)) != SQLITE_OK) {
     return failure("cannot write a span");
   }
   return std::nullopt;
