@@ -654,7 +654,7 @@ int main(int argc, char** argv) {
     // The daemon inserts rows in start order (a batch sorted by start); spans and the lookups
     // that use them are measured on that order, so a generator that broke it would measure
     // something else.
-    const auto start_ms = std::get<std::int64_t>(row[static_cast<std::size_t>(ctaudit::storage::FlowColumn::StartMs)]);
+    const auto start_ms = ctaudit::storage::storedStartMillis(stored);
     if (start_ms < last_start_ms) {
       std::cerr << "flowdb_gen: flow " << i << " starts before the one before it; FlowShape must generate in start order\n";
       return 70;
