@@ -19,6 +19,7 @@
 #                   compression), e.g. "ctauditd=9.10 ctauditd-reader=4.02"
 #   minflt_per_1k   minor page faults per 1000 events (/proc/PID/stat): memory the daemon touches for
 #                   the first time, or again after giving it back; each costs a zeroed page
+#   jsonl_bytes_per_event  size of the JSON-lines file over the events received
 # With --perf FILE it also samples the daemon with `perf record -g` (call graphs through frame
 # pointers and DWARF are not needed for the flat profile) during the run and prints the top
 # symbols by self time, grouped the way docs/benchmarks.md "Where the CPU goes" reads them.
@@ -45,7 +46,7 @@ while (($# > 0)); do
     --live) live=$2; shift 2 ;;
     --perf) perf_file=$2; shift 2 ;;
     --) shift; daemon_args=("$@"); break ;;
-    -h | --help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu_profile.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -148,6 +149,8 @@ awk -v rc="$received" -v c0="$cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v 
       1e6 * cpu / n, rss
     printf "syscw_per_1k=%.1f\nctxsw_per_1k=%.1f\nminflt_per_1k=%.1f\n", 1000 * w / n, 1000 * x / n, 1000 * f / n
   }'
+jsonl_bytes=$(stat -c %s "$tmp/flows.jsonl" 2>/dev/null || echo 0)
+awk -v b="$jsonl_bytes" -v rc="$received" 'BEGIN { printf "jsonl_bytes_per_event=%.0f\n", b / (rc > 0 ? rc : 1) }'
 printf 'cpu_s_threads='
 join <(sort <<<"$threads0") <(sort <<<"$threads1") | awk -v hz="$(getconf CLK_TCK)" '
   { printf "%s%s=%.2f", (NR > 1 ? " " : ""), $1, ($3 - $2) / hz } END { print "" }'

@@ -343,6 +343,9 @@ SinkStatus JsonLinesSink::flush() noexcept {
                 "; lines written since the last flush may be lost");
     return SinkStatus::Failed;
   }
+  if (error == 0) {
+    page_release_.synced(fd_.get());
+  }
   rotateIfDue(0);
   return SinkStatus::Ok;
 }
@@ -376,6 +379,7 @@ void JsonLinesSink::reopen() noexcept {
   moveTornLastLine();
   if (!same_file) {
     file_start_ = fileStart(clock_->now());
+    page_release_.restart();
   }
 }
 
@@ -447,6 +451,7 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   fd_ = std::move(fd).value();
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
+  page_release_.restart();
   file_start_ = now;
   ++rotations_;
   rotation_refused_ = false;

@@ -19,6 +19,7 @@
 #include "storage/jsonl_archiver.hpp"
 #include "storage/jsonl_rotation.hpp"
 #include "storage/sink.hpp"
+#include "storage/synced_page_release.hpp"
 
 namespace ctaudit::storage {
 
@@ -90,7 +91,9 @@ public:
   // Writes the rest of a cut line if one is pending, then fdatasyncs a regular file (pipes and
   // terminals cannot be synced; their EINVAL is not an error). Failed when either step fails: on
   // an fdatasync error the kernel may already have dropped the dirty pages, so lines accepted since
-  // the last successful flush may be lost; the error is logged with its errno.
+  // the last successful flush may be lost; the error is logged with its errno. After a successful
+  // fdatasync the lines synced by the flush before are released from the page cache
+  // (SyncedPageRelease).
   SinkStatus flush() noexcept override;
 
   // Also closes the file when the rotation policy says its period is over.
@@ -159,6 +162,7 @@ private:
   std::string buffer_;     // the batch being written; its capacity is reused
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
   bool unsynced_{false};   // bytes written since the last successful fdatasync
+  SyncedPageRelease page_release_;  // of the active file's lines that are on disk
   std::uint64_t failures_in_episode_{0};
 
   SystemClock system_clock_;
