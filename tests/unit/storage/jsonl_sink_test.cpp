@@ -2,17 +2,22 @@
 #include "storage/jsonl_sink.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,6 +122,61 @@ TEST(JsonLinesSinkTest, AppendsOneLinePerRecordAndCreatesParents) {
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777U & ~0640U, 0U) << "mode " << std::oct << (st.st_mode & 0777U);
   EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
+// How many of the pages of `path` in [from, to) the page cache holds (mincore on a mapping, which
+// does not read anything in itself).
+std::size_t cachedPages(const std::filesystem::path& path, off_t from, off_t to) {
+  const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  const auto length = static_cast<std::size_t>(to);
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) {
+    ADD_FAILURE() << "mmap " << path << ": " << std::strerror(errno);
+    return 0;
+  }
+  const long page = ::sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> resident((length + static_cast<std::size_t>(page) - 1) / static_cast<std::size_t>(page));
+  EXPECT_EQ(::mincore(map, length, resident.data()), 0) << std::strerror(errno);
+  ::munmap(map, length);
+  const auto first = static_cast<std::ptrdiff_t>(from / page);
+  return static_cast<std::size_t>(std::count_if(resident.begin() + first, resident.end(),
+                                                [](unsigned char flags) { return (flags & 1U) != 0; }));
+}
+
+TEST(JsonLinesSinkTest, ReleasesThePageCacheOfLinesSyncedAFlushAgo) {
+  const TempDir dir;
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(dir.path().c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) {
+    GTEST_SKIP() << "TMPDIR is a tmpfs, whose pages cannot be dropped; run with TMPDIR on a disk file system";
+  }
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  // A few hundred kilobytes a batch, so that each spans many pages.
+  const auto batch = [](std::uint16_t first) {
+    std::vector<FlowRecord> records;
+    for (std::uint16_t port = first; port < first + 300; ++port) {
+      records.push_back(flow(EventType::Destroy, port));
+    }
+    return records;
+  };
+  const auto sizeNow = [&] { return static_cast<off_t>(std::filesystem::file_size(path)); };
+
+  ASSERT_EQ(sink->write(batch(1000)), SinkStatus::Ok);
+  ASSERT_EQ(sink->flush(), SinkStatus::Ok);
+  const off_t first_end = sizeNow();
+  EXPECT_GT(cachedPages(path, 0, first_end), 0U) << "just written and synced: a shipper may still read it";
+
+  ASSERT_EQ(sink->write(batch(2000)), SinkStatus::Ok);
+  ASSERT_EQ(sink->flush(), SinkStatus::Ok);
+  const off_t second_end = sizeNow();
+  const long page = ::sysconf(_SC_PAGESIZE);
+  // The page holding the end of the first batch also holds the start of the second, so it stays.
+  EXPECT_EQ(cachedPages(path, 0, first_end / page * page), 0U) << "synced a flush ago: released";
+  EXPECT_GT(cachedPages(path, first_end, second_end), 0U) << "synced by this flush: still cached";
+  EXPECT_EQ(readFile(path), linesOf(batch(1000)) + linesOf(batch(2000))) << "released, not lost";
 }
 
 TEST(JsonLinesSinkTest, AppendsToWhatIsAlreadyThere) {
