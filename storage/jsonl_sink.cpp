@@ -140,6 +140,7 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
   auto sink = std::make_unique<JsonLinesSink>(Private{}, std::move(fd).value(), path_or_dash, false,
                                               std::move(context), include_updates, std::move(log), rotation, clock);
   sink->moveTornLastLine();
+  sink->openDirect();
   const Timestamp now = sink->clock_->now();
   sink->file_start_ = sink->fileStart(now);
   const RotationPolicy& policy = rotation.policy;
@@ -236,25 +237,18 @@ SinkStatus JsonLinesSink::writeBuffer(std::size_t lines) noexcept {
   return SinkStatus::Ok;
 }
 
-JsonLinesSink::WriteOutcome JsonLinesSink::writeAll(std::string_view bytes) const noexcept {
-  WriteOutcome outcome;
-  while (outcome.written < bytes.size()) {
-    const ssize_t n = ::write(fd_.get(), bytes.data() + outcome.written, bytes.size() - outcome.written);
-    if (n < 0) {
-      const int error = errno;
-      if (error == EINTR) {
-        continue;
-      }
-      outcome.error = error;
-      return outcome;
+JsonLinesSink::WriteOutcome JsonLinesSink::writeAll(std::string_view bytes) noexcept {
+  return direct_ ? direct_->append(fd_.get(), bytes) : appendBuffered(fd_.get(), bytes);
+}
+
+void JsonLinesSink::openDirect() noexcept {
+  direct_.reset();
+  if (!is_stdout_ && is_regular_) {
+    direct_ = DirectAppend::open(path_, fd_.get());
+    if (!direct_) {
+      log_->debug("{} cannot be written with O_DIRECT here; writing through the page cache", path_.string());
     }
-    if (n == 0) {  // write(2) never returns 0 for a non-empty buffer on files or pipes; do not spin
-      outcome.error = EIO;
-      return outcome;
-    }
-    outcome.written += static_cast<std::size_t>(n);
   }
-  return outcome;
 }
 
 SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::size_t lines) noexcept {
@@ -343,9 +337,6 @@ SinkStatus JsonLinesSink::flush() noexcept {
                 "; lines written since the last flush may be lost");
     return SinkStatus::Failed;
   }
-  if (error == 0) {
-    page_release_.synced(fd_.get());
-  }
   rotateIfDue(0);
   return SinkStatus::Ok;
 }
@@ -379,8 +370,8 @@ void JsonLinesSink::reopen() noexcept {
   moveTornLastLine();
   if (!same_file) {
     file_start_ = fileStart(clock_->now());
-    page_release_.restart();
   }
+  openDirect();
 }
 
 Timestamp JsonLinesSink::fileStart(Timestamp now) const noexcept {
@@ -451,7 +442,7 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   fd_ = std::move(fd).value();
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
-  page_release_.restart();
+  openDirect();
   file_start_ = now;
   ++rotations_;
   rotation_refused_ = false;

@@ -15,11 +15,11 @@
 #include "flow/result.hpp"
 #include "flow/unique_c.hpp"
 #include "flow/time.hpp"
+#include "storage/direct_append.hpp"
 #include "storage/json_mapping.hpp"
 #include "storage/jsonl_archiver.hpp"
 #include "storage/jsonl_rotation.hpp"
 #include "storage/sink.hpp"
-#include "storage/synced_page_release.hpp"
 
 namespace ctaudit::storage {
 
@@ -28,10 +28,13 @@ namespace ctaudit::storage {
 // Vector) to tail. Owned by the daemon's composition root and
 // used from its pipeline thread only; not thread-safe.
 //
-// Each write() formats the batch into one buffer and hands it to the kernel with as few write(2)
-// calls as it takes (one, unless the kernel accepts less); nothing is kept in memory between calls
-// except, after a failure on a pipe, the rest of a line cut in half (see below). flush()
-// fdatasyncs. reopen() (SIGHUP after logrotate moved the file) starts a new file at the same path.
+// Each write() formats the batch into one buffer and hands it to the kernel. To a regular file
+// that goes through DirectAppend (whole blocks with O_DIRECT, past the page cache; the last
+// partial block with write(2)); to a pipe or terminal, or a file system without O_DIRECT, with as
+// few write(2) calls as it takes. Between calls only the file's last partial block is kept (by
+// DirectAppend) and, after a failure on a pipe, the rest of a line cut in half (see below).
+// flush() fdatasyncs. reopen() (SIGHUP after logrotate moved the file) starts a new file at the
+// same path.
 //
 // The file is opened O_APPEND, so a line is never written over. When a write fails part-way (full
 // disk, EIO, file size limit) the partial batch is cut off again with ftruncate, back to the end of
@@ -91,9 +94,7 @@ public:
   // Writes the rest of a cut line if one is pending, then fdatasyncs a regular file (pipes and
   // terminals cannot be synced; their EINVAL is not an error). Failed when either step fails: on
   // an fdatasync error the kernel may already have dropped the dirty pages, so lines accepted since
-  // the last successful flush may be lost; the error is logged with its errno. After a successful
-  // fdatasync the lines synced by the flush before are released from the page cache
-  // (SyncedPageRelease).
+  // the last successful flush may be lost; the error is logged with its errno.
   SinkStatus flush() noexcept override;
 
   // Also closes the file when the rotation policy says its period is over.
@@ -132,13 +133,12 @@ private:
   // writing to the file it had, under its old name.
   bool closeActiveFile(Timestamp end, Timestamp now) noexcept;
 
-  // What one attempt to write a buffer did: how many bytes reached the file, and the errno of the
-  // call that stopped it (0 when all of it was written).
-  struct WriteOutcome {
-    std::size_t written{0};
-    int error{0};
-  };
-  [[nodiscard]] WriteOutcome writeAll(std::string_view bytes) const noexcept;
+  using WriteOutcome = AppendOutcome;
+  // Appends `bytes` to the output: through direct_ when it is set, else with write(2).
+  [[nodiscard]] WriteOutcome writeAll(std::string_view bytes) noexcept;
+  // Sets direct_ for the file now open at fd_, when it is a regular file the file system lets us
+  // write with O_DIRECT.
+  void openDirect() noexcept;
   // Writes the rest of a line cut by an earlier failure. Ok when nothing is pending any more.
   [[nodiscard]] SinkStatus finishTornLine() noexcept;
   // Deals with a write of `buffer_` (holding `lines` lines) that stopped after outcome.written
@@ -162,7 +162,7 @@ private:
   std::string buffer_;     // the batch being written; its capacity is reused
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
   bool unsynced_{false};   // bytes written since the last successful fdatasync
-  SyncedPageRelease page_release_;  // of the active file's lines that are on disk
+  std::unique_ptr<DirectAppend> direct_;  // whole blocks past the page cache; null: write(2) only
   std::uint64_t failures_in_episode_{0};
 
   SystemClock system_clock_;
