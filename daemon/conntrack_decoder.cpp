@@ -2,7 +2,6 @@
 #include "daemon/conntrack_decoder.hpp"
 
 #include <endian.h>
-#include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
@@ -16,13 +15,22 @@
 #include <string>
 #include <string_view>
 
-// How this file reads a message: libmnl walks each attribute level (mnl_attr_parse,
-// mnl_attr_parse_nested) and calls one handler per level through a noexcept trampoline. Each
-// handler validates the size of the attributes it reads (mnl_attr_validate/validate2) and copies
-// the values out with memcpy; unknown types are skipped. libmnl stops walking silently at an
-// attribute whose header does not fit, so every walk records where its last whole attribute ended
-// and anything left over is reported as a truncated attribute. Problems are recorded as a Failure
-// of fixed size (names are static strings) and turned into text only once, at the end.
+// How this file reads a message: after the netlink header and nfgenmsg, each attribute level (the
+// top level, then each nest) is walked in place by AttributeWalk, which hands over one attribute
+// at a time (type without flag bits, payload as a span) and stops at the first one whose header or
+// nla_len does not fit; whatever is left after the last whole attribute is reported as a truncated
+// attribute. One reader function per level takes each attribute, checks the payload size of the
+// ones it knows (exactly the size of the value), copies the values out with memcpy and skips
+// unknown types; for a nest it walks the nest with the next level's reader, a direct call the
+// compiler can inline. Problems are recorded as a Failure of fixed size (names are static strings)
+// and turned into text only once, at the end; nothing allocates unless decoding fails.
+//
+// Why not libmnl's walk (mnl_attr_parse with a callback): every attribute then costs a call
+// through a function pointer and a void* plus a PLT call per accessor (mnl_attr_get_type,
+// _get_payload, _validate2, _ok, _next), which made the walk most of the decoder's cost
+// (docs/benchmarks.md, "Decoding without libmnl's walk"). The checks here are libmnl's: an
+// attribute is whole when mnl_attr_ok would accept it, and a size check is mnl_attr_validate2's
+// (a payload neither shorter nor longer than the value).
 
 namespace ctaudit::daemon {
 namespace {
@@ -109,7 +117,7 @@ enum class Problem : std::uint8_t {
   Missing,         // a required attribute is absent
   FamilyMismatch,  // an address of the other family than nfgenmsg says
   OutOfRange,      // a timestamp that does not fit the signed 64-bit nanosecond clock
-  Internal,        // an exception reached a libmnl callback (cannot happen: handlers are noexcept)
+  Internal,        // a nest deeper than Path holds (cannot happen: the nesting is fixed in this file)
 };
 
 struct Failure {
@@ -219,12 +227,10 @@ struct Decoder {
 
   TupleScratch original;
   TupleScratch reply;
-  TupleScratch* tuple{nullptr};  // the tuple being read
   CountersScratch counters_original;
   CountersScratch counters_reply;
   bool seen_counters_original{false};
   bool seen_counters_reply{false};
-  CountersScratch* counters{nullptr};  // the counters being read
 
   std::uint32_t status{0};
   std::uint32_t mark{0};
@@ -244,65 +250,153 @@ Failure failureAt(Problem problem, Level level, std::uint16_t type) noexcept {
   return failure;
 }
 
-int recordFailure(Decoder& decoder, Failure failure) noexcept {
+// Records `failure` at the current path; returns false so that callers can `return recordFailure(...)`.
+bool recordFailure(Decoder& decoder, Failure failure) noexcept {
   failure.path = decoder.path;
   decoder.failure = failure;
-  return MNL_CB_ERROR;
-}
-
-std::uint16_t payloadLength(const nlattr* attr) noexcept { return mnl_attr_get_payload_len(attr); }
-
-const std::byte* payload(const nlattr* attr) noexcept {
-  return static_cast<const std::byte*>(mnl_attr_get_payload(attr));
-}
-
-// Checks that `attr` has exactly `size` payload bytes (mnl_attr_validate2 also refuses a longer
-// payload); records a BadSize failure otherwise.
-bool expectSize(Decoder& decoder, Level level, const nlattr* attr, std::size_t size) noexcept {
-  if (mnl_attr_validate2(attr, MNL_TYPE_BINARY, size) >= 0) {
-    return true;
-  }
-  Failure failure = failureAt(Problem::BadSize, level, mnl_attr_get_type(attr));
-  failure.got = payloadLength(attr);
-  failure.expected = size;
-  recordFailure(decoder, failure);
   return false;
 }
 
-template <class T>
-T readRaw(const nlattr* attr) noexcept {
-  T value{};
-  std::memcpy(&value, payload(attr), sizeof(value));
-  return value;
+// ---------------------------------------------------------------------------------------------
+// Walking one level.
+
+constexpr std::size_t kAttributeHeaderSize = sizeof(nlattr);  // NLA_HDRLEN: 4, already aligned
+
+// One attribute as the walk hands it over: its type without the flag bits (NLA_F_NESTED,
+// NLA_F_NET_BYTEORDER; the kernel sets NLA_F_NESTED on ctnetlink's nests and the types are the
+// same either way), and its payload: nla_len minus the header, without the padding after it.
+struct Attribute {
+  std::uint16_t type{0};
+  std::span<const std::byte> payload;
+};
+
+// The attributes of one level (the message after nfgenmsg, or one nest's payload), in order.
+// next() hands over each attribute whose header and nla_len fit in the bytes left, the test
+// libmnl's mnl_attr_ok makes, and stops at the first that does not, as libmnl's walk does;
+// rest() then holds what was not handed over, which the caller reports as truncated. The next
+// attribute starts NLA_ALIGN(nla_len) after one; the last one of a nest may end unaligned, its
+// padding outside the nest, so the position is capped at the end of the level. Headers are
+// copied out with memcpy (one load) rather than read through a cast of the byte pointer.
+class AttributeWalk {
+public:
+  explicit AttributeWalk(std::span<const std::byte> level) noexcept : level_(level) {}
+
+  // Sets `out` to the next whole attribute; false at the end of the level or at an attribute
+  // whose header or claimed length does not fit.
+  bool next(Attribute& out) noexcept {
+    const std::size_t left = level_.size() - offset_;
+    if (left < kAttributeHeaderSize) {
+      return false;
+    }
+    nlattr header{};
+    std::memcpy(&header, level_.data() + offset_, sizeof(header));
+    if (header.nla_len < kAttributeHeaderSize || header.nla_len > left) {
+      return false;
+    }
+    out.type = static_cast<std::uint16_t>(header.nla_type & NLA_TYPE_MASK);
+    out.payload = level_.subspan(offset_ + kAttributeHeaderSize, header.nla_len - kAttributeHeaderSize);
+    offset_ = std::min(offset_ + alignUp(header.nla_len), level_.size());
+    return true;
+  }
+
+  // Where the walk stands inside the level, and the bytes from there to the end.
+  [[nodiscard]] std::size_t offset() const noexcept { return offset_; }
+  [[nodiscard]] std::span<const std::byte> rest() const noexcept { return level_.subspan(offset_); }
+
+private:
+  std::span<const std::byte> level_;
+  std::size_t offset_{0};
+};
+
+// After a walk: anything between the last whole attribute and the end of the level is an
+// attribute whose header or claimed length does not fit.
+bool checkWalkedToEnd(Decoder& decoder, Level level, const AttributeWalk& walk) noexcept {
+  const std::span<const std::byte> rest = walk.rest();
+  if (rest.empty()) {
+    return true;
+  }
+  Failure failure = failureAt(Problem::Truncated, level, 0);
+  failure.got = rest.size();
+  failure.offset = walk.offset();
+  if (rest.size() >= sizeof(nlattr)) {
+    nlattr header{};
+    std::memcpy(&header, rest.data(), sizeof(header));
+    failure.type = static_cast<std::uint16_t>(header.nla_type & NLA_TYPE_MASK);
+    failure.type_known = true;
+    failure.expected = header.nla_len;
+  }
+  return recordFailure(decoder, failure);
 }
 
-// The integer readers expect the size to have been checked.
-std::uint8_t readU8(const nlattr* attr) noexcept { return readRaw<std::uint8_t>(attr); }
-std::uint16_t readBe16(const nlattr* attr) noexcept { return be16toh(readRaw<std::uint16_t>(attr)); }
-std::uint32_t readBe32(const nlattr* attr) noexcept { return be32toh(readRaw<std::uint32_t>(attr)); }
-std::uint64_t readBe64(const nlattr* attr) noexcept { return be64toh(readRaw<std::uint64_t>(attr)); }
+// Reads every attribute of one level with `read` (a callable bool(const Attribute&) that records
+// a Failure and returns false to stop), then refuses leftover bytes. `read` is a lambda whose
+// type the template sees, so the per-level readers below are called directly and can be inlined:
+// the point of walking here rather than through libmnl's callbacks (a function pointer and a void*
+// per attribute, and a PLT call per accessor).
+template <class Read>
+bool walkLevel(Decoder& decoder, Level level, std::span<const std::byte> bytes, Read read) noexcept {
+  AttributeWalk walk{bytes};
+  Attribute attr;
+  while (walk.next(attr)) {
+    if (!read(attr)) {
+      return false;
+    }
+  }
+  return checkWalkedToEnd(decoder, level, walk);
+}
+
+// Walks the attributes nested in `nest` (an attribute of level `outer`) with `read`; failures
+// inside carry the nest's name in their path.
+template <class Read>
+bool walkNested(Decoder& decoder, Level outer, const Attribute& nest, Level inner, Read read) noexcept {
+  if (decoder.path.depth == decoder.path.names.size()) {  // not reached: the nesting is fixed
+    return recordFailure(decoder, failureAt(Problem::Internal, outer, nest.type));
+  }
+  decoder.path.names[decoder.path.depth] = attributeName(outer, nest.type);
+  ++decoder.path.depth;
+  const bool walked = walkLevel(decoder, inner, nest.payload, read);
+  --decoder.path.depth;
+  return walked;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading values.
+
+// Checks that `attr` has exactly `size` payload bytes, as mnl_attr_validate2 did (it refused a
+// longer payload as well as a shorter one); records a BadSize failure otherwise.
+bool expectSize(Decoder& decoder, Level level, const Attribute& attr, std::size_t size) noexcept {
+  if (attr.payload.size() == size) {
+    return true;
+  }
+  Failure failure = failureAt(Problem::BadSize, level, attr.type);
+  failure.got = attr.payload.size();
+  failure.expected = size;
+  return recordFailure(decoder, failure);
+}
 
 // Reads a u8/be16/be32/be64 attribute of exactly sizeof(T) bytes into `out`.
 template <class T>
-bool readUnsigned(Decoder& decoder, Level level, const nlattr* attr, T& out) noexcept {
+bool readUnsigned(Decoder& decoder, Level level, const Attribute& attr, T& out) noexcept {
   if (!expectSize(decoder, level, attr, sizeof(T))) {
     return false;
   }
+  T raw{};
+  std::memcpy(&raw, attr.payload.data(), sizeof(raw));
   if constexpr (sizeof(T) == 1) {
-    out = readU8(attr);
+    out = raw;
   } else if constexpr (sizeof(T) == 2) {
-    out = readBe16(attr);
+    out = be16toh(raw);
   } else if constexpr (sizeof(T) == 4) {
-    out = readBe32(attr);
+    out = be32toh(raw);
   } else {
     static_assert(sizeof(T) == 8);
-    out = readBe64(attr);
+    out = be64toh(raw);
   }
   return true;
 }
 
 template <class T>
-bool readUnsigned(Decoder& decoder, Level level, const nlattr* attr, std::optional<T>& out) noexcept {
+bool readUnsigned(Decoder& decoder, Level level, const Attribute& attr, std::optional<T>& out) noexcept {
   T value{};
   if (!readUnsigned(decoder, level, attr, value)) {
     return false;
@@ -312,230 +406,159 @@ bool readUnsigned(Decoder& decoder, Level level, const nlattr* attr, std::option
 }
 
 // Reads a be64 nanosecond timestamp; values past INT64_MAX (year 2262) are refused.
-bool readNanos(Decoder& decoder, Level level, const nlattr* attr, std::optional<std::uint64_t>& out) noexcept {
+bool readNanos(Decoder& decoder, Level level, const Attribute& attr, std::optional<std::uint64_t>& out) noexcept {
   std::uint64_t value = 0;
   if (!readUnsigned(decoder, level, attr, value)) {
     return false;
   }
   if (value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    Failure failure = failureAt(Problem::OutOfRange, level, mnl_attr_get_type(attr));
+    Failure failure = failureAt(Problem::OutOfRange, level, attr.type);
     failure.got = static_cast<std::size_t>(value);
-    recordFailure(decoder, failure);
-    return false;
+    return recordFailure(decoder, failure);
   }
   out = value;
   return true;
 }
 
-constexpr int ok(bool success) noexcept { return success ? MNL_CB_OK : MNL_CB_ERROR; }
-
-// ---------------------------------------------------------------------------------------------
-// Walking one level.
-
-using Handler = int (*)(const nlattr*, Decoder&) noexcept;
-
-struct Frame {
-  Level level;
-  Handler handler;
-  Decoder* decoder;
-  const std::byte* begin;      // the level's first attribute
-  const std::byte* end;        // one past the level's last byte
-  const std::byte* walked_to;  // end (aligned, capped at `end`) of the last attribute handed over
-};
-
-// The C callback libmnl calls for each attribute: no exception may cross it.
-int trampoline(const nlattr* attr, void* data) noexcept {
-  auto* frame = static_cast<Frame*>(data);
-  try {
-    const auto* start = reinterpret_cast<const std::byte*>(attr);
-    const auto room = static_cast<std::size_t>(frame->end - start);
-    frame->walked_to = start + std::min(alignUp(attr->nla_len), room);
-    return frame->handler(attr, *frame->decoder);
-  } catch (...) {
-    frame->decoder->failure = failureAt(Problem::Internal, frame->level, 0);
-    return MNL_CB_ERROR;
+// Reads a 4- or 16-byte address attribute.
+template <std::size_t N>
+bool readAddress(Decoder& decoder, const Attribute& attr, std::optional<IpAddress>& out) noexcept {
+  if (!expectSize(decoder, Level::Ip, attr, N)) {
+    return false;
   }
-}
-
-// After a walk: anything between the last whole attribute and the end of the level is an
-// attribute whose header or claimed length does not fit.
-int checkWalkedToEnd(const Frame& frame) noexcept {
-  if (frame.walked_to == frame.end) {
-    return MNL_CB_OK;
+  std::array<std::uint8_t, N> bytes{};
+  std::memcpy(bytes.data(), attr.payload.data(), N);
+  if constexpr (N == 4) {
+    out = IpAddress::v4(std::span<const std::uint8_t, 4>(bytes));
+  } else {
+    out = IpAddress::v6(std::span<const std::uint8_t, 16>(bytes));
   }
-  const auto left = static_cast<std::size_t>(frame.end - frame.walked_to);
-  Failure failure = failureAt(Problem::Truncated, frame.level, 0);
-  failure.got = left;
-  failure.offset = static_cast<std::size_t>(frame.walked_to - frame.begin);
-  if (left >= sizeof(nlattr)) {
-    nlattr header{};
-    std::memcpy(&header, frame.walked_to, sizeof(header));
-    failure.type = static_cast<std::uint16_t>(header.nla_type & NLA_TYPE_MASK);
-    failure.type_known = true;
-    failure.expected = header.nla_len;
-  }
-  return recordFailure(*frame.decoder, failure);
-}
-
-// Walks the attributes nested in `nest` (an attribute of `outer` level) with `handler`.
-int walkNested(Decoder& decoder, Level outer, const nlattr* nest, Level inner, Handler handler) noexcept {
-  const std::uint16_t type = mnl_attr_get_type(nest);
-  if (decoder.path.depth == decoder.path.names.size()) {  // not reached: the nesting is fixed
-    return recordFailure(decoder, failureAt(Problem::Internal, outer, type));
-  }
-  decoder.path.names[decoder.path.depth] = attributeName(outer, type);
-  ++decoder.path.depth;
-  const std::byte* begin = payload(nest);
-  const std::byte* end = begin + payloadLength(nest);
-  Frame frame{inner, handler, &decoder, begin, end, begin};
-  int result = mnl_attr_parse_nested(nest, trampoline, &frame);
-  if (result >= MNL_CB_OK) {
-    result = checkWalkedToEnd(frame);
-  }
-  --decoder.path.depth;
-  return result;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Handlers, one per level.
+// Readers, one per level: each takes one attribute of its level and returns false after
+// recording a Failure. Unknown types are skipped.
 
-int onIp(const nlattr* attr, Decoder& decoder) noexcept {
-  TupleScratch& tuple = *decoder.tuple;
-  const std::uint16_t type = mnl_attr_get_type(attr);
+bool readIp(Decoder& decoder, TupleScratch& tuple, const Attribute& attr) noexcept {
+  const std::uint16_t type = attr.type;
   const bool v4 = type == CTA_IP_V4_SRC || type == CTA_IP_V4_DST;
   const bool v6 = type == CTA_IP_V6_SRC || type == CTA_IP_V6_DST;
   if (!v4 && !v6) {
-    return MNL_CB_OK;
+    return true;
   }
   if (v4 != (decoder.family == Family::Ipv4)) {
     return recordFailure(decoder, failureAt(Problem::FamilyMismatch, Level::Ip, type));
   }
-  IpAddress address;
-  if (v4) {
-    std::array<std::uint8_t, 4> bytes{};
-    if (!expectSize(decoder, Level::Ip, attr, bytes.size())) {
-      return MNL_CB_ERROR;
-    }
-    std::memcpy(bytes.data(), payload(attr), bytes.size());
-    address = IpAddress::v4(std::span<const std::uint8_t, 4>(bytes));
-  } else {
-    std::array<std::uint8_t, 16> bytes{};
-    if (!expectSize(decoder, Level::Ip, attr, bytes.size())) {
-      return MNL_CB_ERROR;
-    }
-    std::memcpy(bytes.data(), payload(attr), bytes.size());
-    address = IpAddress::v6(std::span<const std::uint8_t, 16>(bytes));
-  }
-  if (type == CTA_IP_V4_SRC || type == CTA_IP_V6_SRC) {
-    tuple.src = address;
-  } else {
-    tuple.dst = address;
-  }
-  return MNL_CB_OK;
+  std::optional<IpAddress>& slot = (type == CTA_IP_V4_SRC || type == CTA_IP_V6_SRC) ? tuple.src : tuple.dst;
+  return v4 ? readAddress<4>(decoder, attr, slot) : readAddress<16>(decoder, attr, slot);
 }
 
-int onProto(const nlattr* attr, Decoder& decoder) noexcept {
-  TupleScratch& tuple = *decoder.tuple;
+bool readProto(Decoder& decoder, TupleScratch& tuple, const Attribute& attr) noexcept {
   constexpr Level kLevel = Level::Proto;
-  switch (mnl_attr_get_type(attr)) {
-    case CTA_PROTO_NUM: return ok(readUnsigned(decoder, kLevel, attr, tuple.protocol));
-    case CTA_PROTO_SRC_PORT: return ok(readUnsigned(decoder, kLevel, attr, tuple.src_port));
-    case CTA_PROTO_DST_PORT: return ok(readUnsigned(decoder, kLevel, attr, tuple.dst_port));
-    case CTA_PROTO_ICMP_ID: return ok(readUnsigned(decoder, kLevel, attr, tuple.icmp_id));
-    case CTA_PROTO_ICMP_TYPE: return ok(readUnsigned(decoder, kLevel, attr, tuple.icmp_type));
-    case CTA_PROTO_ICMP_CODE: return ok(readUnsigned(decoder, kLevel, attr, tuple.icmp_code));
-    case CTA_PROTO_ICMPV6_ID: return ok(readUnsigned(decoder, kLevel, attr, tuple.icmpv6_id));
-    case CTA_PROTO_ICMPV6_TYPE: return ok(readUnsigned(decoder, kLevel, attr, tuple.icmpv6_type));
-    case CTA_PROTO_ICMPV6_CODE: return ok(readUnsigned(decoder, kLevel, attr, tuple.icmpv6_code));
-    default: return MNL_CB_OK;
+  switch (attr.type) {
+    case CTA_PROTO_NUM: return readUnsigned(decoder, kLevel, attr, tuple.protocol);
+    case CTA_PROTO_SRC_PORT: return readUnsigned(decoder, kLevel, attr, tuple.src_port);
+    case CTA_PROTO_DST_PORT: return readUnsigned(decoder, kLevel, attr, tuple.dst_port);
+    case CTA_PROTO_ICMP_ID: return readUnsigned(decoder, kLevel, attr, tuple.icmp_id);
+    case CTA_PROTO_ICMP_TYPE: return readUnsigned(decoder, kLevel, attr, tuple.icmp_type);
+    case CTA_PROTO_ICMP_CODE: return readUnsigned(decoder, kLevel, attr, tuple.icmp_code);
+    case CTA_PROTO_ICMPV6_ID: return readUnsigned(decoder, kLevel, attr, tuple.icmpv6_id);
+    case CTA_PROTO_ICMPV6_TYPE: return readUnsigned(decoder, kLevel, attr, tuple.icmpv6_type);
+    case CTA_PROTO_ICMPV6_CODE: return readUnsigned(decoder, kLevel, attr, tuple.icmpv6_code);
+    default: return true;
   }
 }
 
-int onTuple(const nlattr* attr, Decoder& decoder) noexcept {
-  TupleScratch& tuple = *decoder.tuple;
-  switch (mnl_attr_get_type(attr)) {
+bool readTuple(Decoder& decoder, TupleScratch& tuple, const Attribute& attr) noexcept {
+  switch (attr.type) {
     case CTA_TUPLE_IP:
       tuple.seen_ip = true;
-      return walkNested(decoder, Level::Tuple, attr, Level::Ip, onIp);
+      return walkNested(decoder, Level::Tuple, attr, Level::Ip,
+                        [&](const Attribute& inner) { return readIp(decoder, tuple, inner); });
     case CTA_TUPLE_PROTO:
       tuple.seen_proto = true;
-      return walkNested(decoder, Level::Tuple, attr, Level::Proto, onProto);
-    case CTA_TUPLE_ZONE: return ok(readUnsigned(decoder, Level::Tuple, attr, tuple.zone));
-    default: return MNL_CB_OK;
+      return walkNested(decoder, Level::Tuple, attr, Level::Proto,
+                        [&](const Attribute& inner) { return readProto(decoder, tuple, inner); });
+    case CTA_TUPLE_ZONE: return readUnsigned(decoder, Level::Tuple, attr, tuple.zone);
+    default: return true;
   }
 }
 
-int onProtoinfoTcp(const nlattr* attr, Decoder& decoder) noexcept {
-  if (mnl_attr_get_type(attr) == CTA_PROTOINFO_TCP_STATE) {
-    return ok(readUnsigned(decoder, Level::ProtoinfoTcp, attr, decoder.tcp_state));
+bool readProtoinfoTcp(Decoder& decoder, const Attribute& attr) noexcept {
+  if (attr.type == CTA_PROTOINFO_TCP_STATE) {
+    return readUnsigned(decoder, Level::ProtoinfoTcp, attr, decoder.tcp_state);
   }
-  return MNL_CB_OK;
+  return true;
 }
 
-int onProtoinfo(const nlattr* attr, Decoder& decoder) noexcept {
-  if (mnl_attr_get_type(attr) == CTA_PROTOINFO_TCP) {
-    return walkNested(decoder, Level::Protoinfo, attr, Level::ProtoinfoTcp, onProtoinfoTcp);
+bool readProtoinfo(Decoder& decoder, const Attribute& attr) noexcept {
+  if (attr.type == CTA_PROTOINFO_TCP) {
+    return walkNested(decoder, Level::Protoinfo, attr, Level::ProtoinfoTcp,
+                      [&](const Attribute& inner) { return readProtoinfoTcp(decoder, inner); });
   }
-  return MNL_CB_OK;
+  return true;
 }
 
-int onCounters(const nlattr* attr, Decoder& decoder) noexcept {
-  CountersScratch& counters = *decoder.counters;
+bool readCounters(Decoder& decoder, CountersScratch& counters, const Attribute& attr) noexcept {
   constexpr Level kLevel = Level::Counters;
-  switch (mnl_attr_get_type(attr)) {
-    case CTA_COUNTERS_PACKETS: return ok(readUnsigned(decoder, kLevel, attr, counters.packets));
-    case CTA_COUNTERS_BYTES: return ok(readUnsigned(decoder, kLevel, attr, counters.bytes));
-    case CTA_COUNTERS32_PACKETS: return ok(readUnsigned(decoder, kLevel, attr, counters.packets32));
-    case CTA_COUNTERS32_BYTES: return ok(readUnsigned(decoder, kLevel, attr, counters.bytes32));
-    default: return MNL_CB_OK;
+  switch (attr.type) {
+    case CTA_COUNTERS_PACKETS: return readUnsigned(decoder, kLevel, attr, counters.packets);
+    case CTA_COUNTERS_BYTES: return readUnsigned(decoder, kLevel, attr, counters.bytes);
+    case CTA_COUNTERS32_PACKETS: return readUnsigned(decoder, kLevel, attr, counters.packets32);
+    case CTA_COUNTERS32_BYTES: return readUnsigned(decoder, kLevel, attr, counters.bytes32);
+    default: return true;
   }
 }
 
-int onTimestamp(const nlattr* attr, Decoder& decoder) noexcept {
-  switch (mnl_attr_get_type(attr)) {
-    case CTA_TIMESTAMP_START: return ok(readNanos(decoder, Level::Timestamp, attr, decoder.start_ns));
-    case CTA_TIMESTAMP_STOP: return ok(readNanos(decoder, Level::Timestamp, attr, decoder.stop_ns));
-    default: return MNL_CB_OK;
+bool readTimestamp(Decoder& decoder, const Attribute& attr) noexcept {
+  switch (attr.type) {
+    case CTA_TIMESTAMP_START: return readNanos(decoder, Level::Timestamp, attr, decoder.start_ns);
+    case CTA_TIMESTAMP_STOP: return readNanos(decoder, Level::Timestamp, attr, decoder.stop_ns);
+    default: return true;
   }
 }
 
-int onTopLevel(const nlattr* attr, Decoder& decoder) noexcept {
+bool readTopLevel(Decoder& decoder, const Attribute& attr) noexcept {
   constexpr Level kLevel = Level::Top;
-  const std::uint16_t type = mnl_attr_get_type(attr);
-  switch (type) {
+  switch (attr.type) {
     case CTA_TUPLE_ORIG:
     case CTA_TUPLE_REPLY: {
-      TupleScratch& tuple = type == CTA_TUPLE_ORIG ? decoder.original : decoder.reply;
+      TupleScratch& tuple = attr.type == CTA_TUPLE_ORIG ? decoder.original : decoder.reply;
       tuple = TupleScratch{};
       tuple.seen = true;
-      decoder.tuple = &tuple;
-      return walkNested(decoder, kLevel, attr, Level::Tuple, onTuple);
+      return walkNested(decoder, kLevel, attr, Level::Tuple,
+                        [&](const Attribute& inner) { return readTuple(decoder, tuple, inner); });
     }
     case CTA_STATUS:
       // nla_put_be64(..., CTA_TIMESTAMP_PAD) before CTA_TIMESTAMP_EVENT emits a zero-length
       // attribute of type 3 at the top level where the architecture needs 64-bit alignment
       // (nla_align_64bit without CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS). That is padding, not
       // a status.
-      if (payloadLength(attr) == 0) {
-        return MNL_CB_OK;
+      if (attr.payload.empty()) {
+        return true;
       }
-      return ok(readUnsigned(decoder, kLevel, attr, decoder.status));
-    case CTA_MARK: return ok(readUnsigned(decoder, kLevel, attr, decoder.mark));
-    case CTA_ID: return ok(readUnsigned(decoder, kLevel, attr, decoder.id));
-    case CTA_ZONE: return ok(readUnsigned(decoder, kLevel, attr, decoder.zone));
-    case CTA_PROTOINFO: return walkNested(decoder, kLevel, attr, Level::Protoinfo, onProtoinfo);
+      return readUnsigned(decoder, kLevel, attr, decoder.status);
+    case CTA_MARK: return readUnsigned(decoder, kLevel, attr, decoder.mark);
+    case CTA_ID: return readUnsigned(decoder, kLevel, attr, decoder.id);
+    case CTA_ZONE: return readUnsigned(decoder, kLevel, attr, decoder.zone);
+    case CTA_PROTOINFO:
+      return walkNested(decoder, kLevel, attr, Level::Protoinfo,
+                        [&](const Attribute& inner) { return readProtoinfo(decoder, inner); });
     case CTA_COUNTERS_ORIG:
     case CTA_COUNTERS_REPLY: {
-      const bool original = type == CTA_COUNTERS_ORIG;
+      const bool original = attr.type == CTA_COUNTERS_ORIG;
       CountersScratch& counters = original ? decoder.counters_original : decoder.counters_reply;
       counters = CountersScratch{};
       (original ? decoder.seen_counters_original : decoder.seen_counters_reply) = true;
-      decoder.counters = &counters;
-      return walkNested(decoder, kLevel, attr, Level::Counters, onCounters);
+      return walkNested(decoder, kLevel, attr, Level::Counters,
+                        [&](const Attribute& inner) { return readCounters(decoder, counters, inner); });
     }
-    case CTA_TIMESTAMP: return walkNested(decoder, kLevel, attr, Level::Timestamp, onTimestamp);
-    case kCtaTimestampEvent: return ok(readNanos(decoder, kLevel, attr, decoder.event_ns));
-    default: return MNL_CB_OK;
+    case CTA_TIMESTAMP:
+      return walkNested(decoder, kLevel, attr, Level::Timestamp,
+                        [&](const Attribute& inner) { return readTimestamp(decoder, inner); });
+    case kCtaTimestampEvent: return readNanos(decoder, kLevel, attr, decoder.event_ns);
+    default: return true;
   }
 }
 
@@ -667,17 +690,12 @@ Result<FlowRecord> decode(std::span<const std::byte> message, const DecodeContex
     default: return decodeError("unknown family " + std::to_string(generic.nfgen_family) + " in nfgenmsg");
   }
 
-  // The message was checked above: aligned, nlmsg_len == size and a multiple of 4, so libmnl's
-  // walk (up to nlh + MNL_ALIGN(nlmsg_len)) stays inside the span.
-  const auto* nlh = reinterpret_cast<const nlmsghdr*>(message.data());
-  const std::byte* attrs_begin = message.data() + kNlmsgHeaderSize + kNfgenmsgSize;
-  const std::byte* attrs_end = message.data() + message.size();
-  Frame frame{Level::Top, onTopLevel, &decoder, attrs_begin, attrs_end, attrs_begin};
-  int result = mnl_attr_parse(nlh, kNfgenmsgSize, trampoline, &frame);
-  if (result >= MNL_CB_OK) {
-    result = checkWalkedToEnd(frame);
-  }
-  if (result < MNL_CB_OK) {
+  // The message was checked above: aligned, nlmsg_len == size and a multiple of 4, so the
+  // attributes start 4-byte aligned right after nfgenmsg (4 bytes, already aligned) and run to the
+  // end of the span.
+  const std::span<const std::byte> attributes = message.subspan(kNlmsgHeaderSize + kNfgenmsgSize);
+  if (!walkLevel(decoder, Level::Top, attributes,
+                 [&](const Attribute& attr) { return readTopLevel(decoder, attr); })) {
     return decodeError(describe(decoder.failure));
   }
 
