@@ -44,7 +44,9 @@ struct AppendOutcome {
 // The file's last partial block is kept in memory so that the next append can write it out whole
 // together with what follows. Before each append the file's size is checked against what this
 // object wrote; when someone else changed it (truncated, appended) the partial block is read again
-// from the file.
+// from the file. While an append runs, nothing else may write to the file: unlike O_APPEND, a
+// block written at an offset would overwrite what another writer appended in the meantime (the
+// daemon is the file's only writer; copytruncate is not supported, docs/operations.md).
 //
 // One per open file; not thread-safe.
 class DirectAppend {
