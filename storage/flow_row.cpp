@@ -435,6 +435,82 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   return flow;
 }
 
+namespace {
+constexpr std::uint8_t kPackedBlob = 0x40;
+
+// Bytes that hold `value` as a sign-extended little-endian integer: 1 to 8.
+std::uint8_t integerWidth(std::int64_t value) noexcept {
+  std::uint8_t width = 1;
+  while (width < 8) {
+    const unsigned bits = 8U * width - 1U;
+    const std::int64_t limit = std::int64_t{1} << bits;
+    if (value >= -limit && value < limit) {
+      break;
+    }
+    ++width;
+  }
+  return width;
+}
+}  // namespace
+
+bool packRow(const FlowRow& row, PackedRow& out) noexcept {
+  std::size_t at = 0;
+  const auto fail = [&out] {
+    out.size = 0;
+    return false;
+  };
+  for (const ColumnValue& value : row) {
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+      const std::uint8_t width = integerWidth(*integer);
+      if (at + 1 + width > PackedRow::kCapacity) {
+        return fail();
+      }
+      out.bytes[at++] = width;
+      auto bits = static_cast<std::uint64_t>(*integer);
+      for (std::uint8_t i = 0; i < width; ++i, bits >>= 8U) {
+        out.bytes[at++] = static_cast<std::uint8_t>(bits);
+      }
+    } else if (const auto* blob = std::get_if<Blob>(&value)) {
+      if (at + 1 + blob->size > PackedRow::kCapacity) {
+        return fail();
+      }
+      out.bytes[at++] = static_cast<std::uint8_t>(kPackedBlob | blob->size);
+      std::copy_n(blob->bytes.begin(), blob->size, out.bytes.begin() + static_cast<std::ptrdiff_t>(at));
+      at += blob->size;
+    } else {
+      if (at + 1 > PackedRow::kCapacity) {
+        return fail();
+      }
+      out.bytes[at++] = 0;
+    }
+  }
+  out.size = static_cast<std::uint8_t>(at);
+  return true;
+}
+
+FlowRow unpackRow(const PackedRow& packed) noexcept {
+  FlowRow row{};
+  std::size_t at = 0;
+  for (ColumnValue& value : row) {
+    const std::uint8_t tag = packed.bytes[at++];
+    if ((tag & kPackedBlob) != 0) {
+      Blob blob;
+      blob.size = static_cast<std::uint8_t>(tag & ~kPackedBlob);
+      std::copy_n(packed.bytes.begin() + static_cast<std::ptrdiff_t>(at), blob.size, blob.bytes.begin());
+      at += blob.size;
+      value = blob;
+    } else if (tag != 0) {
+      std::uint64_t bits = 0;
+      for (std::uint8_t i = 0; i < tag; ++i) {
+        bits |= std::uint64_t{packed.bytes[at++]} << (8U * i);
+      }
+      const unsigned unused = 64U - 8U * tag;  // sign-extend from the top byte held
+      value = unused == 0 ? static_cast<std::int64_t>(bits) : static_cast<std::int64_t>(bits << unused) >> unused;
+    }
+  }
+  return row;
+}
+
 std::string flowColumnList(std::string_view prefix) {
   std::string list;
   for (const std::string_view name : kColumnNames) {
