@@ -227,6 +227,13 @@ struct SqliteSink::Impl {
   };
   std::unordered_map<FlowKey, OpenRow, FlowKeyHash> open_rows;
   std::uint32_t row_generation{1};
+  // Makes every held row stale. Generation 0 marks an entry that holds nothing, so it is skipped
+  // when the counter wraps.
+  void forgetHeldRows() noexcept {
+    if (++row_generation == 0) {
+      row_generation = 1;
+    }
+  }
   // PRAGMA data_version as last read (open(), then each batch): another connection's commit changes it.
   SqliteStmt data_version_stmt;
   std::int64_t data_version{0};
@@ -318,7 +325,7 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
     ~UndoUnlessCommitted() {
       if (self_->last_write_failed) {
         self_->undoOpenRows();
-        ++self_->row_generation;  // rows updated by the rolled-back transaction hold its values
+        self_->forgetHeldRows();  // rows updated by the rolled-back transaction hold its values
         self_->spans->rollback();
       } else {
         self_->spans->commit();
@@ -646,7 +653,7 @@ std::optional<WriteFailure> SqliteSink::Impl::checkDataVersion() {
   const std::int64_t version = sqlite3_column_int64(data_version_stmt.get(), 0);
   if (version != data_version) {
     data_version = version;
-    ++row_generation;  // another connection committed: it may have changed any open row
+    forgetHeldRows();  // another connection committed: it may have changed any open row
   }
   return std::nullopt;
 }
