@@ -435,6 +435,78 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
   return flow;
 }
 
+namespace {
+constexpr std::uint8_t kPackedBlob = 0x40;
+
+// Bytes that hold `value` as a sign-extended little-endian integer: 1 to 8. The significant bits
+// of v ^ (v >> 63) plus a sign bit, rounded up to whole bytes.
+std::uint8_t integerWidth(std::int64_t value) noexcept {
+  const auto magnitude = static_cast<std::uint64_t>(value ^ (value >> 63));
+  const auto significant = static_cast<unsigned>(64 - __builtin_clzll(magnitude | 1U));
+  return static_cast<std::uint8_t>((significant + 8U) / 8U);
+}
+}  // namespace
+
+bool packRow(const FlowRow& row, PackedRow& out) noexcept {
+  std::uint8_t* const begin = out.bytes.data();
+  std::uint8_t* at = begin;
+  std::uint8_t* const end = begin + PackedRow::kCapacity;
+  for (const ColumnValue& value : row) {
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+      const std::uint8_t width = integerWidth(*integer);
+      if (end - at < 1 + width) {
+        out.size = 0;
+        return false;
+      }
+      *at++ = width;
+      auto bits = static_cast<std::uint64_t>(*integer);
+      for (std::uint8_t i = 0; i < width; ++i, bits >>= 8U) {
+        *at++ = static_cast<std::uint8_t>(bits);
+      }
+    } else if (const auto* blob = std::get_if<Blob>(&value)) {
+      if (end - at < 1 + blob->size) {
+        out.size = 0;
+        return false;
+      }
+      *at++ = static_cast<std::uint8_t>(kPackedBlob | blob->size);
+      at = std::copy_n(blob->bytes.data(), blob->size, at);
+    } else {
+      if (at == end) {
+        out.size = 0;
+        return false;
+      }
+      *at++ = 0;
+    }
+  }
+  out.size = static_cast<std::uint8_t>(at - begin);
+  return true;
+}
+
+FlowRow unpackRow(const PackedRow& packed) noexcept {
+  FlowRow row;  // every element is assigned below
+  const std::uint8_t* at = packed.bytes.data();
+  for (ColumnValue& value : row) {
+    const std::uint8_t tag = *at++;
+    if ((tag & kPackedBlob) != 0) {
+      Blob& blob = value.emplace<Blob>();
+      blob.size = static_cast<std::uint8_t>(tag & ~kPackedBlob);
+      std::copy_n(at, blob.size, blob.bytes.data());
+      at += blob.size;
+    } else if (tag != 0) {
+      std::uint64_t bits = 0;
+      for (unsigned i = 0; i < tag; ++i) {
+        bits |= std::uint64_t{at[i]} << (8U * i);
+      }
+      at += tag;
+      const unsigned unused = 64U - 8U * tag;  // sign-extend from the top byte held
+      value = unused == 0 ? static_cast<std::int64_t>(bits) : static_cast<std::int64_t>(bits << unused) >> unused;
+    } else {
+      value = std::monostate{};
+    }
+  }
+  return row;
+}
+
 std::string flowColumnList(std::string_view prefix) {
   std::string list;
   for (const std::string_view name : kColumnNames) {

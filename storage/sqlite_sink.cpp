@@ -152,6 +152,27 @@ int bindText(sqlite3_stmt* stmt, int param, std::string_view text) noexcept {
   return sqlite3_bind_text(stmt, param, text.data(), static_cast<int>(text.size()), kSqliteStatic);
 }
 
+// Resets a statement at scope exit but keeps its bindings: for the statements of the per-flow path
+// (the open-row read, the inserts, the updates), which bind every parameter before each step.
+// sqlite3_clear_bindings after each of them only rewrote every parameter to NULL, which the next
+// use overwrites anyway: 1.3 % of the folded path's instructions (bench/flowdb_gen/sink_bench under
+// callgrind). Blobs stay bound by pointer (SQLITE_STATIC) to a row that may be gone after the
+// step; SQLite reads a bound value only when the statement is stepped, and every step is preceded
+// by binding all parameters again. Like StatementReset, it releases a SELECT's read snapshot.
+class StatementRewind {
+public:
+  explicit StatementRewind(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+  explicit StatementRewind(const SqliteStmt& stmt) noexcept : stmt_(stmt.get()) {}
+  StatementRewind(const StatementRewind&) = delete;
+  StatementRewind& operator=(const StatementRewind&) = delete;
+  StatementRewind(StatementRewind&&) = delete;
+  StatementRewind& operator=(StatementRewind&&) = delete;
+  ~StatementRewind() { sqlite3_reset(stmt_); }
+
+private:
+  sqlite3_stmt* stmt_;
+};
+
 }  // namespace
 
 struct SqliteSink::Impl {
@@ -190,18 +211,49 @@ struct SqliteSink::Impl {
   // its id, the write that closes a row removes it. Retention deletes only closed rows, so it never
   // touches the map. A row that does not decode at open() is left out (logged), as openFlows()
   // leaves it out: a later event of that flow opens a new row.
-  std::unordered_map<FlowKey, std::int64_t, FlowKeyHash> open_rows;
+  //
+  // Each entry also holds the row's columns as this connection last wrote or read them (packed,
+  // flow_row.hpp), so that the event that closes a flow opened in an earlier batch merges into it
+  // without reading it back: the read by rowid was 11 % of that path's instructions (docs/
+  // benchmarks.md "SQLite sink instructions, round 2"). The copy is only good while no one else
+  // changes the row: `generation` must equal row_generation, which moves on when another connection
+  // has committed (PRAGMA data_version, checked in every batch's transaction) and when a
+  // transaction of ours is rolled back; a row that does not pack (PackedRow::kCapacity) or whose
+  // copy is stale is read from the database as before.
+  struct OpenRow {
+    std::int64_t id{0};
+    std::uint32_t generation{0};
+    PackedRow row;  // size 0: not held
+  };
+  std::unordered_map<FlowKey, OpenRow, FlowKeyHash> open_rows;
+  std::uint32_t row_generation{1};
+  // Makes every held row stale. Generation 0 marks an entry that holds nothing, so it is skipped
+  // when the counter wraps.
+  void forgetHeldRows() noexcept {
+    if (++row_generation == 0) {
+      row_generation = 1;
+    }
+  }
+  // PRAGMA data_version as last read (open(), then each batch): another connection's commit changes it.
+  SqliteStmt data_version_stmt;
+  std::int64_t data_version{0};
+  [[nodiscard]] std::optional<WriteFailure> checkDataVersion();
+  // Remembers `row` as the current columns of open row `entry` (or forgets them if it does not pack).
+  void holdRow(OpenRow& entry, const FlowRow& row) const noexcept {
+    entry.generation = packRow(row, entry.row) ? row_generation : 0;
+  }
   // How to undo the map changes of the transaction under way, newest last: the key and the id it
   // mapped to before (nullopt: none). Replayed backwards when the transaction does not commit, so
   // that a rolled-back batch (Failed or Retry, then retried or split by the Batcher) leaves the map
   // as the database is; cleared when it commits.
   std::vector<std::pair<FlowKey, std::optional<std::int64_t>>> open_rows_undo;
-  void setOpenRow(const FlowKey& key, std::optional<std::int64_t> id);
+  // `row`: the columns the open row `id` now has, to hold (null: not known).
+  void setOpenRow(const FlowKey& key, std::optional<std::int64_t> id, const FlowRow* row = nullptr);
   void undoOpenRows() noexcept;
   // Decodes every open row (no end yet), in id order, and hands it to `visit`; a row that does
   // not decode is logged with `skipped` (what happens to it instead) and passed over.
   [[nodiscard]] Result<void> forEachOpenRow(std::string_view skipped,
-                                            const std::function<void(std::int64_t, StoredFlow&&)>& visit);
+                                            const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit);
   [[nodiscard]] Result<void> loadOpenRows();
 
   // --- One batch, folded per flow before SQLite sees it (writeBatch). ---
@@ -273,6 +325,7 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
     ~UndoUnlessCommitted() {
       if (self_->last_write_failed) {
         self_->undoOpenRows();
+        self_->forgetHeldRows();  // rows updated by the rolled-back transaction hold its values
         self_->spans->rollback();
       } else {
         self_->spans->commit();
@@ -350,7 +403,7 @@ std::optional<WriteFailure> SqliteSink::Impl::writeHeartbeat() const {
 
 std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns,
                                                      const FlowRow& row, std::int64_t id) const {
-  const StatementReset reset(stmt);
+  const StatementRewind reset(stmt);
   const int id_param = static_cast<int>(columns.size()) + 1;
   if (bindColumns(stmt, 1, row, columns) != SQLITE_OK || sqlite3_bind_int64(stmt, id_param, id) != SQLITE_OK) {
     return failure("cannot bind an update");
@@ -361,11 +414,16 @@ std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::sp
   return std::nullopt;
 }
 
-void SqliteSink::Impl::setOpenRow(const FlowKey& key, std::optional<std::int64_t> id) {
+void SqliteSink::Impl::setOpenRow(const FlowKey& key, std::optional<std::int64_t> id, const FlowRow* row) {
   const auto found = open_rows.find(key);
-  open_rows_undo.emplace_back(key, found == open_rows.end() ? std::nullopt : std::optional{found->second});
+  open_rows_undo.emplace_back(key, found == open_rows.end() ? std::nullopt : std::optional{found->second.id});
   if (id) {
-    open_rows.insert_or_assign(key, *id);
+    OpenRow& entry = found != open_rows.end() ? found->second : open_rows[key];
+    entry.id = *id;
+    entry.generation = 0;
+    if (row != nullptr) {
+      holdRow(entry, *row);
+    }
   } else if (found != open_rows.end()) {
     open_rows.erase(found);
   }
@@ -376,7 +434,7 @@ void SqliteSink::Impl::undoOpenRows() noexcept {
   // path, running out of memory ends the process (std::terminate through noexcept).
   for (auto entry = open_rows_undo.rbegin(); entry != open_rows_undo.rend(); ++entry) {
     if (entry->second) {
-      open_rows.insert_or_assign(entry->first, *entry->second);
+      open_rows.insert_or_assign(entry->first, OpenRow{*entry->second, 0, {}});
     } else {
       open_rows.erase(entry->first);
     }
@@ -384,7 +442,7 @@ void SqliteSink::Impl::undoOpenRows() noexcept {
 }
 
 Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
-                                               const std::function<void(std::int64_t, StoredFlow&&)>& visit) {
+                                               const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit) {
   // In id order, so that of two open rows of one key (a database written before the open-row map,
   // or by hand) the newest is visited last, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
   auto select = prepare(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ms IS NULL ORDER BY id");
@@ -400,7 +458,7 @@ Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
       log->warn("{}: open flow row id {} does not decode; {}: {}", path.string(), id, skipped, flow.error().detail);
       continue;
     }
-    visit(id, std::move(*flow));
+    visit(id, *row, std::move(*flow));
   }
   if (rc != SQLITE_DONE) {
     return sqliteFailure(db.get(), path.string() + ": cannot read the open flows");
@@ -410,9 +468,12 @@ Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
 
 Result<void> SqliteSink::Impl::loadOpenRows() {
   open_rows.clear();
-  return forEachOpenRow("the next event of its flow opens a new row", [this](std::int64_t id, StoredFlow&& flow) {
-    open_rows.insert_or_assign(storedKey(flow.record), id);
-  });
+  return forEachOpenRow("the next event of its flow opens a new row",
+                        [this](std::int64_t id, const FlowRow& row, StoredFlow&& flow) {
+                          OpenRow& entry = open_rows[storedKey(flow.record)];
+                          entry.id = id;
+                          holdRow(entry, row);
+                        });
 }
 
 std::optional<WriteFailure> SqliteSink::Impl::readOpenRow(const FlowKey& key, std::int64_t id,
@@ -420,7 +481,7 @@ std::optional<WriteFailure> SqliteSink::Impl::readOpenRow(const FlowKey& key, st
   // A point read by rowid. `dur_ms IS NULL` guards against another writer (a person at the sqlite3
   // shell) having closed or deleted the row: the flow then has no open row, as the lookup by key
   // would have found.
-  const StatementReset reset(read_open);
+  const StatementRewind reset(read_open);
   if (sqlite3_bind_int64(read_open.get(), 1, id) != SQLITE_OK) {
     return failure("cannot bind the open-flow read");
   }
@@ -475,11 +536,15 @@ std::optional<WriteFailure> SqliteSink::Impl::fold(const FlowRecord& record) {
   folded.key = key;
   std::optional<FlowRow> stored_row;
   if (const auto found = open_rows.find(key); found != open_rows.end()) {
-    if (auto failed = readOpenRow(key, found->second, stored_row)) {
+    const OpenRow& entry = found->second;
+    const std::int64_t id = entry.id;
+    if (entry.generation == row_generation) {
+      stored_row = unpackRow(entry.row);
+    } else if (auto failed = readOpenRow(key, id, stored_row)) {
       return failed;
     }
     if (stored_row) {
-      folded.row_id = found->second;
+      folded.row_id = id;
     }
   }
   if (stored_row) {
@@ -500,7 +565,7 @@ std::optional<WriteFailure> SqliteSink::Impl::fold(const FlowRecord& record) {
 
 std::optional<WriteFailure> SqliteSink::Impl::insertRows(std::span<const PendingInsert> pending) {
   sqlite3_stmt* stmt = pending.size() == kInsertRows ? insert_many.get() : insert.get();
-  const StatementReset reset(stmt);
+  const StatementRewind reset(stmt);
   int param = 1;
   for (std::size_t i = 0; i < pending.size(); ++i) {
     insert_rows[i] = encodeFlow(batch_flows[pending[i].flow].flow);  // bound without copying
@@ -521,7 +586,7 @@ std::optional<WriteFailure> SqliteSink::Impl::insertRows(std::span<const Pending
     }
     const FoldedFlow& folded = batch_flows[pending[i].flow];
     if (!folded.flow.record.end) {
-      setOpenRow(folded.key, id);
+      setOpenRow(folded.key, id, &insert_rows[i]);
     }
   }
   return std::nullopt;
@@ -565,9 +630,30 @@ std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& fol
   if (auto failed = update(stmt.get(), columns.view(), row, *folded.row_id)) {
     return failed;
   }
+  if (!folded.flow.record.end) {
+    // Still open: the entry is this row's (mergeInto removes it only for an end).
+    if (const auto found = open_rows.find(folded.key); found != open_rows.end() && found->second.id == *folded.row_id) {
+      holdRow(found->second, row);
+    }
+  }
   // The span the row was inserted under no longer holds its start.
   if (start_moved && spans->moved(*folded.row_id, storedStartMillis(folded.flow)) != SQLITE_OK) {
     return failure("cannot write a span");
+  }
+  return std::nullopt;
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::checkDataVersion() {
+  // Read inside the batch's write transaction: no other connection can commit until it ends, so
+  // the rows held are good for the whole batch when the version has not moved.
+  const StatementRewind reset(data_version_stmt);
+  if (sqlite3_step(data_version_stmt.get()) != SQLITE_ROW) {
+    return failure("PRAGMA data_version");
+  }
+  const std::int64_t version = sqlite3_column_int64(data_version_stmt.get(), 0);
+  if (version != data_version) {
+    data_version = version;
+    forgetHeldRows();  // another connection committed: it may have changed any open row
   }
   return std::nullopt;
 }
@@ -579,6 +665,9 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
   batch_stored_rows.clear();
   batch_open.clear();
   batch_inserts.clear();
+  if (auto failed = checkDataVersion()) {
+    return failed;
+  }
   for (const FlowRecord& record : batch) {
     if (auto failed = fold(record)) {
       return failed;
@@ -597,8 +686,12 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
   // New rows in start order, so that rowids follow start times and the batch needs one span, or a
   // few when it holds old starts (the start-up dump, a backlog): spans.hpp. Stable, so flows that
   // start in the same millisecond keep the order of their first events.
-  std::stable_sort(batch_inserts.begin(), batch_inserts.end(),
-                   [](const PendingInsert& a, const PendingInsert& b) { return a.start_ms < b.start_ms; });
+  // Usually they are in order already (first events arrive in about start order): then the sort,
+  // which compares and moves every entry log n times even so, is skipped.
+  const auto by_start = [](const PendingInsert& a, const PendingInsert& b) { return a.start_ms < b.start_ms; };
+  if (!std::is_sorted(batch_inserts.begin(), batch_inserts.end(), by_start)) {
+    std::stable_sort(batch_inserts.begin(), batch_inserts.end(), by_start);
+  }
   const std::span<const PendingInsert> inserts(batch_inserts);
   for (std::size_t at = 0; at < inserts.size();) {
     const std::size_t rows = inserts.size() - at >= kInsertRows ? kInsertRows : 1;
@@ -718,8 +811,9 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
                     observer_hostname);
   }
 
-  const std::array<std::pair<SqliteStmt*, std::string>, 5> statements{{
+  const std::array<std::pair<SqliteStmt*, std::string>, 6> statements{{
       {&impl->read_open, readOpenFlowSql()},
+      {&impl->data_version_stmt, "PRAGMA data_version"},
       {&impl->insert, flowInsertSql()},
       {&impl->insert_many, flowInsertSql(kInsertRows)},
       {&impl->insert_gap, std::string(kInsertGapSql)},
@@ -737,6 +831,11 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
     return Unexpected{spans.error()};
   }
   impl->spans.emplace(std::move(*spans));
+  // The version before the open rows are loaded: a commit by another connection from here on
+  // makes the first batch read them again instead of using what was loaded.
+  if (auto checked = impl->checkDataVersion()) {
+    return fail(Errc::Storage, path.string() + ": " + checked->detail);
+  }
   if (auto loaded = impl->loadOpenRows(); !loaded) {
     return Unexpected{loaded.error()};
   }
@@ -880,9 +979,10 @@ Result<ExpiryStep> SqliteSink::expire(Timestamp now, std::size_t max_rows) {
 
 Result<std::vector<FlowRecord>> SqliteSink::openFlows() {
   std::vector<FlowRecord> records;
-  auto walked = impl_->forEachOpenRow("it is left out of the reconciliation", [&records](std::int64_t, StoredFlow&& flow) {
-    records.push_back(std::move(flow.record));
-  });
+  auto walked = impl_->forEachOpenRow("it is left out of the reconciliation",
+                                      [&records](std::int64_t, const FlowRow&, StoredFlow&& flow) {
+                                        records.push_back(std::move(flow.record));
+                                      });
   if (!walked) {
     return Unexpected{walked.error()};
   }

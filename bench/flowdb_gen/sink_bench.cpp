@@ -84,8 +84,15 @@ int main(int argc, char** argv) {
   std::uint64_t batch = 1000;
   std::uint64_t live = 10'000;
   std::filesystem::path path = "sink_bench.db";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view arg = argv[i];       // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic): argv
+  constexpr std::string_view kUsage =
+      "usage: sink_bench [--flows N] [--batch N] [--live N] [--db PATH]\n"
+      "  writes PATH (default ./sink_bench.db, replaced) through SqliteSink; see docs/benchmarks.md\n";
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view arg = argv[i];  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic): argv
+    if (i + 1 == argc) {  // --help, or an option without its value: say so instead of running
+      std::cerr << kUsage;
+      return arg == "--help" ? 0 : 64;
+    }
     const std::string_view value = argv[i + 1];  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic): argv
     if (arg == "--flows") {
       flows = number(value);
@@ -96,7 +103,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--db") {
       path = std::string(value);
     } else {
-      std::cerr << "usage: sink_bench [--flows N] [--batch N] [--live N] [--db PATH]\n";
+      std::cerr << kUsage;
       return 64;
     }
   }

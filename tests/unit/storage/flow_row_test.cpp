@@ -261,5 +261,41 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
   refused(FlowColumn::OrigBytes, std::int64_t{5}, "must be both NULL or both set");
 }
 
+// SqliteSink holds each open row packed (PackedRow); unpacking must give the very values, and a
+// row that does not fit must be refused rather than cut.
+TEST(FlowRowTest, PackedRowsUnpackToTheSameValuesOrAreRefused) {
+  for (const FlowRecord& record : everyShape()) {
+    const FlowRow row = encodeFlow(firstEvent(record));
+    PackedRow packed;
+    if (packRow(row, packed)) {
+      EXPECT_EQ(unpackRow(packed), row) << "ct_id " << record.ct_id;
+    } else {
+      EXPECT_EQ(packed.size, 0U);
+    }
+  }
+  FlowRow extremes{};
+  const std::array<std::int64_t, 9> integers{0, -1, 127, -128, 128, std::int64_t{1} << 40, -(std::int64_t{1} << 47),
+                                             std::numeric_limits<std::int64_t>::max(),
+                                             std::numeric_limits<std::int64_t>::min()};
+  for (std::size_t i = 0; i < integers.size(); ++i) {
+    extremes.at(i) = integers.at(i);
+  }
+  extremes.at(9) = Blob{};  // an empty BLOB is not NULL
+  PackedRow packed;
+  ASSERT_TRUE(packRow(extremes, packed));
+  EXPECT_EQ(unpackRow(packed), extremes);
+
+  FlowRow wide{};
+  for (ColumnValue& value : wide) {
+    Blob blob;
+    blob.size = 18;
+    blob.bytes.at(17) = 7;
+    value = blob;
+  }
+  packed.size = 1;
+  EXPECT_FALSE(packRow(wide, packed));
+  EXPECT_EQ(packed.size, 0U);
+}
+
 }  // namespace
 }  // namespace ctaudit::storage

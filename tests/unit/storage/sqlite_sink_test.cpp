@@ -662,6 +662,48 @@ TEST_F(SqliteSinkTest, ARowClosedOrDeletedByAnotherWriterIsNoLongerOpen) {
   EXPECT_EQ(rows(), 3);
 }
 
+// The sink holds each open row's columns in memory; another writer's change to an open row must
+// still count, as when the row was read back for every event. Here someone at the shell sets a
+// status bit on flow 42's open row; the DESTROY, which reports no status, must keep that bit.
+TEST_F(SqliteSinkTest, AnOpenRowChangedByAnotherWriterIsReadAgain) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  constexpr std::uint32_t kBit = 1U << 13;  // a status bit flowEvent() never sets
+  testing::execute(path_, "UPDATE flows SET packed = packed | (" + std::to_string(kBit) + " << " +
+                              std::to_string(kStatusShift) + ")");
+  FlowRecord destroy = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(9s));
+  destroy.status = 0;
+  destroy.counters_original = Counters{3, 300};
+  destroy.counters_reply = Counters{2, 200};
+  ASSERT_EQ(write({destroy}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_NE(records[0].status & kBit, 0U);
+  EXPECT_EQ(records[0].end, at(9s));
+}
+
+// A rolled-back batch that changed a row that stays open: the row's next event must merge into the
+// row as the database has it, not as the rolled-back batch left it in memory. The counters of the
+// refused UPDATE must not come back with the DESTROY, which carries none.
+TEST_F(SqliteSinkTest, ARolledBackUpdateOfAnOpenRowIsForgotten) {
+  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN (NEW.orig_src & 65535) = 666 "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
+  const auto bad = portTuple(Protocol::Tcp, "100.64.0.9", 666, "198.51.100.1", 443);
+  ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
+  FlowRecord update = flowEvent(EventType::Update, 42, tcp_, masqueraded_, at(3s));
+  update.counters_original = Counters{5, 500};
+  update.counters_reply = Counters{4, 400};
+  ASSERT_EQ(write({update, flowEvent(EventType::New, 3, bad, replyOf(bad), at(3s))}), SinkStatus::Rejected);
+  FlowRecord destroy = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(9s));
+  destroy.counters_original.reset();  // as with nf_conntrack_acct=0
+  destroy.counters_reply.reset();
+  ASSERT_EQ(write({destroy}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 1U);
+  EXPECT_FALSE(records[0].counters_original);
+  EXPECT_FALSE(records[0].counters_reply);
+  EXPECT_EQ(records[0].end, at(9s));
+}
+
 // ICMP keeps its id in the port columns; the NEW's row must be found by the DESTROY all the same,
 // also after a restart, when the key comes from the decoded row.
 TEST_F(SqliteSinkTest, AnIcmpFlowIsClosedByItsDestroyAlsoAfterARestart) {
