@@ -32,8 +32,8 @@ struct AppendOutcome {
 // ≈ 900 bytes an event, ≈ 135 MB/s at 150k events/s. Through the page cache each of those bytes is
 // copied into a new page-cache page; on virtual machines whose free memory goes back to the host
 // (virtio-balloon free page reporting) a new page also costs a fault on the host, and that copy was
-// the largest single item of the daemon's CPU profile (docs/benchmarks.md "JSON lines without the
-// page cache"). O_DIRECT has the device read the bytes from our buffer: no copy, no page. The
+// the largest single item of the daemon's CPU profile (docs/benchmarks.md "What the kernel did for
+// the daemon"). O_DIRECT has the device read the bytes from our buffer: no copy, no page. The
 // fdatasync of a flush still makes everything durable.
 //
 // What a reader of the file sees is the same as with plain appends: the file only ever holds whole

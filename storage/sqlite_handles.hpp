@@ -52,24 +52,31 @@ private:
   bool committed_{false};
 };
 
-// Resets a statement and clears its bindings at scope exit, so that the next use starts clean and
-// the statement releases its read snapshot (an un-reset SELECT keeps a WAL snapshot, and with it
-// the checkpointer, pinned).
+// Resets a statement at scope exit, so that it releases its read snapshot (an un-reset SELECT
+// keeps a WAL snapshot, and with it the checkpointer, pinned), and by default clears its bindings
+// so that the next use starts clean. Bindings::Keep is for statements that bind every parameter
+// before each step: clearing them would only rewrite each to NULL first.
 class StatementReset {
 public:
-  explicit StatementReset(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
-  explicit StatementReset(const SqliteStmt& stmt) noexcept : stmt_(stmt.get()) {}
+  enum class Bindings : std::uint8_t { Clear, Keep };
+  explicit StatementReset(sqlite3_stmt* stmt, Bindings bindings = Bindings::Clear) noexcept
+      : stmt_(stmt), bindings_(bindings) {}
+  explicit StatementReset(const SqliteStmt& stmt, Bindings bindings = Bindings::Clear) noexcept
+      : StatementReset(stmt.get(), bindings) {}
   StatementReset(const StatementReset&) = delete;
   StatementReset& operator=(const StatementReset&) = delete;
   StatementReset(StatementReset&&) = delete;
   StatementReset& operator=(StatementReset&&) = delete;
   ~StatementReset() {
     sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
+    if (bindings_ == Bindings::Clear) {
+      sqlite3_clear_bindings(stmt_);
+    }
   }
 
 private:
   sqlite3_stmt* stmt_;
+  Bindings bindings_;
 };
 
 // True for result codes that come from the file system or the machine rather than from the

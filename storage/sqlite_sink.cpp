@@ -152,26 +152,14 @@ int bindText(sqlite3_stmt* stmt, int param, std::string_view text) noexcept {
   return sqlite3_bind_text(stmt, param, text.data(), static_cast<int>(text.size()), kSqliteStatic);
 }
 
-// Resets a statement at scope exit but keeps its bindings: for the statements of the per-flow path
-// (the open-row read, the inserts, the updates), which bind every parameter before each step.
+// The statements of the per-flow path (the open-row read, the inserts, the updates, data_version)
+// bind every parameter before each step, so they keep their bindings at reset:
 // sqlite3_clear_bindings after each of them only rewrote every parameter to NULL, which the next
 // use overwrites anyway: 1.3 % of the folded path's instructions (bench/flowdb_gen/sink_bench under
 // callgrind). Blobs stay bound by pointer (SQLITE_STATIC) to a row that may be gone after the
 // step; SQLite reads a bound value only when the statement is stepped, and every step is preceded
-// by binding all parameters again. Like StatementReset, it releases a SELECT's read snapshot.
-class StatementRewind {
-public:
-  explicit StatementRewind(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
-  explicit StatementRewind(const SqliteStmt& stmt) noexcept : stmt_(stmt.get()) {}
-  StatementRewind(const StatementRewind&) = delete;
-  StatementRewind& operator=(const StatementRewind&) = delete;
-  StatementRewind(StatementRewind&&) = delete;
-  StatementRewind& operator=(StatementRewind&&) = delete;
-  ~StatementRewind() { sqlite3_reset(stmt_); }
-
-private:
-  sqlite3_stmt* stmt_;
-};
+// by binding all parameters again.
+constexpr auto kKeepBindings = StatementReset::Bindings::Keep;
 
 }  // namespace
 
@@ -403,7 +391,7 @@ std::optional<WriteFailure> SqliteSink::Impl::writeHeartbeat() const {
 
 std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::span<const FlowColumn> columns,
                                                      const FlowRow& row, std::int64_t id) const {
-  const StatementRewind reset(stmt);
+  const StatementReset reset(stmt, kKeepBindings);
   const int id_param = static_cast<int>(columns.size()) + 1;
   if (bindColumns(stmt, 1, row, columns) != SQLITE_OK || sqlite3_bind_int64(stmt, id_param, id) != SQLITE_OK) {
     return failure("cannot bind an update");
@@ -481,7 +469,7 @@ std::optional<WriteFailure> SqliteSink::Impl::readOpenRow(const FlowKey& key, st
   // A point read by rowid. `dur_ms IS NULL` guards against another writer (a person at the sqlite3
   // shell) having closed or deleted the row: the flow then has no open row, as the lookup by key
   // would have found.
-  const StatementRewind reset(read_open);
+  const StatementReset reset(read_open, kKeepBindings);
   if (sqlite3_bind_int64(read_open.get(), 1, id) != SQLITE_OK) {
     return failure("cannot bind the open-flow read");
   }
@@ -565,7 +553,7 @@ std::optional<WriteFailure> SqliteSink::Impl::fold(const FlowRecord& record) {
 
 std::optional<WriteFailure> SqliteSink::Impl::insertRows(std::span<const PendingInsert> pending) {
   sqlite3_stmt* stmt = pending.size() == kInsertRows ? insert_many.get() : insert.get();
-  const StatementRewind reset(stmt);
+  const StatementReset reset(stmt, kKeepBindings);
   int param = 1;
   for (std::size_t i = 0; i < pending.size(); ++i) {
     insert_rows[i] = encodeFlow(batch_flows[pending[i].flow].flow);  // bound without copying
@@ -646,7 +634,7 @@ std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& fol
 std::optional<WriteFailure> SqliteSink::Impl::checkDataVersion() {
   // Read inside the batch's write transaction: no other connection can commit until it ends, so
   // the rows held are good for the whole batch when the version has not moved.
-  const StatementRewind reset(data_version_stmt);
+  const StatementReset reset(data_version_stmt, kKeepBindings);
   if (sqlite3_step(data_version_stmt.get()) != SQLITE_ROW) {
     return failure("PRAGMA data_version");
   }
@@ -781,7 +769,7 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   // half-way; OR FAIL does not lift that. A 32-row insert lands on ~100 pages of six indexes, far
   // past the journal's 64 KiB in memory, so each went to a temporary file in /var/tmp: 2.4
   // pwrite(2) calls a flow, 1.8 s of the pipeline thread's 4 s in pwrite at 150k events/s.
-  // In memory it is a copy (docs/benchmarks.md "The statement journal").
+  // In memory it is a copy (docs/benchmarks.md "What the kernel did for the daemon").
   if (auto done = execute(db, "PRAGMA temp_store = MEMORY"); !done) {
     return Unexpected{done.error()};
   }
