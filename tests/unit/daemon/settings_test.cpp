@@ -13,20 +13,16 @@
 
 #include "daemon/command_line.hpp"
 #include "daemon/config_check.hpp"
+#include "tests/support/file_text.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace ctaudit::daemon {
 namespace {
 
+using ctaudit::testing::readFile;
+
 const std::filesystem::path kSourceDir = std::filesystem::path(CTAUDIT_TEST_DATA_DIR) / ".." / "..";
 const std::filesystem::path kNoDefaultFile{"/nonexistent/ctaudit-test/ctauditd.toml"};
-
-std::string readFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void writeFile(const std::filesystem::path& path, std::string_view text) { std::ofstream(path) << text; }
 

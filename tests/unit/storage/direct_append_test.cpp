@@ -13,20 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/support/file_text.hpp"
 #include "tests/support/page_cache.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace ctaudit::storage {
 namespace {
 
+using ctaudit::testing::readFile;
+
 using ctaudit::testing::TempDir;
 constexpr std::size_t kBlock = DirectAppend::kBlock;
-
-std::string readFile(const std::filesystem::path& path) {
-  std::string text(std::filesystem::file_size(path), '\0');
-  std::ifstream(path, std::ios::binary).read(text.data(), static_cast<std::streamsize>(text.size()));
-  return text;
-}
 
 // `size` bytes of text lines, different for each `seed`, so that a byte in the wrong place shows.
 std::string lines(std::size_t size, unsigned seed) {

@@ -15,10 +15,13 @@
 #include "flow/ct_status.hpp"
 #include "flow/gap_record.hpp"
 #include "flow/nat.hpp"
+#include "tests/support/file_text.hpp"
 #include "tests/support/nlohmann_json_mapping.hpp"
 
 namespace ctaudit::storage {
 namespace {
+
+using ctaudit::testing::readFile;
 
 using namespace std::chrono_literals;
 
@@ -227,17 +230,6 @@ bool updatingGolden() {
 }
 
 // "" when the file is missing, so that the comparison below names it.
-std::string readFile(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    return {};
-  }
-  std::string text(size, '\0');
-  std::ifstream(path, std::ios::binary).read(text.data(), static_cast<std::streamsize>(size));
-  return text;
-}
-
 TEST(JsonMappingTest, MatchesGoldenFiles) {
   for (const GoldenCase& c : goldenCases()) {
     const std::string line = toJsonLine(c.record, kContext);

@@ -16,11 +16,14 @@
 #include "flow/nat.hpp"
 #include "flow/unique_c.hpp"
 #include "storage/jsonl_sink.hpp"
+#include "tests/support/file_text.hpp"
 #include "tests/support/manual_clock.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace ctaudit::storage {
 namespace {
+
+using ctaudit::testing::readFile;
 
 using ctaudit::testing::ManualClock;
 using ctaudit::testing::TempDir;
@@ -28,17 +31,6 @@ using namespace std::chrono_literals;
 
 std::shared_ptr<spdlog::logger> quietLog() {
   return std::make_shared<spdlog::logger>("jsonl", std::make_shared<spdlog::sinks::null_sink_mt>());
-}
-
-std::string readFile(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    return {};
-  }
-  std::string text(size, '\0');
-  std::ifstream(path, std::ios::binary).read(text.data(), static_cast<std::streamsize>(size));
-  return text;
 }
 
 void writeFile(const std::filesystem::path& path, const std::string& text) {

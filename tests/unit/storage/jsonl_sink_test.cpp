@@ -17,11 +17,14 @@
 #include <unistd.h>
 
 #include "flow/nat.hpp"
+#include "tests/support/file_text.hpp"
 #include "tests/support/page_cache.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace ctaudit::storage {
 namespace {
+
+using ctaudit::testing::readFile;
 
 using ctaudit::testing::TempDir;
 using namespace std::chrono_literals;
@@ -59,17 +62,6 @@ std::string linesOf(const std::vector<FlowRecord>& records) {
   for (const FlowRecord& record : records) {
     text += lineOf(record);
   }
-  return text;
-}
-
-std::string readFile(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    return {};
-  }
-  std::string text(size, '\0');
-  std::ifstream(path, std::ios::binary).read(text.data(), static_cast<std::streamsize>(size));
   return text;
 }
 
