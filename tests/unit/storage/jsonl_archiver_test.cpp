@@ -229,6 +229,11 @@ TEST(JsonlArchiverTest, TheThreadCompressesAfterAWake) {
   ArchiveFixture f;
   const std::string text = someLines(10, 6);
   const auto plain = f.closed(1h, text);
+  // The grace counts from the later of the name's end and the file's ctime (closedAt), and the
+  // file was written after the fixture's clock was read: without this the test passed only when
+  // the write fell in the same kernel tick (coarse ctime) as the clock's reading, and failed under
+  // ASan when it did not (the file was never due, the wait below ran out).
+  f.clock.advance(1s);
   RotationSettings settings;
   settings.compression = Compression::Gzip;
   settings.grace = 0s;
