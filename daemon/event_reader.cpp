@@ -135,6 +135,9 @@ Result<void> EventReader::loop() {
       return finish();
     }
     if (ready == 0 || (fds[0].revents & (POLLIN | POLLERR)) != 0) {
+      if (ready > 0 && stopRequestedWithin(options_.coalesce)) {
+        return finish();
+      }
       if (auto read = readTurn(options_.reads_per_turn, std::nullopt); !read) {
         return Unexpected{read.error()};
       }
@@ -145,6 +148,17 @@ Result<void> EventReader::loop() {
     }
     publish();
   }
+}
+
+bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
+  if (wait <= std::chrono::nanoseconds::zero()) {
+    return false;
+  }
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(wait);
+  const timespec timeout{seconds.count(), (wait - seconds).count()};
+  pollfd stop{stop_.get(), POLLIN, 0};
+  // EINTR or an error: read now rather than wait again; the main poll sees a persistent error.
+  return ::ppoll(&stop, 1, &timeout, nullptr) > 0 && (stop.revents & POLLIN) != 0;
 }
 
 Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline) {

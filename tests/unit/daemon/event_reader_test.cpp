@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -209,6 +210,31 @@ TEST_F(EventReaderTest, RecordsArriveInOrderAndStopClosesTheQueue) {
   }
   EXPECT_FALSE(consumer_->failure);
   EXPECT_EQ(queue_->stats().reader.decoded, 4U);
+}
+
+TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
+  EventReader::Options options = immediate();
+  options.coalesce = 300ms;
+  start(100, options);
+  source_.feed({{{record(1)}}});
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(queue_->stats().waiting, 0U) << "read before the wait was over";
+  source_.feed({{{record(2)}}});
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 2; }));
+  stop();
+  EXPECT_EQ(countOf<FlowRecord>(consumer_->items), 2U);
+}
+
+TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {
+  EventReader::Options options = immediate();
+  options.coalesce = 20s;
+  start(100, options);
+  source_.feed({{{record(1)}}});
+  std::this_thread::sleep_for(50ms);
+  stop();  // a stop that waited the 20 s out would fail the consumer's 5 s limit
+  EXPECT_TRUE(consumer_->closed);
+  ASSERT_EQ(countOf<FlowRecord>(consumer_->items), 1U);
+  EXPECT_FALSE(consumer_->failure);
 }
 
 TEST_F(EventReaderTest, TheStartDumpSettlesAtTheFirstEmptyRead) {
