@@ -125,7 +125,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
 
   const RecordBudget budget = recordBudget(config.queue_max_bytes);
-  auto queue = EventQueue::open(budget.queue_records);
+  auto queue = EventQueue::open(budget.queue_bytes);
   if (!queue) {
     return Unexpected{queue.error()};
   }
@@ -165,10 +165,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
   daemon->reader_ = std::move(*reader);
   daemon->reader_->start();
-  daemon->log_.daemon->info("ctauditd ready: {} flow(s) in the kernel's table at start; writing to {}{}; queue of {} records",
+  daemon->log_.daemon->info("ctauditd ready: {} flow(s) in the kernel's table at start; writing to {}{}; queue of {} MiB",
                             *dumped, config.db_path.string(),
                             config.jsonl_path ? " and " + config.jsonl_path->string() : std::string{},
-                            budget.queue_records);
+                            budget.queue_bytes >> 20U);
   // Only now: the dump is in the database and both sinks are open, so a unit ordered after
   // ctauditd.service (or an operator waiting on `systemctl start`) finds the start-up state logged.
   daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", *dumped));
@@ -243,13 +243,14 @@ Result<std::size_t> Daemon::dumpAtStart() {
   return dumped;
 }
 
-void Daemon::process(std::vector<PipelineItem>& items) {
+void Daemon::process(PipelineBatch& items) {
   Timestamp now = clock_.now();
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    pipeline_->handle(std::move(items[i]), now);
-    if ((i + 1) % kItemsPerTick == 0) {
+  std::size_t handled = 0;
+  for (PipelineBatch::Cursor cursor(items); !cursor.done();) {
+    pipeline_->handle(cursor.next(), now);
+    if (++handled % kItemsPerTick == 0) {
       now = clock_.now();
-      tick(now, items.size() - i - 1);
+      tick(now, cursor.recordsLeft());
     }
   }
   items.clear();
@@ -311,7 +312,7 @@ Timestamp Daemon::nextWake(Timestamp now) const {
 }
 
 Result<void> Daemon::run() {
-  std::vector<PipelineItem> items;
+  PipelineBatch items;
   bool stopping = false;
   std::optional<Error> reader_failure;
   next_stats_ = clock_.now();
@@ -390,7 +391,8 @@ MetricsSnapshot Daemon::metrics(std::size_t in_progress) const {
   snapshot.reader = queue.reader;
   snapshot.queue_records = queue.waiting + in_progress;
   snapshot.queue_records_max = queue.max_waiting;
-  snapshot.queue_capacity = queue_->capacity();
+  snapshot.queue_bytes = queue.waiting_bytes;
+  snapshot.queue_capacity_bytes = queue_->capacityBytes();
   snapshot.pipeline = pipeline_->stats();
   snapshot.open_flows = table_.openFlows();
   snapshot.sinks = batcher_->sinks();

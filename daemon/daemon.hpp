@@ -74,7 +74,7 @@ private:
   [[nodiscard]] Result<void> restoreRun();
   [[nodiscard]] Result<std::size_t> dumpAtStart();
   // Hands a batch taken from the queue to the pipeline, ticking the batcher as it goes.
-  void process(std::vector<PipelineItem>& items);
+  void process(PipelineBatch& items);
   // Flush deadline (with the heartbeat) and stats file; `in_progress`: items of the current batch
   // still to be handled.
   void tick(Timestamp now, std::size_t in_progress);

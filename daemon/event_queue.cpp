@@ -9,29 +9,23 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "daemon/record_codec.hpp"
+
 namespace ctaudit::daemon {
 namespace {
 
-// Grows `buffer` for `extra` more items without letting doubling take it far past `limit`: the
-// queue's memory bound is two buffers of `limit` records.
-void reserveFor(std::vector<PipelineItem>& buffer, std::size_t extra, std::size_t limit) {
-  const std::size_t needed = buffer.size() + extra;
-  if (needed <= buffer.capacity()) {
-    return;
-  }
-  constexpr std::size_t kFirstReserve = 1024;
-  buffer.reserve(std::max(needed, std::min(std::max(buffer.capacity() * 2, kFirstReserve), limit)));
-}
+// Emptied chunks kept for the producer to reuse: enough that a steady stream allocates none.
+constexpr std::size_t kSpareChunks = 2;
 
 }  // namespace
 
-Result<std::unique_ptr<EventQueue>> EventQueue::open(std::size_t capacity) {
+Result<std::unique_ptr<EventQueue>> EventQueue::open(std::size_t capacity_bytes) {
   UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
   if (!wake.valid()) {
     const int err = errno;
     return fail(Errc::Io, std::string("cannot create an eventfd for the event queue: ") + std::strerror(err), err);
   }
-  return std::unique_ptr<EventQueue>(new EventQueue(std::move(wake), std::max<std::size_t>(capacity, 1)));
+  return std::unique_ptr<EventQueue>(new EventQueue(std::move(wake), capacity_bytes));
 }
 
 void EventQueue::signal() const noexcept {
@@ -40,38 +34,50 @@ void EventQueue::signal() const noexcept {
   (void)!::write(wake_.get(), &one, sizeof one);
 }
 
-std::size_t EventQueue::push(std::vector<PipelineItem>& items, WhenFull when_full) {
+bool EventQueue::fits(std::size_t size) const noexcept {
+  return waiting_records_ == 0 || waiting_bytes_ + size <= capacity_bytes_;
+}
+
+PipelineBatch& EventQueue::chunkWithRoom() {
+  if (waiting_.empty() || waiting_.back().recordBytes() + kMaxPackedRecordBytes > kChunkBytes) {
+    if (spare_.empty()) {
+      waiting_.emplace_back().reserveBytes(kChunkBytes);
+    } else {
+      waiting_.push_back(std::move(spare_.back()));
+      spare_.pop_back();
+    }
+  }
+  return waiting_.back();
+}
+
+std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
   if (items.empty()) {
     return 0;
   }
   bool wake = false;
-  std::size_t next = 0;  // items[0, next) have been taken or kept
-  std::size_t kept = 0;  // items[0, kept) are the records left behind (DropNewest)
+  PipelineBatch::Cursor next(items);  // what is before it has been taken or kept
+  PipelineBatch kept;                  // the records left behind (DropNewest)
   {
     std::unique_lock lock(mutex_);
     while (!closed_) {
       const bool was_empty = waiting_.empty();
-      reserveFor(waiting_, std::min(items.size() - next, capacity_ - std::min(capacity_, waiting_records_)),
-                 capacity_);
-      for (; next < items.size(); ++next) {
-        const bool record = isRecord(items[next]);
-        if (!record || waiting_records_ < capacity_) {
-          waiting_.push_back(std::move(items[next]));
-          if (record) {
-            ++waiting_records_;
-          }
+      for (; !next.done(); next.skip()) {
+        const PipelineBatch::Entry entry = next.peek();
+        if (entry.marker != nullptr) {
+          chunkWithRoom().append(entry);
+        } else if (fits(entry.record.size())) {
+          chunkWithRoom().append(entry);
+          ++waiting_records_;
+          waiting_bytes_ += entry.record.size();
         } else if (when_full == WhenFull::DropNewest) {
-          if (kept != next) {
-            items[kept] = std::move(items[next]);
-          }
-          ++kept;
+          kept.append(entry);
         } else {
           break;  // Wait: keep the order, wait for room below
         }
       }
       max_waiting_ = std::max(max_waiting_, waiting_records_);
       wake = wake || (was_empty && !waiting_.empty());
-      if (next == items.size() || abandoned_) {
+      if (next.done() || abandoned_) {
         break;
       }
       // The consumer must know there is something to take before this thread sleeps.
@@ -80,19 +86,19 @@ std::size_t EventQueue::push(std::vector<PipelineItem>& items, WhenFull when_ful
         wake = false;
       }
       producer_waiting_ = true;
-      room_.wait(lock, [this] { return waiting_records_ < capacity_ || abandoned_ || closed_; });
+      const std::size_t size = next.peek().record.size();
+      room_.wait(lock, [&] { return fits(size) || abandoned_ || closed_; });
     }
   }
   if (wake) {
     signal();
   }
-  // What was not taken: the dropped records at the front, then whatever a Wait could not place.
-  if (next < items.size() && kept != next) {
-    std::move(items.begin() + static_cast<std::ptrdiff_t>(next), items.end(),
-              items.begin() + static_cast<std::ptrdiff_t>(kept));
+  // What was not taken: the dropped records, then whatever a Wait could not place.
+  for (; !next.done(); next.skip()) {
+    kept.append(next.peek());
   }
-  items.erase(items.begin() + static_cast<std::ptrdiff_t>(kept + (items.size() - next)), items.end());
-  return static_cast<std::size_t>(std::count_if(items.begin(), items.end(), isRecord));
+  items.swap(kept);
+  return items.records();
 }
 
 void EventQueue::publish(const ReaderStats& stats) {
@@ -109,18 +115,31 @@ void EventQueue::close(std::optional<Error> failure) {
   signal();
 }
 
-EventQueue::Taken EventQueue::take(std::vector<PipelineItem>& out) {
+EventQueue::Taken EventQueue::take(PipelineBatch& out) {
   std::uint64_t count = 0;
   (void)!::read(wake_.get(), &count, sizeof count);  // reset before looking, so no wake-up is lost
   Taken taken;
   bool wake_producer = false;
+  bool more = false;
   {
     const std::lock_guard lock(mutex_);
-    out.swap(waiting_);
-    waiting_records_ = 0;
-    wake_producer = std::exchange(producer_waiting_, false);
-    taken.closed = closed_;
+    if (!waiting_.empty()) {
+      if (spare_.size() < kSpareChunks && out.reservedBytes() >= kChunkBytes) {
+        spare_.push_back(std::move(out));  // the consumer's last chunk, emptied
+        out = PipelineBatch{};
+      }
+      out.swap(waiting_.front());
+      waiting_.pop_front();
+      waiting_records_ -= out.records();
+      waiting_bytes_ -= out.recordBytes();
+      wake_producer = std::exchange(producer_waiting_, false);
+    }
+    more = !waiting_.empty();
+    taken.closed = closed_ && !more;
     taken.failure = failure_;
+  }
+  if (more) {
+    signal();  // come back for the next chunk
   }
   if (wake_producer) {
     room_.notify_one();
@@ -138,7 +157,7 @@ void EventQueue::abandon() {
 
 EventQueue::Stats EventQueue::stats() const {
   const std::lock_guard lock(mutex_);
-  return {waiting_records_, max_waiting_, stats_};
+  return {waiting_records_, waiting_bytes_, max_waiting_, stats_};
 }
 
 }  // namespace ctaudit::daemon

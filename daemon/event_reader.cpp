@@ -135,12 +135,15 @@ Result<void> EventReader::loop() {
       return finish();
     }
     if (ready == 0 || (fds[0].revents & (POLLIN | POLLERR)) != 0) {
-      if (ready > 0 && stopRequestedWithin(options_.coalesce)) {
+      // Only after a turn that emptied the socket: a thread that is behind reads on at once.
+      if (ready > 0 && caught_up_ && stopRequestedWithin(options_.coalesce)) {
         return finish();
       }
-      if (auto read = readTurn(options_.reads_per_turn, std::nullopt); !read) {
+      auto read = readTurn(options_.reads_per_turn, std::nullopt);
+      if (!read) {
         return Unexpected{read.error()};
       }
+      caught_up_ = *read;
     }
     reportOverflow(false);
     if (schedule_.resyncDue(clock_.now())) {
@@ -162,7 +165,7 @@ bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
 }
 
 Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline) {
-  const EventSource::Deliver collect = [this](FlowRecord&& record) { batch_.emplace_back(std::move(record)); };
+  const EventSource::Deliver collect = [this](FlowRecord&& record) { batch_.push(record); };
   for (std::size_t i = 0; i < max_reads; ++i) {
     const Timestamp started = clock_.now();
     auto status = source_.readBatch(clock_, collect);
@@ -199,7 +202,7 @@ void EventReader::noteEmpty() {
   if (!settled.settled) {
     return;
   }
-  batch_.emplace_back(ResyncSettled{now});
+  batch_.push(ResyncSettled{now});
   push(EventQueue::WhenFull::Wait);
   if (settled.gap) {
     reportGap(*settled.gap);
@@ -211,16 +214,16 @@ void EventReader::resync() {
   schedule_.dumpStarted(begin);
   ++resyncs_;
   log_->info("resynchronising with the kernel's conntrack table (dump {})", resyncs_);
-  batch_.emplace_back(ResyncBegin{begin});
+  batch_.push(ResyncBegin{begin});
   push(EventQueue::WhenFull::Wait);
   const auto dumped = source_.dumpTable(clock_, [this](FlowRecord&& record) {
-    batch_.emplace_back(std::move(record));
-    if (batch_.size() >= kDumpChunk) {
+    batch_.push(record);
+    if (batch_.records() >= kDumpChunk) {
       push(EventQueue::WhenFull::Wait);
     }
   });
   const Timestamp end = clock_.now();
-  batch_.emplace_back(ResyncEnd{end, dumped.has_value(), options_.close_unseen});
+  batch_.push(ResyncEnd{end, dumped.has_value(), options_.close_unseen});
   push(EventQueue::WhenFull::Wait);
   if (!dumped) {
     log_->error("the resync dump failed, trying again later: {}", dumped.error().detail);
@@ -270,7 +273,7 @@ void EventReader::push(EventQueue::WhenFull when_full) {
   const std::size_t dropped = queue_.push(batch_, when_full);
   if (dropped > 0) {
     const Timestamp now = clock_.now();
-    for (const PipelineItem& item : batch_) {
+    for (const PipelineItem& item : batch_.unpack()) {
       if (const auto* record = std::get_if<FlowRecord>(&item)) {
         overflow_.add(record->event_time, now);
       }
@@ -278,9 +281,9 @@ void EventReader::push(EventQueue::WhenFull when_full) {
     queue_dropped_ += dropped;
     schedule_.noteQueueLoss(now);
     if (!overflow_logged_) {
-      log_->error("the queue to the pipeline is full ({} records): dropping new records until it drains; "
+      log_->error("the queue to the pipeline is full ({} MiB of records): dropping new records until it drains; "
                   "the pipeline cannot keep up with the sinks (see --queue-max)",
-                  queue_.capacity());
+                  queue_.capacityBytes() >> 20U);
       overflow_logged_ = true;
     }
   }
@@ -301,7 +304,7 @@ void EventReader::reportGap(const GapRecord& gap) {
       gap.lost_records > 0 ? std::to_string(gap.lost_records) + " event(s) lost" : "an unknown number of events lost";
   log_->warn("the log has a gap ({}) in {}: {}{}", gapReasonName(gap.reason), describe(gap), lost,
              gap.overruns > 0 ? ", " + std::to_string(gap.overruns) + " ENOBUFS" : std::string{});
-  batch_.emplace_back(GapReport{gap});
+  batch_.push(GapReport{gap});
   push(EventQueue::WhenFull::Wait);
 }
 

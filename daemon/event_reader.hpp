@@ -27,7 +27,8 @@ namespace ctaudit::daemon {
 // destroyed, and its thread joined, first.
 //
 // The thread's loop polls the event socket and a stop eventfd. When the socket turns readable it
-// waits `coalesce` (on the stop eventfd only) before the turn. Each turn reads up to
+// waits `coalesce` (on the stop eventfd only) before the turn, unless the last turn ended with
+// events still queued. Each turn reads up to
 // `reads_per_turn` recvmmsg batches, pushing each batch to the queue with one lock, then looks at
 // the stop request and the resync timer. What happens to records that do not fit in the queue is
 // the `when_full` policy: dropped (the default; counted, reported as one QueueOverflow gap once no
@@ -123,7 +124,8 @@ private:
   // Reader thread only, after start().
   ResyncSchedule schedule_;
   DropWindow overflow_;
-  std::vector<PipelineItem> batch_;
+  PipelineBatch batch_;
+  bool caught_up_{true};  // the last turn read the socket empty
   std::uint64_t kernel_drops_{0};
   std::uint64_t resyncs_{0};
   std::uint64_t queue_dropped_{0};

@@ -80,8 +80,10 @@ std::string formatMetrics(const MetricsSnapshot& s) {
              s.queue_records);
   out.single("ctauditd_queue_records_max", "gauge", "The most records that ever waited in the queue.",
              s.queue_records_max);
-  out.single("ctauditd_queue_capacity_records", "gauge", "Records one queue buffer holds (from --queue-max).",
-             s.queue_capacity);
+  out.single("ctauditd_queue_bytes", "gauge", "Packed bytes of the records waiting in the queue.", s.queue_bytes);
+  out.single("ctauditd_queue_capacity_bytes", "gauge",
+             "Packed bytes of records the queue holds (--queue-max less the chunk being worked through).",
+             s.queue_capacity_bytes);
 
   out.single("ctauditd_pipeline_records_total", "counter", "Flow records the pipeline took from the queue.",
              s.pipeline.records);

@@ -23,7 +23,8 @@ struct MetricsSnapshot {
   ReaderStats reader;
   std::size_t queue_records{0};      // waiting in the queue plus being worked through
   std::size_t queue_records_max{0};  // the most that ever waited
-  std::size_t queue_capacity{0};     // records per queue buffer
+  std::size_t queue_bytes{0};           // packed size of the records waiting in the queue
+  std::size_t queue_capacity_bytes{0};  // what the queue may hold
   PipelineStats pipeline;
   std::size_t open_flows{0};
   std::vector<Batcher::SinkState> sinks;

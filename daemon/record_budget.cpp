@@ -3,12 +3,13 @@
 
 #include <algorithm>
 
-#include "daemon/pipeline_item.hpp"
+#include "daemon/event_queue.hpp"
+#include "flow/flow_record.hpp"
 
 namespace ctaudit::daemon {
 
 RecordBudget recordBudget(std::size_t queue_max_bytes) noexcept {
-  return {std::max<std::size_t>(1, queue_max_bytes / (2 * sizeof(PipelineItem))),
+  return {std::max(queue_max_bytes - std::min(queue_max_bytes, EventQueue::kChunkBytes), queue_max_bytes / 2),
           std::max<std::size_t>(1, queue_max_bytes / (2 * sizeof(FlowRecord)))};
 }
 

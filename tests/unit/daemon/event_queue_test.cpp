@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/event_queue.hpp"
 
+#include <initializer_list>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -19,32 +20,45 @@ PipelineItem record(std::uint32_t id) {
 
 std::uint32_t idOf(const PipelineItem& item) { return std::get<FlowRecord>(item).ct_id; }
 
+PipelineBatch batchOf(std::initializer_list<PipelineItem> items) {
+  PipelineBatch batch;
+  for (const auto& item : items) {
+    batch.push(item);
+  }
+  return batch;
+}
+
+// The queue counts packed bytes; every record() packs to the same size.
+std::size_t recordBytes() { return batchOf({record(1)}).recordBytes(); }
+
 bool readable(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 1;
 }
 
-std::unique_ptr<EventQueue> queueOf(std::size_t capacity) {
-  auto queue = EventQueue::open(capacity);
+// A queue whose buffers hold `records` records.
+std::unique_ptr<EventQueue> queueOf(std::size_t records) {
+  auto queue = EventQueue::open(records * recordBytes());
   EXPECT_TRUE(queue);
   return std::move(*queue);
 }
 
 TEST(EventQueueTest, TakeSwapsEverythingInOrder) {
   auto queue = queueOf(10);
-  std::vector<PipelineItem> batch{record(1), ResyncBegin{}, record(2)};
+  PipelineBatch batch = batchOf({record(1), ResyncBegin{}, record(2)});
   EXPECT_EQ(queue->push(batch, WhenFull::DropNewest), 0U);
   EXPECT_TRUE(batch.empty());
-  std::vector<PipelineItem> more{record(3)};
+  PipelineBatch more = batchOf({record(3)});
   EXPECT_EQ(queue->push(more, WhenFull::DropNewest), 0U);
-  std::vector<PipelineItem> out;
+  PipelineBatch out;
   const auto taken = queue->take(out);
   EXPECT_FALSE(taken.closed);
-  ASSERT_EQ(out.size(), 4U);
-  EXPECT_EQ(idOf(out[0]), 1U);
-  EXPECT_TRUE(std::holds_alternative<ResyncBegin>(out[1]));
-  EXPECT_EQ(idOf(out[2]), 2U);
-  EXPECT_EQ(idOf(out[3]), 3U);
+  const auto items = out.unpack();
+  ASSERT_EQ(items.size(), 4U);
+  EXPECT_EQ(idOf(items[0]), 1U);
+  EXPECT_TRUE(std::holds_alternative<ResyncBegin>(items[1]));
+  EXPECT_EQ(idOf(items[2]), 2U);
+  EXPECT_EQ(idOf(items[3]), 3U);
   out.clear();
   (void)queue->take(out);
   EXPECT_TRUE(out.empty());
@@ -52,26 +66,28 @@ TEST(EventQueueTest, TakeSwapsEverythingInOrder) {
 
 TEST(EventQueueTest, DropNewestLeavesWhatDoesNotFitButTakesMarkers) {
   auto queue = queueOf(3);
-  std::vector<PipelineItem> batch{record(1), record(2), record(3), record(4), ResyncEnd{}, record(5)};
+  PipelineBatch batch = batchOf({record(1), record(2), record(3), record(4), ResyncEnd{}, record(5)});
   EXPECT_EQ(queue->push(batch, WhenFull::DropNewest), 2U);
-  ASSERT_EQ(batch.size(), 2U);
-  EXPECT_EQ(idOf(batch[0]), 4U);
-  EXPECT_EQ(idOf(batch[1]), 5U);
-  std::vector<PipelineItem> out;
+  const auto left = batch.unpack();
+  ASSERT_EQ(left.size(), 2U);
+  EXPECT_EQ(idOf(left[0]), 4U);
+  EXPECT_EQ(idOf(left[1]), 5U);
+  PipelineBatch out;
   (void)queue->take(out);
-  ASSERT_EQ(out.size(), 4U);
-  EXPECT_EQ(idOf(out[2]), 3U);
-  EXPECT_TRUE(std::holds_alternative<ResyncEnd>(out[3]));
+  const auto items = out.unpack();
+  ASSERT_EQ(items.size(), 4U);
+  EXPECT_EQ(idOf(items[2]), 3U);
+  EXPECT_TRUE(std::holds_alternative<ResyncEnd>(items[3]));
   EXPECT_EQ(queue->stats().max_waiting, 3U);
 }
 
 TEST(EventQueueTest, FdSaysWhenThereIsSomethingToTake) {
   auto queue = queueOf(3);
   EXPECT_FALSE(readable(queue->fd()));
-  std::vector<PipelineItem> batch{record(1)};
+  PipelineBatch batch = batchOf({record(1)});
   (void)queue->push(batch, WhenFull::DropNewest);
   EXPECT_TRUE(readable(queue->fd()));
-  std::vector<PipelineItem> out;
+  PipelineBatch out;
   (void)queue->take(out);
   EXPECT_FALSE(readable(queue->fd()));
   queue->close();
@@ -82,17 +98,17 @@ TEST(EventQueueTest, FdSaysWhenThereIsSomethingToTake) {
 
 TEST(EventQueueTest, CloseCarriesTheReadersErrorAndRefusesMore) {
   auto queue = queueOf(3);
-  std::vector<PipelineItem> batch{record(1)};
+  PipelineBatch batch = batchOf({record(1)});
   (void)queue->push(batch, WhenFull::DropNewest);
   queue->close(Error{Errc::Netlink, 0, "socket gone"});
-  std::vector<PipelineItem> late{record(2)};
+  PipelineBatch late = batchOf({record(2)});
   EXPECT_EQ(queue->push(late, WhenFull::Wait), 1U);
-  std::vector<PipelineItem> out;
+  PipelineBatch out;
   const auto taken = queue->take(out);
   EXPECT_TRUE(taken.closed);
   ASSERT_TRUE(taken.failure);
   EXPECT_EQ(taken.failure->detail, "socket gone");
-  EXPECT_EQ(out.size(), 1U);
+  EXPECT_EQ(out.records(), 1U);
 }
 
 TEST(EventQueueTest, WaitingProducerGetsEverythingThroughInOrder) {
@@ -100,21 +116,21 @@ TEST(EventQueueTest, WaitingProducerGetsEverythingThroughInOrder) {
   constexpr std::uint32_t kRecords = 1000;
   std::thread producer([&] {
     for (std::uint32_t id = 0; id < kRecords; id += 10) {
-      std::vector<PipelineItem> batch;
+      PipelineBatch batch;
       for (std::uint32_t i = id; i < id + 10; ++i) {
-        batch.emplace_back(record(i));
+        batch.push(record(i));
       }
       EXPECT_EQ(queue->push(batch, WhenFull::Wait), 0U);
     }
     queue->close();
   });
   std::vector<std::uint32_t> seen;
-  std::vector<PipelineItem> out;
+  PipelineBatch out;
   for (bool closed = false; !closed;) {
     pollfd p{queue->fd(), POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the producer stalled";
     closed = queue->take(out).closed;
-    for (const auto& item : out) {
+    for (const auto& item : out.unpack()) {
       seen.push_back(idOf(item));
     }
     out.clear();
@@ -127,11 +143,41 @@ TEST(EventQueueTest, WaitingProducerGetsEverythingThroughInOrder) {
   EXPECT_LE(queue->stats().max_waiting, 4U);
 }
 
+TEST(EventQueueTest, TheConsumerTakesAChunkAtATimeAndHearsOfTheCloseWithTheLast) {
+  constexpr std::uint32_t kRecords = 50'000;  // several chunks
+  auto queue = queueOf(kRecords);
+  for (std::uint32_t id = 0; id < kRecords; id += 1000) {
+    PipelineBatch batch;
+    for (std::uint32_t i = id; i < id + 1000; ++i) {
+      batch.push(record(i));
+    }
+    ASSERT_EQ(queue->push(batch, WhenFull::DropNewest), 0U);
+  }
+  ASSERT_EQ(queue->stats().waiting, kRecords);
+  queue->close();
+  std::uint32_t next_id = 0;
+  int takes = 0;
+  for (bool closed = false; !closed;) {
+    ASSERT_TRUE(readable(queue->fd())) << "more chunks wait";
+    PipelineBatch out;
+    closed = queue->take(out).closed;
+    ++takes;
+    EXPECT_LE(out.recordBytes(), EventQueue::kChunkBytes);
+    for (const auto& item : out.unpack()) {
+      ASSERT_EQ(idOf(item), next_id++);
+    }
+    EXPECT_EQ(closed, next_id == kRecords) << "closed only with the last chunk";
+  }
+  EXPECT_GT(takes, 2);
+  EXPECT_EQ(queue->stats().waiting, 0U);
+  EXPECT_EQ(queue->stats().waiting_bytes, 0U);
+}
+
 TEST(EventQueueTest, AbandonReleasesAWaitingProducer) {
   auto queue = queueOf(2);
   std::size_t left = 0;
   std::thread producer([&] {
-    std::vector<PipelineItem> batch{record(1), record(2), record(3), record(4)};
+    PipelineBatch batch = batchOf({record(1), record(2), record(3), record(4)});
     left = queue->push(batch, WhenFull::Wait);
   });
   pollfd p{queue->fd(), POLLIN, 0};

@@ -130,11 +130,11 @@ public:
       if (::poll(&p, 1, 5000) != 1) {
         return false;
       }
-      std::vector<PipelineItem> out;
+      PipelineBatch out;
       const auto taken = queue_.take(out);
       closed = taken.closed;
       failure = taken.failure;
-      for (auto& item : out) {
+      for (auto& item : out.unpack()) {
         items.push_back(std::move(item));
       }
     }
@@ -179,8 +179,11 @@ EventReader::Options immediate() {
 
 class EventReaderTest : public ::testing::Test {
 protected:
+  // A queue whose buffers hold `capacity` records (every record() packs to the same size).
   void start(std::size_t capacity, EventReader::Options options, bool initial_dump = false) {
-    queue_ = EventQueue::open(capacity).value();
+    PipelineBatch one;
+    one.push(record(1));
+    queue_ = EventQueue::open(capacity * one.recordBytes()).value();
     reader_ = EventReader::create(source_, *queue_, clock_, options, clock_.now(), initial_dump, quiet()).value();
     consumer_ = std::make_unique<Consumer>(*queue_);
     reader_->start();
@@ -223,6 +226,19 @@ TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
   ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 2; }));
   stop();
   EXPECT_EQ(countOf<FlowRecord>(consumer_->items), 2U);
+}
+
+TEST_F(EventReaderTest, AReaderThatIsBehindReadsOnWithoutWaiting) {
+  EventReader::Options options = immediate();
+  options.coalesce = 1s;
+  options.reads_per_turn = 1;  // so that one turn cannot empty the socket
+  start(100, options);
+  const auto began = std::chrono::steady_clock::now();
+  source_.feed({{{record(1)}}, {{record(2)}}, {{record(3)}}, {{record(4)}}});
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 4; }));
+  // One wait, then four turns back to back; a wait before each turn would take 4 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 2500ms);
+  stop();
 }
 
 TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {

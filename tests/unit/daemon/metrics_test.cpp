@@ -23,7 +23,8 @@ MetricsSnapshot sample() {
   s.reader.queue_dropped = 4;
   s.queue_records = 5;
   s.queue_records_max = 6;
-  s.queue_capacity = 958698;
+  s.queue_bytes = 350;
+  s.queue_capacity_bytes = 268435456;
   s.pipeline.closed_unseen = 7;
   s.pipeline.gaps.at(static_cast<std::size_t>(GapReason::KernelOverrun)) = 1;
   s.open_flows = 42;
@@ -70,7 +71,8 @@ TEST(MetricsTest, TheCountersTheOperatorsGuideNames) {
                            "ctauditd_resyncs_total 1\n",
                            "ctauditd_queue_records 5\n",
                            "ctauditd_queue_records_max 6\n",
-                           "ctauditd_queue_capacity_records 958698\n",
+                           "ctauditd_queue_bytes 350\n",
+                           "ctauditd_queue_capacity_bytes 268435456\n",
                            "ctauditd_open_flows 42\n",
                            "ctauditd_flows_closed_unseen_total 7\n",
                            "ctauditd_sink_records_written_total{sink=\"sqlite\"} 100\n",
