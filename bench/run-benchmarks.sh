@@ -449,7 +449,8 @@ measure() {
         # CPU per 1000 events that made it into the output (a flow record stands for 2 events).
         recorded = u == "flow" ? 2 * s : s
         per_1k_recorded = recorded > 0 ? 1e6 * cpu / recorded : 0
-        printf "%s,%s,%s,%s,%d,%s,%d,%d,%s,%d,%d,%.2f,%d,%.2f,%.2f,%d,%d,%s,%s,%d,%.2f\n", k, t, o, tr, a, d, e, f, u, x, s, loss,
+        # %.0f, not %d, for counts: mawk clips %d at 2^31 - 1 (a 60 s ceiling rung writes 13 GB of JSON).
+        printf "%s,%s,%s,%s,%d,%s,%.0f,%.0f,%s,%.0f,%.0f,%.2f,%.0f,%.2f,%.2f,%d,%.0f,%s,%s,%d,%.2f\n", k, t, o, tr, a, d, e, f, u, x, s, loss,
           dr, cpu, per_1k, r, b, per_flow, ds, dd, per_1k_recorded
       }' | tee -a "$csv"
   done < <("stored_$tool" "$data")
