@@ -13,6 +13,8 @@
 #   peak_rss_kib    the daemon's VmHWM
 #   syscw_per_1k    write-type system calls (/proc/PID/io syscw: write, pwrite, writev, ...) per 1000
 #                   events: the JSON-lines sink's write(2) per batch, SQLite's WAL and the wake-ups
+#   syscr_per_1k    read-type system calls (/proc/PID/io syscr) per 1000 events: recvmmsg, and
+#                   SQLite's reads of pages that are not in its cache (an index larger than it)
 #   ctxsw_per_1k    voluntary context switches of all the daemon's threads per 1000 events
 #   cpu_s_threads   the same split by thread name (ctauditd = the pipeline thread, which runs the
 #                   sinks; ctauditd-reader = netlink receive and decode; ctaudit-archiver = JSON
@@ -82,6 +84,7 @@ ip netns exec "$ns" ip link set lo up
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 write_calls() { awk '$1 == "syscw:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+read_calls() { awk '$1 == "syscr:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 # "name ticks" per thread, summed by thread name.
 thread_ticks() {
   local task
@@ -118,6 +121,7 @@ if [[ -n $perf_file ]]; then
 fi
 cpu0=$(cpu_ticks "$daemon_pid")
 syscw0=$(write_calls "$daemon_pid")
+syscr0=$(read_calls "$daemon_pid")
 switches0=$(switches "$daemon_pid")
 faults0=$(minor_faults "$daemon_pid")
 threads0=$(thread_ticks "$daemon_pid")
@@ -126,6 +130,7 @@ ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "
 wait_idle || echo "warning: the daemon was still busy after 120 s" >&2
 cpu1=$(cpu_ticks "$daemon_pid")
 syscw1=$(write_calls "$daemon_pid")
+syscr1=$(read_calls "$daemon_pid")
 switches1=$(switches "$daemon_pid")
 faults1=$(minor_faults "$daemon_pid")
 threads1=$(thread_ticks "$daemon_pid")
@@ -142,12 +147,13 @@ received=$(grep -o 'stopped: [0-9]* message' "$tmp/daemon.log" | awk '{ print $2
 [[ -n $received ]] || { cat "$tmp/daemon.log" >&2; exit 1; }
 awk -v rc="$received" -v c0="$cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v rss="$peak_rss" \
   -v rate="$rate" -v d="$duration" -v w="$((syscw1 - syscw0))" -v x="$((switches1 - switches0))" \
-  -v f="$((faults1 - faults0))" 'BEGIN {
+  -v f="$((faults1 - faults0))" -v r="$((syscr1 - syscr0))" 'BEGIN {
     cpu = (c1 - c0) / hz
     n = rc > 0 ? rc : 1
     printf "rate=%s\nduration=%s\nreceived=%d\ncpu_s=%.2f\ncpu_ms_per_1k=%.2f\npeak_rss_kib=%d\n", rate, d, rc, cpu,
       1e6 * cpu / n, rss
-    printf "syscw_per_1k=%.1f\nctxsw_per_1k=%.1f\nminflt_per_1k=%.1f\n", 1000 * w / n, 1000 * x / n, 1000 * f / n
+    printf "syscw_per_1k=%.1f\nsyscr_per_1k=%.1f\n", 1000 * w / n, 1000 * r / n
+    printf "ctxsw_per_1k=%.1f\nminflt_per_1k=%.1f\n", 1000 * x / n, 1000 * f / n
   }'
 jsonl_bytes=$(stat -c %s "$tmp/flows.jsonl" 2>/dev/null || echo 0)
 awk -v b="$jsonl_bytes" -v rc="$received" 'BEGIN { printf "jsonl_bytes_per_event=%.0f\n", b / (rc > 0 ? rc : 1) }'

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // libFuzzer target for decodeConntrack(): whatever the bytes, the decoder returns a record or an
 // Errc::Decode error; it never crashes, reads outside the input or hits undefined behaviour
-// (the target is built with ASan and UBSan), and a record it returns is self-consistent.
+// (the target is built with ASan and UBSan), and a record it returns is self-consistent and comes
+// back whole through the queue's packed form (record_codec.hpp).
 //
 // Most random inputs disagree with their own nlmsg_len and stop at the header check, so each
 // input is also decoded with nlmsg_len rewritten to the input size, which sends the mutations
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "daemon/conntrack_decoder.hpp"
+#include "daemon/record_codec.hpp"
 
 namespace {
 
@@ -46,6 +48,11 @@ void checkRecord(const FlowRecord& record, MessageOrigin origin) {
   if (record.event == EventType::New || record.event == EventType::Dump) {
     check(record.start.has_value());
   }
+  std::vector<std::byte> packed;
+  check(ctaudit::daemon::packRecord(record, packed) == packed.size());
+  const std::byte* at = packed.data();
+  check(ctaudit::daemon::unpackRecord(at) == record);
+  check(at == packed.data() + packed.size());
 }
 
 void decodeBoth(const std::vector<std::byte>& message) {
