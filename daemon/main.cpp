@@ -13,6 +13,7 @@
 #include "daemon/command_line.hpp"
 #include "daemon/config_check.hpp"
 #include "daemon/daemon.hpp"
+#include "storage/sqlite_handles.hpp"
 
 namespace {
 
@@ -34,6 +35,8 @@ ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything opens a database.
+  (void)ctaudit::storage::tuneSqliteForThisProcess();
   // `--jsonl -` into a pipe whose reader went away must be a write error the sink reports, not a
   // silent death.
   std::signal(SIGPIPE, SIG_IGN);

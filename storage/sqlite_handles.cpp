@@ -106,4 +106,6 @@ Result<std::string> queryText(sqlite3* db, const std::string& sql) {
   return sqliteFailure(db, "[" + sql + "] failed");
 }
 
+bool tuneSqliteForThisProcess() noexcept { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }
+
 }  // namespace ctaudit::storage

@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "flow/nat.hpp"
+#include "storage/sqlite_handles.hpp"
 #include "storage/sqlite_sink.hpp"
 
 namespace {
@@ -80,6 +81,7 @@ FlowRecord flow(std::uint64_t i, ctaudit::EventType event, std::int64_t base_ns)
 }  // namespace
 
 int main(int argc, char** argv) {
+  (void)ctaudit::storage::tuneSqliteForThisProcess();  // as ctauditd does
   std::uint64_t flows = 100'000;
   std::uint64_t batch = 1000;
   std::uint64_t live = 10'000;
