@@ -165,10 +165,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
   daemon->reader_ = std::move(*reader);
   daemon->reader_->start();
-  daemon->log_.daemon->info("ctauditd ready: {} flow(s) in the kernel's table at start; writing to {}{}; queue of {} MiB",
+  daemon->log_.daemon->info("ctauditd ready: {} flow(s) in the kernel's table at start; writing to {}{}; queue of {:.1f} MiB",
                             *dumped, config.db_path.string(),
                             config.jsonl_path ? " and " + config.jsonl_path->string() : std::string{},
-                            budget.queue_bytes >> 20U);
+                            static_cast<double>(budget.queue_bytes) / (1U << 20U));
   // Only now: the dump is in the database and both sinks are open, so a unit ordered after
   // ctauditd.service (or an operator waiting on `systemctl start`) finds the start-up state logged.
   daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", *dumped));

@@ -9,16 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "daemon/record_codec.hpp"
-
 namespace ctaudit::daemon {
-namespace {
-
-// Emptied chunks kept for the producer to reuse: enough that a steady stream allocates none.
-constexpr std::size_t kSpareChunks = 2;
-
-}  // namespace
-
 Result<std::unique_ptr<EventQueue>> EventQueue::open(std::size_t capacity_bytes) {
   UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
   if (!wake.valid()) {
@@ -38,10 +29,14 @@ bool EventQueue::fits(std::size_t size) const noexcept {
   return waiting_records_ == 0 || waiting_bytes_ + size <= capacity_bytes_;
 }
 
-PipelineBatch& EventQueue::chunkWithRoom() {
-  if (waiting_.empty() || waiting_.back().recordBytes() + kMaxPackedRecordBytes > kChunkBytes) {
+std::size_t EventQueue::chunkBytesFor(std::size_t capacity_bytes) noexcept {
+  return std::clamp(capacity_bytes / 4, kMinChunkBytes, kChunkBytes);
+}
+
+PipelineBatch& EventQueue::chunkWithRoom(std::size_t bytes) {
+  if (waiting_.empty() || (bytes > 0 && waiting_.back().recordBytes() + bytes > chunk_bytes_)) {
     if (spare_.empty()) {
-      waiting_.emplace_back().reserveBytes(kChunkBytes);
+      waiting_.emplace_back().reserveBytes(chunk_bytes_);
     } else {
       waiting_.push_back(std::move(spare_.back()));
       spare_.pop_back();
@@ -57,6 +52,9 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
   bool wake = false;
   PipelineBatch::Cursor next(items);  // what is before it has been taken or kept
   PipelineBatch kept;                  // the records left behind (DropNewest)
+  // DropNewest: once one record did not fit, neither does any later one of this batch, so that
+  // what is dropped is the newest records, whatever their sizes.
+  bool dropping = false;
   {
     std::unique_lock lock(mutex_);
     while (!closed_) {
@@ -64,12 +62,13 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
       for (; !next.done(); next.skip()) {
         const PipelineBatch::Entry entry = next.peek();
         if (entry.marker != nullptr) {
-          chunkWithRoom().append(entry);
-        } else if (fits(entry.record.size())) {
-          chunkWithRoom().append(entry);
+          chunkWithRoom(0).append(entry);
+        } else if (!dropping && fits(entry.record.size())) {
+          chunkWithRoom(entry.record.size()).append(entry);
           ++waiting_records_;
           waiting_bytes_ += entry.record.size();
         } else if (when_full == WhenFull::DropNewest) {
+          dropping = true;
           kept.append(entry);
         } else {
           break;  // Wait: keep the order, wait for room below
@@ -97,7 +96,11 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
   for (; !next.done(); next.skip()) {
     kept.append(next.peek());
   }
-  items.swap(kept);
+  if (kept.empty()) {
+    items.clear();  // keeps its buffer for the producer's next batch
+  } else {
+    items.swap(kept);
+  }
   return items.records();
 }
 
@@ -124,7 +127,7 @@ EventQueue::Taken EventQueue::take(PipelineBatch& out) {
   {
     const std::lock_guard lock(mutex_);
     if (!waiting_.empty()) {
-      if (spare_.size() < kSpareChunks && out.reservedBytes() >= kChunkBytes) {
+      if (spare_.size() < kSpareChunks && out.reservedBytes() >= chunk_bytes_) {
         spare_.push_back(std::move(out));  // the consumer's last chunk, emptied
         out = PipelineBatch{};
       }

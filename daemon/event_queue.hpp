@@ -12,6 +12,7 @@
 
 #include "daemon/pipeline_batch.hpp"
 #include "daemon/pipeline_item.hpp"
+#include "daemon/record_codec.hpp"
 #include "flow/result.hpp"
 #include "flow/unique_c.hpp"
 
@@ -20,14 +21,16 @@ namespace ctaudit::daemon {
 // The bounded hand-over between the reader thread (one producer) and the pipeline thread (one
 // consumer). Owned by the Daemon; shared by reference with the EventReader, which it outlives.
 //
-// Records travel packed (record_codec.hpp, about 60-70 bytes each) in chunks of about kChunkBytes:
+// Records travel packed (record_codec.hpp, about 60-70 bytes each) in chunks of chunkBytes():
 // the producer appends a whole recvmmsg batch to the newest chunk under the lock (a copy of its
 // packed bytes), and the consumer swaps the oldest chunk for its own empty PipelineBatch under the
 // lock and works through it without the lock. So the lock is held for a copy of one batch or a
 // swap, never while a record is decoded or written, and there is no per-record syscall. The chunks
-// waiting hold at most `capacity_bytes` of packed records (recordBudget(), docs/operations.md):
-// the consumer holds one chunk beside them, and a burst can fill the whole of --queue-max, not
-// half of it, while the pipeline works through the oldest records.
+// waiting hold at most `capacity_bytes` of packed records; beside them the consumer holds one
+// chunk, up to kSpareChunks emptied ones wait for reuse, and the newest chunk has unused room, so
+// the queue's memory is at most capacity_bytes + 4 chunks + a chunk's 1/4000 of slack per chunk
+// (recordBudget() keeps that within --queue-max, docs/operations.md). A burst can thus fill nearly
+// all of --queue-max while the pipeline works through the oldest records.
 //
 // Wake-ups: an eventfd (fd()) that the producer signals when the queue goes from empty to
 // non-empty, and on close; the consumer polls it and resets it before it takes a chunk, and take()
@@ -48,7 +51,7 @@ public:
     Wait,        // block until the consumer makes room (or the queue is abandoned)
   };
 
-  // Errors: Errc::Io when the eventfd cannot be created. A buffer always takes at least one record,
+  // Errors: Errc::Io when the eventfd cannot be created. The queue always takes at least one record,
   // however small `capacity_bytes` is.
   [[nodiscard]] static Result<std::unique_ptr<EventQueue>> open(std::size_t capacity_bytes);
 
@@ -61,6 +64,10 @@ public:
   // Readable (POLLIN) when items wait or the queue was closed.
   [[nodiscard]] int fd() const noexcept { return wake_.get(); }
   [[nodiscard]] std::size_t capacityBytes() const noexcept { return capacity_bytes_; }
+  [[nodiscard]] std::size_t chunkBytes() const noexcept { return chunk_bytes_; }
+  // The chunk size for a queue of `capacity_bytes`: a quarter of it, within [kMinChunkBytes,
+  // kChunkBytes], so that the chunks beside the waiting records stay small next to them.
+  [[nodiscard]] static std::size_t chunkBytesFor(std::size_t capacity_bytes) noexcept;
 
   // Producer. Moves `items` into the queue in order and erases them from `items`. With DropNewest,
   // records that do not fit stay in `items` (markers are always taken), so the caller can count
@@ -73,9 +80,12 @@ public:
   // Producer. No more items will come; `failure` says why the reader stopped early, if it did.
   void close(std::optional<Error> failure = std::nullopt);
 
-  // The size of a chunk: big enough that the lock and the wake-up are rare (about 16k records),
-  // small enough that the consumer's chunk is a small part of the budget.
+  // The largest chunk: big enough that the lock and the wake-up are rare (about 16k records),
+  // small enough that the chunks outside the waiting records are a small part of the budget.
   static constexpr std::size_t kChunkBytes = std::size_t{1} << 20U;
+  static constexpr std::size_t kMinChunkBytes = 4 * kMaxPackedRecordBytes;
+  // Emptied chunks kept for the producer to reuse: enough that a steady stream allocates none.
+  static constexpr std::size_t kSpareChunks = 2;
 
   // Consumer. Precondition: `out` is empty. Swaps the oldest waiting chunk into `out` (nothing
   // when nothing waits).
@@ -97,15 +107,17 @@ public:
 
 private:
   EventQueue(UniqueFd wake, std::size_t capacity_bytes) noexcept
-      : wake_(std::move(wake)), capacity_bytes_(capacity_bytes) {}
+      : wake_(std::move(wake)), capacity_bytes_(capacity_bytes), chunk_bytes_(chunkBytesFor(capacity_bytes)) {}
   void signal() const noexcept;
   // Under the lock: whether a record of `size` bytes fits in the queue.
   [[nodiscard]] bool fits(std::size_t size) const noexcept;
-  // Under the lock: the chunk to append a record of at most kMaxPackedRecordBytes to.
-  PipelineBatch& chunkWithRoom();
+  // Under the lock: the chunk to append `bytes` to (a marker takes none), the newest one if it
+  // has the room.
+  PipelineBatch& chunkWithRoom(std::size_t bytes);
 
   UniqueFd wake_;
   const std::size_t capacity_bytes_;
+  const std::size_t chunk_bytes_;
 
   mutable std::mutex mutex_;
   std::condition_variable room_;  // the consumer took a batch, or the queue was abandoned

@@ -135,8 +135,10 @@ Result<void> EventReader::loop() {
       return finish();
     }
     if (ready == 0 || (fds[0].revents & (POLLIN | POLLERR)) != 0) {
-      // Only after a turn that emptied the socket: a thread that is behind reads on at once.
-      if (ready > 0 && caught_up_ && stopRequestedWithin(options_.coalesce)) {
+      // Only after a turn that emptied the socket (a thread that is behind reads on at once), and
+      // not on an error (POLLERR: an overrun, already a loss) nor while a dump settles.
+      const bool gather = ready > 0 && caught_up_ && (fds[0].revents & POLLERR) == 0 && !schedule_.settling();
+      if (gather && stopRequestedWithin(options_.coalesce)) {
         return finish();
       }
       auto read = readTurn(options_.reads_per_turn, std::nullopt);
@@ -281,9 +283,9 @@ void EventReader::push(EventQueue::WhenFull when_full) {
     queue_dropped_ += dropped;
     schedule_.noteQueueLoss(now);
     if (!overflow_logged_) {
-      log_->error("the queue to the pipeline is full ({} MiB of records): dropping new records until it drains; "
-                  "the pipeline cannot keep up with the sinks (see --queue-max)",
-                  queue_.capacityBytes() >> 20U);
+      log_->error("the queue to the pipeline is full ({:.1f} MiB of records): dropping new records until it "
+                  "drains; the pipeline cannot keep up with the sinks (see --queue-max)",
+                  static_cast<double>(queue_.capacityBytes()) / (1U << 20U));
       overflow_logged_ = true;
     }
   }

@@ -100,9 +100,9 @@ private:
   void run() noexcept;
   [[nodiscard]] Result<void> loop();
   // Reads up to `max_reads` batches, or until `deadline`. True when the socket was read empty.
+  [[nodiscard]] Result<bool> readTurn(std::size_t max_reads, std::optional<Timestamp> deadline);
   // Waits up to `wait` on the stop eventfd; true when a stop was requested meanwhile.
   [[nodiscard]] bool stopRequestedWithin(std::chrono::nanoseconds wait) const;
-  [[nodiscard]] Result<bool> readTurn(std::size_t max_reads, std::optional<Timestamp> deadline);
   void noteEmpty();
   void resync();
   [[nodiscard]] Result<void> finish();

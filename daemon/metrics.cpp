@@ -82,7 +82,7 @@ std::string formatMetrics(const MetricsSnapshot& s) {
              s.queue_records_max);
   out.single("ctauditd_queue_bytes", "gauge", "Packed bytes of the records waiting in the queue.", s.queue_bytes);
   out.single("ctauditd_queue_capacity_bytes", "gauge",
-             "Packed bytes of records the queue holds (--queue-max less the chunk being worked through).",
+             "Packed bytes of records the queue may hold (from --queue-max: all but 5 MiB, 3/8 below 10M).",
              s.queue_capacity_bytes);
 
   out.single("ctauditd_pipeline_records_total", "counter", "Flow records the pipeline took from the queue.",

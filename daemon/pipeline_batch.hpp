@@ -11,15 +11,17 @@
 namespace ctaudit::daemon {
 
 // A run of PipelineItems in order, as the EventQueue carries them: the records packed back to
-// back (record_codec.hpp: about 70 bytes each instead of a 280-byte PipelineItem) and the few
+// back (record_codec.hpp: about 60-70 bytes each instead of a 280-byte PipelineItem) and the few
 // markers beside them, each with the number of records that come before it. The reader thread
-// fills one; the queue moves its bytes; the pipeline thread reads it with a Cursor.
+// fills one; the queue copies its entries into its chunks under its lock; the pipeline thread
+// reads a chunk with a Cursor. A plain value: not thread-safe, one owner at a time.
 class PipelineBatch {
 public:
   PipelineBatch() = default;
 
+  // Appends one item after the others: a record packed, a marker as it is.
   void push(const FlowRecord& record);
-  void push(PipelineItem item);  // a record is packed; a marker is kept as it is
+  void push(PipelineItem item);
 
   [[nodiscard]] bool empty() const noexcept { return records_ == 0 && markers_.empty(); }
   [[nodiscard]] std::size_t records() const noexcept { return records_; }
@@ -39,7 +41,8 @@ public:
     const PipelineItem* marker{nullptr};
     std::span<const std::byte> record;
   };
-  // Appends an entry read from another batch.
+  // Appends an entry that a Cursor read from another batch (the bytes are copied, the marker too);
+  // the other batch may change or die afterwards.
   void append(const Entry& entry);
 
   // Reads a batch front to back. The batch must not change while a Cursor reads it.
@@ -49,9 +52,11 @@ public:
     [[nodiscard]] bool done() const noexcept {
       return record_ == batch_->records_ && marker_ == batch_->markers_.size();
     }
-    // Precondition: !done().
+    // The next item without unpacking it, valid until the batch changes. Precondition: !done().
     [[nodiscard]] Entry peek() const noexcept;
+    // Moves past the next item. Precondition: !done().
     void skip() noexcept;
+    // The next item, unpacked, and moves past it. Precondition: !done().
     [[nodiscard]] PipelineItem next();
     // Records not yet read.
     [[nodiscard]] std::size_t recordsLeft() const noexcept { return batch_->records_ - record_; }

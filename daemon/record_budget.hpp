@@ -6,9 +6,9 @@
 namespace ctaudit::daemon {
 
 // How much the daemon may hold in memory on its way to the sinks, from --queue-max.
-//  - The EventQueue's chunks may hold SIZE bytes of packed records (record_codec.hpp), less the
-//    one chunk the pipeline thread works through (or half of SIZE, if SIZE is not much more than
-//    one chunk): the queue never takes more than SIZE.
+//  - The EventQueue's waiting chunks may hold SIZE less 5 MiB of packed records (record_codec.hpp;
+//    3/8 of SIZE below 10M): with the pipeline thread's chunk, the spare ones and their unused
+//    room, the queue never takes more than SIZE.
 //  - Each sink's lane in the Batcher, where records wait while that sink cannot write, may hold
 //    SIZE / (2 × sizeof(FlowRecord)) records: SIZE/2 per sink.
 // So with both sinks the daemon holds at most about 2 × SIZE of records (docs/operations.md).

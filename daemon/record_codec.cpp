@@ -35,6 +35,15 @@ constexpr unsigned kReplyDstV6 = 1U << 3U;
 constexpr unsigned kSourceNatV6 = 1U << 6U;
 constexpr unsigned kDestinationNatV6 = 1U << 7U;
 
+// The largest record packRecord() writes: size and flags 4, ct_id 4, zone, mark and status as
+// varints 3 + 5 + 5, the event time 8, two IPv6 tuples 2 × 41, the TCP state 1, four counters as
+// varints 4 × 10, two relative times 2 × 10, two stored IPv6 NAT endpoints 2 × 18.
+constexpr std::size_t kWorstCaseBytes = 4 + 4 + 3 + 5 + 5 + 8 + 2 * 41 + 1 + 4 * 10 + 2 * 10 + 2 * 18;
+static_assert(kWorstCaseBytes <= kMaxPackedRecordBytes && kMaxPackedRecordBytes <= 255,
+              "the size must fit its one byte");
+static_assert(static_cast<unsigned>(EventType::Dump) <= kEventMask);
+static_assert(static_cast<unsigned>(TimeSource::Bound) <= kSourceMask);
+
 class Writer {
 public:
   explicit Writer(std::vector<std::byte>& out) : out_(out) {}
@@ -176,19 +185,23 @@ std::optional<Endpoint> readNat(Reader& in, NatForm form, bool v6, const Endpoin
 }  // namespace
 
 std::size_t packRecord(const FlowRecord& r, std::vector<std::byte>& out) {
-  const std::size_t begin = out.size();
-  out.reserve(begin + kMaxPackedRecordBytes);
+  // Every enum fits its bit field (static_asserts above); a FlowRecord holding another value is a
+  // bug upstream, and the masks below keep this record's bytes readable even then.
+  assert(static_cast<unsigned>(r.event) <= kEventMask);
+  assert(static_cast<unsigned>(r.start_source) <= kSourceMask && static_cast<unsigned>(r.end_source) <= kSourceMask &&
+         static_cast<unsigned>(r.event_time_source) <= kSourceMask);
+  const std::size_t begin = out.size();  // the vector grows geometrically: no reserve per record
   Writer w(out);
   const NatForm source_nat = natForm(r.nat.translated_source, sourceFromReply(r.reply));
   const NatForm destination_nat = natForm(r.nat.translated_destination, destinationFromReply(r.reply));
 
   w.byte(0);  // the size, filled in below
-  w.byte(static_cast<unsigned>(r.event) | (r.tcp_state ? kHasTcpState : 0U) |
+  w.byte((static_cast<unsigned>(r.event) & kEventMask) | (r.tcp_state ? kHasTcpState : 0U) |
          (r.counters_original ? kHasCountersOriginal : 0U) | (r.counters_reply ? kHasCountersReply : 0U) |
          (r.start ? kHasStart : 0U) | (r.end ? kHasEnd : 0U) | (r.observed_at_start ? kObservedAtStart : 0U));
-  w.byte((static_cast<unsigned>(r.start_source) << kStartSourceShift) |
-         (static_cast<unsigned>(r.end_source) << kEndSourceShift) |
-         (static_cast<unsigned>(r.event_time_source) << kEventTimeSourceShift) |
+  w.byte(((static_cast<unsigned>(r.start_source) & kSourceMask) << kStartSourceShift) |
+         ((static_cast<unsigned>(r.end_source) & kSourceMask) << kEndSourceShift) |
+         ((static_cast<unsigned>(r.event_time_source) & kSourceMask) << kEventTimeSourceShift) |
          (static_cast<unsigned>(source_nat) << kSourceNatShift));
   w.byte(v6Bit(r.original.src, kOrigSrcV6) | v6Bit(r.original.dst, kOrigDstV6) | v6Bit(r.reply.src, kReplySrcV6) |
          v6Bit(r.reply.dst, kReplyDstV6) | (static_cast<unsigned>(destination_nat) << kDestinationNatShift) |

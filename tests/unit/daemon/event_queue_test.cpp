@@ -36,7 +36,7 @@ bool readable(int fd) {
   return ::poll(&p, 1, 0) == 1;
 }
 
-// A queue whose buffers hold `records` records.
+// A queue that holds `records` records.
 std::unique_ptr<EventQueue> queueOf(std::size_t records) {
   auto queue = EventQueue::open(records * recordBytes());
   EXPECT_TRUE(queue);
@@ -79,6 +79,31 @@ TEST(EventQueueTest, DropNewestLeavesWhatDoesNotFitButTakesMarkers) {
   EXPECT_EQ(idOf(items[2]), 3U);
   EXPECT_TRUE(std::holds_alternative<ResyncEnd>(items[3]));
   EXPECT_EQ(queue->stats().max_waiting, 3U);
+}
+
+TEST(EventQueueTest, DropNewestDropsEveryRecordAfterTheFirstThatDidNotFitWhateverItsSize) {
+  FlowRecord big;  // IPv6: packs larger than record()
+  big.ct_id = 100;
+  big.original.src = *IpAddress::parse("2001:db8::1");
+  big.original.dst = *IpAddress::parse("2001:db8::2");
+  const std::size_t big_bytes = batchOf({big}).recordBytes();
+  ASSERT_GT(big_bytes, recordBytes());
+  auto queue = EventQueue::open(big_bytes + recordBytes()).value();
+  FlowRecord big2 = big;
+  big2.ct_id = 101;
+  // big2 does not fit; record(3) would, but it is newer than what was dropped.
+  PipelineBatch batch = batchOf({big, big2, record(3), ResyncEnd{}});
+  EXPECT_EQ(queue->push(batch, WhenFull::DropNewest), 2U);
+  const auto left = batch.unpack();
+  ASSERT_EQ(left.size(), 2U);
+  EXPECT_EQ(idOf(left[0]), 101U);
+  EXPECT_EQ(idOf(left[1]), 3U);
+  PipelineBatch out;
+  (void)queue->take(out);
+  const auto items = out.unpack();
+  ASSERT_EQ(items.size(), 2U);
+  EXPECT_EQ(idOf(items[0]), 100U);
+  EXPECT_TRUE(std::holds_alternative<ResyncEnd>(items[1])) << "markers are always taken";
 }
 
 TEST(EventQueueTest, FdSaysWhenThereIsSomethingToTake) {

@@ -179,7 +179,7 @@ EventReader::Options immediate() {
 
 class EventReaderTest : public ::testing::Test {
 protected:
-  // A queue whose buffers hold `capacity` records (every record() packs to the same size).
+  // A queue that holds `capacity` records (every record() packs to the same size).
   void start(std::size_t capacity, EventReader::Options options, bool initial_dump = false) {
     PipelineBatch one;
     one.push(record(1));
@@ -220,7 +220,9 @@ TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
   options.coalesce = 300ms;
   start(100, options);
   source_.feed({{{record(1)}}});
-  std::this_thread::sleep_for(100ms);
+  // Real time, because the wait is: a slow machine can only make the reader read later, so this
+  // cannot fail unless the reader read before its wait was over.
+  std::this_thread::sleep_for(100ms);  // NOLINT: see above
   EXPECT_EQ(queue_->stats().waiting, 0U) << "read before the wait was over";
   source_.feed({{{record(2)}}});
   ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 2; }));
@@ -230,14 +232,19 @@ TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
 
 TEST_F(EventReaderTest, AReaderThatIsBehindReadsOnWithoutWaiting) {
   EventReader::Options options = immediate();
-  options.coalesce = 1s;
+  options.coalesce = 500ms;
   options.reads_per_turn = 1;  // so that one turn cannot empty the socket
   start(100, options);
   const auto began = std::chrono::steady_clock::now();
-  source_.feed({{{record(1)}}, {{record(2)}}, {{record(3)}}, {{record(4)}}});
-  ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 4; }));
-  // One wait, then four turns back to back; a wait before each turn would take 4 s.
-  EXPECT_LT(std::chrono::steady_clock::now() - began, 2500ms);
+  std::vector<FakeSource::Step> steps;
+  for (std::uint32_t id = 1; id <= 20; ++id) {
+    steps.push_back({{record(id)}});
+  }
+  source_.feed(std::move(steps));
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 20; }));
+  // One wait, then twenty turns back to back: 0.5 s. A wait before each turn would take 10 s; the
+  // limit leaves a slow machine 4.5 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
   stop();
 }
 
@@ -246,7 +253,9 @@ TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {
   options.coalesce = 20s;
   start(100, options);
   source_.feed({{{record(1)}}});
-  std::this_thread::sleep_for(50ms);
+  // Time for the reader to wake and start its wait; if it has not, the stop is seen by its poll
+  // instead and the test passes without testing the wait, never fails wrongly.
+  std::this_thread::sleep_for(50ms);  // NOLINT: see above
   stop();  // a stop that waited the 20 s out would fail the consumer's 5 s limit
   EXPECT_TRUE(consumer_->closed);
   ASSERT_EQ(countOf<FlowRecord>(consumer_->items), 1U);
