@@ -397,6 +397,7 @@ MetricsSnapshot Daemon::metrics(std::size_t in_progress) const {
   snapshot.open_flows = table_.openFlows();
   snapshot.sinks = batcher_->sinks();
   snapshot.sink_failure_gaps = batcher_->sinkFailureGaps();
+  snapshot.memory = readProcessMemory();
   if (expiry_) {
     snapshot.retention = expiry_->stats();
   }
@@ -416,9 +417,11 @@ void Daemon::logTotals() const {
     }
   }
   log_.daemon->info("stopped: {} message(s) received, {} decoded, {} malformed, {} overrun(s), {} dropped by the "
-                    "kernel, {} resync(s), {} dropped for a full queue, {} flow(s) still open{}",
+                    "kernel, {} resync(s), {} dropped for a full queue, {} flow(s) still open{}{}",
                     r.messages, r.decoded, r.malformed, r.overruns, r.kernel_drops, r.resyncs, r.queue_dropped,
-                    snapshot.open_flows, sinks);
+                    snapshot.open_flows, sinks,
+                    snapshot.memory ? fmt::format("; peak memory {} MiB", snapshot.memory->peak_resident_bytes >> 20U)
+                                    : std::string{});
 }
 
 }  // namespace ctaudit::daemon

@@ -85,6 +85,13 @@ std::string formatMetrics(const MetricsSnapshot& s) {
              "Packed bytes of records the queue may hold (from --queue-max: all but 5 MiB, 3/8 below 10M).",
              s.queue_capacity_bytes);
 
+  if (s.memory) {
+    out.single("ctauditd_resident_memory_bytes", "gauge", "The daemon's resident memory (VmRSS).",
+               s.memory->resident_bytes);
+    out.single("ctauditd_resident_memory_peak_bytes", "gauge",
+               "The most resident memory the daemon ever had (VmHWM).", s.memory->peak_resident_bytes);
+  }
+
   out.single("ctauditd_pipeline_records_total", "counter", "Flow records the pipeline took from the queue.",
              s.pipeline.records);
   out.single("ctauditd_open_flows", "gauge", "Flows open in the daemon's flow table.", s.open_flows);

@@ -11,6 +11,7 @@
 #include "daemon/expiry_runner.hpp"
 #include "daemon/pipeline.hpp"
 #include "daemon/pipeline_item.hpp"
+#include "daemon/process_memory.hpp"
 #include "flow/time.hpp"
 
 namespace ctaudit::daemon {
@@ -29,6 +30,8 @@ struct MetricsSnapshot {
   std::size_t open_flows{0};
   std::vector<Batcher::SinkState> sinks;
   std::uint64_t sink_failure_gaps{0};
+  // Unknown without /proc; then no memory metric is written.
+  std::optional<ProcessMemory> memory;
   // With --retention only; without it no retention metric is written.
   std::optional<ExpiryRunner::Stats> retention;
 };

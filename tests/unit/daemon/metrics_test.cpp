@@ -25,6 +25,7 @@ MetricsSnapshot sample() {
   s.queue_records_max = 6;
   s.queue_bytes = 350;
   s.queue_capacity_bytes = 268435456;
+  s.memory = ProcessMemory{331'860 * 1024, 620'460 * 1024};
   s.pipeline.closed_unseen = 7;
   s.pipeline.gaps.at(static_cast<std::size_t>(GapReason::KernelOverrun)) = 1;
   s.open_flows = 42;
@@ -73,6 +74,8 @@ TEST(MetricsTest, TheCountersTheOperatorsGuideNames) {
                            "ctauditd_queue_records_max 6\n",
                            "ctauditd_queue_bytes 350\n",
                            "ctauditd_queue_capacity_bytes 268435456\n",
+                           "ctauditd_resident_memory_bytes 339824640\n",
+                           "ctauditd_resident_memory_peak_bytes 635351040\n",
                            "ctauditd_open_flows 42\n",
                            "ctauditd_flows_closed_unseen_total 7\n",
                            "ctauditd_sink_records_written_total{sink=\"sqlite\"} 100\n",
@@ -86,6 +89,12 @@ TEST(MetricsTest, TheCountersTheOperatorsGuideNames) {
                            "ctauditd_gaps_total{reason=\"daemon_down\"} 0\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line;
   }
+}
+
+TEST(MetricsTest, NoMemoryMetricWhenTheMemoryIsUnknown) {
+  MetricsSnapshot s = sample();
+  s.memory.reset();
+  EXPECT_EQ(formatMetrics(s).find("ctauditd_resident_memory"), std::string::npos);
 }
 
 }  // namespace
