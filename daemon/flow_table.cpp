@@ -30,16 +30,18 @@ void FlowTable::refresh(OpenFlow& flow, const FlowRecord& record) noexcept {
 
 bool FlowTable::apply(FlowRecord& record) {
   const FlowKey key = record.key();
+  if (record.event == EventType::New) {
+    // A NEW after the start dump saw the same entry is the better record: it has the real start.
+    // The sinks merge it into the same flow. One lookup: half of all events are NEWs.
+    OpenFlow flow = remember(record);
+    flow.observed_at_start = false;
+    open_.insert_or_assign(key, flow);
+    return true;
+  }
   const auto found = open_.find(key);
   switch (record.event) {
-    case EventType::New: {
-      // A NEW after the start dump saw the same entry is the better record: it has the real
-      // start. The sinks merge it into the same flow.
-      OpenFlow flow = remember(record);
-      flow.observed_at_start = false;
-      open_.insert_or_assign(key, flow);
-      return true;
-    }
+    case EventType::New:
+      return true;  // above
     case EventType::Dump:
       if (found != open_.end()) {
         refresh(found->second, record);
