@@ -21,7 +21,7 @@ namespace ctaudit::daemon {
 // The bounded hand-over between the reader thread (one producer) and the pipeline thread (one
 // consumer). Owned by the Daemon; shared by reference with the EventReader, which it outlives.
 //
-// Records travel packed (record_codec.hpp, about 60-70 bytes each) in chunks of chunkBytes():
+// Records travel packed (record_codec.hpp, about 60-70 bytes each) in chunks of chunkBytesFor():
 // the producer appends a whole recvmmsg batch to the newest chunk under the lock (a copy of its
 // packed bytes), and the consumer swaps the oldest chunk for its own empty PipelineBatch under the
 // lock and works through it without the lock. So the lock is held for a copy of one batch or a
@@ -64,7 +64,6 @@ public:
   // Readable (POLLIN) when items wait or the queue was closed.
   [[nodiscard]] int fd() const noexcept { return wake_.get(); }
   [[nodiscard]] std::size_t capacityBytes() const noexcept { return capacity_bytes_; }
-  [[nodiscard]] std::size_t chunkBytes() const noexcept { return chunk_bytes_; }
   // The chunk size for a queue of `capacity_bytes`: a quarter of it, within [kMinChunkBytes,
   // kChunkBytes], so that the chunks beside the waiting records stay small next to them.
   [[nodiscard]] static std::size_t chunkBytesFor(std::size_t capacity_bytes) noexcept;
