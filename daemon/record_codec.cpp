@@ -27,6 +27,7 @@ constexpr unsigned kSourceNatShift = 6;
 constexpr unsigned kDestinationNatShift = 4;  // in flags[2]
 // A NAT endpoint: absent, the reply tuple's (what deriveNat() makes), or stored after the record.
 enum class NatForm : std::uint8_t { None = 0, FromReply = 1, Stored = 2 };
+constexpr unsigned kNatFormMask = 0x03U;
 // flags[2]: which addresses are IPv6, one bit each in this order
 constexpr unsigned kOrigSrcV6 = 1U << 0U;
 constexpr unsigned kOrigDstV6 = 1U << 1U;
@@ -43,6 +44,7 @@ static_assert(kWorstCaseBytes <= kMaxPackedRecordBytes && kMaxPackedRecordBytes 
               "the size must fit its one byte");
 static_assert(static_cast<unsigned>(EventType::Dump) <= kEventMask);
 static_assert(static_cast<unsigned>(TimeSource::Bound) <= kSourceMask);
+static_assert(static_cast<unsigned>(NatForm::Stored) <= kNatFormMask);
 
 class Writer {
 public:
@@ -285,9 +287,9 @@ FlowRecord unpackRecord(const std::byte*& at) noexcept {
   if ((f0 & kHasEnd) != 0) {
     r.end = addNanos(event_ns, in.signedVarint());
   }
-  r.nat.translated_source = readNat(in, static_cast<NatForm>((f1 >> kSourceNatShift) & kSourceMask),
+  r.nat.translated_source = readNat(in, static_cast<NatForm>((f1 >> kSourceNatShift) & kNatFormMask),
                                     (f2 & kSourceNatV6) != 0, sourceFromReply(r.reply));
-  r.nat.translated_destination = readNat(in, static_cast<NatForm>((f2 >> kDestinationNatShift) & kSourceMask),
+  r.nat.translated_destination = readNat(in, static_cast<NatForm>((f2 >> kDestinationNatShift) & kNatFormMask),
                                          (f2 & kDestinationNatV6) != 0, destinationFromReply(r.reply));
   assert(in.position() == at + size);
   at += size;
