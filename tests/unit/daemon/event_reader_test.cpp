@@ -262,6 +262,16 @@ TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {
   EXPECT_FALSE(consumer_->failure);
 }
 
+TEST_F(EventReaderTest, ADumpThatIsSettlingIsReadWithoutTheWait) {
+  // The start dump settles at the first empty read; the reader does not wait for more events first.
+  auto options = immediate();
+  options.coalesce = 20s;  // a wait would outlast the consumer's 5 s limit
+  source_.feed({{{record(1)}}});
+  start(100, options, true);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<ResyncSettled>(items) == 1; }));
+  stop();
+}
+
 TEST_F(EventReaderTest, TheStartDumpSettlesAtTheFirstEmptyRead) {
   source_.feed({{{record(1)}}});
   start(100, immediate(), true);
