@@ -85,10 +85,12 @@ int main(int argc, char** argv) {
   std::uint64_t flows = 100'000;
   std::uint64_t batch = 1000;
   std::uint64_t live = 10'000;
+  std::uint64_t report = 0;
   std::filesystem::path path = "sink_bench.db";
   constexpr std::string_view kUsage =
-      "usage: sink_bench [--flows N] [--batch N] [--live N] [--db PATH]\n"
-      "  writes PATH (default ./sink_bench.db, replaced) through SqliteSink; see docs/benchmarks.md\n";
+      "usage: sink_bench [--flows N] [--batch N] [--live N] [--report N] [--db PATH]\n"
+      "  writes PATH (default ./sink_bench.db, replaced) through SqliteSink; see docs/benchmarks.md\n"
+      "  --report N: also print the CPU per 1000 events of every N events (how it grows with the file)\n";
   for (int i = 1; i < argc; i += 2) {
     const std::string_view arg = argv[i];  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic): argv
     if (i + 1 == argc) {  // --help, or an option without its value: say so instead of running
@@ -102,6 +104,8 @@ int main(int argc, char** argv) {
       batch = number(value);
     } else if (arg == "--live") {
       live = number(value);
+    } else if (arg == "--report") {
+      report = number(value);
     } else if (arg == "--db") {
       path = std::string(value);
     } else {
@@ -124,6 +128,8 @@ int main(int argc, char** argv) {
   std::uint64_t events = 0;
   const double cpu0 = cpuSeconds();
   const auto wall0 = std::chrono::steady_clock::now();
+  double interval_cpu0 = cpu0;
+  std::uint64_t interval_events0 = 0;
   const auto emit = [&](FlowRecord record) {
     pending.push_back(std::move(record));
     if (pending.size() == batch) {
@@ -133,6 +139,13 @@ int main(int argc, char** argv) {
       }
       events += pending.size();
       pending.clear();
+      if (report != 0 && events - interval_events0 >= report) {
+        const double now = cpuSeconds();
+        std::cout << "events=" << events << " interval_cpu_ms_per_1k_events="
+                  << (now - interval_cpu0) * 1e6 / static_cast<double>(events - interval_events0) << '\n';
+        interval_cpu0 = now;
+        interval_events0 = events;
+      }
     }
   };
   for (std::uint64_t i = 0; i < flows + live; ++i) {
