@@ -109,11 +109,24 @@ gen_id=$(cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp
 # The ctaudit database and ulogd2's table hold the same flows in the same order (flowdb_gen writes
 # them from two copies of one deterministic sequence, on two threads): row i of each, for 1000 i
 # spread over the store and the last, must agree on the tuple, the NAT mapping, the times and the
-# counters. flowdb_gen itself checks the ctaudit file against SqliteSink. Schema version 3 columns
+# counters. flowdb_gen itself checks the ctaudit file against SqliteSink. Schema version 4 columns
 # (docs/schema.md): orig_src/orig_dst/nat_src are endpoints ((address << 16 | port) - 2^47), the
 # protocol is the low byte of packed, start_ms is the start rounded down to the
 # millisecond (so exactly ulogd2's microseconds / 1000) and start_ms + dur_ms the end rounded up
-# (ulogd2's end microseconds U give ceil(U / 1000) or, for a sub-microsecond rest, one more).
+# (ulogd2's end microseconds U give ceil(U / 1000) or, for a sub-microsecond rest, one more);
+# `counters` holds LEB128 varints of packets + 1 and bytes, orig then reply, which SQL cannot take
+# apart but can build from ulogd2's columns (leb128_hex) and compare with hex(counters).
+leb128_hex() {
+  local e=$1
+  echo "CASE WHEN $e < 128 THEN printf('%02X', $e)
+    WHEN $e < 16384 THEN printf('%02X%02X', ($e & 127) | 128, $e >> 7)
+    WHEN $e < 2097152 THEN printf('%02X%02X%02X', ($e & 127) | 128, (($e >> 7) & 127) | 128, $e >> 14)
+    WHEN $e < 268435456 THEN printf('%02X%02X%02X%02X', ($e & 127) | 128, (($e >> 7) & 127) | 128,
+      (($e >> 14) & 127) | 128, $e >> 21)
+    WHEN $e < 34359738368 THEN printf('%02X%02X%02X%02X%02X', ($e & 127) | 128, (($e >> 7) & 127) | 128,
+      (($e >> 14) & 127) | 128, (($e >> 21) & 127) | 128, $e >> 28)
+    ELSE 'past 2^35' END"
+}
 check_stores() {
   local dir=$1 n=$2 step bad version
   step=$(( n / 1000 > 0 ? n / 1000 : 1 ))
@@ -136,8 +149,8 @@ check_stores() {
           AND f.start_ms = (u.flow_start_sec * 1000000 + u.flow_start_usec) / 1000
           AND f.start_ms + f.dur_ms BETWEEN (u.flow_end_sec * 1000000 + u.flow_end_usec + 999) / 1000
             AND (u.flow_end_sec * 1000000 + u.flow_end_usec + 1000) / 1000
-          AND u.orig_raw_pktlen = f.orig_bytes AND u.orig_raw_pktcount = f.orig_packets
-          AND u.reply_raw_pktlen = f.reply_bytes AND u.reply_raw_pktcount = f.reply_packets)") ||
+          AND hex(f.counters) = $(leb128_hex "(u.orig_raw_pktcount + 1)") || $(leb128_hex u.orig_raw_pktlen) ||
+            $(leb128_hex "(u.reply_raw_pktcount + 1)") || $(leb128_hex u.reply_raw_pktlen))") ||
     die "cannot compare the stores in $dir"
   [[ $bad == 0 ]] || die "$dir: ctaudit.db and ulogd.db do not hold the same $n flows; rebuild with --rebuild"
   echo "query-ladder: $(human "$n"): ctaudit.db and ulogd.db agree on 1000 sampled flows and the count" >&2

@@ -52,6 +52,21 @@ std::string idRangeTerm(QueryBuilder& b, const IdRange& range) {
   return "id BETWEEN " + first + " AND " + b.parameter(range.last);
 }
 
+// The buckets from `first` to `last` (SQL expressions) as the IN list that flows_nat_src and
+// flows_orig_src need: their entries are keyed by the bucket first (flow_row.hpp,
+// kIndexBucketShift), and SQLite searches an IN list on an index's first column once per value,
+// then narrows by the key and the rowid in each bucket. A range of buckets instead would read every
+// entry of every bucket in it.
+std::string bucketsTerm(const std::string& first, const std::string& last) {
+  return std::string(kIndexBucketSql) + " IN (WITH RECURSIVE bucket(b) AS (SELECT " + first +
+         " UNION ALL SELECT b + 1 FROM bucket WHERE b < " + last + ") SELECT b FROM bucket)";
+}
+
+std::string bucketsTerm(QueryBuilder& b, const IdRange& range) {
+  const std::string first = b.parameter(range.first >> kIndexBucketShift);
+  return bucketsTerm(first, b.parameter(range.last >> kIndexBucketShift));
+}
+
 }  // namespace
 
 std::optional<StartWindow> recentStartWindow(const FlowQuery& query) {
@@ -154,10 +169,15 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     return clause;
   };
 
+  const bool keyed = key.kind != KeyTerm::Kind::None;
   CompiledQuery compiled;
   if (!from_ms) {
-    // No lower bound on the lifetime: the key's index, or the table, in one pass.
-    compiled.sql = select + where({});
+    // No lower bound on the lifetime: the key's index in every bucket there is, or the table, in
+    // one pass.
+    compiled.sql = select + where(keyed ? std::vector<std::string>{bucketsTerm(
+                                              "0", "(SELECT max(id) FROM flows) >> " +
+                                                       std::to_string(kIndexBucketShift))}
+                                        : std::vector<std::string>{});
   } else {
     // Three arms, disjoint, so UNION ALL needs no temporary table to remove duplicates
     // (spans.hpp explains the split):
@@ -173,7 +193,8 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     std::vector<std::string> arm_sql;
     for (const IdRange& range : started_in_window) {
       const std::string in_range = idRangeTerm(b, range);
-      arm_sql.push_back(select + where({in_range}));
+      arm_sql.push_back(select + where(keyed ? std::vector<std::string>{bucketsTerm(b, range), in_range}
+                                             : std::vector<std::string>{in_range}));
       not_in_ranges += (not_in_ranges.empty() ? "NOT (" : " OR ") + in_range;
     }
     if (!not_in_ranges.empty()) {

@@ -3,6 +3,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <optional>
 
@@ -12,9 +14,8 @@ namespace ctaudit::storage {
 namespace {
 
 constexpr std::array<std::string_view, kFlowColumnCount> kColumnNames{
-    "start_ms", "dur_ms",       "orig_src",   "orig_dst",      "nat_src",     "nat_dst",
-    "packed",        "zone_mark",     "ct_id",
-    "icmp",     "reply",        "orig_packets", "orig_bytes",  "reply_packets", "reply_bytes", "reserve",
+    "start_ms", "dur_ms", "orig_src", "orig_dst", "nat_src", "nat_dst",
+    "packed",   "zone_mark", "ct_id", "icmp",     "reply",   "counters",
 };
 
 constexpr std::int64_t kNanosPerMilli = 1'000'000;
@@ -29,10 +30,6 @@ constexpr std::array<FlowColumn, kFlowColumnCount> kAllColumns = [] {
 
 constexpr std::size_t index(FlowColumn column) noexcept { return static_cast<std::size_t>(column); }
 
-// Counters are unsigned 64-bit in the kernel and signed 64-bit in SQLite. Values past 2^63 (not
-// reachable by a real flow) wrap to negative and back, so the round trip stays exact.
-constexpr std::int64_t toStored(std::uint64_t value) noexcept { return static_cast<std::int64_t>(value); }
-constexpr std::uint64_t fromStored(std::int64_t value) noexcept { return static_cast<std::uint64_t>(value); }
 
 std::uint32_t ipv4HostOrder(const IpAddress& address) noexcept {
   const auto b = address.bytes();
@@ -73,12 +70,92 @@ ColumnValue replyValue(const FlowTuple& reply, const IpAddress& implied_src, con
   return blob;
 }
 
-void setCounters(FlowRow& row, FlowColumn packets, FlowColumn bytes, const std::optional<Counters>& counters) {
-  if (counters) {
-    row[index(packets)] = toStored(counters->packets);
-    row[index(bytes)] = toStored(counters->bytes);
+void appendVarint(Blob& blob, std::uint64_t value) noexcept {
+  constexpr unsigned kPayloadBits = 7;
+  constexpr std::uint8_t kMore = 0x80;
+  while (value >= kMore) {
+    const std::array<std::uint8_t, 1> byte{static_cast<std::uint8_t>(value | kMore)};
+    blob.append(byte);
+    value >>= kPayloadBits;
   }
+  const std::array<std::uint8_t, 1> last{static_cast<std::uint8_t>(value)};
+  blob.append(last);
 }
+
+void appendDirection(Blob& blob, const std::optional<Counters>& counters) noexcept {
+  if (!counters) {
+    appendVarint(blob, 0);
+    return;
+  }
+  appendVarint(blob, counters->packets + (counters->packets == UINT64_MAX ? 0 : 1));
+  appendVarint(blob, counters->bytes);
+}
+
+// The `counters` column (flow_row.hpp): NULL for a closed row without counters, else the varints,
+// padded with zeros to kOpenCountersBytes while the row is open.
+ColumnValue countersValue(const FlowRecord& record) noexcept {
+  const bool open = !record.end;
+  if (!open && !record.counters_original && !record.counters_reply) {
+    return {};
+  }
+  Blob blob;
+  appendDirection(blob, record.counters_original);
+  appendDirection(blob, record.counters_reply);
+  if (open && blob.size < kOpenCountersBytes) {
+    blob.size = kOpenCountersBytes;  // the bytes past the varints are still zero
+  }
+  return blob;
+}
+
+// Reads the varints of a `counters` BLOB.
+class CountersReader {
+public:
+  explicit CountersReader(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
+
+  // One direction; false for a truncated or overlong varint.
+  bool direction(std::optional<Counters>& out) {
+    std::uint64_t packets_plus_one = 0;
+    if (!varint(packets_plus_one)) {
+      return false;
+    }
+    if (packets_plus_one == 0) {
+      out.reset();
+      return true;
+    }
+    std::uint64_t bytes = 0;
+    if (!varint(bytes)) {
+      return false;
+    }
+    out = Counters{packets_plus_one == UINT64_MAX ? UINT64_MAX - 1 : packets_plus_one - 1, bytes};
+    return true;
+  }
+  // True when only the zeros of an open row's padding are left.
+  [[nodiscard]] bool onlyPaddingLeft() const noexcept {
+    return std::all_of(bytes_.begin() + static_cast<std::ptrdiff_t>(at_), bytes_.end(),
+                       [](std::uint8_t b) { return b == 0; });
+  }
+
+private:
+  bool varint(std::uint64_t& out) {
+    constexpr unsigned kPayloadBits = 7;
+    constexpr unsigned kMaxShift = 63;
+    out = 0;
+    for (unsigned shift = 0; at_ < bytes_.size() && shift <= kMaxShift; shift += kPayloadBits) {
+      const std::uint8_t byte = bytes_[at_++];
+      if (shift == kMaxShift && byte > 1) {
+        return false;  // more than 64 bits
+      }
+      out |= std::uint64_t{byte & 0x7FU} << shift;
+      if ((byte & 0x80U) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::span<const std::uint8_t> bytes_;
+  std::size_t at_{0};
+};
 
 // Reads row values for decodeFlow, remembering the first problem so that the caller checks once.
 class RowDecoder {
@@ -178,19 +255,22 @@ public:
                        key(2 * address_size), key(2 * address_size + 2)};
   }
 
-  std::optional<Counters> counters(FlowColumn packets_column, FlowColumn bytes_column) {
-    const auto packets = optionalInteger<std::int64_t>(packets_column);
-    const auto bytes = optionalInteger<std::int64_t>(bytes_column);
-    if (packets.has_value() != bytes.has_value()) {
-      if (error_.empty()) {
-        bad(packets_column, "and " + std::string(columnName(bytes_column)) + " must be both NULL or both set");
-      }
-      return std::nullopt;
+  void counters(FlowRecord& record) {
+    const ColumnValue& value = row_[index(FlowColumn::Counters)];
+    if (std::holds_alternative<std::monostate>(value)) {
+      return;
     }
-    if (!packets) {
-      return std::nullopt;
+    const auto* blob = std::get_if<Blob>(&value);
+    if (blob == nullptr) {
+      bad(FlowColumn::Counters, "is not a BLOB");
+      return;
     }
-    return Counters{fromStored(*packets), fromStored(*bytes)};
+    CountersReader in(blob->view());
+    if (!in.direction(record.counters_original) || !in.direction(record.counters_reply) || !in.onlyPaddingLeft()) {
+      bad(FlowColumn::Counters, "is not two directions of varint counters");
+      record.counters_original.reset();
+      record.counters_reply.reset();
+    }
   }
 
   void bad(FlowColumn column, const std::string& why) {
@@ -329,13 +409,7 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   const ImpliedKeys keys = impliedReplyKeys(orig, record.nat);
   row[index(FlowColumn::Reply)] = replyValue(reply, nat_dst ? nat_dst->address : orig.dst,
                                              nat_src ? nat_src->address : orig.src, keys.source, keys.destination);
-  setCounters(row, FlowColumn::OrigPackets, FlowColumn::OrigBytes, record.counters_original);
-  setCounters(row, FlowColumn::ReplyPackets, FlowColumn::ReplyBytes, record.counters_reply);
-  if (!record.end) {
-    Blob reserve;  // zeros
-    reserve.size = kReserveBytes;
-    row[index(FlowColumn::Reserve)] = reserve;
-  }
+  row[index(FlowColumn::Counters)] = countersValue(record);
   return row;
 }
 
@@ -425,8 +499,7 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
                       : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
                                                                 : TimeSource::Kernel;
   record.observed_at_start = (bits & flow_flags::kObservedAtStart) != 0;
-  record.counters_original = in.counters(FlowColumn::OrigPackets, FlowColumn::OrigBytes);
-  record.counters_reply = in.counters(FlowColumn::ReplyPackets, FlowColumn::ReplyBytes);
+  in.counters(record);
 
   if (!in.error().empty()) {
     return fail(Errc::Storage, in.error());

@@ -20,7 +20,7 @@ struct sqlite3_stmt;
 // Internal to storage/.
 namespace ctaudit::storage {
 
-// The columns of `flows` after `id`, in table order (docs/schema.md, version 3).
+// The columns of `flows` after `id`, in table order (docs/schema.md, version 4).
 enum class FlowColumn : std::uint8_t {
   StartMs,
   DurMs,
@@ -33,22 +33,26 @@ enum class FlowColumn : std::uint8_t {
   CtId,
   Icmp,
   Reply,
-  OrigPackets,
-  OrigBytes,
-  ReplyPackets,
-  ReplyBytes,
-  Reserve,
+  Counters,
 };
-inline constexpr std::size_t kFlowColumnCount = 16;
+inline constexpr std::size_t kFlowColumnCount = 12;
 
-// Bytes an open row holds in `reserve` for the values its DESTROY fills in (dur_ms, 3-4 bytes, and
-// the four counters, 1-3 bytes each), so that closing the row does not make it grow. A row that
-// grows no longer fits its page, and the page splits. 1M flows through SqliteSink, each inserted
-// open and closed a batch later (bench/flowdb_gen --through-sink), table bytes a flow: no reserve
-// 73.4 (pages 81% full), 8 bytes 79.4 (75%: rows still grow a little, pages split early and stay
-// half empty), 10 bytes 67.3 (88%, as appends leave them), 12 bytes 68.6 (86%). A closed row's
-// reserve is NULL: one header byte.
-inline constexpr std::uint8_t kReserveBytes = 10;
+// The `counters` column: both directions' packet and byte counters in one BLOB of unsigned LEB128
+// varints, in the order orig packets + 1, orig bytes, reply packets + 1, reply bytes. A direction
+// whose counters the event did not carry is a single 0 (its packets + 1 can never be 0), and its
+// bytes are left out. A packet count of 2^64 - 1 is stored as 2^64 - 2, the one value this cannot
+// hold. NULL when neither direction has counters. One column where version 3 had four: three
+// header bytes a flow fewer, which pays for the bucket in the entries of flows_nat_src and
+// flows_orig_src (kIndexBucketShift).
+//
+// An open row pads the BLOB with zeros to kOpenCountersBytes, room for the values its DESTROY fills
+// in (dur_ms, 3-4 bytes, and the counters, 1-3 bytes each), so that closing the row does not make
+// it grow: a row that grows no longer fits its page, and the page splits. 1M flows through
+// SqliteSink, each inserted open and closed a batch later (bench/flowdb_gen --through-sink), table
+// bytes a flow with version 3's separate reserve column: none 73.4 (pages 81% full), 8 bytes 79.4
+// (75%: rows still grow a little, pages split early and stay half empty), 10 bytes 67.3 (88%, as
+// appends leave them), 12 bytes 68.6 (86%). A closed row is not padded.
+inline constexpr std::uint8_t kOpenCountersBytes = 10;
 
 [[nodiscard]] std::string_view columnName(FlowColumn column) noexcept;
 
@@ -79,10 +83,10 @@ inline constexpr std::int64_t kAll = 31;
 }  // namespace flow_flags
 
 // A short byte string as stored in a BLOB column: an IPv6 address (16 bytes), an IPv6 endpoint
-// (address and port, 18 bytes) or a packed reply tuple (12 or 36 bytes). Fixed capacity, so that
+// (address and port, 18 bytes), a packed reply tuple (12 or 36 bytes) or the counters (up to 40). Fixed capacity, so that
 // encoding a row allocates nothing.
 struct Blob {
-  static constexpr std::size_t kCapacity = 36;
+  static constexpr std::size_t kCapacity = 40;  // the longest `counters`: four 10-byte varints
   std::array<std::uint8_t, kCapacity> bytes{};
   std::uint8_t size{0};
   [[nodiscard]] std::span<const std::uint8_t> view() const noexcept { return {bytes.data(), size}; }
@@ -131,6 +135,16 @@ inline constexpr std::int64_t kEndpointBias = std::int64_t{1} << 47;
 // the flows_orig_src family of indexes: a query must spell it exactly so for SQLite to use them.
 inline constexpr std::string_view kOrigSrcAddressSql =
     "(CASE WHEN typeof(orig_src) = 'integer' THEN orig_src >> 16 ELSE substr(orig_src, 1, 16) END)";
+
+// flows_nat_src and flows_orig_src are keyed by (id >> kIndexBucketShift, address): a bucket of
+// 2^20 consecutive rows first, then the address. A new row's entries then land among the few
+// thousand leaves of the newest bucket, which a batch rewrites once, instead of one leaf per flow
+// all over an index as large as the file: keyed by the address alone, SqliteSink's CPU per event
+// grew with the file (2.7 ms per 1000 events on an empty file, 8.5 at 5M flows, bench sink_bench
+// --report) and stays flat (3.1) keyed by bucket. A lookup asks each bucket of its rowid ranges
+// (bucketsSql in flow_query_sql.cpp). The entry costs a header byte and the bucket's 0-2 bytes.
+inline constexpr unsigned kIndexBucketShift = 20;
+inline constexpr std::string_view kIndexBucketSql = "(id >> 20)";
 
 // Times are stored in whole milliseconds: start_ms rounded down and the end rounded up, so that
 // the stored lifetime covers the real one (a `who` at any instant of the flow finds it) and is

@@ -22,8 +22,9 @@ namespace {
 // unique among live entries, rows are appended in insertion order, and every index then carries a
 // 1-4 byte rowid instead of a copy of a wide key. Columns typed ANY hold an IPv4 value as an
 // INTEGER and an IPv6 value as a BLOB (flow_row.hpp); a STRICT table would refuse that mix, and a
-// BLOB-typed column would turn the integers into text. `reserve` holds space in an open row for
-// what its DESTROY fills in (flow_row.hpp, kReserveBytes).
+// BLOB-typed column would turn the integers into text. `counters` holds both directions' counters
+// as varints, and in an open row the space for what its DESTROY fills in (flow_row.hpp,
+// kOpenCountersBytes).
 constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
   id                INTEGER PRIMARY KEY,
   start_ms          INTEGER NOT NULL,
@@ -37,11 +38,7 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
   ct_id             INTEGER NOT NULL,
   icmp              INTEGER,
   reply             BLOB,
-  orig_packets      INTEGER,
-  orig_bytes        INTEGER,
-  reply_packets     INTEGER,
-  reply_bytes       INTEGER,
-  reserve           BLOB
+  counters          BLOB
 ))";
 
 // The indexes hold no times for the common flow (docs/schema.md, "Indexes"): an entry is its key
@@ -52,16 +49,19 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
 //    flows without SNAT cost nothing in it.
 //  - flows_orig_src: `ctaudit flows --src CIDR`, a subscriber's flows, on the address part of the
 //    orig_src endpoint (kOrigSrcAddressSql).
+//    Both are keyed by the row's bucket first (kIndexBucketSql, flow_row.hpp), so that a batch
+//    inserts into the newest bucket's leaves and not into one leaf per flow across the index.
 //  - flows_open_nat, flows_open_src: the open rows by the same keys. The sink also reads every open
 //    row through one of them when it opens the database. They stay as small as the conntrack table.
 //  - flows_long_nat, flows_long_src: the flows that lasted longer than kLongFlowMs, with their times
 //    in the entry, so that a lookup checks their lifetimes without reading rows.
 std::array<std::string, 6> createIndexSql() {
   const std::string src(kOrigSrcAddressSql);
+  const std::string bucket(kIndexBucketSql);
   const std::string long_flow = "dur_ms > " + std::to_string(kLongFlowMs);
   return {
-      "CREATE INDEX flows_nat_src ON flows (nat_src) WHERE nat_src IS NOT NULL",
-      "CREATE INDEX flows_orig_src ON flows (" + src + ")",
+      "CREATE INDEX flows_nat_src ON flows (" + bucket + ", nat_src) WHERE nat_src IS NOT NULL",
+      "CREATE INDEX flows_orig_src ON flows (" + bucket + ", " + src + ")",
       "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL",
       "CREATE INDEX flows_open_src ON flows (" + src + ") WHERE dur_ms IS NULL",
       "CREATE INDEX flows_long_nat ON flows (nat_src, start_ms, dur_ms) WHERE nat_src IS NOT NULL AND " + long_flow,
@@ -249,8 +249,7 @@ std::string createViewSql() {
   sql += "CASE WHEN dur_ms IS NULL THEN NULL WHEN flags & 16 THEN 'bound' WHEN flags & 2 THEN 'receive' "
          "ELSE 'kernel' END AS end_source,\n  ";
   sql += "(flags & 4) != 0 AS observed_at_start, flags,\n  ";
-  sql += "orig_packets, orig_bytes, reply_packets, reply_bytes, start_ms, start_ms + dur_ms AS end_ms\nFROM (" + inner +
-         ")";
+  sql += "start_ms, start_ms + dur_ms AS end_ms\nFROM (" + inner + ")";
   return sql;
 }
 
@@ -359,7 +358,8 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
   }
   if (version < kSchemaVersion) {
     // Version 1 stored addresses as BLOBs and the end as end_ns; version 2 nanosecond times, ports
-    // in columns of their own and times in its indexes. Turning a large file into version 3
+    // in columns of their own and times in its indexes; version 3 four counter columns and
+    // flows_nat_src and flows_orig_src without buckets. Turning a large file into version 4
     // rewrites every row and index, which a daemon must not do behind the operator's back at
     // start, and no converter exists yet (docs/schema.md, "Versions and migrations").
     return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +

@@ -16,7 +16,7 @@ namespace ctaudit::storage {
 
 // PRAGMA user_version. Raise it with every change to the layout and add the step that upgrades
 // the previous version in applySchema (see docs/schema.md, "Versions and migrations").
-inline constexpr std::int64_t kSchemaVersion = 3;
+inline constexpr std::int64_t kSchemaVersion = 4;
 
 // PRAGMA application_id: marks the file as ctaudit's, so that file(1) and both our sides can tell
 // it from any other SQLite database (https://sqlite.org/fileformat.html#application_id). The

@@ -73,7 +73,7 @@ cta_log "ct_loadgen: $(tr '\n' ' ' <"$load")"
   cta_die "ct_loadgen did not make and delete $COUNT flows"
 
 # Closed rows whose original source address is in 100.64.0.0/10: orig_src is an endpoint (schema
-# v3), so the biased IPv4 address is orig_src >> 16, spelled as the flows_orig_src index's
+# v3 and v4), so the biased IPv4 address is orig_src >> 16, spelled as the flows_orig_src index's
 # expression (storage/flow_row.hpp, kOrigSrcAddressSql).
 all_rows() {
   local n

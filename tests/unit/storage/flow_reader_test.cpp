@@ -179,12 +179,12 @@ TEST_F(FlowReaderTest, AnotherApplicationsDatabaseIsAStorageError) {
 TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 4", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 5", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto reader = FlowReader::open(path_);
   ASSERT_FALSE(reader);
   EXPECT_EQ(reader.error().code, Errc::Storage);
-  EXPECT_NE(reader.error().detail.find("schema version 4"), std::string::npos) << reader.error().detail;
+  EXPECT_NE(reader.error().detail.find("schema version 5"), std::string::npos) << reader.error().detail;
 }
 
 // A version-1 file (addresses as BLOBs, end_ns) or version-2 file (nanoseconds, times in the
@@ -265,6 +265,45 @@ TEST_F(FlowReaderTest, WhoReturnsOnlyTheHostThatHeldTheTranslatedPortAtThatTime)
   ASSERT_EQ(records.size(), 1U);
   EXPECT_EQ(records[0].original.src, ip("100.64.0.2"));
   EXPECT_EQ(records[0].event, EventType::Destroy);
+}
+
+// flows_nat_src and flows_orig_src are keyed by the bucket of 2^20 rowids first
+// (kIndexBucketShift): a lookup must ask every bucket its rowid ranges cover, and the buckets of
+// the whole file when it has no lower time bound.
+TEST_F(FlowReaderTest, LookupsFindRowsOnBothSidesOfABucketBoundary) {
+  write(masqueraded(1, "100.64.0.2", 40001, at(0s), at(5s)));
+  sink_.reset();
+  {
+    // A row just below the boundary, so that the sink's next rows straddle it. It has no span:
+    // lookups in time do not see it.
+    const SqliteDb db = openRaw(path_);
+    const std::int64_t filler = (std::int64_t{1} << kIndexBucketShift) - 3;
+    ASSERT_EQ(sqlite3_exec(db.get(),
+                           ("INSERT INTO flows (id, start_ms, dur_ms, orig_src, orig_dst, packed, zone_mark, ct_id) "
+                            "VALUES (" + std::to_string(filler) + ", 0, 1, 0, 0, 6, 0, 0)").c_str(),
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  SetUp();
+  std::vector<FlowRecord> batch;
+  for (std::uint32_t ct_id = 2; ct_id <= 5; ++ct_id) {
+    const auto flow = masqueraded(ct_id, ct_id % 2 == 0 ? "100.64.0.4" : "100.64.0.5", 40001,
+                                  at(std::chrono::seconds{10 * ct_id}), at(std::chrono::seconds{10 * ct_id + 5}));
+    batch.insert(batch.end(), flow.begin(), flow.end());
+  }
+  write(batch);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE id >> 20 = 0"), 4);  // 1, filler, 2, 3
+    EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE id >> 20 = 1"), 2);  // 4, 5
+  }
+  EXPECT_EQ(whoAt("203.0.113.1", 40001, at(0s), at(60s)), (std::vector<std::uint32_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(whoAt("203.0.113.1", 40001, at(40s), at(40s)), std::vector<std::uint32_t>{4});
+  EXPECT_EQ(ids(find(Query().source("100.64.0.4").between(at(0s), at(60s)))), (std::vector<std::uint32_t>{2, 4}));
+  EXPECT_EQ(ids(find(Query().source("100.64.0.0/24").between(at(35s), at(60s)))), (std::vector<std::uint32_t>{3, 4, 5}));
+  // No lower bound: every bucket of the file.
+  EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", 40001).to(at(60s)))), (std::vector<std::uint32_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(ids(find(Query().source("100.64.0.5").to(at(60s)))), (std::vector<std::uint32_t>{3, 5}));
 }
 
 TEST_F(FlowReaderTest, AnOpenFlowMatchesAnyTimeAfterItsStart) {
@@ -408,9 +447,9 @@ TEST_F(FlowReaderTest, ValuesAreParametersNotSqlText) {
   query.limit = 5;
   const std::vector<IdRange> started{{1234567, 7654321}};
   const CompiledQuery compiled = compileFlowQuery(query, started);
-  // endpoint, block low/high, protocol, to, from, the range's two ids, the long flows' start bound,
-  // limit; each bound once and named by number in every arm.
-  EXPECT_EQ(compiled.parameters.size(), 10U);
+  // endpoint, block low/high, protocol, to, from, the range's two buckets and two ids, the long
+  // flows' start bound, limit; each bound once and named by number in every arm.
+  EXPECT_EQ(compiled.parameters.size(), 12U);
   EXPECT_EQ(compiled.sql.find("40001"), std::string::npos) << compiled.sql;
   EXPECT_EQ(compiled.sql.find("1234567"), std::string::npos) << compiled.sql;
   EXPECT_EQ(compiled.sql.find(std::to_string(toUnixNanos(at(1s)) / 1'000'000)), std::string::npos) << compiled.sql;
@@ -529,27 +568,29 @@ TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   };
 
   const std::string who = plan(Query().natSource("203.0.113.1", 40001).between(at(0s), at(1s)).limit(100));
-  // Two ranges, two arms through flows_nat_src: the rowid is the end of each entry.
-  EXPECT_TRUE(uses(who, "USING INDEX flows_nat_src (nat_src=? AND rowid>? AND rowid<?)")) << who;
+  // Two ranges, two arms through flows_nat_src, each searching every bucket of its range (the list
+  // the recursive CTE makes) for the key: the rowid is the end of each entry.
+  EXPECT_TRUE(uses(who, "USING INDEX flows_nat_src (<expr>=? AND nat_src=? AND rowid>? AND rowid<?)")) << who;
+  EXPECT_TRUE(uses(who, "LIST SUBQUERY")) << who;
   EXPECT_TRUE(uses(who, "USING INDEX flows_open_nat (nat_src=?)")) << who;
   EXPECT_TRUE(uses(who, "USING INDEX flows_long_nat (nat_src=? AND start_ms<?)")) << who;
-  EXPECT_FALSE(uses(who, "SCAN")) << who;
+  EXPECT_FALSE(uses(who, "SCAN flows")) << who;
 
   const std::string nat_address = plan(Query().natSource("203.0.113.1", std::nullopt).between(at(0s), at(1s)));
-  EXPECT_TRUE(uses(nat_address, "flows_nat_src (nat_src>? AND nat_src<?)")) << nat_address;
+  EXPECT_TRUE(uses(nat_address, "flows_nat_src (<expr>=? AND nat_src>? AND nat_src<?)")) << nat_address;
   EXPECT_TRUE(uses(nat_address, "flows_long_nat (nat_src>? AND nat_src<?)")) << nat_address;
-  EXPECT_FALSE(uses(nat_address, "SCAN")) << nat_address;
+  EXPECT_FALSE(uses(nat_address, "SCAN flows")) << nat_address;
 
   const std::string by_source = plan(Query().source("100.64.0.0/10").between(at(0s), at(1s)));
   EXPECT_TRUE(uses(by_source, "USING INDEX flows_open_src (<expr>>? AND <expr><?)")) << by_source;
   EXPECT_TRUE(uses(by_source, "USING INDEX flows_long_src (<expr>>? AND <expr><?)")) << by_source;
-  EXPECT_FALSE(uses(by_source, "SCAN")) << by_source;
+  EXPECT_FALSE(uses(by_source, "SCAN flows")) << by_source;
 
   const std::string host = plan(Query().source("100.64.0.2").between(at(0s), at(1s)));
-  EXPECT_TRUE(uses(host, "USING INDEX flows_orig_src (<expr>=? AND rowid>? AND rowid<?)")) << host;
+  EXPECT_TRUE(uses(host, "USING INDEX flows_orig_src (<expr>=? AND <expr>=? AND rowid>? AND rowid<?)")) << host;
   EXPECT_TRUE(uses(host, "USING INDEX flows_open_src (<expr>=?)")) << host;
   EXPECT_TRUE(uses(host, "USING INDEX flows_long_src (<expr>=? AND start_ms<?)")) << host;
-  EXPECT_FALSE(uses(host, "SCAN")) << host;
+  EXPECT_FALSE(uses(host, "SCAN flows")) << host;
 
   // Time alone: the rows of the window by rowid, and the open and long rows from their partial
   // indexes, whole: those hold the conntrack table and the flows longer than kLongFlowMs only.
@@ -558,9 +599,13 @@ TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   EXPECT_TRUE(uses(by_time, "SCAN flows USING INDEX flows_open_nat")) << by_time;
   EXPECT_TRUE(uses(by_time, "SCAN flows USING INDEX flows_long_src")) << by_time;
 
-  // Without a lower bound on the lifetime, one pass through the key's index.
+  // Without a lower bound on the lifetime, one pass through the key's index, bucket by bucket.
   const std::string until = plan(Query().natSource("203.0.113.1", 40001).to(at(1s)));
-  EXPECT_TRUE(uses(until, "flows_nat_src (nat_src=?)")) << until;
+  EXPECT_TRUE(uses(until, "flows_nat_src (<expr>=? AND nat_src=?)")) << until;
+  EXPECT_FALSE(uses(until, "SCAN flows")) << until;
+  const std::string host_until = plan(Query().source("100.64.0.2").to(at(1s)));
+  EXPECT_TRUE(uses(host_until, "flows_orig_src (<expr>=? AND <expr>=?)")) << host_until;
+  EXPECT_FALSE(uses(host_until, "SCAN flows")) << host_until;
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <limits>
+#include <vector>
 
 #include "storage/flow_merge.hpp"
 #include "tests/support/flow_builders.hpp"
@@ -189,8 +192,9 @@ TEST(FlowRowTest, TimesAreWholeMillisecondsThatCoverTheLifetime) {
   EXPECT_EQ(endMillis(fromUnixNanos(1)), 1);
 }
 
-// An open row holds kReserveBytes for its end and counters, and gives them back when it closes:
-// the closed row is no longer than the open one was, so closing it does not split its page.
+// An open row pads `counters` to kOpenCountersBytes for its end and counters, and gives the padding
+// back when it closes: the closed row is no longer than the open one was, so closing it does not
+// split its page.
 TEST(FlowRowTest, AnOpenRowReservesWhatItsDestroyFillsIn) {
   const auto tcp = portTuple(Protocol::Tcp, "100.64.0.2", 33000, "198.51.100.1", 443);
   const auto reply = withSnat(replyOf(tcp), "203.0.113.1", 40001);
@@ -198,37 +202,51 @@ TEST(FlowRowTest, AnOpenRowReservesWhatItsDestroyFillsIn) {
   const StoredFlow closed = mergeEvent(open, flowEvent(EventType::Destroy, 7, tcp, reply, at(400s)));
   const FlowRow open_row = encodeFlow(open);
   const FlowRow closed_row = encodeFlow(closed);
-  const auto& reserve = std::get<Blob>(open_row.at(static_cast<std::size_t>(FlowColumn::Reserve)));
-  EXPECT_EQ(reserve.size, kReserveBytes);
-  EXPECT_TRUE(isNull(closed_row, FlowColumn::Reserve));
-  // The values the DESTROY brought, in SQLite's integer sizes (1, 2, 3, 4, 6 or 8 bytes).
-  const auto bytes = [](std::int64_t v) {
-    const std::uint64_t m = v < 0 ? ~static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
-    return m < 0x80 ? 1 : m < 0x8000 ? 2 : m < 0x800000 ? 3 : m < 0x80000000ULL ? 4 : m < 0x800000000000ULL ? 6 : 8;
-  };
-  int filled = 0;
-  for (const FlowColumn column : {FlowColumn::DurMs, FlowColumn::OrigPackets, FlowColumn::OrigBytes,
-                                  FlowColumn::ReplyPackets, FlowColumn::ReplyBytes}) {
-    ASSERT_TRUE(isNull(open_row, column)) << columnName(column);
-    const auto* value = std::get_if<std::int64_t>(&closed_row[static_cast<std::size_t>(column)]);
-    ASSERT_NE(value, nullptr) << columnName(column);
-    filled += bytes(*value);
-  }
-  EXPECT_LE(filled, kReserveBytes);
+  const auto& padded = std::get<Blob>(open_row.at(static_cast<std::size_t>(FlowColumn::Counters)));
+  EXPECT_EQ(padded.size, kOpenCountersBytes);
+  EXPECT_TRUE(std::all_of(padded.bytes.begin(), padded.bytes.begin() + padded.size, [](auto b) { return b == 0; }));
+  EXPECT_TRUE(isNull(open_row, FlowColumn::DurMs));
+  // What the DESTROY brought: dur_ms in SQLite's integer sizes (1, 2, 3, 4, 6 or 8 bytes), and the
+  // counters' varints.
+  const auto* duration = std::get_if<std::int64_t>(&closed_row[static_cast<std::size_t>(FlowColumn::DurMs)]);
+  ASSERT_NE(duration, nullptr);
+  const std::uint64_t m = static_cast<std::uint64_t>(*duration);
+  const int duration_bytes = m < 0x80 ? 1 : m < 0x8000 ? 2 : m < 0x800000 ? 3 : 4;
+  const auto& counters = std::get<Blob>(closed_row.at(static_cast<std::size_t>(FlowColumn::Counters)));
+  EXPECT_LT(counters.size, kOpenCountersBytes);  // not padded once closed
+  EXPECT_LE(duration_bytes + counters.size, kOpenCountersBytes);
   const auto decoded = decodeFlow(open_row);
   ASSERT_TRUE(decoded);
-  EXPECT_EQ(*decoded, open);  // the reserve is not part of the flow
+  EXPECT_EQ(*decoded, open);  // the padding is not part of the flow
 }
 
-TEST(FlowRowTest, CountersPastSignedRangeRoundTrip) {
+TEST(FlowRowTest, CountersRoundTripToTheLimitsOfTheirVarints) {
   const auto tcp = portTuple(Protocol::Tcp, "10.0.0.2", 1000, "192.0.2.1", 80);
   FlowRecord record = flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s));
-  record.counters_original = Counters{std::numeric_limits<std::uint64_t>::max(), 1ULL << 63U};
-  record.counters_reply.reset();
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  for (const Counters original : {Counters{kMax - 1, kMax}, Counters{0, 0}, Counters{127, 128}, Counters{1, 1ULL << 63U}}) {
+    record.counters_original = original;
+    record.counters_reply.reset();
+    auto decoded = decodeFlow(encodeFlow(firstEvent(record)));
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(decoded->record.counters_original, record.counters_original);
+    EXPECT_FALSE(decoded->record.counters_reply);
+    record.counters_reply = original;
+    record.counters_original.reset();
+    decoded = decodeFlow(encodeFlow(firstEvent(record)));
+    ASSERT_TRUE(decoded);
+    EXPECT_FALSE(decoded->record.counters_original);
+    EXPECT_EQ(decoded->record.counters_reply, record.counters_reply);
+  }
+  // The one value the packets + 1 varint cannot hold is stored as the one below it.
+  record.counters_original = Counters{kMax, 5};
   const auto decoded = decodeFlow(encodeFlow(firstEvent(record)));
   ASSERT_TRUE(decoded);
-  EXPECT_EQ(decoded->record.counters_original, record.counters_original);
-  EXPECT_FALSE(decoded->record.counters_reply);
+  EXPECT_EQ(decoded->record.counters_original, (Counters{kMax - 1, 5}));
+  // A closed row without counters stores NULL, not two empty directions.
+  record.counters_original.reset();
+  record.counters_reply.reset();
+  EXPECT_TRUE(isNull(encodeFlow(firstEvent(record)), FlowColumn::Counters));
 }
 
 TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
@@ -258,7 +276,18 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
   refused(FlowColumn::Packed, std::int64_t{1} << (32 + kStatusShift), "flows.packed is out of range");
   refused(FlowColumn::Packed, (flow_flags::kEndFromReceive | flow_flags::kEndIsBound) << kFlagsShift,
           "both a receive time and a bound");
-  refused(FlowColumn::OrigBytes, std::int64_t{5}, "must be both NULL or both set");
+  refused(FlowColumn::Counters, std::int64_t{5}, "flows.counters is not a BLOB");
+  const auto counters = [](std::initializer_list<std::uint8_t> bytes) {
+    Blob blob;
+    blob.append(std::vector<std::uint8_t>(bytes));
+    return blob;
+  };
+  refused(FlowColumn::Counters, counters({}), "flows.counters is not two directions");
+  refused(FlowColumn::Counters, counters({2, 0x80}), "flows.counters is not two directions");  // truncated
+  refused(FlowColumn::Counters, counters({2, 5, 0, 7}), "flows.counters is not two directions");  // not padding
+  refused(FlowColumn::Counters,
+          counters({0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02, 0, 0}),  // past 64 bits
+          "flows.counters is not two directions");
 }
 
 // SqliteSink holds each open row packed (PackedRow); unpacking must give the very values, and a

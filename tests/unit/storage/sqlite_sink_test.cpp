@@ -323,7 +323,7 @@ TEST_F(SqliteSinkTest, RefusesADatabaseOfANewerVersion) {
   sink_.reset();
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 4", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 5", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto sink = SqliteSink::open(path_, "gw1", testing::nullLogger());
   ASSERT_FALSE(sink);
