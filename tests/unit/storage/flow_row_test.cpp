@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "storage/flow_merge.hpp"
@@ -218,6 +219,12 @@ TEST(FlowRowTest, AnOpenRowReservesWhatItsDestroyFillsIn) {
   const auto decoded = decodeFlow(open_row);
   ASSERT_TRUE(decoded);
   EXPECT_EQ(*decoded, open);  // the padding is not part of the flow
+}
+
+// The indexes are created with kIndexBucketSql and queries compute buckets with kIndexBucketShift:
+// the two must say the same, or lookups would ask the wrong buckets.
+TEST(FlowRowTest, TheBucketExpressionShiftsByTheBucketShift) {
+  EXPECT_EQ(kIndexBucketSql, "(id >> " + std::to_string(kIndexBucketShift) + ")");
 }
 
 TEST(FlowRowTest, CountersRoundTripToTheLimitsOfTheirVarints) {
