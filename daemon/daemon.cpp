@@ -158,6 +158,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   reader_options.when_full = config.reliable ? EventQueue::WhenFull::Wait : EventQueue::WhenFull::DropNewest;
   reader_options.reads_prove_no_loss = !config.reliable;
   reader_options.close_unseen = !config.reliable;
+  reader_options.pacing.max = reader_options.pacing.maxFor(config.receive_buffer_bytes);
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);
   if (!reader) {

@@ -26,7 +26,8 @@ struct DaemonConfig {
   bool jsonl_updates{false};
   // Set nf_conntrack_acct/timestamp/events=1 at start (off: only warn).
   bool apply_sysctls{true};
-  // Every record is handed to the sinks and made durable within this interval.
+  // Every record is handed to the sinks and made durable within this interval of the reader taking
+  // it from the socket (at most ReadPacing::max after it arrived).
   std::chrono::milliseconds flush_interval{1000};
   // A batch is written earlier once it has this many records.
   std::size_t max_batch_rows{131072};

@@ -46,7 +46,8 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
       options_(options),
       stop_(std::move(stop)),
       log_(std::move(log)),
-      schedule_(options.resync, subscribed, 0) {
+      schedule_(options.resync, subscribed, 0),
+      wait_(options.pacing.min) {
   if (initial_dump) {
     schedule_.dumpStarted(subscribed);
     schedule_.dumpFinished(subscribed);
@@ -138,14 +139,20 @@ Result<void> EventReader::loop() {
       // Only after a turn that emptied the socket (a thread that is behind reads on at once), and
       // not on an error (POLLERR: an overrun, already a loss) nor while a dump settles.
       const bool gather = ready > 0 && caught_up_ && (fds[0].revents & POLLERR) == 0 && !schedule_.settling();
-      if (gather && stopRequestedWithin(options_.coalesce)) {
+      if (gather && stopRequestedWithin(wait_)) {
         return finish();
       }
+      turn_records_ = 0;
       auto read = readTurn(options_.reads_per_turn, std::nullopt);
       if (!read) {
         return Unexpected{read.error()};
       }
       caught_up_ = *read;
+      if (gather) {
+        const Timestamp ended = clock_.now();
+        wait_ = options_.pacing.next(turn_records_, ended - last_turn_end_);
+        last_turn_end_ = ended;
+      }
     }
     reportOverflow(false);
     if (schedule_.resyncDue(clock_.now())) {
@@ -167,7 +174,10 @@ bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
 }
 
 Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline) {
-  const EventSource::Deliver collect = [this](FlowRecord&& record) { batch_.push(record); };
+  const EventSource::Deliver collect = [this](FlowRecord&& record) {
+    batch_.push(record);
+    ++turn_records_;
+  };
   for (std::size_t i = 0; i < max_reads; ++i) {
     const Timestamp started = clock_.now();
     auto status = source_.readBatch(clock_, collect);

@@ -14,6 +14,7 @@
 #include "daemon/event_queue.hpp"
 #include "daemon/event_source.hpp"
 #include "daemon/pipeline_item.hpp"
+#include "daemon/read_pacing.hpp"
 #include "daemon/resync_schedule.hpp"
 #include "flow/result.hpp"
 #include "flow/time.hpp"
@@ -27,8 +28,8 @@ namespace ctaudit::daemon {
 // destroyed, and its thread joined, first.
 //
 // The thread's loop polls the event socket and a stop eventfd. When the socket turns readable it
-// waits `coalesce` (on the stop eventfd only) before the turn, unless the last turn ended with
-// events still queued. Each turn reads up to
+// waits (on the stop eventfd only) before the turn, as long as `pacing` says for the rate the last
+// turn saw, unless the last turn ended with events still queued. Each turn reads up to
 // `reads_per_turn` recvmmsg batches, pushing each batch to the queue with one lock, then looks at
 // the stop request and the resync timer. What happens to records that do not fit in the queue is
 // the `when_full` policy: dropped (the default; counted, reported as one QueueOverflow gap once no
@@ -63,12 +64,13 @@ public:
     // A quiet socket is read this often anyway, to look at its drop counter.
     std::chrono::nanoseconds idle_check{std::chrono::seconds{1}};
     std::size_t reads_per_turn{64};
-    // After the socket turns readable, the thread waits this long before it reads, so that one wake
-    // takes what arrived meanwhile instead of one wake per burst of events (issue #4: at 150k
-    // events/s the thread woke ~10k times a second, and the context switches were its largest
-    // single cost). The receive buffer holds far more than this much traffic at the kernel's
-    // ceiling; the pipeline batches for a second anyway. Zero reads at once.
-    std::chrono::nanoseconds coalesce{std::chrono::milliseconds{10}};
+    // After the socket turns readable, the thread waits before it reads, so that one wake takes
+    // what arrived meanwhile instead of one wake per burst of events (issue #4: at 150k events/s
+    // the thread woke ~10k times a second, and the context switches were its largest single
+    // cost): 10 ms at a high rate, up to 100 ms at a low one (ReadPacing). The daemon lowers `max`
+    // for a small receive buffer (ReadPacing::maxFor); the pipeline batches for a second anyway.
+    // min = max = 0 reads at once.
+    ReadPacing pacing{};
   };
 
   // `subscribed`: when the event socket joined its groups (its drop counter then was 0).
@@ -126,6 +128,9 @@ private:
   DropWindow overflow_;
   PipelineBatch batch_;
   bool caught_up_{true};  // the last turn read the socket empty
+  std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)
+  std::size_t turn_records_{0};      // records read in the turn under way
+  Timestamp last_turn_end_{};
   std::uint64_t kernel_drops_{0};
   std::uint64_t resyncs_{0};
   std::uint64_t queue_dropped_{0};

@@ -174,6 +174,8 @@ EventReader::Options immediate() {
   EventReader::Options options;
   options.resync = {0s, 0s};
   options.overflow_quiet = 0s;
+  options.pacing.min = 0s;
+  options.pacing.max = 0s;
   return options;
 }
 
@@ -217,7 +219,7 @@ TEST_F(EventReaderTest, RecordsArriveInOrderAndStopClosesTheQueue) {
 
 TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
   EventReader::Options options = immediate();
-  options.coalesce = 300ms;
+  options.pacing.min = options.pacing.max = 300ms;
   start(100, options);
   source_.feed({{{record(1)}}});
   // Real time, because the wait is: a slow machine can only make the reader read later, so this
@@ -232,7 +234,7 @@ TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
 
 TEST_F(EventReaderTest, AReaderThatIsBehindReadsOnWithoutWaiting) {
   EventReader::Options options = immediate();
-  options.coalesce = 500ms;
+  options.pacing.min = options.pacing.max = 500ms;
   options.reads_per_turn = 1;  // so that one turn cannot empty the socket
   start(100, options);
   const auto began = std::chrono::steady_clock::now();
@@ -250,7 +252,7 @@ TEST_F(EventReaderTest, AReaderThatIsBehindReadsOnWithoutWaiting) {
 
 TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {
   EventReader::Options options = immediate();
-  options.coalesce = 20s;
+  options.pacing.min = options.pacing.max = 20s;
   start(100, options);
   source_.feed({{{record(1)}}});
   // Time for the reader to wake and start its wait; if it has not, the stop is seen by its poll
@@ -265,7 +267,7 @@ TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {
 TEST_F(EventReaderTest, ADumpThatIsSettlingIsReadWithoutTheWait) {
   // The start dump settles at the first empty read; the reader does not wait for more events first.
   auto options = immediate();
-  options.coalesce = 20s;  // a wait would outlast the consumer's 5 s limit
+  options.pacing.min = options.pacing.max = 20s;  // a wait would outlast the consumer's 5 s limit
   source_.feed({{{record(1)}}});
   start(100, options, true);
   ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<ResyncSettled>(items) == 1; }));
