@@ -70,6 +70,7 @@ public:
     if (script_.empty()) {
       std::uint64_t count = 0;
       (void)!::read(fd_.get(), &count, sizeof count);
+      ++empty_reads_;
       return ReadStatus::Empty;
     }
     Step step = std::move(script_.front());
@@ -106,6 +107,11 @@ public:
     const std::lock_guard lock(mutex_);
     return dumps_;
   }
+  // Reads that found the script empty: each ends a turn.
+  int emptyReads() {
+    const std::lock_guard lock(mutex_);
+    return empty_reads_;
+  }
 
 private:
   UniqueFd fd_;
@@ -115,6 +121,7 @@ private:
   std::uint64_t drops_{0};
   bool fail_{false};
   int dumps_{0};
+  int empty_reads_{0};
   SourceStats stats_{};  // reader thread only
 };
 
@@ -230,6 +237,29 @@ TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
   ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 2; }));
   stop();
   EXPECT_EQ(countOf<FlowRecord>(consumer_->items), 2U);
+}
+
+TEST_F(EventReaderTest, AfterATurnThatReadLittleTheNextWaitIsLonger) {
+  EventReader::Options options = immediate();
+  options.pacing = {10ms, 400ms, 2048};
+  start(100, options);
+  // The first turn waits the minimum and reads one record: far below the target at any rate, so
+  // the next wait is the maximum.
+  const int empty_before = source_.emptyReads();
+  source_.feed({{{record(1)}}});
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<FlowRecord>(items) == 1; }));
+  // Until the turn has ended, so that the second record is read by a turn of its own.
+  for (int i = 0; i < 5000 && source_.emptyReads() == empty_before; ++i) {
+    std::this_thread::sleep_for(1ms);  // NOLINT: polling a fake
+  }
+  ASSERT_GT(source_.emptyReads(), empty_before);
+  source_.feed({{{record(2)}}});
+  // Real time, as above: a slow machine can only make the reader read later, so this fails only if
+  // the reader read the second record before a wait far longer than the first one's 10 ms.
+  std::this_thread::sleep_for(200ms);  // NOLINT: see above
+  EXPECT_EQ(queue_->stats().waiting, 0U) << "the second turn did not wait longer";
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<FlowRecord>(items) == 2; }));
+  stop();
 }
 
 TEST_F(EventReaderTest, AReaderThatIsBehindReadsOnWithoutWaiting) {
