@@ -104,7 +104,8 @@ drop_cache() { dd if="$1" iflag=nocache count=0 status=none; }
 # once was: same generator, new layout). --rebuild forces a new build.
 schema_version=$(sed -n 's/.*kSchemaVersion = \([0-9]*\);.*/\1/p' "$repo/storage/schema.hpp")
 [[ -n $schema_version ]] || die "cannot read kSchemaVersion from $repo/storage/schema.hpp"
-gen_id=$(cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/json_mapping.cpp" \
+gen_id=$(cat "$repo/bench/flowdb_gen/flowdb_gen.cpp" "$repo/storage/flow_row.cpp" "$repo/storage/flow_row.hpp" \
+  "$repo/storage/json_mapping.cpp" \
   "$repo/storage/schema.cpp" "$repo/storage/schema.hpp" "$repo/storage/spans.cpp" | sha256sum | cut -c1-16)
 # The ctaudit database and ulogd2's table hold the same flows in the same order (flowdb_gen writes
 # them from two copies of one deterministic sequence, on two threads): row i of each, for 1000 i

@@ -101,8 +101,11 @@ ColumnValue countersValue(const FlowRecord& record) noexcept {
   Blob blob;
   appendDirection(blob, record.counters_original);
   appendDirection(blob, record.counters_reply);
-  if (open && blob.size < kOpenCountersBytes) {
-    blob.size = kOpenCountersBytes;  // the bytes past the varints are still zero
+  if (open) {
+    // A row from the start-up dump holds its counters already; its end and their growth still
+    // need room beyond them.
+    const std::size_t padded = std::max<std::size_t>(kOpenCountersBytes, blob.size + kOpenRowGrowthBytes);
+    blob.size = static_cast<std::uint8_t>(std::min(padded, Blob::kCapacity));  // the bytes past the varints are zero
   }
   return blob;
 }
@@ -126,7 +129,8 @@ public:
     if (!varint(bytes)) {
       return false;
     }
-    out = Counters{packets_plus_one == UINT64_MAX ? UINT64_MAX - 1 : packets_plus_one - 1, bytes};
+    // A count of 2^64 - 1 packets was stored as 2^64 - 1 (appendDirection) and reads as 2^64 - 2.
+    out = Counters{packets_plus_one - 1, bytes};
     return true;
   }
   // True when only the zeros of an open row's padding are left.
@@ -134,6 +138,7 @@ public:
     return std::all_of(bytes_.begin() + static_cast<std::ptrdiff_t>(at_), bytes_.end(),
                        [](std::uint8_t b) { return b == 0; });
   }
+  [[nodiscard]] bool atEnd() const noexcept { return at_ == bytes_.size(); }
 
 private:
   bool varint(std::uint64_t& out) {
@@ -147,7 +152,7 @@ private:
       }
       out |= std::uint64_t{byte & 0x7FU} << shift;
       if ((byte & 0x80U) == 0) {
-        return true;
+        return shift == 0 || byte != 0;  // a longer form than the value needs: no writer makes it
       }
     }
     return false;
@@ -255,9 +260,13 @@ public:
                        key(2 * address_size), key(2 * address_size + 2)};
   }
 
-  void counters(FlowRecord& record) {
+  // `open`: the row has no end, and so pads its counters (countersValue).
+  void counters(FlowRecord& record, bool open) {
     const ColumnValue& value = row_[index(FlowColumn::Counters)];
     if (std::holds_alternative<std::monostate>(value)) {
+      if (open) {
+        bad(FlowColumn::Counters, "is NULL in an open row");
+      }
       return;
     }
     const auto* blob = std::get_if<Blob>(&value);
@@ -266,8 +275,14 @@ public:
       return;
     }
     CountersReader in(blob->view());
-    if (!in.direction(record.counters_original) || !in.direction(record.counters_reply) || !in.onlyPaddingLeft()) {
-      bad(FlowColumn::Counters, "is not two directions of varint counters");
+    if (!in.direction(record.counters_original) || !in.direction(record.counters_reply) ||
+        !(open ? in.onlyPaddingLeft() : in.atEnd())) {
+      bad(FlowColumn::Counters, open ? "is not two directions of varint counters and zeros"
+                                     : "is not two directions of varint counters");
+    } else if (!open && !record.counters_original && !record.counters_reply) {
+      bad(FlowColumn::Counters, "holds no counters in a closed row (NULL says that)");
+    }
+    if (!error().empty()) {
       record.counters_original.reset();
       record.counters_reply.reset();
     }
@@ -499,7 +514,7 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
                       : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
                                                                 : TimeSource::Kernel;
   record.observed_at_start = (bits & flow_flags::kObservedAtStart) != 0;
-  in.counters(record);
+  in.counters(record, !record.end);
 
   if (!in.error().empty()) {
     return fail(Errc::Storage, in.error());

@@ -41,18 +41,21 @@ inline constexpr std::size_t kFlowColumnCount = 12;
 // varints, in the order orig packets + 1, orig bytes, reply packets + 1, reply bytes. A direction
 // whose counters the event did not carry is a single 0 (its packets + 1 can never be 0), and its
 // bytes are left out. A packet count of 2^64 - 1 is stored as 2^64 - 2, the one value this cannot
-// hold. NULL when neither direction has counters. One column where version 3 had four: three
-// header bytes a flow fewer, which pays for the bucket in the entries of flows_nat_src and
-// flows_orig_src (kIndexBucketShift).
+// hold. NULL when neither direction has counters. One column where version 3 had five (four
+// counters and `reserve`): four header bytes a flow fewer, which pays for the bucket in the entries
+// of flows_nat_src and flows_orig_src (kIndexBucketShift).
 //
 // An open row pads the BLOB with zeros to kOpenCountersBytes, room for the values its DESTROY fills
 // in (dur_ms, 3-4 bytes, and the counters, 1-3 bytes each), so that closing the row does not make
-// it grow: a row that grows no longer fits its page, and the page splits. 1M flows through
+// it grow: a row that grows no longer fits its page, and the page splits. A row that already has
+// counters when it opens (from the start-up dump) is padded by at least kOpenRowGrowthBytes beyond
+// them, for its end and their growth. 1M flows through
 // SqliteSink, each inserted open and closed a batch later (bench/flowdb_gen --through-sink), table
 // bytes a flow with version 3's separate reserve column: none 73.4 (pages 81% full), 8 bytes 79.4
 // (75%: rows still grow a little, pages split early and stay half empty), 10 bytes 67.3 (88%, as
 // appends leave them), 12 bytes 68.6 (86%). A closed row is not padded.
 inline constexpr std::uint8_t kOpenCountersBytes = 10;
+inline constexpr std::uint8_t kOpenRowGrowthBytes = 6;
 
 [[nodiscard]] std::string_view columnName(FlowColumn column) noexcept;
 
@@ -142,7 +145,7 @@ inline constexpr std::string_view kOrigSrcAddressSql =
 // all over an index as large as the file: keyed by the address alone, SqliteSink's CPU per event
 // grew with the file (2.7 ms per 1000 events on an empty file, 8.5 at 5M flows, bench sink_bench
 // --report) and stays flat (3.1) keyed by bucket. A lookup asks each bucket of its rowid ranges
-// (bucketsSql in flow_query_sql.cpp). The entry costs a header byte and the bucket's 0-2 bytes.
+// (bucketsTerm in flow_query_sql.cpp). The entry costs a header byte and the bucket's 0-2 bytes.
 inline constexpr unsigned kIndexBucketShift = 20;
 inline constexpr std::string_view kIndexBucketSql = "(id >> 20)";
 

@@ -774,10 +774,11 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
     return Unexpected{done.error()};
   }
   // A batch touches an index page for every few flows it inserts (flows_nat_src and flows_orig_src
-  // are keyed by address, so their inserts land all over the index), and SQLite's default cache of
-  // 2 MiB spilled those pages to the WAL in the middle of a batch and read them back: 780 write
-  // calls per 1k events at 100k events/s. With 64 MiB they stay until the commit writes each once
-  // (150 per 1k; bench/cpu_profile.sh, docs/benchmarks.md "Where the CPU goes").
+  // are keyed by address within the newest bucket of rows, so their inserts land all over that
+  // bucket's part of the index), and SQLite's default cache of 2 MiB spilled those pages to the WAL
+  // in the middle of a batch and read them back: 780 write calls per 1k events at 100k events/s
+  // (schema version 3). With 64 MiB they stay until the commit writes each once (150 per 1k;
+  // bench/cpu_profile.sh, docs/benchmarks.md "Where the CPU goes").
   if (auto done = execute(db, "PRAGMA cache_size = -" + std::to_string(kWriterCacheKiB)); !done) {
     return Unexpected{done.error()};
   }

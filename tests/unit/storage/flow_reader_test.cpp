@@ -187,10 +187,11 @@ TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   EXPECT_NE(reader.error().detail.find("schema version 5"), std::string::npos) << reader.error().detail;
 }
 
-// A version-1 file (addresses as BLOBs, end_ns) or version-2 file (nanoseconds, times in the
-// indexes) is refused with what to do, not misread.
+// A version-1 file (addresses as BLOBs, end_ns), version-2 file (nanoseconds, times in the
+// indexes) or version-3 file (four counter columns, indexes without buckets) is refused with what
+// to do, not misread.
 TEST_F(FlowReaderTest, AnOlderSchemaVersionIsAStorageErrorSayingWhatToDo) {
-  for (const int version : {1, 2}) {
+  for (const int version : {1, 2, 3}) {
     {
       const SqliteDb db = openRaw(path_);
       ASSERT_EQ(sqlite3_exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str(), nullptr, nullptr,

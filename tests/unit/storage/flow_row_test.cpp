@@ -221,6 +221,25 @@ TEST(FlowRowTest, AnOpenRowReservesWhatItsDestroyFillsIn) {
   EXPECT_EQ(*decoded, open);  // the padding is not part of the flow
 }
 
+// A row from the start-up dump is open and has its counters already: its padding leaves room for
+// its end and their growth beyond them, not only up to kOpenCountersBytes in all.
+TEST(FlowRowTest, AnOpenRowWithCountersIsPaddedBeyondThem) {
+  const auto tcp = portTuple(Protocol::Tcp, "100.64.0.2", 33000, "198.51.100.1", 443);
+  FlowRecord dumped = flowEvent(EventType::Dump, 7, tcp, withSnat(replyOf(tcp), "203.0.113.1", 40001), at(1s));
+  dumped.counters_original = Counters{1000, 1'500'000};
+  dumped.counters_reply = Counters{900, 90'000};
+  const StoredFlow open = firstEvent(dumped);
+  ASSERT_FALSE(open.record.end);
+  const FlowRow row = encodeFlow(open);
+  const auto& blob = std::get<Blob>(row.at(static_cast<std::size_t>(FlowColumn::Counters)));
+  // 1001 and 901 take 2 bytes, 1,500,000 3 and 90,000 3: 10 bytes of varints.
+  EXPECT_EQ(blob.size, 10 + kOpenRowGrowthBytes);
+  const auto decoded = decodeFlow(row);
+  ASSERT_TRUE(decoded) << decoded.error().detail;
+  EXPECT_EQ(decoded->record.counters_original, dumped.counters_original);
+  EXPECT_EQ(decoded->record.counters_reply, dumped.counters_reply);
+}
+
 // The indexes are created with kIndexBucketSql and queries compute buckets with kIndexBucketShift:
 // the two must say the same, or lookups would ask the wrong buckets.
 TEST(FlowRowTest, TheBucketExpressionShiftsByTheBucketShift) {
@@ -295,6 +314,24 @@ TEST(FlowRowTest, RefusesRowsThatNoWriterProduces) {
   refused(FlowColumn::Counters,
           counters({0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02, 0, 0}),  // past 64 bits
           "flows.counters is not two directions");
+  refused(FlowColumn::Counters, counters({0x81, 0x00, 0, 0}), "flows.counters is not two directions");  // overlong
+  refused(FlowColumn::Counters, ColumnValue{}, "flows.counters is NULL in an open row");
+
+  // A closed row: its counters are not padded, and NULL says that it has none.
+  FlowRecord destroy = flowEvent(EventType::Destroy, 7, tcp, replyOf(tcp), at(30s));
+  destroy.counters_original = Counters{10, 1200};
+  destroy.counters_reply = Counters{9, 9000};
+  const FlowRow closed = encodeFlow(firstEvent(destroy));
+  ASSERT_TRUE(decodeFlow(closed));
+  const auto refused_closed = [&](ColumnValue value, std::string_view expected) {
+    FlowRow row = closed;
+    row.at(static_cast<std::size_t>(FlowColumn::Counters)) = std::move(value);
+    const auto decoded = decodeFlow(row);
+    ASSERT_FALSE(decoded);
+    EXPECT_NE(decoded.error().detail.find(expected), std::string::npos) << decoded.error().detail;
+  };
+  refused_closed(counters({11, 0xB0, 0x09, 10, 0xA8, 0x46, 0}), "flows.counters is not two directions");  // padded
+  refused_closed(counters({0, 0}), "holds no counters in a closed row");
 }
 
 // SqliteSink holds each open row packed (PackedRow); unpacking must give the very values, and a
