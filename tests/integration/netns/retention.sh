@@ -26,7 +26,10 @@ cta_init retention --daemon --query --loadgen
 [[ -x $FLOW_DB_FILL ]] || cta_skip_or_fail "flow_db_fill is not built ($FLOW_DB_FILL)"
 cta_load_ns_up
 
-OLD=${CTA_RETENTION_OLD_FLOWS:-300000}
+# Enough old flows that expiring them outlasts the daemon's first flush (1 s), so that a sample can
+# see both at once: with schema version 4 an expiry deletes index entries that lie together (the
+# rows' buckets) and 300,000 flows went in about a second, sometimes before the first new row.
+OLD=${CTA_RETENTION_OLD_FLOWS:-1000000}
 RATE=5000
 CTA_DB=$CTA_TMP/flows.db
 now=$(date +%s)
