@@ -7,6 +7,8 @@
 #include <cstring>
 #include <span>
 
+#include "flow/varint.hpp"
+
 namespace ctaudit::daemon {
 namespace {
 
@@ -58,11 +60,7 @@ public:
   }
   void byte(unsigned value) { out_.push_back(static_cast<std::byte>(value)); }
   void varint(std::uint64_t value) {
-    while (value >= 0x80U) {
-      byte(static_cast<unsigned>(value & 0x7FU) | 0x80U);
-      value >>= 7U;
-    }
-    byte(static_cast<unsigned>(value));
+    writeVarint(value, [this](std::uint8_t b) { byte(b); });
   }
   // Zigzag: small negative numbers stay short.
   void signedVarint(std::int64_t value) {

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 
+#include "flow/varint.hpp"
 #include "storage/sqlite_handles.hpp"
 
 namespace ctaudit::storage {
@@ -71,15 +73,7 @@ ColumnValue replyValue(const FlowTuple& reply, const IpAddress& implied_src, con
 }
 
 void appendVarint(Blob& blob, std::uint64_t value) noexcept {
-  constexpr unsigned kPayloadBits = 7;
-  constexpr std::uint8_t kMore = 0x80;
-  while (value >= kMore) {
-    const std::array<std::uint8_t, 1> byte{static_cast<std::uint8_t>(value | kMore)};
-    blob.append(byte);
-    value >>= kPayloadBits;
-  }
-  const std::array<std::uint8_t, 1> last{static_cast<std::uint8_t>(value)};
-  blob.append(last);
+  writeVarint(value, [&blob](std::uint8_t b) { blob.append(std::span<const std::uint8_t>(&b, 1)); });
 }
 
 void appendDirection(Blob& blob, const std::optional<Counters>& counters) noexcept {
