@@ -184,7 +184,9 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     //  1. the rows that started within kLongFlowMs before the window or in it, by rowid ranges
     //     from `spans`: one arm per range, through the key's index (its entries end in the rowid)
     //     or the table's rowid order;
-    //  2. open rows outside those ranges, through flows_open_*;
+    //  2. open rows outside those ranges, through flows_open_*. An open row is in those once it
+    //     has been open a while, and every row that may be open without being in them is in the
+    //     ranges of arm 1 (the caller adds them: meta.open_index_from);
     //  3. rows longer than kLongFlowMs that started before arm 1's window, through flows_long_*,
     //     whose entries hold their times.
     // INDEXED BY names the partial index each arm is written for: SQLite fails the statement
@@ -209,7 +211,8 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     const std::string open_index = key.kind == KeyTerm::Kind::Source ? "flows_open_src" : "flows_open_nat";
     const std::string long_index = key.kind == KeyTerm::Kind::NatSource ? "flows_long_nat" : "flows_long_src";
     const std::int64_t long_before = saturatingSub(*from_ms, kLongFlowMs);
-    arm_sql.push_back(select + " INDEXED BY " + open_index + where(outside({"dur_ms IS NULL"})));
+    arm_sql.push_back(select + " INDEXED BY " + open_index +
+                      where(outside({"dur_ms IS NULL", std::string(kInOpenIndexSql)})));
     arm_sql.push_back(select + " INDEXED BY " + long_index +
                       where(outside({"dur_ms > " + std::to_string(kLongFlowMs),
                                      "start_ms < " + b.parameter(long_before)})));

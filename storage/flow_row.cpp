@@ -392,7 +392,10 @@ FlowRow encodeFlow(const StoredFlow& flow) {
   if (record.start_source == TimeSource::Receive) {
     flags |= flow_flags::kStartFromReceive;
   }
-  if (record.end_source == TimeSource::Receive) {
+  if (!record.end) {
+    // No end, so no source of it to record: the bit says whether the row is in flows_open_*.
+    flags |= flow.in_open_index ? flow_flags::kInOpenIndex : 0;
+  } else if (record.end_source == TimeSource::Receive) {
     flags |= flow_flags::kEndFromReceive;
   } else if (record.end_source == TimeSource::Bound) {
     flags |= flow_flags::kEndIsBound;
@@ -504,9 +507,19 @@ Result<StoredFlow> decodeFlow(const FlowRow& row) {
     }
     record.end = fromUnixNanos(std::min(end_ms, kMaxMs) * kNanosPerMilli);
   }
-  record.end_source = (bits & flow_flags::kEndFromReceive) != 0 ? TimeSource::Receive
-                      : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
-                                                                : TimeSource::Kernel;
+  if (!record.end) {
+    flow.in_open_index = (bits & flow_flags::kInOpenIndex) != 0;
+    if ((bits & flow_flags::kEndIsBound) != 0) {
+      in.bad(FlowColumn::Packed, "says an open row's end is a bound");
+    }
+    // What an event without an end carries (FlowRecord's default), so that an open record reads
+    // back as it was written.
+    record.end_source = TimeSource::Receive;
+  } else {
+    record.end_source = (bits & flow_flags::kEndFromReceive) != 0 ? TimeSource::Receive
+                        : (bits & flow_flags::kEndIsBound) != 0   ? TimeSource::Bound
+                                                                  : TimeSource::Kernel;
+  }
   record.observed_at_start = (bits & flow_flags::kObservedAtStart) != 0;
   in.counters(record, !record.end);
 
@@ -622,6 +635,13 @@ std::string flowUpdateSql(std::span<const FlowColumn> columns) {
     ++param;
   }
   return sql + " WHERE id = ?" + std::to_string(param);
+}
+
+std::string openRowsSql() {
+  const std::string select = "SELECT id, " + flowColumnList() + " FROM flows";
+  const std::string in_index(kInOpenIndexSql);
+  return select + " INDEXED BY flows_open_nat WHERE dur_ms IS NULL AND " + in_index + "\nUNION ALL\n" + select +
+         " WHERE id >= ?1 AND dur_ms IS NULL AND NOT " + in_index + "\nORDER BY id";
 }
 
 std::string readOpenFlowSql() { return "SELECT " + flowColumnList() + " FROM flows WHERE id = ?1 AND dur_ms IS NULL"; }

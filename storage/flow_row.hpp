@@ -83,6 +83,17 @@ inline constexpr std::int64_t kStartUnknown = 8;      // start_ms is a stand-in,
 // a start is always a kernel or a receive time.
 inline constexpr std::int64_t kEndIsBound = 16;
 inline constexpr std::int64_t kAll = 31;
+// In an open row (dur_ms NULL), where no end has a source yet, the bit of kEndFromReceive says
+// instead that the row is in flows_open_nat and flows_open_src (StoredFlow::in_open_index). The
+// write that closes the row sets the bit from the end's source again.
+inline constexpr std::int64_t kInOpenIndex = kEndFromReceive;
+}  // namespace flow_flags
+
+// The partial indexes' condition on an open row that is in them: the bit above, written the way
+// a query must spell it for SQLite to use flows_open_*.
+inline constexpr std::string_view kInOpenIndexSql = "(packed & 131072) != 0";
+static_assert(131072 == (flow_flags::kInOpenIndex << kFlagsShift));
+namespace flow_flags {
 }  // namespace flow_flags
 
 // A short byte string as stored in a BLOB column: an IPv6 address (16 bytes), an IPv6 endpoint
@@ -163,6 +174,10 @@ inline constexpr std::string_view kIndexBucketSql = "(id >> 20)";
 struct StoredFlow {
   FlowRecord record;
   Timestamp lifetime_start{};
+  // An open row that is in the flows_open_* indexes (flow_flags::kInOpenIndex). A new open row is
+  // not: the sink adds the rows that are still open kOpenIndexAfterMs after they were written
+  // (docs/schema.md, "Open rows"). Kept by every merge; meaningless once the flow has ended.
+  bool in_open_index{false};
   friend bool operator==(const StoredFlow&, const StoredFlow&) = default;
 };
 
@@ -220,5 +235,9 @@ void settleEvent(StoredFlow& flow) noexcept;
 // read by rowid. SqliteSink knows the ids of the open rows (it keeps them in memory by flow key), so
 // no index is searched per event.
 [[nodiscard]] std::string readOpenFlowSql();
+// `id` and flowColumnList() of every open row, in id order: those in flows_open_* through
+// flows_open_nat, and those from the row whose id is parameter 1 on that are not in them
+// (kOpenIndexFromKey, schema.hpp).
+[[nodiscard]] std::string openRowsSql();
 
 }  // namespace ctaudit::storage

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <charconv>
 #include <string>
 #include <utility>
 
@@ -51,19 +52,23 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
 //    orig_src endpoint (kOrigSrcAddressSql).
 //    Both are keyed by the row's bucket first (kIndexBucketSql, flow_row.hpp), so that a batch
 //    inserts into the newest bucket's leaves and not into one leaf per flow across the index.
-//  - flows_open_nat, flows_open_src: the open rows by the same keys. The sink also reads every open
-//    row through one of them when it opens the database. They stay as small as the conntrack table.
+//  - flows_open_nat, flows_open_src: the open rows by the same keys, once they have been open for
+//    kOpenIndexAfterMs (flow_flags::kInOpenIndex): a flow that ends sooner, most of them, never
+//    costs an entry here, whose inserts and deletes land all over the index. Rows from
+//    meta.open_index_from on may be open without being in them; a lookup searches those rows like
+//    the recent ones (flow_query_sql.cpp).
 //  - flows_long_nat, flows_long_src: the flows that lasted longer than kLongFlowMs, with their times
 //    in the entry, so that a lookup checks their lifetimes without reading rows.
 std::array<std::string, 6> createIndexSql() {
   const std::string src(kOrigSrcAddressSql);
   const std::string bucket(kIndexBucketSql);
   const std::string long_flow = "dur_ms > " + std::to_string(kLongFlowMs);
+  const std::string in_open_index(kInOpenIndexSql);
   return {
       "CREATE INDEX flows_nat_src ON flows (" + bucket + ", nat_src) WHERE nat_src IS NOT NULL",
       "CREATE INDEX flows_orig_src ON flows (" + bucket + ", " + src + ")",
-      "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL",
-      "CREATE INDEX flows_open_src ON flows (" + src + ") WHERE dur_ms IS NULL",
+      "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL AND " + in_open_index,
+      "CREATE INDEX flows_open_src ON flows (" + src + ") WHERE dur_ms IS NULL AND " + in_open_index,
       "CREATE INDEX flows_long_nat ON flows (nat_src, start_ms, dur_ms) WHERE nat_src IS NOT NULL AND " + long_flow,
       "CREATE INDEX flows_long_src ON flows (" + src + ", start_ms, dur_ms) WHERE " + long_flow,
   };
@@ -303,10 +308,11 @@ Result<void> createSchema(sqlite3* db, std::string_view observer_hostname, Times
   }
   const std::string created_at = formatRfc3339(now);
   const std::string created_by = std::string("ctaudit ") + kVersion;
-  const std::array<std::pair<std::string_view, std::string_view>, 3> rows{{
+  const std::array<std::pair<std::string_view, std::string_view>, 4> rows{{
       {"observer_hostname", observer_hostname},
       {"created_at", created_at},
       {"created_by", created_by},
+      {kOpenIndexFromKey, "1"},
   }};
   for (const auto& [key, value] : rows) {
     const StatementReset reset(*insert);
@@ -356,10 +362,17 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
                                    "; this build knows up to " + std::to_string(kSchemaVersion) +
                                    "): use a newer ctaudit, or point at another file");
   }
+  if (version == kUpgradableVersion) {
+    return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +
+                                   "; this build reads version " + std::to_string(kSchemaVersion) +
+                                   "): ctauditd upgrades it when it next opens the file (docs/schema.md, "
+                                   "\"Versions and migrations\")");
+  }
   if (version < kSchemaVersion) {
     // Version 1 stored addresses as BLOBs and the end as end_ns; version 2 nanosecond times, ports
     // in columns of their own and times in its indexes; version 3 four counter columns and
-    // flows_nat_src and flows_orig_src without buckets. Turning a large file into version 4
+    // flows_nat_src and flows_orig_src without buckets; version 4 every open row in flows_open_*.
+    // Turning a large file into version 5
     // rewrites every row and index, which a daemon must not do behind the operator's back at
     // start, and no converter exists yet (docs/schema.md, "Versions and migrations").
     return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +
@@ -390,6 +403,38 @@ std::string endpointAddressTextSql(std::string_view column) {
   return "CASE typeof(" + c + ") WHEN 'integer' THEN " + u32TextSql("((" + c + " + " + std::to_string(kEndpointBias) + ") >> 16)") +
          " WHEN 'blob' THEN " + ipv6TextSql("hex(substr(" + c + ", 1, 16))") + " END";
 }
+
+namespace {
+
+// Version 4 kept every open row in flows_open_*, whose condition was `dur_ms IS NULL` alone. Its
+// open rows all go into the version-5 indexes (flow_flags::kInOpenIndex), so that no row is open
+// outside them and open_index_from starts after the last row. Nothing in `flows` is rewritten but
+// the open rows' `packed`; SQLite builds each partial index by reading the whole table: 1.4 s for
+// 10M flows in the page cache, or the time it takes to read the file from disk (docs/schema.md,
+// "Versions and migrations").
+// In the caller's transaction.
+Result<void> upgradeFromVersion4(sqlite3* db) {
+  const auto indexes = createIndexSql();
+  const std::array<std::string, 6> steps{
+      "UPDATE flows INDEXED BY flows_open_nat SET packed = packed | " +
+          std::to_string(flow_flags::kInOpenIndex << kFlagsShift) + " WHERE dur_ms IS NULL",
+      "DROP INDEX flows_open_nat",
+      "DROP INDEX flows_open_src",
+      indexes.at(2),
+      indexes.at(3),
+      "INSERT INTO meta (key, value) SELECT '" + std::string(kOpenIndexFromKey) +
+          "', coalesce(max(id), 0) + 1 FROM flows",
+  };
+  static_assert(kSchemaVersion == kUpgradableVersion + 1);
+  for (const std::string& step : steps) {
+    if (auto done = execute(db, step); !done) {
+      return fail(Errc::Storage, "cannot upgrade the schema from version 4: " + done.error().detail);
+    }
+  }
+  return execute(db, "PRAGMA user_version = " + std::to_string(kSchemaVersion));
+}
+
+}  // namespace
 
 Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
   // An empty file may only be turned into a ctaudit database once; auto_vacuum can only be chosen
@@ -428,6 +473,12 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
     }
     return DatabaseInfo{kSchemaVersion, std::string(observer_hostname), formatRfc3339(now)};
   }
+  if (*application_id == kApplicationId && *version == kUpgradableVersion) {
+    if (auto upgraded = upgradeFromVersion4(db); !upgraded) {
+      return Unexpected{upgraded.error()};
+    }
+    *version = kSchemaVersion;
+  }
   auto checked = checkVersion(*version, *application_id);
   if (!checked) {
     return Unexpected{checked.error()};
@@ -454,6 +505,38 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
     return sqliteFailure(db, "cannot commit the schema check");
   }
   return info;
+}
+
+Result<std::int64_t> openIndexFrom(sqlite3* db) {
+  auto text = metaValue(db, kOpenIndexFromKey);
+  if (!text) {
+    return Unexpected{text.error()};
+  }
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc{} || end != text->data() + text->size() || value < 1) {
+    return fail(Errc::Storage, "the meta table's '" + std::string(kOpenIndexFromKey) + "' is not a row id: '" +
+                                   *text + "'");
+  }
+  return value;
+}
+
+Result<void> setOpenIndexFrom(sqlite3* db, std::int64_t first_id) {
+  auto update = prepare(db, "UPDATE meta SET value = ?1 WHERE key = ?2");
+  if (!update) {
+    return Unexpected{update.error()};
+  }
+  const std::string value = std::to_string(first_id);
+  sqlite3_bind_text(update->get(), 1, value.data(), static_cast<int>(value.size()), kSqliteStatic);
+  sqlite3_bind_text(update->get(), 2, kOpenIndexFromKey.data(), static_cast<int>(kOpenIndexFromKey.size()),
+                    kSqliteStatic);
+  if (sqlite3_step(update->get()) != SQLITE_DONE) {
+    return sqliteFailure(db, "cannot write the meta table's '" + std::string(kOpenIndexFromKey) + "'");
+  }
+  if (sqlite3_changes(db) != 1) {
+    return fail(Errc::Storage, "the meta table has no '" + std::string(kOpenIndexFromKey) + "' row");
+  }
+  return {};
 }
 
 Result<DatabaseInfo> checkSchema(sqlite3* db) {

@@ -16,7 +16,9 @@ namespace ctaudit::storage {
 
 // PRAGMA user_version. Raise it with every change to the layout and add the step that upgrades
 // the previous version in applySchema (see docs/schema.md, "Versions and migrations").
-inline constexpr std::int64_t kSchemaVersion = 4;
+inline constexpr std::int64_t kSchemaVersion = 5;
+// The older version that applySchema upgrades in place; older ones are refused.
+inline constexpr std::int64_t kUpgradableVersion = 4;
 
 // PRAGMA application_id: marks the file as ctaudit's, so that file(1) and both our sides can tell
 // it from any other SQLite database (https://sqlite.org/fileformat.html#application_id). The
@@ -36,6 +38,15 @@ struct DatabaseInfo {
 // daemon never writes into a file it does not understand. Runs in its own transaction, so a
 // second process creating the same file at the same time is safe. Errors: Errc::Storage.
 [[nodiscard]] Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now);
+
+// The `meta` key whose value (a rowid, in decimal) is the first row that may be open without being
+// in flows_open_nat and flows_open_src: every open row below it is in them. SqliteSink moves it on
+// as it adds the rows that stayed open to those indexes (docs/schema.md, "Open rows").
+inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
+// Its value in `db`. Errors: Errc::Storage when it is missing or not a positive number.
+[[nodiscard]] Result<std::int64_t> openIndexFrom(sqlite3* db);
+// Sets it, in the caller's transaction. Errors: Errc::Storage.
+[[nodiscard]] Result<void> setOpenIndexFrom(sqlite3* db, std::int64_t first_id);
 
 // For readers: checks, without writing, that `db` is a ctaudit database of a version this build
 // reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.

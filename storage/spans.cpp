@@ -135,4 +135,18 @@ Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_m
   return ranges;
 }
 
+void addTailRange(std::vector<IdRange>& ranges, std::int64_t first, std::int64_t last) {
+  if (last < first) {
+    return;
+  }
+  IdRange tail{first, last};
+  // A range touches the tail when it reaches first - 1; first is a rowid, at least 1.
+  while (!ranges.empty() && ranges.back().last >= first - 1) {
+    tail.first = std::min(tail.first, ranges.back().first);
+    tail.last = std::max(tail.last, ranges.back().last);
+    ranges.pop_back();
+  }
+  ranges.push_back(tail);
+}
+
 }  // namespace ctaudit::storage

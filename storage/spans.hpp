@@ -92,4 +92,9 @@ private:
 // order; they may hold other rows too.
 [[nodiscard]] Result<std::vector<IdRange>> rowsStartedBetween(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms);
 
+// `ranges` (merged and in order, as rowsStartedBetween returns them) with the rows from `first` on
+// added: every range that reaches first - 1 or beyond is merged into one that ends at the larger of
+// its last and `last`. For the rows that may be open outside flows_open_* (kOpenIndexFromKey).
+void addTailRange(std::vector<IdRange>& ranges, std::int64_t first, std::int64_t last);
+
 }  // namespace ctaudit::storage

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string_view>
@@ -35,6 +36,18 @@ constexpr std::size_t kInsertRows = 32;
 
 // The writer connection's page cache, in KiB (see open()).
 constexpr int kWriterCacheKiB = 64 * 1024;
+
+// An open row goes into flows_open_nat and flows_open_src once it has been open this long
+// (docs/schema.md, "Open rows"). Those indexes are keyed by address, so each entry lands on its own
+// leaf somewhere in them, and a flow that had one cost two inserts and two deletes all over both:
+// with 100k flows open, 40 % of the sink's CPU (sink_bench --live 100000). Most flows end within
+// minutes and now never touch them; until then a lookup finds the row as it finds any recent one.
+// Longer means fewer entries, but a start-up after a crash reads the rows of this period to find
+// their open ones (forEachOpenRow).
+constexpr std::chrono::minutes kOpenIndexAfter{5};
+// How often the sink looks for rows that have been open that long: each look walks the map of
+// open rows.
+constexpr std::chrono::seconds kOpenIndexEvery{10};
 
 // Columns an event can change, split by the indexes they feed, so that an update rewrites an
 // index entry only when that entry's value changes (SQLite rewrites the entries of every index
@@ -143,6 +156,9 @@ constexpr std::string_view kLastRunSql = "SELECT started_ns, alive_ns, stopped_n
 constexpr std::string_view kInsertRunSql =
     "INSERT INTO runs (started_ns, alive_ns, stopped_ns, version, observer_hostname) VALUES (?1, ?1, NULL, ?2, ?3)";
 constexpr std::string_view kEndRunSql = "UPDATE runs SET alive_ns = ?1, stopped_ns = ?1 WHERE id = ?2";
+// Puts an open row into flows_open_*. `dur_ms IS NULL`: another writer may have closed it.
+constexpr std::string_view kIndexOpenRowSql = "UPDATE flows SET packed = packed | 131072 WHERE id = ?1 AND dur_ms IS NULL";
+static_assert(131072 == (flow_flags::kInOpenIndex << kFlagsShift));
 
 // Counts are unsigned in GapRecord and signed 64-bit in SQLite; no real count comes near 2^63, and
 // the value round-trips through the cast either way.
@@ -173,6 +189,7 @@ struct SqliteSink::Impl {
   std::array<SqliteStmt, kUpdateMasks> updates;
   SqliteStmt insert_gap;
   SqliteStmt update_alive;
+  SqliteStmt index_open_row;
   std::shared_ptr<spdlog::logger> log;
   std::filesystem::path path;
   std::string observer_hostname;
@@ -235,6 +252,25 @@ struct SqliteSink::Impl {
   // that a rolled-back batch (Failed or Retry, then retried or split by the Batcher) leaves the map
   // as the database is; cleared when it commits.
   std::vector<std::pair<FlowKey, std::optional<std::int64_t>>> open_rows_undo;
+
+  // --- Open rows into flows_open_* (kOpenIndexAfter). ---
+  //
+  // Every open row with an id below open_index_from is in flows_open_* (meta, kOpenIndexFromKey).
+  // written_at says when the rows were written: (the newest event time of a committed batch, the
+  // first id after its rows), oldest first. A batch whose events are kOpenIndexAfter newer than an
+  // entry's adds the open rows before that entry's id to the indexes and moves open_index_from
+  // there; the entries it passed are dropped when it commits.
+  std::int64_t open_index_from{1};
+  std::deque<std::pair<Timestamp, std::int64_t>> written_at;
+  Timestamp last_open_index_pass{};
+  // Of the batch under way: its newest event time, the id after its last row (0: none inserted),
+  // and where it moved open_index_from to.
+  Timestamp batch_newest{};
+  std::int64_t batch_next_id{0};
+  std::int64_t batch_open_index_from{1};
+  std::optional<WriteFailure> indexOldOpenRows();
+  // After a commit: what the batch wrote becomes the state above.
+  void committedOpenIndex();
   // `row`: the columns the open row `id` now has, to hold (null: not known).
   void setOpenRow(const FlowKey& key, std::optional<std::int64_t> id, const FlowRow* row = nullptr);
   void undoOpenRows() noexcept;
@@ -317,6 +353,7 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
         self_->spans->rollback();
       } else {
         self_->spans->commit();
+        self_->committedOpenIndex();
       }
       self_->open_rows_undo.clear();
     }
@@ -325,6 +362,9 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
     Impl* self_;
   };
   const UndoUnlessCommitted undo(this);
+  batch_newest = Timestamp{};
+  batch_next_id = 0;
+  batch_open_index_from = open_index_from;
   try {
     Transaction tx(db.get());
     if (!tx.begun()) {
@@ -433,9 +473,15 @@ Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
                                                const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit) {
   // In id order, so that of two open rows of one key (a database written before the open-row map,
   // or by hand) the newest is visited last, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
-  auto select = prepare(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ms IS NULL ORDER BY id");
+  // The open rows in flows_open_* through one of them, and the rows from open_index_from on, which
+  // may be open without being in them: at most kOpenIndexAfter and a pass's worth of rows, read
+  // in rowid order.
+  auto select = prepare(db.get(), openRowsSql());
   if (!select) {
     return Unexpected{select.error()};
+  }
+  if (sqlite3_bind_int64(select->get(), 1, open_index_from) != SQLITE_OK) {
+    return sqliteFailure(db.get(), path.string() + ": cannot read the open flows");
   }
   int rc = SQLITE_OK;
   while ((rc = sqlite3_step(select->get())) == SQLITE_ROW) {
@@ -567,6 +613,7 @@ std::optional<WriteFailure> SqliteSink::Impl::insertRows(std::span<const Pending
   }
   // One statement's rows get consecutive ids, the last one reported.
   const std::int64_t first_id = sqlite3_last_insert_rowid(db.get()) - static_cast<std::int64_t>(pending.size()) + 1;
+  batch_next_id = first_id + static_cast<std::int64_t>(pending.size());
   for (std::size_t i = 0; i < pending.size(); ++i) {
     const std::int64_t id = first_id + static_cast<std::int64_t>(i);
     if (spans->add(id, pending[i].start_ms) != SQLITE_OK) {
@@ -660,6 +707,7 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
     if (auto failed = fold(record)) {
       return failed;
     }
+    batch_newest = std::max(batch_newest, record.event_time);
   }
   for (std::size_t i = 0; i < batch_flows.size(); ++i) {
     const FoldedFlow& folded = batch_flows[i];
@@ -688,7 +736,54 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
     }
     at += rows;
   }
+  return indexOldOpenRows();
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
+  // A clock that went back does not hold the passes off until it is past the last one again.
+  if (batch_newest >= last_open_index_pass && batch_newest - last_open_index_pass < kOpenIndexEvery) {
+    return std::nullopt;
+  }
+  std::int64_t index_to = open_index_from;
+  for (const auto& [written, next_id] : written_at) {
+    if (batch_newest - written < kOpenIndexAfter) {
+      break;
+    }
+    index_to = next_id;
+  }
+  if (index_to <= open_index_from) {
+    return std::nullopt;
+  }
+  for (auto& [key, entry] : open_rows) {
+    if (entry.id < open_index_from || entry.id >= index_to) {
+      continue;
+    }
+    const StatementReset reset(index_open_row, kKeepBindings);
+    if (sqlite3_bind_int64(index_open_row.get(), 1, entry.id) != SQLITE_OK ||
+        sqlite3_step(index_open_row.get()) != SQLITE_DONE) {
+      return failure("cannot add an open flow to flows_open_*");
+    }
+    // The copy lacks the flag now; the next event of the flow reads the row back instead.
+    entry.generation = 0;
+  }
+  if (auto moved = setOpenIndexFrom(db.get(), index_to); !moved) {
+    return WriteFailure{SQLITE_ERROR, moved.error().detail};
+  }
+  batch_open_index_from = index_to;
   return std::nullopt;
+}
+
+void SqliteSink::Impl::committedOpenIndex() {
+  if (batch_open_index_from != open_index_from) {
+    open_index_from = batch_open_index_from;
+    last_open_index_pass = batch_newest;
+    while (!written_at.empty() && written_at.front().second <= open_index_from) {
+      written_at.pop_front();
+    }
+  }
+  if (batch_next_id != 0) {
+    written_at.emplace_back(batch_newest, batch_next_id);
+  }
 }
 
 SinkStatus SqliteSink::Impl::report(const WriteFailure& failure, const std::string& what) {
@@ -800,7 +895,8 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
                     observer_hostname);
   }
 
-  const std::array<std::pair<SqliteStmt*, std::string>, 6> statements{{
+  const std::array<std::pair<SqliteStmt*, std::string>, 7> statements{{
+      {&impl->index_open_row, std::string(kIndexOpenRowSql)},
       {&impl->read_open, readOpenFlowSql()},
       {&impl->data_version_stmt, "PRAGMA data_version"},
       {&impl->insert, flowInsertSql()},
@@ -824,6 +920,18 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   // makes the first batch read them again instead of using what was loaded.
   if (auto checked = impl->checkDataVersion()) {
     return fail(Errc::Storage, path.string() + ": " + checked->detail);
+  }
+  auto open_index_from = openIndexFrom(db);
+  auto last_id = queryInteger(db, "SELECT coalesce(max(id), 0) FROM flows");
+  if (!open_index_from || !last_id) {
+    const auto& error = !open_index_from ? open_index_from.error() : last_id.error();
+    return fail(Errc::Storage, path.string() + ": " + error.detail);
+  }
+  impl->open_index_from = *open_index_from;
+  // The rows written before this open that may still be open outside flows_open_*: when they were
+  // written is not known, so they count as written now.
+  if (*last_id >= impl->open_index_from) {
+    impl->written_at.emplace_back(SystemClock{}.now(), *last_id + 1);
   }
   if (auto loaded = impl->loadOpenRows(); !loaded) {
     return Unexpected{loaded.error()};

@@ -179,19 +179,19 @@ TEST_F(FlowReaderTest, AnotherApplicationsDatabaseIsAStorageError) {
 TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 5", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 6", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto reader = FlowReader::open(path_);
   ASSERT_FALSE(reader);
   EXPECT_EQ(reader.error().code, Errc::Storage);
-  EXPECT_NE(reader.error().detail.find("schema version 5"), std::string::npos) << reader.error().detail;
+  EXPECT_NE(reader.error().detail.find("schema version 6"), std::string::npos) << reader.error().detail;
 }
 
 // A version-1 file (addresses as BLOBs, end_ns), version-2 file (nanoseconds, times in the
 // indexes) or version-3 file (four counter columns, indexes without buckets) is refused with what
-// to do, not misread.
+// to do, not misread; a version-4 file too, read-only, until the daemon has upgraded it.
 TEST_F(FlowReaderTest, AnOlderSchemaVersionIsAStorageErrorSayingWhatToDo) {
-  for (const int version : {1, 2, 3}) {
+  for (const int version : {1, 2, 3, 4}) {
     {
       const SqliteDb db = openRaw(path_);
       ASSERT_EQ(sqlite3_exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str(), nullptr, nullptr,

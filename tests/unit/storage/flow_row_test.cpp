@@ -101,8 +101,16 @@ TEST(FlowRowTest, StoresIpv4AsBiasedIntegersAndIpv6AsBlobs) {
   const FlowRow dnat = encodeFlow(firstEvent(records[4]));
   EXPECT_TRUE(isNull(dnat, FlowColumn::NatSrc));
   EXPECT_EQ(dnat.at(static_cast<std::size_t>(FlowColumn::NatDst)), endpointValue(ip("100.64.0.2"), 80));
+  // Open: no end, so the end's bit says whether the row is in flows_open_*, which a new row is not.
   EXPECT_EQ((integer(dnat, FlowColumn::Packed) >> kFlagsShift) & flow_flags::kAll,
-            flow_flags::kStartFromReceive | flow_flags::kEndFromReceive | flow_flags::kObservedAtStart);
+            flow_flags::kStartFromReceive | flow_flags::kObservedAtStart);
+  StoredFlow indexed = firstEvent(records[4]);
+  indexed.in_open_index = true;
+  EXPECT_EQ((integer(encodeFlow(indexed), FlowColumn::Packed) >> kFlagsShift) & flow_flags::kAll,
+            flow_flags::kStartFromReceive | flow_flags::kInOpenIndex | flow_flags::kObservedAtStart);
+  const auto decoded = decodeFlow(encodeFlow(indexed));
+  ASSERT_TRUE(decoded) << decoded.error().detail;
+  EXPECT_EQ(*decoded, indexed);
   EXPECT_EQ(integer(dnat, FlowColumn::Packed) & 0xFF, 6);  // TCP
   EXPECT_EQ(integer(dnat, FlowColumn::Packed) >> kStatusShift, records[4].status);
   EXPECT_LT(integer(dnat, FlowColumn::Packed), std::int64_t{1} << 31);  // 4 bytes

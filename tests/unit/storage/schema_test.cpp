@@ -53,7 +53,7 @@ TEST(SchemaTest, CreatesOnceAndThenOnlyChecks) {
   const auto again = applySchema(db.get(), "gw1", at(60s));
   ASSERT_TRUE(again) << again.error().detail;
   EXPECT_EQ(again->created_at, "2026-11-25T10:00:00.000000000Z");
-  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM meta"), 3);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM meta"), 4);
 
   const auto checked = checkSchema(db.get());
   ASSERT_TRUE(checked) << checked.error().detail;

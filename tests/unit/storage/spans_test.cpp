@@ -73,6 +73,28 @@ TEST(SaturatingSubTest, ClampsTowardsTheSideItOverflows) {
   EXPECT_EQ(saturatingSub(kMax - 5, kMin), kMax);
 }
 
+// The rows that may be open outside flows_open_* join the ranges of a lookup: merged with every
+// range they overlap or touch, after the ranges below them.
+TEST(AddTailRangeTest, MergesWhatItOverlapsOrTouchesAndKeepsWhatLiesBelow) {
+  std::vector<IdRange> ranges{{1, 10}, {20, 30}, {40, 50}};
+  addTailRange(ranges, 31, 100);
+  EXPECT_EQ(ranges, (std::vector<IdRange>{{1, 10}, {20, 100}}));
+
+  ranges = {{1, 10}, {20, 30}};
+  addTailRange(ranges, 32, 40);
+  EXPECT_EQ(ranges, (std::vector<IdRange>{{1, 10}, {20, 30}, {32, 40}}));
+
+  ranges = {{1, 10}, {20, 300}};
+  addTailRange(ranges, 5, 100);  // a range may reach beyond the last row the caller saw
+  EXPECT_EQ(ranges, (std::vector<IdRange>{{1, 300}}));
+
+  ranges = {};
+  addTailRange(ranges, 7, 7);
+  EXPECT_EQ(ranges, (std::vector<IdRange>{{7, 7}}));
+  addTailRange(ranges, 9, 8);  // no rows from 9 on
+  EXPECT_EQ(ranges, (std::vector<IdRange>{{7, 7}}));
+}
+
 TEST_F(SpansTest, ConsecutiveRowsWithinTheWidthShareOneSpanAcrossBatches) {
   batch({{1, 1000}, {2, 1500}});
   batch({{3, 900}, {4, 1000 + kSpanWidthMs - 100}});

@@ -323,7 +323,7 @@ TEST_F(SqliteSinkTest, RefusesADatabaseOfANewerVersion) {
   sink_.reset();
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 5", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 6", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto sink = SqliteSink::open(path_, "gw1", testing::nullLogger());
   ASSERT_FALSE(sink);
@@ -605,10 +605,124 @@ TEST_F(SqliteSinkTest, AVersionOneFileFromBeforeGapsAndRunsGetsThem) {
             5);
 }
 
-TEST_F(SqliteSinkTest, OpenFlowsReadsThePartialIndex) {
+// The open rows in flows_open_* (flag kInOpenIndex), as the reader's open arm selects them.
+std::int64_t rowsInOpenIndex(sqlite3* db) {
+  return count(db, "SELECT count(*) FROM flows INDEXED BY flows_open_nat WHERE dur_ms IS NULL AND " +
+                       std::string(kInOpenIndexSql));
+}
+
+std::vector<std::uint32_t> ctIdsAlive(const std::filesystem::path& path, Timestamp from) {
+  auto reader = FlowReader::open(path);
+  EXPECT_TRUE(reader) << reader.error().detail;
+  FlowQuery query;
+  query.from = from;
+  query.to = from;
+  auto records = reader ? (*reader)->find(query) : Result<std::vector<FlowRecord>>{std::vector<FlowRecord>{}};
+  EXPECT_TRUE(records) << records.error().detail;
+  std::vector<std::uint32_t> ids;
+  for (const FlowRecord& record : records ? *records : std::vector<FlowRecord>{}) {
+    ids.push_back(record.ct_id);
+  }
+  return ids;
+}
+
+TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) {
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  const auto brief = portTuple(Protocol::Udp, "100.64.0.4", 5001, "198.51.100.1", 53);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(0s)),
+                   flowEvent(EventType::New, 3, brief, replyOf(brief), at(1s))}),
+            SinkStatus::Ok);
+  ASSERT_EQ(write({flowEvent(EventType::Destroy, 3, brief, replyOf(brief), at(200s))}), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
+    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "1");
+  }
+  // Five minutes after the first batch: its row still open goes in, the closed one does not, and
+  // the rows from here on are the ones that may be open outside the indexes.
+  ASSERT_EQ(write({flowEvent(EventType::New, 2, other, replyOf(other), at(400s))}), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
+    EXPECT_EQ(count(db.get(), "SELECT id FROM flows WHERE dur_ms IS NULL AND " + std::string(kInOpenIndexSql)), 1);
+    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+  }
+  // Over an hour later, where the recent rows no longer reach back to flow 1's start: found through
+  // flows_open_*; flow 2, newer than open_index_from, through the rows after it.
+  EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 2}));
+
+  // An event of the flow keeps its row in the indexes; its end takes it out.
+  auto update = flowEvent(EventType::Update, 1, tcp_, masqueraded_, at(410s));
+  update.counters_original = Counters{10, 1000};
+  ASSERT_EQ(write({update}), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
+  }
+  auto reopened = [&] {
+    sink_.reset();
+    auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+    EXPECT_TRUE(sink) << sink.error().detail;
+    sink_ = std::move(*sink);
+  };
+  reopened();
+  auto open = sink_->openFlows();
+  ASSERT_TRUE(open) << open.error().detail;
+  std::vector<std::uint32_t> open_ids;
+  for (const FlowRecord& record : *open) {
+    open_ids.push_back(record.ct_id);
+  }
+  EXPECT_EQ(open_ids, (std::vector<std::uint32_t>{1, 2}));  // one in the index, one after it
+  ASSERT_EQ(write({flowEvent(EventType::Destroy, 1, tcp_, masqueraded_, at(420s))}), SinkStatus::Ok);
   const SqliteDb db = openRaw(path_);
-  const std::string plan = testing::queryPlan(db.get(), "SELECT id, " + flowColumnList() + " FROM flows WHERE dur_ms IS NULL");
-  EXPECT_NE(plan.find("flows_open"), std::string::npos) << plan;
+  EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
+  EXPECT_EQ(rows(), 3);  // the DESTROY closed flow 1's row, found through the map loaded at open
+  EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{2}));
+}
+
+// Version 4 had every open row in flows_open_* (WHERE dur_ms IS NULL) and no open_index_from: the
+// daemon upgrades such a file in place, its open rows into the new indexes.
+TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) {
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(0s)),
+                   flowEvent(EventType::Destroy, 2, other, replyOf(other), at(1s))}),
+            SinkStatus::Ok);
+  sink_.reset();
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(),
+                           "BEGIN; DROP INDEX flows_open_nat; DROP INDEX flows_open_src;"
+                           "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL;"
+                           "CREATE INDEX flows_open_src ON flows ((CASE WHEN typeof(orig_src) = 'integer' THEN "
+                           "orig_src >> 16 ELSE substr(orig_src, 1, 16) END)) WHERE dur_ms IS NULL;"
+                           "UPDATE flows SET packed = packed & ~131072 WHERE dur_ms IS NULL;"
+                           "DELETE FROM meta WHERE key = 'open_index_from'; PRAGMA user_version = 4; COMMIT",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+    EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
+  }
+  auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(sink) << sink.error().detail;
+  sink_ = std::move(*sink);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%131072%'"), 2);
+  // Found a day later through the open index alone: no row is after open_index_from.
+  EXPECT_EQ(ctIdsAlive(path_, at(86400s)), (std::vector<std::uint32_t>{1}));
+  auto open = sink_->openFlows();
+  ASSERT_TRUE(open) << open.error().detail;
+  ASSERT_EQ(open->size(), 1U);
+  EXPECT_EQ(open->front().ct_id, 1U);
+}
+
+TEST_F(SqliteSinkTest, OpenFlowsReadsThePartialIndexAndTheRowsNotInItYet) {
+  const SqliteDb db = openRaw(path_);
+  const std::string plan = testing::queryPlan(db.get(), openRowsSql());
+  EXPECT_NE(plan.find("flows_open_nat"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("INTEGER PRIMARY KEY (rowid>?)"), std::string::npos) << plan;
 }
 
 TEST_F(SqliteSinkTest, TheOpenFlowReadIsAPointReadByRowid) {
