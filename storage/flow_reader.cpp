@@ -99,6 +99,13 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
 
 Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   sqlite3* db = impl_->db.get();
+  // The spans, meta.open_index_from, the last id and the rows from one snapshot: a row the daemon
+  // inserts or adds to flows_open_* meanwhile is then in the ranges or the indexes this query
+  // searches, or not yet in the file.
+  const ReadSnapshot snapshot(db);
+  if (!snapshot.begun()) {
+    return sqliteFailure(db, "cannot begin a read transaction");
+  }
   std::vector<IdRange> started;
   if (const auto window = recentStartWindow(query)) {
     auto ranges = rowsStartedBetween(db, window->from_ms, window->to_ms);

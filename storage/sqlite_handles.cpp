@@ -23,6 +23,15 @@ int Transaction::commit() noexcept {
   return rc;
 }
 
+ReadSnapshot::ReadSnapshot(sqlite3* db) noexcept
+    : db_(db), begun_(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK) {}
+
+ReadSnapshot::~ReadSnapshot() {
+  if (begun_ && sqlite3_get_autocommit(db_) == 0) {
+    sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  }
+}
+
 bool isIoError(int rc) noexcept {
   switch (rc & 0xFF) {
     case SQLITE_CANTOPEN:

@@ -52,6 +52,26 @@ private:
   bool committed_{false};
 };
 
+// A read transaction (BEGIN, deferred) for the life of the object, so that several statements read
+// one snapshot of a WAL database: what a writer commits in between is seen by all of them or by
+// none. Ended (COMMIT, which for a reader only releases the snapshot) at scope exit.
+class ReadSnapshot {
+public:
+  explicit ReadSnapshot(sqlite3* db) noexcept;
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  ReadSnapshot(ReadSnapshot&&) = delete;
+  ReadSnapshot& operator=(ReadSnapshot&&) = delete;
+  ~ReadSnapshot();
+
+  // True when BEGIN succeeded.
+  [[nodiscard]] bool begun() const noexcept { return begun_; }
+
+private:
+  sqlite3* db_;
+  bool begun_;
+};
+
 // Resets a statement at scope exit, so that it releases its read snapshot (an un-reset SELECT
 // keeps a WAL snapshot, and with it the checkpointer, pinned), and by default clears its bindings
 // so that the next use starts clean. Bindings::Keep is for statements that bind every parameter
