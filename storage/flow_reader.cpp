@@ -108,22 +108,11 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   }
   std::vector<IdRange> started;
   if (const auto window = recentStartWindow(query)) {
-    auto ranges = rowsStartedBetween(db, window->from_ms, window->to_ms);
+    auto ranges = rowsToSearch(db, window->from_ms, window->to_ms);
     if (!ranges) {
       return Unexpected{ranges.error()};
     }
     started = std::move(*ranges);
-    // The rows from open_index_from on may be open without being in flows_open_* (schema.hpp):
-    // searched like those that started in the window, whenever they started.
-    auto unindexed_from = openIndexFrom(db);
-    if (!unindexed_from) {
-      return Unexpected{unindexed_from.error()};
-    }
-    auto last_id = queryInteger(db, "SELECT coalesce(max(id), 0) FROM flows");
-    if (!last_id) {
-      return Unexpected{last_id.error()};
-    }
-    addTailRange(started, *unindexed_from, *last_id);
   }
   const CompiledQuery compiled = compileFlowQuery(query, started);
   auto stmt = prepare(db, compiled.sql);

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <utility>
 
+#include "storage/schema.hpp"
+
 namespace ctaudit::storage {
 namespace {
 
@@ -147,6 +149,23 @@ void addTailRange(std::vector<IdRange>& ranges, std::int64_t first, std::int64_t
     ranges.pop_back();
   }
   ranges.push_back(tail);
+}
+
+Result<std::vector<IdRange>> rowsToSearch(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms) {
+  auto ranges = rowsStartedBetween(db, from_ms, to_ms);
+  if (!ranges) {
+    return ranges;
+  }
+  auto unindexed_from = openIndexFrom(db);
+  if (!unindexed_from) {
+    return Unexpected{unindexed_from.error()};
+  }
+  auto last_id = queryInteger(db, "SELECT coalesce(max(id), 0) FROM flows");
+  if (!last_id) {
+    return Unexpected{last_id.error()};
+  }
+  addTailRange(*ranges, *unindexed_from, *last_id);
+  return ranges;
 }
 
 }  // namespace ctaudit::storage

@@ -97,4 +97,10 @@ private:
 // its last and `last`. For the rows that may be open outside flows_open_* (kOpenIndexFromKey).
 void addTailRange(std::vector<IdRange>& ranges, std::int64_t first, std::int64_t last);
 
+// The rowid ranges a lookup whose recent window is [from_ms, to_ms] searches by rowid: those of
+// rowsStartedBetween, and the rows from meta.open_index_from to the last, which may be open
+// without being in flows_open_* (schema.hpp), whenever they started. Call it in the read
+// transaction of the lookup itself, so that both see the same rows.
+[[nodiscard]] Result<std::vector<IdRange>> rowsToSearch(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms);
+
 }  // namespace ctaudit::storage

@@ -262,13 +262,23 @@ struct SqliteSink::Impl {
   // there; the entries it passed are dropped when it commits.
   std::int64_t open_index_from{1};
   std::deque<std::pair<Timestamp, std::int64_t>> written_at;
+  // The front entry of written_at stands for the rows written before open(), at a time not known:
+  // it takes the first batch's time.
+  bool stamp_first_entry{false};
   Timestamp last_open_index_pass{};
+  bool open_index_failing{false};  // the last pass failed (logged once, until one succeeds)
   // Of the batch under way: its newest event time, the id after its last row (0: none inserted),
   // and where it moved open_index_from to.
   Timestamp batch_newest{};
   std::int64_t batch_next_id{0};
   std::int64_t batch_open_index_from{1};
   std::optional<WriteFailure> indexOldOpenRows();
+  // Puts the open rows of the map with ids in [open_index_from, index_to) into flows_open_* and
+  // moves open_index_from to index_to.
+  std::optional<WriteFailure> addToOpenIndexes(std::int64_t index_to);
+  // Open rows that the map does not hold (they do not decode, or an older row of the same key):
+  // no pass would find them, so they go into flows_open_* when the sink opens the database.
+  std::optional<WriteFailure> indexUnmappedOpenRows(std::span<const std::int64_t> ids);
   // After a commit: what the batch wrote becomes the state above.
   void committedOpenIndex();
   // `row`: the columns the open row `id` now has, to hold (null: not known).
@@ -277,7 +287,8 @@ struct SqliteSink::Impl {
   // Decodes every open row (no end yet), in id order, and hands it to `visit`; a row that does
   // not decode is logged with `skipped` (what happens to it instead) and passed over.
   [[nodiscard]] Result<void> forEachOpenRow(std::string_view skipped,
-                                            const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit);
+                                            const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit,
+                                            const std::function<void(std::int64_t)>& skipped_id = {});
   [[nodiscard]] Result<void> loadOpenRows();
 
   // --- One batch, folded per flow before SQLite sees it (writeBatch). ---
@@ -470,7 +481,8 @@ void SqliteSink::Impl::undoOpenRows() noexcept {
 }
 
 Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
-                                               const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit) {
+                                               const std::function<void(std::int64_t, const FlowRow&, StoredFlow&&)>& visit,
+                                               const std::function<void(std::int64_t)>& skipped_id) {
   // In id order, so that of two open rows of one key (a database written before the open-row map,
   // or by hand) the newest is visited last, as the lookup by key did ("ORDER BY id DESC LIMIT 1").
   // The open rows in flows_open_* through one of them, and the rows from open_index_from on, which
@@ -490,6 +502,9 @@ Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
     auto flow = row ? decodeFlow(*row) : Result<StoredFlow>{Unexpected{row.error()}};
     if (!flow) {
       log->warn("{}: open flow row id {} does not decode; {}: {}", path.string(), id, skipped, flow.error().detail);
+      if (skipped_id) {
+        skipped_id(id);
+      }
       continue;
     }
     visit(id, *row, std::move(*flow));
@@ -502,12 +517,25 @@ Result<void> SqliteSink::Impl::forEachOpenRow(std::string_view skipped,
 
 Result<void> SqliteSink::Impl::loadOpenRows() {
   open_rows.clear();
-  return forEachOpenRow("the next event of its flow opens a new row",
-                        [this](std::int64_t id, const FlowRow& row, StoredFlow&& flow) {
-                          OpenRow& entry = open_rows[storedKey(flow.record)];
-                          entry.id = id;
-                          holdRow(entry, row);
-                        });
+  std::vector<std::int64_t> unmapped;
+  auto loaded = forEachOpenRow(
+      "the next event of its flow opens a new row",
+      [&](std::int64_t id, const FlowRow& row, StoredFlow&& flow) {
+        const auto [found, added] = open_rows.try_emplace(storedKey(flow.record));
+        if (!added) {
+          unmapped.push_back(found->second.id);  // the newer row of the key takes the entry
+        }
+        found->second.id = id;
+        holdRow(found->second, row);
+      },
+      [&](std::int64_t id) { unmapped.push_back(id); });
+  if (!loaded) {
+    return loaded;
+  }
+  if (auto failed = indexUnmappedOpenRows(unmapped)) {
+    return fail(Errc::Storage, path.string() + ": " + failed->detail);
+  }
+  return {};
 }
 
 std::optional<WriteFailure> SqliteSink::Impl::readOpenRow(const FlowKey& key, std::int64_t id,
@@ -614,6 +642,14 @@ std::optional<WriteFailure> SqliteSink::Impl::insertRows(std::span<const Pending
   // One statement's rows get consecutive ids, the last one reported.
   const std::int64_t first_id = sqlite3_last_insert_rowid(db.get()) - static_cast<std::int64_t>(pending.size()) + 1;
   batch_next_id = first_id + static_cast<std::int64_t>(pending.size());
+  if (first_id < batch_open_index_from) {
+    // Ids are reused once expiry has deleted the newest rows (retention.cpp): every open row below
+    // open_index_from must be in flows_open_*, so it comes down to the new rows.
+    if (auto moved = setOpenIndexFrom(db.get(), first_id); !moved) {
+      return WriteFailure{sqlite3_extended_errcode(db.get()), moved.error().detail};
+    }
+    batch_open_index_from = first_id;
+  }
   for (std::size_t i = 0; i < pending.size(); ++i) {
     const std::int64_t id = first_id + static_cast<std::int64_t>(i);
     if (spans->add(id, pending[i].start_ms) != SQLITE_OK) {
@@ -709,6 +745,10 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
     }
     batch_newest = std::max(batch_newest, record.event_time);
   }
+  if (stamp_first_entry && !written_at.empty()) {
+    written_at.front().first = batch_newest;
+    stamp_first_entry = false;
+  }
   for (std::size_t i = 0; i < batch_flows.size(); ++i) {
     const FoldedFlow& folded = batch_flows[i];
     if (folded.row_id) {
@@ -746,7 +786,11 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
   }
   std::int64_t index_to = open_index_from;
   for (const auto& [written, next_id] : written_at) {
-    if (batch_newest - written < kOpenIndexAfter) {
+    // An entry stamped far after this batch's events (the clock went back, a bogus event time)
+    // counts as old enough rather than holding the queue up: adding rows early costs only their
+    // entries. Event times that are merely out of order by a little wait as usual.
+    const bool far_ahead = written > batch_newest + kOpenIndexAfter;
+    if (!far_ahead && batch_newest - written < kOpenIndexAfter) {
       break;
     }
     index_to = next_id;
@@ -754,6 +798,42 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
   if (index_to <= open_index_from) {
     return std::nullopt;
   }
+  last_open_index_pass = batch_newest;
+  // In a savepoint of its own: the pass is upkeep, and a failure of it (a trigger, a constraint a
+  // person added at the shell) must not cost the batch its records. Skipping a pass keeps every
+  // open row findable: open_index_from stays where it was.
+  if (sqlite3_exec(db.get(), "SAVEPOINT open_index", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return failure("SAVEPOINT");
+  }
+  auto failed = addToOpenIndexes(index_to);
+  if (!failed) {
+    if (sqlite3_exec(db.get(), "RELEASE open_index", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return failure("RELEASE");
+    }
+    batch_open_index_from = index_to;
+    if (open_index_failing) {
+      log->info("{}: adding long-open flows to flows_open_* again", path.string());
+      open_index_failing = false;
+    }
+    return std::nullopt;
+  }
+  if (sqlite3_get_autocommit(db.get()) != 0) {
+    return failed;  // SQLite rolled the whole transaction back (full disk, I/O error): the batch fails
+  }
+  if (sqlite3_exec(db.get(), "ROLLBACK TO open_index; RELEASE open_index", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return failure("ROLLBACK TO");
+  }
+  if (!open_index_failing) {
+    log->warn("{}: cannot add the flows open for {} min to flows_open_*, trying again every {} s; lookups "
+              "search those rows by rowid meanwhile: {}",
+              path.string(), std::chrono::duration_cast<std::chrono::minutes>(kOpenIndexAfter).count(),
+              kOpenIndexEvery.count(), failed->detail);
+    open_index_failing = true;
+  }
+  return std::nullopt;
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::addToOpenIndexes(std::int64_t index_to) {
   for (auto& [key, entry] : open_rows) {
     if (entry.id < open_index_from || entry.id >= index_to) {
       continue;
@@ -767,16 +847,28 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
     entry.generation = 0;
   }
   if (auto moved = setOpenIndexFrom(db.get(), index_to); !moved) {
-    return WriteFailure{SQLITE_ERROR, moved.error().detail};
+    return WriteFailure{sqlite3_extended_errcode(db.get()), moved.error().detail};
   }
-  batch_open_index_from = index_to;
+  return std::nullopt;
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::indexUnmappedOpenRows(std::span<const std::int64_t> ids) {
+  for (const std::int64_t id : ids) {
+    if (id < open_index_from) {
+      continue;  // in flows_open_* already
+    }
+    const StatementReset reset(index_open_row, kKeepBindings);
+    if (sqlite3_bind_int64(index_open_row.get(), 1, id) != SQLITE_OK ||
+        sqlite3_step(index_open_row.get()) != SQLITE_DONE) {
+      return failure("cannot add an open flow to flows_open_*");
+    }
+  }
   return std::nullopt;
 }
 
 void SqliteSink::Impl::committedOpenIndex() {
   if (batch_open_index_from != open_index_from) {
     open_index_from = batch_open_index_from;
-    last_open_index_pass = batch_newest;
     while (!written_at.empty() && written_at.front().second <= open_index_from) {
       written_at.pop_front();
     }
@@ -929,9 +1021,10 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   }
   impl->open_index_from = *open_index_from;
   // The rows written before this open that may still be open outside flows_open_*: when they were
-  // written is not known, so they count as written now.
+  // written is not known, so they count as written at the first batch.
   if (*last_id >= impl->open_index_from) {
-    impl->written_at.emplace_back(SystemClock{}.now(), *last_id + 1);
+    impl->written_at.emplace_back(Timestamp{}, *last_id + 1);
+    impl->stamp_first_entry = true;
   }
   if (auto loaded = impl->loadOpenRows(); !loaded) {
     return Unexpected{loaded.error()};

@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<ctaudit::storage::IdRange> ranges;
     if (window) {
-      auto found = ctaudit::storage::rowsStartedBetween(raw, window->from_ms, window->to_ms);
+      auto found = ctaudit::storage::rowsToSearch(raw, window->from_ms, window->to_ms);
       if (!found) {
         std::cerr << "query_plan: " << found.error().detail << '\n';
         return 70;

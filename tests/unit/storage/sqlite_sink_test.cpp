@@ -644,7 +644,9 @@ TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) 
   {
     const SqliteDb db = openRaw(path_);
     EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
-    EXPECT_EQ(count(db.get(), "SELECT id FROM flows WHERE dur_ms IS NULL AND " + std::string(kInOpenIndexSql)), 1);
+    EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE dur_ms IS NULL AND " +
+                                   std::string(kInOpenIndexSql)),
+              "1");
     EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
   }
   // Over an hour later, where the recent rows no longer reach back to flow 1's start: found through
@@ -678,6 +680,94 @@ TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) 
   EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
   EXPECT_EQ(rows(), 3);  // the DESTROY closed flow 1's row, found through the map loaded at open
   EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{2}));
+}
+
+// Expiry that deletes the newest rows lets SQLite give their ids out again (retention.cpp): a new
+// open row below open_index_from brings it down, or no lookup would find the row once it is older
+// than the recent window.
+TEST_F(SqliteSinkTest, ARowThatReusesAnIdBelowOpenIndexFromBringsItDown) {
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  const auto third = portTuple(Protocol::Udp, "100.64.0.4", 5001, "198.51.100.1", 53);
+  const auto fourth = portTuple(Protocol::Udp, "100.64.0.5", 5002, "198.51.100.1", 53);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(0s)),
+                   flowEvent(EventType::New, 2, other, replyOf(other), at(1s))}),
+            SinkStatus::Ok);
+  ASSERT_EQ(write({flowEvent(EventType::New, 3, third, replyOf(third), at(400s))}), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+    ASSERT_EQ(sqlite3_exec(db.get(), "DELETE FROM flows WHERE id >= 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  ASSERT_EQ(write({flowEvent(EventType::New, 4, fourth, replyOf(fourth), at(410s))}), SinkStatus::Ok);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE ct_id = 4 - 2147483648"), "2");
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "2");
+  EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 4}));
+}
+
+// The pass is upkeep: when it cannot write (here a trigger a person added at the shell refuses it),
+// the batch is still written, open_index_from stays, every open row is still found, and a later
+// pass does the work.
+TEST_F(SqliteSinkTest, APassThatFailsCostsTheBatchNothing) {
+  auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  sink_.reset();
+  auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
+  ASSERT_TRUE(sink) << sink.error().detail;
+  sink_ = std::move(*sink);
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(0s))}), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(),
+                           "CREATE TRIGGER refuse BEFORE UPDATE OF packed ON flows WHEN (NEW.packed & 131072) != 0 "
+                           "BEGIN SELECT RAISE(ABORT, 'refused by a test'); END",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }
+  ASSERT_EQ(write({flowEvent(EventType::New, 2, other, replyOf(other), at(400s))}), SinkStatus::Ok);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(rows(), 2);
+    EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
+    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "1");
+    const auto logged = messages->last_formatted();
+    ASSERT_FALSE(logged.empty());
+    EXPECT_NE(logged.back().find("refused by a test"), std::string::npos) << logged.back();
+  }
+  EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 2}));
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "DROP TRIGGER refuse", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  auto update = flowEvent(EventType::Update, 1, tcp_, masqueraded_, at(420s));
+  ASSERT_EQ(write({update}), SinkStatus::Ok);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "2");
+  EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 2}));
+}
+
+// An open row the sink's map cannot hold (it does not decode) would never be found by a pass: it
+// goes into flows_open_* when the sink opens the database, so lookups keep finding it.
+TEST_F(SqliteSinkTest, AnOpenRowThatDoesNotDecodeGoesIntoTheOpenIndexesAtOpen) {
+  const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s)),
+                   flowEvent(EventType::New, 2, other, replyOf(other), at(2s))}),
+            SinkStatus::Ok);
+  sink_.reset();
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE flows SET icmp = 'x' WHERE ct_id = 2 - 2147483648", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
+  }
+  auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(sink) << sink.error().detail;
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE dur_ms IS NULL AND " +
+                                 std::string(kInOpenIndexSql)),
+            "2");
 }
 
 // Version 4 had every open row in flows_open_* (WHERE dur_ms IS NULL) and no open_index_from: the
