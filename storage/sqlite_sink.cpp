@@ -273,9 +273,9 @@ struct SqliteSink::Impl {
   std::int64_t batch_next_id{0};
   std::int64_t batch_open_index_from{1};
   std::optional<WriteFailure> indexOldOpenRows();
-  // Puts the open rows of the map with ids in [open_index_from, index_to) into flows_open_* and
-  // moves open_index_from to index_to.
-  std::optional<WriteFailure> addToOpenIndexes(std::int64_t index_to);
+  // Puts the open rows of the map with ids in [from, to) into flows_open_* and moves
+  // open_index_from to `to`.
+  std::optional<WriteFailure> addToOpenIndexes(std::int64_t from, std::int64_t to);
   // Open rows that the map does not hold (they do not decode, or an older row of the same key):
   // no pass would find them, so they go into flows_open_* when the sink opens the database.
   std::optional<WriteFailure> indexUnmappedOpenRows(std::span<const std::int64_t> ids);
@@ -784,7 +784,9 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
   if (batch_newest >= last_open_index_pass && batch_newest - last_open_index_pass < kOpenIndexEvery) {
     return std::nullopt;
   }
-  std::int64_t index_to = open_index_from;
+  // From where this batch left it: a reused id may have brought it down (insertRows).
+  const std::int64_t index_from = batch_open_index_from;
+  std::int64_t index_to = index_from;
   for (const auto& [written, next_id] : written_at) {
     // An entry stamped far after this batch's events (the clock went back, a bogus event time)
     // counts as old enough rather than holding the queue up: adding rows early costs only their
@@ -793,9 +795,9 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
     if (!far_ahead && batch_newest - written < kOpenIndexAfter) {
       break;
     }
-    index_to = next_id;
+    index_to = std::max(index_to, next_id);
   }
-  if (index_to <= open_index_from) {
+  if (index_to <= index_from) {
     return std::nullopt;
   }
   last_open_index_pass = batch_newest;
@@ -805,7 +807,7 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
   if (sqlite3_exec(db.get(), "SAVEPOINT open_index", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return failure("SAVEPOINT");
   }
-  auto failed = addToOpenIndexes(index_to);
+  auto failed = addToOpenIndexes(index_from, index_to);
   if (!failed) {
     if (sqlite3_exec(db.get(), "RELEASE open_index", nullptr, nullptr, nullptr) != SQLITE_OK) {
       return failure("RELEASE");
@@ -833,9 +835,9 @@ std::optional<WriteFailure> SqliteSink::Impl::indexOldOpenRows() {
   return std::nullopt;
 }
 
-std::optional<WriteFailure> SqliteSink::Impl::addToOpenIndexes(std::int64_t index_to) {
+std::optional<WriteFailure> SqliteSink::Impl::addToOpenIndexes(std::int64_t from, std::int64_t to) {
   for (auto& [key, entry] : open_rows) {
-    if (entry.id < open_index_from || entry.id >= index_to) {
+    if (entry.id < from || entry.id >= to) {
       continue;
     }
     const StatementReset reset(index_open_row, kKeepBindings);
@@ -846,7 +848,7 @@ std::optional<WriteFailure> SqliteSink::Impl::addToOpenIndexes(std::int64_t inde
     // The copy lacks the flag now; the next event of the flow reads the row back instead.
     entry.generation = 0;
   }
-  if (auto moved = setOpenIndexFrom(db.get(), index_to); !moved) {
+  if (auto moved = setOpenIndexFrom(db.get(), to); !moved) {
     return WriteFailure{sqlite3_extended_errcode(db.get()), moved.error().detail};
   }
   return std::nullopt;

@@ -699,10 +699,39 @@ TEST_F(SqliteSinkTest, ARowThatReusesAnIdBelowOpenIndexFromBringsItDown) {
     ASSERT_EQ(sqlite3_exec(db.get(), "DELETE FROM flows WHERE id >= 2", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   ASSERT_EQ(write({flowEvent(EventType::New, 4, fourth, replyOf(fourth), at(410s))}), SinkStatus::Ok);
-  const SqliteDb db = openRaw(path_);
-  EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE ct_id = 4 - 2147483648"), "2");
-  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "2");
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE ct_id = 4 - 2147483648"), "2");
+    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "2");
+  }
   EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 4}));
+}
+
+// A reused id and a pass in the same batch: the pass starts from where the reused id brought
+// open_index_from down, so the new row is in flows_open_* once open_index_from has moved past it.
+TEST_F(SqliteSinkTest, APassInTheBatchOfAReusedIdAddsTheNewRow) {
+  const auto tuple = [](int n) {
+    return portTuple(Protocol::Udp, "100.64.0." + std::to_string(n), 5000, "198.51.100.1", 53);
+  };
+  const auto open = [&](std::uint32_t ct_id, std::chrono::seconds at_s) {
+    return flowEvent(EventType::New, ct_id, tuple(static_cast<int>(ct_id)), replyOf(tuple(static_cast<int>(ct_id))),
+                     at(at_s));
+  };
+  ASSERT_EQ(write({open(1, 0s), open(2, 0s)}), SinkStatus::Ok);  // ids 1, 2
+  ASSERT_EQ(write({open(3, 200s)}), SinkStatus::Ok);              // id 3
+  ASSERT_EQ(write({open(4, 310s)}), SinkStatus::Ok);              // id 4; ids 1 and 2 go in
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+    ASSERT_EQ(sqlite3_exec(db.get(), "DELETE FROM flows WHERE id >= 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  // Id 2 again, and the rows written at 200 s (id 3, gone) are now five minutes old.
+  ASSERT_EQ(write({open(5, 520s)}), SinkStatus::Ok);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE ct_id = 5 - 2147483648"), "2");
+  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "4");
+  EXPECT_EQ(rowsInOpenIndex(db.get()), 2);
+  EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 5}));
 }
 
 // The pass is upkeep: when it cannot write (here a trigger a person added at the shell refuses it),
