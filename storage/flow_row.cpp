@@ -644,6 +644,10 @@ std::string openRowsSql() {
          " WHERE id >= ?1 AND dur_ms IS NULL AND NOT " + in_index + "\nORDER BY id";
 }
 
+std::string indexOpenRowSql() {
+  return "UPDATE flows SET packed = packed | " + std::to_string(kInOpenIndexBit) + " WHERE id = ?1 AND dur_ms IS NULL";
+}
+
 std::string readOpenFlowSql() { return "SELECT " + flowColumnList() + " FROM flows WHERE id = ?1 AND dur_ms IS NULL"; }
 
 int bindValue(sqlite3_stmt* stmt, int param, const ColumnValue& value) noexcept {

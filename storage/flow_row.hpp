@@ -89,12 +89,11 @@ inline constexpr std::int64_t kAll = 31;
 inline constexpr std::int64_t kInOpenIndex = kEndFromReceive;
 }  // namespace flow_flags
 
-// The partial indexes' condition on an open row that is in them: the bit above, written the way
-// a query must spell it for SQLite to use flows_open_*.
+// flow_flags::kInOpenIndex as it sits in `packed`, and the partial indexes' condition on an open
+// row that is in them, written the way a query must spell it for SQLite to use flows_open_*.
+inline constexpr std::int64_t kInOpenIndexBit = flow_flags::kInOpenIndex << kFlagsShift;
 inline constexpr std::string_view kInOpenIndexSql = "(packed & 131072) != 0";
-static_assert(131072 == (flow_flags::kInOpenIndex << kFlagsShift));
-namespace flow_flags {
-}  // namespace flow_flags
+static_assert(kInOpenIndexBit == 131072, "kInOpenIndexSql spells the bit out");
 
 // A short byte string as stored in a BLOB column: an IPv6 address (16 bytes), an IPv6 endpoint
 // (address and port, 18 bytes), a packed reply tuple (12 or 36 bytes) or the counters (up to 40). Fixed capacity, so that
@@ -175,7 +174,7 @@ struct StoredFlow {
   FlowRecord record;
   Timestamp lifetime_start{};
   // An open row that is in the flows_open_* indexes (flow_flags::kInOpenIndex). A new open row is
-  // not: the sink adds the rows that are still open kOpenIndexAfterMs after they were written
+  // not: the sink adds the rows that are still open five minutes after they were written
   // (docs/schema.md, "Open rows"). Kept by every merge; meaningless once the flow has ended.
   bool in_open_index{false};
   friend bool operator==(const StoredFlow&, const StoredFlow&) = default;
@@ -239,5 +238,8 @@ void settleEvent(StoredFlow& flow) noexcept;
 // flows_open_nat, and those from the row whose id is parameter 1 on that are not in them
 // (kOpenIndexFromKey, schema.hpp).
 [[nodiscard]] std::string openRowsSql();
+// Puts the row whose id is parameter 1 into flows_open_* (kInOpenIndexBit), if it is still open:
+// another writer may have closed it.
+[[nodiscard]] std::string indexOpenRowSql();
 
 }  // namespace ctaudit::storage

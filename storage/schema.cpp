@@ -53,7 +53,7 @@ constexpr std::string_view kCreateFlows = R"(CREATE TABLE flows (
 //    Both are keyed by the row's bucket first (kIndexBucketSql, flow_row.hpp), so that a batch
 //    inserts into the newest bucket's leaves and not into one leaf per flow across the index.
 //  - flows_open_nat, flows_open_src: the open rows by the same keys, once they have been open for
-//    kOpenIndexAfterMs (flow_flags::kInOpenIndex): a flow that ends sooner, most of them, never
+//    five minutes (flow_flags::kInOpenIndex, SqliteSink): a flow that ends sooner, most of them, never
 //    costs an entry here, whose inserts and deletes land all over the index. Rows from
 //    meta.open_index_from on may be open without being in them; a lookup searches those rows like
 //    the recent ones (flow_query_sql.cpp).
@@ -416,8 +416,8 @@ namespace {
 Result<void> upgradeFromVersion4(sqlite3* db) {
   const auto indexes = createIndexSql();
   const std::array<std::string, 6> steps{
-      "UPDATE flows INDEXED BY flows_open_nat SET packed = packed | " +
-          std::to_string(flow_flags::kInOpenIndex << kFlagsShift) + " WHERE dur_ms IS NULL",
+      "UPDATE flows INDEXED BY flows_open_nat SET packed = packed | " + std::to_string(kInOpenIndexBit) +
+          " WHERE dur_ms IS NULL",
       "DROP INDEX flows_open_nat",
       "DROP INDEX flows_open_src",
       indexes.at(2),
@@ -520,6 +520,8 @@ Result<std::int64_t> openIndexFrom(sqlite3* db) {
   }
   return value;
 }
+
+Result<std::int64_t> lastFlowId(sqlite3* db) { return queryInteger(db, "SELECT coalesce(max(id), 0) FROM flows"); }
 
 Result<void> setOpenIndexFrom(sqlite3* db, std::int64_t first_id) {
   auto update = prepare(db, "UPDATE meta SET value = ?1 WHERE key = ?2");

@@ -47,6 +47,8 @@ inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
 [[nodiscard]] Result<std::int64_t> openIndexFrom(sqlite3* db);
 // Sets it, in the caller's transaction. Errors: Errc::Storage.
 [[nodiscard]] Result<void> setOpenIndexFrom(sqlite3* db, std::int64_t first_id);
+// The largest id in `flows`, 0 when it is empty: the end of the rows from open_index_from on.
+[[nodiscard]] Result<std::int64_t> lastFlowId(sqlite3* db);
 
 // For readers: checks, without writing, that `db` is a ctaudit database of a version this build
 // reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.

@@ -160,7 +160,7 @@ Result<std::vector<IdRange>> rowsToSearch(sqlite3* db, std::int64_t from_ms, std
   if (!unindexed_from) {
     return Unexpected{unindexed_from.error()};
   }
-  auto last_id = queryInteger(db, "SELECT coalesce(max(id), 0) FROM flows");
+  auto last_id = lastFlowId(db);
   if (!last_id) {
     return Unexpected{last_id.error()};
   }

@@ -156,9 +156,6 @@ constexpr std::string_view kLastRunSql = "SELECT started_ns, alive_ns, stopped_n
 constexpr std::string_view kInsertRunSql =
     "INSERT INTO runs (started_ns, alive_ns, stopped_ns, version, observer_hostname) VALUES (?1, ?1, NULL, ?2, ?3)";
 constexpr std::string_view kEndRunSql = "UPDATE runs SET alive_ns = ?1, stopped_ns = ?1 WHERE id = ?2";
-// Puts an open row into flows_open_*. `dur_ms IS NULL`: another writer may have closed it.
-constexpr std::string_view kIndexOpenRowSql = "UPDATE flows SET packed = packed | 131072 WHERE id = ?1 AND dur_ms IS NULL";
-static_assert(131072 == (flow_flags::kInOpenIndex << kFlagsShift));
 
 // Counts are unsigned in GapRecord and signed 64-bit in SQLite; no real count comes near 2^63, and
 // the value round-trips through the cast either way.
@@ -276,6 +273,8 @@ struct SqliteSink::Impl {
   // Puts the open rows of the map with ids in [from, to) into flows_open_* and moves
   // open_index_from to `to`.
   std::optional<WriteFailure> addToOpenIndexes(std::int64_t from, std::int64_t to);
+  // Puts open row `id` into flows_open_* (indexOpenRowSql).
+  std::optional<WriteFailure> indexOpenRow(std::int64_t id);
   // Open rows that the map does not hold (they do not decode, or an older row of the same key):
   // no pass would find them, so they go into flows_open_* when the sink opens the database.
   std::optional<WriteFailure> indexUnmappedOpenRows(std::span<const std::int64_t> ids);
@@ -840,10 +839,8 @@ std::optional<WriteFailure> SqliteSink::Impl::addToOpenIndexes(std::int64_t from
     if (entry.id < from || entry.id >= to) {
       continue;
     }
-    const StatementReset reset(index_open_row, kKeepBindings);
-    if (sqlite3_bind_int64(index_open_row.get(), 1, entry.id) != SQLITE_OK ||
-        sqlite3_step(index_open_row.get()) != SQLITE_DONE) {
-      return failure("cannot add an open flow to flows_open_*");
+    if (auto failed = indexOpenRow(entry.id)) {
+      return failed;
     }
     // The copy lacks the flag now; the next event of the flow reads the row back instead.
     entry.generation = 0;
@@ -859,11 +856,17 @@ std::optional<WriteFailure> SqliteSink::Impl::indexUnmappedOpenRows(std::span<co
     if (id < open_index_from) {
       continue;  // in flows_open_* already
     }
-    const StatementReset reset(index_open_row, kKeepBindings);
-    if (sqlite3_bind_int64(index_open_row.get(), 1, id) != SQLITE_OK ||
-        sqlite3_step(index_open_row.get()) != SQLITE_DONE) {
-      return failure("cannot add an open flow to flows_open_*");
+    if (auto failed = indexOpenRow(id)) {
+      return failed;
     }
+  }
+  return std::nullopt;
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::indexOpenRow(std::int64_t id) {
+  const StatementReset reset(index_open_row, kKeepBindings);
+  if (sqlite3_bind_int64(index_open_row.get(), 1, id) != SQLITE_OK || sqlite3_step(index_open_row.get()) != SQLITE_DONE) {
+    return failure("cannot add an open flow to flows_open_*");
   }
   return std::nullopt;
 }
@@ -990,7 +993,7 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   }
 
   const std::array<std::pair<SqliteStmt*, std::string>, 7> statements{{
-      {&impl->index_open_row, std::string(kIndexOpenRowSql)},
+      {&impl->index_open_row, indexOpenRowSql()},
       {&impl->read_open, readOpenFlowSql()},
       {&impl->data_version_stmt, "PRAGMA data_version"},
       {&impl->insert, flowInsertSql()},
@@ -1016,7 +1019,7 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
     return fail(Errc::Storage, path.string() + ": " + checked->detail);
   }
   auto open_index_from = openIndexFrom(db);
-  auto last_id = queryInteger(db, "SELECT coalesce(max(id), 0) FROM flows");
+  auto last_id = lastFlowId(db);
   if (!open_index_from || !last_id) {
     const auto& error = !open_index_from ? open_index_from.error() : last_id.error();
     return fail(Errc::Storage, path.string() + ": " + error.detail);

@@ -611,6 +611,9 @@ std::int64_t rowsInOpenIndex(sqlite3* db) {
                        std::string(kInOpenIndexSql));
 }
 
+// meta.open_index_from as stored: the first row that may be open outside flows_open_*.
+std::string openIndexFromIn(sqlite3* db) { return scalar(db, "SELECT value FROM meta WHERE key = 'open_index_from'"); }
+
 std::vector<std::uint32_t> ctIdsAlive(const std::filesystem::path& path, Timestamp from) {
   auto reader = FlowReader::open(path);
   EXPECT_TRUE(reader) << reader.error().detail;
@@ -636,7 +639,7 @@ TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) 
   {
     const SqliteDb db = openRaw(path_);
     EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
-    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "1");
+    EXPECT_EQ(openIndexFromIn(db.get()), "1");
   }
   // Five minutes after the first batch: its row still open goes in, the closed one does not, and
   // the rows from here on are the ones that may be open outside the indexes.
@@ -647,7 +650,7 @@ TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) 
     EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE dur_ms IS NULL AND " +
                                    std::string(kInOpenIndexSql)),
               "1");
-    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+    EXPECT_EQ(openIndexFromIn(db.get()), "3");
   }
   // Over an hour later, where the recent rows no longer reach back to flow 1's start: found through
   // flows_open_*; flow 2, newer than open_index_from, through the rows after it.
@@ -695,14 +698,14 @@ TEST_F(SqliteSinkTest, ARowThatReusesAnIdBelowOpenIndexFromBringsItDown) {
   ASSERT_EQ(write({flowEvent(EventType::New, 3, third, replyOf(third), at(400s))}), SinkStatus::Ok);
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+    ASSERT_EQ(openIndexFromIn(db.get()), "3");
     ASSERT_EQ(sqlite3_exec(db.get(), "DELETE FROM flows WHERE id >= 2", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   ASSERT_EQ(write({flowEvent(EventType::New, 4, fourth, replyOf(fourth), at(410s))}), SinkStatus::Ok);
   {
     const SqliteDb db = openRaw(path_);
     EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE ct_id = 4 - 2147483648"), "2");
-    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "2");
+    EXPECT_EQ(openIndexFromIn(db.get()), "2");
   }
   EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 4}));
 }
@@ -722,14 +725,14 @@ TEST_F(SqliteSinkTest, APassInTheBatchOfAReusedIdAddsTheNewRow) {
   ASSERT_EQ(write({open(4, 310s)}), SinkStatus::Ok);              // id 4; ids 1 and 2 go in
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+    ASSERT_EQ(openIndexFromIn(db.get()), "3");
     ASSERT_EQ(sqlite3_exec(db.get(), "DELETE FROM flows WHERE id >= 2", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   // Id 2 again, and the rows written at 200 s (id 3, gone) are now five minutes old.
   ASSERT_EQ(write({open(5, 520s)}), SinkStatus::Ok);
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(scalar(db.get(), "SELECT group_concat(id) FROM flows WHERE ct_id = 5 - 2147483648"), "2");
-  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "4");
+  EXPECT_EQ(openIndexFromIn(db.get()), "4");
   EXPECT_EQ(rowsInOpenIndex(db.get()), 2);
   EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 5}));
 }
@@ -758,7 +761,7 @@ TEST_F(SqliteSinkTest, APassThatFailsCostsTheBatchNothing) {
     const SqliteDb db = openRaw(path_);
     EXPECT_EQ(rows(), 2);
     EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
-    EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "1");
+    EXPECT_EQ(openIndexFromIn(db.get()), "1");
     const auto logged = messages->last_formatted();
     ASSERT_FALSE(logged.empty());
     EXPECT_NE(logged.back().find("refused by a test"), std::string::npos) << logged.back();
@@ -772,7 +775,7 @@ TEST_F(SqliteSinkTest, APassThatFailsCostsTheBatchNothing) {
   ASSERT_EQ(write({update}), SinkStatus::Ok);
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
-  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "2");
+  EXPECT_EQ(openIndexFromIn(db.get()), "2");
   EXPECT_EQ(ctIdsAlive(path_, at(5000s)), (std::vector<std::uint32_t>{1, 2}));
 }
 
@@ -827,7 +830,7 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) 
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
-  EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'open_index_from'"), "3");
+  EXPECT_EQ(openIndexFromIn(db.get()), "3");
   EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%131072%'"), 2);
   // Found a day later through the open index alone: no row is after open_index_from.
   EXPECT_EQ(ctIdsAlive(path_, at(86400s)), (std::vector<std::uint32_t>{1}));
