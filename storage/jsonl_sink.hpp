@@ -111,9 +111,17 @@ public:
 
 private:
   SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override;
-  // Writes buffer_ (holding `lines` lines) and handles a failure; the common end of doWrite and
-  // writeGap.
-  [[nodiscard]] SinkStatus writeBuffer(std::size_t lines) noexcept;
+  // What the chunks of a batch written before the one in buffer_ put into the output.
+  struct Written {
+    std::size_t bytes{0};
+    std::size_t lines{0};
+  };
+  // Lines are written once this many bytes of them are formatted (doWrite): DirectAppend's
+  // staging size, so that each chunk is one direct write.
+  static constexpr std::size_t kChunkBytes = DirectAppend::kStaging;
+  // Writes buffer_ (holding `lines` lines, after `earlier` of the same batch) and handles a
+  // failure; the common end of doWrite and writeGap.
+  [[nodiscard]] SinkStatus writeBuffer(std::size_t lines, Written earlier) noexcept;
   // After a crash or kill -9 mid-write the file may end in part of a line. A shipper would read it
   // glued to the next line we append, making one line that is neither. So when the open file is a
   // regular file (not "-") that does not end with '\n', its unfinished last line is moved out:
@@ -141,9 +149,10 @@ private:
   void openDirect() noexcept;
   // Writes the rest of a line cut by an earlier failure. Ok when nothing is pending any more.
   [[nodiscard]] SinkStatus finishTornLine() noexcept;
-  // Deals with a write of `buffer_` (holding `lines` lines) that stopped after outcome.written
-  // bytes: cuts the partial batch off a file we opened, or keeps the rest of the cut line.
-  [[nodiscard]] SinkStatus handleWriteFailure(const WriteOutcome& outcome, std::size_t lines) noexcept;
+  // Deals with a write of `buffer_` (holding `lines` lines, after `earlier` of the same batch)
+  // that stopped after outcome.written bytes: cuts the whole partial batch off a file we opened,
+  // or keeps the rest of the cut line.
+  [[nodiscard]] SinkStatus handleWriteFailure(const WriteOutcome& outcome, std::size_t lines, Written earlier) noexcept;
   // Removes the last `bytes` bytes of the file; false if the file is not ours to cut or it fails.
   [[nodiscard]] bool cutBack(std::size_t bytes) const noexcept;
   void noteSuccess() noexcept;
@@ -159,7 +168,10 @@ private:
   bool include_updates_;
   std::shared_ptr<spdlog::logger> log_;
 
-  std::string buffer_;     // the batch being written; its capacity is reused
+  std::string buffer_;     // the chunk of the batch being written; its capacity is reused
+  // The longest line written so far, newline included: a batch of several chunks is counted at
+  // this per line by the rotation check made before its first chunk is formatted whole.
+  std::size_t longest_line_{0};
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
   bool unsynced_{false};   // bytes written since the last successful fdatasync
   std::unique_ptr<DirectAppend> direct_;  // whole blocks past the page cache; null: write(2) only

@@ -18,12 +18,14 @@
 
 #include "flow/nat.hpp"
 #include "tests/support/file_text.hpp"
+#include "tests/support/manual_clock.hpp"
 #include "tests/support/page_cache.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace ctaudit::storage {
 namespace {
 
+using ctaudit::testing::ManualClock;
 using ctaudit::testing::readFile;
 
 using ctaudit::testing::TempDir;
@@ -405,6 +407,68 @@ TEST(JsonLinesSinkTest, UnwritablePathGivesAClearError) {
   EXPECT_NE(directory.error().detail.find("Is a directory"), std::string::npos) << directory.error().detail;
 }
 
+// A batch of more lines than JsonLinesSink writes at a time: kChunkBytes is 1 MiB, a line here
+// ~730 bytes. Every third event an UPDATE, which the sink leaves out by default.
+std::vector<FlowRecord> bigBatch(std::uint16_t first_port, std::size_t flows) {
+  std::vector<FlowRecord> batch;
+  for (std::size_t i = 0; i < flows; ++i) {
+    const EventType event = i % 3 == 0 ? EventType::Update : (i % 3 == 1 ? EventType::New : EventType::Destroy);
+    batch.push_back(flow(event, static_cast<std::uint16_t>(first_port + i)));
+  }
+  return batch;
+}
+
+std::vector<FlowRecord> withoutUpdates(const std::vector<FlowRecord>& batch) {
+  std::vector<FlowRecord> kept;
+  std::copy_if(batch.begin(), batch.end(), std::back_inserter(kept),
+               [](const FlowRecord& r) { return r.event != EventType::Update; });
+  return kept;
+}
+
+TEST(JsonLinesSinkTest, ABatchOfSeveralChunksIsWrittenWholeAndInOrder) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const auto batch = bigBatch(1, 5000);
+  ASSERT_GT(linesOf(withoutUpdates(batch)).size(), 2 * (std::size_t{1} << 20U)) << "not several chunks";
+
+  ASSERT_EQ(sink->write(batch), SinkStatus::Ok);
+  EXPECT_EQ(readFile(path), linesOf(withoutUpdates(batch)));
+}
+
+// The rotation check comes before a batch's first chunk is written, counting the batch's lines at
+// the longest line so far: the file that would pass the size is closed first, and the batch goes
+// whole into the new one. Checked only after formatting it all (or per chunk), the batch would
+// be split across the two files.
+TEST(JsonLinesSinkTest, ABatchOfSeveralChunksIsNotSplitByARotation) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const ManualClock clock;
+  RotationSettings rotation;
+  rotation.policy.max_bytes = 2 * (std::size_t{1} << 20U);
+  auto opened = JsonLinesSink::open(path, kContext, false, log.logger, rotation, &clock);
+  ASSERT_TRUE(opened) << opened.error().detail;
+  const auto& sink = *opened;
+  const auto first = bigBatch(1, 1800);      // 1,200 lines, ~0.85 MiB: one chunk
+  const auto second = bigBatch(2001, 3000);  // 2,000 lines, ~1.4 MiB: two chunks, together past 2 MiB
+  ASSERT_GT(linesOf(withoutUpdates(second)).size(), std::size_t{1} << 20U);
+
+  ASSERT_EQ(sink->write(first), SinkStatus::Ok);
+  ASSERT_EQ(sink->write(second), SinkStatus::Ok);
+  std::vector<std::filesystem::path> closed;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    if (entry.path() != path) {
+      closed.push_back(entry.path());
+    }
+  }
+  ASSERT_EQ(closed.size(), 1U) << "one rotation, before the second batch";
+  EXPECT_EQ(readFile(closed[0]), linesOf(withoutUpdates(first)));
+  EXPECT_EQ(readFile(path), linesOf(withoutUpdates(second)));
+}
+
 // /dev/full answers every write with ENOSPC: a full disk without filling one.
 TEST(JsonLinesSinkTest, FullDiskFailsTheBatchAndLogsOncePerEpisode) {
   const CapturedLog log;
@@ -453,6 +517,38 @@ TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
   };
   EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
   // The parent's file is the same one: the child's cut is visible here too.
+  EXPECT_EQ(readFile(path), before);
+}
+
+// A write that fails in a later chunk of a batch cuts off the chunks written before it too, so
+// that the retried batch does not repeat them.
+TEST(JsonLinesSinkDeathTest, APartialBatchOfSeveralChunksIsCutOffWhole) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector first{flow(EventType::New, 1)};
+  ASSERT_EQ(sink->write(first), SinkStatus::Ok);
+  const std::string before = readFile(path);
+  const auto batch = bigBatch(2, 5000);
+  // Room for the first chunk and half of the second.
+  const auto limit = static_cast<rlim_t>(before.size() + 3 * (std::size_t{1} << 20U) / 2);
+
+  const auto in_child = [&] {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit fsize{limit, limit};
+    if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) {
+      return 2;
+    }
+    const SinkStatus status = sink->write(batch);
+    const auto errors = log.at(spdlog::level::err);
+    const bool cut_back = readFile(path) == before;
+    const bool logged = errors.size() == 1 && errors[0].find("cut off") != std::string::npos &&
+                        errors[0].find("File too large") != std::string::npos;
+    return status == SinkStatus::Failed && cut_back && logged ? 0 : 1;
+  };
+  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
   EXPECT_EQ(readFile(path), before);
 }
 
