@@ -5,6 +5,7 @@
 #include <array>
 #include <deque>
 #include <functional>
+#include <memory_resource>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -235,7 +236,10 @@ struct SqliteSink::Impl {
     std::uint32_t generation{0};
     PackedRow row;  // size 0: not held
   };
-  std::unordered_map<FlowKey, OpenRow, FlowKeyHash> open_rows;
+  // Nodes from a pool of their own, like FlowTable's: a flow that ends gives back the node a new
+  // one takes, so the steady state allocates nothing from malloc.
+  std::pmr::unsynchronized_pool_resource open_rows_pool;  // declared first: outlives open_rows
+  std::pmr::unordered_map<FlowKey, OpenRow, FlowKeyHash> open_rows{&open_rows_pool};
   std::uint32_t row_generation{1};
   // Makes every held row stale. Generation 0 marks an entry that holds nothing, so it is skipped
   // when the counter wraps.
@@ -313,7 +317,8 @@ struct SqliteSink::Impl {
   };
   std::vector<FoldedFlow> batch_flows;          // in the order of their first event in the batch
   std::vector<FlowRow> batch_stored_rows;       // open rows read from the database
-  std::unordered_map<FlowKey, std::size_t, FlowKeyHash> batch_open;  // open flows of batch_flows
+  std::pmr::unsynchronized_pool_resource batch_open_pool;  // each batch reuses the last one's nodes
+  std::pmr::unordered_map<FlowKey, std::size_t, FlowKeyHash> batch_open{&batch_open_pool};  // open flows of batch_flows
   std::optional<WriteFailure> writeBatch(std::span<const FlowRecord> batch);
   std::optional<WriteFailure> fold(const FlowRecord& record);
   // `folded` after `record`, merged from `as_stored`: its row as the database holds it or would
