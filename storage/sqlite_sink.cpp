@@ -1166,6 +1166,15 @@ Result<void> SqliteSink::endRun(Timestamp now) {
   if (tx.commit() != SQLITE_OK) {
     return sqliteFailure(db, self.path.string() + ": cannot commit the daemon's stop");
   }
+  // Leave the flows in the database file and the -wal file empty: it holds up to kCheckpointPages
+  // plus a batch while the daemon runs (40-80 MB), which a stopped daemon need not keep, and a
+  // copy of flows.db alone is then complete. Best effort: a reader holding a snapshot makes it
+  // give up after the busy timeout, and the next start or checkpoint finishes the job.
+  if (const int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+      rc != SQLITE_OK) {
+    self.log->info("{}: the -wal file was not emptied at the stop ({}); it is, after the next checkpoint",
+                   self.path.string(), sqlite3_errstr(rc));
+  }
   self.run_id.reset();
   self.pending_alive = now;
   self.stored_alive = now;

@@ -457,6 +457,19 @@ TEST_F(SqliteRunTest, ACleanStopIsRememberedByTheNextRun) {
   EXPECT_EQ(runs(), "0 100 100, 300 300 -");
 }
 
+// The -wal file holds up to kCheckpointPages while the daemon runs; a clean stop empties it into
+// the database file, so that the stopped daemon leaves the flows in flows.db alone.
+TEST_F(SqliteRunTest, ACleanStopLeavesTheWalEmpty) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(39s))}), SinkStatus::Ok);
+  const std::filesystem::path wal = path_.string() + "-wal";
+  ASSERT_GT(std::filesystem::file_size(wal), 0U) << "the batch's commit is in the WAL";
+  ASSERT_TRUE(sink_->endRun(at(100s)));
+  EXPECT_EQ(std::filesystem::file_size(wal), 0U);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows"), 1);
+}
+
 // kill -9: no endRun. The next run learns the last heartbeat that reached the database.
 TEST_F(SqliteRunTest, AKilledRunEndsAtItsLastCommittedHeartbeat) {
   ASSERT_TRUE(sink_->beginRun(at(0s)));
