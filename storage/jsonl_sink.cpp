@@ -197,10 +197,10 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
     }
   }
 
-  const auto written = [this](const FlowRecord& record) {
+  const auto becomes_line = [this](const FlowRecord& record) {
     return record.event != EventType::Update || include_updates_;
   };
-  const auto total_lines = static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), written));
+  const auto total_lines = static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), becomes_line));
   if (total_lines == 0) {
     return SinkStatus::Ok;
   }
@@ -208,7 +208,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   Written earlier;  // what the chunks before buffer_ wrote
   std::size_t lines = 0;  // in buffer_
   for (const FlowRecord& record : batch) {
-    if (!written(record)) {
+    if (!becomes_line(record)) {
       continue;
     }
     const std::size_t line_start = buffer_.size();
