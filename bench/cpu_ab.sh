@@ -7,10 +7,10 @@
 # on exit), each with default settings and both sinks in a temp dir, and both subscribe to the
 # same conntrack events: ct_loadgen creates and deletes NAT'd entries at RATE for DURATION, and
 # each daemon receives every one of them. What the host's other tenants, the CPU's clock or the
-# page cache do to one, they do to the other, so the ratio of the two is far steadier than two
-# runs of bench/cpu_profile.sh one after the other (A against A: within 2% at 20k and 100k
-# events/s, where two cpu_profile runs differ by up to 15%). The absolute figures are not the
-# daemon's alone: three busy processes share the machine's cores.
+# page cache do to one, they do to the other, so the ratio of the two is steadier than two runs
+# of bench/cpu_profile.sh one after the other (A against A: 0.996-1.045 at 20k events/s, 1.009 at
+# 100k, where two cpu_profile runs differ by up to 15%; repeat a run to tell a few percent from
+# noise). The absolute figures are not the daemon's alone: three busy processes share the cores.
 #
 # Prints one line: each daemon's CPU time (nanoseconds on a CPU, all threads, from
 # /proc/PID/task/*/schedstat) per 1000 events it received, from ready until both were idle (no
