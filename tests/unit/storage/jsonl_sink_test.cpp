@@ -486,10 +486,12 @@ TEST(JsonLinesSinkTest, FullDiskFailsTheBatchAndLogsOncePerEpisode) {
   EXPECT_NE(errors[0].find("/dev/full"), std::string::npos) << errors[0];
 }
 
-// The file size limit (RLIMIT_FSIZE) makes the kernel take part of a write and refuse the rest with
-// EFBIG, the same pattern as a disk filling up mid-batch. The limit and SIGXFSZ are per process, so
-// this runs in a forked child (a gtest death test) and leaves the test process alone.
-TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
+// Writes `batch` after one line already in the file, in a forked child (a gtest death test)
+// whose file size limit (RLIMIT_FSIZE) leaves `room` bytes past that line: the kernel takes part
+// of the batch and refuses the rest with EFBIG, the same pattern as a disk filling up mid-batch.
+// The limit and SIGXFSZ are per process, so the test process is left alone. The sink must fail
+// the batch, cut all of it off again and say so once.
+void expectPartialBatchCutOff(const std::vector<FlowRecord>& batch, std::size_t room) {
   const TempDir dir;
   const auto path = dir / "flows.jsonl";
   const CapturedLog log;
@@ -498,9 +500,7 @@ TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
   const std::vector first{flow(EventType::New, 1)};
   ASSERT_EQ(sink->write(first), SinkStatus::Ok);
   const std::string before = readFile(path);
-  const std::vector batch{flow(EventType::New, 2), flow(EventType::New, 3), flow(EventType::New, 4)};
-  // Room for one and a half of the three lines.
-  const auto limit = static_cast<rlim_t>(before.size() + lineOf(batch[0]).size() * 3 / 2);
+  const auto limit = static_cast<rlim_t>(before.size() + room);
 
   const auto in_child = [&] {
     std::signal(SIGXFSZ, SIG_IGN);
@@ -520,36 +520,15 @@ TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
   EXPECT_EQ(readFile(path), before);
 }
 
+TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
+  const std::vector batch{flow(EventType::New, 2), flow(EventType::New, 3), flow(EventType::New, 4)};
+  expectPartialBatchCutOff(batch, lineOf(batch[0]).size() * 3 / 2);  // one and a half of the lines
+}
+
 // A write that fails in a later chunk of a batch cuts off the chunks written before it too, so
 // that the retried batch does not repeat them.
 TEST(JsonLinesSinkDeathTest, APartialBatchOfSeveralChunksIsCutOffWhole) {
-  const TempDir dir;
-  const auto path = dir / "flows.jsonl";
-  const CapturedLog log;
-  const auto sink = openSink(path, log);
-  ASSERT_NE(sink, nullptr);
-  const std::vector first{flow(EventType::New, 1)};
-  ASSERT_EQ(sink->write(first), SinkStatus::Ok);
-  const std::string before = readFile(path);
-  const auto batch = bigBatch(2, 5000);
-  // Room for the first chunk and half of the second.
-  const auto limit = static_cast<rlim_t>(before.size() + 3 * (std::size_t{1} << 20U) / 2);
-
-  const auto in_child = [&] {
-    std::signal(SIGXFSZ, SIG_IGN);
-    const rlimit fsize{limit, limit};
-    if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) {
-      return 2;
-    }
-    const SinkStatus status = sink->write(batch);
-    const auto errors = log.at(spdlog::level::err);
-    const bool cut_back = readFile(path) == before;
-    const bool logged = errors.size() == 1 && errors[0].find("cut off") != std::string::npos &&
-                        errors[0].find("File too large") != std::string::npos;
-    return status == SinkStatus::Failed && cut_back && logged ? 0 : 1;
-  };
-  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
-  EXPECT_EQ(readFile(path), before);
+  expectPartialBatchCutOff(bigBatch(2, 5000), 3 * (std::size_t{1} << 20U) / 2);  // a chunk and a half
 }
 
 // Standard output cannot be cut back (it may be a pipe, or a file someone else opened): after a
