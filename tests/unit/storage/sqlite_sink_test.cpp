@@ -57,6 +57,14 @@ protected:
     return count(db.get(), "SELECT count(*) FROM flows");
   }
 
+  // Closes the sink and opens the file again, as a daemon restart does.
+  void restart() {
+    sink_.reset();
+    auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+    ASSERT_TRUE(sink) << sink.error().detail;
+    sink_ = std::move(*sink);
+  }
+
   TempDir dir_;
   std::filesystem::path path_ = dir_ / "state" / "ctaudit" / "flows.db";
   std::unique_ptr<SqliteSink> sink_;
@@ -425,13 +433,6 @@ protected:
         "FROM (SELECT * FROM runs ORDER BY id)";
     return scalar(db.get(), sql);
   }
-
-  void restart() {
-    sink_.reset();
-    auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
-    ASSERT_TRUE(sink) << sink.error().detail;
-    sink_ = std::move(*sink);
-  }
 };
 
 TEST_F(SqliteRunTest, TheFirstRunHasNoPrevious) {
@@ -627,6 +628,14 @@ std::int64_t rowsInOpenIndex(sqlite3* db) {
 // meta.open_index_from as stored: the first row that may be open outside flows_open_*.
 std::string openIndexFromIn(sqlite3* db) { return scalar(db, "SELECT value FROM meta WHERE key = 'open_index_from'"); }
 
+std::vector<std::uint32_t> ctIdsOf(const std::vector<FlowRecord>& records) {
+  std::vector<std::uint32_t> ids;
+  for (const FlowRecord& record : records) {
+    ids.push_back(record.ct_id);
+  }
+  return ids;
+}
+
 std::vector<std::uint32_t> ctIdsAlive(const std::filesystem::path& path, Timestamp from) {
   auto reader = FlowReader::open(path);
   EXPECT_TRUE(reader) << reader.error().detail;
@@ -635,11 +644,7 @@ std::vector<std::uint32_t> ctIdsAlive(const std::filesystem::path& path, Timesta
   query.to = from;
   auto records = reader ? (*reader)->find(query) : Result<std::vector<FlowRecord>>{std::vector<FlowRecord>{}};
   EXPECT_TRUE(records) << records.error().detail;
-  std::vector<std::uint32_t> ids;
-  for (const FlowRecord& record : records ? *records : std::vector<FlowRecord>{}) {
-    ids.push_back(record.ct_id);
-  }
-  return ids;
+  return records ? ctIdsOf(*records) : std::vector<std::uint32_t>{};
 }
 
 TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) {
@@ -677,20 +682,10 @@ TEST_F(SqliteSinkTest, ARowOpenForFiveMinutesGoesIntoTheOpenIndexesUntilItEnds) 
     const SqliteDb db = openRaw(path_);
     EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
   }
-  auto reopened = [&] {
-    sink_.reset();
-    auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
-    EXPECT_TRUE(sink) << sink.error().detail;
-    sink_ = std::move(*sink);
-  };
-  reopened();
+  restart();
   auto open = sink_->openFlows();
   ASSERT_TRUE(open) << open.error().detail;
-  std::vector<std::uint32_t> open_ids;
-  for (const FlowRecord& record : *open) {
-    open_ids.push_back(record.ct_id);
-  }
-  EXPECT_EQ(open_ids, (std::vector<std::uint32_t>{1, 2}));  // one in the index, one after it
+  EXPECT_EQ(ctIdsOf(*open), (std::vector<std::uint32_t>{1, 2}));  // one in the index, one after it
   ASSERT_EQ(write({flowEvent(EventType::Destroy, 1, tcp_, masqueraded_, at(420s))}), SinkStatus::Ok);
   const SqliteDb db = openRaw(path_);
   EXPECT_EQ(rowsInOpenIndex(db.get()), 0);
