@@ -298,6 +298,27 @@ TEST_F(SqliteSinkTest, AnEmptyBatchAndFlushAreOk) {
 // A reader without write access to the directory can only open a WAL database whose -wal and -shm
 // files exist (the package test checks that with a real group member); they must outlive the
 // daemon, with the database file's permissions.
+// The WAL is checkpointed every kCheckpointPages (10,000) pages, not SQLite's default 1,000: the
+// pages that batch after batch change again are then copied into the database once for several
+// batches. With the default, the -wal file would stop growing at about 1,000 pages plus a batch
+// (4.3 MB here), since a checkpoint lets the next commit start the file over.
+TEST_F(SqliteSinkTest, TheWalHoldsSeveralThousandPagesBeforeACheckpoint) {
+  std::uint32_t ct_id = 0;
+  for (int batch_no = 0; batch_no < 80; ++batch_no) {
+    std::vector<FlowRecord> batch;
+    for (int i = 0; i < 2000; ++i) {
+      ++ct_id;
+      const std::string inside = "100.64." + std::to_string(ct_id / 250 % 250) + "." + std::to_string(ct_id % 250 + 1);
+      const auto tuple = portTuple(Protocol::Udp, inside, static_cast<std::uint16_t>(1024 + ct_id % 60000),
+                                   "198.51.100.1", 53);
+      batch.push_back(flowEvent(EventType::New, ct_id, tuple, replyOf(tuple), at(std::chrono::seconds{batch_no})));
+    }
+    ASSERT_EQ(write(batch), SinkStatus::Ok);
+  }
+  const std::filesystem::path wal = path_.string() + "-wal";
+  EXPECT_GT(std::filesystem::file_size(wal), std::uintmax_t{8} << 20U);
+}
+
 TEST_F(SqliteSinkTest, KeepsTheWalAndShmFilesAfterClosing) {
   ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
   sink_.reset();
