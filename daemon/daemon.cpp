@@ -257,6 +257,17 @@ void Daemon::process(PipelineBatch& items) {
   items.clear();
 }
 
+void Daemon::processWaiting(PipelineBatch& items) {
+  // A close seen here is seen again by the loop's next take(), which finds nothing left.
+  for (;;) {
+    (void)queue_->take(items);
+    if (items.empty()) {
+      return;
+    }
+    process(items);
+  }
+}
+
 void Daemon::tick(Timestamp now, std::size_t in_progress) {
   if (now >= batcher_->nextDeadline()) {
     sqlite_->noteAlive(now);  // goes out with this flush
@@ -342,7 +353,9 @@ Result<void> Daemon::run() {
           stopping = true;
         }
       } else {
-        // Everything received so far goes to the old file; the rest to the new one.
+        // Everything received so far goes to the old file, the records still in the queue
+        // included; the rest to the new one.
+        processWaiting(items);
         batcher_->flushAll(clock_.now());
         if (jsonl_) {
           jsonl_->reopen();

@@ -58,11 +58,12 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
   {
     std::unique_lock lock(mutex_);
     while (!closed_) {
-      const bool was_empty = waiting_.empty();
+      const std::size_t chunks_before = waiting_.size();
       for (; !next.done(); next.skip()) {
         const PipelineBatch::Entry entry = next.peek();
         if (entry.marker != nullptr) {
           chunkWithRoom(0).append(entry);
+          wake = true;
         } else if (!dropping && fits(entry.record.size())) {
           chunkWithRoom(entry.record.size()).append(entry);
           ++waiting_records_;
@@ -75,15 +76,15 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
         }
       }
       max_waiting_ = std::max(max_waiting_, waiting_records_);
-      wake = wake || (was_empty && !waiting_.empty());
+      // A second chunk waiting means the first is full: the consumer has not been told of it yet
+      // unless two waited before.
+      wake = wake || dropping || (chunks_before < 2 && waiting_.size() >= 2);
       if (next.done() || abandoned_) {
         break;
       }
       // The consumer must know there is something to take before this thread sleeps.
-      if (wake) {
-        signal();
-        wake = false;
-      }
+      signal();
+      wake = false;
       producer_waiting_ = true;
       const std::size_t size = next.peek().record.size();
       room_.wait(lock, [&] { return fits(size) || abandoned_ || closed_; });

@@ -105,19 +105,55 @@ TEST(EventQueueTest, DropNewestDropsEveryRecordAfterTheFirstThatDidNotFitWhateve
   EXPECT_EQ(shapeOf(out), "100 marker") << "markers are always taken";
 }
 
-TEST(EventQueueTest, FdSaysWhenThereIsSomethingToTake) {
-  auto queue = queueOf(3);
-  EXPECT_FALSE(readable(queue->fd()));
+// A partly filled chunk waits for the consumer's own next wake; take() finds it all the same.
+TEST(EventQueueTest, FdStaysQuietUntilAChunkIsFullButTakeFindsAPartialOne) {
+  auto queue = queueOf(100'000);
   PipelineBatch batch = batchOf({record(1)});
   (void)queue->push(batch, WhenFull::DropNewest);
-  EXPECT_TRUE(readable(queue->fd()));
+  EXPECT_FALSE(readable(queue->fd())) << "one record does not wake the consumer";
+  PipelineBatch out;
+  (void)queue->take(out);
+  EXPECT_EQ(shapeOf(out), "1");
+
+  const std::size_t per_chunk = EventQueue::chunkBytesFor(queue->capacityBytes()) / recordBytes();
+  std::uint32_t id = 2;
+  for (; id < per_chunk; ++id) {
+    batch = batchOf({record(id)});
+    (void)queue->push(batch, WhenFull::DropNewest);
+  }
+  EXPECT_FALSE(readable(queue->fd())) << "the chunk is not full yet";
+  for (std::uint32_t i = 0; i < 4 && !readable(queue->fd()); ++i, ++id) {
+    batch = batchOf({record(id)});
+    (void)queue->push(batch, WhenFull::DropNewest);
+  }
+  EXPECT_TRUE(readable(queue->fd())) << "a full chunk wakes the consumer";
+}
+
+TEST(EventQueueTest, FdWakesTheConsumerForAMarkerADropAndTheClose) {
+  auto queue = queueOf(2);
+  EXPECT_FALSE(readable(queue->fd()));
+  PipelineBatch batch = batchOf({record(1), ResyncEnd{}});
+  (void)queue->push(batch, WhenFull::DropNewest);
+  EXPECT_TRUE(readable(queue->fd())) << "a marker";
   PipelineBatch out;
   (void)queue->take(out);
   EXPECT_FALSE(readable(queue->fd()));
+
+  batch = batchOf({record(2), record(3), record(4)});
+  EXPECT_EQ(queue->push(batch, WhenFull::DropNewest), 1U);
+  EXPECT_TRUE(readable(queue->fd())) << "a full queue, a record dropped";
+  out.clear();
+  (void)queue->take(out);
+  EXPECT_FALSE(readable(queue->fd()));
+
+  batch = batchOf({record(5)});
+  (void)queue->push(batch, WhenFull::DropNewest);
+  EXPECT_FALSE(readable(queue->fd()));
   queue->close();
-  EXPECT_TRUE(readable(queue->fd()));
+  EXPECT_TRUE(readable(queue->fd())) << "the close";
   out.clear();
   EXPECT_TRUE(queue->take(out).closed);
+  EXPECT_EQ(shapeOf(out), "5");
 }
 
 TEST(EventQueueTest, CloseCarriesTheReadersErrorAndRefusesMore) {

@@ -125,18 +125,26 @@ private:
   SourceStats stats_{};  // reader thread only
 };
 
-// What the pipeline thread sees: every item taken from the queue, in order.
+// What the pipeline thread sees: every item taken from the queue, in order. Like the pipeline
+// thread it also takes at a timer (its flush deadline), since a partly filled chunk does not wake
+// it.
 class Consumer {
 public:
   explicit Consumer(EventQueue& queue) : queue_(queue) {}
   // Takes items until `done` holds for what was taken, or the queue closes; false on a 5 s stall.
   template <class Pred>
   bool until(Pred done) {
+    constexpr int kTimerMs = 10;
+    int idle_ms = 0;
     while (!done(items) && !closed) {
       pollfd p{queue_.fd(), POLLIN, 0};
-      if (::poll(&p, 1, 5000) != 1) {
-        return false;
+      if (::poll(&p, 1, kTimerMs) != 1 && queue_.stats().waiting == 0) {
+        if ((idle_ms += kTimerMs) >= 5000) {
+          return false;
+        }
+        continue;
       }
+      idle_ms = 0;
       PipelineBatch out;
       const auto taken = queue_.take(out);
       closed = taken.closed;
