@@ -637,6 +637,23 @@ std::string flowUpdateSql(std::span<const FlowColumn> columns) {
   return sql + " WHERE id = ?" + std::to_string(param);
 }
 
+std::string flowUpdateManySql(std::span<const FlowColumn> columns, std::size_t rows) {
+  std::string sql = "UPDATE flows SET ";
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    sql += (i == 0 ? "" : ", ") + std::string(columnName(columns[i])) + " = v.column" + std::to_string(i + 2);
+  }
+  sql += " FROM (VALUES ";
+  std::size_t param = 1;
+  for (std::size_t row = 0; row < rows; ++row) {
+    sql += row == 0 ? "(" : ", (";
+    for (std::size_t i = 0; i <= columns.size(); ++i) {
+      sql += (i == 0 ? "?" : ", ?") + std::to_string(param++);
+    }
+    sql += ")";
+  }
+  return sql + ") AS v WHERE flows.id = v.column1";
+}
+
 std::string openRowsSql() {
   const std::string select = "SELECT id, " + flowColumnList() + " FROM flows";
   const std::string in_index(kInOpenIndexSql);

@@ -230,6 +230,9 @@ void settleEvent(StoredFlow& flow) noexcept;
 [[nodiscard]] std::string flowInsertSql(std::size_t rows = 1);
 // UPDATE of `columns` (parameters 1..n in that order) of the row whose id is parameter n+1.
 [[nodiscard]] std::string flowUpdateSql(std::span<const FlowColumn> columns);
+// The same UPDATE of `rows` rows in one statement (UPDATE … FROM (VALUES …)): parameter
+// r * (n + 1) + 1 is row r's id, and the n after it its `columns` in that order.
+[[nodiscard]] std::string flowUpdateManySql(std::span<const FlowColumn> columns, std::size_t rows);
 // flowColumnList() of the row whose id is parameter 1, if it is still open (dur_ms IS NULL): a point
 // read by rowid. SqliteSink knows the ids of the open rows (it keeps them in memory by flow key), so
 // no index is searched per event.

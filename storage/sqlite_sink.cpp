@@ -5,6 +5,7 @@
 #include <array>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <memory_resource>
 #include <optional>
 #include <string_view>
@@ -34,6 +35,12 @@ constexpr int kWriterBusyTimeoutMs = 250;
 // statement: 32 rows a statement saves most of that (bench/flowdb_gen/sink_bench under
 // callgrind) and binds 544 parameters, far below SQLite's limit of 32766.
 constexpr std::size_t kInsertRows = 32;
+
+// Rows per UPDATE statement when a batch closes that many open rows with the same columns changed
+// (update-group mask), for the same reason: one UPDATE … FROM (VALUES …) opens its cursors once
+// for all of them. A row's UPDATE took 1.26–1.32 µs alone and 0.91–0.95 µs 32 to a statement in a
+// standalone test on this schema (docs/benchmarks.md, "Closing rows 32 to a statement").
+constexpr std::size_t kUpdateRows = 32;
 
 // The writer connection's page cache, in KiB (see open()).
 constexpr int kWriterCacheKiB = 64 * 1024;
@@ -191,8 +198,10 @@ struct SqliteSink::Impl {
   SqliteStmt read_open;
   SqliteStmt insert;
   SqliteStmt insert_many;  // kInsertRows rows
-  // UPDATE statements by update-group mask, prepared the first time a mask occurs.
+  // UPDATE statements by update-group mask, prepared the first time a mask occurs: of one row, and
+  // of kUpdateRows rows.
   std::array<SqliteStmt, kUpdateMasks> updates;
+  std::array<SqliteStmt, kUpdateMasks> updates_many;
   SqliteStmt insert_gap;
   SqliteStmt update_alive;
   SqliteStmt index_open_row;
@@ -336,6 +345,22 @@ struct SqliteSink::Impl {
   // Inserts 1 or kInsertRows rows in one statement and records their ids and spans.
   std::optional<WriteFailure> insertRows(std::span<const PendingInsert> pending);
   std::optional<WriteFailure> updateFolded(const FoldedFlow& folded, const FlowRow& row);
+  // The batch's UPDATEs waiting for their statement, by update-group mask. Their blobs are bound
+  // by pointer, so the rows stay here until the statement has run. Allocated for a mask when it
+  // first occurs (a FlowRow is ~600 bytes).
+  struct PendingUpdates {
+    std::array<FlowRow, kUpdateRows> rows;
+    std::array<std::int64_t, kUpdateRows> ids{};
+    std::size_t size{0};
+  };
+  std::array<std::unique_ptr<PendingUpdates>, kUpdateMasks> pending_updates;
+  // Adds the UPDATE of row `id` to `row`'s columns of `mask`; runs the mask's statement once
+  // kUpdateRows wait.
+  std::optional<WriteFailure> queueUpdate(unsigned mask, const FlowRow& row, std::int64_t id);
+  // Runs the UPDATEs waiting for `mask`: kUpdateRows in one statement, fewer one by one.
+  std::optional<WriteFailure> runUpdates(unsigned mask);
+  // The statement of `mask` for one row or for kUpdateRows rows, prepared on first use.
+  Result<sqlite3_stmt*> updateStatement(unsigned mask, bool many);
   // The open row `id` of `key` into `row`; nullopt in `row` (and `key` forgotten) when another
   // writer has closed or deleted it.
   std::optional<WriteFailure> readOpenRow(const FlowKey& key, std::int64_t id, std::optional<FlowRow>& row);
@@ -701,16 +726,7 @@ std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& fol
   if (mask == 0) {
     return std::nullopt;  // the events brought nothing new (e.g. a repeated UPDATE)
   }
-  const UpdateColumns columns = updateColumns(mask);
-  SqliteStmt& stmt = updates.at(mask);
-  if (!stmt) {
-    auto prepared = prepare(db.get(), flowUpdateSql(columns.view()), SQLITE_PREPARE_PERSISTENT);
-    if (!prepared) {
-      return WriteFailure{SQLITE_ERROR, prepared.error().detail};
-    }
-    stmt = std::move(*prepared);
-  }
-  if (auto failed = update(stmt.get(), columns.view(), row, *folded.row_id)) {
+  if (auto failed = queueUpdate(mask, row, *folded.row_id)) {
     return failed;
   }
   if (!folded.flow.record.end) {
@@ -722,6 +738,67 @@ std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& fol
   // The span the row was inserted under no longer holds its start.
   if (start_moved && spans->moved(*folded.row_id, storedStartMillis(folded.flow)) != SQLITE_OK) {
     return failure("cannot write a span");
+  }
+  return std::nullopt;
+}
+
+Result<sqlite3_stmt*> SqliteSink::Impl::updateStatement(unsigned mask, bool many) {
+  SqliteStmt& stmt = (many ? updates_many : updates).at(mask);
+  if (!stmt) {
+    const UpdateColumns columns = updateColumns(mask);
+    auto prepared = prepare(db.get(), many ? flowUpdateManySql(columns.view(), kUpdateRows) : flowUpdateSql(columns.view()),
+                            SQLITE_PREPARE_PERSISTENT);
+    if (!prepared) {
+      return Unexpected{prepared.error()};
+    }
+    stmt = std::move(*prepared);
+  }
+  return stmt.get();
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::queueUpdate(unsigned mask, const FlowRow& row, std::int64_t id) {
+  auto& pending = pending_updates.at(mask);
+  if (!pending) {
+    pending = std::make_unique<PendingUpdates>();
+  }
+  pending->rows.at(pending->size) = row;
+  pending->ids.at(pending->size) = id;
+  if (++pending->size < kUpdateRows) {
+    return std::nullopt;
+  }
+  return runUpdates(mask);
+}
+
+std::optional<WriteFailure> SqliteSink::Impl::runUpdates(unsigned mask) {
+  PendingUpdates* pending = pending_updates.at(mask).get();
+  if (pending == nullptr || pending->size == 0) {
+    return std::nullopt;
+  }
+  const std::size_t rows = std::exchange(pending->size, 0);
+  const UpdateColumns columns = updateColumns(mask);
+  const auto stmt = updateStatement(mask, rows == kUpdateRows);
+  if (!stmt) {
+    return WriteFailure{SQLITE_ERROR, stmt.error().detail};
+  }
+  if (rows < kUpdateRows) {
+    for (std::size_t i = 0; i < rows; ++i) {
+      if (auto failed = update(*stmt, columns.view(), pending->rows.at(i), pending->ids.at(i))) {
+        return failed;
+      }
+    }
+    return std::nullopt;
+  }
+  const StatementReset reset(*stmt, kKeepBindings);
+  int param = 1;
+  for (std::size_t i = 0; i < rows; ++i) {
+    if (sqlite3_bind_int64(*stmt, param, pending->ids.at(i)) != SQLITE_OK ||
+        bindColumns(*stmt, param + 1, pending->rows.at(i), columns.view()) != SQLITE_OK) {
+      return failure("cannot bind an update");
+    }
+    param += static_cast<int>(columns.size) + 1;
+  }
+  if (sqlite3_step(*stmt) != SQLITE_DONE) {
+    return failure("cannot update flows");
   }
   return std::nullopt;
 }
@@ -748,6 +825,11 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
   batch_stored_rows.clear();
   batch_open.clear();
   batch_inserts.clear();
+  for (const auto& pending : pending_updates) {
+    if (pending) {
+      pending->size = 0;
+    }
+  }
   if (auto failed = checkDataVersion()) {
     return failed;
   }
@@ -770,6 +852,11 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
       continue;
     }
     batch_inserts.push_back({storedStartMillis(folded.flow), i});
+  }
+  for (unsigned mask = 0; mask < kUpdateMasks; ++mask) {
+    if (auto failed = runUpdates(mask)) {
+      return failed;
+    }
   }
   // New rows in start order, so that rowids follow start times and the batch needs one span, or a
   // few when it holds old starts (the start-up dump, a backlog): spans.hpp. Stable, so flows that

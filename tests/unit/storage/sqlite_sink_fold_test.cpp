@@ -168,6 +168,53 @@ TEST(SqliteSinkFoldTest, RandomSequencesEndAsIfWrittenOneEventAtATime) {
   }
 }
 
+// A batch that closes many rows opened in an earlier batch runs their UPDATEs 32 to a statement,
+// grouped by the columns they change (the plain ends here are well over 32): the rows still end
+// as if every event had been written on its own.
+TEST(SqliteSinkFoldTest, ManyRowsClosedInALaterBatchEndAsIfWrittenOneEventAtATime) {
+  std::vector<FlowRecord> opens;
+  std::vector<FlowRecord> closes;
+  for (std::uint16_t i = 0; i < 150; ++i) {
+    const auto tuple = portTuple(Protocol::Tcp, "100.64.0.2", static_cast<std::uint16_t>(20000 + i), "198.51.100.1", 443);
+    const auto reply = withSnat(replyOf(tuple), "203.0.113.1", static_cast<std::uint16_t>(40000 + i));
+    const auto opened = 1s + i * 1ms;
+    opens.push_back(flowEvent(EventType::New, 1000U + i, tuple, reply, at(opened)));
+    FlowRecord end = flowEvent(EventType::Destroy, 1000U + i, tuple, reply, at(5s + i * 1ms));
+    if (i % 5 == 0) {  // the kernel's start replaces the receive time: the start group
+      end.start = at(opened - 100ms);
+      end.start_source = TimeSource::Kernel;
+      end.end_source = TimeSource::Kernel;
+    } else if (i % 5 == 1) {
+      end.end_source = TimeSource::Bound;
+    }
+    if (i % 3 == 0) {
+      end.counters_original = Counters{i, i * 100U};
+    }
+    closes.push_back(end);
+  }
+  const TempDir dir;
+  auto one_by_one = openSink(dir / "single.db");
+  auto in_batches = openSink(dir / "batched.db");
+  ASSERT_TRUE(one_by_one && in_batches);
+  for (const auto* events : {&opens, &closes}) {
+    for (const FlowRecord& event : *events) {
+      ASSERT_EQ(one_by_one->write(std::span(&event, 1)), SinkStatus::Ok);
+    }
+    ASSERT_EQ(in_batches->write(*events), SinkStatus::Ok);
+  }
+  one_by_one.reset();
+  in_batches.reset();
+  const auto expected = flowRows(dir / "single.db");
+  ASSERT_EQ(expected.size(), 150U);
+  EXPECT_EQ(flowRows(dir / "batched.db"), expected);
+  const SqliteDb db = testing::openRaw(dir / "batched.db");
+  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE dur_ms IS NULL"), 0);
+  EXPECT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows f WHERE NOT EXISTS (SELECT 1 FROM spans s"
+                                     " WHERE f.id BETWEEN s.first_id AND s.last_id"
+                                     " AND f.start_ms BETWEEN s.min_start_ms AND s.max_start_ms)"),
+            0);
+}
+
 TEST(SqliteSinkFoldTest, AFlowThatOpensAndClosesInOneBatchIsOneInsertedRow) {
   const TempDir dir;
   auto sink = openSink(dir / "flows.db");
