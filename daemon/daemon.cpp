@@ -125,7 +125,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
 
   const RecordBudget budget = recordBudget(config.queue_max_bytes);
-  auto queue = EventQueue::open(budget.queue_bytes);
+  auto queue = EventQueue::open(budget.queue_bytes, config.max_batch_rows);
   if (!queue) {
     return Unexpected{queue.error()};
   }
@@ -258,12 +258,15 @@ void Daemon::process(PipelineBatch& items) {
 }
 
 void Daemon::processWaiting(PipelineBatch& items) {
-  // A close seen here is seen again by the loop's next take(), which finds nothing left.
-  for (;;) {
+  // What waits now, not what the reader adds meanwhile: under a steady overload the queue never
+  // empties, and the loop must get back to its signals (a SIGTERM after the SIGHUP). A close seen
+  // here is seen again by the loop's next take().
+  for (std::size_t left = queue_->stats().waiting; left > 0;) {
     (void)queue_->take(items);
     if (items.empty()) {
       return;
     }
+    left -= std::min(left, items.records());
     process(items);
   }
 }

@@ -75,7 +75,8 @@ private:
   [[nodiscard]] Result<std::size_t> dumpAtStart();
   // Hands a batch taken from the queue to the pipeline, ticking the batcher as it goes.
   void process(PipelineBatch& items);
-  // Takes and processes every chunk waiting in the queue, however full (SIGHUP).
+  // Takes and processes the records waiting in the queue when called, however full their chunk
+  // (SIGHUP).
   void processWaiting(PipelineBatch& items);
   // Flush deadline (with the heartbeat) and stats file; `in_progress`: items of the current batch
   // still to be handled.

@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 namespace ctaudit::daemon {
-Result<std::unique_ptr<EventQueue>> EventQueue::open(std::size_t capacity_bytes) {
+Result<std::unique_ptr<EventQueue>> EventQueue::open(std::size_t capacity_bytes, std::size_t wake_records) {
   UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
   if (!wake.valid()) {
     const int err = errno;
     return fail(Errc::Io, std::string("cannot create an eventfd for the event queue: ") + std::strerror(err), err);
   }
-  return std::unique_ptr<EventQueue>(new EventQueue(std::move(wake), capacity_bytes));
+  return std::unique_ptr<EventQueue>(new EventQueue(std::move(wake), capacity_bytes, wake_records));
 }
 
 void EventQueue::signal() const noexcept {
@@ -59,6 +59,7 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
     std::unique_lock lock(mutex_);
     while (!closed_) {
       const std::size_t chunks_before = waiting_.size();
+      const std::size_t records_before = waiting_records_;
       for (; !next.done(); next.skip()) {
         const PipelineBatch::Entry entry = next.peek();
         if (entry.marker != nullptr) {
@@ -77,8 +78,9 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
       }
       max_waiting_ = std::max(max_waiting_, waiting_records_);
       // A second chunk waiting means the first is full: the consumer has not been told of it yet
-      // unless two waited before.
-      wake = wake || dropping || (chunks_before < 2 && waiting_.size() >= 2);
+      // unless two waited before. Likewise for wake_records_.
+      wake = wake || dropping || (chunks_before < 2 && waiting_.size() >= 2) ||
+             (records_before < wake_records_ && waiting_records_ >= wake_records_);
       if (next.done() || abandoned_) {
         break;
       }

@@ -33,7 +33,7 @@ namespace ctaudit::daemon {
 // all of --queue-max while the pipeline works through the oldest records.
 //
 // Wake-ups: an eventfd (fd()) that the producer signals when a chunk is full (the next one is
-// started while it waits), with every marker, when it drops records or must wait for room, and on
+// started while it waits) or `wake_records` records wait, with every marker, when it drops records or must wait for room, and on
 // close. A partly filled chunk does not wake the consumer: the consumer takes whatever waits at
 // every wake it has anyway, and it has one at least at each flush deadline, before it writes the
 // batch, so a record is written no later than it would be had it woken the consumer at once. Each
@@ -58,8 +58,10 @@ public:
   };
 
   // Errors: Errc::Io when the eventfd cannot be created. The queue always takes at least one record,
-  // however small `capacity_bytes` is.
-  [[nodiscard]] static Result<std::unique_ptr<EventQueue>> open(std::size_t capacity_bytes);
+  // however small `capacity_bytes` is. The consumer is also woken once `wake_records` records wait
+  // (the batcher's --max-batch-rows, so that a batch that small is written when it is full).
+  [[nodiscard]] static Result<std::unique_ptr<EventQueue>> open(std::size_t capacity_bytes,
+                                                                std::size_t wake_records = SIZE_MAX);
 
   EventQueue(const EventQueue&) = delete;
   EventQueue& operator=(const EventQueue&) = delete;
@@ -111,8 +113,11 @@ public:
   [[nodiscard]] Stats stats() const;
 
 private:
-  EventQueue(UniqueFd wake, std::size_t capacity_bytes) noexcept
-      : wake_(std::move(wake)), capacity_bytes_(capacity_bytes), chunk_bytes_(chunkBytesFor(capacity_bytes)) {}
+  EventQueue(UniqueFd wake, std::size_t capacity_bytes, std::size_t wake_records) noexcept
+      : wake_(std::move(wake)),
+        capacity_bytes_(capacity_bytes),
+        chunk_bytes_(chunkBytesFor(capacity_bytes)),
+        wake_records_(wake_records) {}
   void signal() const noexcept;
   // Under the lock: whether a record of `size` bytes fits in the queue.
   [[nodiscard]] bool fits(std::size_t size) const noexcept;
@@ -123,6 +128,7 @@ private:
   UniqueFd wake_;
   const std::size_t capacity_bytes_;
   const std::size_t chunk_bytes_;
+  const std::size_t wake_records_;
 
   mutable std::mutex mutex_;
   std::condition_variable room_;  // the consumer took a batch, or the queue was abandoned

@@ -41,6 +41,7 @@ constexpr std::size_t kInsertRows = 32;
 // for all of them. A row's UPDATE took 1.26–1.32 µs alone and 0.91–0.95 µs 32 to a statement in a
 // standalone test on this schema (docs/benchmarks.md, "Closing rows 32 to a statement").
 constexpr std::size_t kUpdateRows = 32;
+constexpr int kMinSqliteVersion = 3'033'000;  // UPDATE … FROM
 
 // The writer connection's page cache, in KiB (see open()).
 constexpr int kWriterCacheKiB = 64 * 1024;
@@ -1013,6 +1014,12 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
     if (ec) {
       return ioError(path.parent_path(), "cannot create the database directory", ec.value());
     }
+  }
+  // UPDATE … FROM (the batch's UPDATEs, kUpdateRows to a statement) came with SQLite 3.33.0.
+  if (sqlite3_libversion_number() < kMinSqliteVersion) {
+    return fail(Errc::Storage, std::string("SQLite ") + sqlite3_libversion() +
+                                   " is too old for the flow database: ctauditd needs 3.33.0 or later (Debian 12 "
+                                   "has 3.40); install a newer libsqlite3");
   }
   auto impl = std::make_unique<Impl>();
   impl->log = std::move(log);

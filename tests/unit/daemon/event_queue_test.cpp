@@ -129,6 +129,20 @@ TEST(EventQueueTest, FdStaysQuietUntilAChunkIsFullButTakeFindsAPartialOne) {
   EXPECT_TRUE(readable(queue->fd())) << "a full chunk wakes the consumer";
 }
 
+TEST(EventQueueTest, FdWakesTheConsumerOnceWakeRecordsWait) {
+  auto queue = EventQueue::open(100 * recordBytes(), 3).value();
+  PipelineBatch batch = batchOf({record(1), record(2)});
+  (void)queue->push(batch, WhenFull::DropNewest);
+  EXPECT_FALSE(readable(queue->fd()));
+  batch = batchOf({record(3)});
+  (void)queue->push(batch, WhenFull::DropNewest);
+  EXPECT_TRUE(readable(queue->fd())) << "a batch's worth (--max-batch-rows) waits";
+  PipelineBatch out;
+  (void)queue->take(out);
+  EXPECT_EQ(shapeOf(out), "1 2 3");
+  EXPECT_FALSE(readable(queue->fd()));
+}
+
 TEST(EventQueueTest, FdWakesTheConsumerForAMarkerADropAndTheClose) {
   auto queue = queueOf(2);
   EXPECT_FALSE(readable(queue->fd()));

@@ -169,8 +169,10 @@ TEST(SqliteSinkFoldTest, RandomSequencesEndAsIfWrittenOneEventAtATime) {
 }
 
 // A batch that closes many rows opened in an earlier batch runs their UPDATEs 32 to a statement,
-// grouped by the columns they change (the plain ends here are well over 32): the rows still end
-// as if every event had been written on its own.
+// grouped by the columns they change: here the start (a kernel start replaces the receive time,
+// and the row's span moves), the translation (known only at the end), a bound end and a plain
+// end, each for more than 32 rows, and some leftovers one by one. The rows still end as if every
+// event had been written on its own.
 TEST(SqliteSinkFoldTest, ManyRowsClosedInALaterBatchEndAsIfWrittenOneEventAtATime) {
   std::vector<FlowRecord> opens;
   std::vector<FlowRecord> closes;
@@ -178,18 +180,17 @@ TEST(SqliteSinkFoldTest, ManyRowsClosedInALaterBatchEndAsIfWrittenOneEventAtATim
     const auto tuple = portTuple(Protocol::Tcp, "100.64.0.2", static_cast<std::uint16_t>(20000 + i), "198.51.100.1", 443);
     const auto reply = withSnat(replyOf(tuple), "203.0.113.1", static_cast<std::uint16_t>(40000 + i));
     const auto opened = 1s + i * 1ms;
-    opens.push_back(flowEvent(EventType::New, 1000U + i, tuple, reply, at(opened)));
+    // Group 1: the NEW did not carry the translation yet.
+    opens.push_back(flowEvent(EventType::New, 1000U + i, tuple, i % 4 == 1 ? replyOf(tuple) : reply, at(opened)));
     FlowRecord end = flowEvent(EventType::Destroy, 1000U + i, tuple, reply, at(5s + i * 1ms));
-    if (i % 5 == 0) {  // the kernel's start replaces the receive time: the start group
+    if (i % 4 == 0) {  // the kernel's start replaces the receive time: the start group
       end.start = at(opened - 100ms);
       end.start_source = TimeSource::Kernel;
       end.end_source = TimeSource::Kernel;
-    } else if (i % 5 == 1) {
+    } else if (i % 4 == 2) {
       end.end_source = TimeSource::Bound;
     }
-    if (i % 3 == 0) {
-      end.counters_original = Counters{i, i * 100U};
-    }
+    end.counters_original = Counters{i, i * 100U};
     closes.push_back(end);
   }
   const TempDir dir;
