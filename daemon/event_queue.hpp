@@ -33,15 +33,16 @@ namespace ctaudit::daemon {
 // all of --queue-max while the pipeline works through the oldest records.
 //
 // Wake-ups: an eventfd (fd()) that the producer signals when a chunk is full (the next one is
-// started while it waits) or `wake_records` records wait, with every marker, when it drops records or must wait for room, and on
-// close. A partly filled chunk does not wake the consumer: the consumer takes whatever waits at
-// every wake it has anyway, and it has one at least at each flush deadline, before it writes the
-// batch, so a record is written no later than it would be had it woken the consumer at once. Each
-// wake then works through up to a chunk of records, not one read's worth (at 20k events/s about
-// 2,000, ten times a second), which spends less CPU per record (docs/benchmarks.md, "Waking the
-// pipeline once a chunk"). The consumer polls the eventfd and resets it before it takes a chunk,
-// and take() signals it again while more chunks wait. A producer that must wait for space (WhenFull::Wait)
-// sleeps on a condition variable the consumer signals after a take.
+// started while it waits) or `wake_records` records wait, with every marker, when it drops records
+// or must wait for room, and on close. A partly filled chunk does not wake the consumer: the
+// consumer takes whatever waits at every wake it has anyway, and it has one at least at each flush
+// deadline, before it writes the batch, so a record is written no later than it would be had it
+// woken the consumer at once. Each wake then works through up to a chunk of records, not one
+// read's worth (at 20k events/s about 2,000, ten times a second), which spends less CPU per record
+// (docs/benchmarks.md, "Waking the pipeline once a chunk"). The consumer polls the eventfd and
+// resets it before it takes a chunk, and take() signals it again while more chunks wait. A
+// producer that must wait for space (WhenFull::Wait) sleeps on a condition variable the consumer
+// signals after a take.
 //
 // Markers (everything but FlowRecord) always fit: they are few and carry what makes the record
 // whole (resynchronisation, gaps); only records count against the capacity.

@@ -747,8 +747,8 @@ Result<sqlite3_stmt*> SqliteSink::Impl::updateStatement(unsigned mask, bool many
   SqliteStmt& stmt = (many ? updates_many : updates).at(mask);
   if (!stmt) {
     const UpdateColumns columns = updateColumns(mask);
-    auto prepared = prepare(db.get(), many ? flowUpdateManySql(columns.view(), kUpdateRows) : flowUpdateSql(columns.view()),
-                            SQLITE_PREPARE_PERSISTENT);
+    const std::string sql = many ? flowUpdateManySql(columns.view(), kUpdateRows) : flowUpdateSql(columns.view());
+    auto prepared = prepare(db.get(), sql, SQLITE_PREPARE_PERSISTENT);
     if (!prepared) {
       return Unexpected{prepared.error()};
     }
@@ -1008,18 +1008,18 @@ SqliteSink::~SqliteSink() = default;
 
 Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path& path, std::string observer_hostname,
                                                      std::shared_ptr<spdlog::logger> log) {
+  // UPDATE … FROM (the batch's UPDATEs, kUpdateRows to a statement) came with SQLite 3.33.0.
+  if (sqlite3_libversion_number() < kMinSqliteVersion) {
+    return fail(Errc::Storage, std::string("SQLite ") + sqlite3_libversion() +
+                                   " is too old for the flow database: ctauditd needs 3.33.0 or later (Debian 12 "
+                                   "has 3.40); install a newer libsqlite3");
+  }
   if (path.has_parent_path()) {
     std::error_code ec;
     std::filesystem::create_directories(path.parent_path(), ec);
     if (ec) {
       return ioError(path.parent_path(), "cannot create the database directory", ec.value());
     }
-  }
-  // UPDATE … FROM (the batch's UPDATEs, kUpdateRows to a statement) came with SQLite 3.33.0.
-  if (sqlite3_libversion_number() < kMinSqliteVersion) {
-    return fail(Errc::Storage, std::string("SQLite ") + sqlite3_libversion() +
-                                   " is too old for the flow database: ctauditd needs 3.33.0 or later (Debian 12 "
-                                   "has 3.40); install a newer libsqlite3");
   }
   auto impl = std::make_unique<Impl>();
   impl->log = std::move(log);

@@ -177,7 +177,8 @@ TEST(SqliteSinkFoldTest, ManyRowsClosedInALaterBatchEndAsIfWrittenOneEventAtATim
   std::vector<FlowRecord> opens;
   std::vector<FlowRecord> closes;
   for (std::uint16_t i = 0; i < 150; ++i) {
-    const auto tuple = portTuple(Protocol::Tcp, "100.64.0.2", static_cast<std::uint16_t>(20000 + i), "198.51.100.1", 443);
+    const auto tuple =
+        portTuple(Protocol::Tcp, "100.64.0.2", static_cast<std::uint16_t>(20000 + i), "198.51.100.1", 443);
     const auto reply = withSnat(replyOf(tuple), "203.0.113.1", static_cast<std::uint16_t>(40000 + i));
     const auto opened = 1s + i * 1ms;
     // Group 1: the NEW did not carry the translation yet.

@@ -295,9 +295,6 @@ TEST_F(SqliteSinkTest, AnEmptyBatchAndFlushAreOk) {
   EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
 }
 
-// A reader without write access to the directory can only open a WAL database whose -wal and -shm
-// files exist (the package test checks that with a real group member); they must outlive the
-// daemon, with the database file's permissions.
 // The WAL is checkpointed every kCheckpointPages (10,000) pages, not SQLite's default 1,000: the
 // pages that batch after batch change again are then copied into the database once for several
 // batches. With the default, the -wal file would stop growing at about 1,000 pages plus a batch
@@ -319,6 +316,9 @@ TEST_F(SqliteSinkTest, TheWalHoldsSeveralThousandPagesBeforeACheckpoint) {
   EXPECT_GT(std::filesystem::file_size(wal), std::uintmax_t{8} << 20U);
 }
 
+// A reader without write access to the directory can only open a WAL database whose -wal and -shm
+// files exist (the package test checks that with a real group member); they must outlive the
+// daemon, with the database file's permissions.
 TEST_F(SqliteSinkTest, KeepsTheWalAndShmFilesAfterClosing) {
   ASSERT_EQ(write({flowEvent(EventType::New, 42, tcp_, masqueraded_, at(2s))}), SinkStatus::Ok);
   sink_.reset();
