@@ -97,16 +97,17 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
   }
   if (query.source) {
     // An IPv4 block is an INTEGER range, an IPv6 block a BLOB range; SQLite never orders a value of
-    // one type between two of the other, so the families cannot mix. One address is an equality,
-    // which lets SQLite take the rowid range from flows_orig_src too.
-    const std::string src(kOrigSrcAddressSql);
+    // one type between two of the other, so the families cannot mix. One IPv4 address is an
+    // equality, which lets SQLite take the rowid range from flows_orig_src too; an IPv6 key holds
+    // the port (kOrigSrcKeySql), so one IPv6 address is a range as well.
+    const std::string src(kOrigSrcKeySql);
+    const auto keys = sourceKeyRange(query.source->network(), query.source->last());
     std::string term;
-    if (query.source->network() == query.source->last()) {
-      term = src + " = " + b.parameter(addressValue(query.source->network()));
+    if (keys.low == keys.high) {
+      term = src + " = " + b.parameter(keys.low);
     } else {
-      const auto low = b.parameter(addressValue(query.source->network()));
-      const auto high = b.parameter(addressValue(query.source->last()));
-      term = src + " BETWEEN " + low + " AND " + high;
+      const auto low = b.parameter(keys.low);
+      term = src + " BETWEEN " + low + " AND " + b.parameter(keys.high);
     }
     if (key.kind == KeyTerm::Kind::None) {
       key.sql = term;

@@ -42,9 +42,10 @@ struct StartWindow {
 //  - With a `from`, a UNION ALL of three disjoint arms: the rows in `started_in_window`, the open
 //    rows outside them, and the long rows that started before the window (spans.hpp), each through
 //    the index of the query's key: nat_src when a translated source is given, else the orig_src
-//    address (kOrigSrcAddressSql), else the rowid order and full scans of the small partial indexes.
-//  - source: the orig_src address BETWEEN network and last address, as stored (an INTEGER range for
-//    IPv4, a BLOB range for IPv6; SQLite orders every INTEGER before every BLOB).
+//    address (kOrigSrcKeySql), else the rowid order and full scans of the small partial indexes.
+//  - source: the key of orig_src (kOrigSrcKeySql) BETWEEN the keys of network and last address, as
+//    stored (an INTEGER range of addresses for IPv4, a BLOB range of endpoints for IPv6; SQLite
+//    orders every INTEGER before every BLOB).
 //  - nat_address (and nat_port): the translated source or the translated destination matches.
 // Which index serves which shape is in docs/schema.md; flow_reader_test checks the plans.
 [[nodiscard]] CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> started_in_window);

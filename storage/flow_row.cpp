@@ -340,6 +340,13 @@ ColumnValue endpointValue(const IpAddress& address, std::uint16_t port) noexcept
   return blob;
 }
 
+SourceKeyRange sourceKeyRange(const IpAddress& first, const IpAddress& last) noexcept {
+  if (first.isV4()) {
+    return {addressValue(first), addressValue(last)};
+  }
+  return {endpointValue(first, 0), endpointValue(last, 0xFFFF)};
+}
+
 std::int64_t startMillis(Timestamp start) noexcept {
   const std::int64_t ns = toUnixNanos(start);
   return ns / kNanosPerMilli - (ns % kNanosPerMilli < 0 ? 1 : 0);  // rounded down, also before 1970
@@ -624,11 +631,11 @@ std::string flowInsertSql(std::size_t rows) {
     }
     values += ")";
   }
-  return "INSERT INTO flows (" + flowColumnList() + ") VALUES " + values;
+  return "INSERT OR FAIL INTO flows (" + flowColumnList() + ") VALUES " + values;
 }
 
 std::string flowUpdateSql(std::span<const FlowColumn> columns) {
-  std::string sql = "UPDATE flows SET ";
+  std::string sql = "UPDATE OR FAIL flows SET ";
   int param = 1;
   for (const FlowColumn column : columns) {
     sql += (param == 1 ? "" : ", ") + std::string(columnName(column)) + " = ?" + std::to_string(param);
@@ -638,7 +645,7 @@ std::string flowUpdateSql(std::span<const FlowColumn> columns) {
 }
 
 std::string flowUpdateManySql(std::span<const FlowColumn> columns, std::size_t rows) {
-  std::string sql = "UPDATE flows SET ";
+  std::string sql = "UPDATE OR FAIL flows SET ";
   for (std::size_t i = 0; i < columns.size(); ++i) {
     sql += (i == 0 ? "" : ", ") + std::string(columnName(columns[i])) + " = v.column" + std::to_string(i + 2);
   }

@@ -143,11 +143,23 @@ inline constexpr std::int64_t kEndpointBias = std::int64_t{1} << 47;
 [[nodiscard]] ColumnValue addressValue(const IpAddress& address) noexcept;
 [[nodiscard]] ColumnValue endpointValue(const IpAddress& address, std::uint16_t port) noexcept;
 
-// The address of the endpoint column orig_src as an address value (IPv4: the endpoint shifted
-// right by 16, which is exactly the biased address; IPv6: the first 16 bytes). The expression of
-// the flows_orig_src family of indexes: a query must spell it exactly so for SQLite to use them.
-inline constexpr std::string_view kOrigSrcAddressSql =
-    "(CASE WHEN typeof(orig_src) = 'integer' THEN orig_src >> 16 ELSE substr(orig_src, 1, 16) END)";
+// The key of the flows_orig_src family of indexes, from the endpoint column orig_src: for IPv4 its
+// address (the endpoint shifted right by 16, which is exactly the biased address), for IPv6 the
+// whole endpoint, port included. A query must spell it exactly so for SQLite to use those indexes.
+// Operators only, no SQL function: `orig_src < x''` holds for every INTEGER and no BLOB (SQLite
+// sorts every INTEGER before every BLOB, and no BLOB before the empty one). An index expression
+// that calls a function (version 5 had typeof() and substr()) can fail half-way through a
+// statement, so SQLite gave every multi-row INSERT and UPDATE a statement journal, a copy of each
+// page the statement changed: 10 % of the daemon's CPU at the ceiling (docs/benchmarks.md,
+// "No statement journal"). An IPv6 key keeps its port because only substr() could drop it.
+inline constexpr std::string_view kOrigSrcKeySql = "(CASE WHEN orig_src < x'' THEN orig_src >> 16 ELSE orig_src END)";
+// The keys of kOrigSrcKeySql that the sources from `first` to `last` (one family) have, whatever
+// their ports: an INTEGER range for IPv4, a BLOB range for IPv6.
+struct SourceKeyRange {
+  ColumnValue low;
+  ColumnValue high;
+};
+[[nodiscard]] SourceKeyRange sourceKeyRange(const IpAddress& first, const IpAddress& last) noexcept;
 
 // flows_nat_src and flows_orig_src are keyed by (id >> kIndexBucketShift, address): a bucket of
 // 2^20 consecutive rows first, then the address. A new row's entries then land among the few
@@ -225,6 +237,11 @@ void settleEvent(StoredFlow& flow) noexcept;
 // Every column, in table order.
 [[nodiscard]] std::span<const FlowColumn> allFlowColumns() noexcept;
 
+// The INSERT and UPDATEs of the sink say OR FAIL: a constraint that fails stops the statement
+// without undoing its earlier rows, which the sink's transaction undoes anyway (one batch, one
+// transaction). With ABORT, SQLite's default, every multi-row statement kept a statement journal
+// to undo itself (see kOrigSrcKeySql).
+//
 // INSERT of every column of `rows` rows, parameter r * kFlowColumnCount + i + 1 for column i of
 // row r (bind each row with allFlowColumns()). SQLite gives the rows consecutive ids in order.
 [[nodiscard]] std::string flowInsertSql(std::size_t rows = 1);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,9 +17,9 @@ namespace ctaudit::storage {
 
 // PRAGMA user_version. Raise it with every change to the layout and add the step that upgrades
 // the previous version in applySchema (see docs/schema.md, "Versions and migrations").
-inline constexpr std::int64_t kSchemaVersion = 5;
-// The older version that applySchema upgrades in place; older ones are refused.
-inline constexpr std::int64_t kUpgradableVersion = 4;
+inline constexpr std::int64_t kSchemaVersion = 6;
+// The oldest version that applySchema upgrades in place; older ones are refused.
+inline constexpr std::int64_t kOldestUpgradableVersion = 4;
 
 // PRAGMA application_id: marks the file as ctaudit's, so that file(1) and both our sides can tell
 // it from any other SQLite database (https://sqlite.org/fileformat.html#application_id). The
@@ -31,6 +32,11 @@ struct DatabaseInfo {
   std::string observer_hostname;  // as stored before applySchema changed it
   std::string created_at;         // RFC 3339 UTC
 };
+
+// The six CREATE INDEX statements on `flows` as this version writes them (schema.cpp says what
+// each is for). SQLite keeps the text as given, so sqlite_master tells an index of an older
+// version from its current form.
+[[nodiscard]] std::array<std::string, 6> createIndexSql();
 
 // For the writer: creates the schema in an empty database, or checks an existing one and
 // records `observer_hostname` in `meta` when it changed (the machine was renamed). Refuses a

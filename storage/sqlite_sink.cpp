@@ -1046,7 +1046,14 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
 
   // The schema first: on a new file, auto_vacuum must be chosen before anything writes the header,
-  // and switching to WAL writes it.
+  // and switching to WAL writes it. An upgrade may rebuild indexes over the whole table: say so
+  // before the wait (docs/operations.md, "Upgrade").
+  if (const auto version = queryInteger(db, "PRAGMA user_version");
+      version && *version >= kOldestUpgradableVersion && *version < kSchemaVersion) {
+    impl->log->info("{}: upgrading from schema version {} to {}; this reads the whole table (about 1.3 s per "
+                    "million flows) before events are read",
+                    path.string(), *version, kSchemaVersion);
+  }
   auto info = applySchema(db, observer_hostname, SystemClock{}.now());
   if (!info) {
     return fail(info.error().code, path.string() + ": " + info.error().detail, info.error().sys_errno);
@@ -1063,12 +1070,12 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   if (auto done = execute(db, "PRAGMA synchronous = FULL"); !done) {
     return Unexpected{done.error()};
   }
-  // Every INSERT of the batch runs with a statement journal, because SQLite must be able to undo
-  // one statement when an expression index (flows_orig_src and its partial twins) raises an error
-  // half-way; OR FAIL does not lift that. A 32-row insert lands on ~100 pages of six indexes, far
-  // past the journal's 64 KiB in memory, so each went to a temporary file in /var/tmp: 2.4
-  // pwrite(2) calls a flow, 1.8 s of the pipeline thread's 4 s in pwrite at 150k events/s.
-  // In memory it is a copy (docs/benchmarks.md "What the kernel did for the daemon").
+  // The batch's INSERTs and UPDATEs need no statement journal since schema version 6 (OR FAIL,
+  // and index expressions without functions: kOrigSrcKeySql), but the open-index pass runs in a
+  // savepoint, whose journal holds a copy of each page the pass changes. On disk that journal is
+  // a temporary file in /var/tmp: with every INSERT journalled (version 5), 2.4 pwrite(2) calls a
+  // flow, 1.8 s of the pipeline thread's 4 s in pwrite at 150k events/s (docs/benchmarks.md "What
+  // the kernel did for the daemon"). In memory it is a copy.
   if (auto done = execute(db, "PRAGMA temp_store = MEMORY"); !done) {
     return Unexpected{done.error()};
   }

@@ -73,12 +73,12 @@ cta_log "ct_loadgen: $(tr '\n' ' ' <"$load")"
   cta_die "ct_loadgen did not make and delete $COUNT flows"
 
 # Closed rows whose original source address is in 100.64.0.0/10: orig_src is an endpoint (schema
-# v3 and v4), so the biased IPv4 address is orig_src >> 16, spelled as the flows_orig_src index's
-# expression (storage/flow_row.hpp, kOrigSrcAddressSql).
+# v3 on), so the biased IPv4 address is orig_src >> 16, spelled as the flows_orig_src index's
+# expression (storage/flow_row.hpp, kOrigSrcKeySql).
 all_rows() {
   local n
   n=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ms IS NOT NULL
-    AND (CASE WHEN typeof(orig_src) = 'integer' THEN orig_src >> 16 ELSE substr(orig_src, 1, 16) END)
+    AND (CASE WHEN orig_src < x'' THEN orig_src >> 16 ELSE orig_src END)
         BETWEEN 0x64400000 - 2147483648 AND 0x647FFFFF - 2147483648")
   ((n == COUNT)) && return 0
   cta_err "$n closed flows in the database, want $COUNT"

@@ -179,19 +179,23 @@ TEST_F(FlowReaderTest, AnotherApplicationsDatabaseIsAStorageError) {
 TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 6", nullptr, nullptr, nullptr), SQLITE_OK);
+    const std::string newer = "PRAGMA user_version = " + std::to_string(kSchemaVersion + 1);
+    ASSERT_EQ(sqlite3_exec(db.get(), newer.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto reader = FlowReader::open(path_);
   ASSERT_FALSE(reader);
   EXPECT_EQ(reader.error().code, Errc::Storage);
-  EXPECT_NE(reader.error().detail.find("schema version 6"), std::string::npos) << reader.error().detail;
+  EXPECT_NE(reader.error().detail.find("schema version " + std::to_string(kSchemaVersion + 1)), std::string::npos)
+      << reader.error().detail;
 }
 
 // A version-1 file (addresses as BLOBs, end_ns), version-2 file (nanoseconds, times in the
 // indexes) or version-3 file (four counter columns, indexes without buckets) is refused with what
-// to do, not misread; a version-4 file too, read-only, until the daemon has upgraded it.
+// to do, not misread; a version-4 or version-5 file too, read-only, until the daemon has upgraded
+// it.
 TEST_F(FlowReaderTest, AnOlderSchemaVersionIsAStorageErrorSayingWhatToDo) {
-  for (const int version : {1, 2, 3, 4}) {
+  static_assert(kSchemaVersion == 6, "add the version before this one below");
+  for (const int version : {1, 2, 3, 4, 5}) {
     {
       const SqliteDb db = openRaw(path_);
       ASSERT_EQ(sqlite3_exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str(), nullptr, nullptr,
@@ -334,6 +338,11 @@ TEST_F(FlowReaderTest, FiltersOnTheSubscribersBlock) {
   // 6440:2::1 starts with the bytes of 100.64.0.2: an IPv4 block must not match it.
   const auto v6 = portTuple(Protocol::Tcp, "6440:2::1", 33000, "2001:db8:2::1", 443);
   write({flowEvent(EventType::New, 4, v6, withSnat(replyOf(v6), "2001:db8:2::fe", 40004), at(4s))});
+  // The IPv6 key is the whole endpoint: the lowest and highest port of one host, and its neighbour.
+  const auto v6_high = portTuple(Protocol::Udp, "6440:2::1", 65535, "2001:db8:2::53", 53);
+  const auto v6_low = portTuple(Protocol::Udp, "6440:2::2", 0, "2001:db8:2::53", 53);
+  write({flowEvent(EventType::New, 5, v6_high, replyOf(v6_high), at(5s)),
+         flowEvent(EventType::New, 6, v6_low, replyOf(v6_low), at(6s))});
 
   const auto in = [&](std::string_view cidr) {
     return ids(find(Query().source(cidr)));
@@ -342,7 +351,12 @@ TEST_F(FlowReaderTest, FiltersOnTheSubscribersBlock) {
   EXPECT_EQ(in("100.64.0.0/10"), (std::vector<std::uint32_t>{1, 2, 3}));
   EXPECT_EQ(in("100.64.0.2"), std::vector<std::uint32_t>{1});
   EXPECT_EQ(in("100.64.0.0/8"), (std::vector<std::uint32_t>{1, 2, 3}));
-  EXPECT_EQ(in("6440::/16"), std::vector<std::uint32_t>{4});
+  EXPECT_EQ(in("6440::/16"), (std::vector<std::uint32_t>{4, 5, 6}));
+  EXPECT_EQ(in("6440:2::1"), (std::vector<std::uint32_t>{4, 5}));
+  EXPECT_EQ(in("6440:2::2"), std::vector<std::uint32_t>{6});
+  EXPECT_EQ(in("6440:2::/127"), (std::vector<std::uint32_t>{4, 5}));
+  EXPECT_EQ(in("6440:2::2/127"), std::vector<std::uint32_t>{6});
+  EXPECT_TRUE(in("6440:2::3").empty());
   EXPECT_TRUE(in("10.0.0.0/8").empty());
   EXPECT_EQ(in("0.0.0.0/0"), (std::vector<std::uint32_t>{1, 2, 3}));
 }
@@ -592,6 +606,12 @@ TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   EXPECT_TRUE(uses(host, "USING INDEX flows_open_src (<expr>=?)")) << host;
   EXPECT_TRUE(uses(host, "USING INDEX flows_long_src (<expr>=? AND start_ms<?)")) << host;
   EXPECT_FALSE(uses(host, "SCAN flows")) << host;
+
+  // An IPv6 key holds the port (kOrigSrcKeySql): one host is a range of keys in each bucket.
+  const std::string host6 = plan(Query().source("2001:db8:1::2").between(at(0s), at(1s)));
+  EXPECT_TRUE(uses(host6, "USING INDEX flows_orig_src (<expr>=? AND <expr>>? AND <expr><?)")) << host6;
+  EXPECT_TRUE(uses(host6, "USING INDEX flows_open_src (<expr>>? AND <expr><?)")) << host6;
+  EXPECT_FALSE(uses(host6, "SCAN flows")) << host6;
 
   // Time alone: the rows of the window by rowid, and the open and long rows from their partial
   // indexes, whole: those hold the conntrack table and the flows longer than kLongFlowMs only.

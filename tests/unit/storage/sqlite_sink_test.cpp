@@ -352,7 +352,8 @@ TEST_F(SqliteSinkTest, RefusesADatabaseOfANewerVersion) {
   sink_.reset();
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA user_version = 6", nullptr, nullptr, nullptr), SQLITE_OK);
+    const std::string newer = "PRAGMA user_version = " + std::to_string(kSchemaVersion + 1);
+    ASSERT_EQ(sqlite3_exec(db.get(), newer.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto sink = SqliteSink::open(path_, "gw1", testing::nullLogger());
   ASSERT_FALSE(sink);
@@ -831,6 +832,107 @@ TEST_F(SqliteSinkTest, AnOpenRowThatDoesNotDecodeGoesIntoTheOpenIndexesAtOpen) {
             "2");
 }
 
+// The sink's multi-row INSERT and UPDATE need no statement journal (kOrigSrcKeySql, flowInsertSql):
+// SQLite keeps one for a statement that writes several rows and may stop half-way with ABORT,
+// which a constraint (HaltIfNull, Halt with P2 = OE_Abort = 2) or a function call in an index
+// expression (Function, PureFunc: one can raise an error) may do. The program of each statement
+// on the real schema has neither.
+TEST_F(SqliteSinkTest, TheBatchStatementsCannotAbortHalfWay) {
+  const SqliteDb db = openRaw(path_);
+  const auto columns = allFlowColumns();
+  for (const std::string& sql : {flowInsertSql(32), flowUpdateManySql(columns, 32)}) {
+    sqlite3_stmt* raw = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db.get(), ("EXPLAIN " + sql).c_str(), -1, &raw, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+    const SqliteStmt program(raw);
+    int halts = 0;
+    while (sqlite3_step(program.get()) == SQLITE_ROW) {
+      const std::string opcode = reinterpret_cast<const char*>(sqlite3_column_text(program.get(), 1));  // NOLINT: SQLite text is unsigned char
+      EXPECT_NE(opcode, "Function") << sql;
+      EXPECT_NE(opcode, "PureFunc") << sql;
+      if (opcode.starts_with("Halt")) {
+        ++halts;
+        EXPECT_NE(sqlite3_column_int(program.get(), 3), 2) << opcode << " aborts in " << sql;
+      }
+    }
+    EXPECT_GT(halts, 1) << sql;  // the NOT NULL checks are there, with FAIL
+  }
+}
+
+// The key of the flows_orig_src family in versions 4 and 5: typeof() and substr() (kOrigSrcKeySql).
+constexpr std::string_view kVersion5SourceKey =
+    "(CASE WHEN typeof(orig_src) = 'integer' THEN orig_src >> 16 ELSE substr(orig_src, 1, 16) END)";
+
+// Turns the file at `path` into what version 5 wrote: the same but for that key.
+void makeVersion5(const std::filesystem::path& path) {
+  const SqliteDb db = openRaw(path);
+  const std::string key(kVersion5SourceKey);
+  const std::string sql = "BEGIN; DROP INDEX flows_orig_src; DROP INDEX flows_open_src; DROP INDEX flows_long_src;"
+                          "CREATE INDEX flows_orig_src ON flows ((id >> 20), " + key + ");"
+                          "CREATE INDEX flows_open_src ON flows (" + key + ") WHERE dur_ms IS NULL AND " +
+                          std::string(kInOpenIndexSql) + ";"
+                          "CREATE INDEX flows_long_src ON flows (" + key + ", start_ms, dur_ms) WHERE dur_ms > 3600000;"
+                          "PRAGMA user_version = 5; COMMIT";
+  ASSERT_EQ(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db.get());
+}
+
+// The six indexes on flows as they stand in the file, in createIndexSql()'s order.
+std::vector<std::string> flowIndexesIn(sqlite3* db) {
+  std::vector<std::string> sql;
+  for (const std::string& create : createIndexSql()) {
+    const std::string name = create.substr(13, create.find(' ', 13) - 13);  // after "CREATE INDEX "
+    sql.push_back(scalar(db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '" + name + "'"));
+  }
+  return sql;
+}
+
+// Version 5 keyed the flows_orig_src family by an expression with functions in it: the daemon
+// builds those three indexes again, leaves the other three alone, and every lookup by source then
+// finds its flows through them.
+TEST_F(SqliteSinkTest, UpgradesAVersionFiveFileByRebuildingTheIndexesKeyedBySource) {
+  const auto v6 = portTuple(Protocol::Udp, "2001:db8:1::2", 5353, "2001:db8:2::53", 53);
+  const auto long_flow = portTuple(Protocol::Tcp, "100.64.0.7", 33001, "198.51.100.1", 443);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(0s)),
+                   flowEvent(EventType::Destroy, 2, v6, replyOf(v6), at(1s)),
+                   flowEvent(EventType::New, 3, long_flow, replyOf(long_flow), at(2s))}),
+            SinkStatus::Ok);
+  ASSERT_EQ(write({flowEvent(EventType::Destroy, 3, long_flow, replyOf(long_flow), at(std::chrono::hours{2}))}),
+            SinkStatus::Ok);
+  sink_.reset();
+  std::int64_t nat_src_root = 0;
+  {
+    makeVersion5(path_);
+    const SqliteDb db = openRaw(path_);
+    nat_src_root = count(db.get(), "SELECT rootpage FROM sqlite_master WHERE name = 'flows_nat_src'");
+    EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '%substr(%'"), 3);
+  }
+  auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(sink) << sink.error().detail;
+  sink_ = std::move(*sink);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
+    const auto indexes = createIndexSql();
+    EXPECT_EQ(flowIndexesIn(db.get()), std::vector<std::string>(indexes.begin(), indexes.end()));
+    EXPECT_EQ(count(db.get(), "SELECT rootpage FROM sqlite_master WHERE name = 'flows_nat_src'"), nat_src_root);
+    EXPECT_EQ(scalar(db.get(), "PRAGMA integrity_check"), "ok");
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader) << reader.error().detail;
+  const auto from = [&](std::string_view cidr) {
+    FlowQuery query;
+    query.source = IpNetwork::parse(cidr);
+    query.from = at(0s);
+    query.to = at(std::chrono::hours{3});
+    auto records = (*reader)->find(query);
+    EXPECT_TRUE(records) << records.error().detail;
+    return records ? ctIdsOf(*records) : std::vector<std::uint32_t>{};
+  };
+  EXPECT_EQ(from("100.64.0.0/10"), (std::vector<std::uint32_t>{1, 3}));
+  EXPECT_EQ(from("100.64.0.7"), std::vector<std::uint32_t>{3});
+  EXPECT_EQ(from("2001:db8:1::2"), std::vector<std::uint32_t>{2});
+}
+
 // Version 4 had every open row in flows_open_* (WHERE dur_ms IS NULL) and no open_index_from: the
 // daemon upgrades such a file in place, its open rows into the new indexes.
 TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) {
@@ -839,15 +941,18 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) 
                    flowEvent(EventType::Destroy, 2, other, replyOf(other), at(1s))}),
             SinkStatus::Ok);
   sink_.reset();
+  makeVersion5(path_);
   {
     const SqliteDb db = openRaw(path_);
     ASSERT_EQ(sqlite3_exec(db.get(),
-                           "BEGIN; DROP INDEX flows_open_nat; DROP INDEX flows_open_src;"
-                           "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL;"
-                           "CREATE INDEX flows_open_src ON flows ((CASE WHEN typeof(orig_src) = 'integer' THEN "
-                           "orig_src >> 16 ELSE substr(orig_src, 1, 16) END)) WHERE dur_ms IS NULL;"
-                           "UPDATE flows SET packed = packed & ~131072 WHERE dur_ms IS NULL;"
-                           "DELETE FROM meta WHERE key = 'open_index_from'; PRAGMA user_version = 4; COMMIT",
+                           ("BEGIN; DROP INDEX flows_open_nat; DROP INDEX flows_open_src;"
+                            "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL;"
+                            "CREATE INDEX flows_open_src ON flows (" +
+                            std::string(kVersion5SourceKey) +
+                            ") WHERE dur_ms IS NULL;"
+                            "UPDATE flows SET packed = packed & ~131072 WHERE dur_ms IS NULL;"
+                            "DELETE FROM meta WHERE key = 'open_index_from'; PRAGMA user_version = 4; COMMIT")
+                               .c_str(),
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
         << sqlite3_errmsg(db.get());
@@ -861,6 +966,8 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) 
   EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
   EXPECT_EQ(openIndexFromIn(db.get()), "3");
   EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%131072%'"), 2);
+  const auto indexes = createIndexSql();
+  EXPECT_EQ(flowIndexesIn(db.get()), std::vector<std::string>(indexes.begin(), indexes.end()));
   // Found a day later through the open index alone: no row is after open_index_from.
   EXPECT_EQ(ctIdsAlive(path_, at(86400s)), (std::vector<std::uint32_t>{1}));
   auto open = sink_->openFlows();
