@@ -519,6 +519,10 @@ run_commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknow
 } >"$results/machine.txt"
 cat "$results/machine.txt" >&2
 run_start=$(date +%s)
+# CPU time the hypervisor gave to others while this VM wanted it ("steal", /proc/stat): it is
+# charged to no process, yet makes every rung slower; the header says how much the run had.
+host_cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat; }
+read -r total_before steal_before < <(host_cpu_ticks)
 
 note "the ceiling: ct_loadgen --rate max with one counting listener, $duration"
 measure ceiling listener max "$duration" || die "the ceiling measurement failed"
@@ -554,6 +558,9 @@ fi
 run_seconds=$(($(date +%s) - run_start))
 echo "ingest run time: ${run_seconds} s" >>"$results/machine.txt"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
+read -r total_after steal_after < <(host_cpu_ticks)
+echo "cpu steal: $(awk -v t=$((total_after - total_before)) -v s=$((steal_after - steal_before)) \
+  'BEGIN { printf "%.1f", t > 0 ? 100 * s / t : 0 }') %" >>"$results/machine.txt"
 
 # results.json: the CSV rows as objects, numbers as numbers.
 awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) key[i] = $i; n = NF; print "["; next }
@@ -611,7 +618,8 @@ tables=$results/ingest-ladder.md
 {
   echo "Measured by \`$command_line\` from $run_date, commit \`$run_commit\`."
   echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r),"
-  echo "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory; load average before the run $(awk -F': ' '/^load before/ { print $2 }' "$results/machine.txt"), after $(awk -F': ' '/^load after/ { print $2 }' "$results/machine.txt")."
+  echo "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory; load average before the run $(awk -F': ' '/^load before/ { print $2 }' "$results/machine.txt"), after $(awk -F': ' '/^load after/ { print $2 }' "$results/machine.txt");"
+  echo "CPU steal (time the hypervisor gave to other guests) over the ingest part: $(awk -F': ' '/^cpu steal/ { print $2 }' "$results/machine.txt")."
   echo "ulogd2 $(dpkg-query -W -f='${Version}' ulogd2 2>/dev/null), conntrack $(dpkg-query -W -f='${Version}' conntrack 2>/dev/null), SQLite $(sqlite3 --version | cut -d' ' -f1)."
   echo "Rungs of $duration (ctauditd's ceiling rung $ceiling_duration), ct_loadgen \`--live $live --batch 32\`; the ingest part took ${run_seconds} s."
   echo
