@@ -560,7 +560,7 @@ echo "ingest run time: ${run_seconds} s" >>"$results/machine.txt"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
 read -r total_after steal_after < <(host_cpu_ticks)
 echo "cpu steal: $(awk -v t=$((total_after - total_before)) -v s=$((steal_after - steal_before)) \
-  'BEGIN { printf "%.1f", t > 0 ? 100 * s / t : 0 }') %" >>"$results/machine.txt"
+  'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }') %" >>"$results/machine.txt"
 
 # results.json: the CSV rows as objects, numbers as numbers.
 awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) key[i] = $i; n = NF; print "["; next }
