@@ -178,7 +178,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
 
 Result<void> Daemon::openSinks() {
   const std::string hostname = hostName();
-  auto sqlite = storage::SqliteSink::open(config_.db_path, hostname, log_.sqlite);
+  // A schema upgrade may rebuild indexes for minutes before READY=1: each report asks systemd for
+  // well beyond the next one (storage::SqliteSink::kUpgradeProgressEvery), instead of a start
+  // timeout long enough for the largest file on every start.
+  auto sqlite = storage::SqliteSink::open(config_.db_path, hostname, log_.sqlite, [this] {
+    notifier_.extendStart(std::chrono::seconds{30}, "upgrading the flow database's schema");
+  });
   if (!sqlite) {
     return Unexpected{sqlite.error()};
   }

@@ -38,6 +38,10 @@ void ServiceNotifier::watchdog() { send("WATCHDOG=1"); }
 
 void ServiceNotifier::status(std::string_view status) { send(fmt::format("STATUS={}", status)); }
 
+void ServiceNotifier::extendStart(std::chrono::microseconds more, std::string_view status) {
+  send(fmt::format("EXTEND_TIMEOUT_USEC={}\nSTATUS={}", more.count(), status));
+}
+
 void ServiceNotifier::stopping(std::string_view status) {
   send(fmt::format("STOPPING=1\nSTATUS={}", status));
 }

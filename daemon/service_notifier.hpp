@@ -40,6 +40,9 @@ public:
   void status(std::string_view status);
   // STOPPING=1 with a STATUS= line: the stop has begun and may take a while (the final batch).
   void stopping(std::string_view status);
+  // EXTEND_TIMEOUT_USEC= with a STATUS= line: the start goes on and needs `more` from now on
+  // (systemd >= 236), e.g. while a schema upgrade rebuilds indexes before READY=1.
+  void extendStart(std::chrono::microseconds more, std::string_view status);
 
 private:
   void send(const std::string& message);

@@ -146,13 +146,15 @@ inline constexpr std::int64_t kEndpointBias = std::int64_t{1} << 47;
 // The key of the flows_orig_src family of indexes, from the endpoint column orig_src: for IPv4 its
 // address (the endpoint shifted right by 16, which is exactly the biased address), for IPv6 the
 // whole endpoint, port included. A query must spell it exactly so for SQLite to use those indexes.
-// Operators only, no SQL function: `orig_src < x''` holds for every INTEGER and no BLOB (SQLite
-// sorts every INTEGER before every BLOB, and no BLOB before the empty one). An index expression
+// Operators only, no SQL function: `orig_src < ''` holds for every INTEGER and no BLOB (SQLite
+// sorts numbers before text and text before BLOBs; the column's NUMERIC affinity leaves '' text),
+// and for no TEXT either, which only a person at the shell could store and which thus keeps a
+// key that no address range reaches. An index expression
 // that calls a function (version 5 had typeof() and substr()) can fail half-way through a
 // statement, so SQLite gave every multi-row INSERT and UPDATE a statement journal, a copy of each
 // page the statement changed: 10 % of the daemon's CPU at the ceiling (docs/benchmarks.md,
 // "No statement journal"). An IPv6 key keeps its port because only substr() could drop it.
-inline constexpr std::string_view kOrigSrcKeySql = "(CASE WHEN orig_src < x'' THEN orig_src >> 16 ELSE orig_src END)";
+inline constexpr std::string_view kOrigSrcKeySql = "(CASE WHEN orig_src < '' THEN orig_src >> 16 ELSE orig_src END)";
 // The keys of kOrigSrcKeySql that the sources from `first` to `last` (one family) have, whatever
 // their ports: an INTEGER range for IPv4, a BLOB range for IPv6.
 struct SourceKeyRange {

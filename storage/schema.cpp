@@ -415,8 +415,8 @@ namespace {
 // build's (createIndexSql): SQLite keeps the text as written, so an index whose key or condition
 // changed between versions is rebuilt and every other one left alone. SQLite builds an index by
 // reading the whole table, sorting only for the ones that hold every row: with 10M flows in the
-// page cache, about 1.5 s for a partial index and 6 s for flows_orig_src (docs/schema.md,
-// "Versions and migrations").
+// page cache, about 0.5 s for a partial index and 11 s for flows_orig_src (docs/schema.md,
+// "Versions and migrations"). The sort spills to SQLite's temporary directory (/var/tmp).
 Result<void> rebuildChangedIndexes(sqlite3* db) {
   auto current = prepare(db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1");
   if (!current) {
@@ -466,8 +466,10 @@ Result<void> upgradeFrom(sqlite3* db, std::int64_t from) {
     steps.push_back("INSERT INTO meta (key, value) SELECT '" + std::string(kOpenIndexFromKey) +
                     "', coalesce(max(id), 0) + 1 FROM flows");
   }
+  // The code and errno stay: a disk that fills up during an index build is an I/O error.
   const auto failed = [from](const Error& error) {
-    return fail(Errc::Storage, "cannot upgrade the schema from version " + std::to_string(from) + ": " + error.detail);
+    return fail(error.code, "cannot upgrade the schema from version " + std::to_string(from) + ": " + error.detail,
+                error.sys_errno);
   };
   for (const std::string& step : steps) {
     if (auto done = execute(db, step); !done) {

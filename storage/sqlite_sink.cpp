@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -1006,8 +1007,35 @@ SqliteSink::SqliteSink(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(im
 
 SqliteSink::~SqliteSink() = default;
 
+namespace {
+
+// sqlite3_progress_handler's context while an upgrade runs: calls `call` every
+// kUpgradeProgressEvery of the statements' work (SQLite calls progress() every
+// kUpgradeProgressOps virtual-machine steps, a few milliseconds).
+struct UpgradeProgress {
+  static constexpr int kUpgradeProgressOps = 100'000;
+  const std::function<void()>* call;
+  std::chrono::steady_clock::time_point last;
+
+  static int progress(void* context) noexcept {
+    auto* self = static_cast<UpgradeProgress*>(context);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - self->last >= SqliteSink::kUpgradeProgressEvery) {
+      self->last = now;
+      try {
+        (*self->call)();
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a report of progress must not stop the upgrade
+      }
+    }
+    return 0;  // go on
+  }
+};
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path& path, std::string observer_hostname,
-                                                     std::shared_ptr<spdlog::logger> log) {
+                                                     std::shared_ptr<spdlog::logger> log,
+                                                     std::function<void()> while_upgrading) {
   // UPDATE … FROM (the batch's UPDATEs, kUpdateRows to a statement) came with SQLite 3.33.0.
   if (sqlite3_libversion_number() < kMinSqliteVersion) {
     return fail(Errc::Storage, std::string("SQLite ") + sqlite3_libversion() +
@@ -1048,13 +1076,22 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   // The schema first: on a new file, auto_vacuum must be chosen before anything writes the header,
   // and switching to WAL writes it. An upgrade may rebuild indexes over the whole table: say so
   // before the wait (docs/operations.md, "Upgrade").
-  if (const auto version = queryInteger(db, "PRAGMA user_version");
-      version && *version >= kOldestUpgradableVersion && *version < kSchemaVersion) {
+  const auto version = queryInteger(db, "PRAGMA user_version");
+  const auto application_id = queryInteger(db, "PRAGMA application_id");
+  std::optional<UpgradeProgress> progress;
+  if (version && application_id && *application_id == kApplicationId && *version >= kOldestUpgradableVersion &&
+      *version < kSchemaVersion) {
     impl->log->info("{}: upgrading from schema version {} to {}; this reads the whole table (about 1.3 s per "
                     "million flows) before events are read",
                     path.string(), *version, kSchemaVersion);
+    if (while_upgrading) {
+      while_upgrading();
+      progress = UpgradeProgress{&while_upgrading, std::chrono::steady_clock::now()};
+      sqlite3_progress_handler(db, UpgradeProgress::kUpgradeProgressOps, &UpgradeProgress::progress, &*progress);
+    }
   }
   auto info = applySchema(db, observer_hostname, SystemClock{}.now());
+  sqlite3_progress_handler(db, 0, nullptr, nullptr);
   if (!info) {
     return fail(info.error().code, path.string() + ": " + info.error().detail, info.error().sys_errno);
   }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -48,10 +49,15 @@ public:
   // meta table (updated when the machine was renamed). `log` is the "sqlite" logger; must not be
   // null. Errors: Errc::Io when the directory or file cannot be created or opened; Errc::Storage
   // when the file is not a ctaudit database, is of a newer schema version, or refuses WAL mode
-  // (e.g. a network file system).
+  // (e.g. a network file system). Upgrading a file of an older version may take minutes (it
+  // rebuilds indexes over the whole table, docs/operations.md "Upgrade"): `while_upgrading`, when
+  // set, is called when such an upgrade starts and then every kUpgradeProgressEvery while it runs,
+  // so that the caller can tell a service manager that the start is still going on.
   [[nodiscard]] static Result<std::unique_ptr<SqliteSink>> open(const std::filesystem::path& path,
                                                                 std::string observer_hostname,
-                                                                std::shared_ptr<spdlog::logger> log);
+                                                                std::shared_ptr<spdlog::logger> log,
+                                                                std::function<void()> while_upgrading = {});
+  static constexpr std::chrono::seconds kUpgradeProgressEvery{5};
 
   ~SqliteSink() override;
 

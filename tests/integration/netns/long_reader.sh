@@ -78,7 +78,7 @@ cta_log "ct_loadgen: $(tr '\n' ' ' <"$load")"
 all_rows() {
   local n
   n=$(cta_sql "SELECT count(*) FROM flows WHERE dur_ms IS NOT NULL
-    AND (CASE WHEN orig_src < x'' THEN orig_src >> 16 ELSE orig_src END)
+    AND (CASE WHEN orig_src < '' THEN orig_src >> 16 ELSE orig_src END)
         BETWEEN 0x64400000 - 2147483648 AND 0x647FFFFF - 2147483648")
   ((n == COUNT)) && return 0
   cta_err "$n closed flows in the database, want $COUNT"

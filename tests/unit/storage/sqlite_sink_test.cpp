@@ -279,6 +279,41 @@ TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
   EXPECT_NE(logged[1].find("writing flows again"), std::string::npos) << logged[1];
 }
 
+// Without a statement journal (OR FAIL), a statement that stops half-way keeps the rows it wrote
+// before the failure until the transaction ends: the 40th of 64 new rows fails in the second
+// 32-row INSERT, and the rolled-back batch must leave none of the 64, nor of the rows it closed.
+TEST_F(SqliteSinkTest, AStatementThatStopsHalfWayLeavesNothingOfItsBatch) {
+  const auto tuple = [](std::uint16_t port) { return portTuple(Protocol::Udp, "100.64.0.3", port, "198.51.100.1", 53); };
+  ASSERT_EQ(write({flowEvent(EventType::New, 1000, tuple(999), replyOf(tuple(999)), at(0s))}), SinkStatus::Ok);
+  testing::execute(path_, "CREATE TRIGGER refuse BEFORE INSERT ON flows WHEN (NEW.orig_src & 65535) = 1039 "
+                          "BEGIN SELECT RAISE(FAIL, 'refused by test'); END");
+  std::vector<FlowRecord> batch{flowEvent(EventType::Destroy, 1000, tuple(999), replyOf(tuple(999)), at(1s))};
+  for (std::uint16_t n = 0; n < 64; ++n) {
+    batch.push_back(flowEvent(EventType::New, 1 + n, tuple(1000 + n), replyOf(tuple(1000 + n)), at(1s)));
+  }
+  EXPECT_EQ(write(batch), SinkStatus::Rejected);
+  EXPECT_EQ(rows(), 1);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows WHERE dur_ms IS NULL"), 1);  // 1000 still open
+}
+
+// A trigger added at the shell runs under the sink's OR FAIL, which overrides the conflict clause
+// of the trigger's own statements (docs/schema.md); an UPSERT in it keeps working.
+TEST_F(SqliteSinkTest, AnUpsertInATriggerAddedAtTheShellKeepsWorking) {
+  testing::execute(path_, "CREATE TABLE per_host (host PRIMARY KEY, flows INTEGER NOT NULL);"
+                          "CREATE TRIGGER count_flows AFTER INSERT ON flows BEGIN "
+                          "INSERT INTO per_host (host, flows) VALUES (NEW.orig_src >> 16, 1) "
+                          "ON CONFLICT (host) DO UPDATE SET flows = flows + 1; END");
+  std::vector<FlowRecord> batch;
+  for (std::uint16_t n = 0; n < 40; ++n) {
+    const auto tuple = portTuple(Protocol::Udp, n % 2 == 0 ? "100.64.0.3" : "100.64.0.4", 5000 + n, "198.51.100.1", 53);
+    batch.push_back(flowEvent(EventType::New, 1 + n, tuple, replyOf(tuple), at(1s)));
+  }
+  ASSERT_EQ(write(batch), SinkStatus::Ok);
+  const SqliteDb db = openRaw(path_);
+  EXPECT_EQ(scalar(db.get(), "SELECT group_concat(flows) FROM per_host"), "20,20");
+}
+
 TEST_F(SqliteSinkTest, ABusyDatabaseAsksForARetryAndKeepsNothing) {
   const SqliteDb other = openRaw(path_);
   ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
@@ -931,6 +966,23 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFiveFileByRebuildingTheIndexesKeyedBySour
   EXPECT_EQ(from("100.64.0.0/10"), (std::vector<std::uint32_t>{1, 3}));
   EXPECT_EQ(from("100.64.0.7"), std::vector<std::uint32_t>{3});
   EXPECT_EQ(from("2001:db8:1::2"), std::vector<std::uint32_t>{2});
+}
+
+// An upgrade tells the caller that it started (and, when it runs longer, every few seconds), so
+// that the daemon can keep systemd's start timeout at bay; opening a current file does not.
+TEST_F(SqliteSinkTest, AnUpgradeReportsThatItRuns) {
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(0s))}), SinkStatus::Ok);
+  sink_.reset();
+  int reports = 0;
+  const auto count_reports = [&reports] { ++reports; };
+  auto current = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger(), count_reports);
+  ASSERT_TRUE(current) << current.error().detail;
+  current->reset();
+  EXPECT_EQ(reports, 0);
+  makeVersion5(path_);
+  auto upgraded = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger(), count_reports);
+  ASSERT_TRUE(upgraded) << upgraded.error().detail;
+  EXPECT_EQ(reports, 1);
 }
 
 // Version 4 had every open row in flows_open_* (WHERE dur_ms IS NULL) and no open_index_from: the
