@@ -357,6 +357,11 @@ Result<std::int64_t> pragmaValue(sqlite3* db, const char* name) {
   return queryInteger(db, std::string("PRAGMA ") + name);
 }
 
+// Whether applySchema upgrades a file of `version` in place.
+constexpr bool upgradable(std::int64_t version) noexcept {
+  return version >= kOldestUpgradableVersion && version < kSchemaVersion;
+}
+
 // Checks the header of an existing database against what this build understands.
 Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application_id) {
   if (application_id != kApplicationId || version < 1) {
@@ -368,7 +373,7 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
                                    "; this build knows up to " + std::to_string(kSchemaVersion) +
                                    "): use a newer ctaudit, or point at another file");
   }
-  if (version >= kOldestUpgradableVersion && version < kSchemaVersion) {
+  if (upgradable(version)) {
     return fail(Errc::Storage, "written by an older ctaudit (schema version " + std::to_string(version) +
                                    "; this build reads version " + std::to_string(kSchemaVersion) +
                                    "): ctauditd upgrades it when it next opens the file (docs/schema.md, "
@@ -484,7 +489,8 @@ Result<void> upgradeFrom(sqlite3* db, std::int64_t from) {
 
 }  // namespace
 
-Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now) {
+Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now,
+                                 const std::function<void(std::int64_t from)>& on_upgrade) {
   // An empty file may only be turned into a ctaudit database once; auto_vacuum can only be chosen
   // before the first table exists. INCREMENTAL lets a later retention job give deleted pages back
   // to the file system (PRAGMA incremental_vacuum) without rewriting the whole file.
@@ -521,7 +527,10 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
     }
     return DatabaseInfo{kSchemaVersion, std::string(observer_hostname), formatRfc3339(now)};
   }
-  if (*application_id == kApplicationId && *version >= kOldestUpgradableVersion && *version < kSchemaVersion) {
+  if (*application_id == kApplicationId && upgradable(*version)) {
+    if (on_upgrade) {
+      on_upgrade(*version);
+    }
     if (auto upgraded = upgradeFrom(db, *version); !upgraded) {
       return Unexpected{upgraded.error()};
     }

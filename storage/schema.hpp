@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -43,7 +44,10 @@ struct DatabaseInfo {
 // database of a newer schema version, or one that is not empty and not ctaudit's, so that the
 // daemon never writes into a file it does not understand. Runs in its own transaction, so a
 // second process creating the same file at the same time is safe. Errors: Errc::Storage.
-[[nodiscard]] Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now);
+// `on_upgrade`, when set, is called with the file's version just before an upgrade in place
+// starts (docs/schema.md, "Versions and migrations"), which may rebuild indexes for minutes.
+[[nodiscard]] Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now,
+                                               const std::function<void(std::int64_t from)>& on_upgrade = {});
 
 // The `meta` key whose value (a rowid, in decimal) is the first row that may be open without being
 // in flows_open_nat and flows_open_src: every open row below it is in them. SqliteSink moves it on

@@ -1075,22 +1075,19 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
 
   // The schema first: on a new file, auto_vacuum must be chosen before anything writes the header,
   // and switching to WAL writes it. An upgrade may rebuild indexes over the whole table: say so
-  // before the wait (docs/operations.md, "Upgrade").
-  const auto version = queryInteger(db, "PRAGMA user_version");
-  const auto application_id = queryInteger(db, "PRAGMA application_id");
+  // before the wait, and report while it runs (docs/operations.md, "Upgrade").
   std::optional<UpgradeProgress> progress;
-  if (version && application_id && *application_id == kApplicationId && *version >= kOldestUpgradableVersion &&
-      *version < kSchemaVersion) {
+  const auto on_upgrade = [&](std::int64_t from) {
     impl->log->info("{}: upgrading from schema version {} to {}; this reads the whole table (about 1.3 s per "
                     "million flows) before events are read",
-                    path.string(), *version, kSchemaVersion);
+                    path.string(), from, kSchemaVersion);
     if (while_upgrading) {
       while_upgrading();
       progress = UpgradeProgress{&while_upgrading, std::chrono::steady_clock::now()};
       sqlite3_progress_handler(db, UpgradeProgress::kUpgradeProgressOps, &UpgradeProgress::progress, &*progress);
     }
-  }
-  auto info = applySchema(db, observer_hostname, SystemClock{}.now());
+  };
+  auto info = applySchema(db, observer_hostname, SystemClock{}.now(), on_upgrade);
   sqlite3_progress_handler(db, 0, nullptr, nullptr);
   if (!info) {
     return fail(info.error().code, path.string() + ": " + info.error().detail, info.error().sys_errno);

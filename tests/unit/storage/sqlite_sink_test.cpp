@@ -911,13 +911,24 @@ void makeVersion5(const std::filesystem::path& path) {
   ASSERT_EQ(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db.get());
 }
 
-// The six indexes on flows as they stand in the file, in createIndexSql()'s order.
+// The CREATE INDEX text of every index on flows as it stands in the file, sorted.
 std::vector<std::string> flowIndexesIn(sqlite3* db) {
+  const std::string joined = scalar(db, "SELECT group_concat(sql, char(10)) FROM (SELECT sql FROM sqlite_master "
+                                        "WHERE type = 'index' AND tbl_name = 'flows' ORDER BY sql)");
   std::vector<std::string> sql;
-  for (const std::string& create : createIndexSql()) {
-    const std::string name = create.substr(13, create.find(' ', 13) - 13);  // after "CREATE INDEX "
-    sql.push_back(scalar(db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '" + name + "'"));
+  for (std::size_t at = 0; at < joined.size();) {
+    const std::size_t end = std::min(joined.find('\n', at), joined.size());
+    sql.push_back(joined.substr(at, end - at));
+    at = end + 1;
   }
+  return sql;
+}
+
+// This version's CREATE INDEX text for flows, sorted like flowIndexesIn.
+std::vector<std::string> currentFlowIndexes() {
+  const auto indexes = createIndexSql();
+  std::vector<std::string> sql(indexes.begin(), indexes.end());
+  std::sort(sql.begin(), sql.end());
   return sql;
 }
 
@@ -947,8 +958,7 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFiveFileByRebuildingTheIndexesKeyedBySour
   {
     const SqliteDb db = openRaw(path_);
     EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
-    const auto indexes = createIndexSql();
-    EXPECT_EQ(flowIndexesIn(db.get()), std::vector<std::string>(indexes.begin(), indexes.end()));
+    EXPECT_EQ(flowIndexesIn(db.get()), currentFlowIndexes());
     EXPECT_EQ(count(db.get(), "SELECT rootpage FROM sqlite_master WHERE name = 'flows_nat_src'"), nat_src_root);
     EXPECT_EQ(scalar(db.get(), "PRAGMA integrity_check"), "ok");
   }
@@ -1018,8 +1028,7 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) 
   EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
   EXPECT_EQ(openIndexFromIn(db.get()), "3");
   EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%131072%'"), 2);
-  const auto indexes = createIndexSql();
-  EXPECT_EQ(flowIndexesIn(db.get()), std::vector<std::string>(indexes.begin(), indexes.end()));
+  EXPECT_EQ(flowIndexesIn(db.get()), currentFlowIndexes());
   // Found a day later through the open index alone: no row is after open_index_from.
   EXPECT_EQ(ctIdsAlive(path_, at(86400s)), (std::vector<std::uint32_t>{1}));
   auto open = sink_->openFlows();
