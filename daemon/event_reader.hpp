@@ -67,8 +67,9 @@ public:
     // After the socket turns readable, the thread waits before it reads, so that one wake takes
     // what arrived meanwhile instead of one wake per burst of events (issue #4: at 150k events/s
     // the thread woke ~10k times a second, and the context switches were its largest single
-    // cost): 10 ms at a high rate, up to 100 ms at a low one (ReadPacing). The daemon lowers `max`
-    // for a small receive buffer (ReadPacing::maxFor); the pipeline batches for a second anyway.
+    // cost): 10 ms at a high rate, up to 250 ms at a low one (ReadPacing). The daemon lowers `max`
+    // to what its receive buffer allows (ReadPacing::maxFor: 224 ms for the default 256 MiB); the
+    // pipeline batches for a second anyway.
     // min = max = 0 reads at once.
     ReadPacing pacing{};
   };

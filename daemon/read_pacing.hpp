@@ -12,10 +12,12 @@ namespace ctaudit::daemon {
 // which at a low rate are most of what an event costs: at 1k events/s the loader's 32-event bursts
 // woke the reader 31 times a second for 10 ms waits, and the switches were the largest single item
 // of its profile. At 150k events/s a 10 ms wait already takes 1,500 events, and the wait stays
-// near `min`.
+// near `min`. `max` is above what the default 256 MiB receive buffer allows (maxFor: 224 ms), so
+// that the buffer, not a round number, sets the longest wait: at 1k and 5k events/s the 224 ms
+// wait cost 2-9 % and 6 % less CPU per event than a 100 ms one (bench/cpu_ab.sh, 2026-11-27).
 struct ReadPacing {
   std::chrono::nanoseconds min{std::chrono::milliseconds{10}};
-  std::chrono::nanoseconds max{std::chrono::milliseconds{100}};
+  std::chrono::nanoseconds max{std::chrono::milliseconds{250}};
   std::size_t target_records{2048};
 
   // The wait before the next turn, after a turn that read `records` in the `interval` since the

@@ -25,6 +25,13 @@ TEST(ReadPacingTest, TheWaitStaysWithinItsBounds) {
   EXPECT_EQ(pacing.next(1, 0ns), 10ms);
 }
 
+TEST(ReadPacingTest, TheDefaultReceiveBufferSetsTheDefaultLongestWait) {
+  // The default maximum is above what the default 256 MiB buffer allows, so the buffer decides.
+  const ReadPacing pacing{};
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(pacing.maxFor(std::size_t{256} << 20U)), 223ms);
+  EXPECT_EQ(pacing.maxFor(std::size_t{1} << 30U), pacing.max);
+}
+
 TEST(ReadPacingTest, AZeroPacingReadsAtOnce) {
   const ReadPacing pacing{0s, 0s, 2048};
   EXPECT_EQ(pacing.next(1, 1s), 0s);
