@@ -227,6 +227,19 @@ del_ns() {
 # ---------------------------------------------------------------- per-process figures
 ticks_per_s=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# The same in nanoseconds, from the scheduler's run time of each live thread
+# (/proc/PID/task/*/schedstat): at 1k events/s a 10 s rung is ~7 ticks of 10 ms, too coarse for
+# the figure. A thread that ended before the reading is missing from it, so cpu_seconds takes the
+# larger of the two (ticks only ever round down).
+run_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%.0f\n", n }'; }
+cpu_mark() { echo "$(cpu_ticks "$1"):$(run_ns "$1")"; }
+cpu_seconds() {
+  awk -v a="$1" -v b="$2" -v hz="$ticks_per_s" 'BEGIN {
+    split(a, x, ":"); split(b, y, ":")
+    t = (y[1] - x[1]) / hz; n = (y[2] - x[2]) / 1e9
+    printf "%.4f\n", (n > t ? n : t)
+  }'
+}
 peak_rss_kib() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Events the kernel could not queue for the listening socket(s) of a namespace: the Drops column
 # of every NETLINK_NETFILTER socket (protocol 12) subscribed to groups, in /proc/net/netlink.
@@ -236,18 +249,22 @@ subscribed() { ip netns exec "$1" awk '$2 == 12 && $4 != "00000000" { n++ } END 
 kv() { awk -F= -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 file_bytes() { local total=0 f; for f in "$@"; do [[ -f $f ]] && total=$((total + $(stat -c %s "$f"))); done; echo "$total"; }
 
-# The tool is idle when its CPU time stands still for 1 s; gives up after --drain-timeout.
+# The tool is idle when its CPU time (ticks) stands still for idle_still_s; gives up after
+# --drain-timeout. 1.5 s, longer than ctauditd's flush interval plus its reader's longest wait
+# (1 s + 224 ms), so that the write of its last batch falls inside the measurement: with 1 s a
+# daemon that spends a few ms a second could look idle before that write (ticks are 10 ms).
+idle_still_s=1.5
 wait_idle() {
-  local pid=$1 before after i
+  local pid=$1 before after i still=0
   before=$(cpu_ticks "$pid")
   for ((i = 0; i < drain_timeout * 2; i++)); do
     sleep 0.5
     kill -0 "$pid" 2>/dev/null || return 1
     after=$(cpu_ticks "$pid")
     if [[ $after == "$before" ]]; then
-      sleep 0.5
-      after=$(cpu_ticks "$pid")
-      [[ $after == "$before" ]] && return 0
+      ((++still >= 3)) && return 0
+    else
+      still=0
     fi
     before=$after
   done
@@ -398,7 +415,7 @@ measure() {
   "start_$tool" "$ns" "$data"
   wait_ready "$tool" "$ns" "$data" || { cp "$data/tool.log" "$dir/" 2>/dev/null; del_ns "$ns"; return 1; }
   local cpu0 t0 t_end achieved events flows
-  cpu0=$(cpu_ticks "$tool_pid")
+  cpu0=$(cpu_mark "$tool_pid")
   t0=$(date +%s%N)
   if [[ $kind != real ]]; then
     ip netns exec "$ns" "$CT_LOADGEN" --rate "$target" --duration "$dur" --live "$live" --batch 32 \
@@ -423,8 +440,8 @@ measure() {
   local drained=1
   wait_idle "$tool_pid" || { drained=0; note "warning: $tool at $target was still busy $drain_timeout s after the load"; }
   local drain_s cpu1 rss drops
-  drain_s=$(awk -v a="$t_end" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 - 1 }')
-  cpu1=$(cpu_ticks "$tool_pid")
+  drain_s=$(awk -v a="$t_end" -v b="$(date +%s%N)" -v w="$idle_still_s" 'BEGIN { printf "%.1f", (b - a) / 1e9 - w }')
+  cpu1=$(cpu_mark "$tool_pid")
   rss=$(peak_rss_kib "$tool_pid")
   drops=$(kernel_drops "$ns")
   stop_tool "$tool"
@@ -438,9 +455,8 @@ measure() {
     expected=$events
     [[ $unit == flow ]] && expected=$flows
     awk -v k="$kind" -v t="$tool" -v o="$output" -v tr="$target" -v a="$achieved" -v d="$secs" -v e="$events" \
-      -v f="$flows" -v u="$unit" -v x="$expected" -v s="$stored" -v dr="$drops" -v c0="$cpu0" -v c1="$cpu1" \
-      -v hz="$ticks_per_s" -v r="$rss" -v b="$bytes" -v ds="$drain_s" -v dd="$drained" 'BEGIN {
-        cpu = (c1 - c0) / hz
+      -v f="$flows" -v u="$unit" -v x="$expected" -v s="$stored" -v dr="$drops" -v cpu="$(cpu_seconds "$cpu0" "$cpu1")" \
+      -v r="$rss" -v b="$bytes" -v ds="$drain_s" -v dd="$drained" 'BEGIN {
         loss = x > 0 ? 100 * (x - s) / x : 0
         if (loss < 0) loss = 0
         stored_flows = u == "flow" ? s : s / 2
