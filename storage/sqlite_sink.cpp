@@ -493,16 +493,22 @@ std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::sp
 }
 
 void SqliteSink::Impl::setOpenRow(const FlowKey& key, std::optional<std::int64_t> id, const FlowRow* row) {
-  const auto found = open_rows.find(key);
-  open_rows_undo.emplace_back(key, found == open_rows.end() ? std::nullopt : std::optional{found->second.id});
+  // One search of the map either way: it is cold between batches, and each search of a bucket
+  // misses the cache on its nodes.
   if (id) {
-    OpenRow& entry = found != open_rows.end() ? found->second : open_rows[key];
+    const auto [found, added] = open_rows.try_emplace(key);
+    open_rows_undo.emplace_back(key, added ? std::nullopt : std::optional{found->second.id});
+    OpenRow& entry = found->second;
     entry.id = *id;
     entry.generation = 0;
     if (row != nullptr) {
       holdRow(entry, *row);
     }
-  } else if (found != open_rows.end()) {
+    return;
+  }
+  const auto found = open_rows.find(key);
+  open_rows_undo.emplace_back(key, found == open_rows.end() ? std::nullopt : std::optional{found->second.id});
+  if (found != open_rows.end()) {
     open_rows.erase(found);
   }
 }
