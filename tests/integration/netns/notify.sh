@@ -11,7 +11,10 @@
 #   - WATCHDOG=1 keeps arriving, never further apart than the 2 s timeout allows;
 #   - STATUS= lines have the documented form, and report the event rate of a burst;
 #   - SIGTERM: STOPPING=1 arrives, after READY=1, and ctauditd exits 0;
-#   - with WATCHDOG_PID naming another process, no WATCHDOG=1 is sent (sd_watchdog_enabled).
+#   - with WATCHDOG_PID naming another process, no WATCHDOG=1 is sent (sd_watchdog_enabled);
+#   - a database of schema version 5 (one index changed back): the upgrade asks for more start
+#     time (EXTEND_TIMEOUT_USEC= with its STATUS=) before READY=1, and leaves version 6 with the
+#     index as this version defines it.
 set -u -o pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -137,5 +140,42 @@ no_pings() {
 }
 cta_expect "no WATCHDOG=1 when WATCHDOG_PID is another process's" no_pings
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
+
+# The same database made to look like version 5: the version number, and flows_orig_src with a
+# definition other than this version's, which the upgrade must build again.
+index_sql() { sqlite3 -readonly "$CTA_DB" "SELECT sql FROM sqlite_master WHERE name = 'flows_orig_src'"; }
+v6_index=$(index_sql)
+[[ -n $v6_index ]] || cta_die "no flows_orig_src in $CTA_DB"
+sqlite3 "$CTA_DB" "DROP INDEX flows_orig_src; CREATE INDEX flows_orig_src ON flows (id >> 20, orig_src);
+  PRAGMA user_version = 5;" || cta_die "cannot turn $CTA_DB into version 5"
+: >"$MSGS"
+cta_daemon_launcher() {
+  CTA_LAUNCHER=(ip netns exec "$CTA_GW" env NOTIFY_SOCKET="$SOCK")
+}
+CTA_DAEMON_LOG_FILE=$CTA_TMP/ctauditd-3.log cta_daemon_start --stats-file none
+cta_expect "READY=1 after the upgrade" wait_for 10 "READY=1" has_ready
+extend_before_ready() {
+  local extend ready status
+  extend=$(assignments EXTEND_TIMEOUT_USEC | head -1)
+  ready=$(assignments READY | awk '{ print $1 }' | head -1)
+  status=$(awk -v d="${extend%% *}" '$1 == d && index($3, "STATUS=") == 1' "$MSGS" | cut -d' ' -f3-)
+  if [[ ${extend%% *} -ge 1 && ${extend%% *} -lt ${ready:-0} && $extend == *" EXTEND_TIMEOUT_USEC=30000000" &&
+    $status == "STATUS=upgrading the flow database's schema" ]]; then
+    return 0
+  fi
+  cta_err "EXTEND_TIMEOUT_USEC: '${extend}' with '${status}', READY=1 in datagram '${ready}'"
+  return 1
+}
+cta_expect "the upgrade asks for more start time (EXTEND_TIMEOUT_USEC=30000000) before READY=1" extend_before_ready
+cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
+upgraded() {
+  local version index
+  version=$(sqlite3 -readonly "$CTA_DB" "PRAGMA user_version")
+  index=$(index_sql)
+  [[ $version == 6 && $index == "$v6_index" ]] && return 0
+  cta_err "after the upgrade: user_version '$version', flows_orig_src '$index' (want 6, '$v6_index')"
+  return 1
+}
+cta_expect "the database is version 6 again, with this version's flows_orig_src" upgraded
 
 cta_finish
