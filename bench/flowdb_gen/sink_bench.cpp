@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // sink_bench: the SQLite write path on its own. Feeds SqliteSink (the daemon's sink, unchanged) a
 // NEW and a DESTROY for each of --flows masqueraded flows, in batches of --batch events, with
-// --live flows open at any time (the DESTROY of flow i follows the NEW of flow i + live), and
-// prints events per second and CPU per 1000 events. Run it under
+// --live flows open at any time (the DESTROY of flow i follows the NEW of flow i + live; with
+// --ends random it ends one of the open flows picked at random, as a garbage-collector sweep or
+// `conntrack -F` ends them in the kernel's hash order), and prints events per second and CPU per
+// 1000 events. Run it under
 // `valgrind --tool=callgrind` for instruction counts that a loaded machine does not disturb.
 #include <sys/resource.h>
 
@@ -11,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,9 +89,10 @@ int main(int argc, char** argv) {
   std::uint64_t batch = 1000;
   std::uint64_t live = 10'000;
   std::uint64_t report = 0;
+  bool random_ends = false;
   std::filesystem::path path = "sink_bench.db";
   constexpr std::string_view kUsage =
-      "usage: sink_bench [--flows N] [--batch N] [--live N] [--report N] [--db PATH]\n"
+      "usage: sink_bench [--flows N] [--batch N] [--live N] [--ends fifo|random] [--report N] [--db PATH]\n"
       "  writes PATH (default ./sink_bench.db, replaced) through SqliteSink; see docs/benchmarks.md\n"
       "  --report N: also print the CPU per 1000 events of every N events (how it grows with the file)\n";
   for (int i = 1; i < argc; i += 2) {
@@ -104,6 +108,8 @@ int main(int argc, char** argv) {
       batch = number(value);
     } else if (arg == "--live") {
       live = number(value);
+    } else if (arg == "--ends" && (value == "fifo" || value == "random")) {
+      random_ends = value == "random";
     } else if (arg == "--report") {
       report = number(value);
     } else if (arg == "--db") {
@@ -148,12 +154,24 @@ int main(int argc, char** argv) {
       }
     }
   };
+  std::vector<std::uint64_t> open;  // --ends random: the flows not ended yet
+  std::mt19937_64 pick(1);           // the same order in every run
   for (std::uint64_t i = 0; i < flows + live; ++i) {
     if (i < flows) {
       emit(flow(i, ctaudit::EventType::New, base_ns));
+      if (random_ends) {
+        open.push_back(i);
+      }
     }
     if (i >= live) {
-      emit(flow(i - live, ctaudit::EventType::Destroy, base_ns));
+      std::uint64_t ended = i - live;
+      if (random_ends) {
+        const std::size_t at = pick() % open.size();
+        ended = open[at];
+        open[at] = open.back();
+        open.pop_back();
+      }
+      emit(flow(ended, ctaudit::EventType::Destroy, base_ns));
     }
   }
   if (!pending.empty() && (*sink)->write(pending) == ctaudit::storage::SinkStatus::Ok) {
@@ -161,7 +179,8 @@ int main(int argc, char** argv) {
   }
   const double cpu = cpuSeconds() - cpu0;
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  std::cout << "events=" << events << " batch=" << batch << " live=" << live << " wall_s=" << wall
+  std::cout << "events=" << events << " batch=" << batch << " live=" << live
+            << " ends=" << (random_ends ? "random" : "fifo") << " wall_s=" << wall
             << " events_per_s=" << static_cast<double>(events) / wall << " cpu_ms_per_1k_events="
             << cpu * 1e6 / static_cast<double>(events) << " db_bytes=" << std::filesystem::file_size(path) << '\n';
   return 0;
