@@ -249,11 +249,12 @@ subscribed() { ip netns exec "$1" awk '$2 == 12 && $4 != "00000000" { n++ } END 
 kv() { awk -F= -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 file_bytes() { local total=0 f; for f in "$@"; do [[ -f $f ]] && total=$((total + $(stat -c %s "$f"))); done; echo "$total"; }
 
-# The tool is idle when its CPU time (ticks) stands still for idle_still_s; gives up after
-# --drain-timeout. 1.5 s, longer than ctauditd's flush interval plus its reader's longest wait
-# (1 s + 224 ms), so that the write of its last batch falls inside the measurement: with 1 s a
-# daemon that spends a few ms a second could look idle before that write (ticks are 10 ms).
-idle_still_s=1.5
+# The tool is idle when its CPU time (ticks) stands still for idle_polls looks 0.5 s apart
+# (1.5 s); gives up after --drain-timeout. Longer than ctauditd's flush interval plus its
+# reader's longest wait (1 s + 224 ms), so that the write of its last batch falls inside the
+# measurement: with 1 s a daemon that spends a few ms a second could look idle before that write
+# (ticks are 10 ms).
+idle_polls=3
 wait_idle() {
   local pid=$1 before after i still=0
   before=$(cpu_ticks "$pid")
@@ -262,7 +263,7 @@ wait_idle() {
     kill -0 "$pid" 2>/dev/null || return 1
     after=$(cpu_ticks "$pid")
     if [[ $after == "$before" ]]; then
-      ((++still >= 3)) && return 0
+      ((++still >= idle_polls)) && return 0
     else
       still=0
     fi
@@ -440,7 +441,7 @@ measure() {
   local drained=1
   wait_idle "$tool_pid" || { drained=0; note "warning: $tool at $target was still busy $drain_timeout s after the load"; }
   local drain_s cpu1 rss drops
-  drain_s=$(awk -v a="$t_end" -v b="$(date +%s%N)" -v w="$idle_still_s" 'BEGIN { printf "%.1f", (b - a) / 1e9 - w }')
+  drain_s=$(awk -v a="$t_end" -v b="$(date +%s%N)" -v w="$idle_polls" 'BEGIN { printf "%.1f", (b - a) / 1e9 - w * 0.5 }')
   cpu1=$(cpu_mark "$tool_pid")
   rss=$(peak_rss_kib "$tool_pid")
   drops=$(kernel_drops "$ns")
