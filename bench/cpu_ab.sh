@@ -17,7 +17,8 @@
 # CPU tick for 1.5 s: longer than the 1 s flush interval, so the last batch's write counts), and
 # B/A.
 #
-# Usage (as root): bench/cpu_ab.sh [--rate 20000] [--duration 10s] [--live 10000] A B
+# Usage (as root): bench/cpu_ab.sh [--rate 20000] [--duration 10s] [--live 10000]
+#                                  [--ends fifo|random] A B
 #   A, B: ctauditd executables (or scripts that exec one, to set an environment)
 # Environment: CT_LOADGEN (default build/ci/bench/ct_loadgen), TMPDIR.
 set -u -o pipefail
@@ -27,13 +28,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rate=20000
 duration=10s
 live=10000
+ends=fifo
 builds=()
 while (($# > 0)); do
   case $1 in
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --live) live=$2; shift 2 ;;
-    -h | --help) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --ends) ends=$2; shift 2 ;;
+    -h | --help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "cpu_ab.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) builds+=("$1"); shift ;;
   esac
@@ -78,7 +81,7 @@ for i in 0 1; do
   grep -qw ready "$tmp/$i.log" || { cat "$tmp/$i.log" >&2; exit 1; }
 done
 start=("$(run_ns "${pids[0]}")" "$(run_ns "${pids[1]}")")
-ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --batch 32 \
+ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --ends "$ends" --batch 32 \
   >"$tmp/loadgen.txt" 2>&1 || { cat "$tmp/loadgen.txt" >&2; exit 1; }
 before="" still=0
 for ((i = 0; i < 480 && still < 3; i++)); do

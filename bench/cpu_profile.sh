@@ -28,10 +28,13 @@
 # With --perf FILE it also samples the daemon with `perf record -g` (call graphs through frame
 # pointers and DWARF are not needed for the flat profile) during the run and prints the top
 # symbols by self time, grouped the way docs/benchmarks.md "Where the CPU goes" reads them.
+# --ends random makes ct_loadgen delete a random live entry instead of the oldest, as a
+# gateway's garbage collector ends flows (ct_loadgen --help).
 # Nothing runs in the root namespace; the host's conntrack table and sysctls are not touched.
 #
 # Usage (as root, from the repository, after building the ci preset):
-#   bench/cpu_profile.sh [--rate 20000] [--duration 10s] [--live 10000] [--perf FILE]
+#   bench/cpu_profile.sh [--rate 20000] [--duration 10s] [--live 10000] [--ends fifo|random]
+#                        [--perf FILE]
 #                        [-- DAEMON_ARGS...]        e.g. -- --jsonl none  (SQLite only)
 # Environment: CTAUDITD, CT_LOADGEN (default build/ci/{daemon/ctauditd,bench/ct_loadgen}), TMPDIR.
 set -u -o pipefail
@@ -42,6 +45,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rate=20000
 duration=10s
 live=10000
+ends=fifo
 perf_file=""
 daemon_args=()
 while (($# > 0)); do
@@ -49,9 +53,10 @@ while (($# > 0)); do
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --live) live=$2; shift 2 ;;
+    --ends) ends=$2; shift 2 ;;
     --perf) perf_file=$2; shift 2 ;;
     --) shift; daemon_args=("$@"); break ;;
-    -h | --help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu_profile.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -139,7 +144,7 @@ syscr0=$(read_calls "$daemon_pid")
 switches0=$(switches "$daemon_pid")
 faults0=$(minor_faults "$daemon_pid")
 threads0=$(thread_ticks "$daemon_pid")
-ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --batch 32 \
+ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --ends "$ends" --batch 32 \
   >"$tmp/loadgen.txt" 2>&1 || { cat "$tmp/loadgen.txt" >&2; exit 1; }
 wait_idle || echo "warning: the daemon was still busy after 120 s" >&2
 cpu1=$(cpu_ticks "$daemon_pid")

@@ -25,6 +25,8 @@ LoadRun::LoadRun(const LoadgenOptions& options, CtChannel& channel, StopSignal& 
       plan_(options.plan),
       batch_(options.batch),
       results_(options.batch),
+      // Seeded from the first flow, so that a run ends its flows in the same order each time.
+      live_(options.ends, plan_.natPorts(), 0x9e3779b97f4a7c15ULL ^ options.first_index),
       next_flow_(options.first_index) {
   ops_.reserve(options.batch);
 }
@@ -54,6 +56,10 @@ void LoadRun::fillBatch(std::size_t budget) {
     if (may_create) {
       const bool at_cap = options_.live != 0 && live_.size() + creates_in_batch >= options_.live;
       if (!at_cap) {
+        if (const auto holder = live_.takeHolderOf(next_flow_)) {
+          addDelete(*holder);  // it still holds the port this create would get
+          continue;
+        }
         const std::uint64_t flow = next_flow_++;
         ++attempted_;
         ++creates_in_batch;
@@ -67,11 +73,13 @@ void LoadRun::fillBatch(std::size_t budget) {
     } else if (creating_ || options_.keep_at_exit || live_.empty()) {
       break;
     }
-    const std::uint64_t flow = live_.front();
-    live_.pop_front();
-    batch_.addDelete(plan_.at(flow), seq_ + static_cast<std::uint32_t>(ops_.size()), options_.create.ack_every_message);
-    ops_.push_back({OpKind::Delete, flow});
+    addDelete(live_.take());
   }
+}
+
+void LoadRun::addDelete(std::uint64_t flow) {
+  batch_.addDelete(plan_.at(flow), seq_ + static_cast<std::uint32_t>(ops_.size()), options_.create.ack_every_message);
+  ops_.push_back({OpKind::Delete, flow});
 }
 
 void LoadRun::account(std::span<const int> results) {
@@ -82,7 +90,7 @@ void LoadRun::account(std::span<const int> results) {
     if (result == kAckOk) {
       if (create) {
         ++totals_.created;
-        live_.push_back(op.flow);
+        live_.add(op.flow);
       } else {
         ++totals_.deleted;
       }
@@ -91,7 +99,7 @@ void LoadRun::account(std::span<const int> results) {
     if (result == kAckMissing) {
       ++totals_.acks_missing;
       if (create) {
-        live_.push_back(op.flow);  // perhaps alive: a later delete settles it (ENOENT if not)
+        live_.add(op.flow);  // perhaps alive: a later delete settles it (ENOENT if not)
       }
       continue;
     }

@@ -3,13 +3,13 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <vector>
 
 #include "bench/ct_channel.hpp"
 #include "bench/ct_messages.hpp"
 #include "bench/flow_plan.hpp"
+#include "bench/live_flows.hpp"
 #include "bench/loadgen_options.hpp"
 #include "bench/stop_signal.hpp"
 #include "flow/result.hpp"
@@ -35,8 +35,8 @@ struct RunTotals {
 };
 
 // The generator's loop: builds batches of creates and deletes from the FlowPlan, paces them with
-// a TokenBucket, sends each batch through the CtChannel and keeps the live entries in creation
-// order (a FIFO of flow numbers, so the oldest is deleted first). Borrows the channel and the
+// a TokenBucket, sends each batch through the CtChannel and keeps the live entries (LiveFlows,
+// which also picks the one a delete takes: --ends). Borrows the channel and the
 // stop signal; one thread.
 class LoadRun {
 public:
@@ -57,6 +57,7 @@ private:
 
   [[nodiscard]] std::size_t workLeft() const noexcept;
   void fillBatch(std::size_t budget);
+  void addDelete(std::uint64_t flow);
   void account(std::span<const int> results);
   void reportProgress(Clock::time_point now, Clock::time_point start);
 
@@ -67,7 +68,7 @@ private:
   MessageBatch batch_;
   std::vector<Op> ops_;
   std::vector<int> results_;
-  std::deque<std::uint64_t> live_;
+  LiveFlows live_;
   std::uint64_t next_flow_;
   std::uint64_t attempted_{0};
   std::uint32_t seq_{1};

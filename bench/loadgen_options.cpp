@@ -66,6 +66,14 @@ Result<void> applyValue(LoadgenOptions& options, std::string_view name, std::str
       return Unexpected{n.error()};
     }
     options.live = *n;
+  } else if (name == "ends") {
+    if (value == "fifo") {
+      options.ends = EndOrder::Fifo;
+    } else if (value == "random") {
+      options.ends = EndOrder::Random;
+    } else {
+      return fail(Errc::Usage, "--ends: '" + std::string(value) + "' is not fifo or random");
+    }
   } else if (name == "batch") {
     const auto n = number(1, 1024);
     if (!n) {
@@ -216,6 +224,10 @@ Pacing:
   --batch N          requests per sendmsg, 1-1024 (default 32)
   --live N           keep at most N entries alive: before a create would pass N, the oldest
                      entry is deleted (default: no limit)
+  --ends fifo|random which live entry a delete takes: the oldest (default), or one picked at
+                     random, as the kernel's garbage collector and `conntrack -F` end entries
+                     (in hash order); an entry that still holds the translated port a create
+                     needs is then deleted just before it
   --no-delete        never delete: every entry stays until its timeout (not with --live)
   --keep             at the end, leave the entries still alive (default: delete them, at the
                      same rate, so that every flow has its NEW and its DESTROY)

@@ -11,6 +11,7 @@
 
 #include "bench/ct_messages.hpp"
 #include "bench/flow_plan.hpp"
+#include "bench/live_flows.hpp"
 #include "flow/result.hpp"
 
 namespace ctaudit::bench {
@@ -23,6 +24,7 @@ struct LoadgenOptions {
   std::optional<std::chrono::nanoseconds> duration;  // or: create for this long
   double rate{0.0};                                  // requests (= events) per second; 0: as fast as possible
   std::size_t live{0};                               // at most this many alive; 0: no limit
+  EndOrder ends{EndOrder::Fifo};                     // which live entry a delete takes
   std::size_t batch{32};                             // requests per sendmsg
   bool delete_flows{true};                           // --no-delete clears it
   bool keep_at_exit{false};                          // --keep, and implied by --no-delete

@@ -14,7 +14,7 @@ Result<std::variant<LoadgenOptions, LoadgenHelp>> parse(std::vector<std::string_
 }
 
 TEST(LoadgenOptionsTest, ParsesEveryOption) {
-  const auto parsed = parse({"--count", "500", "--duration=2s", "--rate", "20000", "--live", "100", "--batch=8",
+  const auto parsed = parse({"--count", "500", "--duration=2s", "--rate", "20000", "--live", "100", "--ends", "random", "--batch=8",
                              "--keep", "--proto", "udp", "--family", "mix", "--hosts", "50", "--first-index",
                              "7000", "--nat-ports", "40000-40999", "--timeout", "60", "--acks", "errors", "--format",
                              "json", "--progress"});
@@ -24,6 +24,7 @@ TEST(LoadgenOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(options.duration, std::chrono::seconds{2});
   EXPECT_EQ(options.rate, 20000.0);
   EXPECT_EQ(options.live, 100U);
+  EXPECT_EQ(options.ends, EndOrder::Random);
   EXPECT_EQ(options.batch, 8U);
   EXPECT_TRUE(options.delete_flows);
   EXPECT_TRUE(options.keep_at_exit);
@@ -44,6 +45,7 @@ TEST(LoadgenOptionsTest, RateMaxAndNoDelete) {
   ASSERT_TRUE(parsed) << parsed.error().detail;
   const auto& options = std::get<LoadgenOptions>(*parsed);
   EXPECT_EQ(options.rate, 0.0);
+  EXPECT_EQ(options.ends, EndOrder::Fifo);  // the default
   EXPECT_FALSE(options.delete_flows);
   EXPECT_TRUE(options.keep_at_exit);
 }
@@ -66,6 +68,7 @@ TEST(LoadgenOptionsTest, RefusesWhatCannotWork) {
       {"--count", "10", "--nat-ports", "2000-1000"},        // empty range
       {"--count", "10", "--nat-ports", "40000-40009", "--live", "11"},  // mappings would collide
       {"--count", "10", "--proto", "sctp"},
+      {"--count", "10", "--ends", "lifo"},
       {"--count", "10", "--family", "5"},
       {"--count", "10", "--duration", "0"},
       {"--count"},                                          // value missing
