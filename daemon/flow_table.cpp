@@ -113,7 +113,7 @@ std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound) {
     record.event_time_source = TimeSource::Bound;
     record.observed_at_start = flow.observed_at_start;
     closed.push_back(record);
-    it = open_.erase(it);
+    open_.erase(it++);
   }
   return closed;
 }

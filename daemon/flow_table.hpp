@@ -4,10 +4,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
-#include <unordered_map>
 #include <vector>
 
 #include "flow/flow_record.hpp"
+#include "storage/flow_key_map.hpp"
 
 namespace ctaudit::daemon {
 
@@ -22,15 +22,12 @@ namespace ctaudit::daemon {
 // flows that were not. The Pipeline calls it only once the dump ended and the event socket was
 // read empty after it, so a DESTROY still queued behind the dump has had its chance.
 //
-// Memory: a key of 52 bytes and an OpenFlow of 72 in an unordered_map node. Measured with one
-// million open flows (x86_64, glibc malloc, mallinfo2 before and after): 144 bytes per open flow
-// with the bucket array, so a million open flows take about 144 MB (docs/operations.md).
-//
-// The map's nodes come from a pool of its own (std::pmr::unsynchronized_pool_resource): a NEW
-// takes a node a DESTROY gave back, so the steady state of flows starting and ending allocates
-// nothing from malloc (issue #4: no per-event heap allocation between decoder and sinks). The pool
-// keeps what it took at the peak until the table is destroyed. The 144 bytes above were measured
-// before the pool (malloc'd nodes, each with malloc's header); not measured again since.
+// Memory: a key of 52 bytes and an OpenFlow of 72 in a node of a FlowKeyMap (storage/
+// flow_key_map.hpp, which says why that map), from a pool of the table's own: a NEW takes the node
+// a DESTROY gave back, so the steady state allocates nothing from malloc. Measured with 0.9, 1 and
+// 1.1 million open flows (x86_64, glibc malloc, mallinfo2 before and after): 141, 149 and 147
+// bytes per open flow with the slot array, so a million open flows take about 150 MB
+// (docs/operations.md). The pool keeps what it took at the peak until the table is destroyed.
 class FlowTable {
 public:
   FlowTable() = default;
@@ -78,7 +75,7 @@ private:
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
 
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_
-  std::pmr::unordered_map<FlowKey, OpenFlow, FlowKeyHash> open_{&pool_};
+  storage::FlowKeyMap<OpenFlow> open_{&pool_};
   std::uint32_t generation_{0};
 };
 

@@ -5,7 +5,7 @@
 CTAUDIT_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libnetfilter-conntrack-dev libmnl-dev libsqlite3-dev nlohmann-json3-dev libspdlog-dev
-  libssl-dev libtomlplusplus-dev
+  libssl-dev libtomlplusplus-dev libabsl-dev
   libsystemd-dev libcap-dev libzstd-dev zlib1g-dev
 )
 CTAUDIT_TEST_PACKAGES=(

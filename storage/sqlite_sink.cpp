@@ -11,11 +11,11 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "ctaudit_version.hpp"
+#include "storage/flow_key_map.hpp"
 #include "storage/flow_merge.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/schema.hpp"
@@ -250,7 +250,7 @@ struct SqliteSink::Impl {
   // Nodes from a pool of their own, like FlowTable's: a flow that ends gives back the node a new
   // one takes, so the steady state allocates nothing from malloc.
   std::pmr::unsynchronized_pool_resource open_rows_pool;  // declared first: outlives open_rows
-  std::pmr::unordered_map<FlowKey, OpenRow, FlowKeyHash> open_rows{&open_rows_pool};
+  FlowKeyMap<OpenRow> open_rows{&open_rows_pool};
   std::uint32_t row_generation{1};
   // Makes every held row stale. Generation 0 marks an entry that holds nothing, so it is skipped
   // when the counter wraps.
@@ -329,7 +329,7 @@ struct SqliteSink::Impl {
   std::vector<FoldedFlow> batch_flows;          // in the order of their first event in the batch
   std::vector<FlowRow> batch_stored_rows;       // open rows read from the database
   std::pmr::unsynchronized_pool_resource batch_open_pool;  // each batch reuses the last one's nodes
-  std::pmr::unordered_map<FlowKey, std::size_t, FlowKeyHash> batch_open{&batch_open_pool};  // open flows of batch_flows
+  FlowKeyMap<std::size_t> batch_open{&batch_open_pool};  // open flows of batch_flows
   std::optional<WriteFailure> writeBatch(std::span<const FlowRecord> batch);
   std::optional<WriteFailure> fold(const FlowRecord& record);
   // `folded` after `record`, merged from `as_stored`: its row as the database holds it or would
@@ -831,7 +831,8 @@ std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRec
   // find its leftovers. The capacity stays, so a steady stream of batches allocates nothing.
   batch_flows.clear();
   batch_stored_rows.clear();
-  batch_open.clear();
+  batch_open.clear();  // frees the slot array of a large table: one allocation per batch below
+  batch_open.reserve(batch.size());
   batch_inserts.clear();
   for (const auto& pending : pending_updates) {
     if (pending) {
