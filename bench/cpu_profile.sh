@@ -16,6 +16,9 @@
 #   peak_rss_kib    the daemon's VmHWM
 #   syscw_per_1k    write-type system calls (/proc/PID/io syscw: write, pwrite, writev, ...) per 1000
 #                   events: the JSON-lines sink's write(2) per batch, SQLite's WAL and the wake-ups
+#   wchar_per_event bytes the daemon handed to write-type system calls (/proc/PID/io wchar) per
+#                   event: the JSON lines (about jsonl_bytes_per_event) plus SQLite's WAL frames and
+#                   checkpoints, a whole page for each page a batch changed (write amplification)
 #   syscr_per_1k    read-type system calls (/proc/PID/io syscr) per 1000 events: recvmmsg, and
 #                   SQLite's reads of pages that are not in its cache (an index larger than it)
 #   ctxsw_per_1k    voluntary context switches of all the daemon's threads per 1000 events
@@ -56,7 +59,7 @@ while (($# > 0)); do
     --ends) ends=$2; shift 2 ;;
     --perf) perf_file=$2; shift 2 ;;
     --) shift; daemon_args=("$@"); break ;;
-    -h | --help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu_profile.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -93,6 +96,7 @@ ip netns exec "$ns" ip link set lo up
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 write_calls() { awk '$1 == "syscw:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 read_calls() { awk '$1 == "syscr:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+written_bytes() { awk '$1 == "wchar:" { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 # "name ticks" per thread, summed by thread name.
 thread_ticks() {
   local task
@@ -141,6 +145,7 @@ cpu0=$(cpu_ticks "$daemon_pid")
 ns0=$(run_ns "$daemon_pid")
 syscw0=$(write_calls "$daemon_pid")
 syscr0=$(read_calls "$daemon_pid")
+wchar0=$(written_bytes "$daemon_pid")
 switches0=$(switches "$daemon_pid")
 faults0=$(minor_faults "$daemon_pid")
 threads0=$(thread_ticks "$daemon_pid")
@@ -151,6 +156,7 @@ cpu1=$(cpu_ticks "$daemon_pid")
 ns1=$(run_ns "$daemon_pid")
 syscw1=$(write_calls "$daemon_pid")
 syscr1=$(read_calls "$daemon_pid")
+wchar1=$(written_bytes "$daemon_pid")
 switches1=$(switches "$daemon_pid")
 faults1=$(minor_faults "$daemon_pid")
 threads1=$(thread_ticks "$daemon_pid")
@@ -167,13 +173,14 @@ received=$(grep -o 'stopped: [0-9]* message' "$tmp/daemon.log" | awk '{ print $2
 [[ -n $received ]] || { cat "$tmp/daemon.log" >&2; exit 1; }
 awk -v rc="$received" -v c0="$cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v rss="$peak_rss" \
   -v rate="$rate" -v d="$duration" -v w="$((syscw1 - syscw0))" -v x="$((switches1 - switches0))" \
-  -v f="$((faults1 - faults0))" -v r="$((syscr1 - syscr0))" -v ns="$((ns1 - ns0))" 'BEGIN {
+  -v f="$((faults1 - faults0))" -v r="$((syscr1 - syscr0))" -v ns="$((ns1 - ns0))" -v wc="$((wchar1 - wchar0))" 'BEGIN {
     cpu = (c1 - c0) / hz
     n = rc > 0 ? rc : 1
     printf "rate=%s\nduration=%s\nreceived=%d\ncpu_s=%.2f\ncpu_ms_per_1k=%.2f\npeak_rss_kib=%d\n", rate, d, rc, cpu,
       1e6 * cpu / n, rss
     printf "run_ms_per_1k=%.3f\n", ns / 1e3 / n
     printf "syscw_per_1k=%.1f\nsyscr_per_1k=%.1f\n", 1000 * w / n, 1000 * r / n
+    printf "wchar_per_event=%.0f\n", wc / n
     printf "ctxsw_per_1k=%.1f\nminflt_per_1k=%.1f\n", 1000 * x / n, 1000 * f / n
   }'
 jsonl_bytes=$(stat -c %s "$tmp/flows.jsonl" 2>/dev/null || echo 0)
