@@ -828,10 +828,12 @@ std::optional<WriteFailure> SqliteSink::Impl::checkDataVersion() {
 
 std::optional<WriteFailure> SqliteSink::Impl::writeBatch(std::span<const FlowRecord> batch) {
   // Cleared here, not after the batch: a failure returns half-way, and the next batch must not
-  // find its leftovers. The capacity stays, so a steady stream of batches allocates nothing.
+  // find its leftovers. The vectors keep their capacity and batch_open its nodes' pool, so a
+  // steady stream of batches allocates only batch_open's slot array, which clear() gives back
+  // once it is large: reserved at once for the whole batch rather than grown by rehashing.
   batch_flows.clear();
   batch_stored_rows.clear();
-  batch_open.clear();  // frees the slot array of a large table: one allocation per batch below
+  batch_open.clear();
   batch_open.reserve(batch.size());
   batch_inserts.clear();
   for (const auto& pending : pending_updates) {
