@@ -36,6 +36,8 @@
 #   --real-duration DUR     the real-traffic runs (default 5s; 0 skips them)
 #   --tools "LIST"          subset of: listener ctauditd ulogd-sqlite ulogd-json conntrack
 #   --live N                ct_loadgen --live (default 10000)
+#   --ends fifo|random      ct_loadgen --ends: which live entry a delete takes, the oldest
+#                           (default) or one at random, as a gateway's garbage collector ends them
 #   --drain-timeout SEC     longest wait for a tool to go idle after the load (default 300)
 #   --results DIR           results directory (default build/bench-results/DATE)
 #   --no-install            do not apt-get install anything (fail if something is missing)
@@ -65,6 +67,7 @@ ceiling_duration=""
 real_duration=""
 tools="listener ctauditd ulogd-sqlite ulogd-json conntrack"
 live=10000
+ends=fifo
 drain_timeout=300
 results=""
 install=1
@@ -82,6 +85,7 @@ while (($# > 0)); do
     --real-duration) real_duration=$2; shift 2 ;;
     --tools) tools=$2; shift 2 ;;
     --live) live=$2; shift 2 ;;
+    --ends) ends=$2; shift 2 ;;
     --drain-timeout) drain_timeout=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --no-install) install=0; shift ;;
@@ -121,6 +125,7 @@ for d in "$duration" "$ceiling_duration" "$real_duration"; do
   [[ $d =~ ^[0-9]+(ms|s|m)?$ ]] || die "'$d' is not a duration such as 10s, 500ms or 2m"
 done
 [[ $live =~ ^[1-9][0-9]*$ ]] || die "--live: '$live' is not a positive number"
+[[ $ends == fifo || $ends == random ]] || die "--ends: '$ends' is not fifo or random"
 [[ $drain_timeout =~ ^[1-9][0-9]*$ ]] || die "--drain-timeout: '$drain_timeout' is not a number of seconds"
 
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces, CAP_NET_ADMIN); run it with sudo"
@@ -419,7 +424,7 @@ measure() {
   cpu0=$(cpu_mark "$tool_pid")
   t0=$(date +%s%N)
   if [[ $kind != real ]]; then
-    ip netns exec "$ns" "$CT_LOADGEN" --rate "$target" --duration "$dur" --live "$live" --batch 32 \
+    ip netns exec "$ns" "$CT_LOADGEN" --rate "$target" --duration "$dur" --live "$live" --ends "$ends" --batch 32 \
       >"$dir/load.txt" 2>&1
     local load_rc=$?
     ((load_rc == 0 || load_rc == 3)) || { cat "$dir/load.txt" >&2; die "ct_loadgen failed (exit $load_rc) for $tool at $target"; }
@@ -638,7 +643,7 @@ tables=$results/ingest-ladder.md
   echo "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory; load average before the run $(awk -F': ' '/^load before/ { print $2 }' "$results/machine.txt"), after $(awk -F': ' '/^load after/ { print $2 }' "$results/machine.txt");"
   echo "CPU steal (time the hypervisor gave to other guests) over the ingest part: $(awk -F': ' '/^cpu steal/ { print $2 }' "$results/machine.txt")."
   echo "ulogd2 $(dpkg-query -W -f='${Version}' ulogd2 2>/dev/null), conntrack $(dpkg-query -W -f='${Version}' conntrack 2>/dev/null), SQLite $(sqlite3 --version | cut -d' ' -f1)."
-  echo "Rungs of $duration (ctauditd's ceiling rung $ceiling_duration), ct_loadgen \`--live $live --batch 32\`; the ingest part took ${run_seconds} s."
+  echo "Rungs of $duration (ctauditd's ceiling rung $ceiling_duration), ct_loadgen \`--live $live --ends $ends --batch 32\`; the ingest part took ${run_seconds} s."
   echo
   echo "**Ceiling** (ct_loadgen \`--rate max\` with one counting listener): **$ceiling events/s**."
   echo
