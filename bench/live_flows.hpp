@@ -24,6 +24,7 @@ enum class EndOrder : std::uint8_t { Fifo, Random };
 // takeHolderOf() finds it, so that it is deleted before that create instead of the create failing
 // with EEXIST. In creation order that cannot happen while at most `nat_ports` entries live
 // (LoadgenOptions checks --live). Seeded, so that two runs end their flows in the same order.
+// Owned by LoadRun; one thread.
 class LiveFlows {
 public:
   LiveFlows(EndOrder order, std::uint32_t nat_ports, std::uint64_t seed);

@@ -56,9 +56,12 @@ void LoadRun::fillBatch(std::size_t budget) {
     if (may_create) {
       const bool at_cap = options_.live != 0 && live_.size() + creates_in_batch >= options_.live;
       if (!at_cap) {
-        if (const auto holder = live_.takeHolderOf(next_flow_)) {
-          addDelete(*holder);  // it still holds the port this create would get
-          continue;
+        if (options_.delete_flows) {
+          if (const auto holder = live_.takeHolderOf(next_flow_)) {
+            addDelete(*holder);  // it still holds the port this create would get
+            ++totals_.forced_deletes;
+            continue;
+          }
         }
         const std::uint64_t flow = next_flow_++;
         ++attempted_;

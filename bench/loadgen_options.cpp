@@ -222,12 +222,13 @@ Pacing:
   --rate N|max       requests per second, creates and deletes together (= conntrack events/s);
                      a token bucket that holds 50 ms or two batches (default max)
   --batch N          requests per sendmsg, 1-1024 (default 32)
-  --live N           keep at most N entries alive: before a create would pass N, the oldest
-                     entry is deleted (default: no limit)
+  --live N           keep at most N entries alive: before a create would pass N, an entry is
+                     deleted, the one --ends picks (default: no limit)
   --ends fifo|random which live entry a delete takes: the oldest (default), or one picked at
                      random, as the kernel's garbage collector and `conntrack -F` end entries
                      (in hash order); an entry that still holds the translated port a create
-                     needs is then deleted just before it
+                     needs is then deleted just before it (counted in forced_deletes: keep
+                     --live well below the translated ports, or many deletes are such)
   --no-delete        never delete: every entry stays until its timeout (not with --live)
   --keep             at the end, leave the entries still alive (default: delete them, at the
                      same rate, so that every flow has its NEW and its DESTROY)
@@ -251,7 +252,7 @@ Output:
 
 The summary: created, deleted, create_errors, delete_errors, errors by errno (EEXIST: the tuple
 or the mapping was taken; ENOENT: the entry to delete was gone), acks_missing, requests,
-elapsed_s, requests_per_s (achieved), left_alive.
+elapsed_s, requests_per_s (achieved), left_alive, forced_deletes.
 Signals: the first SIGINT/SIGTERM stops creating (and deletes the live entries unless --keep);
 a second one stops at once.
 Exit status: 0 every request succeeded, 1 fatal error, 2 usage error, 3 some requests failed.

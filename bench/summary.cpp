@@ -59,6 +59,7 @@ std::string formatSummary(const RunTotals& totals, const LoadgenOptions& options
       {"requests", count(totals.requests)},
       {"sends", count(totals.sends)},
       {"left_alive", count(totals.left_alive)},
+      {"forced_deletes", count(totals.forced_deletes)},
       {"socket_overruns", count(totals.socket_overruns)},
       {"elapsed_s", fixed(std::chrono::duration<double>(totals.elapsed).count(), 3)},
       {"requests_per_s", fixed(perSecond(totals.requests, totals.elapsed), 0)},
