@@ -36,7 +36,7 @@ while (($# > 0)); do
     --duration) duration=$2; shift 2 ;;
     --live) live=$2; shift 2 ;;
     --ends) ends=$2; shift 2 ;;
-    -h | --help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -u/{/^set -u/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "cpu_ab.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) builds+=("$1"); shift ;;
   esac

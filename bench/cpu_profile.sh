@@ -59,7 +59,7 @@ while (($# > 0)); do
     --ends) ends=$2; shift 2 ;;
     --perf) perf_file=$2; shift 2 ;;
     --) shift; daemon_args=("$@"); break ;;
-    -h | --help) sed -n '3,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -u/{/^set -u/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu_profile.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

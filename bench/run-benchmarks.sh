@@ -94,7 +94,7 @@ while (($# > 0)); do
     --no-query) query=0; shift ;;
     --query-sizes) query_sizes=$2; shift 2 ;;
     --query-args) query_args=$2; shift 2 ;;
-    -h | --help) sed -n '3,49p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -u/{/^set -u/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
