@@ -18,12 +18,12 @@ namespace ctaudit::storage {
 //  - absl::node_hash_map (Abseil, libabsl-dev) finds a key through a group of one-byte hash tags
 //    and a slot that points at the node: about three lines of memory. std::unordered_map walks
 //    from a bucket to the node before the first one, to that node and to the next one (to see
-//    where the bucket ends): four or five. With flows ending at random (ct_loadgen --ends random,
-//    60,000 open) the daemon spent 9-12 % less CPU (bench/cpu_ab.sh, docs/benchmarks.md "Three
-//    hash tables keyed by flow").
+//    where the bucket ends): four or five. The daemon spent 2-16 % less CPU, the most at low rates
+//    and with flows ending out of start order (bench/cpu_ab.sh, docs/benchmarks.md "Three hash
+//    tables keyed by flow").
 //  - Nodes rather than a flat table: absl::flat_hash_map, which holds the entries in the slot
-//    array itself, saved no more in the same runs, and its array of mostly empty 130-160-byte
-//    slots would take up to twice the memory per open flow at the table's load factor.
+//    array itself, saved no more in the same runs, and its array of 130-160-byte slots, up to
+//    half of them empty after the table grows, would take up to twice the memory per open flow.
 //  - Nodes from a pool of the map's own (std::pmr::unsynchronized_pool_resource): a flow that ends
 //    gives back the node a new one takes, so the steady state allocates nothing from malloc
 //    (issue #4: no per-event heap allocation between decoder and sinks). The pool keeps what it

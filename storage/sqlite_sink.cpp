@@ -493,8 +493,8 @@ std::optional<WriteFailure> SqliteSink::Impl::update(sqlite3_stmt* stmt, std::sp
 }
 
 void SqliteSink::Impl::setOpenRow(const FlowKey& key, std::optional<std::int64_t> id, const FlowRow* row) {
-  // One search of the map either way: it is cold between batches, and each search of a bucket
-  // misses the cache on its nodes.
+  // One search of the map either way: it is cold between batches, and each search misses the
+  // cache on its tags, its slot and its node (flow_key_map.hpp).
   if (id) {
     const auto [found, added] = open_rows.try_emplace(key);
     open_rows_undo.emplace_back(key, added ? std::nullopt : std::optional{found->second.id});
