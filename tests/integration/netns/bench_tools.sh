@@ -6,6 +6,11 @@
 # 1. ct_count, the floor listener: in a load namespace, ct_loadgen creates and deletes 2000 NAT'd
 #    entries (500 alive at most); ct_count must have counted exactly 2000 NEW and 2000 DESTROY
 #    events, with no kernel drops, and exit 0 on SIGTERM.
+#    Then `--ends random` with 150 of only 200 translated ports alive, so that entries outlive
+#    their port's next turn: every create succeeds (the entry still holding its port is deleted
+#    first, counted in forced_deletes; without that the kernel refuses the create, EEXIST), every
+#    entry is deleted, and ct_count sees a DESTROY for each NEW. With --no-delete no entry is
+#    deleted, forced or not.
 # 2. udp_flood, the real-packet generator: from the lab's client namespace through its NAT gateway,
 #    3000 UDP packets from distinct source and destination ports; ct_count in the gateway must count
 #    3000 NEW events (one per packet: each is a new flow), and 3000 DESTROY events after a flush of
@@ -55,6 +60,33 @@ cta_expect "ct_count counted 2000 NEW events" equals "new" 2000 "$(cta_kv "$coun
 cta_expect "ct_count counted 2000 DESTROY events" equals "destroy" 2000 "$(cta_kv "$counts" destroy)"
 cta_expect "the kernel dropped no event for ct_count" equals "kernel_drops" 0 "$(cta_kv "$counts" kernel_drops)"
 cta_expect "ct_count reports a 64 MiB receive buffer" equals "buffer_bytes" $((64 << 20)) "$(cta_kv "$counts" buffer_bytes)"
+
+counts=$CTA_TMP/random-counts.txt
+start_counter "$CTA_GW" "$counts"
+summary=$CTA_TMP/loadgen-random.txt
+cta_loadgen "$summary" --count 3000 --rate 20000 --live 150 --nat-ports 40000-40199 --ends random --first-index 10000 ||
+  cta_die "ct_loadgen --ends random failed"
+stop_counter
+cta_expect "--ends random: 3000 created and deleted, no create or delete errors" equals \
+  "created/deleted/create_errors/delete_errors" "3000/3000/0/0" \
+  "$(cta_kv "$summary" created)/$(cta_kv "$summary" deleted)/$(cta_kv "$summary" create_errors)/$(cta_kv "$summary" delete_errors)"
+forced_some() {
+  local forced
+  forced=$(cta_kv "$summary" forced_deletes)
+  ((forced > 0 && forced < 3000)) && return 0
+  cta_err "forced_deletes=$forced, want some but not all of 3000 (150 of 200 ports held)"
+  return 1
+}
+cta_expect "--ends random: some deletes were forced by a port still held" forced_some
+cta_expect "--ends random: ct_count counted 3000 NEW and 3000 DESTROY events" equals "new/destroy" "3000/3000" \
+  "$(cta_kv "$counts" new)/$(cta_kv "$counts" destroy)"
+
+summary=$CTA_TMP/loadgen-keep.txt
+# 250 creates through 200 ports: the last 50 find their mapping taken (EEXIST, exit 3).
+cta_loadgen "$summary" --count 250 --rate 20000 --nat-ports 40000-40199 --ends random --no-delete --first-index 20000
+cta_expect "--ends random --no-delete: nothing deleted, 50 creates refused" equals \
+  "deleted/forced_deletes/created/create_errors" "0/0/200/50" \
+  "$(cta_kv "$summary" deleted)/$(cta_kv "$summary" forced_deletes)/$(cta_kv "$summary" created)/$(cta_kv "$summary" create_errors)"
 cta_ns_del "$CTA_GW"
 
 # ---- 2. udp_flood through the NAT gateway
