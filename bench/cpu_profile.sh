@@ -25,6 +25,8 @@
 #   cpu_s_threads   the same split by thread name (ctauditd = the pipeline thread, which runs the
 #                   sinks; ctauditd-reader = netlink receive and decode; ctaudit-archiver = JSON
 #                   compression), e.g. "ctauditd=9.10 ctauditd-reader=4.02"
+#   ctxsw_threads   voluntary context switches per second of the run, by thread name: each is a
+#                   sleep and a wake-up, which on a virtual machine costs tens of microseconds
 #   minflt_per_1k   minor page faults per 1000 events (/proc/PID/stat): memory the daemon touches for
 #                   the first time, or again after giving it back; each costs a zeroed page
 #   jsonl_bytes_per_event  size of the JSON-lines file over the events received
@@ -39,7 +41,8 @@
 #   bench/cpu_profile.sh [--rate 20000] [--duration 10s] [--live 10000] [--ends fifo|random]
 #                        [--perf FILE]
 #                        [-- DAEMON_ARGS...]        e.g. -- --jsonl none  (SQLite only)
-# Environment: CTAUDITD, CT_LOADGEN (default build/ci/{daemon/ctauditd,bench/ct_loadgen}), TMPDIR.
+# Environment: CTAUDITD, CT_LOADGEN (default build/ci/{daemon/ctauditd,bench/ct_loadgen}), TMPDIR,
+# PERF_FREQUENCY (samples a second with --perf, default 4999; more for a run at a low rate).
 set -u -o pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -104,6 +107,14 @@ thread_ticks() {
     printf '%s %s\n' "$(cat "$task/comm" 2>/dev/null)" "$(awk '{ print $14 + $15 }' "$task/stat" 2>/dev/null)"
   done | awk 'NF == 2 { t[$1] += $2 } END { for (n in t) print n, t[n] }'
 }
+# "name switches" per thread (voluntary), summed by thread name.
+thread_switches() {
+  local task
+  for task in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(cat "$task/comm" 2>/dev/null)" \
+      "$(awk '$1 == "voluntary_ctxt_switches:" { print $2 }' "$task/status" 2>/dev/null)"
+  done | awk 'NF == 2 { t[$1] += $2 } END { for (n in t) print n, t[n] }'
+}
 # Nanoseconds on a CPU, all threads (/proc/PID/task/*/schedstat): finer than the 10 ms ticks of
 # utime + stime, which at 1k events/s leave a 10 s run with ~15 of them.
 run_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%.0f\n", n }'; }
@@ -137,7 +148,7 @@ for ((i = 0; i < 100; i++)); do
 done
 grep -qw ready "$tmp/daemon.log" || { cat "$tmp/daemon.log" >&2; exit 1; }
 if [[ -n $perf_file ]]; then
-  perf record -F 4999 -g -p "$daemon_pid" -o "$perf_file" >"$tmp/perf.log" 2>&1 &
+  perf record -F "${PERF_FREQUENCY:-4999}" -g -p "$daemon_pid" -o "$perf_file" >"$tmp/perf.log" 2>&1 &
   perf_pid=$!
   sleep 0.5
 fi
@@ -149,6 +160,8 @@ wchar0=$(written_bytes "$daemon_pid")
 switches0=$(switches "$daemon_pid")
 faults0=$(minor_faults "$daemon_pid")
 threads0=$(thread_ticks "$daemon_pid")
+thread_switches0=$(thread_switches "$daemon_pid")
+started_s=$(date +%s.%N)
 ip netns exec "$ns" "$CT_LOADGEN" --rate "$rate" --duration "$duration" --live "$live" --ends "$ends" --batch 32 \
   >"$tmp/loadgen.txt" 2>&1 || { cat "$tmp/loadgen.txt" >&2; exit 1; }
 wait_idle || echo "warning: the daemon was still busy after 120 s" >&2
@@ -160,6 +173,8 @@ wchar1=$(written_bytes "$daemon_pid")
 switches1=$(switches "$daemon_pid")
 faults1=$(minor_faults "$daemon_pid")
 threads1=$(thread_ticks "$daemon_pid")
+thread_switches1=$(thread_switches "$daemon_pid")
+elapsed_s=$(awk -v a="$started_s" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 if [[ -n $perf_pid ]]; then
   kill -INT "$perf_pid"
   wait "$perf_pid"
@@ -188,6 +203,9 @@ awk -v b="$jsonl_bytes" -v rc="$received" 'BEGIN { printf "jsonl_bytes_per_event
 printf 'cpu_s_threads='
 join <(sort <<<"$threads0") <(sort <<<"$threads1") | awk -v hz="$(getconf CLK_TCK)" '
   { printf "%s%s=%.2f", (NR > 1 ? " " : ""), $1, ($3 - $2) / hz } END { print "" }'
+printf 'ctxsw_threads='
+join <(sort <<<"$thread_switches0") <(sort <<<"$thread_switches1") | awk -v s="$elapsed_s" '
+  { printf "%s%s=%.1f/s", (NR > 1 ? " " : ""), $1, ($3 - $2) / s } END { print "" }'
 grep -o 'stopped:.*' "$tmp/daemon.log"
 if [[ -n $perf_file ]]; then
   echo "--- perf: self time by shared object"
