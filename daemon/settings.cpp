@@ -260,7 +260,7 @@ constexpr std::array kSettings{
             [](const DaemonConfig& c) { return printSize(c.receive_buffer_bytes); }},
     Setting{"queue-max", ValueKind::String, "SIZE",
             "Memory for records on their way to the sinks (at least 1M; 512M is about 8 million records in the queue, "
-            "and 950k per sink while it cannot write); when full, new records are dropped and recorded as a gap.",
+            "and nearly 1 million per sink while it cannot write); when full, new records are dropped and recorded as a gap.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.queue_max_bytes, parseQueueMax(v)); },
             [](const DaemonConfig& c) { return printSize(c.queue_max_bytes); }},
     Setting{"reliable", ValueKind::Boolean, "",
