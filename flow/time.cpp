@@ -4,6 +4,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
+#include <optional>
 
 namespace ctaudit {
 namespace {
@@ -57,10 +59,55 @@ std::int64_t readFraction(std::string_view text, std::size_t& pos) {
   return ns;
 }
 
+// Nanoseconds in one `unit` of a duration (none: "s"), or 0 for a unit that is not one.
+std::int64_t unitNanos(std::string_view unit) noexcept {
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  if (unit.empty() || unit == "s") {
+    return kSecond;
+  }
+  if (unit == "ns") {
+    return 1;
+  }
+  if (unit == "us") {
+    return 1'000;
+  }
+  if (unit == "ms") {
+    return 1'000'000;
+  }
+  if (unit == "m") {
+    return 60 * kSecond;
+  }
+  if (unit == "h") {
+    return 3600 * kSecond;
+  }
+  if (unit == "d") {
+    return 86'400 * kSecond;
+  }
+  return 0;
+}
+
 Unexpected badTime(std::string_view text, std::string_view why) {
   return fail(Errc::Usage, "bad time '" + std::string(text) + "': " + std::string(why) +
                                "; write RFC 3339 with a zone, e.g. 2026-11-25T10:00:03Z or "
                                "2026-11-25T12:00:03+02:00, or Unix seconds as @1795617349");
+}
+
+// A Timestamp counts nanoseconds in 64 bits: 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z. A time
+// outside is refused rather than wrapped around into another century, which would answer a
+// question about a time nobody asked about.
+Unexpected outOfRange(std::string_view text) {
+  return fail(Errc::Usage, "bad time '" + std::string(text) +
+                               "': out of range; times from 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z "
+                               "(@-9223372036 to @9223372036) can be given");
+}
+
+// seconds * 10^9 + fraction (of the same sign), or nothing when that does not fit in 64 bits.
+std::optional<std::int64_t> nanosOf(std::int64_t seconds, std::int64_t fraction) noexcept {
+  std::int64_t ns = 0;
+  if (__builtin_mul_overflow(seconds, std::int64_t{1'000'000'000}, &ns) || __builtin_add_overflow(ns, fraction, &ns)) {
+    return std::nullopt;
+  }
+  return ns;
 }
 
 Result<Timestamp> parseUnix(std::string_view text) {
@@ -72,6 +119,9 @@ Result<Timestamp> parseUnix(std::string_view text) {
   }
   std::int64_t seconds = 0;
   const auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), seconds);
+  if (ec == std::errc::result_out_of_range) {
+    return outOfRange(text);
+  }
   if (ec != std::errc{} || end == body.data()) {
     return badTime(text, "expected digits after '@'");
   }
@@ -80,8 +130,11 @@ Result<Timestamp> parseUnix(std::string_view text) {
   if (pos != body.size()) {
     return badTime(text, "unexpected characters after the seconds");
   }
-  std::int64_t ns = seconds * 1'000'000'000 + fraction;
-  return fromUnixNanos(negative ? -ns : ns);
+  const auto ns = nanosOf(negative ? -seconds : seconds, negative ? -fraction : fraction);
+  if (!ns) {
+    return outOfRange(text);
+  }
+  return fromUnixNanos(*ns);
 }
 
 }  // namespace
@@ -171,20 +224,34 @@ Result<Timestamp> parseTime(std::string_view text) {
   if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) {
     return badTime(text, "no such date or time of day");
   }
-  const auto local = std::chrono::sys_days{ymd} + std::chrono::hours{hour} + std::chrono::minutes{minute} +
-                     std::chrono::seconds{second} + nanoseconds{fraction};
-  return Timestamp{local - std::chrono::minutes{offset_minutes}};
+  // In seconds first, which hold any four-digit year, then in nanoseconds if they fit.
+  const std::int64_t seconds = std::int64_t{std::chrono::sys_days{ymd}.time_since_epoch().count()} * 86'400 +
+                               std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second - offset_minutes * 60;
+  const auto ns = nanosOf(seconds, fraction);
+  if (!ns) {
+    return outOfRange(text);
+  }
+  return fromUnixNanos(*ns);
 }
 
 Result<nanoseconds> parseDuration(std::string_view text) {
   if (text.empty()) {
     return fail(Errc::Usage, "empty duration; write e.g. 2s, 500ms, 1m30s");
   }
-  nanoseconds total{0};
+  // Nanoseconds in 64 bits: a sum or product past that is refused, not wrapped around (a retention
+  // of 213505d would otherwise become a day).
+  const auto too_long = [text] {
+    return fail(Errc::Usage, "bad duration '" + std::string(text) +
+                                 "': too long; the longest is 106751d (about 292 years)");
+  };
+  std::int64_t total = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
     std::int64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data() + pos, text.data() + text.size(), value);
+    if (ec == std::errc::result_out_of_range) {
+      return too_long();
+    }
     if (ec != std::errc{} || value < 0) {
       return fail(Errc::Usage, "bad duration '" + std::string(text) + "'; write e.g. 2s, 500ms, 1m30s, 1h, 2d");
     }
@@ -195,29 +262,23 @@ Result<nanoseconds> parseDuration(std::string_view text) {
     }
     const std::string_view unit = text.substr(pos, unit_end - pos);
     pos = unit_end;
-    if (unit.empty() || unit == "s") {
-      if (unit.empty() && pos != text.size()) {
-        return fail(Errc::Usage, "bad duration '" + std::string(text) + "': a number needs a unit");
-      }
-      total += std::chrono::seconds{value};
-    } else if (unit == "ns") {
-      total += nanoseconds{value};
-    } else if (unit == "us") {
-      total += std::chrono::microseconds{value};
-    } else if (unit == "ms") {
-      total += std::chrono::milliseconds{value};
-    } else if (unit == "m") {
-      total += std::chrono::minutes{value};
-    } else if (unit == "h") {
-      total += std::chrono::hours{value};
-    } else if (unit == "d") {
-      total += days{value};
-    } else {
+    if (unit.empty() && pos != text.size()) {
+      return fail(Errc::Usage, "bad duration '" + std::string(text) + "': " +
+                                   (text[pos] == '.' || text[pos] == ','
+                                        ? "no fractions; write e.g. 1500ms for 1.5s"
+                                        : "a number needs a unit"));
+    }
+    const std::int64_t unit_ns = unitNanos(unit);
+    if (unit_ns == 0) {
       return fail(Errc::Usage, "bad duration unit '" + std::string(unit) + "' in '" + std::string(text) +
                                    "'; use ns, us, ms, s, m, h or d");
     }
+    std::int64_t term = 0;
+    if (__builtin_mul_overflow(value, unit_ns, &term) || __builtin_add_overflow(total, term, &total)) {
+      return too_long();
+    }
   }
-  return total;
+  return nanoseconds{total};
 }
 
 Timestamp SystemClock::now() const noexcept {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "flow/time.hpp"
 
+#include <cstdint>
+
 #include <gtest/gtest.h>
 
 namespace ctaudit {
@@ -59,6 +61,47 @@ TEST(TimeTest, ParsesDurations) {
   EXPECT_FALSE(parseDuration("2 s"));
   EXPECT_FALSE(parseDuration("5parsecs"));
   EXPECT_FALSE(parseDuration("-1s"));
+}
+
+// A Timestamp is 64 bits of nanoseconds. Past its ends a time used to wrap around silently: a
+// question about 2611 was answered with flows of 2026, exit 0.
+TEST(TimeTest, RefusesTimesOutsideTheRangeInsteadOfWrapping) {
+  for (const char* text : {"@20241744278", "2611-06-09T10:44:38Z", "9999-12-31T23:59:59Z", "1400-01-01T00:00:00Z",
+                           "@9223372036854775807", "@99999999999999999999", "@-9223372037", "@9223372036.9"}) {
+    const auto t = parseTime(text);
+    ASSERT_FALSE(t) << text << " gave " << formatRfc3339(*t);
+    EXPECT_NE(t.error().detail.find("out of range"), std::string::npos) << t.error().detail;
+    EXPECT_NE(t.error().detail.find("2262-04-11T23:47:16Z"), std::string::npos) << t.error().detail;
+  }
+  // The ends themselves, to the second the message names.
+  const auto last = parseTime("2262-04-11T23:47:16Z");
+  ASSERT_TRUE(last) << last.error().detail;
+  EXPECT_EQ(*last, *parseTime("@9223372036"));
+  const auto first = parseTime("1677-09-21T00:12:44Z");
+  ASSERT_TRUE(first) << first.error().detail;
+  EXPECT_EQ(*first, *parseTime("@-9223372036"));
+  EXPECT_FALSE(parseTime("1677-09-21T00:12:43Z"));
+  // An offset can carry a time just inside over the end, and back.
+  EXPECT_FALSE(parseTime("2262-04-11T23:47:16-01:00"));
+  EXPECT_TRUE(parseTime("2262-04-12T00:47:16+01:00"));
+  EXPECT_EQ(toUnixNanos(*parseTime("@-1.5")), -1'500'000'000);
+}
+
+TEST(TimeTest, RefusesDurationsTooLongInsteadOfWrapping) {
+  for (const char* text : {"213505d", "18446744074s", "106752d", "106751d1d", "9223372036854775808ns",
+                           "99999999999999999999s"}) {
+    const auto d = parseDuration(text);
+    ASSERT_FALSE(d) << text << " gave " << d->count() << " ns";
+    EXPECT_NE(d.error().detail.find("too long"), std::string::npos) << d.error().detail;
+  }
+  EXPECT_EQ(parseDuration("106751d")->count(), 106'751LL * 86'400 * 1'000'000'000);
+  EXPECT_EQ(parseDuration("9223372036854775807ns")->count(), INT64_MAX);
+}
+
+TEST(TimeTest, SaysThatDurationsTakeNoFractions) {
+  const auto d = parseDuration("1.5s");
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().detail.find("1500ms"), std::string::npos) << d.error().detail;
 }
 
 }  // namespace
