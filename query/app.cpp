@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "query/app.hpp"
 
+#include <cerrno>
 #include <exception>
 #include <variant>
 
@@ -42,7 +43,11 @@ private:
     auto finder = environment_.open_database(path);
     if (!finder) {
       err_ << "ctaudit: " << finder.error().detail;
-      if (finder.error().code == Errc::Io || finder.error().code == Errc::NotFound) {
+      // Only where another path is the likely fix: not for a file that is there but unreadable,
+      // locked or damaged, whose message says what to do instead.
+      const int sys_errno = finder.error().sys_errno;
+      if (finder.error().code == Errc::NotFound ||
+          (finder.error().code == Errc::Io && (sys_errno == ENOENT || sys_errno == EISDIR || sys_errno == ENOTDIR))) {
         err_ << "; name the database with --db PATH or CTAUDIT_DB";
       }
       err_ << '\n';

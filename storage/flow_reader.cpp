@@ -20,17 +20,36 @@ namespace {
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
 // unreadable file or one that is not a database only shows when the header is read.
 Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error) {
-  if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_NOTADB) {
-    return {Errc::Storage, 0, path.string() + " is not a SQLite database, so not a ctaudit flow database"};
+  const std::string file = path.string();
+  switch (sqlite3_extended_errcode(db) & 0xFF) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      // The header passed checkFileHeader, so this is a ctaudit file whose pages are not what
+      // SQLite wrote: cut short by a full disk or a copy, or changed on disk.
+      return {Errc::Storage, 0,
+              file + " is damaged (SQLite: " + sqlite3_errmsg(db) + "): use a copy kept elsewhere, or salvage the " +
+                  "readable rows into a new file with: sqlite3 " + file + " .recover | sqlite3 recovered.db"};
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return {Errc::Storage, 0,
+              file + " stayed locked for " + std::to_string(kReaderBusyTimeoutMs / 1000) +
+                  " s: another program holds it (ctauditd never keeps readers out that long); try again once it "
+                  "is done"};
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+      // A WAL database needs its -shm file: a reader without write access to the directory can only
+      // read while the daemon (or a previous reader) has created it.
+      return {Errc::Io, error.sys_errno,
+              "cannot read " + file + " as this user (SQLite: " + sqlite3_errmsg(db) +
+                  "): it and its -wal and -shm files need read access, and a directory this user can write to "
+                  "when they are missing; run ctaudit as a member of group ctaudit (adduser USER ctaudit) or as root"};
+    default: break;
   }
   if (error.code == Errc::Io) {
-    // A WAL database needs its -shm file: a reader without write access to the directory can only
-    // read while the daemon (or a previous reader) has created it.
-    return {Errc::Io, error.sys_errno,
-            "cannot read " + path.string() + ": " + error.detail +
-                " (a WAL database also needs read access to, or a writable directory for, its -wal and -shm files)"};
+    return {Errc::Io, error.sys_errno, "cannot read " + file + ": " + error.detail};
   }
-  return {error.code, error.sys_errno, path.string() + ": " + error.detail};
+  return {error.code, error.sys_errno, file + ": " + error.detail};
 }
 
 constexpr std::string_view kGapsSql =
@@ -59,21 +78,11 @@ std::string_view columnText(sqlite3_stmt* stmt, int col) noexcept {
   return {reinterpret_cast<const char*>(text), static_cast<std::size_t>(sqlite3_column_bytes(stmt, col))};  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
 }
 
-bool hasTable(sqlite3* db, std::string_view name) {
-  const auto found = queryInteger(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" +
-                                          std::string(name) + "'");
-  return found && *found > 0;
-}
-
 }  // namespace
 
 // The connection; FlowReader's only resource.
 struct FlowReader::Impl {
   SqliteDb db;
-  // Whether the file has them: a version-1 file written before gaps and runs were recorded lacks
-  // them until a current daemon opens it (schema.cpp, ensureLogTables).
-  bool has_gaps{false};
-  bool has_runs{false};
 };
 
 FlowReader::FlowReader(std::unique_ptr<Impl> impl, std::string observer_hostname)
@@ -82,6 +91,9 @@ FlowReader::FlowReader(std::unique_ptr<Impl> impl, std::string observer_hostname
 FlowReader::~FlowReader() = default;
 
 Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path& path) {
+  if (auto header = checkFileHeader(path); !header) {
+    return fail(header.error().code, path.string() + ": " + header.error().detail);
+  }
   auto db = openReadOnly(path);
   if (!db) {
     return Unexpected{db.error()};
@@ -90,9 +102,7 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
   if (!info) {
     return Unexpected{classifyOpenError(db->get(), path, info.error())};
   }
-  const bool has_gaps = hasTable(db->get(), "gaps");
-  const bool has_runs = hasTable(db->get(), "runs");
-  auto impl = std::make_unique<Impl>(Impl{std::move(*db), has_gaps, has_runs});
+  auto impl = std::make_unique<Impl>(Impl{std::move(*db)});
   // make_unique cannot reach the private constructor; the new'd object is owned at once.
   return std::unique_ptr<FlowReader>(new FlowReader(std::move(impl), std::move(info->observer_hostname)));
 }
@@ -147,9 +157,6 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
 
 Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
   std::vector<GapRecord> gaps;
-  if (!impl_->has_gaps) {
-    return gaps;
-  }
   sqlite3* db = impl_->db.get();
   auto stmt = prepare(db, kGapsSql);
   if (!stmt) {
@@ -186,9 +193,6 @@ Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
 
 Result<std::vector<LoggedPeriod>> FlowReader::loggedPeriods() {
   std::vector<LoggedPeriod> periods;
-  if (!impl_->has_runs) {
-    return periods;
-  }
   sqlite3* db = impl_->db.get();
   auto stmt = prepare(db, kRunsSql);
   if (!stmt) {

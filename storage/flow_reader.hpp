@@ -42,13 +42,11 @@ public:
 
   // The recorded gaps that overlap [from, to] (start <= to and end >= from, ends included), oldest
   // start first. Errors: Errc::Storage for a row no writer produces (an unknown reason), naming its
-  // id; Errc::Storage / Errc::Io when the table cannot be read. A file whose writer predates the
-  // gaps table has none.
+  // id; Errc::Storage / Errc::Io when the table cannot be read.
   [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to);
 
   // Every daemon run the database knows, as the period it logged, earliest start first; empty
-  // when none was recorded (a file whose writer predates the runs table, or never called
-  // SqliteSink::beginRun). Errors as gaps().
+  // when none was recorded (a writer that never called SqliteSink::beginRun). Errors as gaps().
   [[nodiscard]] Result<std::vector<LoggedPeriod>> loggedPeriods();
 
   // How far back the log reaches after retention (meta `retention_horizon_ns`), nullopt when no

@@ -64,6 +64,12 @@ Result<SqliteDb> openReadOnly(const std::filesystem::path& path) {
   SqliteDb db(raw);
   if (rc != SQLITE_OK) {
     const int err = db ? sqlite3_system_errno(db.get()) : 0;
+    if (err == EACCES || err == EPERM) {
+      return openError(path,
+                       "permission denied; it needs read access: run ctaudit as a member of group ctaudit "
+                       "(adduser USER ctaudit) or as root",
+                       0);
+    }
     return openError(path, db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc), err);
   }
   sqlite3_busy_timeout(db.get(), kReaderBusyTimeoutMs);

@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/schema.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <system_error>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "ctaudit_version.hpp"
+#include "flow/unique_c.hpp"
 #include "flow/ct_status.hpp"
 #include "flow/protocol.hpp"
 #include "storage/flow_row.hpp"
@@ -598,6 +605,50 @@ Result<void> setOpenIndexFrom(sqlite3* db, std::int64_t first_id) {
   return {};
 }
 
+namespace {
+
+// Prepares (without running) a SELECT of every column a reader uses from each table: a table or
+// column that a person dropped or renamed at the shell is found at open, in one line, rather than
+// by a later query as "cannot prepare [thirty lines of SQL]: no such column".
+Result<void> checkReaderTables(sqlite3* db) {
+  std::string flows_columns = "id";
+  for (std::size_t i = 0; i < kFlowColumnCount; ++i) {
+    flows_columns += ", ";
+    flows_columns += columnName(static_cast<FlowColumn>(i));
+  }
+  const std::array<std::pair<std::string_view, std::string>, 5> tables{{
+      {"flows", flows_columns},
+      {"spans", "min_start_ms, max_start_ms, first_id, last_id"},
+      {"gaps", "id, reason, start_ns, end_ns, lost_records, overruns, sink"},
+      {"runs", "id, started_ns, alive_ns, stopped_ns"},
+      {"meta", "key, value"},
+  }};
+  for (const auto& [table, columns] : tables) {
+    sqlite3_stmt* raw = nullptr;
+    const std::string sql = "SELECT " + columns + " FROM " + std::string(table) + " LIMIT 0";
+    const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr);
+    const SqliteStmt stmt(raw);
+    if (rc != SQLITE_OK) {
+      if (isIoError(sqlite3_extended_errcode(db)) || (rc & 0xFF) == SQLITE_CORRUPT || (rc & 0xFF) == SQLITE_BUSY) {
+        return sqliteFailure(db, "cannot read the schema");  // not the schema's fault: said as it is
+      }
+      return fail(Errc::Storage, "the table '" + std::string(table) + "' is missing or lacks columns of schema version " +
+                                     std::to_string(kSchemaVersion) + " (SQLite: " + sqlite3_errmsg(db) +
+                                     "): the file was changed after ctauditd wrote it; use a copy kept elsewhere");
+    }
+  }
+  return {};
+}
+
+// A 32-bit big-endian signed integer of the SQLite header (user_version, application_id).
+std::int64_t headerInteger(const std::array<unsigned char, 100>& header, std::size_t at) noexcept {
+  const std::uint32_t value = (std::uint32_t{header[at]} << 24U) | (std::uint32_t{header[at + 1]} << 16U) |
+                              (std::uint32_t{header[at + 2]} << 8U) | std::uint32_t{header[at + 3]};
+  return static_cast<std::int32_t>(value);
+}
+
+}  // namespace
+
 Result<DatabaseInfo> checkSchema(sqlite3* db) {
   auto version = pragmaValue(db, "user_version");
   if (!version) {
@@ -611,7 +662,55 @@ Result<DatabaseInfo> checkSchema(sqlite3* db) {
   if (!checked) {
     return Unexpected{checked.error()};
   }
+  if (auto tables = checkReaderTables(db); !tables) {
+    return Unexpected{tables.error()};
+  }
   return readInfo(db, *checked);
+}
+
+Result<void> checkFileHeader(const std::filesystem::path& path) {
+  std::array<unsigned char, 100> header{};
+  std::size_t got = 0;
+  {
+    const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
+    if (!fd.valid()) {
+      return {};  // openReadOnly says why, in the terms the operator needs
+    }
+    while (got < header.size()) {
+      const ssize_t n = ::read(fd.get(), header.data() + got, header.size() - got);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        return {};  // a directory (EISDIR), an I/O error: left to openReadOnly and SQLite
+      }
+      if (n == 0) {
+        break;
+      }
+      got += static_cast<std::size_t>(n);
+    }
+  }
+  if (got == 0) {
+    return fail(Errc::Storage, "the file is empty, so not a ctaudit flow database (ctauditd creates one at its --db "
+                               "path when it starts)");
+  }
+  constexpr std::string_view kMagic{"SQLite format 3\0", 16};
+  if (got < header.size() || std::string_view(reinterpret_cast<const char*>(header.data()), kMagic.size()) != kMagic) {  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): bytes as chars
+    return fail(Errc::Storage, "not a SQLite database, so not a ctaudit flow database");
+  }
+  // With a -wal that holds frames, page 1 there may be newer than the file's: a database ctauditd
+  // has just created keeps its application_id and user_version in the WAL until a checkpoint.
+  std::error_code ec;
+  std::filesystem::path wal = path;
+  wal += "-wal";
+  const auto wal_size = std::filesystem::file_size(wal, ec);
+  if (!ec && wal_size > 0) {
+    return {};
+  }
+  if (auto checked = checkVersion(headerInteger(header, 60), headerInteger(header, 68)); !checked) {
+    return Unexpected{checked.error()};
+  }
+  return {};
 }
 
 }  // namespace ctaudit::storage

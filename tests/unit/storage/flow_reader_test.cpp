@@ -176,6 +176,46 @@ TEST_F(FlowReaderTest, AnotherApplicationsDatabaseIsAStorageError) {
   EXPECT_NE(reader.error().detail.find("not a ctaudit database"), std::string::npos) << reader.error().detail;
 }
 
+// A file refused by its header is not opened by SQLite, which would create -wal and -shm files
+// beside a WAL database even for a read-only connection: ctaudit leaves files it is pointed at
+// as it found them (another application's database, the wrong file passed by mistake).
+TEST_F(FlowReaderTest, AFileRefusedByItsHeaderGetsNoWalOrShmBesideIt) {
+  const auto foreign = dir_ / "foreign-wal.db";
+  {
+    const SqliteDb db = openRaw(foreign);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA journal_mode = WAL; CREATE TABLE t (x); PRAGMA application_id = 7",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+  }  // the last connection checkpoints and deletes its -wal and -shm
+  ASSERT_FALSE(std::filesystem::exists(dir_ / "foreign-wal.db-shm"));
+  const auto newer = dir_ / "newer.db";
+  {
+    const SqliteDb db = openRaw(newer);
+    const std::string sql = "PRAGMA journal_mode = WAL; PRAGMA application_id = " + std::to_string(kApplicationId) +
+                            "; PRAGMA user_version = " + std::to_string(kSchemaVersion + 1);
+    ASSERT_EQ(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  const auto empty = dir_ / "empty.db";
+  std::fclose(std::fopen(empty.c_str(), "w"));
+
+  auto reader = FlowReader::open(foreign);
+  ASSERT_FALSE(reader);
+  EXPECT_NE(reader.error().detail.find("not a ctaudit database (application_id 7"), std::string::npos)
+      << reader.error().detail;
+  reader = FlowReader::open(newer);
+  ASSERT_FALSE(reader);
+  EXPECT_NE(reader.error().detail.find("written by a newer ctaudit"), std::string::npos) << reader.error().detail;
+  reader = FlowReader::open(empty);
+  ASSERT_FALSE(reader);
+  EXPECT_EQ(reader.error().code, Errc::Storage);
+  EXPECT_NE(reader.error().detail.find("the file is empty"), std::string::npos) << reader.error().detail;
+  for (const char* name : {"foreign-wal.db", "newer.db", "empty.db"}) {
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+      EXPECT_FALSE(std::filesystem::exists(dir_ / (std::string(name) + suffix))) << name << suffix;
+    }
+  }
+}
+
 TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   {
     const SqliteDb db = openRaw(path_);
@@ -545,23 +585,32 @@ TEST_F(FlowReaderTest, LoggedPeriodsAreTheRunsToTheirStopOrLastHeartbeat) {
                                                  {at(400s), at(400s), false}}));
 }
 
-// A version-1 file written before gaps and runs were recorded: the reader finds none of either.
-TEST_F(FlowReaderTest, AFileWithoutGapOrRunTablesHasNone) {
+// Every readable file has gaps and runs (only the current schema version is read, and it creates
+// them). Without them an answer of "nobody" could not say whether events were lost, so a file whose
+// tables were dropped at the shell is refused at open, naming what is missing; so is a renamed
+// column, which a query would otherwise report with its whole SQL.
+TEST_F(FlowReaderTest, AFileMissingATableOrColumnIsRefusedAtOpenSayingWhich) {
   sink_.reset();
   {
     const SqliteDb db = openRaw(path_);
-    ASSERT_EQ(sqlite3_exec(db.get(), "DROP VIEW gaps_text; DROP VIEW runs_text; DROP TABLE gaps; DROP TABLE runs",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db.get(), "DROP VIEW gaps_text; DROP TABLE gaps", nullptr, nullptr, nullptr), SQLITE_OK);
   }
   auto reader = FlowReader::open(path_);
-  ASSERT_TRUE(reader) << reader.error().detail;
-  auto gaps = (*reader)->gaps(at(0s), at(10s));
-  ASSERT_TRUE(gaps) << gaps.error().detail;
-  EXPECT_TRUE(gaps->empty());
-  auto periods = (*reader)->loggedPeriods();
-  ASSERT_TRUE(periods) << periods.error().detail;
-  EXPECT_TRUE(periods->empty());
+  ASSERT_FALSE(reader);
+  EXPECT_NE(reader.error().detail.find("the table 'gaps' is missing"), std::string::npos) << reader.error().detail;
+  EXPECT_NE(reader.error().detail.find("changed after ctauditd wrote it"), std::string::npos);
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "DROP VIEW IF EXISTS flows_text; ALTER TABLE flows RENAME COLUMN nat_src TO x",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+  }
+  reader = FlowReader::open(path_);
+  ASSERT_FALSE(reader);
+  EXPECT_NE(reader.error().detail.find("the table 'flows'"), std::string::npos) << reader.error().detail;
+  EXPECT_NE(reader.error().detail.find("no such column: nat_src"), std::string::npos) << reader.error().detail;
+  EXPECT_EQ(reader.error().detail.find("SELECT"), std::string::npos) << reader.error().detail;
 }
 
 TEST_F(FlowReaderTest, TheGapLookupUsesItsIndex) {
