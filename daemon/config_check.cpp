@@ -7,6 +7,11 @@
 #include <filesystem>
 #include <optional>
 #include <ostream>
+#include <string>
+#include <system_error>
+
+#include "daemon/privileges.hpp"
+#include "storage/schema.hpp"
 
 namespace ctaudit::daemon {
 namespace {
@@ -82,13 +87,36 @@ void checkOutputFile(std::vector<ConfigProblem>& problems, std::string_view key,
   }
 }
 
+// What a start would say of the database file already at the path: not SQLite, another
+// application's, a schema version this build cannot use (schema.hpp, checkFileHeaderForWriting).
+void checkDatabaseFile(std::vector<ConfigProblem>& problems, const fs::path& path) {
+  using Severity = ConfigProblem::Severity;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return;  // missing (created at start) or a directory (checkOutputFile says so)
+  }
+  const std::string name = "db = \"" + path.string() + "\": ";
+  const auto verdict = storage::checkFileHeaderForWriting(path);
+  if (!verdict) {
+    problems.push_back({Severity::Error, name + verdict.error().detail + "; move it aside or choose another path"});
+  } else if (*verdict) {
+    problems.push_back({Severity::Warning, name + **verdict});
+  }
+}
+
 }  // namespace
 
 std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
   std::vector<ConfigProblem> problems;
   checkOutputFile(problems, "db", config.db_path, MissingDirectory::CreatedOrError);
+  checkDatabaseFile(problems, config.db_path);
   if (config.jsonl_path && *config.jsonl_path != "-") {
     checkOutputFile(problems, "jsonl", *config.jsonl_path, MissingDirectory::CreatedOrWarning);
+  }
+  if (config.user) {
+    if (auto account = lookupServiceAccount(*config.user, ::geteuid()); !account) {
+      problems.push_back({ConfigProblem::Severity::Error, account.error().detail});
+    }
   }
   if (config.stats_file) {
     const fs::path directory = config.stats_file->parent_path();

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <string>
 #include <string_view>
@@ -668,21 +669,32 @@ Result<DatabaseInfo> checkSchema(sqlite3* db) {
   return readInfo(db, *checked);
 }
 
-Result<void> checkFileHeader(const std::filesystem::path& path) {
-  std::array<unsigned char, 100> header{};
+namespace {
+
+// What the first 100 bytes of a file say, read without SQLite.
+struct FileHeader {
+  enum class Kind : std::uint8_t { Unreadable, Empty, NotSqlite, Sqlite } kind{Kind::Unreadable};
+  std::int64_t user_version{0};
+  std::int64_t application_id{0};
+  std::int64_t schema_cookie{0};  // 0 until the first table is created
+  bool wal_has_frames{false};     // then page 1 in the WAL may be newer than these
+};
+
+FileHeader readFileHeader(const std::filesystem::path& path) {
+  std::array<unsigned char, 100> bytes{};
   std::size_t got = 0;
   {
     const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
     if (!fd.valid()) {
-      return {};  // openReadOnly says why, in the terms the operator needs
+      return {};
     }
-    while (got < header.size()) {
-      const ssize_t n = ::read(fd.get(), header.data() + got, header.size() - got);
+    while (got < bytes.size()) {
+      const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
       if (n < 0 && errno == EINTR) {
         continue;
       }
       if (n < 0) {
-        return {};  // a directory (EISDIR), an I/O error: left to openReadOnly and SQLite
+        return {};  // a directory (EISDIR), an I/O error
       }
       if (n == 0) {
         break;
@@ -690,27 +702,77 @@ Result<void> checkFileHeader(const std::filesystem::path& path) {
       got += static_cast<std::size_t>(n);
     }
   }
+  FileHeader header;
   if (got == 0) {
-    return fail(Errc::Storage, "the file is empty, so not a ctaudit flow database (ctauditd creates one at its --db "
-                               "path when it starts)");
+    header.kind = FileHeader::Kind::Empty;
+    return header;
   }
   constexpr std::string_view kMagic{"SQLite format 3\0", 16};
-  if (got < header.size() || std::string_view(reinterpret_cast<const char*>(header.data()), kMagic.size()) != kMagic) {  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): bytes as chars
-    return fail(Errc::Storage, "not a SQLite database, so not a ctaudit flow database");
+  if (got < bytes.size() || std::string_view(reinterpret_cast<const char*>(bytes.data()), kMagic.size()) != kMagic) {  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): bytes as chars
+    header.kind = FileHeader::Kind::NotSqlite;
+    return header;
   }
-  // With a -wal that holds frames, page 1 there may be newer than the file's: a database ctauditd
-  // has just created keeps its application_id and user_version in the WAL until a checkpoint.
+  header.kind = FileHeader::Kind::Sqlite;
+  header.schema_cookie = headerInteger(bytes, 40);
+  header.user_version = headerInteger(bytes, 60);
+  header.application_id = headerInteger(bytes, 68);
   std::error_code ec;
   std::filesystem::path wal = path;
   wal += "-wal";
   const auto wal_size = std::filesystem::file_size(wal, ec);
-  if (!ec && wal_size > 0) {
+  header.wal_has_frames = !ec && wal_size > 0;
+  return header;
+}
+
+}  // namespace
+
+Result<void> checkFileHeader(const std::filesystem::path& path) {
+  const FileHeader header = readFileHeader(path);
+  switch (header.kind) {
+    case FileHeader::Kind::Unreadable: return {};  // openReadOnly says why, in the terms the operator needs
+    case FileHeader::Kind::Empty:
+      return fail(Errc::Storage, "the file is empty, so not a ctaudit flow database (ctauditd creates one at its --db "
+                                 "path when it starts)");
+    case FileHeader::Kind::NotSqlite: return fail(Errc::Storage, "not a SQLite database, so not a ctaudit flow database");
+    case FileHeader::Kind::Sqlite: break;
+  }
+  // With a -wal that holds frames, page 1 there may be newer than the file's: a database ctauditd
+  // has just created keeps its application_id and user_version in the WAL until a checkpoint.
+  if (header.wal_has_frames) {
     return {};
   }
-  if (auto checked = checkVersion(headerInteger(header, 60), headerInteger(header, 68)); !checked) {
+  if (auto checked = checkVersion(header.user_version, header.application_id); !checked) {
     return Unexpected{checked.error()};
   }
   return {};
+}
+
+Result<std::optional<std::string>> checkFileHeaderForWriting(const std::filesystem::path& path) {
+  const FileHeader header = readFileHeader(path);
+  switch (header.kind) {
+    case FileHeader::Kind::Unreadable:
+    case FileHeader::Kind::Empty: return std::optional<std::string>{};  // a new database, or found out at start
+    case FileHeader::Kind::NotSqlite: return fail(Errc::Storage, "not a SQLite database, so not a ctaudit flow database");
+    case FileHeader::Kind::Sqlite: break;
+  }
+  if (header.wal_has_frames) {
+    return std::optional<std::string>{};
+  }
+  if (header.application_id == 0 && header.user_version == 0) {
+    if (header.schema_cookie != 0) {
+      return fail(Errc::Storage, "the file holds another application's tables and no ctaudit schema");
+    }
+    return std::optional<std::string>{};  // an SQLite file without tables: ctauditd creates its schema in it
+  }
+  if (header.application_id == kApplicationId && upgradable(header.user_version)) {
+    return std::optional<std::string>{"schema version " + std::to_string(header.user_version) +
+                                      ": ctauditd upgrades it to version " + std::to_string(kSchemaVersion) +
+                                      " when it starts (docs/schema.md, \"Versions and migrations\")"};
+  }
+  if (auto checked = checkVersion(header.user_version, header.application_id); !checked) {
+    return Unexpected{checked.error()};
+  }
+  return std::optional<std::string>{};
 }
 
 }  // namespace ctaudit::storage

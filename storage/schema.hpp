@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -73,6 +74,11 @@ inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
 // file cannot be read here or has a -wal with frames (whose page 1 may be newer than the file's).
 // Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<void> checkFileHeader(const std::filesystem::path& path);
+
+// The same for ctauditd's --check-config: whether a start would accept the file at `path` as its
+// database (a missing, empty or table-less file gets the schema; an older version it can upgrade
+// is upgraded, which the returned note says). Errors: Errc::Storage for a file a start refuses.
+[[nodiscard]] Result<std::optional<std::string>> checkFileHeaderForWriting(const std::filesystem::path& path);
 
 // The SQL expression that renders the address of the endpoint column `column_sql` (flow_row.hpp:
 // an IPv4 INTEGER or an 18-byte IPv6 BLOB) as text: dotted quad, or eight colon-separated

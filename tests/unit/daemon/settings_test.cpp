@@ -10,9 +10,11 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "daemon/command_line.hpp"
 #include "daemon/config_check.hpp"
+#include "storage/schema.hpp"
 #include "tests/support/file_text.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -387,6 +389,66 @@ TEST(ConfigCheckTest, MissingDirectoriesAreWarningsAndImpossiblePathsErrors) {
   EXPECT_NE(errors[0].message.find("is not a directory"), std::string::npos) << errors[0].message;
   EXPECT_EQ(errors[1].severity, ConfigProblem::Severity::Error);
   EXPECT_NE(errors[1].message.find("that is a directory"), std::string::npos) << errors[1].message;
+}
+
+// Makes an SQLite file at `path` and runs `sql` in it.
+void makeSqliteFile(const std::filesystem::path& path, const std::string& sql) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr);
+  sqlite3_close(raw);
+  ASSERT_EQ(rc, SQLITE_OK) << sql;
+}
+
+// --check-config exits 0 only for what a start accepts: a database file a start would refuse (not
+// SQLite, another application's, a newer schema) and a user it cannot switch to are errors.
+TEST(ConfigCheckTest, ADatabaseFileOrUserAStartWouldRefuseIsAnError) {
+  testing::TempDir dir;
+  DaemonConfig config;
+  config.jsonl_path = std::nullopt;
+  config.stats_file = std::nullopt;
+  const auto problemsFor = [&config](const std::filesystem::path& db) {
+    config.db_path = db;
+    return checkConfigPaths(config);
+  };
+
+  writeFile(dir / "text.db", "notes, not a database; long enough to fill the hundred bytes of a header, and then some");
+  auto problems = problemsFor(dir / "text.db");
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
+  EXPECT_NE(problems[0].message.find("not a SQLite database"), std::string::npos) << problems[0].message;
+
+  makeSqliteFile(dir / "other.db", "CREATE TABLE t (x)");
+  problems = problemsFor(dir / "other.db");
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
+  EXPECT_NE(problems[0].message.find("another application"), std::string::npos) << problems[0].message;
+
+  makeSqliteFile(dir / "newer.db", "PRAGMA application_id = " + std::to_string(storage::kApplicationId) +
+                                       "; PRAGMA user_version = " + std::to_string(storage::kSchemaVersion + 1));
+  problems = problemsFor(dir / "newer.db");
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
+  EXPECT_NE(problems[0].message.find("newer ctaudit"), std::string::npos) << problems[0].message;
+
+  makeSqliteFile(dir / "older.db", "PRAGMA application_id = " + std::to_string(storage::kApplicationId) +
+                                       "; PRAGMA user_version = " + std::to_string(storage::kSchemaVersion - 1));
+  problems = problemsFor(dir / "older.db");
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Warning);
+  EXPECT_NE(problems[0].message.find("upgrades it"), std::string::npos) << problems[0].message;
+
+  // What a start fills with its schema.
+  writeFile(dir / "empty.db", "");
+  EXPECT_TRUE(problemsFor(dir / "empty.db").empty());
+  makeSqliteFile(dir / "blank.db", "PRAGMA user_version = 0");
+  EXPECT_TRUE(problemsFor(dir / "blank.db").empty());
+
+  config.user = "no-such-user-ctaudit-test";
+  problems = problemsFor(dir / "flows.db");
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
+  EXPECT_NE(problems[0].message.find("--user no-such-user-ctaudit-test"), std::string::npos) << problems[0].message;
 }
 
 TEST(ConfigCheckTest, ReportPrintsTheConfigAndFailsOnlyOnErrors) {
