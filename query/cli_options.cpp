@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -127,10 +128,28 @@ Result<OutputFormat> formatOption(std::string_view name, std::string_view value)
   return *parsed;
 }
 
+// An IPv4-mapped IPv6 address (::ffff:203.0.113.7, RFC 4291 2.5.5.2) as the IPv4 address it
+// stands for: logs and tools that listen on IPv6 sockets print IPv4 peers that way, and conntrack
+// records those flows as IPv4, so searching the mapped form as IPv6 would find nothing.
+std::optional<IpAddress> mappedIpv4(const IpAddress& address) noexcept {
+  if (address.isV4()) {
+    return std::nullopt;
+  }
+  const auto bytes = address.bytes();
+  constexpr std::array<std::uint8_t, 12> kPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!std::equal(kPrefix.begin(), kPrefix.end(), bytes.begin())) {
+    return std::nullopt;
+  }
+  return IpAddress::v4(bytes.subspan<12, 4>());
+}
+
 Result<Endpoint::Parsed> endpointOption(std::string_view name, std::string_view value, bool port_optional) {
   auto parsed = Endpoint::parse(value, port_optional);
   if (!parsed) {
     return optionError(name, parsed.error());
+  }
+  if (const auto v4 = mappedIpv4(parsed->address)) {
+    parsed->address = *v4;
   }
   return *parsed;
 }
@@ -141,6 +160,12 @@ Result<IpNetwork> networkOption(std::string_view name, std::string_view value) {
     return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) +
                                  "' is not an address or CIDR block; write e.g. 100.64.0.0/10, 2001:db8::/32 "
                                  "or 100.64.0.7");
+  }
+  // A mapped block (::ffff:100.64.0.0/106) is the IPv4 block; a shorter prefix reaches beyond the
+  // mapped range and stays an IPv6 block.
+  constexpr unsigned kMappedPrefix = 96;
+  if (const auto v4 = mappedIpv4(parsed->network()); v4 && parsed->prefixLength() >= kMappedPrefix) {
+    return IpNetwork(*v4, parsed->prefixLength() - kMappedPrefix);
   }
   return *parsed;
 }

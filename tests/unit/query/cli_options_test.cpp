@@ -91,6 +91,24 @@ TEST(CliOptionsTest, WhoParsesBracketedIpv6) {
   EXPECT_EQ(who.translated_source.toString(), "[2001:db8::7]:40001");
 }
 
+// Tools on IPv6 sockets print IPv4 peers as ::ffff:a.b.c.d; conntrack records those flows as IPv4,
+// so the mapped form is searched as the IPv4 address (it found nothing before).
+TEST(CliOptionsTest, Ipv4MappedAddressesAreSearchedAsIpv4) {
+  const WhoCommand who = parseWho({"who", "[::ffff:203.0.113.4]:65183", "--at", "2026-11-25T10:00:03Z"});
+  EXPECT_EQ(who.translated_source.address, *IpAddress::parse("203.0.113.4"));
+  EXPECT_EQ(who.translated_source.toString(), "203.0.113.4:65183");
+  const FlowsCommand flows =
+      parseFlows({"flows", "--src", "::ffff:100.64.0.0/106", "--dst", "::ffff:198.51.100.1", "--nat", "::ffff:203.0.113.7"});
+  ASSERT_TRUE(flows.source);
+  EXPECT_EQ(flows.source->toString(), "100.64.0.0/10");
+  EXPECT_EQ(flows.destination_address, IpAddress::parse("198.51.100.1"));
+  EXPECT_EQ(flows.nat_address, IpAddress::parse("203.0.113.7"));
+  // A block wider than the mapped range is an IPv6 block; other IPv6 addresses stay as they are.
+  EXPECT_EQ(parseFlows({"flows", "--src", "::ffff:0:0/95"}).source->toString(), "::fffe:0:0/95");
+  EXPECT_EQ(parseFlows({"flows", "--src", "::ffff:0:0/96"}).source->toString(), "0.0.0.0/0");
+  EXPECT_EQ(parseFlows({"flows", "--dst", "::1"}).destination_address, IpAddress::parse("::1"));
+}
+
 TEST(CliOptionsTest, WhoRefusesBadAddresses) {
   EXPECT_TRUE(contains(errorOf({"who", "2001:db8::7:40001", "--at", "@1"}), "[2001:db8::1]:443"));
   EXPECT_TRUE(contains(errorOf({"who", "[2001:db8::7:40001", "--at", "@1"}), "missing ']'"));
