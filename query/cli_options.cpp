@@ -380,6 +380,10 @@ Result<Command> parseHelpCommand(std::span<const std::string_view> args) {
   if (args.size() == 1 && args.front() == "flows") {
     return Command{HelpRequest{HelpTopic::Flows}};
   }
+  if (args.size() > 1) {
+    return fail(Errc::Usage, "'ctaudit help' takes one topic, who or flows; got " + std::to_string(args.size()) +
+                                 " words, e.g. 'ctaudit help " + std::string(args.front()) + "'");
+  }
   return fail(Errc::Usage, "no help on '" + std::string(args.front()) + "'; try 'ctaudit help who' or 'ctaudit help flows'");
 }
 

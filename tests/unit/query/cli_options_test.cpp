@@ -116,6 +116,10 @@ TEST(CliOptionsTest, WhoRefusesBadAddresses) {
   EXPECT_TRUE(contains(errorOf({"who", "203.0.113.300:1", "--at", "@1"}), "not an IPv4 or IPv6 address"));
   EXPECT_TRUE(contains(errorOf({"who", "203.0.113.7:65536", "--at", "@1"}), "not a port number"));
   EXPECT_TRUE(contains(errorOf({"who", "host.example:80", "--at", "@1"}), "'host.example'"));
+  // Said as what it is, not as an unbracketed IPv6 address or a bare "not an address".
+  EXPECT_TRUE(contains(errorOf({"who", "203.0.113.4:80:80", "--at", "@1"}), "one port after the address"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--dst", "192.0.2.0/24"}), "is a block; this takes one address"));
+  EXPECT_TRUE(contains(errorOf({"help", "who", "extra"}), "takes one topic"));
 }
 
 TEST(CliOptionsTest, WhoNeedsAddressAndTime) {
