@@ -173,14 +173,10 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
     address_text = text.substr(0, colon);
     port_text = text.substr(colon + 1);
     has_port = true;
-  } else if (std::count(text.begin(), text.end(), ':') > 1 && !IpAddress::parse(text)) {
-    // Not IPv6 as it is: an IPv4 address with more than one port, or IPv6 with a port unbracketed.
-    if (const auto first = text.substr(0, text.find(':')); IpAddress::parse(first) && IpAddress::parse(first)->isV4()) {
-      return fail(Errc::Usage, "'" + std::string(text) + "': one port after the address, e.g. " + std::string(first) +
-                                   ":443");
-    }
-    return fail(Errc::Usage,
-                "'" + std::string(text) + "': an IPv6 address with a port is written [2001:db8::1]:443");
+  } else if (const auto first = IpAddress::parse(text.substr(0, text.find(':')));
+             first && first->isV4() && std::count(text.begin(), text.end(), ':') > 1) {
+    return fail(Errc::Usage, "'" + std::string(text) + "': one port after the address, e.g. " +
+                                 std::string(text.substr(0, text.find(':'))) + ":443");
   } else if (std::count(text.begin(), text.end(), ':') > 1 && !port_optional) {
     return fail(Errc::Usage,
                 "'" + std::string(text) + "': an IPv6 address with a port is written [2001:db8::1]:443");
@@ -189,7 +185,8 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
   if (!address) {
     const std::string shown(address_text);
     if (address_text.find('/') != std::string_view::npos) {
-      return fail(Errc::Usage, "'" + shown + "' is a block; this takes one address, e.g. 198.51.100.1 (blocks: --src)");
+      return fail(Errc::Usage, "'" + shown + "' is a block; this takes one address, e.g. 198.51.100.1 or 2001:db8::1 "
+                                             "(blocks: --src)");
     }
     return fail(Errc::Usage, "'" + shown + "' is not an IPv4 or IPv6 address; write e.g. 198.51.100.1 or 2001:db8::1");
   }

@@ -101,8 +101,13 @@ Unexpected outOfRange(std::string_view text) {
                                "(@-9223372036 to @9223372036) can be given");
 }
 
-// seconds * 10^9 + fraction (of the same sign), or nothing when that does not fit in 64 bits.
+// seconds * 10^9 + fraction (|fraction| < 10^9), or nothing when that does not fit in 64 bits.
 std::optional<std::int64_t> nanosOf(std::int64_t seconds, std::int64_t fraction) noexcept {
+  if (seconds < 0 && fraction > 0) {
+    // 1677-09-21T00:12:43.5Z: the seconds alone, times 10^9, would not fit; their sum does.
+    seconds += 1;
+    fraction -= 1'000'000'000;
+  }
   std::int64_t ns = 0;
   if (__builtin_mul_overflow(seconds, std::int64_t{1'000'000'000}, &ns) || __builtin_add_overflow(ns, fraction, &ns)) {
     return std::nullopt;
@@ -116,6 +121,10 @@ Result<Timestamp> parseUnix(std::string_view text) {
   if (!body.empty() && body.front() == '-') {
     negative = true;
     body.remove_prefix(1);
+  }
+  // Digits next: from_chars would take a second sign ('@--5' as 5, or INT64_MIN to negate).
+  if (body.empty() || std::isdigit(static_cast<unsigned char>(body.front())) == 0) {
+    return badTime(text, "expected digits after '@'");
   }
   std::int64_t seconds = 0;
   const auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), seconds);
@@ -146,9 +155,19 @@ std::string formatRfc3339(Timestamp t) {
 }
 
 char* formatRfc3339(Timestamp t, std::span<char, kRfc3339Size> out) noexcept {
-  const auto day = std::chrono::floor<days>(t);
+  // Split into whole seconds and nanoseconds from the count itself: floor<days>(t) of a time on
+  // 1677-09-21, the first day a Timestamp holds, is a midnight before INT64_MIN nanoseconds.
+  const std::int64_t ns = toUnixNanos(t);
+  std::int64_t whole_seconds = ns / 1'000'000'000;
+  std::int64_t subsecond = ns % 1'000'000'000;
+  if (subsecond < 0) {
+    whole_seconds -= 1;
+    subsecond += 1'000'000'000;
+  }
+  const std::chrono::sys_seconds seconds{std::chrono::seconds{whole_seconds}};
+  const auto day = std::chrono::floor<days>(seconds);
   const std::chrono::year_month_day ymd{day};
-  const std::chrono::hh_mm_ss<nanoseconds> tod{t - day};
+  const std::chrono::hh_mm_ss<std::chrono::seconds> tod{seconds - day};
   char* p = out.data();
   // Fixed-width decimal, most significant digit first.
   const auto put = [&p](std::uint64_t value, int width) {
@@ -171,7 +190,7 @@ char* formatRfc3339(Timestamp t, std::span<char, kRfc3339Size> out) noexcept {
   *p++ = ':';
   put(static_cast<std::uint64_t>(tod.seconds().count()), 2);
   *p++ = '.';
-  put(static_cast<std::uint64_t>(tod.subseconds().count()), 9);
+  put(static_cast<std::uint64_t>(subsecond), 9);
   *p++ = 'Z';
   return p;
 }

@@ -381,8 +381,7 @@ Result<Command> parseHelpCommand(std::span<const std::string_view> args) {
     return Command{HelpRequest{HelpTopic::Flows}};
   }
   if (args.size() > 1) {
-    return fail(Errc::Usage, "'ctaudit help' takes one topic, who or flows; got " + std::to_string(args.size()) +
-                                 " words, e.g. 'ctaudit help " + std::string(args.front()) + "'");
+    return fail(Errc::Usage, "'ctaudit help' takes one topic: 'ctaudit help who' or 'ctaudit help flows'");
   }
   return fail(Errc::Usage, "no help on '" + std::string(args.front()) + "'; try 'ctaudit help who' or 'ctaudit help flows'");
 }

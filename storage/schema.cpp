@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <system_error>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -608,41 +609,8 @@ Result<void> setOpenIndexFrom(sqlite3* db, std::int64_t first_id) {
 
 namespace {
 
-// Prepares (without running) a SELECT of every column a reader uses from each table: a table or
-// column that a person dropped or renamed at the shell is found at open, in one line, rather than
-// by a later query as "cannot prepare [thirty lines of SQL]: no such column".
-Result<void> checkReaderTables(sqlite3* db) {
-  std::string flows_columns = "id";
-  for (std::size_t i = 0; i < kFlowColumnCount; ++i) {
-    flows_columns += ", ";
-    flows_columns += columnName(static_cast<FlowColumn>(i));
-  }
-  const std::array<std::pair<std::string_view, std::string>, 5> tables{{
-      {"flows", flows_columns},
-      {"spans", "min_start_ms, max_start_ms, first_id, last_id"},
-      {"gaps", "id, reason, start_ns, end_ns, lost_records, overruns, sink"},
-      {"runs", "id, started_ns, alive_ns, stopped_ns"},
-      {"meta", "key, value"},
-  }};
-  for (const auto& [table, columns] : tables) {
-    sqlite3_stmt* raw = nullptr;
-    const std::string sql = "SELECT " + columns + " FROM " + std::string(table) + " LIMIT 0";
-    const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr);
-    const SqliteStmt stmt(raw);
-    if (rc != SQLITE_OK) {
-      if (isIoError(sqlite3_extended_errcode(db)) || (rc & 0xFF) == SQLITE_CORRUPT || (rc & 0xFF) == SQLITE_BUSY) {
-        return sqliteFailure(db, "cannot read the schema");  // not the schema's fault: said as it is
-      }
-      return fail(Errc::Storage, "the table '" + std::string(table) + "' is missing or lacks columns of schema version " +
-                                     std::to_string(kSchemaVersion) + " (SQLite: " + sqlite3_errmsg(db) +
-                                     "): the file was changed after ctauditd wrote it; use a copy kept elsewhere");
-    }
-  }
-  return {};
-}
-
 // A 32-bit big-endian signed integer of the SQLite header (user_version, application_id).
-std::int64_t headerInteger(const std::array<unsigned char, 100>& header, std::size_t at) noexcept {
+std::int64_t headerInteger(std::span<const unsigned char> header, std::size_t at) noexcept {
   const std::uint32_t value = (std::uint32_t{header[at]} << 24U) | (std::uint32_t{header[at + 1]} << 16U) |
                               (std::uint32_t{header[at + 2]} << 8U) | std::uint32_t{header[at + 3]};
   return static_cast<std::int32_t>(value);
@@ -663,9 +631,6 @@ Result<DatabaseInfo> checkSchema(sqlite3* db) {
   if (!checked) {
     return Unexpected{checked.error()};
   }
-  if (auto tables = checkReaderTables(db); !tables) {
-    return Unexpected{tables.error()};
-  }
   return readInfo(db, *checked);
 }
 
@@ -676,12 +641,14 @@ struct FileHeader {
   enum class Kind : std::uint8_t { Unreadable, Empty, NotSqlite, Sqlite } kind{Kind::Unreadable};
   std::int64_t user_version{0};
   std::int64_t application_id{0};
-  std::int64_t schema_cookie{0};  // 0 until the first table is created
-  bool wal_has_frames{false};     // then page 1 in the WAL may be newer than these
+  bool has_schema{false};      // sqlite_master holds anything (tables, indexes, views)
+  bool wal_has_frames{false};  // then page 1 in the WAL may be newer than these
 };
 
+// The database header (100 bytes) and the b-tree page header of page 1, sqlite_master's root, that
+// follows it (https://sqlite.org/fileformat2.html).
 FileHeader readFileHeader(const std::filesystem::path& path) {
-  std::array<unsigned char, 100> bytes{};
+  std::array<unsigned char, 108> bytes{};
   std::size_t got = 0;
   {
     const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
@@ -713,11 +680,19 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
     return header;
   }
   header.kind = FileHeader::Kind::Sqlite;
-  header.schema_cookie = headerInteger(bytes, 40);
   header.user_version = headerInteger(bytes, 60);
   header.application_id = headerInteger(bytes, 68);
+  // An empty sqlite_master is a leaf table page (0x0D) with no cells. (The schema cookie at 40
+  // counts changes, not tables: a table created and dropped again leaves it at 2.)
+  constexpr unsigned char kLeafTablePage = 0x0D;
+  const unsigned cells = (unsigned{bytes[103]} << 8U) | unsigned{bytes[104]};
+  header.has_schema = bytes[100] != kLeafTablePage || cells != 0;
+  // SQLite keeps the -wal beside the file a symbolic link names, not beside the link.
   std::error_code ec;
-  std::filesystem::path wal = path;
+  std::filesystem::path wal = std::filesystem::canonical(path, ec);
+  if (ec) {
+    wal = path;
+  }
   wal += "-wal";
   const auto wal_size = std::filesystem::file_size(wal, ec);
   header.wal_has_frames = !ec && wal_size > 0;
@@ -737,7 +712,7 @@ Result<void> checkFileHeader(const std::filesystem::path& path) {
     case FileHeader::Kind::Sqlite: break;
   }
   // With a -wal that holds frames, page 1 there may be newer than the file's: a database ctauditd
-  // has just created keeps its application_id and user_version in the WAL until a checkpoint.
+  // has upgraded keeps its new user_version in the WAL until a checkpoint.
   if (header.wal_has_frames) {
     return {};
   }
@@ -759,7 +734,7 @@ Result<std::optional<std::string>> checkFileHeaderForWriting(const std::filesyst
     return std::optional<std::string>{};
   }
   if (header.application_id == 0 && header.user_version == 0) {
-    if (header.schema_cookie != 0) {
+    if (header.has_schema) {
       return fail(Errc::Storage, "the file holds another application's tables and no ctaudit schema");
     }
     return std::optional<std::string>{};  // an SQLite file without tables: ctauditd creates its schema in it

@@ -64,14 +64,14 @@ inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
 
 // For readers: checks, without writing, that `db` is a ctaudit database of a version this build
 // reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.
-// Also that every table and column a reader uses is there (a file changed at the shell).
 [[nodiscard]] Result<DatabaseInfo> checkSchema(sqlite3* db);
 
 // For readers, before SQLite opens the file: reads its 100-byte header directly and refuses a file
 // that is empty, not SQLite, or (by application_id and user_version) not a ctaudit database this
 // build reads. SQLite creates -wal and -shm files beside a WAL database it opens, even read-only;
 // a file refused here is left without them. Passes, leaving the verdict to checkSchema, when the
-// file cannot be read here or has a -wal with frames (whose page 1 may be newer than the file's).
+// file cannot be read here or has a -wal with frames (whose page 1 may be newer than the file's,
+// after an upgrade until the next checkpoint).
 // Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<void> checkFileHeader(const std::filesystem::path& path);
 

@@ -85,6 +85,22 @@ TEST(TimeTest, RefusesTimesOutsideTheRangeInsteadOfWrapping) {
   EXPECT_FALSE(parseTime("2262-04-11T23:47:16-01:00"));
   EXPECT_TRUE(parseTime("2262-04-12T00:47:16+01:00"));
   EXPECT_EQ(toUnixNanos(*parseTime("@-1.5")), -1'500'000'000);
+  // The first second of the range, with a fraction, in both forms; a second sign is no number.
+  EXPECT_EQ(toUnixNanos(*parseTime("1677-09-21T00:12:43.145224192Z")), INT64_MIN);
+  EXPECT_EQ(toUnixNanos(*parseTime("@-9223372036.854775808")), INT64_MIN);
+  EXPECT_FALSE(parseTime("1677-09-21T00:12:43.145224191Z"));
+  EXPECT_FALSE(parseTime("@--5"));
+  EXPECT_FALSE(parseTime("@--9223372036854775808"));
+  EXPECT_FALSE(parseTime("@+5"));
+}
+
+// Every Timestamp formats, the first and last nanoseconds included (the first day's midnight lies
+// before what nanoseconds since 1970 can count).
+TEST(TimeTest, FormatsTheEndsOfTheRange) {
+  EXPECT_EQ(formatRfc3339(fromUnixNanos(INT64_MIN)), "1677-09-21T00:12:43.145224192Z");
+  EXPECT_EQ(formatRfc3339(fromUnixNanos(INT64_MAX)), "2262-04-11T23:47:16.854775807Z");
+  EXPECT_EQ(formatRfc3339(fromUnixNanos(-1)), "1969-12-31T23:59:59.999999999Z");
+  EXPECT_EQ(formatRfc3339(*parseTime("1677-09-21T12:00:00Z")), "1677-09-21T12:00:00.000000000Z");
 }
 
 TEST(TimeTest, RefusesDurationsTooLongInsteadOfWrapping) {

@@ -119,6 +119,8 @@ TEST(CliOptionsTest, WhoRefusesBadAddresses) {
   // Said as what it is, not as an unbracketed IPv6 address or a bare "not an address".
   EXPECT_TRUE(contains(errorOf({"who", "203.0.113.4:80:80", "--at", "@1"}), "one port after the address"));
   EXPECT_TRUE(contains(errorOf({"flows", "--dst", "192.0.2.0/24"}), "is a block; this takes one address"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--dst", "2001:db8::/64"}), "is a block; this takes one address"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--nat", "[2001:db8::/64]:80"}), "is a block; this takes one address"));
   EXPECT_TRUE(contains(errorOf({"help", "who", "extra"}), "takes one topic"));
 }
 

@@ -216,6 +216,34 @@ TEST_F(FlowReaderTest, AFileRefusedByItsHeaderGetsNoWalOrShmBesideIt) {
   }
 }
 
+// After an upgrade, until the next checkpoint, the file's own header still names the old version
+// and only page 1 in the -wal the new one. The header check leaves such a file to SQLite, which
+// reads through the WAL, also when --db names it through a symbolic link (SQLite keeps the -wal
+// beside the link's target).
+TEST_F(FlowReaderTest, AHeaderNewerInTheWalThanInTheFileIsReadThroughTheWal) {
+  write(masqueraded(1, "100.64.0.2", 40001, at(1s), at(2s)));
+  sink_.reset();  // checkpointed: the file's header says version kSchemaVersion
+  const SqliteDb holder = openRaw(path_);
+  const std::string older = "PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = " + std::to_string(kSchemaVersion - 1) +
+                            "; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA user_version = " + std::to_string(kSchemaVersion);
+  ASSERT_EQ(sqlite3_exec(holder.get(), older.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(holder.get());
+  // The file says the old version, the -wal (kept: `holder` is open) the current one.
+  std::array<unsigned char, 64> header{};
+  std::FILE* file = std::fopen(path_.c_str(), "rb");
+  ASSERT_NE(file, nullptr);
+  ASSERT_EQ(std::fread(header.data(), 1, header.size(), file), header.size());
+  std::fclose(file);
+  ASSERT_EQ(header[63], kSchemaVersion - 1);
+  ASSERT_GT(std::filesystem::file_size(path_.string() + "-wal"), 0U);
+
+  const auto link = dir_ / "link.db";
+  std::filesystem::create_symlink(path_, link);
+  for (const auto& name : {path_, link}) {
+    auto reader = FlowReader::open(name);
+    ASSERT_TRUE(reader) << name << ": " << reader.error().detail;
+  }
+}
+
 TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
   {
     const SqliteDb db = openRaw(path_);
