@@ -177,7 +177,8 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
              first && first->isV4() && std::count(text.begin(), text.end(), ':') > 1) {
     return fail(Errc::Usage, "'" + std::string(text) + "': one port after the address, e.g. " +
                                  std::string(text.substr(0, text.find(':'))) + ":443");
-  } else if (std::count(text.begin(), text.end(), ':') > 1 && !port_optional) {
+  } else if (std::count(text.begin(), text.end(), ':') > 1 && !port_optional &&
+             text.find('/') == std::string_view::npos) {
     return fail(Errc::Usage,
                 "'" + std::string(text) + "': an IPv6 address with a port is written [2001:db8::1]:443");
   }
@@ -186,7 +187,11 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
     const std::string shown(address_text);
     if (address_text.find('/') != std::string_view::npos) {
       return fail(Errc::Usage, "'" + shown + "' is a block; this takes one address, e.g. 198.51.100.1 or 2001:db8::1 "
-                                             "(blocks: --src)");
+                                             "(blocks: ctaudit flows --src)");
+    }
+    if (text.front() != '[' && std::count(text.begin(), text.end(), ':') > 1) {
+      // Perhaps an IPv6 address with a port, which cannot be told from an address without brackets.
+      return fail(Errc::Usage, "'" + shown + "' is not an IPv6 address; one with a port is written [2001:db8::1]:443");
     }
     return fail(Errc::Usage, "'" + shown + "' is not an IPv4 or IPv6 address; write e.g. 198.51.100.1 or 2001:db8::1");
   }

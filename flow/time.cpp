@@ -92,13 +92,14 @@ Unexpected badTime(std::string_view text, std::string_view why) {
                                "2026-11-25T12:00:03+02:00, or Unix seconds as @1795617349");
 }
 
-// A Timestamp counts nanoseconds in 64 bits: 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z. A time
-// outside is refused rather than wrapped around into another century, which would answer a
-// question about a time nobody asked about.
+// A Timestamp counts nanoseconds in 64 bits: 1677-09-21T00:12:43.145224192Z to
+// 2262-04-11T23:47:16.854775807Z. A time outside is refused rather than wrapped around into
+// another century, which would answer a question about a time nobody asked about.
 Unexpected outOfRange(std::string_view text) {
   return fail(Errc::Usage, "bad time '" + std::string(text) +
-                               "': out of range; times from 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z "
-                               "(@-9223372036 to @9223372036) can be given");
+                               "': out of range; times from 1677-09-21T00:12:43.145224192Z to "
+                               "2262-04-11T23:47:16.854775807Z (@-9223372036.854775808 to "
+                               "@9223372036.854775807) can be given");
 }
 
 // seconds * 10^9 + fraction (|fraction| < 10^9), or nothing when that does not fit in 64 bits.

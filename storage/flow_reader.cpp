@@ -134,12 +134,16 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
   if (!db) {
     return Unexpected{db.error()};
   }
-  auto info = checkSchema(db->get());
-  if (!info) {
-    return Unexpected{classifyOpenError(db->get(), path, info.error())};
+  auto version = checkSchemaVersion(db->get());
+  if (!version) {
+    return Unexpected{classifyOpenError(db->get(), path, version.error())};
   }
   if (auto tables = checkReaderTables(db->get()); !tables) {
     return Unexpected{classifyOpenError(db->get(), path, tables.error())};
+  }
+  auto info = readDatabaseInfo(db->get(), *version);
+  if (!info) {
+    return Unexpected{classifyOpenError(db->get(), path, info.error())};
   }
   auto impl = std::make_unique<Impl>(Impl{std::move(*db)});
   // make_unique cannot reach the private constructor; the new'd object is owned at once.

@@ -618,7 +618,7 @@ std::int64_t headerInteger(std::span<const unsigned char> header, std::size_t at
 
 }  // namespace
 
-Result<DatabaseInfo> checkSchema(sqlite3* db) {
+Result<std::int64_t> checkSchemaVersion(sqlite3* db) {
   auto version = pragmaValue(db, "user_version");
   if (!version) {
     return Unexpected{version.error()};
@@ -627,11 +627,17 @@ Result<DatabaseInfo> checkSchema(sqlite3* db) {
   if (!application_id) {
     return Unexpected{application_id.error()};
   }
-  auto checked = checkVersion(*version, *application_id);
-  if (!checked) {
-    return Unexpected{checked.error()};
+  return checkVersion(*version, *application_id);
+}
+
+Result<DatabaseInfo> readDatabaseInfo(sqlite3* db, std::int64_t version) { return readInfo(db, version); }
+
+Result<DatabaseInfo> checkSchema(sqlite3* db) {
+  auto version = checkSchemaVersion(db);
+  if (!version) {
+    return Unexpected{version.error()};
   }
-  return readInfo(db, *checked);
+  return readDatabaseInfo(db, *version);
 }
 
 namespace {

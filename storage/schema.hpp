@@ -65,13 +65,17 @@ inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
 // For readers: checks, without writing, that `db` is a ctaudit database of a version this build
 // reads, and returns its meta data. Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<DatabaseInfo> checkSchema(sqlite3* db);
+// Its two steps, for a reader that checks its tables in between (before it reads meta): the
+// file's schema version, checked; then what the meta table says of the file.
+[[nodiscard]] Result<std::int64_t> checkSchemaVersion(sqlite3* db);
+[[nodiscard]] Result<DatabaseInfo> readDatabaseInfo(sqlite3* db, std::int64_t version);
 
-// For readers, before SQLite opens the file: reads its 100-byte header directly and refuses a file
-// that is empty, not SQLite, or (by application_id and user_version) not a ctaudit database this
-// build reads. SQLite creates -wal and -shm files beside a WAL database it opens, even read-only;
-// a file refused here is left without them. Passes, leaving the verdict to checkSchema, when the
-// file cannot be read here or has a -wal with frames (whose page 1 may be newer than the file's,
-// after an upgrade until the next checkpoint).
+// For readers, before SQLite opens the file: reads its header (and sqlite_master's page header)
+// directly and refuses a file that is empty, not SQLite, or (by application_id and user_version)
+// not a ctaudit database this build reads. SQLite creates -wal and -shm files beside a WAL
+// database it opens, even read-only; a file refused here is left without them. Passes, leaving the
+// verdict to checkSchema, when the file cannot be read here or has a -wal with frames (whose page
+// 1 may be newer than the file's, after an upgrade until the next checkpoint).
 // Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<void> checkFileHeader(const std::filesystem::path& path);
 

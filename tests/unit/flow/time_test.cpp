@@ -71,7 +71,7 @@ TEST(TimeTest, RefusesTimesOutsideTheRangeInsteadOfWrapping) {
     const auto t = parseTime(text);
     ASSERT_FALSE(t) << text << " gave " << formatRfc3339(*t);
     EXPECT_NE(t.error().detail.find("out of range"), std::string::npos) << t.error().detail;
-    EXPECT_NE(t.error().detail.find("2262-04-11T23:47:16Z"), std::string::npos) << t.error().detail;
+    EXPECT_NE(t.error().detail.find("2262-04-11T23:47:16.854775807Z"), std::string::npos) << t.error().detail;
   }
   // The ends themselves, to the second the message names.
   const auto last = parseTime("2262-04-11T23:47:16Z");

@@ -121,6 +121,8 @@ TEST(CliOptionsTest, WhoRefusesBadAddresses) {
   EXPECT_TRUE(contains(errorOf({"flows", "--dst", "192.0.2.0/24"}), "is a block; this takes one address"));
   EXPECT_TRUE(contains(errorOf({"flows", "--dst", "2001:db8::/64"}), "is a block; this takes one address"));
   EXPECT_TRUE(contains(errorOf({"flows", "--nat", "[2001:db8::/64]:80"}), "is a block; this takes one address"));
+  EXPECT_TRUE(contains(errorOf({"who", "2001:db8::/64", "--at", "@1"}), "is a block; this takes one address"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--dst", "::ffff:1.2.3.4:80"}), "[2001:db8::1]:443"));
   EXPECT_TRUE(contains(errorOf({"help", "who", "extra"}), "takes one topic"));
 }
 
