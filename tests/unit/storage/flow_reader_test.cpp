@@ -641,6 +641,18 @@ TEST_F(FlowReaderTest, AFileMissingATableOrColumnIsRefusedAtOpenSayingWhich) {
   EXPECT_EQ(reader.error().detail.find("SELECT"), std::string::npos) << reader.error().detail;
 }
 
+TEST_F(FlowReaderTest, AMissingIndexThatQueriesNameIsNamedInOneLine) {
+  sink_.reset();
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "DROP INDEX flows_long_nat", nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_FALSE(reader);
+  EXPECT_NE(reader.error().detail.find("the index 'flows_long_nat'"), std::string::npos) << reader.error().detail;
+}
+
 TEST_F(FlowReaderTest, AMissingMetaTableIsNamedInOneLine) {
   sink_.reset();
   {
