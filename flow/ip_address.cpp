@@ -154,7 +154,10 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
   std::string_view address_text = text;
   std::string_view port_text;
   bool has_port = false;
-  if (!text.empty() && text.front() == '[') {
+  const bool bracketed = text.starts_with('[');
+  const auto colons = std::count(text.begin(), text.end(), ':');
+  const bool has_slash = text.find('/') != std::string_view::npos;
+  if (bracketed) {
     const auto close = text.find(']');
     if (close == std::string_view::npos) {
       return fail(Errc::Usage, "'" + std::string(text) + "': missing ']' (write IPv6 as [2001:db8::1]:443)");
@@ -168,17 +171,16 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
       port_text = rest.substr(1);
       has_port = true;
     }
-  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+  } else if (colons == 1) {
     const auto colon = text.find(':');
     address_text = text.substr(0, colon);
     port_text = text.substr(colon + 1);
     has_port = true;
-  } else if (const auto first = IpAddress::parse(text.substr(0, text.find(':')));
-             first && first->isV4() && std::count(text.begin(), text.end(), ':') > 1) {
-    return fail(Errc::Usage, "'" + std::string(text) + "': one port after the address, e.g. " +
-                                 std::string(text.substr(0, text.find(':'))) + ":443");
-  } else if (std::count(text.begin(), text.end(), ':') > 1 && !port_optional &&
-             text.find('/') == std::string_view::npos) {
+  } else if (const auto first = colons > 1 ? IpAddress::parse(text.substr(0, text.find(':'))) : std::nullopt;
+             first && first->isV4()) {
+    return fail(Errc::Usage, "'" + std::string(text) + "': one port after the address, e.g. " + first->toString() +
+                                 ":443");
+  } else if (colons > 1 && !port_optional && !has_slash) {
     return fail(Errc::Usage,
                 "'" + std::string(text) + "': an IPv6 address with a port is written [2001:db8::1]:443");
   }
@@ -189,7 +191,7 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
       return fail(Errc::Usage, "'" + shown + "' is a block; this takes one address, e.g. 198.51.100.1 or 2001:db8::1 "
                                              "(blocks: ctaudit flows --src)");
     }
-    if (text.front() != '[' && std::count(text.begin(), text.end(), ':') > 1) {
+    if (!bracketed && colons > 1) {
       // Perhaps an IPv6 address with a port, which cannot be told from an address without brackets.
       return fail(Errc::Usage, "'" + shown + "' is not an IPv6 address; one with a port is written [2001:db8::1]:443");
     }

@@ -123,6 +123,7 @@ TEST(CliOptionsTest, WhoRefusesBadAddresses) {
   EXPECT_TRUE(contains(errorOf({"flows", "--nat", "[2001:db8::/64]:80"}), "is a block; this takes one address"));
   EXPECT_TRUE(contains(errorOf({"who", "2001:db8::/64", "--at", "@1"}), "is a block; this takes one address"));
   EXPECT_TRUE(contains(errorOf({"flows", "--dst", "::ffff:1.2.3.4:80"}), "[2001:db8::1]:443"));
+  EXPECT_TRUE(contains(errorOf({"who", "", "--at", "@1"}), "'' is not an IPv4 or IPv6 address"));
   EXPECT_TRUE(contains(errorOf({"help", "who", "extra"}), "takes one topic"));
 }
 
