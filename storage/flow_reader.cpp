@@ -98,13 +98,13 @@ Result<void> checkReaderTables(sqlite3* db) {
       {"meta", "SELECT key, value FROM meta"},
   }};
   for (const auto& [table, sql] : statements) {
-    sqlite3_stmt* raw = nullptr;
-    const int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr);
-    const SqliteStmt stmt(raw);
-    if (rc == SQLITE_OK) {
+    auto stmt = prepare(db, sql);
+    if (stmt) {
       continue;
     }
-    if (isIoError(sqlite3_extended_errcode(db)) || (rc & 0xFF) == SQLITE_CORRUPT || (rc & 0xFF) == SQLITE_BUSY) {
+    // The connection keeps the failed prepare's error; prepare()'s own detail carries the whole SQL.
+    const int rc = sqlite3_extended_errcode(db);
+    if (isIoError(rc) || (rc & 0xFF) == SQLITE_CORRUPT || (rc & 0xFF) == SQLITE_BUSY) {
       return sqliteFailure(db, "cannot read the schema");  // not the schema's fault: classifyOpenError says what
     }
     return fail(Errc::Storage, "the table '" + std::string(table) + "' is missing or lacks columns of schema version " +

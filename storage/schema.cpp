@@ -403,7 +403,9 @@ Result<std::int64_t> checkVersion(std::int64_t version, std::int64_t application
   return version;
 }
 
-Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
+}  // namespace
+
+Result<DatabaseInfo> readDatabaseInfo(sqlite3* db, std::int64_t version) {
   auto hostname = metaValue(db, "observer_hostname");
   if (!hostname) {
     return Unexpected{hostname.error()};
@@ -414,8 +416,6 @@ Result<DatabaseInfo> readInfo(sqlite3* db, std::int64_t version) {
   }
   return DatabaseInfo{version, std::move(*hostname), std::move(*created_at)};
 }
-
-}  // namespace
 
 std::string endpointAddressTextSql(std::string_view column) {
   const std::string c(column);
@@ -549,7 +549,7 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
   if (!checked) {
     return Unexpected{checked.error()};
   }
-  auto info = readInfo(db, *checked);
+  auto info = readDatabaseInfo(db, *checked);
   if (!info) {
     return info;
   }
@@ -630,8 +630,6 @@ Result<std::int64_t> checkSchemaVersion(sqlite3* db) {
   return checkVersion(*version, *application_id);
 }
 
-Result<DatabaseInfo> readDatabaseInfo(sqlite3* db, std::int64_t version) { return readInfo(db, version); }
-
 Result<DatabaseInfo> checkSchema(sqlite3* db) {
   auto version = checkSchemaVersion(db);
   if (!version) {
@@ -642,7 +640,7 @@ Result<DatabaseInfo> checkSchema(sqlite3* db) {
 
 namespace {
 
-// What the first 100 bytes of a file say, read without SQLite.
+// What the first bytes of a file say, read without SQLite.
 struct FileHeader {
   enum class Kind : std::uint8_t { Unreadable, Empty, NotSqlite, Sqlite } kind{Kind::Unreadable};
   std::int64_t user_version{0};
@@ -705,6 +703,8 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
   return header;
 }
 
+constexpr std::string_view kNotSqlite = "not a SQLite database, so not a ctaudit flow database";
+
 }  // namespace
 
 Result<void> checkFileHeader(const std::filesystem::path& path) {
@@ -714,7 +714,7 @@ Result<void> checkFileHeader(const std::filesystem::path& path) {
     case FileHeader::Kind::Empty:
       return fail(Errc::Storage, "the file is empty, so not a ctaudit flow database (ctauditd creates one at its --db "
                                  "path when it starts)");
-    case FileHeader::Kind::NotSqlite: return fail(Errc::Storage, "not a SQLite database, so not a ctaudit flow database");
+    case FileHeader::Kind::NotSqlite: return fail(Errc::Storage, std::string(kNotSqlite));
     case FileHeader::Kind::Sqlite: break;
   }
   // With a -wal that holds frames, page 1 there may be newer than the file's: a database ctauditd
@@ -733,7 +733,7 @@ Result<std::optional<std::string>> checkFileHeaderForWriting(const std::filesyst
   switch (header.kind) {
     case FileHeader::Kind::Unreadable:
     case FileHeader::Kind::Empty: return std::optional<std::string>{};  // a new database, or found out at start
-    case FileHeader::Kind::NotSqlite: return fail(Errc::Storage, "not a SQLite database, so not a ctaudit flow database");
+    case FileHeader::Kind::NotSqlite: return fail(Errc::Storage, std::string(kNotSqlite));
     case FileHeader::Kind::Sqlite: break;
   }
   if (header.wal_has_frames) {
