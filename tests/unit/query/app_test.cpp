@@ -2,6 +2,7 @@
 #include "query/app.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <initializer_list>
 #include <sstream>
 #include <vector>
@@ -159,6 +160,11 @@ TEST_F(AppTest, UnopenableDatabaseExitsTwo) {
   const RunResult storage = run({"flows", "--db", "/x.db"});
   expectOneErrorLine(storage);
   EXPECT_EQ(storage.err, "ctaudit: /x.db is not a ctaudit database\n");
+  // A file that is there but cannot be read gets its own advice, not another path's.
+  database_.open_error = Error{Errc::Io, EACCES, "cannot open /x.db: permission denied; it needs read access"};
+  const RunResult denied = run({"flows", "--db", "/x.db"});
+  expectOneErrorLine(denied);
+  EXPECT_EQ(denied.err.find("--db PATH"), std::string::npos) << denied.err;
 }
 
 TEST_F(AppTest, ReadErrorExitsTwo) {
