@@ -139,7 +139,10 @@ wait_idle() {
   return 1
 }
 
-ip netns exec "$ns" "$CTAUDITD" --db "$tmp/flows.db" --jsonl "$tmp/flows.jsonl" "${daemon_args[@]}" \
+# ctauditd refuses a flag given twice: DAEMON_ARGS' own --jsonl (e.g. none) replaces this one.
+jsonl_args=(--jsonl "$tmp/flows.jsonl")
+for arg in "${daemon_args[@]}"; do [[ $arg == --jsonl || $arg == --jsonl=* ]] && jsonl_args=(); done
+ip netns exec "$ns" "$CTAUDITD" --db "$tmp/flows.db" "${jsonl_args[@]}" "${daemon_args[@]}" \
   </dev/null >"$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
 for ((i = 0; i < 100; i++)); do

@@ -97,7 +97,10 @@ printf '%s\n%s\n' "$header" "$rule"
 for rate in $rates; do
   step=$tmp/$rate
   mkdir -p "$step"
-  ip netns exec "$ns" "$CTAUDITD" --db "$step/flows.db" --jsonl "$step/flows.jsonl" "${daemon_args[@]}" \
+  # ctauditd refuses a flag given twice: DAEMON_ARGS' own --jsonl (e.g. none) replaces this one.
+  jsonl_args=(--jsonl "$step/flows.jsonl")
+  for arg in "${daemon_args[@]}"; do [[ $arg == --jsonl || $arg == --jsonl=* ]] && jsonl_args=(); done
+  ip netns exec "$ns" "$CTAUDITD" --db "$step/flows.db" "${jsonl_args[@]}" "${daemon_args[@]}" \
     </dev/null >"$step/daemon.log" 2>&1 &
   daemon_pid=$!
   for ((i = 0; i < 100; i++)); do

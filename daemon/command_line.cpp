@@ -79,6 +79,15 @@ Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
       return fail(Errc::Usage, "unknown option '--" + std::string(name) + "'; see ctauditd --help");
     }
     const Setting& setting = settings()[*index];
+    // A flag overrides the config file, but not another flag: of two, one was a mistake (a unit's
+    // ExecStart extended by hand, a wrapper's defaults), and silently keeping the last one hides it.
+    if (std::any_of(parsed.flags.begin(), parsed.flags.end(), [&](const FlagValue& f) { return f.index == *index; })) {
+      const std::string spelling = setting.kind == ValueKind::Boolean
+                                       ? "--" + std::string(setting.key) + "/--no-" + std::string(setting.key)
+                                       : "--" + std::string(setting.key);
+      return fail(Errc::Usage, spelling + " given twice; give it once (it overrides the config file's '" +
+                                   std::string(setting.key) + "')");
+    }
     if (setting.kind == ValueKind::Boolean) {
       if (value) {
         return fail(Errc::Usage, "--" + std::string(name) + " takes no value; write --" + std::string(setting.key) +

@@ -662,11 +662,17 @@ cta_daemon_start() {
   : "${CTA_JSONL:=$CTA_TMP/flows.jsonl}"
   CTA_DAEMON_LOG=${CTA_DAEMON_LOG_FILE:-$CTA_TMP/ctauditd.log}
   cta_daemon_launcher
-  # No built-in rotation unless a test asks for it (a later flag wins): a test running across
-  # 00:00 UTC would otherwise find its lines split over two files.
-  cta_log "starting: ${CTA_LAUNCHER[*]} $CTAUDITD --db $CTA_DB --jsonl $CTA_JSONL --jsonl-rotate none --log-level debug $*"
-  "${CTA_LAUNCHER[@]}" "$CTAUDITD" --db "$CTA_DB" --jsonl "$CTA_JSONL" --jsonl-rotate none --log-level debug "$@" \
-    </dev/null >"$CTA_DAEMON_LOG" 2>&1 &
+  # No built-in rotation unless a test asks for it: a test running across 00:00 UTC would
+  # otherwise find its lines split over two files. ctauditd refuses a flag given twice, so a
+  # default below is left out when the test gives that flag itself.
+  local args=(--db "$CTA_DB" --jsonl "$CTA_JSONL") flag value
+  for flag in jsonl-rotate:none log-level:debug; do
+    value=${flag#*:} flag=${flag%%:*}
+    [[ " $* " == *" --$flag "* || " $* " == *" --$flag="* ]] || args+=("--$flag" "$value")
+  done
+  args+=("$@")
+  cta_log "starting: ${CTA_LAUNCHER[*]} $CTAUDITD ${args[*]}"
+  "${CTA_LAUNCHER[@]}" "$CTAUDITD" "${args[@]}" </dev/null >"$CTA_DAEMON_LOG" 2>&1 &
   CTA_DAEMON_PID=$!
   CTA_PIDS+=("$CTA_DAEMON_PID")
   if ! wait_for 15 "ctauditd logs 'ready'" cta_daemon_ready; then

@@ -164,6 +164,18 @@ TEST(SettingsTest, NamedConfigFileMustExist) {
   EXPECT_FALSE(parse({"--config"}));
 }
 
+TEST(SettingsTest, AFlagGivenTwiceIsRefused) {
+  const auto twice = parse({"--db", "/srv/a.db", "--flush-interval", "2s", "--db=/srv/b.db"});
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, Errc::Usage);
+  EXPECT_NE(twice.error().detail.find("--db given twice; give it once"), std::string::npos) << twice.error().detail;
+  const auto boolean = parse({"--reliable", "--no-reliable"});
+  ASSERT_FALSE(boolean);
+  EXPECT_NE(boolean.error().detail.find("--reliable/--no-reliable given twice"), std::string::npos)
+      << boolean.error().detail;
+  EXPECT_TRUE(parse({"--db", "/srv/a.db", "--jsonl", "none"})) << "two different flags";
+}
+
 TEST(SettingsTest, FlagsOverrideTheFileWhateverTheirOrder) {
   testing::TempDir dir;
   const auto file = dir / "ctauditd.toml";
