@@ -114,10 +114,10 @@ std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
     checkOutputFile(problems, "jsonl", *config.jsonl_path, MissingDirectory::CreatedOrWarning);
   }
   if (config.user) {
-    // The account itself (it exists, it is not uid 0) is looked up whoever runs the check; that a
-    // start needs root to switch to it is only a warning here, as a check run as the daemon's
-    // user or an unprivileged admin of a config meant for root is.
-    if (auto account = lookupServiceAccount(*config.user, 0); !account) {
+    // The account itself (it exists, it is not uid 0) is an error whoever runs the check; that a
+    // start needs root to switch to it (requireRootToSwitch) is only a warning here, as a check
+    // run as the daemon's user or by an unprivileged admin of a config meant for root is.
+    if (auto account = lookupServiceAccount(*config.user); !account) {
       problems.push_back({ConfigProblem::Severity::Error, account.error().detail});
     } else if (::geteuid() != 0) {
       problems.push_back({ConfigProblem::Severity::Warning,

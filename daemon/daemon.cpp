@@ -102,9 +102,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   // First, so that a mistyped --user changes nothing.
   std::optional<ServiceAccount> account;
   if (config.user) {
-    auto found = lookupServiceAccount(*config.user, ::geteuid());
+    auto found = lookupServiceAccount(*config.user);
     if (!found) {
       return Unexpected{found.error()};
+    }
+    if (auto root = requireRootToSwitch(*config.user, ::geteuid()); !root) {
+      return Unexpected{root.error()};
     }
     account = std::move(*found);
   }

@@ -28,16 +28,20 @@ constexpr std::array<cap_value_t, 1> kKept{CAP_NET_ADMIN};
 
 }  // namespace
 
-Result<ServiceAccount> lookupServiceAccount(std::string_view name, uid_t euid) {
-  const std::string user(name);
-  if (user.empty()) {
-    return fail(Errc::Usage, "--user needs a user name, e.g. --user ctaudit");
-  }
+Result<void> requireRootToSwitch(std::string_view name, uid_t euid) {
   if (euid != 0) {
-    return fail(Errc::Usage, "--user " + user + " needs ctauditd to be started as root (it runs as uid " +
+    return fail(Errc::Usage, "--user " + std::string(name) + " needs ctauditd to be started as root (it runs as uid " +
                                  std::to_string(euid) +
                                  "); started as an unprivileged user it needs no --user, only CAP_NET_ADMIN "
                                  "(systemd AmbientCapabilities=CAP_NET_ADMIN, or setpriv --ambient-caps +net_admin)");
+  }
+  return {};
+}
+
+Result<ServiceAccount> lookupServiceAccount(std::string_view name) {
+  const std::string user(name);
+  if (user.empty()) {
+    return fail(Errc::Usage, "--user needs a user name, e.g. --user ctaudit");
   }
   passwd entry{};
   passwd* found = nullptr;

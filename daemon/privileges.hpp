@@ -19,12 +19,16 @@ struct ServiceAccount {
   gid_t gid{0};  // the primary group; the supplementary ones come from initgroups(3)
 };
 
-// Looks `name` up in the user database (getpwnam_r: /etc/passwd, or NSS). `euid` is the caller's
-// effective uid (geteuid()), a parameter so that the checks are testable. Errors (Errc::Usage),
-// each saying what to do instead: not started as root (only root can switch users; an
-// unprivileged daemon needs no --user, only CAP_NET_ADMIN), an unknown user, a user with uid 0
-// (switching to root drops nothing).
-[[nodiscard]] Result<ServiceAccount> lookupServiceAccount(std::string_view name, uid_t euid);
+// Looks `name` up in the user database (getpwnam_r: /etc/passwd, or NSS). Errors (Errc::Usage),
+// each saying what to do instead: an empty name, an unknown user, a user with uid 0 (switching to
+// root drops nothing).
+[[nodiscard]] Result<ServiceAccount> lookupServiceAccount(std::string_view name);
+
+// The start-time rule for `--user NAME`: only a process started as root can switch users.
+// `euid` is the caller's effective uid (geteuid()), a parameter so that the rule is testable.
+// Errors (Errc::Usage): not root, with what an unprivileged daemon needs instead (no --user, only
+// CAP_NET_ADMIN). --check-config reports the same situation as a warning, not through this.
+[[nodiscard]] Result<void> requireRootToSwitch(std::string_view name, uid_t euid);
 
 // Gives each of `paths` that exists to the account (chown uid:gid; the mode stays), so that the
 // daemon can go on writing what it opened or created as root: the database and its -wal/-shm, the

@@ -19,26 +19,31 @@ bool mentions(const Result<ServiceAccount>& result, std::string_view text) {
 }
 
 TEST(PrivilegesTest, NeedsRootToSwitch) {
-  const auto result = lookupServiceAccount("nobody", 1000);
+  const auto result = requireRootToSwitch("nobody", 1000);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, Errc::Usage);
-  EXPECT_TRUE(mentions(result, "started as root")) << result.error().detail;
-  EXPECT_TRUE(mentions(result, "CAP_NET_ADMIN")) << result.error().detail;
+  EXPECT_NE(result.error().detail.find("started as root"), std::string::npos) << result.error().detail;
+  EXPECT_NE(result.error().detail.find("CAP_NET_ADMIN"), std::string::npos) << result.error().detail;
+  EXPECT_TRUE(requireRootToSwitch("nobody", 0));
+}
+
+TEST(PrivilegesTest, AnEmptyNameIsRefused) {
+  EXPECT_TRUE(mentions(lookupServiceAccount(""), "needs a user name"));
 }
 
 TEST(PrivilegesTest, UnknownUserSaysSo) {
-  const auto result = lookupServiceAccount("ctaudit-no-such-user-7f3a", 0);
+  const auto result = lookupServiceAccount("ctaudit-no-such-user-7f3a");
   EXPECT_TRUE(mentions(result, "no such user")) << (result ? "found" : result.error().detail);
 }
 
 TEST(PrivilegesTest, RootIsNotATarget) {
-  const auto result = lookupServiceAccount("root", 0);
+  const auto result = lookupServiceAccount("root");
   EXPECT_TRUE(mentions(result, "uid 0")) << (result ? "accepted" : result.error().detail);
 }
 
 TEST(PrivilegesTest, FindsAnExistingUser) {
   // nobody exists on every Debian system (base-passwd), as uid 65534.
-  const auto result = lookupServiceAccount("nobody", 0);
+  const auto result = lookupServiceAccount("nobody");
   ASSERT_TRUE(result) << result.error().detail;
   EXPECT_EQ(result->name, "nobody");
   EXPECT_EQ(result->uid, 65534U);
