@@ -209,8 +209,8 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
       }
       return terms;
     };
-    const std::string open_index = key.kind == KeyTerm::Kind::Source ? "flows_open_src" : "flows_open_nat";
-    const std::string long_index = key.kind == KeyTerm::Kind::NatSource ? "flows_long_nat" : "flows_long_src";
+    const std::string open_index(key.kind == KeyTerm::Kind::Source ? flow_index::kOpenSrc : flow_index::kOpenNat);
+    const std::string long_index(key.kind == KeyTerm::Kind::NatSource ? flow_index::kLongNat : flow_index::kLongSrc);
     const std::int64_t long_before = saturatingSub(*from_ms, kLongFlowMs);
     arm_sql.push_back(select + " INDEXED BY " + open_index +
                       where(outside({"dur_ms IS NULL", std::string(kInOpenIndexSql)})));

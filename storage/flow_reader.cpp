@@ -117,7 +117,7 @@ Result<void> checkReaderTables(sqlite3* db) {
   if (!index) {
     return Unexpected{index.error()};
   }
-  for (const std::string_view name : {"flows_open_src", "flows_open_nat", "flows_long_src", "flows_long_nat"}) {
+  for (const std::string_view name : flow_index::kIndexedBy) {
     sqlite3_bind_text(index->get(), 1, name.data(), static_cast<int>(name.size()), kSqliteStatic);
     const int rc = sqlite3_step(index->get());
     if (rc != SQLITE_ROW) {

@@ -173,6 +173,20 @@ struct SourceKeyRange {
 inline constexpr unsigned kIndexBucketShift = 20;
 inline constexpr std::string_view kIndexBucketSql = "(id >> 20)";
 
+// The names of the indexes on `flows` (createIndexSql in schema.cpp says what each is for). The
+// partial ones are named by the queries' INDEXED BY and checked for at open by the reader, so
+// each name is spelt once, here.
+namespace flow_index {
+inline constexpr std::string_view kNatSrc = "flows_nat_src";
+inline constexpr std::string_view kOrigSrc = "flows_orig_src";
+inline constexpr std::string_view kOpenNat = "flows_open_nat";
+inline constexpr std::string_view kOpenSrc = "flows_open_src";
+inline constexpr std::string_view kLongNat = "flows_long_nat";
+inline constexpr std::string_view kLongSrc = "flows_long_src";
+// The ones a query names with INDEXED BY: without one of them the statement fails.
+inline constexpr std::array kIndexedBy{kOpenNat, kOpenSrc, kLongNat, kLongSrc};
+}  // namespace flow_index
+
 // Times are stored in whole milliseconds: start_ms rounded down and the end rounded up, so that
 // the stored lifetime covers the real one (a `who` at any instant of the flow finds it) and is
 // never more than 1 ms longer at either side. The JSON lines keep nanoseconds.

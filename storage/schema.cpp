@@ -77,13 +77,14 @@ std::array<std::string, 6> createIndexSql() {
   const std::string bucket(kIndexBucketSql);
   const std::string long_flow = "dur_ms > " + std::to_string(kLongFlowMs);
   const std::string in_open_index(kInOpenIndexSql);
+  const auto create = [](std::string_view name) { return "CREATE INDEX " + std::string(name) + " ON flows ("; };
   return {
-      "CREATE INDEX flows_nat_src ON flows (" + bucket + ", nat_src) WHERE nat_src IS NOT NULL",
-      "CREATE INDEX flows_orig_src ON flows (" + bucket + ", " + src + ")",
-      "CREATE INDEX flows_open_nat ON flows (nat_src) WHERE dur_ms IS NULL AND " + in_open_index,
-      "CREATE INDEX flows_open_src ON flows (" + src + ") WHERE dur_ms IS NULL AND " + in_open_index,
-      "CREATE INDEX flows_long_nat ON flows (nat_src, start_ms, dur_ms) WHERE nat_src IS NOT NULL AND " + long_flow,
-      "CREATE INDEX flows_long_src ON flows (" + src + ", start_ms, dur_ms) WHERE " + long_flow,
+      create(flow_index::kNatSrc) + bucket + ", nat_src) WHERE nat_src IS NOT NULL",
+      create(flow_index::kOrigSrc) + bucket + ", " + src + ")",
+      create(flow_index::kOpenNat) + "nat_src) WHERE dur_ms IS NULL AND " + in_open_index,
+      create(flow_index::kOpenSrc) + src + ") WHERE dur_ms IS NULL AND " + in_open_index,
+      create(flow_index::kLongNat) + "nat_src, start_ms, dur_ms) WHERE nat_src IS NOT NULL AND " + long_flow,
+      create(flow_index::kLongSrc) + src + ", start_ms, dur_ms) WHERE " + long_flow,
   };
 }
 
@@ -475,7 +476,7 @@ Result<void> rebuildChangedIndexes(sqlite3* db) {
 Result<void> upgradeFrom(sqlite3* db, std::int64_t from) {
   std::vector<std::string> steps;
   if (from == 4) {
-    steps.push_back("UPDATE flows INDEXED BY flows_open_nat SET packed = packed | " + std::to_string(kInOpenIndexBit) +
+    steps.push_back("UPDATE flows INDEXED BY " + std::string(flow_index::kOpenNat) + " SET packed = packed | " + std::to_string(kInOpenIndexBit) +
                     " WHERE dur_ms IS NULL");
     steps.push_back("INSERT INTO meta (key, value) SELECT '" + std::string(kOpenIndexFromKey) +
                     "', coalesce(max(id), 0) + 1 FROM flows");
