@@ -2,6 +2,8 @@
 #include "query/app.hpp"
 
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <exception>
 #include <variant>
 
@@ -77,7 +79,10 @@ int runCtaudit(std::span<const std::string_view> args, std::ostream& out, std::o
     const ExitStatus status = std::visit(CommandRunner{out, err, environment}, *command);
     out.flush();
     if (!out) {
-      err << "ctaudit: could not write the output (disk full, or the reader went away?)\n";
+      const int cause = environment.output_error ? environment.output_error() : 0;
+      err << "ctaudit: could not write the output"
+          << (cause != 0 ? std::string(": ") + std::strerror(cause) : std::string(" (disk full, or the reader went away?)"))
+          << '\n';
       return static_cast<int>(ExitStatus::Error);
     }
     return static_cast<int>(status);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -17,6 +18,9 @@ struct AppEnvironment {
   FlowFinderOpener open_database;
   // The value of $CTAUDIT_DB, if set: the database when --db is not given.
   std::optional<std::string> database_from_env;
+  // The errno of the write that failed when `out` goes bad, for the error line; main passes
+  // FdOutputBuffer::error. Empty, or 0, when it is not known.
+  std::function<int()> output_error;
 };
 
 // The whole `ctaudit` program: parses `args` (the arguments after the program name), runs the

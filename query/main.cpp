@@ -6,16 +6,24 @@
 #include <string_view>
 #include <vector>
 
+#include <unistd.h>
+
 #include "query/app.hpp"
+#include "query/fd_output.hpp"
 #include "query/flow_finder.hpp"
 
 int main(int argc, char** argv) {
   const std::span<char*> argv_span(argv, static_cast<std::size_t>(argc));
   const std::vector<std::string_view> args(argv_span.begin() + (argc > 0 ? 1 : 0), argv_span.end());
 
-  ctaudit::query::AppEnvironment environment{ctaudit::query::openFlowReader, std::nullopt};
+  // Not std::cout: its failure carries no errno, and "No space left on device" is what an operator
+  // whose output stopped needs to read.
+  ctaudit::query::FdOutputBuffer stdout_buffer(STDOUT_FILENO);
+  std::ostream out(&stdout_buffer);
+  ctaudit::query::AppEnvironment environment{ctaudit::query::openFlowReader, std::nullopt,
+                                             [&stdout_buffer] { return stdout_buffer.error(); }};
   if (const char* database = std::getenv("CTAUDIT_DB"); database != nullptr) {  // NOLINT(concurrency-mt-unsafe): single-threaded
     environment.database_from_env = database;
   }
-  return ctaudit::query::runCtaudit(args, std::cout, std::cerr, environment);
+  return ctaudit::query::runCtaudit(args, out, std::cerr, environment);
 }

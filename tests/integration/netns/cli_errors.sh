@@ -102,6 +102,16 @@ missing_not_created() {
 }
 cta_expect "missing database in an existing directory: exit 2, and the file is not created" missing_not_created
 
+# /dev/full fails every write with ENOSPC: the error line names that, not a guess.
+output_on_full_disk() {
+  local err rc=0
+  err=$("$CTAUDIT" --help 2>&1 >/dev/full) || rc=$?
+  ((rc == 2)) && grep -q 'could not write the output: No space left on device' <<<"$err" && return 0
+  cta_err "exit $rc, stderr: $err"
+  return 1
+}
+cta_expect "output to a full disk: exit 2, says the disk is full" output_on_full_disk
+
 cta_log "ctauditd (each run in a throwaway network namespace)"
 D=(unshare --net -- "$CTAUDITD")
 J=$CTA_TMP/d.jsonl

@@ -31,7 +31,7 @@ class AppTest : public ::testing::Test {
 protected:
   RunResult run(std::initializer_list<std::string_view> args, std::optional<std::string> env_database = std::nullopt) {
     const std::vector<std::string_view> list(args);
-    const AppEnvironment environment{database_.opener(), std::move(env_database)};
+    const AppEnvironment environment{database_.opener(), std::move(env_database), {}};
     std::ostringstream out;
     std::ostringstream err;
     RunResult result;
@@ -132,7 +132,7 @@ TEST_F(AppTest, UsageErrorsExitTwoWithOneLine) {
        }) {
     std::ostringstream out;
     std::ostringstream err;
-    const AppEnvironment environment{database_.opener(), std::nullopt};
+    const AppEnvironment environment{database_.opener(), std::nullopt, {}};
     RunResult result;
     result.status = runCtaudit(args, out, err, environment);
     result.out = out.str();
@@ -335,9 +335,20 @@ TEST_F(AppTest, FailedOutputExitsTwo) {
   out.setstate(std::ios::badbit);
   std::ostringstream err;
   const std::vector<std::string_view> args{"flows"};
-  const AppEnvironment environment{database_.opener(), std::nullopt};
+  const AppEnvironment environment{database_.opener(), std::nullopt, {}};
   EXPECT_EQ(runCtaudit(args, out, err, environment), 2);
   EXPECT_TRUE(err.str().starts_with("ctaudit: could not write the output")) << err.str();
+}
+
+TEST_F(AppTest, FailedOutputNamesTheCauseWhenKnown) {
+  database_.flows = {NatFlowBuilder{}.build()};
+  std::ostringstream out;
+  out.setstate(std::ios::badbit);
+  std::ostringstream err;
+  const std::vector<std::string_view> args{"flows"};
+  const AppEnvironment environment{database_.opener(), std::nullopt, [] { return ENOSPC; }};
+  EXPECT_EQ(runCtaudit(args, out, err, environment), 2);
+  EXPECT_EQ(err.str(), "ctaudit: could not write the output: No space left on device\n");
 }
 
 }  // namespace

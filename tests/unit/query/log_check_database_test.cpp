@@ -65,7 +65,7 @@ protected:
   RunResult run(std::vector<std::string_view> args) {
     args.push_back("--db");
     args.push_back(path_string_);
-    const AppEnvironment environment{openFlowReader, std::nullopt};
+    const AppEnvironment environment{openFlowReader, std::nullopt, {}};
     std::ostringstream out;
     std::ostringstream err;
     RunResult result;

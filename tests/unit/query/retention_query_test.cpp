@@ -68,7 +68,7 @@ protected:
   RunResult run(std::vector<std::string_view> args) {
     args.push_back("--db");
     args.push_back(path_string_);
-    const AppEnvironment environment{openFlowReader, std::nullopt};
+    const AppEnvironment environment{openFlowReader, std::nullopt, {}};
     std::ostringstream out;
     std::ostringstream err;
     RunResult result;
@@ -164,7 +164,7 @@ TEST(RetentionLogCheckTest, WithoutAKnownPeriodTheWarningSaysRetention) {
 
 TEST(RetentionLogCheckTest, TheHorizonIsReadAfterTheFlows) {
   ctaudit::testing::FakeFlowDatabase database;
-  const AppEnvironment environment{database.opener(), std::nullopt};
+  const AppEnvironment environment{database.opener(), std::nullopt, {}};
   std::ostringstream out;
   std::ostringstream err;
   const std::vector<std::string_view> args{"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z"};
