@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -663,6 +664,25 @@ TEST_F(FlowReaderTest, ADamagedFileSaysHowToSalvageIt) {
   ASSERT_FALSE(reader);
   EXPECT_NE(reader.error().detail.find("is damaged"), std::string::npos) << reader.error().detail;
   EXPECT_NE(reader.error().detail.find(".recover"), std::string::npos) << reader.error().detail;
+}
+
+// A program other than ctauditd that keeps the file locked (an exclusive-mode connection, which
+// WAL readers cannot get past) past the reader's busy timeout: waits that long, then says so.
+// Takes kReaderBusyTimeoutMs (5 s) of wall time by design.
+TEST_F(FlowReaderTest, AFileLockedPastTheBusyTimeoutSaysAnotherProgramHoldsIt) {
+  write(masqueraded(1, "100.64.0.2", 40001, at(1s), at(2s)));
+  sink_.reset();
+  const SqliteDb holder = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(holder.get(), "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE", nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(holder.get());
+  const auto started = std::chrono::steady_clock::now();
+  auto reader = FlowReader::open(path_);
+  ASSERT_FALSE(reader);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(kReaderBusyTimeoutMs) - 100ms);
+  EXPECT_NE(reader.error().detail.find("stayed locked for 5 s: another program holds it"), std::string::npos)
+      << reader.error().detail;
+  EXPECT_EQ(sqlite3_exec(holder.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
 }
 
 TEST_F(FlowReaderTest, AMissingMetaTableIsNamedInOneLine) {
