@@ -27,7 +27,7 @@ struct PipelineStats {
   std::uint64_t resyncs_settled{0};
   // Gaps that came through the pipeline, by GapReason (the Batcher counts the SinkFailure gaps it
   // raises itself).
-  std::array<std::uint64_t, 4> gaps{};
+  std::array<std::uint64_t, kGapReasonCount> gaps{};
 };
 
 // The pipeline thread's work on each item from the EventQueue: records through the FlowTable to the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -19,6 +20,10 @@ enum class GapReason : std::uint8_t {
   // before it.
   RetentionExpired,
 };
+// How many GapReason values there are, for arrays indexed by them.
+inline constexpr std::size_t kGapReasonCount = 5;
+static_assert(static_cast<std::size_t>(GapReason::RetentionExpired) + 1 == kGapReasonCount,
+              "a new GapReason goes before RetentionExpired's count: update kGapReasonCount");
 
 [[nodiscard]] std::string_view gapReasonName(GapReason reason) noexcept;  // "kernel_overrun", …
 

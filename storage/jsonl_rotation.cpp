@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <ctime>
+#include <limits>
 
 #include "flow/byte_size.hpp"
 
@@ -83,8 +84,15 @@ std::optional<std::int64_t> parseBasicUtc(std::string_view text) {
   if (!date.ok() || *hour > 23 || *minute > 59 || *second > 59) {
     return std::nullopt;
   }
-  return std::chrono::sys_days{date}.time_since_epoch() / seconds{1} + std::int64_t{*hour} * 3600 +
-         std::int64_t{*minute} * 60 + *second;
+  const std::int64_t unix_seconds = std::chrono::sys_days{date}.time_since_epoch() / seconds{1} +
+                                    std::int64_t{*hour} * 3600 + std::int64_t{*minute} * 60 + *second;
+  // Four digits reach years that a Timestamp (nanoseconds in 64 bits, 1677-2262) cannot hold; no
+  // file of ours has such a name, and converting it would overflow.
+  constexpr std::int64_t kLimit = std::numeric_limits<std::int64_t>::max() / 1'000'000'000;
+  if (unix_seconds > kLimit || unix_seconds < -kLimit) {
+    return std::nullopt;
+  }
+  return unix_seconds;
 }
 
 // The active file's name split where the closed names put their times: "flows" and ".jsonl".

@@ -107,7 +107,9 @@ TEST(JsonlRotationTest, NamesCarryTheUtcPeriodAndReadBack) {
        {"flows.jsonl", "flows.jsonl.torn", "flows.jsonl.1", "flows.jsonl.2.gz", "flows-20261125T170000Z.jsonl",
         "flows-20261125T170000Z-20261125T180000Z.jsonl.tmp", "other-20261125T170000Z-20261125T180000Z.jsonl",
         "flows-20261125T180000Z-20261125T170000Z.jsonl", "flows-20261325T170000Z-20261125T180000Z.jsonl",
-        "flows-20261125T170000Z-20261125T180000Z.json", "flows-20261125T170000Z-20261125T180000Z.jsonl.xz"}) {
+        "flows-20261125T170000Z-20261125T180000Z.json", "flows-20261125T170000Z-20261125T180000Z.jsonl.xz",
+        // years a Timestamp cannot hold: not ours, and their nanoseconds would overflow
+        "flows-99991231T235959Z-99991231T235959Z.jsonl", "flows-00010101T000000Z-20261125T180000Z.jsonl"}) {
     EXPECT_FALSE(parseClosedFileName(active, other)) << other;
   }
 }
