@@ -279,9 +279,22 @@ void Daemon::processWaiting(PipelineBatch& items) {
   }
 }
 
+Timestamp Daemon::recordedUpTo(Timestamp now, std::size_t in_progress) const {
+  const EventQueue::Stats queue = queue_->stats();
+  // Events still in the socket: the reader has pushed everything up to its last empty read.
+  // Before the first one, nothing since the start is proven read.
+  Timestamp upto = std::max(std::min(now, queue.reader.drained_at), started_);
+  // Behind (a backlog in the queue, or the rest of the chunk in hand): the records not yet handled
+  // are about as old as the last one that was, and a backlog can hold minutes of them.
+  if (in_progress > 0 || queue.waiting > 0) {
+    upto = std::min(upto, pipeline_->lastEventTime().value_or(started_));
+  }
+  return upto;
+}
+
 void Daemon::tick(Timestamp now, std::size_t in_progress) {
   if (now >= batcher_->nextDeadline()) {
-    sqlite_->noteAlive(now);  // goes out with this flush
+    sqlite_->noteAlive(recordedUpTo(now, in_progress));  // goes out with this flush
   }
   batcher_->tick(now);
   // Between batch commits, never inside one: the step is its own short transaction. Never while

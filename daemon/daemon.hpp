@@ -81,6 +81,10 @@ private:
   // Flush deadline (with the heartbeat) and stats file; `in_progress`: items of the current batch
   // still to be handled.
   void tick(Timestamp now, std::size_t in_progress);
+  // The heartbeat for a flush at `now` (SqliteSink::noteAlive): a time before which every event
+  // the kernel sent has been handed to the batcher, so that a crash's daemon_down gap, which
+  // starts at the last heartbeat stored, covers whatever was still queued.
+  [[nodiscard]] Timestamp recordedUpTo(Timestamp now, std::size_t in_progress) const;
   [[nodiscard]] MetricsSnapshot metrics(std::size_t in_progress) const;
   void writeStats(std::size_t in_progress);
   // WATCHDOG=1 at half the manager's timeout and a STATUS= line every few seconds, when a service

@@ -197,6 +197,7 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
         schedule_.noteDrops(clock_.now(), kernel_drops_);
         break;
       case EventSource::ReadStatus::Empty:
+        drained_at_ = started;
         noteEmpty();
         return true;
     }
@@ -332,6 +333,7 @@ void EventReader::publish() {
   stats.dump_entries = source.dump_entries;
   stats.resyncs = resyncs_;
   stats.queue_dropped = queue_dropped_;
+  stats.drained_at = drained_at_;
   queue_.publish(stats);
 }
 

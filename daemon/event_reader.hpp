@@ -129,6 +129,7 @@ private:
   DropWindow overflow_;
   PipelineBatch batch_;
   bool caught_up_{true};  // the last turn read the socket empty
+  Timestamp drained_at_{};  // ReaderStats::drained_at
   std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)
   std::size_t turn_records_{0};      // records read in the turn under way
   Timestamp last_turn_end_{};

@@ -56,6 +56,7 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
 
 void Pipeline::record(FlowRecord&& record, Timestamp now) {
   ++stats_.records;
+  last_event_time_ = record.event_time;
   const bool from_dump = record.event == EventType::Dump;
   if (!table_.apply(record)) {
     return;

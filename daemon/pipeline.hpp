@@ -47,6 +47,9 @@ public:
   void handle(PipelineItem&& item, Timestamp now);
 
   [[nodiscard]] const PipelineStats& stats() const noexcept { return stats_; }
+  // The event time of the last record handled, if any: the queue is in the order the kernel sent
+  // the events, so the records still queued happened about then or later.
+  [[nodiscard]] std::optional<Timestamp> lastEventTime() const noexcept { return last_event_time_; }
 
 private:
   void record(FlowRecord&& record, Timestamp now);
@@ -61,6 +64,7 @@ private:
   std::optional<Timestamp> dump_end_;
   bool in_resync_{false};
   bool dump_failed_{false};
+  std::optional<Timestamp> last_event_time_;
   PipelineStats stats_{};
 };
 

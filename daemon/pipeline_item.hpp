@@ -66,6 +66,10 @@ struct ReaderStats {
   std::uint64_t dump_entries{0};   // rows read from table dumps
   std::uint64_t resyncs{0};        // table dumps after the one at start
   std::uint64_t queue_dropped{0};  // records dropped because the queue was full
+  // When a read last found the event socket empty (its start; the epoch before the first): every
+  // event the kernel queued for the socket before then has been pushed, as this is published after
+  // the push. The heartbeat is bounded by it (Daemon::recordedUpTo).
+  Timestamp drained_at{};
   friend bool operator==(const ReaderStats&, const ReaderStats&) = default;
 };
 

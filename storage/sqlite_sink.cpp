@@ -375,29 +375,37 @@ struct SqliteSink::Impl {
   [[nodiscard]] WriteFailure failure(std::string_view what) const {
     return {sqlite3_extended_errcode(db.get()), sqliteError(db.get(), what)};
   }
-  // Runs `body` (which writes and returns the failure that stopped it, if any) and the pending
-  // heartbeat in one BEGIN IMMEDIATE transaction and commits. `what` names the content for the log
-  // ("a batch of 12 flows"); it is called only when something is logged. Only allocation can throw
-  // in `body`; that is logged and answered with Rejected.
+  // Runs `body` (which writes and returns the failure that stopped it, if any), with the pending
+  // heartbeat unless `heartbeat` is Heartbeat::Without, in one BEGIN IMMEDIATE transaction and
+  // commits. `what` names the content for the log ("a batch of 12 flows"); it is called only when
+  // something is logged. Only allocation can throw in `body`; that is logged and answered with
+  // Rejected.
+  enum class Heartbeat : std::uint8_t { With, Without };
   template <class Body, class What>
-  SinkStatus inTransaction(const Body& body, const What& what) noexcept;
+  SinkStatus inTransaction(const Body& body, const What& what, Heartbeat heartbeat = Heartbeat::With) noexcept;
   SinkStatus report(const WriteFailure& failure, const std::string& what);
 };
 
 template <class Body, class What>
-SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) noexcept {
-  last_write_failed = true;  // until the commit below succeeds
+SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what, Heartbeat heartbeat) noexcept {
+  // A transaction without the heartbeat (a gap) says nothing about the records that wait for a
+  // retry, so only one with it changes last_write_failed.
+  const bool with_heartbeat = heartbeat == Heartbeat::With;
+  if (with_heartbeat) {
+    last_write_failed = true;  // until the commit below succeeds
+  }
+  bool committed = false;
   open_rows_undo.clear();
   // Declared before the transaction, so it runs after ~Transaction has rolled back.
   class UndoUnlessCommitted {
   public:
-    explicit UndoUnlessCommitted(Impl* self) noexcept : self_(self) {}
+    UndoUnlessCommitted(Impl* self, const bool& committed) noexcept : self_(self), committed_(committed) {}
     UndoUnlessCommitted(const UndoUnlessCommitted&) = delete;
     UndoUnlessCommitted(UndoUnlessCommitted&&) = delete;
     UndoUnlessCommitted& operator=(const UndoUnlessCommitted&) = delete;
     UndoUnlessCommitted& operator=(UndoUnlessCommitted&&) = delete;
     ~UndoUnlessCommitted() {
-      if (self_->last_write_failed) {
+      if (!committed_) {
         self_->undoOpenRows();
         self_->forgetHeldRows();  // rows updated by the rolled-back transaction hold its values
         self_->spans->rollback();
@@ -410,8 +418,9 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
 
   private:
     Impl* self_;
+    const bool& committed_;
   };
-  const UndoUnlessCommitted undo(this);
+  const UndoUnlessCommitted undo(this, committed);
   batch_newest = Timestamp{};
   batch_next_id = 0;
   batch_open_index_from = open_index_from;
@@ -426,14 +435,19 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what) n
     if (spans->finish() != SQLITE_OK) {
       return report(failure("cannot write a span"), what());
     }
-    if (auto failed = writeHeartbeat()) {
-      return report(*failed, what());
+    if (with_heartbeat) {
+      if (auto failed = writeHeartbeat()) {
+        return report(*failed, what());
+      }
     }
     if (tx.commit() != SQLITE_OK) {
       return report(failure("COMMIT"), what());
     }
-    stored_alive = pending_alive;
-    last_write_failed = false;
+    committed = true;
+    if (with_heartbeat) {
+      stored_alive = pending_alive;
+      last_write_failed = false;
+    }
   } catch (const std::exception& e) {
     // The transaction has been rolled back by unwinding.
     log->error("{}: {} dropped: {}", path.string(), what(), e.what());
@@ -1224,7 +1238,9 @@ SinkStatus SqliteSink::writeGap(const GapRecord& gap) noexcept {
     self.log->warn("{}: {} ends before it starts; not written", self.path.string(), what());
     return SinkStatus::Rejected;
   }
-  return self.inTransaction([&] { return self.insertGap(gap); }, what);
+  // Without the heartbeat: the batch written after the gap may fail, and its records then wait for
+  // a retry that a heartbeat committed here would claim were written.
+  return self.inTransaction([&] { return self.insertGap(gap); }, what, Impl::Heartbeat::Without);
 }
 
 SinkStatus SqliteSink::flush() noexcept {

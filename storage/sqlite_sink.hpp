@@ -61,7 +61,8 @@ public:
 
   ~SqliteSink() override;
 
-  // Inserts one `gaps` row in its own transaction, with the pending heartbeat. Same contract as
+  // Inserts one `gaps` row in its own transaction, without the pending heartbeat (the batch
+  // written after it may still fail, and a heartbeat would claim its records). Same contract as
   // write(): Retry when the write lock is busy, Failed when the row is refused (a gap that ends
   // before it starts is refused without touching the database). Logged like a batch.
   [[nodiscard]] SinkStatus writeGap(const GapRecord& gap) noexcept override;

@@ -602,6 +602,7 @@ TEST_F(FlowReaderTest, LoggedPeriodsAreTheRunsToTheirStopOrLastHeartbeat) {
   ASSERT_TRUE((*second)->beginRun(at(200s)));
   (*second)->noteAlive(at(250s));
   ASSERT_EQ((*second)->writeGap(gapOf(GapReason::KernelOverrun, at(240s), at(241s))), SinkStatus::Ok);
+  EXPECT_EQ((*second)->flush(), SinkStatus::Ok);  // the gap carried no heartbeat; 50 s stale: flush does
   second->reset();  // killed: no endRun
   auto third = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
   ASSERT_TRUE(third);

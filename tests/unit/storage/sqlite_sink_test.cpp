@@ -548,7 +548,9 @@ TEST_F(SqliteRunTest, TheHeartbeatRidesOnCommitsAndFlushWritesOnlyAStaleOne) {
   sink_->noteAlive(at(1s));
   EXPECT_EQ(runs(), "0 0 -") << "noteAlive alone writes nothing";
   EXPECT_EQ(sink_->writeGap(gap(GapReason::KernelOverrun, at(0s), at(1s))), SinkStatus::Ok);
-  EXPECT_EQ(runs(), "0 1 -") << "a gap's commit carries it";
+  EXPECT_EQ(runs(), "0 0 -") << "a gap's commit does not carry it";
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s))}), SinkStatus::Ok);
+  EXPECT_EQ(runs(), "0 1 -") << "a batch's commit carries it";
 
   sink_->noteAlive(at(2s));
   EXPECT_EQ(sink_->flush(), SinkStatus::Ok);
@@ -577,6 +579,23 @@ TEST_F(SqliteRunTest, FlushCommitsNoHeartbeatWhileABatchWaitsForARetry) {
   EXPECT_EQ(runs(), "0 0 -");
   ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(9s))}), SinkStatus::Ok);
   EXPECT_EQ(runs(), "0 10 -") << "the retried batch carries it";
+}
+
+// A flush writes the gaps first, then the batch. When the batch then fails (a full disk), the
+// gap's commit must not have stored the heartbeat: a kill would leave the run claiming the
+// batch's records, and the next start's daemon_down gap would begin after them.
+TEST_F(SqliteRunTest, AGapCommittedBeforeAFailingBatchCarriesNoHeartbeat) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  sink_->noteAlive(at(10s));
+  EXPECT_EQ(sink_->writeGap(gap(GapReason::KernelOverrun, at(1s), at(2s))), SinkStatus::Ok);
+  const SqliteDb other = openRaw(path_);
+  ASSERT_EQ(sqlite3_exec(other.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(9s))}), SinkStatus::Retry);
+  ASSERT_EQ(sqlite3_exec(other.get(), "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sink_->writeGap(gap(GapReason::KernelOverrun, at(3s), at(4s))), SinkStatus::Ok);
+  EXPECT_EQ(sink_->flush(), SinkStatus::Ok) << "still waiting for the batch: no heartbeat alone";
+  EXPECT_EQ(runs(), "0 0 -");
+  EXPECT_EQ(count(other.get(), "SELECT count(*) FROM gaps"), 2) << "the gaps themselves are written";
 }
 
 TEST_F(SqliteRunTest, HeartbeatsOutsideARunAreIgnored) {
