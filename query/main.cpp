@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   // whose output stopped needs to read.
   ctaudit::query::FdOutputBuffer stdout_buffer(STDOUT_FILENO);
   std::ostream out(&stdout_buffer);
+  // As std::cerr is tied to std::cout: what was printed before a warning or an error reaches the
+  // terminal (or `2>&1 | jq`) before it.
+  std::cerr.tie(&out);
   ctaudit::query::AppEnvironment environment{ctaudit::query::openFlowReader, std::nullopt,
                                              [&stdout_buffer] { return stdout_buffer.error(); }};
   if (const char* database = std::getenv("CTAUDIT_DB"); database != nullptr) {  // NOLINT(concurrency-mt-unsafe): single-threaded
