@@ -95,7 +95,18 @@ Daemon::Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock)
     : config_(config), log_(std::move(loggers)), clock_(clock), started_(clock.now()), notifier_(log_.daemon) {}
 
 // Members go in reverse order: the reader thread is stopped and joined first.
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  // A start that failed after its run was recorded logged nothing: without its row, the next
+  // start's daemon_down gap reaches back to the last heartbeat of the run before it.
+  if (run_recorded_ && !start_complete_) {
+    if (auto abandoned = sqlite_->abandonRun(); !abandoned) {
+      try {
+        log_.daemon->warn("{}; the next start's daemon_down gap begins at this failed start", abandoned.error().detail);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the log is best effort
+      }
+    }
+  }
+}
 
 Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Loggers loggers, const Clock& clock) {
   std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(loggers), clock));
@@ -176,6 +187,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   // Only now: the dump is in the database and both sinks are open, so a unit ordered after
   // ctauditd.service (or an operator waiting on `systemctl start`) finds the start-up state logged.
   daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", *dumped));
+  daemon->start_complete_ = true;
   return daemon;
 }
 
@@ -225,6 +237,7 @@ Result<void> Daemon::restoreRun() {
   if (!history) {
     return Unexpected{history.error()};
   }
+  run_recorded_ = true;
   auto open = sqlite_->openFlows();
   if (!open) {
     return Unexpected{open.error()};
@@ -280,6 +293,15 @@ void Daemon::processWaiting(PipelineBatch& items) {
 }
 
 Timestamp Daemon::recordedUpTo(Timestamp now, std::size_t in_progress) const {
+  // Caught up, the common case: the socket empty now, then the reader waiting for it (so it pushed
+  // all it read), then the queue empty (so this thread took it all), in this order.
+  if (in_progress == 0 && reader_) {
+    pollfd socket{source_->fd(), POLLIN, 0};
+    const bool socket_empty = ::poll(&socket, 1, 0) == 0;
+    if (socket_empty && reader_->waitingForEvents() && queue_->stats().waiting == 0) {
+      return now;
+    }
+  }
   const EventQueue::Stats queue = queue_->stats();
   // Events still in the socket: the reader has pushed everything up to its last empty read.
   // Before the first one, nothing since the start is proven read.

@@ -119,6 +119,10 @@ private:
   Timestamp last_status_time_{};
   // The last take from the queue was empty: an expiry backlog may use the pipeline thread freely.
   bool pipeline_idle_{false};
+  // This start's `runs` row is written (restoreRun), and start() got to the end: a start that
+  // fails in between takes the row back (~Daemon).
+  bool run_recorded_{false};
+  bool start_complete_{false};
 };
 
 }  // namespace ctaudit::daemon

@@ -124,7 +124,9 @@ Result<void> EventReader::loop() {
     }
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
     std::array<pollfd, 2> fds{{{source_.fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}}};
+    waiting_for_events_.store(true);  // after this turn's push and publish
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait, 0, INT_MAX)));
+    waiting_for_events_.store(false);
     if (ready < 0) {
       const int err = errno;
       if (err == EINTR) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -95,6 +96,11 @@ public:
   // Waits for the thread to end. Precondition: the queue's consumer keeps taking until the queue
   // is closed, or has abandoned it.
   void join();
+  // Any thread. The thread waits in poll() for the socket: everything it read before has been
+  // pushed. With the socket found empty before this is asked and the queue found empty after,
+  // every event sent before the socket was checked has been taken from the queue
+  // (Daemon::recordedUpTo).
+  [[nodiscard]] bool waitingForEvents() const noexcept { return waiting_for_events_.load(); }
 
 private:
   EventReader(EventSource& source, EventQueue& queue, const Clock& clock, Options options, Timestamp subscribed,
@@ -128,6 +134,7 @@ private:
   ResyncSchedule schedule_;
   DropWindow overflow_;
   PipelineBatch batch_;
+  std::atomic<bool> waiting_for_events_{false};  // waitingForEvents()
   bool caught_up_{true};  // the last turn read the socket empty
   Timestamp drained_at_{};  // ReaderStats::drained_at
   std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)

@@ -174,6 +174,7 @@ constexpr std::string_view kLastRunSql = "SELECT started_ns, alive_ns, stopped_n
 constexpr std::string_view kInsertRunSql =
     "INSERT INTO runs (started_ns, alive_ns, stopped_ns, version, observer_hostname) VALUES (?1, ?1, NULL, ?2, ?3)";
 constexpr std::string_view kEndRunSql = "UPDATE runs SET alive_ns = ?1, stopped_ns = ?1 WHERE id = ?2";
+constexpr std::string_view kDeleteRunSql = "DELETE FROM runs WHERE id = ?1";
 
 // Counts are unsigned in GapRecord and signed 64-bit in SQLite; no real count comes near 2^63, and
 // the value round-trips through the cast either way.
@@ -1303,6 +1304,30 @@ void SqliteSink::noteAlive(Timestamp now) noexcept {
   if (impl_->run_id) {
     impl_->pending_alive = now;
   }
+}
+
+Result<void> SqliteSink::abandonRun() {
+  Impl& self = *impl_;
+  sqlite3* db = self.db.get();
+  if (!self.run_id) {
+    return fail(Errc::Storage, "abandonRun: no run is going on " + self.path.string());
+  }
+  Transaction tx(db);
+  if (!tx.begun()) {
+    return sqliteFailure(db, self.path.string() + ": cannot lock the database to take back the failed start");
+  }
+  auto remove = prepare(db, kDeleteRunSql);
+  if (!remove) {
+    return Unexpected{remove.error()};
+  }
+  if (sqlite3_bind_int64(remove->get(), 1, *self.run_id) != SQLITE_OK || sqlite3_step(remove->get()) != SQLITE_DONE) {
+    return sqliteFailure(db, self.path.string() + ": cannot take back the failed start");
+  }
+  if (tx.commit() != SQLITE_OK) {
+    return sqliteFailure(db, self.path.string() + ": cannot commit taking back the failed start");
+  }
+  self.run_id.reset();
+  return {};
 }
 
 Result<void> SqliteSink::endRun(Timestamp now) {

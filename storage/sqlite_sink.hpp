@@ -101,6 +101,12 @@ public:
   // run begun (or one already ended), or when the database is busy or refuses the update; Errc::Io
   // for file-system errors. The run then reads as killed at its last heartbeat.
   [[nodiscard]] Result<void> endRun(Timestamp now);
+  // For a start that failed after beginRun() (no netlink socket, a --user that cannot write, a
+  // failed dump): deletes this run's `runs` row in its own transaction. Such a start logged
+  // nothing, and with its row gone the next start takes the run before it as the previous one,
+  // so that its daemon_down gap reaches back to that run's last heartbeat instead of to the
+  // failed start. Errors as endRun(); the row then stays, as a run killed at its start.
+  [[nodiscard]] Result<void> abandonRun();
   // Every flow whose row is still open (no end), as FlowRecords (event New, observed_at_start etc.
   // as stored; what FlowReader::find returns for an open row), in no particular order, for
   // reconciling with the kernel's table after a restart. A row that does not decode is left out

@@ -46,9 +46,30 @@ cta_expect "--user when not started as root: says it needs root" expect_start_er
   ip netns exec "$CTA_GW" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
   --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
   "$CTAUDITD" --db "$NOBODY_DIR/not-root.db" --jsonl none --stats-file none --user nobody
+# On a file with a previous run (A, stopped cleanly), so that the failed start (B) shows what it
+# leaves: no run of its own, so that the next run (C) records the whole time since A stopped.
+saved=("$CTA_DB" "$CTA_JSONL")
+CTA_DB=$BAD/rootdir/flows.db CTA_JSONL=$BAD/rootdir/flows.jsonl CTA_DAEMON_LOG_FILE=$CTA_TMP/run-a.log
+cta_daemon_start --stats-file none
+cta_expect "run A on $CTA_DB stops cleanly" cta_daemon_stop
 cta_expect "--user with a database directory nobody cannot write: names the directory and the chown" \
   expect_start_error "cannot create files in $BAD/rootdir .*chown nobody: $BAD/rootdir" \
   ip netns exec "$CTA_GW" "$CTAUDITD" --db "$BAD/rootdir/flows.db" --jsonl none --stats-file none --user nobody
+CTA_DAEMON_LOG_FILE=$CTA_TMP/run-c.log
+cta_daemon_start --stats-file none
+cta_expect "run C stops cleanly" cta_daemon_stop
+failed_start_left_no_run() {
+  local runs gap stopped
+  runs=$(cta_sql "SELECT count(*) FROM runs")
+  stopped=$(cta_sql "SELECT stopped_ns FROM runs ORDER BY id LIMIT 1")
+  gap=$(cta_sql "SELECT start_ns FROM gaps WHERE reason = 'daemon_down' ORDER BY start_ns LIMIT 1")
+  [[ $runs == 2 && -n $gap && $gap == "$stopped" ]] && return 0
+  cta_err "runs: $runs (want 2: A and C); the daemon_down gap starts at ${gap:-none}, run A stopped at $stopped"
+  return 1
+}
+cta_expect "the failed start left no run: C's daemon_down gap starts where A stopped" failed_start_left_no_run
+CTA_DB=${saved[0]} CTA_JSONL=${saved[1]}
+unset CTA_DAEMON_LOG_FILE
 
 # --- the run -------------------------------------------------------------------------------------------
 cta_daemon_start --user nobody --receive-buffer 16K --stats-file "$STATS"

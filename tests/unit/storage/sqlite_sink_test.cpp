@@ -598,6 +598,23 @@ TEST_F(SqliteRunTest, AGapCommittedBeforeAFailingBatchCarriesNoHeartbeat) {
   EXPECT_EQ(count(other.get(), "SELECT count(*) FROM gaps"), 2) << "the gaps themselves are written";
 }
 
+// A start that fails after beginRun logged nothing: abandonRun takes its row back, so that the next
+// start learns the run before it and its gap reaches back to that run's end.
+TEST_F(SqliteRunTest, AnAbandonedRunLeavesThePreviousOneAsTheLast) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  ASSERT_TRUE(sink_->endRun(at(100s)));
+  restart();
+  ASSERT_TRUE(sink_->beginRun(at(200s)));
+  ASSERT_TRUE(sink_->abandonRun());
+  EXPECT_EQ(runs(), "0 100 100");
+  EXPECT_FALSE(sink_->abandonRun()) << "no run going on any more";
+  restart();
+  auto history = sink_->beginRun(at(300s));
+  ASSERT_TRUE(history) << history.error().detail;
+  EXPECT_EQ(history->previous_alive, at(100s));
+  EXPECT_TRUE(history->previous_clean);
+}
+
 TEST_F(SqliteRunTest, HeartbeatsOutsideARunAreIgnored) {
   sink_->noteAlive(at(5s));
   ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(5s))}), SinkStatus::Ok);
