@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -14,7 +16,12 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include "ctaudit_version.hpp"
+#include "flow/unique_c.hpp"
 #include "storage/flow_key_map.hpp"
 #include "storage/flow_merge.hpp"
 #include "storage/flow_row.hpp"
@@ -193,10 +200,41 @@ int bindText(sqlite3_stmt* stmt, int param, std::string_view text) noexcept {
 // by binding all parameters again.
 constexpr auto kKeepBindings = StatementReset::Bindings::Keep;
 
+// An exclusive flock(2) on the database file (which sqlite3_open_v2 has created). flock and
+// SQLite's POSIX record locks do not interact on Linux; readers (ctaudit) take no flock and are
+// not affected.
+Result<UniqueFd> lockForWriting(const std::filesystem::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    return fail(Errc::Io, "cannot open " + path.string() + " to lock it: " + std::strerror(err), err);
+  }
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EINTR) {
+      continue;
+    }
+    if (err == EWOULDBLOCK) {
+      return fail(Errc::Io,
+                  path.string() + " is being written by another process (another ctauditd?): stop it first "
+                                  "(systemctl stop ctauditd), or give this one another --db; two daemons on one "
+                                  "file would store every flow twice",
+                  err);
+    }
+    return fail(Errc::Io, "cannot lock " + path.string() + ": " + std::strerror(err), err);
+  }
+  return fd;
+}
+
 }  // namespace
 
 struct SqliteSink::Impl {
-  // Declared first so that it is destroyed after the statements prepared on it.
+  // flock(2) on the database file, so that a second daemon on the same file stops at its start
+  // instead of storing every flow twice. Declared before `db`, so closed after it: closing any
+  // descriptor of the file drops the process's POSIX locks on it, SQLite's included.
+  UniqueFd writer_lock;
+  // Declared after writer_lock and before the statements: destroyed after the statements prepared
+  // on it, before the lock.
   SqliteDb db;
   SqliteStmt read_open;
   SqliteStmt insert;
@@ -1094,6 +1132,11 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
                 err);
   }
   sqlite3* db = impl->db.get();
+  if (auto locked = lockForWriting(path); !locked) {
+    return Unexpected{locked.error()};
+  } else {
+    impl->writer_lock = std::move(*locked);
+  }
   sqlite3_busy_timeout(db, kWriterBusyTimeoutMs);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
 

@@ -59,6 +59,13 @@ expect_startup_failure() {
 # A real database, from a daemon that starts and stops in a throwaway namespace.
 CTA_DB=$CTA_TMP/flows.db CTA_JSONL=$CTA_TMP/flows.jsonl
 cta_daemon_start --flush-interval 1s
+second_daemon_refused() {
+  cta_capture timeout 10 unshare --net -- "$CTAUDITD" --db "$CTA_DB" --jsonl none --stats-file none
+  [[ $CTA_RC == 1 ]] && grep -q "is being written by another process (another ctauditd?)" <<<"$CTA_ERRTXT" && return 0
+  cta_err "exit $CTA_RC (want 1), stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "a second daemon on the same database: exit 1, says another process writes it" second_daemon_refused
 cta_daemon_stop || cta_die "the daemon that makes the test database did not stop cleanly"
 [[ -e $CTA_DB ]] || cta_die "the daemon made no database at $CTA_DB"
 DB=$CTA_DB

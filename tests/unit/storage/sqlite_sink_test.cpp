@@ -249,8 +249,24 @@ TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
   EXPECT_EQ(rows(), 2);
 }
 
+// Two daemons on one file would store every flow twice: the second stops at its start, saying what
+// to do; once the first is gone the file opens again.
+TEST_F(SqliteSinkTest, ASecondWriterOnTheSameFileIsRefused) {
+  auto second = SqliteSink::open(path_, "gw2.example.net", testing::nullLogger());
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Errc::Io);
+  EXPECT_NE(second.error().detail.find("is being written by another process (another ctauditd?)"), std::string::npos)
+      << second.error().detail;
+  EXPECT_NE(second.error().detail.find("systemctl stop ctauditd"), std::string::npos);
+  sink_.reset();
+  auto again = SqliteSink::open(path_, "gw2.example.net", testing::nullLogger());
+  ASSERT_TRUE(again) << again.error().detail;
+  ASSERT_EQ((*again)->write({{flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s))}}), SinkStatus::Ok);
+}
+
 TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
   auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  sink_.reset();  // the file takes one writer at a time
   auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
   ASSERT_TRUE(sink) << sink.error().detail;
   // Refuses one port, as a full disk or a broken row would refuse one write.
@@ -673,6 +689,7 @@ TEST_F(SqliteSinkTest, OpenFlowsAreTheRowsWithoutAnEnd) {
 
 TEST_F(SqliteSinkTest, OpenFlowsLeavesOutARowThatDoesNotDecode) {
   auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  sink_.reset();  // the file takes one writer at a time
   auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
   ASSERT_TRUE(sink) << sink.error().detail;
   const auto other = portTuple(Protocol::Udp, "100.64.0.3", 5000, "198.51.100.1", 53);
@@ -844,6 +861,7 @@ TEST_F(SqliteSinkTest, APassInTheBatchOfAReusedIdAddsTheNewRow) {
 TEST_F(SqliteSinkTest, APassThatFailsCostsTheBatchNothing) {
   auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
   sink_.reset();
+  sink_.reset();  // the file takes one writer at a time
   auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
   ASSERT_TRUE(sink) << sink.error().detail;
   sink_ = std::move(*sink);
