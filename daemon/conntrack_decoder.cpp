@@ -746,10 +746,10 @@ Result<FlowRecord> decode(std::span<const std::byte> message, const DecodeContex
   } else if (record.event == EventType::New) {
     record.start = record.event_time;
     record.start_source = record.event_time_source;
-  } else if (record.event == EventType::Dump) {
-    record.start = context.receive_time;
-    record.start_source = TimeSource::Receive;
   }
+  // A dump row without CTA_TIMESTAMP (the entry began before nf_conntrack_timestamp was on) began
+  // at some time before the dump that nothing tells: its start stays unknown, and the sinks index
+  // it from the dump (flow_merge.cpp) instead of passing the dump's time off as its start.
   if (record.event == EventType::Destroy) {
     if (decoder.stop_ns && *decoder.stop_ns != 0) {
       record.end = fromNanos(*decoder.stop_ns);

@@ -52,12 +52,10 @@ bool FlowTable::apply(FlowRecord& record) {
       return true;
     case EventType::Update:
       if (found == open_.end()) {
-        // The NEW was missed (it happened before we subscribed, or was lost): this is the first
-        // time the flow is seen, so that is the best start we have.
-        if (!record.start) {
-          record.start = record.event_time;
-          record.start_source = record.event_time_source;
-        }
+        // The NEW was missed (lost to an overrun, which is a gap on record): the flow began before
+        // this event, at a time nothing here knows. Its start stays unknown unless the kernel sent
+        // it (CTA_TIMESTAMP); the sinks index it from this first sighting (flow_merge.cpp) and say
+        // that the start is unknown, rather than pass the UPDATE's time off as the start.
         open_.emplace(key, remember(record));
         return true;
       }

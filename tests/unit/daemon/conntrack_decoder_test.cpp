@@ -474,7 +474,7 @@ TEST(ConntrackDecoderTest, TimeRules) {
        kEventOrigin, kReceive, Receive, std::nullopt, Receive, kReceive, Receive},
       {"dump, kernel start", CtMessageBuilder{}.dumpRow().timestampStart(kStart), MessageOrigin::Dump, kReceive,
        Receive, kStart, Kernel, std::nullopt, Receive},
-      {"dump, no kernel start", CtMessageBuilder{}.dumpRow(), MessageOrigin::Dump, kReceive, Receive, kReceive,
+      {"dump, no kernel start", CtMessageBuilder{}.dumpRow(), MessageOrigin::Dump, kReceive, Receive, std::nullopt,
        Receive, std::nullopt, Receive},
   };
   for (const TimeCase& c : cases) {
