@@ -191,6 +191,7 @@ JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::p
 // the rotation check is made once, before its first chunk (rotateIfDue), and a failed write cuts
 // the whole batch back, earlier chunks included (handleWriteFailure).
 SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
+  reopenIfMoved();
   if (!torn_tail_.empty()) {
     if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {
       return status;
@@ -378,7 +379,10 @@ void JsonLinesSink::reopen() noexcept {
   }
   Result<UniqueFd> fd = openForAppend(path_);
   if (!fd) {
-    log_->error("{}; still writing to the file that was open before", fd.error().detail);
+    log_->error("{}; still writing to the file that was open before, and trying again in {} s or at the next "
+                "SIGHUP",
+                fd.error().detail, kMovedRetryInterval.count());
+    next_moved_check_ = clock_->now() + kMovedRetryInterval;  // reopenIfMoved() tries again then
     return;
   }
   if (!torn_tail_.empty()) {
@@ -402,6 +406,32 @@ void JsonLinesSink::reopen() noexcept {
     file_start_ = fileStart(clock_->now());
   }
   openDirect();
+}
+
+void JsonLinesSink::reopenIfMoved() noexcept {
+  if (is_stdout_ || !is_regular_ || clock_->now() < next_moved_check_) {
+    return;
+  }
+  struct stat open_file {};
+  struct stat at_path {};
+  if (::fstat(fd_.get(), &open_file) != 0) {
+    return;  // the write that follows reports the descriptor's trouble
+  }
+  const bool path_has_it = ::stat(path_.c_str(), &at_path) == 0 && at_path.st_dev == open_file.st_dev &&
+                           at_path.st_ino == open_file.st_ino;
+  if (path_has_it) {
+    return;
+  }
+  if (open_file.st_nlink == 0) {
+    log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it; writing to a "
+                "new {}",
+                path_.string(), path_.string());
+  } else {
+    log_->warn("{} was moved or replaced while ctauditd wrote it (logrotate without its SIGHUP?): the lines up to "
+               "now are in the moved file; writing to a new {}",
+               path_.string(), path_.string());
+  }
+  reopen();
 }
 
 Timestamp JsonLinesSink::fileStart(Timestamp now) const noexcept {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -136,6 +137,11 @@ private:
   [[nodiscard]] Timestamp fileStart(Timestamp now) const noexcept;
   // Closes the active file if rotationDue() says so, `incoming` bytes being about to be written.
   void rotateIfDue(std::uint64_t incoming) noexcept;
+  // Reopens the path (reopen()) when the file open is no longer the one at the path: deleted (its
+  // lines since are gone with it), or moved or replaced (logrotate without its SIGHUP). Without
+  // this the sink would write to the lost file until the next SIGHUP or rotation. One fstat and
+  // one stat a batch.
+  void reopenIfMoved() noexcept;
   // Renames the active file to its closed name ending at `end` and opens a new one at the path.
   // False (logged) when the closed name exists or the rename or open fails; the sink then goes on
   // writing to the file it had, under its old name.
@@ -181,6 +187,9 @@ private:
   const Clock* clock_;  // system_clock_ unless given
   RotationSettings rotation_;
   Timestamp file_start_{};  // when the active file was begun (fileStart)
+  // After a reopen that failed, reopenIfMoved() tries again this long later.
+  static constexpr std::chrono::seconds kMovedRetryInterval{60};
+  Timestamp next_moved_check_{};
   std::uint64_t rotations_{0};
   bool rotation_refused_{false};  // a refused rotation was logged; cleared by the next success
   // Declared last: destroyed (its thread joined) first, while the clock and logger still exist.

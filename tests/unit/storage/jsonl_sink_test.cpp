@@ -305,7 +305,8 @@ TEST(JsonLinesSinkTest, SkipsUpdatesUnlessAsked) {
   EXPECT_EQ(readFile(dir / "without.jsonl"), lineOf(batch[0]) + lineOf(batch[2]));
 }
 
-// What logrotate does without copytruncate: rename the file, then send SIGHUP.
+// What logrotate does without copytruncate: rename the file, then send SIGHUP. The sink notices the
+// rename at its next write already, so the SIGHUP finds the new file open.
 TEST(JsonLinesSinkTest, ReopenAfterRenameKeepsEveryLine) {
   const TempDir dir;
   const auto path = dir / "flows.jsonl";
@@ -324,9 +325,32 @@ TEST(JsonLinesSinkTest, ReopenAfterRenameKeepsEveryLine) {
   EXPECT_EQ(sink->write(after), SinkStatus::Ok);
   EXPECT_EQ(sink->flush(), SinkStatus::Ok);
 
-  EXPECT_EQ(readFile(rotated), linesOf(before) + linesOf(between));
-  EXPECT_EQ(readFile(path), linesOf(after));
+  EXPECT_EQ(readFile(rotated), linesOf(before));
+  EXPECT_EQ(readFile(path), linesOf(between) + linesOf(after));
   EXPECT_TRUE(log.at(spdlog::level::err).empty());
+  const auto warnings = log.at(spdlog::level::warn);
+  ASSERT_EQ(warnings.size(), 1U);
+  EXPECT_NE(warnings[0].find("was moved or replaced while ctauditd wrote it"), std::string::npos) << warnings[0];
+}
+
+// Deleted by hand while the daemon writes it: without noticing, the sink would write to the
+// unlinked file until the next SIGHUP or rotation, and every line would be lost with it.
+TEST(JsonLinesSinkTest, ADeletedFileIsReplacedAtTheNextWrite) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector before{flow(EventType::New, 1)};
+  const std::vector after{flow(EventType::Destroy, 1), flow(EventType::New, 2)};
+  EXPECT_EQ(sink->write(before), SinkStatus::Ok);
+  std::filesystem::remove(path);
+  EXPECT_EQ(sink->write(after), SinkStatus::Ok);
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+  EXPECT_EQ(readFile(path), linesOf(after));
+  const auto errors = log.at(spdlog::level::err);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_NE(errors[0].find("was deleted while ctauditd wrote it"), std::string::npos) << errors[0];
 }
 
 TEST(JsonLinesSinkTest, ReopenThatFailsKeepsWritingToTheOldFile) {
