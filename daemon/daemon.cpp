@@ -317,6 +317,17 @@ Timestamp Daemon::recordedUpTo(Timestamp now, std::size_t in_progress) const {
 void Daemon::tick(Timestamp now, std::size_t in_progress) {
   if (now >= batcher_->nextDeadline()) {
     sqlite_->noteAlive(recordedUpTo(now, in_progress));  // goes out with this flush
+    if (!database_moved_ && sqlite_->fileMoved()) {
+      // Everything from here on would go to a file nobody can open. Stop (exit 1), so that the
+      // next start, systemd's Restart=on-failure, creates the database again; the JSON lines
+      // keep every record meanwhile.
+      database_moved_ = Error{Errc::Io, 0,
+                              config_.db_path.string() +
+                                  " was deleted or replaced while ctauditd wrote it: stopping, so that the next start "
+                                  "creates it again (systemd restarts ctauditd); what was written to it since is not in "
+                                  "the new one (the JSON lines, when written, have it)"};
+      log_.daemon->error("{}", database_moved_->detail);
+    }
   }
   batcher_->tick(now);
   // Between batch commits, never inside one: the step is its own short transaction. Never while
@@ -413,6 +424,11 @@ Result<void> Daemon::run() {
     pipeline_idle_ = items.empty();
     process(items);
     tick(clock_.now(), 0);
+    if (database_moved_ && !stopping) {
+      notifier_.stopping("stopping: the database file was deleted or replaced");
+      reader_->requestStop();
+      stopping = true;
+    }
     if (taken.closed) {
       reader_failure = taken.failure;
       break;
@@ -436,6 +452,9 @@ Result<void> Daemon::run() {
   logTotals();
   if (reader_failure) {
     return Unexpected{*reader_failure};
+  }
+  if (database_moved_) {
+    return Unexpected{*database_moved_};
   }
   if (!complete) {
     return fail(Errc::Storage, "stopped with records that a sink did not accept; see the errors above");

@@ -123,6 +123,8 @@ private:
   // fails in between takes the row back (~Daemon).
   bool run_recorded_{false};
   bool start_complete_{false};
+  // Set by tick() when the database file was deleted or replaced: run() stops and fails with it.
+  std::optional<Error> database_moved_;
 };
 
 }  // namespace ctaudit::daemon

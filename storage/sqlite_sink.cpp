@@ -1349,6 +1349,11 @@ void SqliteSink::noteAlive(Timestamp now) noexcept {
   }
 }
 
+bool SqliteSink::fileMoved() noexcept {
+  int moved = 0;
+  return sqlite3_file_control(impl_->db.get(), "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved != 0;
+}
+
 Result<void> SqliteSink::abandonRun() {
   Impl& self = *impl_;
   sqlite3* db = self.db.get();

@@ -107,6 +107,10 @@ public:
   // so that its daemon_down gap reaches back to that run's last heartbeat instead of to the
   // failed start. Errors as endRun(); the row then stays, as a run killed at its start.
   [[nodiscard]] Result<void> abandonRun();
+  // True when the file this sink writes is no longer the one at its path: deleted, or replaced
+  // (SQLITE_FCNTL_HAS_MOVED). What is written then is lost with the old file; the daemon stops so
+  // that its next start creates the database again (Daemon::tick).
+  [[nodiscard]] bool fileMoved() noexcept;
   // Every flow whose row is still open (no end), as FlowRecords (event New, observed_at_start etc.
   // as stored; what FlowReader::find returns for an open row), in no particular order, for
   // reconciling with the kernel's table after a restart. A row that does not decode is left out

@@ -67,6 +67,24 @@ second_daemon_refused() {
 }
 cta_expect "a second daemon on the same database: exit 1, says another process writes it" second_daemon_refused
 cta_daemon_stop || cta_die "the daemon that makes the test database did not stop cleanly"
+
+# A database deleted under a running daemon: it stops (exit 1), saying why, so that systemd's
+# Restart=on-failure starts it again on a new file, instead of writing to the deleted one.
+database_deleted_stops_the_daemon() {
+  rm -f "$CTA_DB" "$CTA_DB-wal" "$CTA_DB-shm"
+  wait_for 10 "ctauditd exits after its database was deleted" cta_pid_exited "$CTA_DAEMON_PID" || return 1
+  wait "$CTA_DAEMON_PID"
+  local rc=$?
+  ((rc == 1)) && grep -q "was deleted or replaced while ctauditd wrote it: stopping" "$CTA_DAEMON_LOG" && return 0
+  cta_err "exit $rc (want 1); log: $(tail -n 3 "$CTA_DAEMON_LOG")"
+  return 1
+}
+saved=("$CTA_DB" "$CTA_JSONL")
+CTA_DB=$CTA_TMP/deleted.db CTA_JSONL=$CTA_TMP/deleted.jsonl CTA_DAEMON_LOG_FILE=$CTA_TMP/ctauditd-deleted.log
+cta_daemon_start
+cta_expect "the database deleted under the daemon: it stops with exit 1, saying why" database_deleted_stops_the_daemon
+CTA_DB=${saved[0]} CTA_JSONL=${saved[1]}
+unset CTA_DAEMON_LOG_FILE
 [[ -e $CTA_DB ]] || cta_die "the daemon made no database at $CTA_DB"
 DB=$CTA_DB
 NAT=203.0.113.1:40000

@@ -5,6 +5,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <algorithm>
+#include <fstream>
 #include <vector>
 
 #include "ctaudit_version.hpp"
@@ -262,6 +263,16 @@ TEST_F(SqliteSinkTest, ASecondWriterOnTheSameFileIsRefused) {
   auto again = SqliteSink::open(path_, "gw2.example.net", testing::nullLogger());
   ASSERT_TRUE(again) << again.error().detail;
   ASSERT_EQ((*again)->write({{flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s))}}), SinkStatus::Ok);
+}
+
+TEST_F(SqliteSinkTest, SaysWhenItsFileWasDeletedOrReplaced) {
+  EXPECT_FALSE(sink_->fileMoved());
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(1s))}), SinkStatus::Ok);
+  EXPECT_FALSE(sink_->fileMoved());
+  std::filesystem::remove(path_);
+  EXPECT_TRUE(sink_->fileMoved()) << "deleted";
+  std::ofstream(path_) << "another file at the path";
+  EXPECT_TRUE(sink_->fileMoved()) << "replaced";
 }
 
 TEST_F(SqliteSinkTest, AFailingRecordRollsTheWholeBatchBackAndIsLoggedOnce) {
