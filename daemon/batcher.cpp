@@ -86,6 +86,18 @@ bool Batcher::finish(Timestamp now) {
     }
     (void)lane.target.sink->flush();
   }
+  // A sync that failed in that very last flush: the gap can still reach the other sinks. (One that
+  // failed in flushAll above went out with the gaps already.)
+  for (Lane& lane : lanes_) {
+    if (const auto gap = takeSyncLossGap(lane)) {
+      for (Lane& other : lanes_) {
+        if (&other != &lane) {
+          (void)other.target.sink->writeGap(*gap);
+          (void)other.target.sink->flush();
+        }
+      }
+    }
+  }
   return complete;
 }
 
@@ -242,8 +254,34 @@ void Batcher::flushSinks(Timestamp now) {
     if (lane.target.sink->flush() != SinkStatus::Ok && !lane.failing) {
       log_->error("{}: flush failed; records may not be durable yet", lane.target.name);
     }
+    raiseSyncLossGap(lane);
   }
   last_flush_ = now;
+}
+
+void Batcher::raiseSyncLossGap(Lane& lane) {
+  // Also after a rotation whose sync failed within a write: asked at every flush.
+  if (const auto gap = takeSyncLossGap(lane)) {
+    addGap(*gap);
+  }
+}
+
+std::optional<GapRecord> Batcher::takeSyncLossGap(Lane& lane) {
+  const auto loss = lane.target.sink->takeSyncLoss();
+  if (!loss) {
+    return std::nullopt;
+  }
+  GapRecord gap;
+  gap.reason = GapReason::SinkFailure;
+  gap.start = loss->earliest;
+  gap.end = loss->latest;
+  gap.lost_records = loss->records;
+  gap.sink = labelOf(lane.target);
+  ++sink_failure_gaps_;
+  log_->error("{}: {} record(s) with event times {} .. {} may not be on disk: the sync after them failed; recorded "
+              "as a gap",
+              lane.target.name, loss->records, formatRfc3339(gap.start), formatRfc3339(gap.end));
+  return gap;
 }
 
 }  // namespace ctaudit::daemon

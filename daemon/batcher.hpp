@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -101,6 +102,9 @@ private:
   void isolateFailure(Lane& lane, Timestamp now);
   void drop(Lane& lane, std::size_t count, Timestamp now);
   void raiseDropGap(Lane& lane);
+  // The sink's SyncLoss, if a sync failed, as a sink_failure gap to every sink (logged).
+  void raiseSyncLossGap(Lane& lane);
+  [[nodiscard]] std::optional<GapRecord> takeSyncLossGap(Lane& lane);
   void flushSinks(Timestamp now);
 
   std::vector<Lane> lanes_;

@@ -233,8 +233,35 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   if (earlier.lines == 0) {
     rotateIfDue(buffer_.size());
   }
-  return writeBuffer(lines, earlier);
+  const SinkStatus status = writeBuffer(lines, earlier);
+  if (status == SinkStatus::Ok) {
+    for (const FlowRecord& record : batch) {
+      if (becomes_line(record)) {
+        SyncLoss& u = unsynced_records_;
+        u.earliest = u.records == 0 ? record.event_time : std::min(u.earliest, record.event_time);
+        u.latest = u.records == 0 ? record.event_time : std::max(u.latest, record.event_time);
+        ++u.records;
+      }
+    }
+  }
+  return status;
 }
+
+void JsonLinesSink::noteSyncFailed() noexcept {
+  if (unsynced_records_.records == 0) {
+    return;
+  }
+  if (!sync_loss_) {
+    sync_loss_ = unsynced_records_;
+  } else {
+    sync_loss_->records += unsynced_records_.records;
+    sync_loss_->earliest = std::min(sync_loss_->earliest, unsynced_records_.earliest);
+    sync_loss_->latest = std::max(sync_loss_->latest, unsynced_records_.latest);
+  }
+  unsynced_records_ = {};
+}
+
+std::optional<SyncLoss> JsonLinesSink::takeSyncLoss() noexcept { return std::exchange(sync_loss_, std::nullopt); }
 
 SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
   if (gap.end < gap.start) {
@@ -364,10 +391,12 @@ SinkStatus JsonLinesSink::flush() noexcept {
   // again, so the next attempt starts clean whatever happened here.
   unsynced_ = false;
   if (error != 0 && error != EINVAL) {
+    noteSyncFailed();
     noteFailure("fdatasync of " + path_.string() + " failed: " + errnoText(error) +
-                "; lines written since the last flush may be lost");
+                "; lines written since the last flush may be lost (recorded as a gap)");
     return SinkStatus::Failed;
   }
+  noteSynced();
   rotateIfDue(0);
   return SinkStatus::Ok;
 }
@@ -469,8 +498,13 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   // The pipeline thread waits for all of this: the log says how long, so that a slow disk shows.
   const auto began = std::chrono::steady_clock::now();
   // Durable before it gets the name that tells readers it is complete.
-  if (unsynced_ && ::fdatasync(fd_.get()) == 0) {
-    unsynced_ = false;
+  if (unsynced_) {
+    if (::fdatasync(fd_.get()) == 0) {
+      unsynced_ = false;
+      noteSynced();
+    } else if (errno != EINVAL) {
+      noteSyncFailed();  // the file is closed anyway: what it did not sync is reported as a gap
+    }
   }
   const std::filesystem::path closed = closedFilePath(path_, file_start_, end);
   const auto refuse = [&](const std::string& why) {

@@ -104,6 +104,8 @@ public:
   // be opened the sink logs the error and keeps writing to the old file, so that nothing is lost.
   // For "-" it only flushes. The file opened is repaired like one opened by open().
   void reopen() noexcept override;
+  // The lines written since the last good fdatasync, when one failed since (flush, rotation).
+  [[nodiscard]] std::optional<SyncLoss> takeSyncLoss() noexcept override;
 
   // Appends the gap's pipeline_error line (toJsonLine(GapRecord)), whatever include_updates says.
   // Same contract and failure handling as write(); a gap that ends before it starts is refused
@@ -180,6 +182,14 @@ private:
   std::size_t longest_line_{0};
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
   bool unsynced_{false};   // bytes written since the last successful fdatasync
+  // The records of the batches written since the last successful fdatasync (gap lines are not
+  // records), and what a failed one left for takeSyncLoss().
+  SyncLoss unsynced_records_{};
+  std::optional<SyncLoss> sync_loss_;
+  // An fdatasync of the file open failed (result != 0, errno not EINVAL): moves the unsynced
+  // records into sync_loss_.
+  void noteSyncFailed() noexcept;
+  void noteSynced() noexcept { unsynced_records_ = {}; }
   std::unique_ptr<DirectAppend> direct_;  // whole blocks past the page cache; null: write(2) only
   std::uint64_t failures_in_episode_{0};
 

@@ -3,10 +3,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "flow/flow_record.hpp"
 #include "flow/gap_record.hpp"
+#include "flow/time.hpp"
 
 namespace ctaudit::storage {
 
@@ -17,6 +19,14 @@ enum class SinkStatus : std::uint8_t {
              // file system) and every batch fails until that is fixed; no record is to blame
   Rejected,  // nothing was accepted: a record of the batch is refused for its own content (a
              // constraint, a value the store cannot hold); the others would be accepted without it
+};
+
+// Records a sink had accepted that a failed sync (fdatasync) may have lost: how many, and the
+// window of their event times.
+struct SyncLoss {
+  std::uint64_t records{0};
+  Timestamp earliest{};
+  Timestamp latest{};
 };
 
 // Counters kept by FlowSink::write for every sink alike.
@@ -60,6 +70,10 @@ public:
   virtual SinkStatus flush() noexcept = 0;
   // Reopens output files after logrotate moved them (SIGHUP). Default: nothing to reopen.
   virtual void reopen() noexcept {}
+  // After a flush() (or a rotation) whose sync failed: the records accepted since the last good
+  // sync, which may not be on disk, once; the caller records them as a gap. Default: none (a
+  // sink whose commit is its sync, like SQLite's, never accepts what it has not synced).
+  [[nodiscard]] virtual std::optional<SyncLoss> takeSyncLoss() noexcept { return std::nullopt; }
   [[nodiscard]] const SinkStats& stats() const noexcept { return stats_; }
 
 private:

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <deque>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "storage/sink.hpp"
@@ -19,12 +21,21 @@ public:
   std::vector<GapRecord> gaps;
   int flushes{0};
   int reopens{0};
+  // Returned (once) by the next takeSyncLoss(), as a sink whose fdatasync failed.
+  std::optional<storage::SyncLoss> sync_loss;
+  // Becomes sync_loss at the flush that makes `flushes` equal to loss_at_flush.
+  std::optional<storage::SyncLoss> staged_loss;
+  int loss_at_flush{-1};
 
   storage::SinkStatus flush() noexcept override {
-    ++flushes;
+    if (++flushes == loss_at_flush) {
+      sync_loss = staged_loss;
+      return storage::SinkStatus::Failed;
+    }
     return storage::SinkStatus::Ok;
   }
   void reopen() noexcept override { ++reopens; }
+  std::optional<storage::SyncLoss> takeSyncLoss() noexcept override { return std::exchange(sync_loss, std::nullopt); }
   storage::SinkStatus writeGap(const GapRecord& gap) noexcept override {
     if (!script.empty()) {
       const auto status = script.front();

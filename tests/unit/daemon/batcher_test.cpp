@@ -185,6 +185,49 @@ TEST(BatcherTest, GapsGoToEverySink) {
   EXPECT_EQ(b.gaps, a.gaps);
 }
 
+// An fdatasync that failed may have lost what the sink had accepted since the last good one: the
+// window becomes a sink_failure gap in every sink, the sink's own included.
+TEST(BatcherTest, ASyncThatFailedIsAGapInEverySink) {
+  FakeSink jsonl;
+  FakeSink sqlite;
+  Batcher batcher({{"jsonl", &jsonl}, {"sqlite", &sqlite}}, options(10, 100), quiet());
+  batcher.add(record(1), kT0);
+  jsonl.sync_loss = storage::SyncLoss{7, kT0 + std::chrono::seconds{1}, kT0 + std::chrono::seconds{2}};
+  batcher.tick(kT0 + std::chrono::seconds{1});  // flush: the loss is taken and its gap queued
+  batcher.tick(kT0 + std::chrono::seconds{2});  // the next flush writes the gap
+  ASSERT_EQ(sqlite.gaps.size(), 1U);
+  EXPECT_EQ(sqlite.gaps[0].reason, GapReason::SinkFailure);
+  EXPECT_EQ(sqlite.gaps[0].lost_records, 7U);
+  EXPECT_EQ(sqlite.gaps[0].start, kT0 + std::chrono::seconds{1});
+  EXPECT_EQ(sqlite.gaps[0].end, kT0 + std::chrono::seconds{2});
+  EXPECT_EQ(sqlite.gaps[0].sink, "jsonl");
+  EXPECT_EQ(jsonl.gaps, sqlite.gaps);
+  EXPECT_EQ(batcher.sinkFailureGaps(), 1U);
+}
+
+TEST(BatcherTest, ASyncThatFailsAtTheStopReachesTheOtherSinks) {
+  FakeSink jsonl;
+  FakeSink sqlite;
+  Batcher batcher({{"jsonl", &jsonl}, {"sqlite", &sqlite}}, options(10, 100), quiet());
+  batcher.add(record(1), kT0);
+  jsonl.sync_loss = storage::SyncLoss{1, kT0 + std::chrono::seconds{1}, kT0 + std::chrono::seconds{1}};
+  EXPECT_TRUE(batcher.finish(kT0 + std::chrono::seconds{1})) << "every record was accepted";
+  ASSERT_EQ(sqlite.gaps.size(), 1U);
+  EXPECT_EQ(sqlite.gaps[0].lost_records, 1U);
+  // The last flush of all fails (finish flushes twice: in flushAll, then after the gaps): no flush
+  // is left to carry the gap, so finish writes it to the other sinks itself.
+  FakeSink jsonl2;
+  FakeSink sqlite2;
+  Batcher last({{"jsonl", &jsonl2}, {"sqlite", &sqlite2}}, options(10, 100), quiet());
+  last.add(record(1), kT0);
+  jsonl2.staged_loss = storage::SyncLoss{2, kT0 + std::chrono::seconds{1}, kT0 + std::chrono::seconds{1}};
+  jsonl2.loss_at_flush = 2;
+  (void)last.finish(kT0 + std::chrono::seconds{2});
+  EXPECT_EQ(jsonl2.flushes, 2);
+  ASSERT_EQ(sqlite2.gaps.size(), 1U);
+  EXPECT_EQ(sqlite2.gaps[0].lost_records, 2U);
+}
+
 TEST(BatcherTest, OneFailingSinkDoesNotStopTheOther) {
   FakeSink down;
   FakeSink fine;
