@@ -212,7 +212,8 @@ Result<void> Daemon::openSinks() {
         [sink](Timestamp now, std::size_t max_rows) { return sink->expire(now, max_rows); }, clock_,
         ExpiryRunner::Options{}, log_.sqlite);
   }
-  std::vector<Batcher::NamedSink> sinks{{"sqlite " + config_.db_path.string(), sqlite_.get(), "sqlite"}};
+  std::vector<Batcher::NamedSink> sinks{
+      {"sqlite " + config_.db_path.string(), sqlite_.get(), std::string(storage::kDatabaseSinkLabel)}};
   if (config_.jsonl_path) {
     auto jsonl = storage::JsonLinesSink::open(*config_.jsonl_path, storage::JsonContext{hostname},
                                               config_.jsonl_updates, log_.jsonl, config_.jsonl_rotation, &clock_);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "query/json_printer.hpp"
+#include "storage/sqlite_sink.hpp"
 
 namespace ctaudit::query {
 namespace {
@@ -221,13 +222,18 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
       covered->from = horizon->horizon;
     }
   }
+  // Another sink's loss (the JSON lines') is on record here too, but this database has those
+  // records: it leaves the answers from it complete.
+  const auto ours = [](const GapRecord& gap) { return gap.sink.empty() || gap.sink == storage::kDatabaseSinkLabel; };
   for (const GapRecord& gap : gaps) {
-    entries.push_back({gap, gapWarning(gap)});
+    if (ours(gap)) {
+      entries.push_back({gap, gapWarning(gap)});
+    }
   }
   if (covered) {
     for (const UncoveredSpan& span : uncoveredSpans(*covered, periods)) {
       const bool recorded =
-          std::any_of(gaps.begin(), gaps.end(), [&](const GapRecord& gap) { return contains(gap, span); });
+          std::any_of(gaps.begin(), gaps.end(), [&](const GapRecord& gap) { return ours(gap) && contains(gap, span); });
       if (!recorded) {
         entries.push_back({daemonDown(span), spanWarning(span)});
       }

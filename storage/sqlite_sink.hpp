@@ -21,6 +21,11 @@
 
 namespace ctaudit::storage {
 
+// The name this sink has in `gaps.sink` (a sink_failure gap names the sink that lost records).
+// The JSON-lines sink's gaps are stored in the database too, so that it says what the JSON lines
+// miss; the database itself has those records.
+inline constexpr std::string_view kDatabaseSinkLabel = "sqlite";
+
 // How the daemon run before this one ended, as the `runs` table remembers it (SqliteSink::beginRun).
 struct RunHistory {
   std::optional<Timestamp> previous_start;  // nullopt: this is the first run on this database
