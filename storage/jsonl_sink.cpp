@@ -208,10 +208,16 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   buffer_.clear();
   Written earlier;  // what the chunks before buffer_ wrote
   std::size_t lines = 0;  // in buffer_
+  // The batch's event-time window for unsynced_records_, taken while each record is in the cache
+  // for its line: a second pass over a large batch would read it all from memory again.
+  Timestamp earliest = Timestamp::max();
+  Timestamp latest = Timestamp::min();
   for (const FlowRecord& record : batch) {
     if (!becomes_line(record)) {
       continue;
     }
+    earliest = std::min(earliest, record.event_time);
+    latest = std::max(latest, record.event_time);
     const std::size_t line_start = buffer_.size();
     appendJsonLine(buffer_, record, context_);  // into the kept capacity: no allocation per record
     buffer_ += '\n';
@@ -235,14 +241,10 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   }
   const SinkStatus status = writeBuffer(lines, earlier);
   if (status == SinkStatus::Ok) {
-    for (const FlowRecord& record : batch) {
-      if (becomes_line(record)) {
-        SyncLoss& u = unsynced_records_;
-        u.earliest = u.records == 0 ? record.event_time : std::min(u.earliest, record.event_time);
-        u.latest = u.records == 0 ? record.event_time : std::max(u.latest, record.event_time);
-        ++u.records;
-      }
-    }
+    SyncLoss& u = unsynced_records_;
+    u.earliest = u.records == 0 ? earliest : std::min(u.earliest, earliest);
+    u.latest = u.records == 0 ? latest : std::max(u.latest, latest);
+    u.records += total_lines;
   }
   return status;
 }
