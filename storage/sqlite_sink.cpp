@@ -180,7 +180,7 @@ constexpr std::string_view kUpdateAliveSql = "UPDATE runs SET alive_ns = ?1 WHER
 constexpr std::string_view kLastRunSql = "SELECT started_ns, alive_ns, stopped_ns FROM runs ORDER BY id DESC LIMIT 1";
 constexpr std::string_view kInsertRunSql =
     "INSERT INTO runs (started_ns, alive_ns, stopped_ns, version, observer_hostname) VALUES (?1, ?1, NULL, ?2, ?3)";
-constexpr std::string_view kEndRunSql = "UPDATE runs SET alive_ns = ?1, stopped_ns = ?1 WHERE id = ?2";
+constexpr std::string_view kEndRunSql = "UPDATE runs SET alive_ns = ?2, stopped_ns = ?2 WHERE id = ?1";
 constexpr std::string_view kDeleteRunSql = "DELETE FROM runs WHERE id = ?1";
 
 // Counts are unsigned in GapRecord and signed 64-bit in SQLite; no real count comes near 2^63, and
@@ -410,6 +410,10 @@ struct SqliteSink::Impl {
   std::optional<WriteFailure> insertGap(const GapRecord& gap) const;
   // Writes the pending heartbeat into the open transaction, if it is not stored yet.
   std::optional<WriteFailure> writeHeartbeat() const;
+  // Runs `sql` on this run's `runs` row in a transaction of its own: ?1 is the row's id, ?2 `time`
+  // when given. `what` says what it does in the errors ("record the daemon's stop"). Errors as
+  // endRun(); the caller has checked that a run is going on.
+  [[nodiscard]] Result<void> changeRun(std::string_view sql, std::optional<Timestamp> time, const std::string& what);
   [[nodiscard]] bool heartbeatPending() const noexcept { return run_id && pending_alive != stored_alive; }
   [[nodiscard]] WriteFailure failure(std::string_view what) const {
     return {sqlite3_extended_errcode(db.get()), sqliteError(db.get(), what)};
@@ -1354,25 +1358,35 @@ bool SqliteSink::fileMoved() noexcept {
   return sqlite3_file_control(impl_->db.get(), "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved != 0;
 }
 
+Result<void> SqliteSink::Impl::changeRun(std::string_view sql, std::optional<Timestamp> time,
+                                         const std::string& what) {
+  sqlite3* raw = db.get();
+  Transaction tx(raw);
+  if (!tx.begun()) {
+    return sqliteFailure(raw, path.string() + ": cannot lock the database to " + what);
+  }
+  auto statement = prepare(raw, sql);
+  if (!statement) {
+    return Unexpected{statement.error()};
+  }
+  if (sqlite3_bind_int64(statement->get(), 1, *run_id) != SQLITE_OK ||
+      (time && sqlite3_bind_int64(statement->get(), 2, toUnixNanos(*time)) != SQLITE_OK) ||
+      sqlite3_step(statement->get()) != SQLITE_DONE) {
+    return sqliteFailure(raw, path.string() + ": cannot " + what);
+  }
+  if (tx.commit() != SQLITE_OK) {
+    return sqliteFailure(raw, path.string() + ": cannot commit, to " + what);
+  }
+  return {};
+}
+
 Result<void> SqliteSink::abandonRun() {
   Impl& self = *impl_;
-  sqlite3* db = self.db.get();
   if (!self.run_id) {
     return fail(Errc::Storage, "abandonRun: no run is going on " + self.path.string());
   }
-  Transaction tx(db);
-  if (!tx.begun()) {
-    return sqliteFailure(db, self.path.string() + ": cannot lock the database to take back the failed start");
-  }
-  auto remove = prepare(db, kDeleteRunSql);
-  if (!remove) {
-    return Unexpected{remove.error()};
-  }
-  if (sqlite3_bind_int64(remove->get(), 1, *self.run_id) != SQLITE_OK || sqlite3_step(remove->get()) != SQLITE_DONE) {
-    return sqliteFailure(db, self.path.string() + ": cannot take back the failed start");
-  }
-  if (tx.commit() != SQLITE_OK) {
-    return sqliteFailure(db, self.path.string() + ": cannot commit taking back the failed start");
+  if (auto changed = self.changeRun(kDeleteRunSql, std::nullopt, "take back the failed start"); !changed) {
+    return changed;
   }
   self.run_id.reset();
   return {};
@@ -1384,20 +1398,8 @@ Result<void> SqliteSink::endRun(Timestamp now) {
   if (!self.run_id) {
     return fail(Errc::Storage, "endRun: no run is going on " + self.path.string());
   }
-  Transaction tx(db);
-  if (!tx.begun()) {
-    return sqliteFailure(db, self.path.string() + ": cannot lock the database to record the daemon's stop");
-  }
-  auto update = prepare(db, kEndRunSql);
-  if (!update) {
-    return Unexpected{update.error()};
-  }
-  if (sqlite3_bind_int64(update->get(), 1, toUnixNanos(now)) != SQLITE_OK ||
-      sqlite3_bind_int64(update->get(), 2, *self.run_id) != SQLITE_OK || sqlite3_step(update->get()) != SQLITE_DONE) {
-    return sqliteFailure(db, self.path.string() + ": cannot record the daemon's stop");
-  }
-  if (tx.commit() != SQLITE_OK) {
-    return sqliteFailure(db, self.path.string() + ": cannot commit the daemon's stop");
+  if (auto changed = self.changeRun(kEndRunSql, now, "record the daemon's stop"); !changed) {
+    return changed;
   }
   // Leave the flows in the database file and the -wal file empty: it holds up to kCheckpointPages
   // plus a batch while the daemon runs (40-80 MB), which a stopped daemon need not keep, and a
