@@ -303,16 +303,11 @@ Timestamp Daemon::recordedUpTo(Timestamp now, std::size_t in_progress) const {
       return now;
     }
   }
-  const EventQueue::Stats queue = queue_->stats();
-  // Events still in the socket: the reader has pushed everything up to its last empty read.
-  // Before the first one, nothing since the start is proven read.
-  Timestamp upto = std::max(std::min(now, queue.reader.drained_at), started_);
-  // Behind (a backlog in the queue, or the rest of the chunk in hand): the records not yet handled
-  // are about as old as the last one that was, and a backlog can hold minutes of them.
-  if (in_progress > 0 || queue.waiting > 0) {
-    upto = std::min(upto, pipeline_->lastEventTime().value_or(started_));
-  }
-  return upto;
+  // Behind, or the reader busy: every event that happened before the last ReaderDrained handled
+  // has been handled. Not the records' own times: a backlog read after a stall is stamped with the
+  // time it was read (the kernel sends event times only from Linux 6.14), and its events happened
+  // during the stall. Before the first marker, nothing since the start is proven read.
+  return std::min(now, pipeline_->drainedUpTo().value_or(started_));
 }
 
 void Daemon::tick(Timestamp now, std::size_t in_progress) {

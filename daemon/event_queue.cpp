@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <variant>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -64,7 +65,8 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
         const PipelineBatch::Entry entry = next.peek();
         if (entry.marker != nullptr) {
           chunkWithRoom(0).append(entry);
-          wake = true;
+          // ReaderDrained only bounds the heartbeat: it waits for the next wake like a record.
+          wake = wake || !std::holds_alternative<ReaderDrained>(*entry.marker);
         } else if (!dropping && fits(entry.record.size())) {
           chunkWithRoom(entry.record.size()).append(entry);
           ++waiting_records_;

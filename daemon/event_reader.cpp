@@ -199,7 +199,11 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
         schedule_.noteDrops(clock_.now(), kernel_drops_);
         break;
       case EventSource::ReadStatus::Empty:
-        drained_at_ = started;
+        if (records_since_drained_) {
+          batch_.push(ReaderDrained{started});
+          push(options_.when_full);
+          records_since_drained_ = false;
+        }
         noteEmpty();
         return true;
     }
@@ -285,6 +289,7 @@ void EventReader::push(EventQueue::WhenFull when_full) {
   if (batch_.empty()) {
     return;
   }
+  records_since_drained_ = records_since_drained_ || batch_.records() > 0;
   const std::size_t dropped = queue_.push(batch_, when_full);
   if (dropped > 0) {
     const Timestamp now = clock_.now();
@@ -335,7 +340,6 @@ void EventReader::publish() {
   stats.dump_entries = source.dump_entries;
   stats.resyncs = resyncs_;
   stats.queue_dropped = queue_dropped_;
-  stats.drained_at = drained_at_;
   queue_.publish(stats);
 }
 

@@ -136,7 +136,7 @@ private:
   PipelineBatch batch_;
   std::atomic<bool> waiting_for_events_{false};  // waitingForEvents()
   bool caught_up_{true};  // the last turn read the socket empty
-  Timestamp drained_at_{};  // ReaderStats::drained_at
+  bool records_since_drained_{false};  // records pushed since the last ReaderDrained
   std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)
   std::size_t turn_records_{0};      // records read in the turn under way
   Timestamp last_turn_end_{};

@@ -47,6 +47,8 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
           }
         } else if constexpr (std::is_same_v<T, ResyncSettled>) {
           settle(now);
+        } else if constexpr (std::is_same_v<T, ReaderDrained>) {
+          drained_up_to_ = value.time;
         } else {
           gap(value.gap);
         }
@@ -56,7 +58,6 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
 
 void Pipeline::record(FlowRecord&& record, Timestamp now) {
   ++stats_.records;
-  last_event_time_ = record.event_time;
   const bool from_dump = record.event == EventType::Dump;
   if (!table_.apply(record)) {
     return;

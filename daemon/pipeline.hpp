@@ -47,9 +47,9 @@ public:
   void handle(PipelineItem&& item, Timestamp now);
 
   [[nodiscard]] const PipelineStats& stats() const noexcept { return stats_; }
-  // The event time of the last record handled, if any: the queue is in the order the kernel sent
-  // the events, so the records still queued happened about then or later.
-  [[nodiscard]] std::optional<Timestamp> lastEventTime() const noexcept { return last_event_time_; }
+  // The time of the last ReaderDrained handled: every event that happened before it has been
+  // handled. Nullopt before the first.
+  [[nodiscard]] std::optional<Timestamp> drainedUpTo() const noexcept { return drained_up_to_; }
 
 private:
   void record(FlowRecord&& record, Timestamp now);
@@ -64,7 +64,7 @@ private:
   std::optional<Timestamp> dump_end_;
   bool in_resync_{false};
   bool dump_failed_{false};
-  std::optional<Timestamp> last_event_time_;
+  std::optional<Timestamp> drained_up_to_;
   PipelineStats stats_{};
 };
 

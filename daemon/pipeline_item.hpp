@@ -42,13 +42,23 @@ struct ResyncSettled {
   friend bool operator==(const ResyncSettled&, const ResyncSettled&) = default;
 };
 
+// A read found the event socket empty at `time`: every event that happened before then is ahead of
+// this marker (or was lost, which a gap records). The pipeline keeps the last one it handled as the
+// bound of its heartbeat while it is behind (Daemon::recordedUpTo): a receive time of the records
+// themselves would not do, since a backlog is read long after its events happened. Pushed after a
+// turn that pushed records; it does not wake the pipeline.
+struct ReaderDrained {
+  Timestamp time{};
+  friend bool operator==(const ReaderDrained&, const ReaderDrained&) = default;
+};
+
 // A window in which records were lost, to be written to every sink.
 struct GapReport {
   GapRecord gap;
   friend bool operator==(const GapReport&, const GapReport&) = default;
 };
 
-using PipelineItem = std::variant<FlowRecord, ResyncBegin, ResyncEnd, ResyncSettled, GapReport>;
+using PipelineItem = std::variant<FlowRecord, ResyncBegin, ResyncEnd, ResyncSettled, GapReport, ReaderDrained>;
 
 [[nodiscard]] inline bool isRecord(const PipelineItem& item) noexcept {
   return std::holds_alternative<FlowRecord>(item);
@@ -66,10 +76,6 @@ struct ReaderStats {
   std::uint64_t dump_entries{0};   // rows read from table dumps
   std::uint64_t resyncs{0};        // table dumps after the one at start
   std::uint64_t queue_dropped{0};  // records dropped because the queue was full
-  // When a read last found the event socket empty (its start; the epoch before the first): every
-  // event the kernel queued for the socket before then has been pushed, as this is published after
-  // the push. The heartbeat is bounded by it (Daemon::recordedUpTo).
-  Timestamp drained_at{};
   friend bool operator==(const ReaderStats&, const ReaderStats&) = default;
 };
 

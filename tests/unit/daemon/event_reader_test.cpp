@@ -150,6 +150,10 @@ public:
       closed = taken.closed;
       failure = taken.failure;
       for (auto& item : out.unpack()) {
+        if (const auto* drained = std::get_if<ReaderDrained>(&item)) {
+          drained_marks.push_back({drained->time, countOf(items)});  // apart: the other tests count items
+          continue;
+        }
         items.push_back(std::move(item));
       }
     }
@@ -160,10 +164,19 @@ public:
   }
 
   std::vector<PipelineItem> items;
+  // Each ReaderDrained taken: its time, and how many records came before it.
+  struct DrainedMark {
+    Timestamp time;
+    std::size_t records_before;
+  };
+  std::vector<DrainedMark> drained_marks;
   bool closed{false};
   std::optional<Error> failure;
 
 private:
+  static std::size_t countOf(const std::vector<PipelineItem>& items) {
+    return static_cast<std::size_t>(std::count_if(items.begin(), items.end(), isRecord));
+  }
   EventQueue& queue_;
 };
 
@@ -230,6 +243,25 @@ TEST_F(EventReaderTest, RecordsArriveInOrderAndStopClosesTheQueue) {
   }
   EXPECT_FALSE(consumer_->failure);
   EXPECT_EQ(queue_->stats().reader.decoded, 4U);
+}
+
+// The heartbeat's bound while the pipeline is behind: after a turn that pushed records and then
+// found the socket empty, a ReaderDrained at that empty read; none for reads that found nothing.
+TEST_F(EventReaderTest, ATurnThatPushedRecordsEndsWithReaderDrained) {
+  source_.feed({{{record(1), record(2)}}});
+  start(100, immediate());
+  ASSERT_TRUE(consumer_->until([this](const auto&) { return !consumer_->drained_marks.empty(); }));
+  source_.feed({{{record(3)}}});
+  ASSERT_TRUE(consumer_->until([this](const auto&) { return consumer_->drained_marks.size() == 2; }));
+  const int empty_reads = source_.emptyReads();
+  for (int i = 0; i < 5000 && source_.emptyReads() < empty_reads + 3; ++i) {
+    std::this_thread::sleep_for(1ms);  // NOLINT: polling a fake; idle reads, no records
+  }
+  stop();
+  ASSERT_EQ(consumer_->drained_marks.size(), 2U) << "idle reads push no marker";
+  EXPECT_EQ(consumer_->drained_marks[0].records_before, 2U);
+  EXPECT_EQ(consumer_->drained_marks[1].records_before, 3U);
+  EXPECT_LE(consumer_->drained_marks[0].time, consumer_->drained_marks[1].time);
 }
 
 TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {

@@ -157,6 +157,16 @@ TEST_F(PipelineTest, RestartContinuesOpenFlowsAndRecordsTheDowntime) {
   EXPECT_EQ(pipeline_.stats().gaps.at(static_cast<std::size_t>(GapReason::DaemonDown)), 1U);
 }
 
+// The heartbeat's bound while behind: the last ReaderDrained handled, not any record's time.
+TEST_F(PipelineTest, ReaderDrainedMarksWhatHasBeenHandled) {
+  EXPECT_FALSE(pipeline_.drainedUpTo());
+  feed(ReaderDrained{at(5s)});
+  EXPECT_EQ(pipeline_.drainedUpTo(), at(5s));
+  feed(ReaderDrained{at(7s)});
+  EXPECT_EQ(pipeline_.drainedUpTo(), at(7s));
+  EXPECT_EQ(pipeline_.stats().records, 0U) << "a marker is no record";
+}
+
 TEST_F(PipelineTest, AFirstRunHasNoDowntimeGap) {
   pipeline_.restore({}, std::nullopt, at(100s));
   flush();
