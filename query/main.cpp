@@ -28,5 +28,8 @@ int main(int argc, char** argv) {
   if (const char* database = std::getenv("CTAUDIT_DB"); database != nullptr) {  // NOLINT(concurrency-mt-unsafe): single-threaded
     environment.database_from_env = database;
   }
-  return ctaudit::query::runCtaudit(args, out, std::cerr, environment);
+  const int status = ctaudit::query::runCtaudit(args, out, std::cerr, environment);
+  // cerr outlives `out`: untie it, or its flush at exit would reach through the dead stream.
+  std::cerr.tie(nullptr);
+  return status;
 }
