@@ -191,7 +191,9 @@ JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::p
 // the rotation check is made once, before its first chunk (rotateIfDue), and a failed write cuts
 // the whole batch back, earlier chunks included (handleWriteFailure).
 SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
-  reopenIfMoved();
+  if (!reopenIfMoved()) {
+    return deletedFileFailure();
+  }
   if (!torn_tail_.empty()) {
     if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {
       return status;
@@ -270,6 +272,9 @@ SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
     log_->warn("a {} gap from {} to {} ends before it starts; not written to {}", gapReasonName(gap.reason),
                formatRfc3339(gap.start), formatRfc3339(gap.end), name_);
     return SinkStatus::Rejected;
+  }
+  if (!reopenIfMoved()) {
+    return deletedFileFailure();
   }
   if (!torn_tail_.empty()) {
     if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {
@@ -439,30 +444,38 @@ void JsonLinesSink::reopen() noexcept {
   openDirect();
 }
 
-void JsonLinesSink::reopenIfMoved() noexcept {
-  if (is_stdout_ || !is_regular_ || clock_->now() < next_moved_check_) {
-    return;
+bool JsonLinesSink::reopenIfMoved() noexcept {
+  if (is_stdout_ || !is_regular_) {
+    return true;
   }
   struct stat open_file {};
-  struct stat at_path {};
   if (::fstat(fd_.get(), &open_file) != 0) {
-    return;  // the write that follows reports the descriptor's trouble
+    return true;  // the write that follows reports the descriptor's trouble
   }
+  struct stat at_path {};
   const bool path_has_it = ::stat(path_.c_str(), &at_path) == 0 && at_path.st_dev == open_file.st_dev &&
                            at_path.st_ino == open_file.st_ino;
   if (path_has_it) {
-    return;
+    return true;
   }
-  if (open_file.st_nlink == 0) {
-    log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it; writing to a "
-                "new {}",
-                path_.string(), path_.string());
-  } else {
-    log_->warn("{} was moved or replaced while ctauditd wrote it (logrotate without its SIGHUP?): the lines up to "
-               "now are in the moved file; writing to a new {}",
-               path_.string(), path_.string());
+  if (clock_->now() >= next_moved_check_) {  // after a reopen that failed, once a minute
+    if (open_file.st_nlink == 0) {
+      log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it; writing to a "
+                  "new {}",
+                  path_.string(), path_.string());
+    } else {
+      log_->warn("{} was moved or replaced while ctauditd wrote it (logrotate without its SIGHUP?): the lines up "
+                 "to now are in the moved file; writing to a new {}",
+                 path_.string(), path_.string());
+    }
+    reopen();
+    if (::fstat(fd_.get(), &open_file) != 0) {
+      return true;
+    }
   }
-  reopen();
+  // Still a file that is not at the path. A moved one keeps its lines (a shipper follows it by
+  // inode); lines written to a deleted one would be lost without a trace.
+  return open_file.st_nlink != 0;
 }
 
 Timestamp JsonLinesSink::fileStart(Timestamp now) const noexcept {
@@ -642,6 +655,12 @@ void JsonLinesSink::noteSuccess() noexcept {
     log_->info("writing JSON lines to {} works again after {} failed attempts", name_, failures_in_episode_);
     failures_in_episode_ = 0;
   }
+}
+
+SinkStatus JsonLinesSink::deletedFileFailure() noexcept {
+  noteFailure("not writing to " + path_.string() + ", which was deleted, while it cannot be created again: the "
+              "lines wait (as for a full disk) and a new file is tried once a minute, or at SIGHUP");
+  return SinkStatus::Failed;
 }
 
 void JsonLinesSink::noteFailure(const std::string& message) noexcept {

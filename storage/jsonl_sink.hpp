@@ -101,7 +101,9 @@ public:
   // Also closes the file when the rotation policy says its period is over.
   // Flushes, then opens the path again, so that after logrotate renamed the file new lines go to a
   // new file at the path while every line written before is in the renamed one. If the path cannot
-  // be opened the sink logs the error and keeps writing to the old file, so that nothing is lost.
+  // be opened the sink logs the error and keeps writing to the old file, which a shipper still
+  // follows; unless that file was deleted: then writes fail until a new one can be opened (tried
+  // again a minute later), so that the lines wait in the daemon instead of going nowhere.
   // For "-" it only flushes. The file opened is repaired like one opened by open().
   void reopen() noexcept override;
   // The lines written since the last good fdatasync, when one failed since (flush, rotation).
@@ -141,9 +143,12 @@ private:
   void rotateIfDue(std::uint64_t incoming) noexcept;
   // Reopens the path (reopen()) when the file open is no longer the one at the path: deleted (its
   // lines since are gone with it), or moved or replaced (logrotate without its SIGHUP). Without
-  // this the sink would write to the lost file until the next SIGHUP or rotation. One fstat and
-  // one stat a batch.
-  void reopenIfMoved() noexcept;
+  // this the sink would write to the lost file until the next SIGHUP or rotation. After a reopen
+  // that failed, the next try waits kMovedRetryInterval. False while the file open is a deleted
+  // one: nothing may be written to it then (deletedFileFailure). One fstat and one stat a batch.
+  [[nodiscard]] bool reopenIfMoved() noexcept;
+  // Failed, logged once per episode, for a write refused because the file open was deleted.
+  [[nodiscard]] SinkStatus deletedFileFailure() noexcept;
   // Renames the active file to its closed name ending at `end` and opens a new one at the path.
   // False (logged) when the closed name exists or the rename or open fails; the sink then goes on
   // writing to the file it had, under its old name.

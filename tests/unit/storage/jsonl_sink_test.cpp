@@ -376,6 +376,31 @@ TEST(JsonLinesSinkTest, ReopenThatFailsKeepsWritingToTheOldFile) {
   EXPECT_NE(errors[0].find("Is a directory"), std::string::npos) << errors[0];
 }
 
+// Deleted, and the path cannot be opened again: writing to the unlinked file would lose every line
+// without a trace, so the sink fails (the batcher keeps the lines, as for a full disk) until the
+// path can be opened, which it tries a minute later.
+TEST(JsonLinesSinkTest, ADeletedFileThatCannotBeReplacedRefusesWrites) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  ManualClock clock;
+  auto sink = JsonLinesSink::open(path, kContext, false, log.logger, {}, &clock);
+  ASSERT_TRUE(sink) << sink.error().detail;
+  const std::vector before{flow(EventType::New, 1)};
+  const std::vector after{flow(EventType::Destroy, 1)};
+  EXPECT_EQ((*sink)->write(before), SinkStatus::Ok);
+  std::filesystem::remove(path);
+  std::filesystem::create_directory(path);  // the path cannot be opened as a file now
+  EXPECT_EQ((*sink)->write(after), SinkStatus::Failed);
+  EXPECT_EQ((*sink)->write(after), SinkStatus::Failed) << "still refused";
+  std::filesystem::remove(path);
+  clock.advance(30s);
+  EXPECT_EQ((*sink)->write(after), SinkStatus::Failed) << "not tried again before a minute";
+  clock.advance(31s);
+  EXPECT_EQ((*sink)->write(after), SinkStatus::Ok) << "a minute later the path opens";
+  EXPECT_EQ(readFile(path), linesOf(after));
+}
+
 TEST(JsonLinesSinkTest, DashOpensStandardOutput) {
   const CapturedLog log;
   const auto sink = openSink("-", log);
