@@ -9,7 +9,8 @@ namespace ctaudit::query {
 // An output stream buffer over a file descriptor that keeps the errno of the write that failed.
 // std::cout only says that output failed; an operator whose `ctaudit flows … > file` stopped
 // needs to read "No space left on device" rather than a guess. Not copyable; flushes when
-// destroyed (a failure then is kept in error(), nobody is left to read it).
+// destroyed (a failure then is kept in error(), nobody is left to read it). One thread, like the
+// stream over it.
 class FdOutputBuffer final : public std::streambuf {
 public:
   explicit FdOutputBuffer(int fd) noexcept;

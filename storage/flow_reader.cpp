@@ -19,7 +19,8 @@ namespace {
 
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
 // unreadable file or one that is not a database only shows when the header is read.
-Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error) {
+Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error,
+                        std::chrono::milliseconds busy_timeout) {
   const std::string file = path.string();
   switch (sqlite3_extended_errcode(db) & 0xFF) {
     case SQLITE_NOTADB:
@@ -32,8 +33,11 @@ Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Er
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return {Errc::Storage, 0,
-              file + " stayed locked for " + std::to_string(kReaderBusyTimeoutMs / 1000) +
-                  " s: another program holds it (ctauditd never keeps readers out that long); try again once it "
+              file + " stayed locked for " +
+                  (busy_timeout % std::chrono::seconds{1} == std::chrono::milliseconds::zero()
+                       ? std::to_string(busy_timeout / std::chrono::seconds{1}) + " s"
+                       : std::to_string(busy_timeout.count()) + " ms") +
+                  ": another program holds it (ctauditd never keeps readers out that long); try again once it "
                   "is done"};
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
@@ -148,23 +152,28 @@ FlowReader::FlowReader(std::unique_ptr<Impl> impl, std::string observer_hostname
 FlowReader::~FlowReader() = default;
 
 Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path& path) {
+  return open(path, kReaderBusyTimeout);
+}
+
+Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path& path,
+                                                     std::chrono::milliseconds busy_timeout) {
   if (auto header = checkFileHeader(path); !header) {
     return fail(header.error().code, path.string() + ": " + header.error().detail);
   }
-  auto db = openReadOnly(path);
+  auto db = openReadOnly(path, busy_timeout);
   if (!db) {
     return Unexpected{db.error()};
   }
   auto version = checkSchemaVersion(db->get());
   if (!version) {
-    return Unexpected{classifyOpenError(db->get(), path, version.error())};
+    return Unexpected{classifyOpenError(db->get(), path, version.error(), busy_timeout)};
   }
   if (auto tables = checkReaderTables(db->get()); !tables) {
-    return Unexpected{classifyOpenError(db->get(), path, tables.error())};
+    return Unexpected{classifyOpenError(db->get(), path, tables.error(), busy_timeout)};
   }
   auto info = readDatabaseInfo(db->get(), *version);
   if (!info) {
-    return Unexpected{classifyOpenError(db->get(), path, info.error())};
+    return Unexpected{classifyOpenError(db->get(), path, info.error(), busy_timeout)};
   }
   auto impl = std::make_unique<Impl>(Impl{std::move(*db)});
   // make_unique cannot reach the private constructor; the new'd object is owned at once.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -26,8 +27,11 @@ namespace ctaudit::storage {
 class FlowReader {
 public:
   // Errors: the file is missing or unreadable (Errc::Io), not a ctaudit database or of a newer
-  // schema version (Errc::Storage). The detail names the path and what to do.
+  // schema version (Errc::Storage). The detail names the path and what to do. A lock that another
+  // program holds is waited for up to kReaderBusyTimeout (read_only_db.hpp), or `busy_timeout`.
   [[nodiscard]] static Result<std::unique_ptr<FlowReader>> open(const std::filesystem::path& path);
+  [[nodiscard]] static Result<std::unique_ptr<FlowReader>> open(const std::filesystem::path& path,
+                                                                std::chrono::milliseconds busy_timeout);
 
   FlowReader(const FlowReader&) = delete;
   FlowReader& operator=(const FlowReader&) = delete;

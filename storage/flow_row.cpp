@@ -664,8 +664,8 @@ std::string flowUpdateManySql(std::span<const FlowColumn> columns, std::size_t r
 std::string openRowsSql() {
   const std::string select = "SELECT id, " + flowColumnList() + " FROM flows";
   const std::string in_index(kInOpenIndexSql);
-  return select + " INDEXED BY " + std::string(flow_index::kOpenNat) + " WHERE dur_ms IS NULL AND " + in_index + "\nUNION ALL\n" + select +
-         " WHERE id >= ?1 AND dur_ms IS NULL AND NOT " + in_index + "\nORDER BY id";
+  return select + " INDEXED BY " + std::string(flow_index::kOpenNat) + " WHERE dur_ms IS NULL AND " + in_index +
+         "\nUNION ALL\n" + select + " WHERE id >= ?1 AND dur_ms IS NULL AND NOT " + in_index + "\nORDER BY id";
 }
 
 std::string indexOpenRowSql() {

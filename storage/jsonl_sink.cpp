@@ -514,7 +514,11 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   const auto began = std::chrono::steady_clock::now();
   // Durable before it gets the name that tells readers it is complete.
   if (unsynced_) {
-    if (::fdatasync(fd_.get()) == 0) {
+    int synced = 0;
+    do {
+      synced = ::fdatasync(fd_.get());
+    } while (synced != 0 && errno == EINTR);
+    if (synced == 0) {
       unsynced_ = false;
       noteSynced();
     } else if (errno != EINVAL) {

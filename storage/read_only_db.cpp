@@ -44,7 +44,7 @@ Unexpected openError(const std::filesystem::path& path, std::string_view why, in
 
 }  // namespace
 
-Result<SqliteDb> openReadOnly(const std::filesystem::path& path) {
+Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::milliseconds busy_timeout) {
   // SQLITE_OPEN_READONLY alone never creates a file, but its error is a bare SQLITE_CANTOPEN;
   // asking the file system first gives the operator a message that says what is wrong.
   std::error_code ec;
@@ -72,7 +72,7 @@ Result<SqliteDb> openReadOnly(const std::filesystem::path& path) {
     }
     return openError(path, db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc), err);
   }
-  sqlite3_busy_timeout(db.get(), kReaderBusyTimeoutMs);
+  sqlite3_busy_timeout(db.get(), static_cast<int>(busy_timeout.count()));
   // A database file is input like any other: do not let its schema run functions with side
   // effects, or let SQL alter the file format (https://sqlite.org/security.html).
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);

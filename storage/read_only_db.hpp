@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 
 #include "flow/result.hpp"
@@ -11,7 +12,7 @@ namespace ctaudit::storage {
 // How long a reader waits for a lock before SQLITE_BUSY. In WAL mode a reader only waits while
 // another connection recovers or restarts the WAL, so this is a rare, short wait; the CLI can
 // afford it.
-inline constexpr int kReaderBusyTimeoutMs = 5000;
+inline constexpr std::chrono::milliseconds kReaderBusyTimeout{5000};
 
 // Opens an existing database for reading only: SQLITE_OPEN_READONLY (never creates the file), a
 // busy timeout, defensive mode with an untrusted schema (the file may come from anywhere), and an
@@ -21,6 +22,8 @@ inline constexpr int kReaderBusyTimeoutMs = 5000;
 // SQLITE_AUTH. The schema is not checked here.
 // Errors: Errc::Io when the file is missing, a directory, or cannot be opened; the detail names the
 // path and sys_errno carries errno when known.
-[[nodiscard]] Result<SqliteDb> openReadOnly(const std::filesystem::path& path);
+// `busy_timeout` is a parameter for tests.
+[[nodiscard]] Result<SqliteDb> openReadOnly(const std::filesystem::path& path,
+                                            std::chrono::milliseconds busy_timeout = kReaderBusyTimeout);
 
 }  // namespace ctaudit::storage

@@ -476,8 +476,8 @@ Result<void> rebuildChangedIndexes(sqlite3* db) {
 Result<void> upgradeFrom(sqlite3* db, std::int64_t from) {
   std::vector<std::string> steps;
   if (from == 4) {
-    steps.push_back("UPDATE flows INDEXED BY " + std::string(flow_index::kOpenNat) + " SET packed = packed | " + std::to_string(kInOpenIndexBit) +
-                    " WHERE dur_ms IS NULL");
+    steps.push_back("UPDATE flows INDEXED BY " + std::string(flow_index::kOpenNat) + " SET packed = packed | " +
+                    std::to_string(kInOpenIndexBit) + " WHERE dur_ms IS NULL");
     steps.push_back("INSERT INTO meta (key, value) SELECT '" + std::string(kOpenIndexFromKey) +
                     "', coalesce(max(id), 0) + 1 FROM flows");
   }

@@ -1136,11 +1136,11 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
                 err);
   }
   sqlite3* db = impl->db.get();
-  if (auto locked = lockForWriting(path); !locked) {
+  auto locked = lockForWriting(path);
+  if (!locked) {
     return Unexpected{locked.error()};
-  } else {
-    impl->writer_lock = std::move(*locked);
   }
+  impl->writer_lock = std::move(*locked);
   sqlite3_busy_timeout(db, kWriterBusyTimeoutMs);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
 

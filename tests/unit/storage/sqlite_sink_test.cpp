@@ -871,7 +871,6 @@ TEST_F(SqliteSinkTest, APassInTheBatchOfAReusedIdAddsTheNewRow) {
 // pass does the work.
 TEST_F(SqliteSinkTest, APassThatFailsCostsTheBatchNothing) {
   auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
-  sink_.reset();
   sink_.reset();  // the file takes one writer at a time
   auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
   ASSERT_TRUE(sink) << sink.error().detail;
