@@ -275,7 +275,7 @@ void Daemon::process(PipelineBatch& items) {
     pipeline_->handle(cursor.next(), now);
     if (++handled % kItemsPerTick == 0) {
       now = clock_.now();
-      tick(now, cursor.recordsLeft());
+      tick(now, cursor.itemsLeft());
     }
   }
   items.clear();
@@ -301,8 +301,12 @@ Timestamp Daemon::recordedUpTo(Timestamp now, std::size_t in_progress) const {
   if (in_progress == 0 && reader_) {
     pollfd socket{source_->fd(), POLLIN, 0};
     const bool socket_empty = ::poll(&socket, 1, 0) == 0;
-    if (socket_empty && reader_->waitingForEvents() && queue_->stats().waiting == 0) {
-      return now;
+    if (socket_empty && reader_->waitingForEvents()) {
+      // A gap's marker waiting counts as much as a record. A loss whose gap the reader has not
+      // pushed yet (an overrun window still open) holds the heartbeat back to where it began.
+      if (const EventQueue::Stats queue = queue_->stats(); !queue.items_waiting) {
+        return std::min(now, queue.reader.unreported_loss_since.value_or(now));
+      }
     }
   }
   // Behind, or the reader busy: every event that happened before the last ReaderDrained handled

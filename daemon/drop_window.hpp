@@ -20,6 +20,8 @@ public:
 
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
+  // The earliest event time of the window's records. Precondition: !empty().
+  [[nodiscard]] Timestamp earliest() const noexcept { return earliest_; }
   // When the first and the last record of the window were dropped (not their event times).
   [[nodiscard]] Timestamp firstDropAt() const noexcept { return first_drop_; }
   [[nodiscard]] Timestamp lastDropAt() const noexcept { return last_drop_; }

@@ -165,7 +165,7 @@ void EventQueue::abandon() {
 
 EventQueue::Stats EventQueue::stats() const {
   const std::lock_guard lock(mutex_);
-  return {waiting_records_, waiting_bytes_, max_waiting_, stats_};
+  return {waiting_records_, waiting_bytes_, max_waiting_, !waiting_.empty(), stats_};
 }
 
 }  // namespace ctaudit::daemon

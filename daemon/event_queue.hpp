@@ -109,6 +109,7 @@ public:
     std::size_t waiting{0};        // records waiting for the consumer now
     std::size_t waiting_bytes{0};  // their packed size
     std::size_t max_waiting{0};    // the most records that ever waited
+    bool items_waiting{false};     // records or markers wait (a gap's marker counts as no record)
     ReaderStats reader;
   };
   [[nodiscard]] Stats stats() const;

@@ -200,7 +200,8 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
         break;
       case EventSource::ReadStatus::Empty:
         if (records_since_drained_) {
-          batch_.push(ReaderDrained{started});
+          const auto loss = unreportedLossSince();
+          batch_.push(ReaderDrained{loss ? std::min(started, *loss) : started});
           push(options_.when_full);
           records_since_drained_ = false;
         }
@@ -328,6 +329,14 @@ void EventReader::reportGap(const GapRecord& gap) {
   push(EventQueue::WhenFull::Wait);
 }
 
+std::optional<Timestamp> EventReader::unreportedLossSince() const noexcept {
+  std::optional<Timestamp> since = schedule_.openWindowStart();
+  if (!overflow_.empty()) {
+    since = since ? std::min(*since, overflow_.earliest()) : overflow_.earliest();
+  }
+  return since;
+}
+
 void EventReader::publish() {
   const SourceStats& source = source_.stats();
   ReaderStats stats;
@@ -340,6 +349,7 @@ void EventReader::publish() {
   stats.dump_entries = source.dump_entries;
   stats.resyncs = resyncs_;
   stats.queue_dropped = queue_dropped_;
+  stats.unreported_loss_since = unreportedLossSince();
   queue_.publish(stats);
 }
 

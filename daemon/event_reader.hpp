@@ -120,6 +120,8 @@ private:
   void reportOverflow(bool force);
   void reportGap(const GapRecord& gap);
   void publish();
+  // ReaderStats::unreported_loss_since, as it stands now.
+  [[nodiscard]] std::optional<Timestamp> unreportedLossSince() const noexcept;
   [[nodiscard]] std::optional<Timestamp> nextWake() const;
 
   EventSource& source_;

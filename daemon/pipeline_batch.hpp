@@ -60,6 +60,10 @@ public:
     [[nodiscard]] PipelineItem next();
     // Records not yet read.
     [[nodiscard]] std::size_t recordsLeft() const noexcept { return batch_->records_ - record_; }
+    // Items (records and markers) not yet read.
+    [[nodiscard]] std::size_t itemsLeft() const noexcept {
+      return recordsLeft() + (batch_->markers_.size() - marker_);
+    }
 
   private:
     [[nodiscard]] bool atMarker() const noexcept {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <variant>
 
 #include "flow/flow_record.hpp"
@@ -43,7 +44,8 @@ struct ResyncSettled {
 };
 
 // A read found the event socket empty at `time`: every event that happened before then is ahead of
-// this marker (or was lost, which a gap records). The pipeline keeps the last one it handled as the
+// this marker, or was lost in a window whose gap is ahead of it too: while a loss is not reported
+// yet, `time` is where it began. The pipeline keeps the last one it handled as the
 // bound of its heartbeat while it is behind (Daemon::recordedUpTo): a receive time of the records
 // themselves would not do, since a backlog is read long after its events happened. Pushed after a
 // turn that pushed records; it does not wake the pipeline.
@@ -76,6 +78,9 @@ struct ReaderStats {
   std::uint64_t dump_entries{0};   // rows read from table dumps
   std::uint64_t resyncs{0};        // table dumps after the one at start
   std::uint64_t queue_dropped{0};  // records dropped because the queue was full
+  // The earliest time of a loss whose gap is not pushed yet (an overrun window still open, queue
+  // drops not reported yet): the heartbeat must not pass it (Daemon::recordedUpTo).
+  std::optional<Timestamp> unreported_loss_since;
   friend bool operator==(const ReaderStats&, const ReaderStats&) = default;
 };
 

@@ -67,6 +67,10 @@ public:
   [[nodiscard]] std::optional<GapRecord> abandon(Timestamp now, std::uint64_t drops) noexcept;
 
   [[nodiscard]] bool windowOpen() const noexcept { return window_open_; }
+  // Where the open overrun window starts, while one is open: its gap is pushed only when it closes.
+  [[nodiscard]] std::optional<Timestamp> openWindowStart() const noexcept {
+    return window_open_ ? std::optional<Timestamp>(window_start_) : std::nullopt;
+  }
 
 private:
   enum class Phase : std::uint8_t { Idle, Dumping, Settling };

@@ -151,7 +151,7 @@ public:
       failure = taken.failure;
       for (auto& item : out.unpack()) {
         if (const auto* drained = std::get_if<ReaderDrained>(&item)) {
-          drained_marks.push_back({drained->time, countOf(items)});  // apart: the other tests count items
+          drained_marks.push_back({drained->time, countOf(items), items.size()});  // apart: others count items
           continue;
         }
         items.push_back(std::move(item));
@@ -168,6 +168,7 @@ public:
   struct DrainedMark {
     Timestamp time;
     std::size_t records_before;
+    std::size_t items_before;
   };
   std::vector<DrainedMark> drained_marks;
   bool closed{false};
@@ -381,6 +382,15 @@ TEST_F(EventReaderTest, AnOverrunIsRepairedByAResyncAndRecordedAsAGap) {
   EXPECT_EQ(source_.dumps(), 1);
   EXPECT_EQ(queue_->stats().reader.resyncs, 1U);
   EXPECT_EQ(queue_->stats().reader.kernel_drops, 5U);
+  // Until the gap is in the queue, no ReaderDrained mark may pass the window's start: the
+  // heartbeat would claim the lost events.
+  ASSERT_FALSE(consumer_->drained_marks.empty());
+  for (const auto& mark : consumer_->drained_marks) {
+    if (mark.items_before <= static_cast<std::size_t>(gap)) {  // the overrun was seen in the first turn
+      EXPECT_LE(mark.time, record.start) << "a mark before the gap passes the start of its window";
+    }
+  }
+  EXPECT_FALSE(queue_->stats().reader.unreported_loss_since) << "reported, so nothing holds the heartbeat";
 }
 
 TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {
