@@ -96,10 +96,10 @@ Daemon::Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock)
 
 // The body first; then the members in reverse order: the reader thread is stopped and joined first.
 Daemon::~Daemon() {
-  // A start that failed after its run was recorded and before it wrote anything logged nothing:
-  // without its row, the next start's daemon_down gap reaches back to the last heartbeat of the
-  // run before it.
-  if (run_recorded_ && !run_wrote_) {
+  // A start that failed after its run was recorded: if it wrote nothing, without its row the next
+  // start's daemon_down gap reaches back to the last heartbeat of the run before it
+  // (SqliteSink::abandonRun keeps a run that wrote).
+  if (run_recorded_ && !start_complete_) {
     if (auto abandoned = sqlite_->abandonRun(); !abandoned) {
       try {
         log_.daemon->warn("{}; the next start's daemon_down gap begins at this failed start", abandoned.error().detail);
@@ -168,8 +168,6 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     return Unexpected{dumped.error()};
   }
   daemon->batcher_->flushAll(clock.now());
-  // Its daemon_down gap and the dump are in the database now: the run stays, whatever follows.
-  daemon->run_wrote_ = true;
 
   EventReader::Options reader_options;
   reader_options.when_full = config.reliable ? EventQueue::WhenFull::Wait : EventQueue::WhenFull::DropNewest;
@@ -190,6 +188,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   // Only now: the dump is in the database and both sinks are open, so a unit ordered after
   // ctauditd.service (or an operator waiting on `systemctl start`) finds the start-up state logged.
   daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", *dumped));
+  daemon->start_complete_ = true;
   return daemon;
 }
 

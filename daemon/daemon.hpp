@@ -119,10 +119,10 @@ private:
   Timestamp last_status_time_{};
   // The last take from the queue was empty: an expiry backlog may use the pipeline thread freely.
   bool pipeline_idle_{false};
-  // This start's `runs` row is written (restoreRun), and the start-up flush wrote the run's gap and
-  // dump: a start that fails in between takes the row back (~Daemon).
+  // This start's `runs` row is written (restoreRun), and start() got to the end: a start that
+  // fails in between takes the row back if it wrote nothing (~Daemon, SqliteSink::abandonRun).
   bool run_recorded_{false};
-  bool run_wrote_{false};
+  bool start_complete_{false};
   // Set by tick() when the database file was deleted or replaced: run() stops and fails with it.
   std::optional<Error> database_moved_;
 };

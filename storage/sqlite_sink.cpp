@@ -255,6 +255,8 @@ struct SqliteSink::Impl {
 
   // This run's `runs` row, from beginRun() until endRun(); heartbeats are written only meanwhile.
   std::optional<std::int64_t> run_id;
+  // A transaction committed since beginRun(): the run has written rows or gaps (abandonRun).
+  bool run_wrote{false};
   // The heartbeat as noteAlive() last gave it, and as the database holds it.
   Timestamp pending_alive{};
   Timestamp stored_alive{};
@@ -487,6 +489,7 @@ SinkStatus SqliteSink::Impl::inTransaction(const Body& body, const What& what, H
       return report(failure("COMMIT"), what());
     }
     committed = true;
+    run_wrote = run_wrote || run_id.has_value();
     if (with_heartbeat) {
       stored_alive = pending_alive;
       last_write_failed = false;
@@ -1384,6 +1387,12 @@ Result<void> SqliteSink::abandonRun() {
   Impl& self = *impl_;
   if (!self.run_id) {
     return fail(Errc::Storage, "abandonRun: no run is going on " + self.path.string());
+  }
+  if (self.run_wrote) {
+    // Its rows or its daemon_down gap are in the file: the run stays, as one killed at its last
+    // heartbeat, or the next start would record the same hole again.
+    self.run_id.reset();
+    return {};
   }
   if (auto changed = self.changeRun(kDeleteRunSql, std::nullopt, "take back the failed start"); !changed) {
     return changed;

@@ -107,10 +107,11 @@ public:
   // for file-system errors. The run then reads as killed at its last heartbeat.
   [[nodiscard]] Result<void> endRun(Timestamp now);
   // For a start that failed after beginRun() (no netlink socket, a --user that cannot write, a
-  // failed dump): deletes this run's `runs` row in its own transaction. Such a start logged
-  // nothing, and with its row gone the next start takes the run before it as the previous one,
-  // so that its daemon_down gap reaches back to that run's last heartbeat instead of to the
-  // failed start. Errors as endRun(); the row then stays, as a run killed at its start.
+  // failed dump): deletes this run's `runs` row in its own transaction, unless the run has
+  // committed anything (then the row stays, as a run killed at its last heartbeat, since its gap
+  // is on record). A start that wrote nothing logged nothing, and with its row gone the next start
+  // takes the run before it as the previous one, so that its daemon_down gap reaches back to that
+  // run's last heartbeat instead of to the failed start. Errors as endRun(); the row then stays.
   [[nodiscard]] Result<void> abandonRun();
   // True when the file this sink writes is no longer the one at its path: deleted, or replaced
   // (SQLITE_FCNTL_HAS_MOVED). What is written then is lost with the old file; the daemon stops so

@@ -642,6 +642,18 @@ TEST_F(SqliteRunTest, AnAbandonedRunLeavesThePreviousOneAsTheLast) {
   EXPECT_TRUE(history->previous_clean);
 }
 
+// A start that failed after its gap or rows were committed keeps its run: the gap is on record,
+// and without the run the next start would record the same hole again.
+TEST_F(SqliteRunTest, AnAbandonedRunThatWroteStays) {
+  ASSERT_TRUE(sink_->beginRun(at(0s)));
+  ASSERT_TRUE(sink_->endRun(at(100s)));
+  restart();
+  ASSERT_TRUE(sink_->beginRun(at(200s)));
+  EXPECT_EQ(sink_->writeGap(gap(GapReason::DaemonDown, at(100s), at(200s))), SinkStatus::Ok);
+  ASSERT_TRUE(sink_->abandonRun());
+  EXPECT_EQ(runs(), "0 100 100, 200 200 -");
+}
+
 TEST_F(SqliteRunTest, HeartbeatsOutsideARunAreIgnored) {
   sink_->noteAlive(at(5s));
   ASSERT_EQ(write({flowEvent(EventType::New, 1, tcp_, masqueraded_, at(5s))}), SinkStatus::Ok);
