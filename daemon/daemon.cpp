@@ -135,8 +135,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   if (auto opened = daemon->openSinks(); !opened) {
     return Unexpected{opened.error()};
   }
-  if (auto restored = daemon->restoreRun(); !restored) {
-    return Unexpected{restored.error()};
+  auto run = daemon->restoreRun();
+  if (!run) {
+    return Unexpected{run.error()};
   }
 
   const RecordBudget budget = recordBudget(config.queue_max_bytes);
@@ -152,6 +153,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
   daemon->source_ = std::move(*source);
   const Timestamp subscribed = clock.now();
+  // The time no daemon ran ends here, not at beginRun: events before the subscription were not
+  // received, and reading the open flows of a large database takes seconds.
+  daemon->pipeline_->restore(run->open_flows, run->previous_alive, subscribed);
+  run->open_flows = {};
   // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
   // stops the daemon before it changes anything in the namespace.
   prepareSysctls(config, *daemon->log_.daemon);
@@ -233,7 +238,7 @@ Result<void> Daemon::openSinks() {
   return {};
 }
 
-Result<void> Daemon::restoreRun() {
+Result<Daemon::RunStart> Daemon::restoreRun() {
   const Timestamp now = clock_.now();
   auto history = sqlite_->beginRun(now);
   if (!history) {
@@ -250,9 +255,7 @@ Result<void> Daemon::restoreRun() {
                       history->previous_alive ? formatRfc3339(*history->previous_alive) : std::string{"unknown"});
   }
   // A run that died before its first heartbeat was alive at least when it started.
-  const auto alive = history->previous_alive ? history->previous_alive : history->previous_start;
-  pipeline_->restore(*open, alive, now);
-  return {};
+  return RunStart{std::move(*open), history->previous_alive ? history->previous_alive : history->previous_start};
 }
 
 Result<std::size_t> Daemon::dumpAtStart() {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -71,7 +72,12 @@ public:
 private:
   Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock);
   [[nodiscard]] Result<void> openSinks();
-  [[nodiscard]] Result<void> restoreRun();
+  // What restoreRun() learned, for Pipeline::restore once the event socket is subscribed.
+  struct RunStart {
+    std::vector<FlowRecord> open_flows;
+    std::optional<Timestamp> previous_alive;
+  };
+  [[nodiscard]] Result<RunStart> restoreRun();
   [[nodiscard]] Result<std::size_t> dumpAtStart();
   // Hands a batch taken from the queue to the pipeline, ticking the batcher as it goes.
   void process(PipelineBatch& items);
