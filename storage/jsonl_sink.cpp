@@ -415,9 +415,12 @@ void JsonLinesSink::reopen() noexcept {
   }
   Result<UniqueFd> fd = openForAppend(path_);
   if (!fd) {
-    log_->error("{}; still writing to the file that was open before, and trying again in {} s or at the next "
-                "SIGHUP",
-                fd.error().detail, kMovedRetryInterval.count());
+    struct stat open_file {};
+    const bool deleted = ::fstat(fd_.get(), &open_file) == 0 && open_file.st_nlink == 0;
+    log_->error("{}; {}, and trying again in {} s or at the next SIGHUP", fd.error().detail,
+                deleted ? "the file that was open was deleted, so the lines wait in the daemon"
+                        : "still writing to the file that was open before",
+                kMovedRetryInterval.count());
     next_moved_check_ = clock_->now() + kMovedRetryInterval;  // reopenIfMoved() tries again then
     return;
   }
@@ -459,7 +462,12 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
     return true;
   }
   if (clock_->now() >= next_moved_check_) {  // after a reopen that failed, once a minute
-    if (open_file.st_nlink == 0) {
+    const bool reported = moved_reported_ && moved_reported_->first == open_file.st_dev &&
+                          moved_reported_->second == open_file.st_ino;
+    moved_reported_ = std::pair{open_file.st_dev, open_file.st_ino};
+    if (reported) {
+      // Said when it was found; reopen() says again why the path cannot be opened.
+    } else if (open_file.st_nlink == 0) {
       log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it; writing to a "
                   "new {}",
                   path_.string(), path_.string());
@@ -534,6 +542,14 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
     }
     return false;
   };
+  // The file at the path must be the one written: after it was moved or deleted (reopenIfMoved
+  // handles that at the next batch) the path may hold someone else's file, or a directory.
+  struct stat open_file {};
+  struct stat at_path {};
+  if (::fstat(fd_.get(), &open_file) != 0 || ::stat(path_.c_str(), &at_path) != 0 ||
+      open_file.st_dev != at_path.st_dev || open_file.st_ino != at_path.st_ino) {
+    return refuse("the file at the path is not the one being written (moved or deleted)");
+  }
   struct stat existing {};
   if (::lstat(closed.c_str(), &existing) == 0) {
     // Names have second resolution: a second size rotation within the same second waits for the

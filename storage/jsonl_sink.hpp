@@ -5,9 +5,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include <sys/types.h>
 
 #include <spdlog/fwd.h>
 
@@ -205,6 +209,8 @@ private:
   // After a reopen that failed, reopenIfMoved() tries again this long later.
   static constexpr std::chrono::seconds kMovedRetryInterval{60};
   Timestamp next_moved_check_{};
+  // The file (device, inode) reopenIfMoved() last said was moved or deleted: said once.
+  std::optional<std::pair<dev_t, ino_t>> moved_reported_;
   std::uint64_t rotations_{0};
   bool rotation_refused_{false};  // a refused rotation was logged; cleared by the next success
   // Declared last: destroyed (its thread joined) first, while the clock and logger still exist.

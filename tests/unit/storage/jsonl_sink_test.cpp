@@ -518,6 +518,32 @@ TEST(JsonLinesSinkTest, ABatchOfSeveralChunksIsNotSplitByARotation) {
   EXPECT_EQ(readFile(path), linesOf(withoutUpdates(second)));
 }
 
+// The file was moved away and someone else's file now sits at the path: a rotation at a flush
+// (before the next batch would reopen) must not rename that file as if it were ours.
+TEST(JsonLinesSinkTest, ARotationNeverRenamesAFileThatIsNotTheOneWritten) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  ManualClock clock;
+  RotationSettings rotation;
+  rotation.policy.period = std::chrono::seconds{3600};
+  auto opened = JsonLinesSink::open(path, kContext, false, log.logger, rotation, &clock);
+  ASSERT_TRUE(opened) << opened.error().detail;
+  const auto& sink = *opened;
+  ASSERT_EQ(sink->write(std::vector{flow(EventType::New, 1)}), SinkStatus::Ok);
+  std::filesystem::rename(path, dir / "moved.jsonl");
+  std::ofstream(path) << "someone else's\n";
+  clock.advance(std::chrono::hours{2});  // the period is over: the flush would rotate
+  (void)sink->flush();
+  EXPECT_EQ(readFile(path), "someone else's\n") << "left where it is";
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    (void)entry;
+    ++files;
+  }
+  EXPECT_EQ(files, 2U) << "nothing renamed to a closed name";
+}
+
 // /dev/full answers every write with ENOSPC: a full disk without filling one.
 TEST(JsonLinesSinkTest, FullDiskFailsTheBatchAndLogsOncePerEpisode) {
   const CapturedLog log;
