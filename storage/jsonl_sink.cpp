@@ -243,10 +243,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   }
   const SinkStatus status = writeBuffer(lines, earlier);
   if (status == SinkStatus::Ok) {
-    SyncLoss& u = unsynced_records_;
-    u.earliest = u.records == 0 ? earliest : std::min(u.earliest, earliest);
-    u.latest = u.records == 0 ? latest : std::max(u.latest, latest);
-    u.records += total_lines;
+    unsynced_records_.add({total_lines, earliest, latest});
   }
   return status;
 }
@@ -256,12 +253,9 @@ void JsonLinesSink::noteSyncFailed() noexcept {
     return;
   }
   if (!sync_loss_) {
-    sync_loss_ = unsynced_records_;
-  } else {
-    sync_loss_->records += unsynced_records_.records;
-    sync_loss_->earliest = std::min(sync_loss_->earliest, unsynced_records_.earliest);
-    sync_loss_->latest = std::max(sync_loss_->latest, unsynced_records_.latest);
+    sync_loss_.emplace();
   }
+  sync_loss_->add(unsynced_records_);  // a loss not taken yet widens
   unsynced_records_ = {};
 }
 
@@ -447,27 +441,32 @@ void JsonLinesSink::reopen() noexcept {
   openDirect();
 }
 
+std::optional<JsonLinesSink::OpenFile> JsonLinesSink::openFile() const noexcept {
+  OpenFile file{};
+  if (::fstat(fd_.get(), &file.status) != 0) {
+    return std::nullopt;
+  }
+  struct stat at_path {};
+  file.at_path = ::stat(path_.c_str(), &at_path) == 0 &&
+                 FileId{at_path.st_dev, at_path.st_ino} == FileId{file.status.st_dev, file.status.st_ino};
+  return file;
+}
+
 bool JsonLinesSink::reopenIfMoved() noexcept {
   if (is_stdout_ || !is_regular_) {
     return true;
   }
-  struct stat open_file {};
-  if (::fstat(fd_.get(), &open_file) != 0) {
-    return true;  // the write that follows reports the descriptor's trouble
-  }
-  struct stat at_path {};
-  const bool path_has_it = ::stat(path_.c_str(), &at_path) == 0 && at_path.st_dev == open_file.st_dev &&
-                           at_path.st_ino == open_file.st_ino;
-  if (path_has_it) {
-    return true;
+  auto file = openFile();
+  if (!file || file->at_path) {
+    return true;  // (a descriptor that cannot be read: the write that follows reports it)
   }
   if (clock_->now() >= next_moved_check_) {  // after a reopen that failed, once a minute
-    const bool reported = moved_reported_ && moved_reported_->first == open_file.st_dev &&
-                          moved_reported_->second == open_file.st_ino;
-    moved_reported_ = std::pair{open_file.st_dev, open_file.st_ino};
+    const FileId id{file->status.st_dev, file->status.st_ino};
+    const bool reported = moved_reported_ == id;
+    moved_reported_ = id;
     if (reported) {
       // Said when it was found; reopen() says again why the path cannot be opened.
-    } else if (open_file.st_nlink == 0) {
+    } else if (file->status.st_nlink == 0) {
       log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it; writing to a "
                   "new {}",
                   path_.string(), path_.string());
@@ -477,13 +476,14 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
                  path_.string(), path_.string());
     }
     reopen();
-    if (::fstat(fd_.get(), &open_file) != 0) {
+    file = openFile();
+    if (!file || file->at_path) {
       return true;
     }
   }
   // Still a file that is not at the path. A moved one keeps its lines (a shipper follows it by
   // inode); lines written to a deleted one would be lost without a trace.
-  return open_file.st_nlink != 0;
+  return file->status.st_nlink != 0;
 }
 
 Timestamp JsonLinesSink::fileStart(Timestamp now) const noexcept {
@@ -544,10 +544,7 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   };
   // The file at the path must be the one written: after it was moved or deleted (reopenIfMoved
   // handles that at the next batch) the path may hold someone else's file, or a directory.
-  struct stat open_file {};
-  struct stat at_path {};
-  if (::fstat(fd_.get(), &open_file) != 0 || ::stat(path_.c_str(), &at_path) != 0 ||
-      open_file.st_dev != at_path.st_dev || open_file.st_ino != at_path.st_ino) {
+  if (const auto file = openFile(); !file || !file->at_path) {
     return refuse("the file at the path is not the one being written (moved or deleted)");
   }
   struct stat existing {};

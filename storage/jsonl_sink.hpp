@@ -9,8 +9,8 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <spdlog/fwd.h>
@@ -153,6 +153,19 @@ private:
   [[nodiscard]] bool reopenIfMoved() noexcept;
   // Failed, logged once per episode, for a write refused because the file open was deleted.
   [[nodiscard]] SinkStatus deletedFileFailure() noexcept;
+  // A file's identity, as fstat and stat give it.
+  struct FileId {
+    dev_t dev{0};
+    ino_t ino{0};
+    friend bool operator==(const FileId&, const FileId&) = default;
+  };
+  // The file open at fd_ (its fstat), and whether the path still names it; nullopt when fd_ cannot
+  // be read. What reopenIfMoved() and a rotation check before touching the path.
+  struct OpenFile {
+    struct stat status;
+    bool at_path;
+  };
+  [[nodiscard]] std::optional<OpenFile> openFile() const noexcept;
   // Renames the active file to its closed name ending at `end` and opens a new one at the path.
   // False (logged) when the closed name exists or the rename or open fails; the sink then goes on
   // writing to the file it had, under its old name.
@@ -209,8 +222,8 @@ private:
   // After a reopen that failed, reopenIfMoved() tries again this long later.
   static constexpr std::chrono::seconds kMovedRetryInterval{60};
   Timestamp next_moved_check_{};
-  // The file (device, inode) reopenIfMoved() last said was moved or deleted: said once.
-  std::optional<std::pair<dev_t, ino_t>> moved_reported_;
+  // The file reopenIfMoved() last said was moved or deleted: said once.
+  std::optional<FileId> moved_reported_;
   std::uint64_t rotations_{0};
   bool rotation_refused_{false};  // a refused rotation was logged; cleared by the next success
   // Declared last: destroyed (its thread joined) first, while the clock and logger still exist.

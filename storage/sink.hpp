@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -27,6 +28,16 @@ struct SyncLoss {
   std::uint64_t records{0};
   Timestamp earliest{};
   Timestamp latest{};
+
+  // Takes `other`'s records in: the count adds up, the window widens (an empty side adds nothing).
+  void add(const SyncLoss& other) noexcept {
+    if (other.records == 0) {
+      return;
+    }
+    earliest = records == 0 ? other.earliest : std::min(earliest, other.earliest);
+    latest = records == 0 ? other.latest : std::max(latest, other.latest);
+    records += other.records;
+  }
 };
 
 // Counters kept by FlowSink::write for every sink alike.

@@ -205,6 +205,20 @@ TEST(BatcherTest, ASyncThatFailedIsAGapInEverySink) {
   EXPECT_EQ(batcher.sinkFailureGaps(), 1U);
 }
 
+// How a sink gathers what a failed sync may have lost: counts add up, the window widens, and an
+// empty side changes nothing (its zero times are no event times).
+TEST(BatcherTest, SyncLossesAddUp) {
+  storage::SyncLoss loss;
+  loss.add({});
+  EXPECT_EQ(loss.records, 0U);
+  loss.add({3, kT0 + std::chrono::seconds{5}, kT0 + std::chrono::seconds{6}});
+  loss.add({});
+  loss.add({2, kT0 + std::chrono::seconds{2}, kT0 + std::chrono::seconds{4}});
+  EXPECT_EQ(loss.records, 5U);
+  EXPECT_EQ(loss.earliest, kT0 + std::chrono::seconds{2});
+  EXPECT_EQ(loss.latest, kT0 + std::chrono::seconds{6});
+}
+
 TEST(BatcherTest, ASyncThatFailsAtTheStopReachesTheOtherSinks) {
   FakeSink jsonl;
   FakeSink sqlite;
