@@ -90,9 +90,10 @@ bool Batcher::finish(Timestamp now) {
   // failed in flushAll above went out with the gaps already.)
   for (Lane& lane : lanes_) {
     if (const auto gap = takeSyncLossGap(lane)) {
+      addGap(*gap);
       for (Lane& other : lanes_) {
         if (&other != &lane) {
-          (void)other.target.sink->writeGap(*gap);
+          writeGaps(other);
           (void)other.target.sink->flush();
         }
       }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <utility>
 
 #include "query/json_printer.hpp"
@@ -206,8 +207,14 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
     GapRecord gap;
     std::string warning;
   };
+  // Another sink's loss (the JSON lines') is on record here too, but this database has those
+  // records: it leaves the answers from it complete.
+  std::vector<GapRecord> own;
+  std::copy_if(gaps.begin(), gaps.end(), std::back_inserter(own), [](const GapRecord& gap) {
+    return gap.sink.empty() || gap.sink == storage::kDatabaseSinkLabel;
+  });
   std::vector<Entry> entries;
-  entries.reserve(gaps.size() + 1);
+  entries.reserve(own.size() + 1);
   // The part of the window that runs are checked for: none of it before the retention horizon.
   std::optional<TimeWindow> covered = window;
   if (horizon && window.from < horizon->horizon && window.from <= window.to) {
@@ -222,18 +229,13 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
       covered->from = horizon->horizon;
     }
   }
-  // Another sink's loss (the JSON lines') is on record here too, but this database has those
-  // records: it leaves the answers from it complete.
-  const auto ours = [](const GapRecord& gap) { return gap.sink.empty() || gap.sink == storage::kDatabaseSinkLabel; };
-  for (const GapRecord& gap : gaps) {
-    if (ours(gap)) {
-      entries.push_back({gap, gapWarning(gap)});
-    }
+  for (const GapRecord& gap : own) {
+    entries.push_back({gap, gapWarning(gap)});
   }
   if (covered) {
     for (const UncoveredSpan& span : uncoveredSpans(*covered, periods)) {
       const bool recorded =
-          std::any_of(gaps.begin(), gaps.end(), [&](const GapRecord& gap) { return ours(gap) && contains(gap, span); });
+          std::any_of(own.begin(), own.end(), [&](const GapRecord& gap) { return contains(gap, span); });
       if (!recorded) {
         entries.push_back({daemonDown(span), spanWarning(span)});
       }
