@@ -427,7 +427,7 @@ void JsonLinesSink::reopen() noexcept {
   struct stat before {};
   struct stat after {};
   const bool same_file = ::fstat(fd_.get(), &before) == 0 && ::fstat(fd->get(), &after) == 0 &&
-                         before.st_dev == after.st_dev && before.st_ino == after.st_ino;
+                         FileId::of(before) == FileId::of(after);
   fd_ = std::move(fd).value();
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
@@ -447,8 +447,7 @@ std::optional<JsonLinesSink::OpenFile> JsonLinesSink::openFile() const noexcept 
     return std::nullopt;
   }
   struct stat at_path {};
-  file.at_path = ::stat(path_.c_str(), &at_path) == 0 &&
-                 FileId{at_path.st_dev, at_path.st_ino} == FileId{file.status.st_dev, file.status.st_ino};
+  file.at_path = ::stat(path_.c_str(), &at_path) == 0 && FileId::of(at_path) == FileId::of(file.status);
   return file;
 }
 
@@ -461,7 +460,7 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
     return true;  // (a descriptor that cannot be read: the write that follows reports it)
   }
   if (clock_->now() >= next_moved_check_) {  // after a reopen that failed, once a minute
-    const FileId id{file->status.st_dev, file->status.st_ino};
+    const FileId id = FileId::of(file->status);
     const bool reported = moved_reported_ == id;
     moved_reported_ = id;
     if (reported) {

@@ -157,6 +157,7 @@ private:
   struct FileId {
     dev_t dev{0};
     ino_t ino{0};
+    static FileId of(const struct stat& status) noexcept { return {status.st_dev, status.st_ino}; }
     friend bool operator==(const FileId&, const FileId&) = default;
   };
   // The file open at fd_ (its fstat), and whether the path still names it; nullopt when fd_ cannot
