@@ -11,8 +11,11 @@
 #include "query/app.hpp"
 #include "query/fd_output.hpp"
 #include "query/flow_finder.hpp"
+#include "storage/sqlite_handles.hpp"
 
 int main(int argc, char** argv) {
+  // Before anything opens a database: RowPrefetch's threads allocate in SQLite side by side.
+  (void)ctaudit::storage::tuneSqliteForThisProcess();
   const std::span<char*> argv_span(argv, static_cast<std::size_t>(argc));
   const std::vector<std::string_view> args(argv_span.begin() + (argc > 0 ? 1 : 0), argv_span.end());
 

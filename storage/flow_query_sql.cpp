@@ -47,6 +47,30 @@ struct KeyTerm {
   Kind kind{Kind::None};
 };
 
+// The translated source: one endpoint, or every port of the address (flows_nat_src's key).
+std::string natSourceTerm(QueryBuilder& b, const IpAddress& address, std::optional<std::uint16_t> port) {
+  if (port) {
+    return "nat_src = " + b.parameter(endpointValue(address, *port));
+  }
+  const auto low = b.parameter(endpointValue(address, 0));
+  return "nat_src BETWEEN " + low + " AND " + b.parameter(endpointValue(address, 0xFFFF));
+}
+
+// The original source inside a block (flows_orig_src's key). An IPv4 block is an INTEGER range,
+// an IPv6 block a BLOB range; SQLite never orders a value of one type between two of the other, so
+// the families cannot mix. One IPv4 address is an equality, which lets SQLite take the rowid range
+// from flows_orig_src too; an IPv6 key holds the port (kOrigSrcKeySql), so one IPv6 address is a
+// range as well.
+std::string sourceTerm(QueryBuilder& b, const IpNetwork& source) {
+  const std::string src(kOrigSrcKeySql);
+  const auto keys = sourceKeyRange(source.network(), source.last());
+  if (keys.low == keys.high) {
+    return src + " = " + b.parameter(keys.low);
+  }
+  const auto low = b.parameter(keys.low);
+  return src + " BETWEEN " + low + " AND " + b.parameter(keys.high);
+}
+
 std::string idRangeTerm(QueryBuilder& b, const IdRange& range) {
   const std::string first = b.parameter(range.first);
   return "id BETWEEN " + first + " AND " + b.parameter(range.last);
@@ -84,36 +108,18 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
   std::vector<std::string> filters;
 
   if (query.nat_source_address) {
-    if (query.nat_source_port) {
-      key.sql = "nat_src = " + b.parameter(endpointValue(*query.nat_source_address, *query.nat_source_port));
-    } else {
-      const auto low = b.parameter(endpointValue(*query.nat_source_address, 0));
-      const auto high = b.parameter(endpointValue(*query.nat_source_address, 0xFFFF));
-      key.sql = "nat_src BETWEEN " + low + " AND " + high;
-    }
+    key.sql = natSourceTerm(b, *query.nat_source_address, query.nat_source_port);
     key.kind = KeyTerm::Kind::NatSource;
   } else if (query.nat_source_port) {
     filters.push_back(endpointPortTerm(b, "nat_src", *query.nat_source_port));
   }
   if (query.source) {
-    // An IPv4 block is an INTEGER range, an IPv6 block a BLOB range; SQLite never orders a value of
-    // one type between two of the other, so the families cannot mix. One IPv4 address is an
-    // equality, which lets SQLite take the rowid range from flows_orig_src too; an IPv6 key holds
-    // the port (kOrigSrcKeySql), so one IPv6 address is a range as well.
-    const std::string src(kOrigSrcKeySql);
-    const auto keys = sourceKeyRange(query.source->network(), query.source->last());
-    std::string term;
-    if (keys.low == keys.high) {
-      term = src + " = " + b.parameter(keys.low);
-    } else {
-      const auto low = b.parameter(keys.low);
-      term = src + " BETWEEN " + low + " AND " + b.parameter(keys.high);
-    }
+    std::string term = sourceTerm(b, *query.source);
     if (key.kind == KeyTerm::Kind::None) {
-      key.sql = term;
+      key.sql = std::move(term);
       key.kind = KeyTerm::Kind::Source;
     } else {
-      filters.push_back(term);
+      filters.push_back(std::move(term));
     }
   }
   if (query.destination_address) {
@@ -225,6 +231,41 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
   if (query.limit) {
     constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     compiled.sql += "\nLIMIT " + b.parameter(static_cast<std::int64_t>(std::min(*query.limit, kMax)));
+  }
+  compiled.parameters = b.takeParameters();
+  return compiled;
+}
+
+std::optional<CompiledQuery> compileKeyIdQuery(const FlowQuery& query, std::span<const IdRange> started_in_window) {
+  QueryBuilder b;
+  std::string key;
+  if (query.nat_source_address && query.source) {
+    // compileFlowQuery's first arm names no index, and SQLite may take either key's: ids from the
+    // other would be rows it never reads.
+    return std::nullopt;
+  }
+  if (query.nat_source_address) {
+    key = natSourceTerm(b, *query.nat_source_address, query.nat_source_port);
+  } else if (query.source) {
+    key = sourceTerm(b, *query.source);
+  } else {
+    return std::nullopt;
+  }
+  // Only id and the key's index columns: SQLite answers from the index alone, without a row.
+  const std::string select = "SELECT id FROM flows\nWHERE " + key + "\n  AND ";
+  CompiledQuery compiled;
+  if (!query.from) {
+    compiled.sql =
+        select + bucketsTerm("0", "(SELECT max(id) FROM flows) >> " + std::to_string(kIndexBucketShift));
+  } else {
+    for (const IdRange& range : started_in_window) {
+      const std::string buckets = bucketsTerm(b, range);
+      compiled.sql += (compiled.sql.empty() ? "" : "\nUNION ALL\n") + select + buckets + "\n  AND " +
+                      idRangeTerm(b, range);
+    }
+    if (compiled.sql.empty()) {
+      return std::nullopt;
+    }
   }
   compiled.parameters = b.takeParameters();
   return compiled;

@@ -50,4 +50,12 @@ struct StartWindow {
 // Which index serves which shape is in docs/schema.md; flow_reader_test checks the plans.
 [[nodiscard]] CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> started_in_window);
 
+// The ids of the rows that compileFlowQuery(query, started_in_window) reaches through its key's
+// index (its first arm with a `from`, its only one without), read from the index alone: every row
+// the query then looks at, and more (the other terms need the row). What RowPrefetch warms the
+// cache with. nullopt for a query without a key (its rows lie in rowid ranges, which the disk reads
+// ahead by itself), with both keys, or without ranges to search.
+[[nodiscard]] std::optional<CompiledQuery> compileKeyIdQuery(const FlowQuery& query,
+                                                             std::span<const IdRange> started_in_window);
+
 }  // namespace ctaudit::storage

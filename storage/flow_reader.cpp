@@ -10,6 +10,7 @@
 #include "storage/flow_row.hpp"
 #include "storage/read_only_db.hpp"
 #include "storage/retention.hpp"
+#include "storage/row_prefetch.hpp"
 #include "storage/schema.hpp"
 #include "storage/spans.hpp"
 #include "storage/sqlite_handles.hpp"
@@ -139,11 +140,34 @@ Result<void> checkReaderTables(sqlite3* db) {
   return {};
 }
 
+// Runs `compiled` and returns the integer of each row's first column, at most `limit` of them.
+Result<std::vector<std::int64_t>> readIds(sqlite3* db, const CompiledQuery& compiled, std::size_t limit) {
+  auto stmt = prepare(db, compiled.sql);
+  if (!stmt) {
+    return Unexpected{stmt.error()};
+  }
+  for (std::size_t i = 0; i < compiled.parameters.size(); ++i) {
+    if (bindValue(stmt->get(), static_cast<int>(i + 1), compiled.parameters[i]) != SQLITE_OK) {
+      return sqliteFailure(db, "cannot bind a query parameter");
+    }
+  }
+  std::vector<std::int64_t> ids;
+  int rc = SQLITE_DONE;  // stays so when `limit` is 0
+  while (ids.size() < limit && (rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+    ids.push_back(sqlite3_column_int64(stmt->get(), 0));
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    return sqliteFailure(db, "cannot read flows");
+  }
+  return ids;
+}
+
 }  // namespace
 
-// The connection; FlowReader's only resource.
+// The connection, and the path that RowPrefetch opens again.
 struct FlowReader::Impl {
   SqliteDb db;
+  std::filesystem::path path;
 };
 
 FlowReader::FlowReader(std::unique_ptr<Impl> impl, std::string observer_hostname)
@@ -175,7 +199,7 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
   if (!info) {
     return Unexpected{classifyOpenError(db->get(), path, info.error(), busy_timeout)};
   }
-  auto impl = std::make_unique<Impl>(Impl{std::move(*db)});
+  auto impl = std::make_unique<Impl>(Impl{std::move(*db), path});
   // make_unique cannot reach the private constructor; the new'd object is owned at once.
   return std::unique_ptr<FlowReader>(new FlowReader(std::move(impl), std::move(info->observer_hostname)));
 }
@@ -198,6 +222,22 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     started = std::move(*ranges);
   }
   const CompiledQuery compiled = compileFlowQuery(query, started);
+  // The rows the query will read through its index, read ahead from other connections while it
+  // runs (row_prefetch.hpp). The ids come from the index alone, whose entries for one key lie
+  // together, so reading them first costs the query little even from a cold disk.
+  std::optional<RowPrefetch> prefetch;
+  if (const auto id_query = compileKeyIdQuery(query, started)) {
+    auto ids = readIds(db, *id_query, RowPrefetch::kMaxRows);
+    if (!ids) {
+      return Unexpected{ids.error()};
+    }
+    static_assert(RowPrefetch::kStretchRows < RowPrefetch::kMinRows);
+    if (ids->size() >= RowPrefetch::kMinRows && !RowPrefetch::rowsLookCached(db, *ids)) {
+      // The rows the probe read are in the page cache now.
+      ids->erase(ids->begin(), ids->begin() + static_cast<std::ptrdiff_t>(RowPrefetch::kStretchRows));
+      prefetch.emplace(impl_->path, std::move(*ids));
+    }
+  }
   auto stmt = prepare(db, compiled.sql);
   if (!stmt) {
     return Unexpected{stmt.error()};

@@ -44,7 +44,8 @@ Unexpected openError(const std::filesystem::path& path, std::string_view why, in
 
 }  // namespace
 
-Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::milliseconds busy_timeout) {
+Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::milliseconds busy_timeout,
+                              std::optional<int> cache_pages) {
   // SQLITE_OPEN_READONLY alone never creates a file, but its error is a bare SQLITE_CANTOPEN;
   // asking the file system first gives the operator a message that says what is wrong.
   std::error_code ec;
@@ -77,6 +78,14 @@ Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::mi
   // effects, or let SQL alter the file format (https://sqlite.org/security.html).
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   sqlite3_db_config(db.get(), SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  if (cache_pages) {
+    // After the settings above (it reads the schema), before the authorizer (which refuses every
+    // pragma that sets something).
+    const std::string pragma = "PRAGMA cache_size = " + std::to_string(*cache_pages);
+    if (sqlite3_exec(db.get(), pragma.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return fail(Errc::Storage, sqliteError(db.get(), "cannot set the page cache size"));
+    }
+  }
   if (sqlite3_set_authorizer(db.get(), readOnlyAuthorizer, nullptr) != SQLITE_OK) {
     return fail(Errc::Storage, sqliteError(db.get(), "cannot install the read-only authorizer"));
   }

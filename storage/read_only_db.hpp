@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "flow/result.hpp"
 #include "storage/sqlite_handles.hpp"
@@ -22,8 +23,10 @@ inline constexpr std::chrono::milliseconds kReaderBusyTimeout{5000};
 // SQLITE_AUTH. The schema is not checked here.
 // Errors: Errc::Io when the file is missing, a directory, or cannot be opened; the detail names the
 // path and sys_errno carries errno when known.
-// `busy_timeout` is a parameter for tests.
+// `busy_timeout` is a parameter for tests and for RowPrefetch, which never waits; `cache_pages`
+// sets the connection's page cache (PRAGMA cache_size) before the authorizer is installed.
 [[nodiscard]] Result<SqliteDb> openReadOnly(const std::filesystem::path& path,
-                                            std::chrono::milliseconds busy_timeout = kReaderBusyTimeout);
+                                            std::chrono::milliseconds busy_timeout = kReaderBusyTimeout,
+                                            std::optional<int> cache_pages = std::nullopt);
 
 }  // namespace ctaudit::storage

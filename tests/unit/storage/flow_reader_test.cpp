@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 
 #include "storage/flow_query_sql.hpp"
 #include "storage/read_only_db.hpp"
+#include "storage/row_prefetch.hpp"
 #include "storage/sqlite_sink.hpp"
 #include "tests/support/flow_builders.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -761,6 +763,129 @@ TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   const std::string host_until = plan(Query().source("100.64.0.2").to(at(1s)));
   EXPECT_TRUE(uses(host_until, "flows_orig_src (<expr>=? AND <expr>=?)")) << host_until;
   EXPECT_FALSE(uses(host_until, "SCAN flows")) << host_until;
+}
+
+// How many times the bytecode of `sql` reads a column of a row of the flows table: SQLite plans
+// an expression index as "USING INDEX" even when it never seeks the row (its DeferredSeek is only
+// done when a column of the row is read), so the plan alone cannot say.
+int flowsColumnReads(sqlite3* db, const std::string& sql) {
+  const std::int64_t flows_root = testing::count(db, "SELECT rootpage FROM sqlite_master WHERE name = 'flows'");
+  sqlite3_stmt* raw = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, ("EXPLAIN " + sql).c_str(), -1, &raw, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  const SqliteStmt stmt(raw);
+  std::vector<std::int64_t> table_cursors;
+  int reads = 0;
+  while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): SQLite's text is unsigned char
+    const std::string opcode = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 1));
+    const std::int64_t p1 = sqlite3_column_int64(stmt.get(), 2);
+    if (opcode == "OpenRead" && sqlite3_column_int64(stmt.get(), 3) == flows_root) {
+      table_cursors.push_back(p1);
+    } else if (opcode == "Column" && std::find(table_cursors.begin(), table_cursors.end(), p1) != table_cursors.end()) {
+      ++reads;
+    }
+  }
+  return reads;
+}
+
+// What RowPrefetch reads ahead: the ids of the key's rows, from the key's index alone (a cold
+// disk serves those entries a few pages at a time, where the rows are a page each).
+TEST_F(FlowReaderTest, TheKeyIdQueryReadsOnlyTheIndex) {
+  const SqliteDb db = openRaw(path_);
+  const std::vector<IdRange> started{{10, 20}, {40, 50}};
+  const auto check = [&](const FlowQuery& query, std::string_view index_step) {
+    const auto compiled = compileKeyIdQuery(query, started);
+    ASSERT_TRUE(compiled);
+    const std::string plan = queryPlan(db.get(), compiled->sql);
+    EXPECT_NE(plan.find(index_step), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("SCAN flows"), std::string::npos) << plan;
+    EXPECT_EQ(flowsColumnReads(db.get(), compiled->sql), 0) << compiled->sql;
+    // The test can fail: the query itself reads the rows.
+    EXPECT_GT(flowsColumnReads(db.get(), compileFlowQuery(query, started).sql), 0);
+  };
+  check(Query().natSource("203.0.113.1", 40001).between(at(0s), at(1s)),
+        "flows_nat_src (<expr>=? AND nat_src=? AND rowid>? AND rowid<?)");
+  check(Query().source("100.64.0.2").between(at(0s), at(1s)),
+        "flows_orig_src (<expr>=? AND <expr>=? AND rowid>? AND rowid<?)");
+  check(Query().source("2001:db8:1::2").between(at(0s), at(1s)),
+        "flows_orig_src (<expr>=? AND <expr>>? AND <expr><?)");
+  check(Query().source("100.64.0.2").to(at(1s)), "flows_orig_src (<expr>=? AND <expr>=?)");
+  // No key: the rows lie in rowid ranges. No ranges: only the open and long rows, a few.
+  EXPECT_FALSE(compileKeyIdQuery(Query().between(at(0s), at(1s)), started));
+  EXPECT_FALSE(compileKeyIdQuery(Query().source("100.64.0.2").between(at(0s), at(1s)), {}));
+}
+
+// The key id query run, not only planned: each arm's parameters are the ones its placeholders
+// name, so it returns exactly the key's rows in the ranges, in the order the query reads them.
+TEST_F(FlowReaderTest, TheKeyIdQueryFindsTheKeysRowsInTheRangesInReadOrder) {
+  std::vector<FlowRecord> batch;
+  for (std::uint32_t ct_id = 1; ct_id <= 12; ++ct_id) {
+    const auto flow = masqueraded(ct_id, ct_id % 2 == 1 ? "100.64.0.2" : "100.64.0.3",
+                                  static_cast<std::uint16_t>(40000 + ct_id), at(std::chrono::seconds{ct_id}),
+                                  at(std::chrono::seconds{ct_id + 1}));
+    batch.insert(batch.end(), flow.begin(), flow.end());
+  }
+  write(batch);
+  const SqliteDb db = openRaw(path_);
+  // ct_id is stored biased by 2^31 (flow_row.hpp).
+  ASSERT_EQ(testing::count(db.get(), "SELECT count(*) FROM flows WHERE id = ct_id + 2147483648"), 12)
+      << "rowids in start order";
+  const std::vector<IdRange> started{{1, 5}, {8, 12}};
+  const auto run = [&](const CompiledQuery& compiled) {
+    std::vector<std::int64_t> ids;
+    sqlite3_stmt* raw = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db.get(), compiled.sql.c_str(), -1, &raw, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+    const SqliteStmt stmt(raw);
+    for (std::size_t i = 0; i < compiled.parameters.size(); ++i) {
+      EXPECT_EQ(bindValue(stmt.get(), static_cast<int>(i + 1), compiled.parameters[i]), SQLITE_OK);
+    }
+    while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
+      ids.push_back(sqlite3_column_int64(stmt.get(), 0));
+    }
+    return ids;
+  };
+  const auto keyIds = [&](const FlowQuery& query) {
+    const auto compiled = compileKeyIdQuery(query, started);
+    EXPECT_TRUE(compiled);
+    return compiled ? run(*compiled) : std::vector<std::int64_t>{};
+  };
+  const FlowQuery host = Query().source("100.64.0.2").between(at(0s), at(100s));
+  EXPECT_EQ(keyIds(host), (std::vector<std::int64_t>{1, 3, 5, 9, 11}));
+  EXPECT_EQ(run(compileFlowQuery(host, started)), keyIds(host)) << "the rows the query itself reads";
+  EXPECT_EQ(keyIds(Query().natSource("203.0.113.1").between(at(0s), at(100s))),
+            (std::vector<std::int64_t>{1, 2, 3, 4, 5, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(keyIds(Query().natSource("203.0.113.1", 40009).between(at(0s), at(100s))), std::vector<std::int64_t>{9});
+  // Without a lower bound every bucket, and in each the index's order: by address, then rowid.
+  EXPECT_EQ(keyIds(Query().source("100.64.0.0/24").to(at(100s))),
+            (std::vector<std::int64_t>{1, 3, 5, 7, 9, 11, 2, 4, 6, 8, 10, 12}));
+  EXPECT_FALSE(compileKeyIdQuery(Query().natSource("203.0.113.1").source("100.64.0.2").between(at(0s), at(100s)),
+                                 started))
+      << "two keys: SQLite may read the rows through either index";
+}
+
+// Enough rows of one subscriber for FlowReader to read them ahead from other connections when they
+// are not in the page cache (whether they are depends on the machine): the answer is the same rows,
+// once each, in start order, either way.
+TEST_F(FlowReaderTest, AManyRowLookupReadAheadFindsEachRowOnce) {
+  constexpr std::uint32_t kFlows = 4 * RowPrefetch::kMinRows;
+  std::vector<FlowRecord> batch;
+  std::vector<std::uint32_t> expected;
+  for (std::uint32_t ct_id = 1; ct_id <= kFlows; ++ct_id) {
+    const bool mine = ct_id % 4 != 0;
+    const auto start = at(std::chrono::seconds{ct_id});
+    // Every tenth of the subscriber's flows stays open; the others last 30 s.
+    const std::optional<Timestamp> end =
+        ct_id % 10 == 1 ? std::nullopt : std::optional<Timestamp>{start + 30s};
+    const auto flow = masqueraded(ct_id, mine ? "100.64.0.2" : "100.64.0.3",
+                                  static_cast<std::uint16_t>(40000 + ct_id), start, end);
+    batch.insert(batch.end(), flow.begin(), flow.end());
+    if (mine && (ct_id >= 60 - 30 || !end)) {  // ended before 60 s, or open since
+      expected.push_back(ct_id);
+    }
+  }
+  write(batch);
+  EXPECT_EQ(ids(find(Query().source("100.64.0.2").between(at(60s), at(std::chrono::hours{1})))), expected);
 }
 
 }  // namespace
