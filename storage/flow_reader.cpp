@@ -2,7 +2,10 @@
 #include "storage/flow_reader.hpp"
 
 #include <array>
+#include <chrono>
+#include <filesystem>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -162,12 +165,50 @@ Result<std::vector<std::int64_t>> readIds(sqlite3* db, const CompiledQuery& comp
   return ids;
 }
 
+// The rows `query` will read through its key's index, read ahead from other connections while it
+// runs (row_prefetch.hpp), into `prefetch` when worth it. The ids come from the index alone, whose
+// entries for one key lie together, so reading them first costs the query little even from a cold
+// disk.
+Result<void> startReadAhead(sqlite3* db, const std::filesystem::path& path, FlowReader::ReadAhead mode,
+                            const FlowQuery& query, std::span<const IdRange> started,
+                            std::optional<RowPrefetch>& prefetch) {
+  const auto id_query = compileKeyIdQuery(query, started);
+  if (!id_query) {
+    return {};
+  }
+  auto ids = readIds(db, *id_query, RowPrefetch::kMaxRows);
+  if (!ids) {
+    return Unexpected{ids.error()};
+  }
+  if (mode == FlowReader::ReadAhead::Always) {
+    prefetch.emplace(path, std::move(*ids), std::chrono::nanoseconds{0});
+    prefetch->wait();
+    return {};
+  }
+  if (ids->size() < RowPrefetch::kMinRows) {
+    return {};
+  }
+  const auto cached = RowPrefetch::rowsLookCached(db, *ids);
+  if (!cached) {
+    return Unexpected{cached.error()};
+  }
+  if (!*cached) {
+    // The rows the probe read are in the page cache now.
+    static_assert(RowPrefetch::kStretchRows < RowPrefetch::kMinRows);
+    ids->erase(ids->begin(), ids->begin() + static_cast<std::ptrdiff_t>(RowPrefetch::kStretchRows));
+    prefetch.emplace(path, std::move(*ids));
+  }
+  return {};
+}
+
 }  // namespace
 
 // The connection, and the path that RowPrefetch opens again.
 struct FlowReader::Impl {
   SqliteDb db;
   std::filesystem::path path;
+  ReadAhead read_ahead{ReadAhead::WhenCold};
+  std::size_t rows_read_ahead{0};
 };
 
 FlowReader::FlowReader(std::unique_ptr<Impl> impl, std::string observer_hostname)
@@ -199,7 +240,7 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
   if (!info) {
     return Unexpected{classifyOpenError(db->get(), path, info.error(), busy_timeout)};
   }
-  auto impl = std::make_unique<Impl>(Impl{std::move(*db), path});
+  auto impl = std::make_unique<Impl>(Impl{std::move(*db), path, ReadAhead::WhenCold, 0});
   // make_unique cannot reach the private constructor; the new'd object is owned at once.
   return std::unique_ptr<FlowReader>(new FlowReader(std::move(impl), std::move(info->observer_hostname)));
 }
@@ -222,21 +263,10 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     started = std::move(*ranges);
   }
   const CompiledQuery compiled = compileFlowQuery(query, started);
-  // The rows the query will read through its index, read ahead from other connections while it
-  // runs (row_prefetch.hpp). The ids come from the index alone, whose entries for one key lie
-  // together, so reading them first costs the query little even from a cold disk.
   std::optional<RowPrefetch> prefetch;
-  if (const auto id_query = compileKeyIdQuery(query, started)) {
-    auto ids = readIds(db, *id_query, RowPrefetch::kMaxRows);
-    if (!ids) {
-      return Unexpected{ids.error()};
-    }
-    static_assert(RowPrefetch::kStretchRows < RowPrefetch::kMinRows);
-    if (ids->size() >= RowPrefetch::kMinRows && !RowPrefetch::rowsLookCached(db, *ids)) {
-      // The rows the probe read are in the page cache now.
-      ids->erase(ids->begin(), ids->begin() + static_cast<std::ptrdiff_t>(RowPrefetch::kStretchRows));
-      prefetch.emplace(impl_->path, std::move(*ids));
-    }
+  if (auto started_ahead = startReadAhead(db, impl_->path, impl_->read_ahead, query, started, prefetch);
+      !started_ahead) {
+    return Unexpected{started_ahead.error()};
   }
   auto stmt = prepare(db, compiled.sql);
   if (!stmt) {
@@ -265,8 +295,13 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   if (rc != SQLITE_DONE) {
     return sqliteFailure(db, "cannot read flows");
   }
+  impl_->rows_read_ahead = prefetch ? prefetch->rowsRead() : 0;
   return records;
 }
+
+void FlowReader::setReadAhead(ReadAhead mode) noexcept { impl_->read_ahead = mode; }
+
+std::size_t FlowReader::rowsReadAhead() const noexcept { return impl_->rows_read_ahead; }
 
 Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
   std::vector<GapRecord> gaps;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -23,7 +25,9 @@ namespace ctaudit::storage {
 // Read-only access to a database that SqliteSink writes, for the query tool. Opens the file with
 // SQLITE_OPEN_READONLY (so it never blocks or alters the daemon's writes; WAL lets it read while
 // the daemon commits) and installs an authorizer that refuses ATTACH and any write. Owned by one
-// caller; not thread-safe.
+// caller; not thread-safe. A find() by subscriber or translated address may open up to eight more
+// read-only connections, each on a thread of its own, to read its rows ahead; it joins them
+// before it returns.
 class FlowReader {
 public:
   // Errors: the file is missing or unreadable (Errc::Io), not a ctaudit database or of a newer
@@ -58,6 +62,14 @@ public:
   // and is committed with the deletions it allows, so a horizon read later never claims less than
   // the flows read before it lack. Errors: Errc::Storage for a meta value that is not an integer.
   [[nodiscard]] Result<std::optional<RetentionHorizon>> retentionHorizon();
+
+  // When find() reads a lookup's rows ahead from other connections (RowPrefetch): when its first
+  // rows are not in the page cache (the default), or always, all of them, before the query runs
+  // (for tests: rows a test has just written are always in the page cache).
+  enum class ReadAhead : std::uint8_t { WhenCold, Always };
+  void setReadAhead(ReadAhead mode) noexcept;
+  // The rows the last find() read ahead, as far as it got before the query finished.
+  [[nodiscard]] std::size_t rowsReadAhead() const noexcept;
 
   // The host name of the machine that wrote the database (for ECS observer.hostname).
   [[nodiscard]] const std::string& observerHostname() const noexcept { return observer_hostname_; }

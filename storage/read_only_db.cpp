@@ -59,6 +59,10 @@ Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::mi
   if (std::filesystem::is_directory(status)) {
     return openError(path, "it is a directory", EISDIR);
   }
+  // A FIFO or a device would block or mislead SQLite's open; a database is a regular file.
+  if (!std::filesystem::is_regular_file(status)) {
+    return openError(path, "it is not a regular file", 0);
+  }
 
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, nullptr);
@@ -83,7 +87,7 @@ Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::mi
     // pragma that sets something).
     const std::string pragma = "PRAGMA cache_size = " + std::to_string(*cache_pages);
     if (sqlite3_exec(db.get(), pragma.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return fail(Errc::Storage, sqliteError(db.get(), "cannot set the page cache size"));
+      return sqliteFailure(db.get(), "cannot set the page cache size");
     }
   }
   if (sqlite3_set_authorizer(db.get(), readOnlyAuthorizer, nullptr) != SQLITE_OK) {

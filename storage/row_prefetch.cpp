@@ -29,8 +29,8 @@ bool lookUpRow(sqlite3_stmt* stmt, std::int64_t id) noexcept {
   return rc == SQLITE_ROW || rc == SQLITE_DONE;
 }
 
-// Times lookups in stretches of kStretchRows: a stretch in which every one was faster than
-// `cached_row_time` was answered from the page cache.
+// Times lookups and counts the fast ones in a row: a lookup faster than `cached_row_time` was
+// answered from the page cache.
 class CacheCheck {
 public:
   explicit CacheCheck(std::chrono::nanoseconds cached_row_time) noexcept : cached_row_time_(cached_row_time) {}
@@ -41,26 +41,14 @@ public:
     if (!lookUpRow(stmt, id)) {
       return false;
     }
-    all_fast_ = all_fast_ && std::chrono::steady_clock::now() - start < cached_row_time_;
-    ++rows_;
+    fast_in_a_row_ = std::chrono::steady_clock::now() - start < cached_row_time_ ? fast_in_a_row_ + 1 : 0;
     return true;
   }
-  // True at the end of a stretch whose rows were all fast; starts the next stretch.
-  bool stretchWasCached() noexcept {
-    if (rows_ < RowPrefetch::kStretchRows) {
-      return false;
-    }
-    const bool cached = all_fast_;
-    rows_ = 0;
-    all_fast_ = true;
-    return cached;
-  }
-  [[nodiscard]] bool allFast() const noexcept { return all_fast_; }
+  [[nodiscard]] std::size_t fastInARow() const noexcept { return fast_in_a_row_; }
 
 private:
   std::chrono::nanoseconds cached_row_time_;
-  std::size_t rows_ = 0;
-  bool all_fast_ = true;
+  std::size_t fast_in_a_row_ = 0;
 };
 
 // sqlite3_progress_handler callback: a statement of a thread told to stop ends at once.
@@ -70,30 +58,33 @@ int interruptWhenStopped(void* stop) noexcept {
 
 }  // namespace
 
-bool RowPrefetch::rowsLookCached(sqlite3* db, std::span<const std::int64_t> ids,
-                                 std::chrono::nanoseconds cached_row_time) {
+Result<bool> RowPrefetch::rowsLookCached(sqlite3* db, std::span<const std::int64_t> ids,
+                                         std::chrono::nanoseconds cached_row_time) {
   auto stmt = prepare(db, kLookupSql);
   if (!stmt) {
-    return true;
+    return Unexpected{stmt.error()};
   }
+  const auto probe = ids.first(std::min(ids.size(), kStretchRows));
   CacheCheck check(cached_row_time);
-  for (const std::int64_t id : ids.first(std::min(ids.size(), kStretchRows))) {
+  for (const std::int64_t id : probe) {
     if (!check.lookUp(stmt->get(), id)) {
-      return true;
+      // An I/O or memory error also ends the caller's read transaction: the query cannot go on.
+      return sqliteFailure(db, "cannot read flows");
     }
   }
-  return check.allFast();
+  return check.fastInARow() == probe.size();
 }
 
 RowPrefetch::RowPrefetch(std::filesystem::path path, std::vector<std::int64_t> ids,
                          std::chrono::nanoseconds cached_row_time)
     : path_(std::move(path)), ids_(std::move(ids)), cached_row_time_(cached_row_time) {
-  const auto count = std::min<std::size_t>(kThreads, ids_.size());
+  // Several connections in threads need a thread-safe SQLite (Debian's is: SQLITE_THREADSAFE=1).
+  const auto count = sqlite3_threadsafe() == 0 ? 0 : std::min<std::size_t>(kThreads, ids_.size());
   threads_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     try {
       threads_.emplace_back([this] { run(); });
-    } catch (...) {  // NOLINT(bugprone-empty-catch): out of threads or memory; the query reads on its own
+    } catch (...) {  // out of threads or memory: the query reads on its own
       break;
     }
   }
@@ -113,6 +104,13 @@ void RowPrefetch::wait() noexcept {
 }
 
 void RowPrefetch::run() noexcept {
+  try {
+    readAhead();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; a cache warmer must not end the query
+  }
+}
+
+void RowPrefetch::readAhead() {
   // A connection of its own: one connection reads one page at a time. Its read transaction may see
   // a later commit than the query's; a row that changed meanwhile is only a page read for nothing.
   // No busy wait: a locked file is the query's to wait for, not a reason to hold up its end.
@@ -133,8 +131,8 @@ void RowPrefetch::run() noexcept {
   if (!snapshot.begun()) {
     return;
   }
-  // A stretch read from the page cache means the query finds its rows there as well, and reading
-  // them again would only take a core from it.
+  // Rows coming from the page cache mean the query finds them there as well, and reading them again
+  // would only take a core from it.
   CacheCheck check(cached_row_time_);
   for (std::size_t i = next_.fetch_add(1); i < ids_.size() && !stop_.load(std::memory_order_relaxed);
        i = next_.fetch_add(1)) {
@@ -142,7 +140,7 @@ void RowPrefetch::run() noexcept {
       return;
     }
     rows_read_.fetch_add(1, std::memory_order_relaxed);
-    if (cached_row_time_.count() > 0 && check.stretchWasCached()) {
+    if (cached_row_time_.count() > 0 && check.fastInARow() >= kStretchRows) {
       return;
     }
   }

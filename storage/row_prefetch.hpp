@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "flow/result.hpp"
+
 struct sqlite3;
 
 namespace ctaudit::storage {
@@ -27,7 +29,8 @@ namespace ctaudit::storage {
 // when the rest turn out to be (kCachedRowTime). On a disk that answers in less than
 // kCachedRowTime there is nothing to gain, and it never starts. Only a cache warmer: a thread
 // whose connection cannot be opened or read stops, and the query reports whatever is wrong with
-// the file. Owned by one thread; stops and joins its threads when destroyed.
+// the file. Owned by one thread; stops and joins its threads when destroyed. Starts no thread in
+// a SQLite built without thread safety.
 class RowPrefetch {
 public:
   // Fewer ids than this are not worth threads: at about 0.1 ms a cold read they cost the query a
@@ -44,16 +47,16 @@ public:
   // kStretchRows lookups in a row that each took less than kCachedRowTime were answered from the
   // page cache (a read from the test machine's disk takes about 0.1 ms, one from the page cache a
   // few microseconds). Each, not on average: a stretch whose first rows share one page read is
-  // fast on average and still cold.
+  // fast on average and still cold. A thread stops after that many in a row.
   static constexpr std::size_t kStretchRows = 16;
   static constexpr std::chrono::microseconds kCachedRowTime{20};
 
   // True when the first kStretchRows of `ids` (or all, if fewer), looked up on `db` (the query's
   // own connection, whose rows they are anyway), each took less than `cached_row_time`: the page
-  // cache holds the rows, and the query reads them as fast as threads could. Also true when a
-  // lookup fails: the query then says why.
-  [[nodiscard]] static bool rowsLookCached(sqlite3* db, std::span<const std::int64_t> ids,
-                                           std::chrono::nanoseconds cached_row_time = kCachedRowTime);
+  // cache holds the rows, and the query reads them as fast as threads could. An error when a lookup
+  // fails: SQLite then also ends the read transaction the query runs in.
+  [[nodiscard]] static Result<bool> rowsLookCached(sqlite3* db, std::span<const std::int64_t> ids,
+                                                   std::chrono::nanoseconds cached_row_time = kCachedRowTime);
 
   // Starts min(kThreads, ids.size()) threads. `cached_row_time` is a parameter for tests: zero
   // never stops early.
@@ -74,6 +77,7 @@ public:
 
 private:
   void run() noexcept;
+  void readAhead();
 
   std::filesystem::path path_;
   std::vector<std::int64_t> ids_;

@@ -2,6 +2,7 @@
 #include "storage/schema.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -656,9 +657,11 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
   std::array<unsigned char, 108> bytes{};
   std::size_t got = 0;
   {
-    const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
-    if (!fd.valid()) {
-      return {};
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer. Only a regular file is read.
+    const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+    struct stat status {};
+    if (!fd.valid() || ::fstat(fd.get(), &status) != 0 || !S_ISREG(status.st_mode)) {
+      return {};  // the open that follows says why
     }
     while (got < bytes.size()) {
       const ssize_t n = ::read(fd.get(), bytes.data() + got, bytes.size() - got);
@@ -666,7 +669,7 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
         continue;
       }
       if (n < 0) {
-        return {};  // a directory (EISDIR), an I/O error
+        return {};  // an I/O error
       }
       if (n == 0) {
         break;

@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 #include <vector>
 
@@ -152,6 +155,16 @@ TEST_F(FlowReaderTest, ADirectoryIsAnIoError) {
   auto reader = FlowReader::open(dir_.path());
   ASSERT_FALSE(reader);
   EXPECT_EQ(reader.error().code, Errc::Io);
+}
+
+// A FIFO would block SQLite's open until someone writes to it.
+TEST_F(FlowReaderTest, AFifoIsAnIoErrorAndNotWaitedOn) {
+  const auto fifo = dir_ / "fifo.db";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto reader = FlowReader::open(fifo);
+  ASSERT_FALSE(reader);
+  EXPECT_EQ(reader.error().code, Errc::Io);
+  EXPECT_NE(reader.error().detail.find("not a regular file"), std::string::npos) << reader.error().detail;
 }
 
 TEST_F(FlowReaderTest, AFileThatIsNotSqliteIsAStorageError) {
@@ -302,6 +315,20 @@ TEST_F(FlowReaderTest, TheReadOnlyConnectionRefusesAttachWritesAndSettings) {
   EXPECT_EQ(testing::count(db->get(), "SELECT count(*) FROM flows"), 0);
   EXPECT_EQ(testing::count(db->get(), "PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(testing::scalar(db->get(), "SELECT value FROM meta WHERE key = 'observer_hostname'"), "gw1.example.net");
+}
+
+// RowPrefetch's connections: a small page cache, set before the authorizer, which still refuses
+// the pragma afterwards; a file that is not a database fails at open then, having been read.
+TEST_F(FlowReaderTest, AReadOnlyConnectionWithItsOwnCacheSizeStillRefusesSettings) {
+  auto db = openReadOnly(path_, std::chrono::milliseconds{0}, 32);
+  ASSERT_TRUE(db) << db.error().detail;
+  EXPECT_EQ(sqlite3_exec(db->get(), "PRAGMA cache_size = 100000", nullptr, nullptr, nullptr), SQLITE_AUTH);
+  EXPECT_EQ(testing::count(db->get(), "SELECT count(*) FROM flows"), 0);
+  const auto junk = dir_ / "junk.db";
+  std::ofstream(junk) << std::string(8192, 'x');
+  auto refused = openReadOnly(junk, std::chrono::milliseconds{0}, 32);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().detail.find("cannot set the page cache size"), std::string::npos) << refused.error().detail;
 }
 
 TEST_F(FlowReaderTest, ReportsTheObserverHostname) {
@@ -864,9 +891,9 @@ TEST_F(FlowReaderTest, TheKeyIdQueryFindsTheKeysRowsInTheRangesInReadOrder) {
       << "two keys: SQLite may read the rows through either index";
 }
 
-// Enough rows of one subscriber for FlowReader to read them ahead from other connections when they
-// are not in the page cache (whether they are depends on the machine): the answer is the same rows,
-// once each, in start order, either way.
+// Enough rows of one subscriber for FlowReader to read them ahead from other connections, with the
+// query's read transaction open beside them: the answer is the same rows, once each, in start
+// order, read ahead or not.
 TEST_F(FlowReaderTest, AManyRowLookupReadAheadFindsEachRowOnce) {
   constexpr std::uint32_t kFlows = 4 * RowPrefetch::kMinRows;
   std::vector<FlowRecord> batch;
@@ -885,7 +912,17 @@ TEST_F(FlowReaderTest, AManyRowLookupReadAheadFindsEachRowOnce) {
     }
   }
   write(batch);
-  EXPECT_EQ(ids(find(Query().source("100.64.0.2").between(at(60s), at(std::chrono::hours{1})))), expected);
+  const FlowQuery query = Query().source("100.64.0.2").between(at(60s), at(std::chrono::hours{1}));
+  EXPECT_EQ(ids(find(query)), expected);
+
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader) << reader.error().detail;
+  (*reader)->setReadAhead(FlowReader::ReadAhead::Always);
+  auto found = (*reader)->find(query);
+  ASSERT_TRUE(found) << found.error().detail;
+  EXPECT_EQ(ids(*found), expected);
+  // Every flow of the subscriber that started in the ranges searched: all of them here.
+  EXPECT_EQ((*reader)->rowsReadAhead(), kFlows / 4 * 3);
 }
 
 }  // namespace

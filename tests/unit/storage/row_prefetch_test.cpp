@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "tests/support/temp_dir.hpp"
@@ -70,12 +71,17 @@ TEST_F(RowPrefetchTest, ThePageCacheIsToldByHowFastTheFirstRowsComeBack) {
   fill(100);
   const SqliteDb db = testing::openRaw(path_);
   const auto ids = idsUpTo(100);
-  EXPECT_TRUE(RowPrefetch::rowsLookCached(db.get(), ids, 1h));
-  EXPECT_FALSE(RowPrefetch::rowsLookCached(db.get(), ids, 0ns));
-  EXPECT_TRUE(RowPrefetch::rowsLookCached(db.get(), {}, 0ns)) << "nothing to read is nothing to read ahead";
-  // A lookup that fails leaves it to the query, which says why.
+  const auto cached = [&](std::span<const std::int64_t> probe, std::chrono::nanoseconds cached_row_time) {
+    const auto answer = RowPrefetch::rowsLookCached(db.get(), probe, cached_row_time);
+    EXPECT_TRUE(answer) << answer.error().detail;
+    return answer && *answer;
+  };
+  EXPECT_TRUE(cached(ids, 1h));
+  EXPECT_FALSE(cached(ids, 0ns));
+  EXPECT_TRUE(cached({}, 0ns)) << "nothing to read is nothing to read ahead";
+  // A lookup that fails is the query's error: SQLite may have ended its read transaction.
   testing::execute(path_, "DROP TABLE flows");
-  EXPECT_TRUE(RowPrefetch::rowsLookCached(db.get(), ids, 0ns));
+  EXPECT_FALSE(RowPrefetch::rowsLookCached(db.get(), ids, 0ns));
 }
 
 // Only a cache warmer: a file it cannot read ends it quietly, and the query says what is wrong.
