@@ -143,8 +143,8 @@ Result<void> checkReaderTables(sqlite3* db) {
   return {};
 }
 
-// Runs `compiled` and returns the integer of each row's first column, at most `limit` of them.
-Result<std::vector<std::int64_t>> readIds(sqlite3* db, const CompiledQuery& compiled, std::size_t limit) {
+// `compiled`, prepared, its parameters bound.
+Result<SqliteStmt> prepareCompiled(sqlite3* db, const CompiledQuery& compiled) {
   auto stmt = prepare(db, compiled.sql);
   if (!stmt) {
     return Unexpected{stmt.error()};
@@ -153,6 +153,15 @@ Result<std::vector<std::int64_t>> readIds(sqlite3* db, const CompiledQuery& comp
     if (bindValue(stmt->get(), static_cast<int>(i + 1), compiled.parameters[i]) != SQLITE_OK) {
       return sqliteFailure(db, "cannot bind a query parameter");
     }
+  }
+  return stmt;
+}
+
+// Runs `compiled` and returns the integer of each row's first column, at most `limit` of them.
+Result<std::vector<std::int64_t>> readIds(sqlite3* db, const CompiledQuery& compiled, std::size_t limit) {
+  auto stmt = prepareCompiled(db, compiled);
+  if (!stmt) {
+    return Unexpected{stmt.error()};
   }
   std::vector<std::int64_t> ids;
   int rc = SQLITE_DONE;  // stays so when `limit` is 0
@@ -268,14 +277,9 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
       !started_ahead) {
     return Unexpected{started_ahead.error()};
   }
-  auto stmt = prepare(db, compiled.sql);
+  auto stmt = prepareCompiled(db, compiled);
   if (!stmt) {
     return Unexpected{stmt.error()};
-  }
-  for (std::size_t i = 0; i < compiled.parameters.size(); ++i) {
-    if (bindValue(stmt->get(), static_cast<int>(i + 1), compiled.parameters[i]) != SQLITE_OK) {
-      return sqliteFailure(db, "cannot bind a query parameter");
-    }
   }
 
   std::vector<FlowRecord> records;
