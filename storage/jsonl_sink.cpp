@@ -113,6 +113,15 @@ SinkStatus statusFor(int error) noexcept {
   return error == EAGAIN || error == EWOULDBLOCK ? SinkStatus::Retry : SinkStatus::Failed;
 }
 
+// fdatasync(2), retried after EINTR: 0, or the errno of the call that failed.
+int syncData(int fd) noexcept {
+  int result = 0;
+  do {
+    result = ::fdatasync(fd);
+  } while (result != 0 && errno == EINTR);
+  return result == 0 ? 0 : errno;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem::path& path_or_dash,
@@ -383,11 +392,7 @@ SinkStatus JsonLinesSink::flush() noexcept {
     rotateIfDue(0);
     return SinkStatus::Ok;
   }
-  int result = 0;
-  do {
-    result = ::fdatasync(fd_.get());
-  } while (result != 0 && errno == EINTR);
-  const int error = result == 0 ? 0 : errno;
+  const int error = syncData(fd_.get());
   // After a failed fdatasync Linux may have dropped the dirty pages and will not report the error
   // again, so the next attempt starts clean whatever happened here.
   unsynced_ = false;
@@ -521,14 +526,10 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   const auto began = std::chrono::steady_clock::now();
   // Durable before it gets the name that tells readers it is complete.
   if (unsynced_) {
-    int synced = 0;
-    do {
-      synced = ::fdatasync(fd_.get());
-    } while (synced != 0 && errno == EINTR);
-    if (synced == 0) {
+    if (const int error = syncData(fd_.get()); error == 0) {
       unsynced_ = false;
       noteSynced();
-    } else if (errno != EINVAL) {
+    } else if (error != EINVAL) {
       noteSyncFailed();  // the file is closed anyway: what it did not sync is reported as a gap
     }
   }
