@@ -89,8 +89,7 @@ bool Batcher::finish(Timestamp now) {
   // A sync that failed in that very last flush: the gap can still reach the other sinks. (One that
   // failed in flushAll above went out with the gaps already.)
   for (Lane& lane : lanes_) {
-    if (const auto gap = takeSyncLossGap(lane)) {
-      addGap(*gap);
+    if (raiseSyncLossGap(lane)) {
       for (Lane& other : lanes_) {
         if (&other != &lane) {
           writeGaps(other);
@@ -260,11 +259,13 @@ void Batcher::flushSinks(Timestamp now) {
   last_flush_ = now;
 }
 
-void Batcher::raiseSyncLossGap(Lane& lane) {
+bool Batcher::raiseSyncLossGap(Lane& lane) {
   // Also after a rotation whose sync failed within a write: asked at every flush.
-  if (const auto gap = takeSyncLossGap(lane)) {
+  const auto gap = takeSyncLossGap(lane);
+  if (gap) {
     addGap(*gap);
   }
+  return gap.has_value();
 }
 
 std::optional<GapRecord> Batcher::takeSyncLossGap(Lane& lane) {

@@ -102,8 +102,9 @@ private:
   void isolateFailure(Lane& lane, Timestamp now);
   void drop(Lane& lane, std::size_t count, Timestamp now);
   void raiseDropGap(Lane& lane);
-  // The sink's SyncLoss, if a sync failed, as a sink_failure gap to every sink (logged).
-  void raiseSyncLossGap(Lane& lane);
+  // The sink's SyncLoss, if a sync failed, as a sink_failure gap to every sink (logged); true if
+  // there was one.
+  bool raiseSyncLossGap(Lane& lane);
   [[nodiscard]] std::optional<GapRecord> takeSyncLossGap(Lane& lane);
   void flushSinks(Timestamp now);
 
