@@ -388,6 +388,7 @@ Result<void> Daemon::run() {
   PipelineBatch items;
   bool stopping = false;
   std::optional<Error> reader_failure;
+  std::optional<Error> poll_failure;
   next_stats_ = clock_.now();
   next_watchdog_ = next_stats_;
   last_status_time_ = next_stats_;
@@ -397,13 +398,20 @@ Result<void> Daemon::run() {
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(nextWake(now) - now);
     std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000)));
-    if (ready < 0 && errno != EINTR) {
+    if (ready < 0 && errno != EINTR && !poll_failure) {
+      // Without poll() the loop can no longer sleep, but it can still drain: stop the reader and
+      // write everything it queued, as for SIGTERM, instead of dropping the queue. The loop spins
+      // until the reader has closed the queue, which is bounded by what the socket still holds.
       const int err = errno;
-      reader_->requestStop();
-      queue_->abandon();
-      reader_->join();
-      batcher_->flushAll(clock_.now());
-      return fail(Errc::Io, std::string("poll failed: ") + std::strerror(err), err);
+      poll_failure = Error{Errc::Io, err,
+                           std::string("poll failed: ") + std::strerror(err) +
+                               "; stopped after writing every record received"};
+      log_.daemon->error("poll failed: {}; stopping: writing everything pending", std::strerror(err));
+      if (!stopping) {
+        notifier_.stopping("stopping: poll failed; writing everything pending");
+        reader_->requestStop();
+        stopping = true;
+      }
     }
     while (const auto signal = signals_->next()) {
       if (*signal == SignalEvents::Kind::Stop) {
@@ -456,6 +464,9 @@ Result<void> Daemon::run() {
   logTotals();
   if (reader_failure) {
     return Unexpected{*reader_failure};
+  }
+  if (poll_failure) {
+    return Unexpected{*poll_failure};
   }
   if (database_moved_) {
     return Unexpected{*database_moved_};
