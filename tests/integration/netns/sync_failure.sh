@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# sync_failure: what ctauditd does when fdatasync fails (an I/O error under the database and the
+# JSON-lines file), and when its main loop's poll() fails. Neither can be made to happen for real
+# in a namespace, so the daemon runs with tests/integration/tools/fault_shim.cpp preloaded, which
+# fails those calls while a trigger file exists; everything else is the real kernel.
+#
+# After a first batch of 100 flows is recorded, fdatasync fails for 3 s while ct_loadgen makes and
+# deletes 200 flows (400 events); then it works again. Checks:
+#   - the daemon keeps running and says so: a log line about the failed fdatasync;
+#   - nothing already recorded is lost: the 100 first flows are still in the database;
+#   - SQLite's commits failed, so the daemon held those batches: once fdatasync works, all 200 flows
+#     are in the database, closed, each once;
+#   - the JSON-lines sink cannot know whether the kernel kept the lines it wrote before the failed
+#     sync, so it says so: a sink_failure gap for the sink jsonl, with lost_records > 0, in the
+#     database and in the JSON-lines file; the lines themselves appear once each (no rewrite);
+# Then poll() fails in the pipeline thread while ct_loadgen is still making flows:
+#   - the daemon logs the failure, stops the reader, writes everything it received, and exits
+#     with status 1: its "stopped:" line counts as many records written to each sink as it received;
+#   - the database passes PRAGMA integrity_check.
+set -u -o pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cta_init sync_failure --daemon --query --loadgen
+cta_require_tools jq
+[[ -n ${FAULT_SHIM:-} && -f $FAULT_SHIM ]] ||
+  cta_skip_or_fail "FAULT_SHIM does not name the built fault_shim library (run through ctest)"
+cta_load_ns_up
+
+faults=$CTA_TMP/faults
+mkdir -p "$faults"
+LD_PRELOAD=$FAULT_SHIM CTAUDIT_FAULT_DIR=$faults cta_daemon_start --flush-interval 200ms
+
+# ct_loadgen's flow n uses inside port 10000 + n/1000 (its default --hosts 1000).
+rows_for_port() {
+  cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = $1 AND end_ms IS NOT NULL"
+}
+json_for_port() { # PORT ACTION
+  cta_jsonl_lines "$CTA_JSONL" complete |
+    cta_jq -R --argjson p "$1" --arg a "$2" 'try fromjson catch empty | select(inside_port == $p and f("event.action") == $a)' |
+    wc -l
+}
+
+cta_loadgen "$CTA_TMP/warmup.txt" --count 100 --first-index 0 --rate 2000 || cta_die "ct_loadgen warm-up failed"
+warm_recorded() { (($(rows_for_port 10000) == 100)); }
+cta_expect "the first 100 flows are recorded" cta_eventually 10 "100 warm-up flows" warm_recorded
+
+cta_log "fdatasync fails from now"
+touch "$faults/fdatasync"
+cta_loadgen "$CTA_TMP/failing.txt" --count 200 --first-index 1000 --rate 2000 || cta_die "ct_loadgen failed"
+reported() {
+  grep -E ' (error|warning|critical) ' "$CTA_DAEMON_LOG" | grep -q 'fdatasync' && return 0
+  cta_err "no error or warning line about fdatasync in $CTA_DAEMON_LOG"
+  return 1
+}
+cta_expect "the daemon reports the failed fdatasync in its log" cta_eventually 10 "an fdatasync log line" reported
+sleep 3
+cta_expect "the daemon is still running while fdatasync fails" cta_daemon_alive
+held_back() {
+  local n
+  n=$(rows_for_port 10001)
+  ((n == 0)) && return 0
+  cta_err "$n flows of the failing batch are in the database although every commit's sync failed"
+  return 1
+}
+cta_expect "no commit went through while fdatasync failed" held_back
+cta_log "fdatasync works again"
+rm -f "$faults/fdatasync"
+
+warm_kept() {
+  local n
+  n=$(rows_for_port 10000)
+  ((n == 100)) && return 0
+  cta_err "the database has $n of the 100 flows recorded before the failure"
+  return 1
+}
+cta_expect "the 100 flows recorded before the failure are still there" warm_kept
+all_in_db() {
+  local n
+  n=$(rows_for_port 10001)
+  ((n == 200)) && return 0
+  cta_err "the database has $n closed flows of the 200 made while fdatasync failed"
+  return 1
+}
+cta_expect "within 15 s all 200 flows made while fdatasync failed are in the database, closed" \
+  cta_eventually 15 "the 200 flows in the database" all_in_db
+json_once() {
+  local new destroy
+  new=$(json_for_port 10001 new)
+  destroy=$(json_for_port 10001 destroy)
+  ((new == 200 && destroy == 200)) && return 0
+  cta_err "JSON lines for the failing batch: $new new, $destroy destroy; want 200 each, once"
+  return 1
+}
+cta_expect "the JSON-lines file has one new and one destroy line for each of them" \
+  cta_eventually 15 "the 400 JSON lines" json_once
+db_gap() {
+  local n
+  n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason = 'sink_failure' AND sink = 'jsonl' AND lost_records > 0")
+  ((n >= 1)) && return 0
+  cta_err "gaps: no sink_failure gap of the sink jsonl with lost_records > 0 ($(cta_sql 'SELECT * FROM gaps_text'))"
+  return 1
+}
+cta_expect "the database records a sink_failure gap for the JSON-lines sink" cta_eventually 10 "a gap row" db_gap
+json_gap() {
+  local n
+  n=$(cta_jsonl_lines "$CTA_JSONL" complete |
+    cta_jq -R 'try fromjson catch empty | select(f("event.kind") == "pipeline_error" and
+      f("ctaudit.gap.reason") == "sink_failure" and f("ctaudit.gap.sink") == "jsonl" and
+      f("ctaudit.gap.lost_records") > 0)' | wc -l)
+  ((n >= 1)) && return 0
+  cta_err "$CTA_JSONL: no sink_failure gap line of the sink jsonl with lost_records > 0"
+  return 1
+}
+cta_expect "the JSON-lines file has the same gap" cta_eventually 10 "a gap line" json_gap
+
+# poll() fails while records are still arriving: the daemon must write what it queued, not drop it.
+cta_loadgen_bg "$CTA_TMP/polling.txt" --count 4000 --first-index 2000 --rate 2000
+sleep 1
+cta_log "poll fails from now in the pipeline thread"
+touch "$faults/poll"
+if wait_for 20 "ctauditd exits after its poll failed" cta_pid_exited "$CTA_DAEMON_PID"; then
+  wait "$CTA_DAEMON_PID"
+  rc=$?
+else
+  kill -KILL "$CTA_DAEMON_PID" 2>/dev/null
+  wait "$CTA_DAEMON_PID" 2>/dev/null
+  rc=killed
+fi
+rm -f "$faults/poll"
+kill -INT "$CTA_LOADGEN_PID" 2>/dev/null
+wait "$CTA_LOADGEN_PID" 2>/dev/null
+exited_with_error() {
+  [[ $rc == 1 ]] && return 0
+  cta_err "ctauditd's status after a failed poll: $rc (want 1, the runtime failure status)"
+  return 1
+}
+cta_expect "after a failed poll ctauditd exits with status 1" exited_with_error
+poll_reported() {
+  grep -E ' (error|critical) ' "$CTA_DAEMON_LOG" | grep -q 'poll failed' && return 0
+  cta_err "no error line 'poll failed' in $CTA_DAEMON_LOG"
+  return 1
+}
+cta_expect "it says why in its log" poll_reported
+# "stopped: N message(s) received, ..., N written to sqlite, N written to jsonl; ..."
+drained() {
+  local line received sqlite jsonl
+  line=$(grep 'stopped:' "$CTA_DAEMON_LOG" | tail -n 1)
+  received=$(sed -nE 's/.*stopped: ([0-9]+) message.*/\1/p' <<<"$line")
+  sqlite=$(sed -nE 's/.* ([0-9]+) written to sqlite.*/\1/p' <<<"$line")
+  jsonl=$(sed -nE 's/.* ([0-9]+) written to jsonl.*/\1/p' <<<"$line")
+  [[ -n $received && $received == "$sqlite" && $received == "$jsonl" ]] && ((received > 600)) && return 0
+  cta_err "after a failed poll: '$line' (want every record received written to both sinks, and more than 600)"
+  return 1
+}
+cta_expect "every record received before it stopped is written to both sinks" drained
+cta_expect "the database passes integrity_check" cta_integrity_ok
+cta_finish
