@@ -65,7 +65,7 @@ Result<SqliteDb> openReadOnly(const std::filesystem::path& path, std::chrono::mi
   }
 
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, nullptr);
+  const int rc = sqlite3_open_v2(sqliteFileName(path).c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, nullptr);
   SqliteDb db(raw);
   if (rc != SQLITE_OK) {
     const int err = db ? sqlite3_system_errno(db.get()) : 0;

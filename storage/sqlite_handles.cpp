@@ -115,6 +115,11 @@ Result<std::string> queryText(sqlite3* db, const std::string& sql) {
   return sqliteFailure(db, "[" + sql + "] failed");
 }
 
+std::string sqliteFileName(const std::filesystem::path& path) {
+  const std::string& name = path.native();
+  return name.starts_with("file:") ? "./" + name : name;
+}
+
 bool tuneSqliteForThisProcess() noexcept { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }
 
 }  // namespace ctaudit::storage

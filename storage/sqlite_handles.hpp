@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -125,6 +126,12 @@ private:
 // The first column of the first row of `sql` as text, e.g. "PRAGMA journal_mode". Errors:
 // as sqliteFailure(); Errc::Storage when the statement returns no row or NULL.
 [[nodiscard]] Result<std::string> queryText(sqlite3* db, const std::string& sql);
+
+// The name to give sqlite3_open_v2 for the file at `path`. A SQLite built to accept URI names
+// (Debian's is: SQLITE_USE_URI) reads a name that begins with "file:" as a URI, so "file:a.db"
+// would open a.db, and "file:a.db?immutable=1" would also change how; "./" in front keeps a
+// relative path the file it names. Every other path is passed as it is.
+[[nodiscard]] std::string sqliteFileName(const std::filesystem::path& path);
 
 // Process-wide SQLite settings for ctauditd and ctaudit: call it first in main(), before any
 // database is opened (sqlite3_config() only works before SQLite initialises itself). It turns off

@@ -1127,7 +1127,7 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   // SQLite's lock around every API call only costs: 12% of the write path's instructions
   // (callgrind, bench/flowdb_gen/sink_bench).
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
+  const int rc = sqlite3_open_v2(sqliteFileName(path).c_str(), &raw,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX,
                                  nullptr);
   impl->db.reset(raw);

@@ -1,12 +1,68 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/sqlite_handles.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <string>
 
 #include <gtest/gtest.h>
 
+#include "storage/read_only_db.hpp"
+#include "tests/support/temp_dir.hpp"
+
 namespace ctaudit::storage {
 namespace {
+
+// A file whose one row says which file it is.
+void writeNamedDatabase(const std::filesystem::path& path, const std::string& name) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr), SQLITE_OK);
+  const SqliteDb db(raw);
+  ASSERT_TRUE(execute(db.get(), "CREATE TABLE which (name TEXT); INSERT INTO which VALUES ('" + name + "')"));
+}
+
+std::string whichDatabase(sqlite3* db) {
+  const auto name = queryText(db, "SELECT name FROM which");
+  return name ? *name : "error: " + name.error().detail;
+}
+
+// Runs in `dir` until destroyed: the hazard is a relative name.
+class InDirectory {
+public:
+  explicit InDirectory(const std::filesystem::path& dir) : previous_(std::filesystem::current_path()) {
+    std::filesystem::current_path(dir);
+  }
+  InDirectory(const InDirectory&) = delete;
+  InDirectory& operator=(const InDirectory&) = delete;
+  ~InDirectory() { std::filesystem::current_path(previous_); }
+
+private:
+  std::filesystem::path previous_;
+};
+
+TEST(SqliteFileNameTest, ANameThatLooksLikeAUriStillOpensThatFile) {
+  EXPECT_EQ(sqliteFileName("file:a.db"), "./file:a.db");
+  EXPECT_EQ(sqliteFileName("/var/lib/ctaudit/flows.db"), "/var/lib/ctaudit/flows.db");
+  EXPECT_EQ(sqliteFileName("flows.db"), "flows.db");
+  EXPECT_EQ(sqliteFileName("./file:a.db"), "./file:a.db");
+
+  const testing::TempDir dir;
+  writeNamedDatabase(dir / "a.db", "a.db");
+  writeNamedDatabase(dir / "file:a.db", "file:a.db");
+  const InDirectory in_dir(dir.path());
+  {
+    // The hazard: SQLite takes the name as a URI for another file.
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open_v2("file:a.db", &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr), SQLITE_OK);
+    const SqliteDb as_uri(raw);
+    EXPECT_EQ(whichDatabase(as_uri.get()), "a.db");
+  }
+  auto db = openReadOnly("file:a.db");
+  ASSERT_TRUE(db) << db.error().detail;
+  EXPECT_EQ(whichDatabase(db->get()), "file:a.db");
+}
 
 TEST(SqliteProcessTest, TunedFirstSqliteKeepsNoMemoryStatistics) {
   // A fresh process: this one has initialised SQLite in other tests, and sqlite3_config() only
