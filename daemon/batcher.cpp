@@ -251,8 +251,18 @@ void Batcher::isolateFailure(Lane& lane, Timestamp now) {
 void Batcher::flushSinks(Timestamp now) {
   for (Lane& lane : lanes_) {
     writeLane(lane, now, true, {});
-    if (lane.target.sink->flush() != SinkStatus::Ok && !lane.failing) {
+    // An I/O error on every sync fails every flush: said once an episode (the sink logs why, and
+    // each flush's unsynced records still come as a gap below), and once when it works again. A
+    // lane whose writes fail says so itself, and when they work again.
+    const bool flushed = lane.target.sink->flush() == SinkStatus::Ok;
+    if (lane.failing) {
+      lane.flush_failing = false;
+    } else if (!flushed && !lane.flush_failing) {
       log_->error("{}: flush failed; records may not be durable yet", lane.target.name);
+      lane.flush_failing = true;
+    } else if (flushed && lane.flush_failing) {
+      log_->info("{}: flushing works again", lane.target.name);
+      lane.flush_failing = false;
     }
     raiseSyncLossGap(lane);
   }

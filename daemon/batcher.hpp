@@ -91,6 +91,7 @@ private:
     std::uint64_t dropped{0};
     std::uint64_t gaps_written{0};
     bool failing{false};
+    bool flush_failing{false};  // its last flush failed: logged once an episode
     bool drop_logged{false};
   };
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <poll.h>
 #include <unistd.h>
@@ -25,6 +26,9 @@ constexpr auto kStatusInterval = std::chrono::seconds{5};
 // A big batch from the queue is worked through in chunks of this many items, with a Batcher tick
 // after each, so that the flush interval holds under load too.
 constexpr std::size_t kItemsPerTick = 4096;
+// After poll() failed, the pipeline's pause between passes while the reader finishes: short next
+// to the reader's 224 ms waits, long enough to leave it the CPU.
+constexpr auto kPollFailureNap = std::chrono::milliseconds{2};
 
 std::string hostName() {
   std::array<char, 256> buffer{};
@@ -398,20 +402,22 @@ Result<void> Daemon::run() {
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(nextWake(now) - now);
     std::array<pollfd, 2> fds{{{queue_->fd(), POLLIN, 0}, {signals_->fd(), POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, 1000)));
-    if (ready < 0 && errno != EINTR && !poll_failure) {
-      // Without poll() the loop can no longer sleep, but it can still drain: stop the reader and
-      // write everything it queued, as for SIGTERM, instead of dropping the queue. The loop spins
-      // until the reader has closed the queue, which is bounded by what the socket still holds.
-      const int err = errno;
-      poll_failure = Error{Errc::Io, err,
-                           std::string("poll failed: ") + std::strerror(err) +
-                               "; stopped after writing every record received"};
-      log_.daemon->error("poll failed: {}; stopping: writing everything pending", std::strerror(err));
-      if (!stopping) {
-        notifier_.stopping("stopping: poll failed; writing everything pending");
-        reader_->requestStop();
-        stopping = true;
+    if (ready < 0 && errno != EINTR) {
+      // Without poll() the loop cannot wait for the queue, but it can still drain it: stop the
+      // reader and write everything it queued, as for SIGTERM, instead of dropping the queue. The
+      // reader closes the queue within its final drain (2 s at most, or a resync dump under way);
+      // until then each pass naps briefly instead of spinning on the cores the reader needs.
+      if (!poll_failure) {
+        const int err = errno;
+        poll_failure = Error{Errc::Io, err, std::string("poll failed: ") + std::strerror(err) + "; stopped as at SIGTERM"};
+        log_.daemon->warn("poll failed: {}; stopping: writing everything pending", std::strerror(err));
+        if (!stopping) {
+          notifier_.stopping("stopping: poll failed; writing everything pending");
+          reader_->requestStop();
+          stopping = true;
+        }
       }
+      std::this_thread::sleep_for(kPollFailureNap);
     }
     while (const auto signal = signals_->next()) {
       if (*signal == SignalEvents::Kind::Stop) {

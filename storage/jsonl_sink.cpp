@@ -387,8 +387,10 @@ SinkStatus JsonLinesSink::flush() noexcept {
       return status;
     }
   }
-  // Pipes, terminals and character devices cannot be synced (fdatasync gives EINVAL).
-  if (!unsynced_ || !is_regular_) {
+  // Pipes, terminals and character devices cannot be synced (fdatasync gives EINVAL). After a
+  // failed sync one is tried at every flush, written to or not, so that the failure ends (and is
+  // said to end) when syncing works again, not at the next line.
+  if ((!unsynced_ && !sync_failing_) || !is_regular_) {
     rotateIfDue(0);
     return SinkStatus::Ok;
   }
@@ -400,8 +402,11 @@ SinkStatus JsonLinesSink::flush() noexcept {
     noteSyncFailed();
     noteFailure("fdatasync of " + path_.string() + " failed: " + errnoText(error) +
                 "; lines written since the last flush may be lost (recorded as a gap)");
+    sync_failing_ = true;
     return SinkStatus::Failed;
   }
+  sync_failing_ = false;
+  noteSuccess();
   noteSynced();
   rotateIfDue(0);
   return SinkStatus::Ok;
@@ -668,7 +673,7 @@ void JsonLinesSink::moveTornLastLine() noexcept {
 }
 
 void JsonLinesSink::noteSuccess() noexcept {
-  if (failures_in_episode_ > 0) {
+  if (failures_in_episode_ > 0 && !sync_failing_) {
     log_->info("writing JSON lines to {} works again after {} failed attempts", name_, failures_in_episode_);
     failures_in_episode_ = 0;
   }

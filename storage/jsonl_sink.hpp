@@ -215,6 +215,8 @@ private:
   void noteSynced() noexcept { unsynced_records_ = {}; }
   std::unique_ptr<DirectAppend> direct_;  // whole blocks past the page cache; null: write(2) only
   std::uint64_t failures_in_episode_{0};
+  // The last fdatasync failed: a write that works does not end the failure episode, a sync does.
+  bool sync_failing_{false};
 
   SystemClock system_clock_;
   const Clock* clock_;  // system_clock_ unless given

@@ -26,10 +26,16 @@ public:
   // Becomes sync_loss at the flush that makes `flushes` equal to loss_at_flush.
   std::optional<storage::SyncLoss> staged_loss;
   int loss_at_flush{-1};
+  // Flushes numbered from 1 that fail, as while every fdatasync returns EIO.
+  int failing_flushes_from{-1};
+  int failing_flushes_to{-1};
 
   storage::SinkStatus flush() noexcept override {
     if (++flushes == loss_at_flush) {
       sync_loss = staged_loss;
+      return storage::SinkStatus::Failed;
+    }
+    if (flushes >= failing_flushes_from && flushes <= failing_flushes_to) {
       return storage::SinkStatus::Failed;
     }
     return storage::SinkStatus::Ok;

@@ -6,27 +6,28 @@
 # in a namespace, so the daemon runs with tests/integration/tools/fault_shim.cpp preloaded, which
 # fails those calls while a trigger file exists; everything else is the real kernel.
 #
-# After a first batch of 100 flows is recorded, fdatasync fails for 3 s while ct_loadgen makes and
-# deletes 200 flows (400 events); then it works again. Checks:
-#   - the daemon keeps running and says so: a log line about the failed fdatasync;
+# After a first batch of 100 flows is recorded, fdatasync fails for at least 3 s while ct_loadgen
+# makes and deletes 200 flows (400 events); then it works again. Checks:
+#   - the daemon keeps running and says so: log lines about the failed fdatasync (JSON lines) and
+#     the failed commit (SQLite);
 #   - nothing already recorded is lost: the 100 first flows are still in the database;
-#   - SQLite's commits failed, so the daemon held those batches: once fdatasync works, all 200 flows
-#     are in the database, closed, each once;
+#   - SQLite's commits failed, so none of the 200 flows is in the database while the failure lasts,
+#     and the daemon held those batches: once fdatasync works, all 200 are there, closed, each once;
 #   - the JSON-lines sink cannot know whether the kernel kept the lines it wrote before the failed
 #     sync, so it says so: a sink_failure gap for the sink jsonl, with lost_records > 0, in the
 #     database and in the JSON-lines file; the lines themselves appear once each (no rewrite);
 # Then poll() fails in the pipeline thread while ct_loadgen is still making flows:
 #   - the daemon logs the failure, stops the reader, writes everything it received, and exits
 #     with status 1: its "stopped:" line counts as many records written to each sink as it received;
+#   - the flows of that phase in the database match its JSON lines, new for new, destroy for closed;
 #   - the database passes PRAGMA integrity_check.
 set -u -o pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init sync_failure --daemon --query --loadgen
-cta_require_tools jq
-[[ -n ${FAULT_SHIM:-} && -f $FAULT_SHIM ]] ||
-  cta_skip_or_fail "FAULT_SHIM does not name the built fault_shim library (run through ctest)"
+: "${FAULT_SHIM:=$CTA_REPO/build/ci/tests/integration/libfault_shim.so}"
+[[ -f $FAULT_SHIM ]] || cta_skip_or_fail "no fault_shim library at $FAULT_SHIM (build the ci preset)"
 cta_load_ns_up
 
 faults=$CTA_TMP/faults
@@ -42,6 +43,17 @@ json_for_port() { # PORT ACTION
     cta_jq -R --argjson p "$1" --arg a "$2" 'try fromjson catch empty | select(inside_port == $p and f("event.action") == $a)' |
     wc -l
 }
+# The same from a port on (the poll phase's flows span several ports); rows open or closed.
+rows_from_port() { # PORT [closed]
+  local closed=""
+  [[ ${2:-} == closed ]] && closed="AND end_ms IS NOT NULL"
+  cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport >= $1 $closed"
+}
+json_from_port() { # PORT ACTION
+  cta_jsonl_lines "$CTA_JSONL" complete |
+    cta_jq -R --argjson p "$1" --arg a "$2" 'try fromjson catch empty | select(inside_port >= $p and f("event.action") == $a)' |
+    wc -l
+}
 
 cta_loadgen "$CTA_TMP/warmup.txt" --count 100 --first-index 0 --rate 2000 || cta_die "ct_loadgen warm-up failed"
 warm_recorded() { (($(rows_for_port 10000) == 100)); }
@@ -49,25 +61,48 @@ cta_expect "the first 100 flows are recorded" cta_eventually 10 "100 warm-up flo
 
 cta_log "fdatasync fails from now"
 touch "$faults/fdatasync"
-cta_loadgen "$CTA_TMP/failing.txt" --count 200 --first-index 1000 --rate 2000 || cta_die "ct_loadgen failed"
-reported() {
-  grep -E ' (error|warning|critical) ' "$CTA_DAEMON_LOG" | grep -q 'fdatasync' && return 0
-  cta_err "no error or warning line about fdatasync in $CTA_DAEMON_LOG"
+# Over a second, so that batches are written between failed syncs.
+cta_loadgen "$CTA_TMP/failing.txt" --count 200 --first-index 1000 --rate 200 || cta_die "ct_loadgen failed"
+T_made=$(date +%s)
+reported() { # SINK PATTERN
+  grep -E " (error|warning|critical) \[$1\]" "$CTA_DAEMON_LOG" | grep -q "$2" && return 0
+  cta_err "no error or warning line of [$1] matching '$2' in $CTA_DAEMON_LOG"
   return 1
 }
-cta_expect "the daemon reports the failed fdatasync in its log" cta_eventually 10 "an fdatasync log line" reported
-sleep 3
+cta_expect "the JSON-lines sink reports the failed fdatasync in the log" \
+  cta_eventually 10 "a jsonl fdatasync line" reported jsonl 'fdatasync.*failed'
+cta_expect "the SQLite sink reports the failed commit in the log" \
+  cta_eventually 10 "a sqlite commit line" reported sqlite 'COMMIT: disk I/O error'
+three_seconds_on() { (($(date +%s) >= T_made + 3)); }
+wait_for 5 "3 s of failing fdatasync" three_seconds_on
 cta_expect "the daemon is still running while fdatasync fails" cta_daemon_alive
 held_back() {
   local n
-  n=$(rows_for_port 10001)
+  n=$(cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = 10001")
   ((n == 0)) && return 0
-  cta_err "$n flows of the failing batch are in the database although every commit's sync failed"
+  cta_err "$n rows of the failing batch are in the database although every commit's sync failed"
   return 1
 }
 cta_expect "no commit went through while fdatasync failed" held_back
+# A write that works between failed syncs is not a recovery; and one error line says the flushes
+# fail, not one a flush interval.
+said_once() {
+  local recovered flush_errors
+  recovered=$(grep -c -E '\[jsonl\].*works again|\[pipeline\] jsonl.*works again' "$CTA_DAEMON_LOG")
+  flush_errors=$(grep -c 'error \[pipeline\] jsonl.*flush failed' "$CTA_DAEMON_LOG")
+  ((recovered == 0 && flush_errors == 1)) && return 0
+  cta_err "while fdatasync fails: $recovered line(s) saying the JSON-lines file works again (want 0), $flush_errors 'flush failed' error(s) (want 1)"
+  return 1
+}
+cta_expect "the log says it once, and not that it works again" said_once
 cta_log "fdatasync works again"
 rm -f "$faults/fdatasync"
+recovery_said() {
+  grep -q '\[jsonl\].*works again' "$CTA_DAEMON_LOG" && grep -q '\[pipeline\] jsonl.*flushing works again' "$CTA_DAEMON_LOG" &&
+    return 0
+  cta_err "no line of [jsonl] and [pipeline] saying that the JSON-lines file works again"
+  return 1
+}
 
 warm_kept() {
   local n
@@ -96,6 +131,7 @@ json_once() {
 }
 cta_expect "the JSON-lines file has one new and one destroy line for each of them" \
   cta_eventually 15 "the 400 JSON lines" json_once
+cta_expect "the log says when it works again" cta_eventually 5 "a recovery line" recovery_said
 db_gap() {
   local n
   n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason = 'sink_failure' AND sink = 'jsonl' AND lost_records > 0")
@@ -118,7 +154,9 @@ cta_expect "the JSON-lines file has the same gap" cta_eventually 10 "a gap line"
 
 # poll() fails while records are still arriving: the daemon must write what it queued, not drop it.
 cta_loadgen_bg "$CTA_TMP/polling.txt" --count 4000 --first-index 2000 --rate 2000
-sleep 1
+under_way() { (($(rows_from_port 10002) >= 200)); }
+wait_for 10 "the first 200 flows of the poll phase in the database" under_way ||
+  cta_die "ct_loadgen's flows do not reach the database"
 cta_log "poll fails from now in the pipeline thread"
 touch "$faults/poll"
 if wait_for 20 "ctauditd exits after its poll failed" cta_pid_exited "$CTA_DAEMON_PID"; then
@@ -151,10 +189,22 @@ drained() {
   received=$(sed -nE 's/.*stopped: ([0-9]+) message.*/\1/p' <<<"$line")
   sqlite=$(sed -nE 's/.* ([0-9]+) written to sqlite.*/\1/p' <<<"$line")
   jsonl=$(sed -nE 's/.* ([0-9]+) written to jsonl.*/\1/p' <<<"$line")
-  [[ -n $received && $received == "$sqlite" && $received == "$jsonl" ]] && ((received > 600)) && return 0
-  cta_err "after a failed poll: '$line' (want every record received written to both sinks, and more than 600)"
+  [[ -n $received && $received == "$sqlite" && $received == "$jsonl" ]] && return 0
+  cta_err "after a failed poll: '$line' (want every record received written to both sinks)"
   return 1
 }
 cta_expect "every record received before it stopped is written to both sinks" drained
+same_flows() {
+  local rows closed new destroy
+  rows=$(rows_from_port 10002)
+  closed=$(rows_from_port 10002 closed)
+  new=$(json_from_port 10002 new)
+  destroy=$(json_from_port 10002 destroy)
+  ((rows >= 200 && rows == new && closed == destroy)) && return 0
+  cta_err "poll phase: the database has $rows flows ($closed closed), the JSON lines $new new and $destroy destroy"
+  return 1
+}
+cta_expect "the poll phase's flows in the database match its JSON lines" same_flows
+cta_expect "the failing batch's JSON lines are still there once each" json_once
 cta_expect "the database passes integrity_check" cta_integrity_ok
 cta_finish

@@ -10,19 +10,17 @@
 // CTAUDIT_FAULT_DIR names a directory; while it holds a file named
 //   fdatasync  fdatasync() and fsync() fail with EIO (SQLite and the JSON-lines sink both call
 //              fdatasync; the call is not made, so nothing is synced);
-//   poll       poll() fails with ENOMEM in the thread named "ctauditd" (the daemon's pipeline
-//              thread; the reader thread, "ctauditd-reader", polls normally).
+//   poll       poll() fails with ENOMEM in the process's main thread (ctauditd's pipeline
+//              thread; its reader thread polls normally).
 // Without the variable, or without the file, each call goes straight to libc's.
 #include <dlfcn.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
-#include <cstring>
 
 namespace {
 
@@ -36,10 +34,7 @@ bool triggered(const char* name) noexcept {
   return n > 0 && static_cast<std::size_t>(n) < path.size() && ::access(path.data(), F_OK) == 0;
 }
 
-bool inThread(const char* wanted) noexcept {
-  std::array<char, 17> name{};  // PR_GET_NAME writes up to 16 bytes, NUL included
-  return ::prctl(PR_GET_NAME, name.data(), 0L, 0L, 0L) == 0 && std::strcmp(name.data(), wanted) == 0;
-}
+bool inMainThread() noexcept { return ::gettid() == ::getpid(); }
 
 template <class Fn>
 Fn next(const char* symbol) noexcept {
@@ -68,7 +63,7 @@ int fsync(int fd) {
 
 int poll(struct pollfd* fds, nfds_t nfds, int timeout) {
   static const auto real = next<int (*)(struct pollfd*, nfds_t, int)>("poll");
-  return triggered("poll") && inThread("ctauditd") ? failWith(ENOMEM) : real(fds, nfds, timeout);
+  return triggered("poll") && inMainThread() ? failWith(ENOMEM) : real(fds, nfds, timeout);
 }
 
 }  // extern "C"

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/batcher.hpp"
 
+#include <sstream>
+#include <string>
+
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "tests/support/fake_sink.hpp"
 
@@ -207,6 +211,33 @@ TEST(BatcherTest, ASyncThatFailedIsAGapInEverySink) {
 
 // How a sink gathers what a failed sync may have lost: counts add up, the window widens, and an
 // empty side changes nothing (its zero times are no event times).
+// Every fdatasync failing (an I/O error) fails every flush: one error when it starts, one line
+// when it works again, not an error a flush interval.
+TEST(BatcherTest, AFlushFailureIsLoggedOnceAnEpisode) {
+  std::ostringstream out;
+  auto log = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+  log->set_pattern("%l %v");
+  FakeSink jsonl;
+  jsonl.failing_flushes_from = 2;
+  jsonl.failing_flushes_to = 5;
+  Batcher batcher({{"jsonl", &jsonl}}, options(100, 100), log);
+  for (int second = 1; second <= 8; ++second) {
+    batcher.add(record(static_cast<std::uint32_t>(second)), kT0);
+    batcher.tick(kT0 + std::chrono::seconds{second});
+  }
+  ASSERT_EQ(jsonl.flushes, 8);
+  const auto count = [&](const std::string& text) {
+    std::size_t n = 0;
+    for (std::size_t at = out.str().find(text); at != std::string::npos; at = out.str().find(text, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("error jsonl: flush failed"), 1U) << out.str();
+  EXPECT_EQ(count("info jsonl: flushing works again"), 1U) << out.str();
+  EXPECT_EQ(jsonl.accepted.size(), 8U);
+}
+
 TEST(BatcherTest, SyncLossesAddUp) {
   storage::SyncLoss loss;
   loss.add({});
