@@ -153,13 +153,16 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
                       b.parameter(std::int64_t{static_cast<std::uint8_t>(*query.protocol)}));
   }
   // Lifetime overlap in whole milliseconds, as the row stores it (start rounded down, end up), so
-  // a flow alive at any instant of [from, to] matches.
+  // a flow alive at any instant of [from, to] matches. Each bound is rounded the way its column
+  // is: a stored end of .000 says the flow ended at or before .000, so it cannot have been alive
+  // at .000999 (from rounded up to .001), while a stored start of .000 may be a start at .000999
+  // (to rounded down).
   if (query.to) {
     filters.push_back("start_ms <= " + b.parameter(startMillis(*query.to)));
   }
   std::optional<std::int64_t> from_ms;
   if (query.from) {
-    from_ms = startMillis(*query.from);
+    from_ms = endMillis(*query.from);
     filters.push_back("(dur_ms IS NULL OR start_ms + dur_ms >= " + b.parameter(*from_ms) + ")");
   }
 

@@ -409,6 +409,21 @@ TEST_F(FlowReaderTest, LookupsFindRowsOnBothSidesOfABucketBoundary) {
   EXPECT_EQ(ids(find(Query().source("100.64.0.5").to(at(60s)))), (std::vector<std::uint32_t>{3, 5}));
 }
 
+// The row holds whole milliseconds, its start rounded down and its end up: a time within the
+// millisecond after a stored end is after the flow, one within the millisecond before a stored
+// start may be its start.
+TEST_F(FlowReaderTest, TimesBetweenMillisecondsAreComparedWithTheRoundedBounds) {
+  write(masqueraded(1, "100.64.0.2", 40001, at(10s), at(60s)));
+  write(masqueraded(2, "100.64.0.3", 40002, at(10s) + 1ns, at(60s) + 1ns));  // stored 10.000 .. 60.001
+  EXPECT_EQ(whoAt("203.0.113.1", 40001, at(60s), at(60s)), std::vector<std::uint32_t>{1});
+  EXPECT_TRUE(whoAt("203.0.113.1", 40001, at(60s) + 999ns, at(60s) + 999ns).empty());
+  EXPECT_TRUE(whoAt("203.0.113.1", 40001, at(60s) + 1ns, at(61s)).empty());
+  EXPECT_EQ(whoAt("203.0.113.1", 40002, at(60s) + 999'999ns, at(60s) + 999'999ns), std::vector<std::uint32_t>{2});
+  EXPECT_EQ(whoAt("203.0.113.1", 40002, at(10s), at(10s)), std::vector<std::uint32_t>{2});  // rounded down
+  EXPECT_TRUE(whoAt("203.0.113.1", 40001, at(10s) - 1ns, at(10s) - 1ns).empty());
+  EXPECT_EQ(ids(find(Query().source("100.64.0.0/24").from(at(60s) + 1ns))), std::vector<std::uint32_t>{2});
+}
+
 TEST_F(FlowReaderTest, AnOpenFlowMatchesAnyTimeAfterItsStart) {
   write(masqueraded(1, "100.64.0.2", 40001, at(10s), std::nullopt));
   EXPECT_EQ(whoAt("203.0.113.1", 40001, at(10s), at(10s)), std::vector<std::uint32_t>{1});
