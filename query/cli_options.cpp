@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ctaudit::query {
@@ -199,6 +200,32 @@ Result<void> checkIcmpFamily(std::optional<Protocol> protocol, const IpAddress& 
   return {};
 }
 
+// Conntrack translates within one address family (it has no NAT64), so every address of a flow
+// is IPv4 or every one is IPv6: filters of both families can never match together.
+Result<void> checkOneFamily(const FlowsCommand& flows) {
+  std::vector<std::pair<std::string_view, IpAddress>> given;
+  if (flows.source) {
+    given.emplace_back("--src", flows.source->network());
+  }
+  if (flows.destination_address) {
+    given.emplace_back("--dst", *flows.destination_address);
+  }
+  if (flows.nat_address) {
+    given.emplace_back("--nat", *flows.nat_address);
+  }
+  for (const auto& [flag, address] : given) {
+    const auto& [first_flag, first] = given.front();
+    if (address.isV4() != first.isV4()) {
+      const auto family = [](const IpAddress& a) { return a.isV4() ? "IPv4" : "IPv6"; };
+      return fail(Errc::Usage, std::string(first_flag) + " is " + family(first) + " and " + std::string(flag) +
+                                   " is " + family(address) +
+                                   ": a flow's addresses are all of one family (conntrack does not translate "
+                                   "between them), so no flow matches both; drop one");
+    }
+  }
+  return {};
+}
+
 std::filesystem::path chooseDatabase(std::optional<std::string_view> flag, std::optional<std::string_view> env) {
   if (flag) {
     return {*flag};
@@ -365,6 +392,9 @@ Result<Command> parseFlows(std::span<const std::string_view> args, std::optional
     if (auto family = checkIcmpFamily(flows.protocol, *flows.nat_address, "--nat"); !family) {
       return Unexpected{family.error()};
     }
+  }
+  if (auto family = checkOneFamily(flows); !family) {
+    return Unexpected{family.error()};
   }
   flows.database = chooseDatabase(database, env_database);
   return Command{flows};

@@ -165,6 +165,16 @@ TEST(CliOptionsTest, RefusesIcmpOfTheOtherFamily) {
   EXPECT_EQ(parseWho({"who", "[2001:db8::7]:5", "--at", "@1", "--proto", "ipv6-icmp"}).protocol, Protocol::Icmpv6);
 }
 
+TEST(CliOptionsTest, RefusesAddressesOfBothFamiliesTogether) {
+  EXPECT_EQ(errorOf({"flows", "--src", "100.64.0.0/10", "--dst", "2001:db8:2::1"}),
+            "--src is IPv4 and --dst is IPv6: a flow's addresses are all of one family (conntrack does not "
+            "translate between them), so no flow matches both; drop one");
+  EXPECT_TRUE(contains(errorOf({"flows", "--nat", "2001:db8::7", "--dst", "192.0.2.1"}), "--dst is IPv4 and --nat is IPv6"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--src", "2001:db8::/32", "--nat", "203.0.113.1"}), "--nat is IPv4"));
+  EXPECT_TRUE(parseFlows({"flows", "--src", "100.64.0.0/10", "--dst", "192.0.2.1", "--nat", "203.0.113.1"}).source);
+  EXPECT_TRUE(parseFlows({"flows", "--src", "2001:db8::/32", "--dst", "2001:db8:2::1"}).source);
+}
+
 TEST(CliOptionsTest, UnknownOptionsPointToHelp) {
   const std::string who = errorOf({"who", "203.0.113.7:1", "--at", "@1", "--limit", "5"});
   EXPECT_EQ(who, "unknown option '--limit' for 'ctaudit who'; see 'ctaudit who --help'");
