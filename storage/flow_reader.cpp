@@ -32,8 +32,9 @@ Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Er
       // The header passed checkFileHeader, so this is a ctaudit file whose pages are not what
       // SQLite wrote: cut short by a full disk or a copy, or changed on disk.
       return {Errc::Storage, 0,
-              file + " is damaged (SQLite: " + sqlite3_errmsg(db) + "): use a copy kept elsewhere, or salvage the " +
-                  "readable rows into a new file with: sqlite3 " + file + " .recover | sqlite3 recovered.db"};
+              file + " is damaged (SQLite: " + sqlite3_errmsg(db) +
+                  "): ctaudit cannot read it; use a copy kept elsewhere, or the JSON-lines files, which hold the "
+                  "same flows (docs/operations.md, \"A damaged database\")"};
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return {Errc::Storage, 0,

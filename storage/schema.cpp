@@ -498,6 +498,27 @@ Result<void> upgradeFrom(sqlite3* db, std::int64_t from) {
   return execute(db, "PRAGMA user_version = " + std::to_string(kSchemaVersion));
 }
 
+// The first read of a file that SQLite cannot use as a database (it opens lazily, so this is
+// where that shows): what it is, and what to do about it.
+Error unusableFile(sqlite3* db, Error error) {
+  switch (sqlite3_extended_errcode(db) & 0xFF) {
+    case SQLITE_CORRUPT:
+      error.code = Errc::Storage;
+      error.detail = "the file is damaged (SQLite: " + std::string(sqlite3_errmsg(db)) +
+                     "): move it aside, keeping it, and start ctauditd again, which begins a new database; the "
+                     "JSON-lines files hold the flows it had (docs/operations.md, \"A damaged database\")";
+      break;
+    case SQLITE_NOTADB:
+      error.code = Errc::Storage;
+      error.detail = "the file is not a SQLite database (SQLite: " + std::string(sqlite3_errmsg(db)) +
+                     "): check --db; ctauditd does not overwrite a file that it did not create";
+      break;
+    default:
+      break;
+  }
+  return error;
+}
+
 }  // namespace
 
 Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now,
@@ -507,7 +528,7 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
   // to the file system (PRAGMA incremental_vacuum) without rewriting the whole file.
   auto tables = queryInteger(db, "SELECT count(*) FROM sqlite_master");
   if (!tables) {
-    return Unexpected{tables.error()};
+    return Unexpected{unusableFile(db, tables.error())};
   }
   if (*tables == 0) {
     if (auto done = execute(db, "PRAGMA auto_vacuum = INCREMENTAL"); !done) {

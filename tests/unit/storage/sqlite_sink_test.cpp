@@ -446,6 +446,20 @@ TEST_F(SqliteSinkTest, RefusesAnotherApplicationsDatabase) {
   auto refused = SqliteSink::open(text, "gw1", testing::nullLogger());
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::Storage) << refused.error().detail;
+  EXPECT_NE(refused.error().detail.find("is not a SQLite database"), std::string::npos) << refused.error().detail;
+  EXPECT_NE(refused.error().detail.find("check --db"), std::string::npos) << refused.error().detail;
+}
+
+// A ctaudit file cut short: the daemon says it is damaged and how to start again, and leaves it.
+TEST_F(SqliteSinkTest, ADamagedFileIsRefusedSayingHowToStartAgain) {
+  sink_.reset();
+  std::filesystem::resize_file(path_, 4096);  // page 1 only: the tables' pages are gone
+  auto refused = SqliteSink::open(path_, "gw1", testing::nullLogger());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::Storage) << refused.error().detail;
+  EXPECT_NE(refused.error().detail.find("is damaged"), std::string::npos) << refused.error().detail;
+  EXPECT_NE(refused.error().detail.find("move it aside"), std::string::npos) << refused.error().detail;
+  EXPECT_EQ(std::filesystem::file_size(path_), 4096U);
 }
 
 TEST_F(SqliteSinkTest, AnUncreatableDirectoryIsAnIoError) {
