@@ -25,7 +25,8 @@ struct SplitArguments {
 
 std::string seeHelp(std::string_view command) { return "see 'ctaudit " + std::string(command) + " --help'"; }
 
-bool isHelpFlag(std::string_view arg) { return arg == "--help" || arg == "-h"; }
+// "--help=x" too: a help request with a stray value is still one, and help wins over wrong arguments.
+bool isHelpFlag(std::string_view arg) { return arg == "--help" || arg == "-h" || arg.starts_with("--help="); }
 
 bool asksForHelp(std::span<const std::string_view> args) {
   for (const std::string_view arg : args) {
@@ -400,7 +401,14 @@ Result<Command> parseFlows(std::span<const std::string_view> args, std::optional
   return Command{flows};
 }
 
-Result<Command> parseHelpCommand(std::span<const std::string_view> args) {
+Result<Command> parseHelpCommand(std::span<const std::string_view> all_args) {
+  // 'ctaudit help --help' and 'ctaudit help who -h' ask for the same help as without the flag.
+  std::vector<std::string_view> args;
+  for (const std::string_view arg : all_args) {
+    if (!isHelpFlag(arg)) {
+      args.push_back(arg);
+    }
+  }
   if (args.empty()) {
     return Command{HelpRequest{HelpTopic::Main}};
   }
@@ -428,6 +436,9 @@ Result<Command> parseCommandLine(std::span<const std::string_view> args, std::op
     return Command{HelpRequest{HelpTopic::Main}};
   }
   if (command == "--version") {
+    if (asksForHelp(rest)) {
+      return Command{HelpRequest{HelpTopic::Main}};
+    }
     if (!rest.empty()) {
       return fail(Errc::Usage, "--version takes no arguments; see 'ctaudit --help'");
     }

@@ -226,6 +226,11 @@ TEST(CliOptionsTest, HelpAndVersion) {
   // Help wins over the errors around it.
   EXPECT_EQ(help({"who", "bogus", "--at", "2026", "-h"}), HelpTopic::Who);
   EXPECT_EQ(help({"flows", "--limit", "x", "--help"}), HelpTopic::Flows);
+  EXPECT_EQ(help({"--version", "--help"}), HelpTopic::Main);
+  EXPECT_EQ(help({"help", "--help"}), HelpTopic::Main);
+  EXPECT_EQ(help({"help", "-h"}), HelpTopic::Main);
+  EXPECT_EQ(help({"help", "who", "--help"}), HelpTopic::Who);
+  EXPECT_EQ(help({"flows", "--help=1"}), HelpTopic::Flows);
 
   const auto version = parse({"--version"});
   ASSERT_TRUE(version);
