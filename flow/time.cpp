@@ -39,11 +39,16 @@ bool expect(std::string_view text, std::size_t& pos, char c) {
   return false;
 }
 
-// Reads ".digits" (any count, at most 9 significant) as nanoseconds.
-std::int64_t readFraction(std::string_view text, std::size_t& pos) {
+// Reads ".digits" (any count; digits past the ninth, below a nanosecond, are dropped) as
+// nanoseconds: 0 without a separator, nullopt for a separator with no digit after it. A comma
+// separates too where `comma` says so (ISO 8601 allows it; Unix seconds are not ISO 8601).
+std::optional<std::int64_t> readFraction(std::string_view text, std::size_t& pos, bool comma) {
   std::int64_t ns = 0;
-  if (!expect(text, pos, '.') && !expect(text, pos, ',')) {
+  if (!expect(text, pos, '.') && !(comma && expect(text, pos, ','))) {
     return 0;
+  }
+  if (pos == text.size() || std::isdigit(static_cast<unsigned char>(text[pos])) == 0) {
+    return std::nullopt;
   }
   int digits = 0;
   while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos])) != 0) {
@@ -68,7 +73,8 @@ std::int64_t unitNanos(std::string_view unit) noexcept {
   if (unit == "ns") {
     return 1;
   }
-  if (unit == "us") {
+  // Also with the micro sign (U+00B5) or the Greek mu (U+03BC), as people write it.
+  if (unit == "us" || unit == "\u00B5s" || unit == "\u03BCs") {
     return 1'000;
   }
   if (unit == "ms") {
@@ -136,11 +142,14 @@ Result<Timestamp> parseUnix(std::string_view text) {
     return badTime(text, "expected digits after '@'");
   }
   std::size_t pos = static_cast<std::size_t>(end - body.data());
-  const std::int64_t fraction = readFraction(body, pos);
+  const auto fraction = readFraction(body, pos, false);
+  if (!fraction) {
+    return badTime(text, "expected digits after the '.'");
+  }
   if (pos != body.size()) {
     return badTime(text, "unexpected characters after the seconds");
   }
-  const auto ns = nanosOf(negative ? -seconds : seconds, negative ? -fraction : fraction);
+  const auto ns = nanosOf(negative ? -seconds : seconds, negative ? -*fraction : *fraction);
   if (!ns) {
     return outOfRange(text);
   }
@@ -216,7 +225,10 @@ Result<Timestamp> parseTime(std::string_view text) {
       !expect(text, pos, ':') || !readDigits(text, pos, 2, second)) {
     return badTime(text, "expected a time of day hh:mm:ss after the date");
   }
-  const std::int64_t fraction = readFraction(text, pos);
+  const auto fraction = readFraction(text, pos, true);
+  if (!fraction) {
+    return badTime(text, "expected digits after the seconds' '.'");
+  }
   if (pos == text.size()) {
     return badTime(text, "the time has no zone");
   }
@@ -244,10 +256,16 @@ Result<Timestamp> parseTime(std::string_view text) {
   if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) {
     return badTime(text, "no such date or time of day");
   }
+  if (second == 60) {
+    // Unix time, which the kernel's timestamps count, has no leap seconds: 23:59:60 has no value
+    // of its own, and rolling it over to the next minute would answer about another second.
+    return badTime(text, "second 60 (a leap second) has no Unix time; a report stamped then is 23:59:59 "
+                         "or the next minute's :00 on the gateway's clock, so ask for both with --slack 1s");
+  }
   // In seconds first, which hold any four-digit year, then in nanoseconds if they fit.
   const std::int64_t seconds = std::int64_t{std::chrono::sys_days{ymd}.time_since_epoch().count()} * 86'400 +
                                std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second - offset_minutes * 60;
-  const auto ns = nanosOf(seconds, fraction);
+  const auto ns = nanosOf(seconds, *fraction);
   if (!ns) {
     return outOfRange(text);
   }
@@ -262,10 +280,11 @@ Result<nanoseconds> parseDuration(std::string_view text) {
   // of 213505d would otherwise become a day).
   const auto too_long = [text] {
     return fail(Errc::Usage, "bad duration '" + std::string(text) +
-                                 "': too long; the longest is 106751d (about 292 years)");
+                                 "': too long; the longest is 106751d23h47m16s (about 292 years)");
   };
   std::int64_t total = 0;
   std::size_t pos = 0;
+  std::int64_t last_unit_ns = 0;  // units go from the largest down, each once: "1h30m", not "1s1m"
   while (pos < text.size()) {
     std::int64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data() + pos, text.data() + text.size(), value);
@@ -276,8 +295,10 @@ Result<nanoseconds> parseDuration(std::string_view text) {
       return fail(Errc::Usage, "bad duration '" + std::string(text) + "'; write e.g. 2s, 500ms, 1m30s, 1h, 2d");
     }
     pos = static_cast<std::size_t>(end - text.data());
+    // A unit is letters, and the bytes of a UTF-8 "µ".
     std::size_t unit_end = pos;
-    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end])) != 0) {
+    while (unit_end < text.size() && (std::isalpha(static_cast<unsigned char>(text[unit_end])) != 0 ||
+                                      static_cast<unsigned char>(text[unit_end]) >= 0x80)) {
       ++unit_end;
     }
     const std::string_view unit = text.substr(pos, unit_end - pos);
@@ -286,13 +307,19 @@ Result<nanoseconds> parseDuration(std::string_view text) {
       return fail(Errc::Usage, "bad duration '" + std::string(text) + "': " +
                                    (text[pos] == '.' || text[pos] == ','
                                         ? "no fractions; write e.g. 1500ms for 1.5s"
-                                        : "a number needs a unit"));
+                                        : "unexpected '" + std::string(1, text[pos]) + "' after " +
+                                              std::to_string(value) + "; write e.g. 2s, 500ms, 1m30s"));
     }
     const std::int64_t unit_ns = unitNanos(unit);
     if (unit_ns == 0) {
       return fail(Errc::Usage, "bad duration unit '" + std::string(unit) + "' in '" + std::string(text) +
                                    "'; use ns, us, ms, s, m, h or d");
     }
+    if (last_unit_ns != 0 && unit_ns >= last_unit_ns) {
+      return fail(Errc::Usage, "bad duration '" + std::string(text) +
+                                   "': give each unit once, the largest first, e.g. 1h30m or 1m30s");
+    }
+    last_unit_ns = unit_ns;
     std::int64_t term = 0;
     if (__builtin_mul_overflow(value, unit_ns, &term) || __builtin_add_overflow(total, term, &total)) {
       return too_long();

@@ -163,6 +163,12 @@ Result<IpNetwork> networkOption(std::string_view name, std::string_view value) {
                                  "' is not an address or CIDR block; write e.g. 100.64.0.0/10, 2001:db8::/32 "
                                  "or 100.64.0.7");
   }
+  // 100.64.0.40/10 is most likely one host typed with its interface's prefix: searching the
+  // whole /10 would list a million subscribers' flows as if they were that host's.
+  if (const auto typed = IpAddress::parse(value.substr(0, value.find('/'))); typed && *typed != parsed->network()) {
+    return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) + "' has host bits set; write " +
+                                 parsed->toString() + " for the block or " + typed->toString() + " for the host");
+  }
   // A mapped block (::ffff:100.64.0.0/106) is the IPv4 block; a shorter prefix reaches beyond the
   // mapped range and stays an IPv6 block.
   constexpr unsigned kMappedPrefix = 96;

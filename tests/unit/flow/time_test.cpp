@@ -104,8 +104,8 @@ TEST(TimeTest, FormatsTheEndsOfTheRange) {
 }
 
 TEST(TimeTest, RefusesDurationsTooLongInsteadOfWrapping) {
-  for (const char* text : {"213505d", "18446744074s", "106752d", "106751d1d", "9223372036854775808ns",
-                           "99999999999999999999s"}) {
+  for (const char* text : {"213505d", "18446744074s", "106752d", "106751d24h", "106751d23h48m",
+                           "9223372036854775808ns", "99999999999999999999s"}) {
     const auto d = parseDuration(text);
     ASSERT_FALSE(d) << text << " gave " << d->count() << " ns";
     EXPECT_NE(d.error().detail.find("too long"), std::string::npos) << d.error().detail;
@@ -118,6 +118,42 @@ TEST(TimeTest, SaysThatDurationsTakeNoFractions) {
   const auto d = parseDuration("1.5s");
   ASSERT_FALSE(d);
   EXPECT_NE(d.error().detail.find("1500ms"), std::string::npos) << d.error().detail;
+}
+
+// "1h1h" and "1s1m" are typing slips more likely than sums: each unit once, the largest first.
+TEST(TimeTest, DurationUnitsGoFromTheLargestDownEachOnce) {
+  EXPECT_EQ(parseDuration("1h30m")->count(), 5'400'000'000'000);
+  EXPECT_EQ(parseDuration("1m5")->count(), 65'000'000'000);  // a bare number is seconds
+  for (const char* text : {"1h1h", "1s1m", "5ms1s", "1m1m"}) {
+    const auto d = parseDuration(text);
+    ASSERT_FALSE(d) << text;
+    EXPECT_NE(d.error().detail.find("the largest first"), std::string::npos) << d.error().detail;
+  }
+}
+
+TEST(TimeTest, DurationsTakeTheMicroSign) {
+  EXPECT_EQ(parseDuration("250\u00B5s")->count(), 250'000);  // micro sign
+  EXPECT_EQ(parseDuration("250\u03BCs")->count(), 250'000);  // Greek mu
+  EXPECT_EQ(parseDuration("250us")->count(), 250'000);
+  const auto d = parseDuration("1_000s");
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().detail.find("unexpected '_' after 1"), std::string::npos) << d.error().detail;
+}
+
+TEST(TimeTest, RefusesTimesThatOnlyLookValid) {
+  const auto refused = [](std::string_view text, std::string_view why) {
+    const auto t = parseTime(text);
+    ASSERT_FALSE(t) << text << " gave " << formatRfc3339(*t);
+    EXPECT_NE(t.error().detail.find(why), std::string::npos) << t.error().detail;
+  };
+  refused("2026-11-18T11:10:60Z", "leap second");
+  refused("2016-12-31T23:59:60Z", "leap second");
+  refused("2026-11-18T11:10:17.Z", "expected digits");
+  refused("@1795000000.", "expected digits");
+  refused("@1,5", "unexpected characters");
+  // Digits below the nanosecond are dropped, as the precision ends there.
+  EXPECT_EQ(toUnixNanos(*parseTime("1970-01-01T00:00:01.1234567891Z")), 1'123'456'789);
+  EXPECT_EQ(toUnixNanos(*parseTime("1970-01-01T00:00:01,5Z")), 1'500'000'000);  // ISO 8601's comma
 }
 
 }  // namespace

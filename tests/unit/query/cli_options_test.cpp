@@ -104,7 +104,7 @@ TEST(CliOptionsTest, Ipv4MappedAddressesAreSearchedAsIpv4) {
   EXPECT_EQ(flows.destination_address, IpAddress::parse("198.51.100.1"));
   EXPECT_EQ(flows.nat_address, IpAddress::parse("203.0.113.7"));
   // A block wider than the mapped range is an IPv6 block; other IPv6 addresses stay as they are.
-  EXPECT_EQ(parseFlows({"flows", "--src", "::ffff:0:0/95"}).source->toString(), "::fffe:0:0/95");
+  EXPECT_EQ(parseFlows({"flows", "--src", "::fffe:0:0/95"}).source->toString(), "::fffe:0:0/95");
   EXPECT_EQ(parseFlows({"flows", "--src", "::ffff:0:0/96"}).source->toString(), "0.0.0.0/0");
   EXPECT_EQ(parseFlows({"flows", "--dst", "::1"}).destination_address, IpAddress::parse("::1"));
 }
@@ -163,6 +163,15 @@ TEST(CliOptionsTest, RefusesIcmpOfTheOtherFamily) {
   EXPECT_TRUE(contains(errorOf({"flows", "--src", "2001:db8::/32", "--proto", "1"}), "--src"));
   EXPECT_TRUE(contains(errorOf({"flows", "--dst", "192.0.2.1", "--proto", "ipv6-icmp"}), "--dst"));
   EXPECT_EQ(parseWho({"who", "[2001:db8::7]:5", "--at", "@1", "--proto", "ipv6-icmp"}).protocol, Protocol::Icmpv6);
+}
+
+// 100.64.0.40/10 is one host typed with its interface's prefix more often than a block.
+TEST(CliOptionsTest, RefusesABlockWithHostBitsSet) {
+  EXPECT_EQ(errorOf({"flows", "--src", "100.64.0.40/10"}),
+            "--src: '100.64.0.40/10' has host bits set; write 100.64.0.0/10 for the block or 100.64.0.40 for the host");
+  EXPECT_TRUE(contains(errorOf({"flows", "--src", "2001:db8::1/32"}), "write 2001:db8::/32 for the block"));
+  EXPECT_EQ(parseFlows({"flows", "--src", "100.64.0.0/10"}).source->toString(), "100.64.0.0/10");
+  EXPECT_EQ(parseFlows({"flows", "--src", "100.64.0.40/32"}).source->toString(), "100.64.0.40/32");
 }
 
 TEST(CliOptionsTest, RefusesAddressesOfBothFamiliesTogether) {
