@@ -191,6 +191,10 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
       return fail(Errc::Usage, "'" + shown + "' is a block; this takes one address, e.g. 198.51.100.1 or 2001:db8::1 "
                                              "(blocks: ctaudit flows --src)");
     }
+    if (const auto percent = address_text.find('%'); percent != std::string_view::npos) {
+      return fail(Errc::Usage, "'" + shown + "' has a zone id (" + std::string(address_text.substr(percent)) +
+                                   "); conntrack records addresses without one: drop it");
+    }
     if (!bracketed && colons > 1) {
       // Perhaps an IPv6 address with a port, which cannot be told from an address without brackets.
       return fail(Errc::Usage, "'" + shown + "' is not an IPv6 address; one with a port is written [2001:db8::1]:443");

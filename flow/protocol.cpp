@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "flow/protocol.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
+#include <string>
 #include <utility>
 
 namespace ctaudit {
@@ -30,7 +33,10 @@ std::string protocolName(Protocol protocol) {
   return std::to_string(static_cast<unsigned>(protocol));
 }
 
-std::optional<Protocol> parseProtocol(std::string_view text) {
+std::optional<Protocol> parseProtocol(std::string_view typed) {
+  // Reports and RFCs write TCP and UDP in capitals.
+  std::string text(typed);
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
   if (text == "icmpv6" || text == "icmp6") {
     return Protocol::Icmpv6;
   }

@@ -16,6 +16,25 @@
 namespace ctaudit::query {
 namespace {
 
+// An error message echoes what was typed, and a path or an argument may hold control characters
+// (an escape sequence pasted from a report): shown as \xNN, they cannot reach the terminal.
+std::string printable(std::string_view text) {
+  std::string shown;
+  shown.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      constexpr std::string_view kHex = "0123456789abcdef";
+      shown += "\\x";
+      shown += kHex[byte >> 4U];
+      shown += kHex[byte & 0xFU];
+    } else {
+      shown += c;
+    }
+  }
+  return shown;
+}
+
 // Runs one parsed command; each overload is one kind of Command.
 class CommandRunner {
 public:
@@ -44,7 +63,7 @@ private:
   Result<std::unique_ptr<FlowFinder>> open(const std::filesystem::path& path) const {
     auto finder = environment_.open_database(path);
     if (!finder) {
-      err_ << "ctaudit: " << finder.error().detail;
+      err_ << "ctaudit: " << printable(finder.error().detail);
       // Only where another path is the likely fix: not for a file that is there but unreadable,
       // locked or damaged, whose message says what to do instead.
       const int sys_errno = finder.error().sys_errno;
@@ -73,7 +92,7 @@ int runCtaudit(std::span<const std::string_view> args, std::ostream& out, std::o
     }
     const auto command = parseCommandLine(args, env_database);
     if (!command) {
-      err << "ctaudit: " << command.error().detail << '\n';
+      err << "ctaudit: " << printable(command.error().detail) << '\n';
       return static_cast<int>(ExitStatus::Error);
     }
     const ExitStatus status = std::visit(CommandRunner{out, err, environment}, *command);

@@ -195,16 +195,22 @@ Result<std::optional<std::size_t>> limitOption(std::string_view name, std::strin
 
 // ICMP over IPv6 is its own protocol (58), so `--proto icmp` with an IPv6 address can never match:
 // say so instead of answering "nothing found".
-Result<void> checkIcmpFamily(std::optional<Protocol> protocol, const IpAddress& address, std::string_view what) {
-  if (protocol == Protocol::Icmp && !address.isV4()) {
-    return fail(Errc::Usage, "--proto icmp never matches the IPv6 " + std::string(what) +
-                                 " " + address.toString() + ": ICMP over IPv6 is --proto ipv6-icmp");
+// `shown` is the address or block as the message names it.
+Result<void> checkIcmpFamily(std::optional<Protocol> protocol, bool is_v4, std::string_view what,
+                             const std::string& shown) {
+  if (protocol == Protocol::Icmp && !is_v4) {
+    return fail(Errc::Usage, "--proto icmp never matches the IPv6 " + std::string(what) + " " + shown +
+                                 ": ICMP over IPv6 is --proto ipv6-icmp");
   }
-  if (protocol == Protocol::Icmpv6 && address.isV4()) {
-    return fail(Errc::Usage, "--proto ipv6-icmp never matches the IPv4 " + std::string(what) + " " +
-                                 address.toString() + ": ICMP over IPv4 is --proto icmp");
+  if (protocol == Protocol::Icmpv6 && is_v4) {
+    return fail(Errc::Usage, "--proto ipv6-icmp never matches the IPv4 " + std::string(what) + " " + shown +
+                                 ": ICMP over IPv4 is --proto icmp");
   }
   return {};
+}
+
+Result<void> checkIcmpFamily(std::optional<Protocol> protocol, const IpAddress& address, std::string_view what) {
+  return checkIcmpFamily(protocol, address.isV4(), what, address.toString());
 }
 
 // Conntrack translates within one address family (it has no NAT64), so every address of a flow
@@ -386,7 +392,7 @@ Result<Command> parseFlows(std::span<const std::string_view> args, std::optional
                                  "; swap them");
   }
   if (flows.source) {
-    if (auto family = checkIcmpFamily(flows.protocol, flows.source->network(), "--src"); !family) {
+    if (auto family = checkIcmpFamily(flows.protocol, flows.source->network().isV4(), "--src", flows.source->toString()); !family) {
       return Unexpected{family.error()};
     }
   }
@@ -433,7 +439,7 @@ Result<Command> parseHelpCommand(std::span<const std::string_view> all_args) {
 }  // namespace
 
 Result<Command> parseCommandLine(std::span<const std::string_view> args, std::optional<std::string_view> env_database) {
-  if (args.empty()) {
+  if (args.empty() || args.front() == "--") {
     return fail(Errc::Usage, "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
   }
   const std::string_view command = args.front();

@@ -58,5 +58,13 @@ TEST(EndpointTest, ParsesV4V6AndRejectsAmbiguity) {
   EXPECT_EQ((Endpoint{*IpAddress::parse("2001:db8::7"), 80}.toString()), "[2001:db8::7]:80");
 }
 
+// A link-local address copied from `ip addr` carries its interface; conntrack's addresses do not.
+TEST(EndpointTest, AZoneIdIsNamedInTheError) {
+  const auto zoned = Endpoint::parse("[fe80::1%eth0]:1", false);
+  ASSERT_FALSE(zoned);
+  EXPECT_NE(zoned.error().detail.find("has a zone id (%eth0)"), std::string::npos) << zoned.error().detail;
+  EXPECT_FALSE(Endpoint::parse("fe80::1%eth0", true));
+}
+
 }  // namespace
 }  // namespace ctaudit

@@ -149,6 +149,14 @@ TEST_F(AppTest, UnknownOptionPointsToHelp) {
   EXPECT_EQ(result.err, "ctaudit: unknown option '--frm' for 'ctaudit flows'; see 'ctaudit flows --help'\n");
 }
 
+// An argument with an escape sequence in it (pasted from a report) must not reach the terminal.
+TEST_F(AppTest, ControlCharactersInAnErrorAreShownNotSent) {
+  const RunResult result = run({"flows", "--src", "100.64.0.7\x1b[2J"});
+  expectOneErrorLine(result);
+  EXPECT_EQ(result.err.find('\x1b'), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("100.64.0.7\\x1b[2J"), std::string::npos) << result.err;
+}
+
 TEST_F(AppTest, UnopenableDatabaseExitsTwo) {
   database_.open_error = Error{Errc::Io, 2, "cannot open /nope.db: No such file or directory"};
   const RunResult result = run({"flows", "--db", "/nope.db"});

@@ -148,6 +148,8 @@ TEST(CliOptionsTest, RefusesBadDurationProtocolAndFormat) {
   const std::string duration = errorOf({"who", "203.0.113.7:1", "--at", "@1", "--slack", "5parsecs"});
   EXPECT_TRUE(duration.starts_with("--slack: ")) << duration;
   EXPECT_TRUE(contains(errorOf({"who", "203.0.113.7:1", "--at", "@1", "--slack", "-2s"}), "--slack: "));
+  EXPECT_EQ(parseWho({"who", "203.0.113.7:1", "--at", "@1", "--proto", "TCP"}).protocol, Protocol::Tcp);
+  EXPECT_EQ(parseFlows({"flows", "--proto", "ICMPv6"}).protocol, Protocol::Icmpv6);
   const std::string protocol = errorOf({"who", "203.0.113.7:1", "--at", "@1", "--proto", "tpc"});
   EXPECT_TRUE(contains(protocol, "--proto: unknown protocol 'tpc'"));
   EXPECT_TRUE(contains(protocol, "tcp, udp, icmp"));
@@ -160,7 +162,7 @@ TEST(CliOptionsTest, RefusesIcmpOfTheOtherFamily) {
   EXPECT_TRUE(contains(errorOf({"who", "[2001:db8::7]:5", "--at", "@1", "--proto", "icmp"}), "ipv6-icmp"));
   EXPECT_TRUE(contains(errorOf({"who", "203.0.113.7:5", "--at", "@1", "--proto", "icmpv6"}), "--proto icmp"));
   EXPECT_TRUE(contains(errorOf({"flows", "--nat", "2001:db8::7", "--proto", "icmp"}), "--nat"));
-  EXPECT_TRUE(contains(errorOf({"flows", "--src", "2001:db8::/32", "--proto", "1"}), "--src"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--src", "2001:db8::/32", "--proto", "1"}), "the IPv6 --src 2001:db8::/32:"));
   EXPECT_TRUE(contains(errorOf({"flows", "--dst", "192.0.2.1", "--proto", "ipv6-icmp"}), "--dst"));
   EXPECT_EQ(parseWho({"who", "[2001:db8::7]:5", "--at", "@1", "--proto", "ipv6-icmp"}).protocol, Protocol::Icmpv6);
 }
@@ -250,6 +252,7 @@ TEST(CliOptionsTest, HelpAndVersion) {
 
 TEST(CliOptionsTest, RefusesMissingOrUnknownCommand) {
   EXPECT_EQ(errorOf({}), "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
+  EXPECT_EQ(errorOf({"--"}), "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
   EXPECT_EQ(errorOf({"whois"}), "unknown command 'whois': use 'who' or 'flows'; see 'ctaudit --help'");
 }
 
