@@ -65,7 +65,15 @@ std::string plural(std::uint64_t count, std::string_view one, std::string_view m
   return std::to_string(count) + " " + std::string(count == 1 ? one : many);
 }
 
+// A window without a bound on one side (a query with only --from, on a database without runs to
+// bound it) ends at Timestamp::max(), which is no time an operator asked about.
 std::string windowText(Timestamp from, Timestamp to) {
+  if (to == Timestamp::max()) {
+    return from == Timestamp::min() ? std::string("any time") : "the time from " + shortTime(from) + " on";
+  }
+  if (from == Timestamp::min()) {
+    return "the time up to " + shortTime(to);
+  }
   return from == to ? shortTime(from) : shortTime(from) + " to " + shortTime(to);
 }
 

@@ -167,6 +167,16 @@ TEST(LogCheckTest, ADatabaseWithoutRunsSaysItCannotTell) {
                                 "ctaudit: warning: the database records no ctauditd runs (written by a ctauditd "
                                 "that did not record them?), so whether it covers 2026-11-25T10:00:00Z to "
                                 "2026-11-25T10:00:10Z cannot be told"});
+  // Only --from: no run bounds the window, which then names no end rather than the year 2262.
+  const LogCheck open_ended = assessLog(resolveWindow(t(0s), std::nullopt, {}), {}, {});
+  ASSERT_EQ(open_ended.warnings.size(), 1U);
+  EXPECT_NE(open_ended.warnings[0].find("covers the time from 2026-11-25T10:00:00Z on cannot be told"),
+            std::string::npos)
+      << open_ended.warnings[0];
+  const LogCheck up_to = assessLog(resolveWindow(std::nullopt, t(10s), {}), {}, {});
+  ASSERT_EQ(up_to.warnings.size(), 1U);
+  EXPECT_NE(up_to.warnings[0].find("covers the time up to 2026-11-25T10:00:10Z cannot"), std::string::npos)
+      << up_to.warnings[0];
 }
 
 }  // namespace
