@@ -52,7 +52,16 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
   }
   printFlows(out, flows.format, records, {}, finder.observerHostname());
   if (records.empty() && flows.format == OutputFormat::Table) {
-    err << "ctaudit: no flow matched; widen the time window or drop a filter\n";
+    err << "ctaudit: no flow matched; widen the time window or drop a filter";
+    // "--dst 2001:db8::1:443" is a valid address with no port: perhaps the port was meant.
+    const auto portless_v6 = [](const std::optional<IpAddress>& address, const std::optional<std::uint16_t>& port) {
+      return address && !address->isV4() && !port;
+    };
+    if (portless_v6(flows.destination_address, flows.destination_port) || portless_v6(flows.nat_address, flows.nat_port)) {
+      err << " (an IPv6 address with a port is written in brackets, [2001:db8::1]:443; without them the last "
+             "group is part of the address)";
+    }
+    err << '\n';
   }
   if (truncated) {
     err << "ctaudit: note: showing the first " << *flows.limit

@@ -122,6 +122,20 @@ TEST(FlowsTest, NothingFound) {
   EXPECT_EQ(csv.err, "");
 }
 
+// "--dst 2001:db8::1:443" parses as an address; when it finds nothing, the port may have been meant.
+TEST(FlowsTest, NothingFoundForAPortlessIpv6AddressMentionsBrackets) {
+  testing::FakeFlowDatabase database;
+  FlowsCommand flows;
+  flows.destination_address = IpAddress::parse("2001:db8::1:443");
+  const RunResult v6 = run(flows, database);
+  EXPECT_NE(v6.err.find("written in brackets, [2001:db8::1]:443"), std::string::npos) << v6.err;
+  flows.destination_port = 443;
+  EXPECT_EQ(run(flows, database).err.find("brackets"), std::string::npos);
+  flows.destination_address = IpAddress::parse("198.51.100.1");
+  flows.destination_port.reset();
+  EXPECT_EQ(run(flows, database).err.find("brackets"), std::string::npos);
+}
+
 TEST(FlowsTest, ReportsReadErrors) {
   testing::FakeFlowDatabase database;
   database.find_error = Error{Errc::Io, 5, "reading /db: I/O error"};
