@@ -33,20 +33,8 @@ extra=()
 cta_daemon_supports stats-file && extra+=(--stats-file "$stats")
 cta_daemon_start --flush-interval 200ms "${extra[@]}"
 
-# rows_for_port PORT: closed flows stored from inside port PORT (ct_loadgen's flow n uses port
-# 10000 + n/1000 with its default --hosts 1000). Through flows_text, which decodes the port from
-# the orig_src endpoint for either family; the database is small.
-rows_for_port() {
-  cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = $1 AND end_ms IS NOT NULL"
-}
-json_for_port() { # PORT ACTION
-  cta_jsonl_lines "$CTA_JSONL" complete |
-    cta_jq -R --argjson p "$1" --arg a "$2" 'try fromjson catch empty | select(inside_port == $p and f("event.action") == $a)' |
-    wc -l
-}
-
 cta_loadgen "$CTA_TMP/warmup.txt" --count 100 --first-index 0 --rate 2000 || cta_die "ct_loadgen warm-up failed"
-warm_recorded() { (($(rows_for_port 10000) == 100)); }
+warm_recorded() { (($(cta_port_closed_rows 10000) == 100)); }
 cta_expect "the first 100 flows are recorded" cta_eventually 10 "100 warm-up flows" warm_recorded
 
 cta_log "filling $small"
@@ -90,25 +78,10 @@ cta_expect "the daemon is still running on a full disk" cta_daemon_alive
 
 cta_log "removing the filler"
 rm -f "$small/filler" "$small/filler2"
-all_in_db() {
-  local n
-  n=$(rows_for_port 10001)
-  ((n == 300)) && return 0
-  cta_err "the database has $n closed flows from the full-disk batch, want 300"
-  return 1
-}
 cta_expect "within 15 s all 300 flows made while full are in the database, closed" \
-  cta_eventually 15 "the 300 flows in the database" all_in_db
-all_in_json() {
-  local new destroy
-  new=$(json_for_port 10001 new)
-  destroy=$(json_for_port 10001 destroy)
-  ((new == 300 && destroy == 300)) && return 0
-  cta_err "JSON lines for the full-disk batch: $new new, $destroy destroy; want 300 each, once"
-  return 1
-}
+  cta_eventually 15 "the 300 flows in the database" cta_batch_in_db 10001 300 "from the full-disk batch"
 cta_expect "the JSON-lines file has one new and one destroy line for each of them" \
-  cta_eventually 15 "the 600 JSON lines" all_in_json
+  cta_eventually 15 "the 600 JSON lines" cta_batch_in_json 10001 300 "for the full-disk batch"
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop 30
 lines_parse() {
   local bad

@@ -818,6 +818,39 @@ cta_stats_sum() {
 # row a line, columns separated by '|'.
 cta_sql() { sqlite3 -readonly -cmd '.timeout 5000' "$CTA_DB" "$1"; }
 
+# ct_loadgen's flow n uses inside port 10000 + n/1000 (its default --hosts 1000), so the flows made
+# with --first-index 1000·k are those of inside port 10000 + k: a batch a test can count.
+# cta_port_rows PORT [OP]: stored flows, open or closed, whose inside port is OP PORT (OP "=",
+# the default, or ">=" for the batches from PORT on); cta_port_closed_rows: closed ones only.
+cta_port_rows() { cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport ${2:-=} $1"; }
+cta_port_closed_rows() { cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport ${2:-=} $1 AND end_ms IS NOT NULL"; }
+# cta_port_json_lines PORT ACTION [OP]: complete lines of CTA_JSONL with that inside port (OP as
+# above) and event.action ACTION (new, destroy).
+cta_port_json_lines() {
+  cta_jsonl_lines "$CTA_JSONL" complete |
+    cta_jq -R --argjson p "$1" --arg a "$2" --arg op "${3:-=}" 'try fromjson catch empty
+      | select((if $op == ">=" then inside_port >= $p else inside_port == $p end) and f("event.action") == $a)' |
+    wc -l
+}
+# cta_batch_in_db PORT COUNT WHAT / cta_batch_in_json PORT COUNT WHAT: the batch of PORT is all
+# there, COUNT flows closed in the database / one new and one destroy line each in the JSON lines
+# (no line twice); WHAT names the batch in the complaint.
+cta_batch_in_db() {
+  local n
+  n=$(cta_port_closed_rows "$1")
+  ((n == $2)) && return 0
+  cta_err "the database has $n closed flows $3, want $2"
+  return 1
+}
+cta_batch_in_json() {
+  local new destroy
+  new=$(cta_port_json_lines "$1" new)
+  destroy=$(cta_port_json_lines "$1" destroy)
+  ((new == $2 && destroy == $2)) && return 0
+  cta_err "JSON lines $3: $new new, $destroy destroy; want $2 each, once"
+  return 1
+}
+
 # cta_has_table NAME: CTA_DB has a table of that name.
 cta_has_table() { [[ $(cta_sql "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='$1'") == 1 ]]; }
 

@@ -34,29 +34,8 @@ faults=$CTA_TMP/faults
 mkdir -p "$faults"
 LD_PRELOAD=$FAULT_SHIM CTAUDIT_FAULT_DIR=$faults cta_daemon_start --flush-interval 200ms
 
-# ct_loadgen's flow n uses inside port 10000 + n/1000 (its default --hosts 1000).
-rows_for_port() {
-  cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = $1 AND end_ms IS NOT NULL"
-}
-json_for_port() { # PORT ACTION
-  cta_jsonl_lines "$CTA_JSONL" complete |
-    cta_jq -R --argjson p "$1" --arg a "$2" 'try fromjson catch empty | select(inside_port == $p and f("event.action") == $a)' |
-    wc -l
-}
-# The same from a port on (the poll phase's flows span several ports); rows open or closed.
-rows_from_port() { # PORT [closed]
-  local closed=""
-  [[ ${2:-} == closed ]] && closed="AND end_ms IS NOT NULL"
-  cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport >= $1 $closed"
-}
-json_from_port() { # PORT ACTION
-  cta_jsonl_lines "$CTA_JSONL" complete |
-    cta_jq -R --argjson p "$1" --arg a "$2" 'try fromjson catch empty | select(inside_port >= $p and f("event.action") == $a)' |
-    wc -l
-}
-
 cta_loadgen "$CTA_TMP/warmup.txt" --count 100 --first-index 0 --rate 2000 || cta_die "ct_loadgen warm-up failed"
-warm_recorded() { (($(rows_for_port 10000) == 100)); }
+warm_recorded() { (($(cta_port_closed_rows 10000) == 100)); }
 cta_expect "the first 100 flows are recorded" cta_eventually 10 "100 warm-up flows" warm_recorded
 
 cta_log "fdatasync fails from now"
@@ -78,7 +57,7 @@ wait_for 5 "3 s of failing fdatasync" three_seconds_on
 cta_expect "the daemon is still running while fdatasync fails" cta_daemon_alive
 held_back() {
   local n
-  n=$(cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = 10001")
+  n=$(cta_port_rows 10001)
   ((n == 0)) && return 0
   cta_err "$n rows of the failing batch are in the database although every commit's sync failed"
   return 1
@@ -104,31 +83,11 @@ recovery_said() {
   return 1
 }
 
-warm_kept() {
-  local n
-  n=$(rows_for_port 10000)
-  ((n == 100)) && return 0
-  cta_err "the database has $n of the 100 flows recorded before the failure"
-  return 1
-}
-cta_expect "the 100 flows recorded before the failure are still there" warm_kept
-all_in_db() {
-  local n
-  n=$(rows_for_port 10001)
-  ((n == 200)) && return 0
-  cta_err "the database has $n closed flows of the 200 made while fdatasync failed"
-  return 1
-}
+cta_expect "the 100 flows recorded before the failure are still there" \
+  cta_batch_in_db 10000 100 "of those recorded before the failure"
 cta_expect "within 15 s all 200 flows made while fdatasync failed are in the database, closed" \
-  cta_eventually 15 "the 200 flows in the database" all_in_db
-json_once() {
-  local new destroy
-  new=$(json_for_port 10001 new)
-  destroy=$(json_for_port 10001 destroy)
-  ((new == 200 && destroy == 200)) && return 0
-  cta_err "JSON lines for the failing batch: $new new, $destroy destroy; want 200 each, once"
-  return 1
-}
+  cta_eventually 15 "the 200 flows in the database" cta_batch_in_db 10001 200 "of the batch made while fdatasync failed"
+json_once() { cta_batch_in_json 10001 200 "for the batch made while fdatasync failed"; }
 cta_expect "the JSON-lines file has one new and one destroy line for each of them" \
   cta_eventually 15 "the 400 JSON lines" json_once
 cta_expect "the log says when it works again" cta_eventually 5 "a recovery line" recovery_said
@@ -154,7 +113,7 @@ cta_expect "the JSON-lines file has the same gap" cta_eventually 10 "a gap line"
 
 # poll() fails while records are still arriving: the daemon must write what it queued, not drop it.
 cta_loadgen_bg "$CTA_TMP/polling.txt" --count 4000 --first-index 2000 --rate 2000
-under_way() { (($(rows_from_port 10002) >= 200)); }
+under_way() { (($(cta_port_rows 10002 ">=") >= 200)); }
 wait_for 10 "the first 200 flows of the poll phase in the database" under_way ||
   cta_die "ct_loadgen's flows do not reach the database"
 cta_log "poll fails from now in the pipeline thread"
@@ -196,10 +155,10 @@ drained() {
 cta_expect "every record received before it stopped is written to both sinks" drained
 same_flows() {
   local rows closed new destroy
-  rows=$(rows_from_port 10002)
-  closed=$(rows_from_port 10002 closed)
-  new=$(json_from_port 10002 new)
-  destroy=$(json_from_port 10002 destroy)
+  rows=$(cta_port_rows 10002 ">=")
+  closed=$(cta_port_closed_rows 10002 ">=")
+  new=$(cta_port_json_lines 10002 new ">=")
+  destroy=$(cta_port_json_lines 10002 destroy ">=")
   ((rows >= 200 && rows == new && closed == destroy)) && return 0
   cta_err "poll phase: the database has $rows flows ($closed closed), the JSON lines $new new and $destroy destroy"
   return 1
