@@ -329,12 +329,20 @@ Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
       return fail(Errc::Storage, "gaps row id " + std::to_string(id) + ": unknown reason '" + std::string(reason_text) +
                                      "'");
     }
+    // The writer stores counts of 0 or more (each below 2^63) and ends at or after starts; a row
+    // outside that was written by something else, and its warning would print nonsense.
+    const std::int64_t lost = sqlite3_column_int64(row, 4);
+    const std::int64_t overruns = sqlite3_column_int64(row, 5);
+    if (lost < 0 || overruns < 0) {
+      return fail(Errc::Storage, "gaps row id " + std::to_string(id) + ": a negative count (lost_records " +
+                                     std::to_string(lost) + ", overruns " + std::to_string(overruns) + ")");
+    }
     GapRecord gap;
     gap.reason = *reason;
     gap.start = fromUnixNanos(sqlite3_column_int64(row, 2));
     gap.end = fromUnixNanos(sqlite3_column_int64(row, 3));
-    gap.lost_records = static_cast<std::uint64_t>(sqlite3_column_int64(row, 4));
-    gap.overruns = static_cast<std::uint64_t>(sqlite3_column_int64(row, 5));
+    gap.lost_records = static_cast<std::uint64_t>(lost);
+    gap.overruns = static_cast<std::uint64_t>(overruns);
     gap.sink = std::string(columnText(row, 6));
     gaps.push_back(std::move(gap));
   }

@@ -629,6 +629,16 @@ TEST_F(FlowReaderTest, AGapRowNoWriterProducesIsAnError) {
   EXPECT_EQ(gaps.error().code, Errc::Storage);
   EXPECT_NE(gaps.error().detail.find("gaps row id 1: unknown reason 'cosmic_ray'"), std::string::npos)
       << gaps.error().detail;
+  {
+    const SqliteDb db = openRaw(path_);
+    ASSERT_EQ(sqlite3_exec(db.get(), "UPDATE gaps SET reason = 'kernel_overrun', lost_records = -3", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+  }
+  const auto negative = (*reader)->gaps(at(0s), at(30s));
+  ASSERT_FALSE(negative);
+  EXPECT_NE(negative.error().detail.find("gaps row id 1: a negative count (lost_records -3"), std::string::npos)
+      << negative.error().detail;
 }
 
 TEST_F(FlowReaderTest, LoggedPeriodsAreTheRunsToTheirStopOrLastHeartbeat) {
