@@ -24,7 +24,7 @@ enum class Protocol : std::uint8_t {
 // Lower-case name as used by ECS network.transport and conntrack(8): "tcp", "icmp", "ipv6-icmp";
 // a number without a name is rendered as its decimal value.
 [[nodiscard]] std::string protocolName(Protocol protocol);
-// Accepts the names above (and "icmpv6", "udplite") or a decimal number 0-255.
+// Accepts the names above in any case (and "icmpv6", "udplite") or a decimal number 0-255.
 [[nodiscard]] std::optional<Protocol> parseProtocol(std::string_view text);
 // True for ICMP and ICMPv6, whose tuples carry type/code/id instead of ports.
 [[nodiscard]] constexpr bool isIcmp(Protocol protocol) noexcept {

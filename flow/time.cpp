@@ -227,7 +227,7 @@ Result<Timestamp> parseTime(std::string_view text) {
   }
   const auto fraction = readFraction(text, pos, true);
   if (!fraction) {
-    return badTime(text, "expected digits after the seconds' '.'");
+    return badTime(text, "expected digits after the seconds' decimal separator");
   }
   if (pos == text.size()) {
     return badTime(text, "the time has no zone");
@@ -257,10 +257,11 @@ Result<Timestamp> parseTime(std::string_view text) {
     return badTime(text, "no such date or time of day");
   }
   if (second == 60) {
-    // Unix time, which the kernel's timestamps count, has no leap seconds: 23:59:60 has no value
+    // Unix time, which the kernel's timestamps count, has no leap seconds: hh:mm:60 has no value
     // of its own, and rolling it over to the next minute would answer about another second.
-    return badTime(text, "second 60 (a leap second) has no Unix time; a report stamped then is 23:59:59 "
-                         "or the next minute's :00 on the gateway's clock, so ask for both with --slack 1s");
+    const auto two = [](int value) { return std::string(value < 10 ? "0" : "") + std::to_string(value); };
+    return badTime(text, "second 60 (a leap second) has no Unix time; in Unix time it is " + two(hour) + ":" +
+                             two(minute) + ":59 or the next minute's :00");
   }
   // In seconds first, which hold any four-digit year, then in nanoseconds if they fit.
   const std::int64_t seconds = std::int64_t{std::chrono::sys_days{ymd}.time_since_epoch().count()} * 86'400 +
@@ -309,6 +310,11 @@ Result<nanoseconds> parseDuration(std::string_view text) {
                                         ? "no fractions; write e.g. 1500ms for 1.5s"
                                         : "unexpected '" + std::string(1, text[pos]) + "' after " +
                                               std::to_string(value) + "; write e.g. 2s, 500ms, 1m30s"));
+    }
+    if (unit.empty() && last_unit_ns != 0) {
+      // "1h30" is 1h30m more often than 1h0m30s: a bare number is seconds only on its own.
+      return fail(Errc::Usage, "bad duration '" + std::string(text) + "': " + std::to_string(value) +
+                                   " after a unit needs its own unit, e.g. 1h30m or 1m30s");
     }
     const std::int64_t unit_ns = unitNanos(unit);
     if (unit_ns == 0) {

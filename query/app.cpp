@@ -11,29 +11,11 @@
 #include "query/exit_status.hpp"
 #include "query/flows.hpp"
 #include "query/help_text.hpp"
+#include "query/printable.hpp"
 #include "query/who.hpp"
 
 namespace ctaudit::query {
 namespace {
-
-// An error message echoes what was typed, and a path or an argument may hold control characters
-// (an escape sequence pasted from a report): shown as \xNN, they cannot reach the terminal.
-std::string printable(std::string_view text) {
-  std::string shown;
-  shown.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7F) {
-      constexpr std::string_view kHex = "0123456789abcdef";
-      shown += "\\x";
-      shown += kHex[byte >> 4U];
-      shown += kHex[byte & 0xFU];
-    } else {
-      shown += c;
-    }
-  }
-  return shown;
-}
 
 // Runs one parsed command; each overload is one kind of Command.
 class CommandRunner {

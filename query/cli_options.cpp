@@ -158,6 +158,10 @@ Result<Endpoint::Parsed> endpointOption(std::string_view name, std::string_view 
 
 Result<IpNetwork> networkOption(std::string_view name, std::string_view value) {
   const auto parsed = IpNetwork::parse(value);
+  if (!parsed && value.find('%') != std::string_view::npos) {
+    return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) +
+                                 "' has a zone id (%...); conntrack records addresses without one: drop it");
+  }
   if (!parsed) {
     return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) +
                                  "' is not an address or CIDR block; write e.g. 100.64.0.0/10, 2001:db8::/32 "
@@ -165,17 +169,21 @@ Result<IpNetwork> networkOption(std::string_view name, std::string_view value) {
   }
   // 100.64.0.40/10 is most likely one host typed with its interface's prefix: searching the
   // whole /10 would list a million subscribers' flows as if they were that host's.
-  if (const auto typed = IpAddress::parse(value.substr(0, value.find('/'))); typed && *typed != parsed->network()) {
-    return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) + "' has host bits set; write " +
-                                 parsed->toString() + " for the block or " + typed->toString() + " for the host");
-  }
   // A mapped block (::ffff:100.64.0.0/106) is the IPv4 block; a shorter prefix reaches beyond the
   // mapped range and stays an IPv6 block.
   constexpr unsigned kMappedPrefix = 96;
+  IpNetwork block = *parsed;
   if (const auto v4 = mappedIpv4(parsed->network()); v4 && parsed->prefixLength() >= kMappedPrefix) {
-    return IpNetwork(*v4, parsed->prefixLength() - kMappedPrefix);
+    block = IpNetwork(*v4, parsed->prefixLength() - kMappedPrefix);
   }
-  return *parsed;
+  if (auto typed = IpAddress::parse(value.substr(0, value.find('/'))); typed && *typed != parsed->network()) {
+    if (const auto v4 = mappedIpv4(*typed); v4 && block.network().isV4()) {
+      typed = *v4;
+    }
+    return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) + "' has host bits set; write " +
+                                 block.toString() + " for the block or " + typed->toString() + " for the host");
+  }
+  return block;
 }
 
 // nullopt means no limit (`--limit 0`).
@@ -439,8 +447,12 @@ Result<Command> parseHelpCommand(std::span<const std::string_view> all_args) {
 }  // namespace
 
 Result<Command> parseCommandLine(std::span<const std::string_view> args, std::optional<std::string_view> env_database) {
-  if (args.empty() || args.front() == "--") {
+  if (args.empty() || (args.front() == "--" && args.size() == 1)) {
     return fail(Errc::Usage, "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
+  }
+  if (args.front() == "--") {
+    return fail(Errc::Usage, "'--' goes after the command, before its arguments: 'ctaudit " + std::string(args[1]) +
+                                 " ... -- ...'; see 'ctaudit --help'");
   }
   const std::string_view command = args.front();
   const auto rest = args.subspan(1);

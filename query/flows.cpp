@@ -7,6 +7,7 @@
 
 #include "query/flow_output.hpp"
 #include "query/log_check.hpp"
+#include "query/printable.hpp"
 
 namespace ctaudit::query {
 
@@ -31,18 +32,18 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
   // for: readCoverage and checkLog read nothing then.
   const auto coverage = readCoverage(finder, flows.from, flows.to);
   if (!coverage) {
-    err << "ctaudit: " << coverage.error().detail << '\n';
+    err << "ctaudit: " << printable(coverage.error().detail) << '\n';
     return ExitStatus::Error;
   }
   auto found = finder.find(toFlowQuery(flows));
   if (!found) {
-    err << "ctaudit: " << found.error().detail << '\n';
+    err << "ctaudit: " << printable(found.error().detail) << '\n';
     return ExitStatus::Error;
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
   if (!check) {
-    err << "ctaudit: " << check.error().detail << '\n';
+    err << "ctaudit: " << printable(check.error().detail) << '\n';
     return ExitStatus::Error;
   }
   std::vector<FlowRecord>& records = *found;
@@ -57,7 +58,10 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
     const auto portless_v6 = [](const std::optional<IpAddress>& address, const std::optional<std::uint16_t>& port) {
       return address && !address->isV4() && !port;
     };
-    if (portless_v6(flows.destination_address, flows.destination_port) || portless_v6(flows.nat_address, flows.nat_port)) {
+    // ICMP counts: its id is written as the port ([2001:db8::1]:512).
+    const bool ports = !flows.protocol || hasPorts(*flows.protocol) || isIcmp(*flows.protocol);
+    if (ports && (portless_v6(flows.destination_address, flows.destination_port) ||
+                  portless_v6(flows.nat_address, flows.nat_port))) {
       err << " (an IPv6 address with a port is written in brackets, [2001:db8::1]:443; without them the last "
              "group is part of the address)";
     }

@@ -10,6 +10,7 @@
 #include "flow/protocol.hpp"
 #include "query/flow_output.hpp"
 #include "query/log_check.hpp"
+#include "query/printable.hpp"
 
 namespace ctaudit::query {
 namespace {
@@ -111,18 +112,18 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   // than the flows read next hold.
   const auto coverage = readCoverage(finder, query.from, query.to);
   if (!coverage) {
-    err << "ctaudit: " << coverage.error().detail << '\n';
+    err << "ctaudit: " << printable(coverage.error().detail) << '\n';
     return ExitStatus::Error;
   }
   auto found = finder.find(query);
   if (!found) {
-    err << "ctaudit: " << found.error().detail << '\n';
+    err << "ctaudit: " << printable(found.error().detail) << '\n';
     return ExitStatus::Error;
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
   if (!check) {
-    err << "ctaudit: " << check.error().detail << '\n';
+    err << "ctaudit: " << printable(check.error().detail) << '\n';
     return ExitStatus::Error;
   }
   if (found->empty()) {

@@ -33,8 +33,8 @@ Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Er
       // SQLite wrote: cut short by a full disk or a copy, or changed on disk.
       return {Errc::Storage, 0,
               file + " is damaged (SQLite: " + sqlite3_errmsg(db) +
-                  "): ctaudit cannot read it; use a copy kept elsewhere, or the JSON-lines files, which hold the "
-                  "same flows (docs/operations.md, \"A damaged database\")"};
+                  "): ctaudit cannot read it; use a copy kept elsewhere, or the JSON-lines files, which may "
+                  "hold the same flows (docs/operations.md, \"A damaged database\")"};
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return {Errc::Storage, 0,

@@ -505,13 +505,15 @@ Error unusableFile(sqlite3* db, Error error) {
     case SQLITE_CORRUPT:
       error.code = Errc::Storage;
       error.detail = "the file is damaged (SQLite: " + std::string(sqlite3_errmsg(db)) +
-                     "): move it aside, keeping it, and start ctauditd again, which begins a new database; the "
-                     "JSON-lines files hold the flows it had (docs/operations.md, \"A damaged database\")";
+                     "): move it aside with its -wal and -shm, keeping them, and start ctauditd again, which "
+                     "begins a new database; the JSON-lines files may hold its flows too (docs/operations.md, "
+                     "\"A damaged database\")";
       break;
     case SQLITE_NOTADB:
       error.code = Errc::Storage;
       error.detail = "the file is not a SQLite database (SQLite: " + std::string(sqlite3_errmsg(db)) +
-                     "): check --db; ctauditd does not overwrite a file that it did not create";
+                     "): check the database path (--db, or db in the configuration file); ctauditd does not "
+                     "overwrite a file that it did not create";
       break;
     default:
       break;

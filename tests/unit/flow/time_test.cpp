@@ -123,7 +123,11 @@ TEST(TimeTest, SaysThatDurationsTakeNoFractions) {
 // "1h1h" and "1s1m" are typing slips more likely than sums: each unit once, the largest first.
 TEST(TimeTest, DurationUnitsGoFromTheLargestDownEachOnce) {
   EXPECT_EQ(parseDuration("1h30m")->count(), 5'400'000'000'000);
-  EXPECT_EQ(parseDuration("1m5")->count(), 65'000'000'000);  // a bare number is seconds
+  EXPECT_EQ(parseDuration("5")->count(), 5'000'000'000);  // a bare number is seconds, on its own
+  const auto trailing = parseDuration("1h30");
+  ASSERT_FALSE(trailing);
+  EXPECT_NE(trailing.error().detail.find("30 after a unit needs its own unit"), std::string::npos)
+      << trailing.error().detail;
   for (const char* text : {"1h1h", "1s1m", "5ms1s", "1m1m"}) {
     const auto d = parseDuration(text);
     ASSERT_FALSE(d) << text;
@@ -146,7 +150,7 @@ TEST(TimeTest, RefusesTimesThatOnlyLookValid) {
     ASSERT_FALSE(t) << text << " gave " << formatRfc3339(*t);
     EXPECT_NE(t.error().detail.find(why), std::string::npos) << t.error().detail;
   };
-  refused("2026-11-18T11:10:60Z", "leap second");
+  refused("2026-11-18T11:10:60Z", "in Unix time it is 11:10:59 or the next minute's :00");
   refused("2016-12-31T23:59:60Z", "leap second");
   refused("2026-11-18T11:10:17.Z", "expected digits");
   refused("@1795000000.", "expected digits");

@@ -172,6 +172,9 @@ TEST(CliOptionsTest, RefusesABlockWithHostBitsSet) {
   EXPECT_EQ(errorOf({"flows", "--src", "100.64.0.40/10"}),
             "--src: '100.64.0.40/10' has host bits set; write 100.64.0.0/10 for the block or 100.64.0.40 for the host");
   EXPECT_TRUE(contains(errorOf({"flows", "--src", "2001:db8::1/32"}), "write 2001:db8::/32 for the block"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--src", "::ffff:100.64.0.40/106"}),
+                       "write 100.64.0.0/10 for the block or 100.64.0.40 for the host"));
+  EXPECT_TRUE(contains(errorOf({"flows", "--src", "fe80::1%eth0/64"}), "has a zone id"));
   EXPECT_EQ(parseFlows({"flows", "--src", "100.64.0.0/10"}).source->toString(), "100.64.0.0/10");
   EXPECT_EQ(parseFlows({"flows", "--src", "100.64.0.40/32"}).source->toString(), "100.64.0.40/32");
 }
@@ -253,6 +256,8 @@ TEST(CliOptionsTest, HelpAndVersion) {
 TEST(CliOptionsTest, RefusesMissingOrUnknownCommand) {
   EXPECT_EQ(errorOf({}), "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
   EXPECT_EQ(errorOf({"--"}), "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
+  EXPECT_EQ(errorOf({"--", "flows"}),
+            "'--' goes after the command, before its arguments: 'ctaudit flows ... -- ...'; see 'ctaudit --help'");
   EXPECT_EQ(errorOf({"whois"}), "unknown command 'whois': use 'who' or 'flows'; see 'ctaudit --help'");
 }
 

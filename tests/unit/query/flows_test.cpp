@@ -131,8 +131,11 @@ TEST(FlowsTest, NothingFoundForAPortlessIpv6AddressMentionsBrackets) {
   EXPECT_NE(v6.err.find("written in brackets, [2001:db8::1]:443"), std::string::npos) << v6.err;
   flows.destination_port = 443;
   EXPECT_EQ(run(flows, database).err.find("brackets"), std::string::npos);
-  flows.destination_address = IpAddress::parse("198.51.100.1");
   flows.destination_port.reset();
+  flows.protocol = Protocol::Gre;  // no ports to mean
+  EXPECT_EQ(run(flows, database).err.find("brackets"), std::string::npos);
+  flows.protocol.reset();
+  flows.destination_address = IpAddress::parse("198.51.100.1");
   EXPECT_EQ(run(flows, database).err.find("brackets"), std::string::npos);
 }
 

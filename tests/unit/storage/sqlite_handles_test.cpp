@@ -28,20 +28,6 @@ std::string whichDatabase(sqlite3* db) {
   return name ? *name : "error: " + name.error().detail;
 }
 
-// Runs in `dir` until destroyed: the hazard is a relative name.
-class InDirectory {
-public:
-  explicit InDirectory(const std::filesystem::path& dir) : previous_(std::filesystem::current_path()) {
-    std::filesystem::current_path(dir);
-  }
-  InDirectory(const InDirectory&) = delete;
-  InDirectory& operator=(const InDirectory&) = delete;
-  ~InDirectory() { std::filesystem::current_path(previous_); }
-
-private:
-  std::filesystem::path previous_;
-};
-
 TEST(SqliteFileNameTest, ANameThatLooksLikeAUriStillOpensThatFile) {
   EXPECT_EQ(sqliteFileName("file:a.db"), "./file:a.db");
   EXPECT_EQ(sqliteFileName("/var/lib/ctaudit/flows.db"), "/var/lib/ctaudit/flows.db");
@@ -51,17 +37,31 @@ TEST(SqliteFileNameTest, ANameThatLooksLikeAUriStillOpensThatFile) {
   const testing::TempDir dir;
   writeNamedDatabase(dir / "a.db", "a.db");
   writeNamedDatabase(dir / "file:a.db", "file:a.db");
-  const InDirectory in_dir(dir.path());
-  {
-    // The hazard: SQLite takes the name as a URI for another file.
+  // The hazard is a relative name, so the lookups run in `dir`: in a child process, whose working
+  // directory is its own.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto in_child = [&dir] {
+    std::error_code ec;
+    std::filesystem::current_path(dir.path(), ec);
+    if (ec) {
+      return 1;
+    }
+    // SQLite takes the name as a URI for another file when asked to (Debian's always does).
     sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open_v2("file:a.db", &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr), SQLITE_OK);
+    if (sqlite3_open_v2("file:a.db", &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) != SQLITE_OK) {
+      return 2;
+    }
     const SqliteDb as_uri(raw);
-    EXPECT_EQ(whichDatabase(as_uri.get()), "a.db");
-  }
-  auto db = openReadOnly("file:a.db");
-  ASSERT_TRUE(db) << db.error().detail;
-  EXPECT_EQ(whichDatabase(db->get()), "file:a.db");
+    if (whichDatabase(as_uri.get()) != "a.db") {
+      return 3;
+    }
+    auto db = openReadOnly("file:a.db");
+    if (!db) {
+      return 4;
+    }
+    return whichDatabase(db->get()) == "file:a.db" ? 0 : 5;
+  };
+  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(SqliteProcessTest, TunedFirstSqliteKeepsNoMemoryStatistics) {

@@ -447,7 +447,7 @@ TEST_F(SqliteSinkTest, RefusesAnotherApplicationsDatabase) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::Storage) << refused.error().detail;
   EXPECT_NE(refused.error().detail.find("is not a SQLite database"), std::string::npos) << refused.error().detail;
-  EXPECT_NE(refused.error().detail.find("check --db"), std::string::npos) << refused.error().detail;
+  EXPECT_NE(refused.error().detail.find("check the database path"), std::string::npos) << refused.error().detail;
 }
 
 // A ctaudit file cut short: the daemon says it is damaged and how to start again, and leaves it.

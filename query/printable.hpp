@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ctaudit::query {
+
+// `text` with its control characters shown as \xNN: C0 (below 0x20), DEL, and the C1 controls
+// U+0080..U+009F as UTF-8 (0xC2 0x80..0x9F, a terminal's CSI among them). An error message echoes
+// what was typed and what the database holds, and an escape sequence pasted from a report must
+// not reach the terminal as one.
+[[nodiscard]] std::string printable(std::string_view text);
+
+}  // namespace ctaudit::query
