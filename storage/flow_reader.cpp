@@ -21,6 +21,24 @@
 namespace ctaudit::storage {
 namespace {
 
+// The header passed checkFileHeader, so a file SQLite finds malformed is a ctaudit file whose
+// pages are not what SQLite wrote: cut short by a full disk or a copy, or changed on disk.
+Error damagedFile(sqlite3* db, const std::filesystem::path& path) {
+  return {Errc::Storage, 0,
+          path.string() + " is damaged (SQLite: " + sqlite3_errmsg(db) +
+              "): ctaudit cannot read it; use a copy kept elsewhere, or the JSON-lines files, which may hold the "
+              "same flows (docs/operations.md, \"A damaged database\")"};
+}
+
+// A failed read of `what`: damagedFile() when SQLite found a damaged page (a query can reach one
+// that opening the file did not), else as sqliteFailure().
+Unexpected readFailure(sqlite3* db, const std::filesystem::path& path, std::string_view what) {
+  if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_CORRUPT) {
+    return Unexpected{damagedFile(db, path)};
+  }
+  return sqliteFailure(db, what);
+}
+
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
 // unreadable file or one that is not a database only shows when the header is read.
 Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error,
@@ -29,12 +47,7 @@ Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Er
   switch (sqlite3_extended_errcode(db) & 0xFF) {
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
-      // The header passed checkFileHeader, so this is a ctaudit file whose pages are not what
-      // SQLite wrote: cut short by a full disk or a copy, or changed on disk.
-      return {Errc::Storage, 0,
-              file + " is damaged (SQLite: " + sqlite3_errmsg(db) +
-                  "): ctaudit cannot read it; use a copy kept elsewhere, or the JSON-lines files, which may "
-                  "hold the same flows (docs/operations.md, \"A damaged database\")"};
+      return damagedFile(db, path);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return {Errc::Storage, 0,
@@ -298,7 +311,7 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     records.push_back(flow->record);
   }
   if (rc != SQLITE_DONE) {
-    return sqliteFailure(db, "cannot read flows");
+    return readFailure(db, impl_->path, "cannot read flows");
   }
   impl_->rows_read_ahead = prefetch ? prefetch->rowsRead() : 0;
   return records;
@@ -347,7 +360,7 @@ Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
     gaps.push_back(std::move(gap));
   }
   if (rc != SQLITE_DONE) {
-    return sqliteFailure(db, "cannot read gaps");
+    return readFailure(db, impl_->path, "cannot read gaps");
   }
   return gaps;
 }
@@ -367,7 +380,7 @@ Result<std::vector<LoggedPeriod>> FlowReader::loggedPeriods() {
                        fromUnixNanos(sqlite3_column_int64(row, stopped ? 2 : 1)), stopped});
   }
   if (rc != SQLITE_DONE) {
-    return sqliteFailure(db, "cannot read runs");
+    return readFailure(db, impl_->path, "cannot read runs");
   }
   return periods;
 }

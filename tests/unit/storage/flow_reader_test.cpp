@@ -722,6 +722,32 @@ TEST_F(FlowReaderTest, ADamagedFileSaysWhereElseTheFlowsAre) {
   EXPECT_NE(reader.error().detail.find("A damaged database"), std::string::npos) << reader.error().detail;
 }
 
+// A damaged page that only a query reaches: the query's error says the same.
+TEST_F(FlowReaderTest, ADamagedPageFoundByAQuerySaysTheFileIsDamaged) {
+  write(masqueraded(1, "100.64.0.2", 40001, at(1s), at(2s)));
+  sink_.reset();
+  std::int64_t root = 0;
+  {
+    const SqliteDb db = openRaw(path_);
+    root = testing::count(db.get(), "SELECT rootpage FROM sqlite_master WHERE name = 'flows'");
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  ASSERT_GT(root, 1);
+  {
+    std::fstream file(path_, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp((root - 1) * 4096);
+    const std::string garbage(4096, '\xff');  // no b-tree page starts with 0xFF
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader) << reader.error().detail;
+  auto found = (*reader)->find(FlowQuery{});
+  ASSERT_FALSE(found);
+  EXPECT_EQ(found.error().code, Errc::Storage);
+  EXPECT_NE(found.error().detail.find("is damaged"), std::string::npos) << found.error().detail;
+  EXPECT_NE(found.error().detail.find("A damaged database"), std::string::npos) << found.error().detail;
+}
+
 // A program other than ctauditd that keeps the file locked (an exclusive-mode connection, which
 // WAL readers cannot get past) past the reader's busy timeout: waits that long, then says so.
 // The wait is the busy timeout, shortened here to 200 ms.
