@@ -36,13 +36,21 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
                   ec.value());
     }
   }
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, kFileMode);
-  if (fd < 0) {
+  // O_NONBLOCK for the open alone: opening a FIFO that no one reads would otherwise block the start
+  // for good, before the daemon says anything (the writes block again, as for any file).
+  UniqueFd fd{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, kFileMode)};
+  if (!fd.valid()) {
     const int error = errno;
-    return fail(Errc::Io, "cannot open JSON lines file " + path.string() + " for appending: " + errnoText(error),
+    return fail(Errc::Io,
+                "cannot open JSON lines file " + path.string() + " for appending: " + errnoText(error) +
+                    (error == ENXIO ? " (a FIFO that no process reads: start its reader first)" : ""),
                 error);
   }
-  return UniqueFd{fd};
+  if (::fcntl(fd.get(), F_SETFL, O_APPEND) != 0) {
+    const int error = errno;
+    return fail(Errc::Io, "cannot set up JSON lines file " + path.string() + ": " + errnoText(error), error);
+  }
+  return fd;
 }
 
 // How much of the file the torn-line repair reads at a time.

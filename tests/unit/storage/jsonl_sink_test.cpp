@@ -436,6 +436,19 @@ TEST(JsonLinesSinkTest, WritesIntoAPipe) {
   EXPECT_TRUE(log.at(spdlog::level::err).empty());
 }
 
+// A FIFO that no process reads yet: an error at once, not a start that hangs in open(2) before it
+// has said anything. Writes still wait for the reader, as the test above reads them.
+TEST(JsonLinesSinkTest, AFifoWithoutAReaderIsAnErrorNotAHang) {
+  const TempDir dir;
+  const auto path = dir / "pipe";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const CapturedLog log;
+  const auto sink = JsonLinesSink::open(path, kContext, false, log.logger);
+  ASSERT_FALSE(sink);
+  EXPECT_EQ(sink.error().sys_errno, ENXIO);
+  EXPECT_NE(sink.error().detail.find("start its reader first"), std::string::npos) << sink.error().detail;
+}
+
 TEST(JsonLinesSinkTest, UnwritablePathGivesAClearError) {
   const TempDir dir;
   const CapturedLog log;
