@@ -9,7 +9,9 @@
 #include <ostream>
 #include <string>
 #include <system_error>
+#include <utility>
 
+#include "daemon/output_paths.hpp"
 #include "daemon/privileges.hpp"
 #include "storage/schema.hpp"
 
@@ -108,6 +110,9 @@ void checkDatabaseFile(std::vector<ConfigProblem>& problems, const fs::path& pat
 
 std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
   std::vector<ConfigProblem> problems;
+  if (auto conflict = outputPathConflict(config)) {
+    problems.push_back({ConfigProblem::Severity::Error, std::move(*conflict)});
+  }
   checkOutputFile(problems, "db", config.db_path, MissingDirectory::CreatedOrError);
   checkDatabaseFile(problems, config.db_path);
   if (config.jsonl_path && *config.jsonl_path != "-") {

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "daemon/output_paths.hpp"
 #include "daemon/privileges.hpp"
 #include "daemon/record_budget.hpp"
 #include "daemon/sysctl.hpp"
@@ -114,6 +115,10 @@ Daemon::~Daemon() {
 }
 
 Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Loggers loggers, const Clock& clock) {
+  // Before anything is opened: two outputs on one file destroy what it holds.
+  if (auto conflict = outputPathConflict(config)) {
+    return fail(Errc::Config, std::move(*conflict));
+  }
   std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(loggers), clock));
   // First, so that a mistyped --user changes nothing.
   std::optional<ServiceAccount> account;

@@ -376,6 +376,19 @@ TEST(ConfigCheckTest, PathsThatWillWorkRaiseNothing) {
   EXPECT_TRUE(checkConfigPaths(config).empty());
 }
 
+// What a start refuses (outputPathConflict), the check says first.
+TEST(ConfigCheckTest, TwoOutputsOnOneFileAreAnError) {
+  testing::TempDir dir;
+  DaemonConfig config;
+  config.db_path = dir / "flows.db";
+  config.jsonl_path = std::nullopt;
+  config.stats_file = config.db_path;
+  const auto problems = checkConfigPaths(config);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
+  EXPECT_NE(problems[0].message.find("name the same file"), std::string::npos) << problems[0].message;
+}
+
 TEST(ConfigCheckTest, MissingDirectoriesAreWarningsAndImpossiblePathsErrors) {
   testing::TempDir dir;
   writeFile(dir / "plain", "x");

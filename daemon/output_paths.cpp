@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/output_paths.hpp"
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace ctaudit::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Output {
+  std::string_view setting;  // as the option is spelt: "--db"
+  fs::path path;
+};
+
+// One file under two names: the same path once normalised (which also holds when neither exists
+// yet), or the same inode (a link, or another spelling of the path through a symlink).
+bool sameFile(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  const fs::path canonical_a = fs::weakly_canonical(a, ec);
+  const fs::path canonical_b = ec ? fs::path{} : fs::weakly_canonical(b, ec);
+  if (!ec && canonical_a == canonical_b) {
+    return true;
+  }
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+// The first bytes of the regular file at `path`, or nothing (missing, not regular, empty).
+std::string firstBytes(const fs::path& path, std::size_t count) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return {};
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(count, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(count));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  return bytes;
+}
+
+constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
+
+}  // namespace
+
+std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
+  std::vector<Output> outputs;
+  const std::string db = config.db_path.string();
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    outputs.push_back({"--db", db + suffix});
+  }
+  const bool jsonl_file = config.jsonl_path && *config.jsonl_path != "-";
+  if (jsonl_file) {
+    outputs.push_back({"--jsonl", *config.jsonl_path});
+  }
+  if (config.stats_file) {
+    outputs.push_back({"--stats-file", *config.stats_file});
+    outputs.push_back({"--stats-file", config.stats_file->string() + ".tmp"});
+  }
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    for (std::size_t j = i + 1; j < outputs.size(); ++j) {
+      if (outputs[i].setting != outputs[j].setting && sameFile(outputs[i].path, outputs[j].path)) {
+        return std::string(outputs[i].setting) + " and " + std::string(outputs[j].setting) + " name the same file (" +
+               outputs[j].path.string() + "): each would destroy what the other writes; give each its own path";
+      }
+    }
+  }
+  if (jsonl_file) {
+    const std::string head = firstBytes(*config.jsonl_path, kSqliteMagic.size());
+    if (head == kSqliteMagic) {
+      return "--jsonl " + config.jsonl_path->string() +
+             " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path of its own";
+    }
+    // Every line ctauditd writes is a JSON object, so its file begins with '{'.
+    if (!head.empty() && head.front() != '{') {
+      return "--jsonl " + config.jsonl_path->string() +
+             " holds something other than JSON lines (it does not begin with '{'): ctauditd appends to it and may "
+             "cut its end off or rotate it; give --jsonl a path of its own";
+    }
+  }
+  if (config.stats_file) {
+    // The stats file is Prometheus text, which begins with a '# HELP' comment.
+    const std::string head = firstBytes(*config.stats_file, 2);
+    if (!head.empty() && head != "# ") {
+      return "--stats-file " + config.stats_file->string() +
+             " is not a ctauditd stats file and would be replaced every few seconds; give --stats-file a path of "
+             "its own";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace ctaudit::daemon

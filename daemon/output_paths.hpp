@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "daemon/daemon_config.hpp"
+
+namespace ctaudit::daemon {
+
+// Why the files `config` names cannot all be written as asked, or nullopt. Each output replaces or
+// appends to its file in its own way (the stats file is replaced whole every few seconds, the
+// JSON-lines sink cuts an unfinished last line off and rotates by renaming), so two outputs on one
+// file destroy what one of them holds: refused when the paths name the same file (the database's
+// -wal, -shm and -journal included), and when the file at the JSON-lines or stats path is already
+// something else (a SQLite database, a file that is not JSON lines or not a stats file). Reads
+// only metadata and the first bytes of existing files. Both a start and --check-config ask it.
+[[nodiscard]] std::optional<std::string> outputPathConflict(const DaemonConfig& config);
+
+}  // namespace ctaudit::daemon

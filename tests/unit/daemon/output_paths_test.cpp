@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "daemon/output_paths.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.hpp"
+
+namespace ctaudit::daemon {
+namespace {
+
+using ctaudit::testing::TempDir;
+
+class OutputPathsTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    config_.db_path = dir_ / "flows.db";
+    config_.jsonl_path = dir_ / "flows.jsonl";
+    config_.stats_file = dir_ / "ctauditd.prom";
+  }
+
+  // The conflict's message, or "" when there is none.
+  [[nodiscard]] std::string conflict() const { return outputPathConflict(config_).value_or(""); }
+
+  TempDir dir_;
+  DaemonConfig config_;
+};
+
+TEST_F(OutputPathsTest, DistinctPathsAreFine) {
+  EXPECT_EQ(conflict(), "");
+  config_.jsonl_path = "-";  // standard output is no file
+  EXPECT_EQ(conflict(), "");
+  config_.jsonl_path.reset();
+  config_.stats_file.reset();
+  EXPECT_EQ(conflict(), "");
+}
+
+// Found by running the daemon so: the stats file replaced the database within a second.
+TEST_F(OutputPathsTest, TwoOutputsOnOneFileAreRefused) {
+  config_.stats_file = config_.db_path;
+  EXPECT_NE(conflict().find("--db and --stats-file name the same file"), std::string::npos) << conflict();
+  SetUp();
+  config_.jsonl_path = config_.db_path;
+  EXPECT_NE(conflict().find("--db and --jsonl name the same file"), std::string::npos) << conflict();
+  SetUp();
+  config_.jsonl_path = dir_ / "flows.db-wal";  // the database's newest commits
+  EXPECT_NE(conflict().find("--db and --jsonl"), std::string::npos) << conflict();
+  SetUp();
+  config_.stats_file = *config_.jsonl_path;
+  EXPECT_NE(conflict().find("--jsonl and --stats-file name the same file"), std::string::npos) << conflict();
+  SetUp();
+  config_.stats_file = dir_ / "sub" / ".." / "flows.jsonl";  // another spelling
+  EXPECT_NE(conflict().find("--jsonl and --stats-file"), std::string::npos) << conflict();
+}
+
+TEST_F(OutputPathsTest, ALinkToAnotherOutputIsTheSameFile) {
+  std::ofstream(config_.db_path) << "";
+  std::filesystem::create_symlink(config_.db_path, dir_ / "link.jsonl");
+  config_.jsonl_path = dir_ / "link.jsonl";
+  EXPECT_NE(conflict().find("--db and --jsonl"), std::string::npos) << conflict();
+}
+
+TEST_F(OutputPathsTest, AJsonLinesPathHoldingSomethingElseIsRefused) {
+  std::ofstream(*config_.jsonl_path, std::ios::binary) << std::string("SQLite format 3\0rest", 20);
+  EXPECT_NE(conflict().find("is a SQLite database, not a JSON-lines file"), std::string::npos) << conflict();
+  std::ofstream(*config_.jsonl_path, std::ios::binary) << "\x7f" "ELF binary";
+  EXPECT_NE(conflict().find("does not begin with '{'"), std::string::npos) << conflict();
+  std::ofstream(*config_.jsonl_path) << "{\"event\":{}}\n{\"torn";
+  EXPECT_EQ(conflict(), "") << "its own file, a torn last line and all";
+  std::ofstream(*config_.jsonl_path) << "";
+  EXPECT_EQ(conflict(), "") << "an empty file, as logrotate's copytruncate leaves it";
+}
+
+TEST_F(OutputPathsTest, AStatsPathHoldingSomethingElseIsRefused) {
+  std::ofstream(*config_.stats_file) << "important notes\n";
+  EXPECT_NE(conflict().find("is not a ctauditd stats file"), std::string::npos) << conflict();
+  std::ofstream(*config_.stats_file) << "# HELP ctauditd_start_time_seconds When this run started.\n";
+  EXPECT_EQ(conflict(), "");
+}
+
+}  // namespace
+}  // namespace ctaudit::daemon
