@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // ctauditd: parses argv, builds the Daemon and runs it. Everything else lives in ctaudit_daemon_lib.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <iostream>
 #include <string_view>
@@ -32,9 +36,24 @@ ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
   return {make("daemon"), make("netlink"), make("pipeline"), make("sqlite"), make("jsonl")};
 }
 
+// Opens /dev/null on each of fds 0-2 that is closed, so that no socket or file the daemon opens
+// later takes that number: a write to "standard output" would then go into it. True if standard
+// output was closed.
+bool fillClosedStandardDescriptors() {
+  bool stdout_closed = false;
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      stdout_closed = stdout_closed || fd == STDOUT_FILENO;
+      (void)::open("/dev/null", O_RDWR);  // the lowest free descriptor: this one
+    }
+  }
+  return stdout_closed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool stdout_closed = fillClosedStandardDescriptors();
   // Before anything opens a database.
   (void)ctaudit::storage::tuneSqliteForThisProcess();
   // `--jsonl -` into a pipe whose reader went away must be a write error the sink reports, not a
@@ -62,6 +81,10 @@ int main(int argc, char** argv) {
     return ctaudit::daemon::reportCheckConfig(*check, std::cout, std::cerr) ? 0 : kExitUsage;
   }
   const auto& config = std::get<ctaudit::daemon::RunCommand>(*command).config;
+  if (stdout_closed && config.jsonl_path && *config.jsonl_path == "-") {
+    std::cerr << "ctauditd: --jsonl -: standard output is closed; give it somewhere to go, or a file\n";
+    return kExitUsage;
+  }
   auto loggers = makeLoggers(config.log_level);
   const ctaudit::SystemClock clock;
   auto daemon = ctaudit::daemon::Daemon::start(config, loggers, clock);

@@ -54,6 +54,15 @@ Result<std::filesystem::path> parsePath(std::string_view text) {
   return std::filesystem::path(text);
 }
 
+// The database is not optional: "none", which turns the other outputs off, would be a file of
+// that name in the working directory.
+Result<std::filesystem::path> parseDatabasePath(std::string_view text) {
+  if (text == "none") {
+    return fail(Errc::Usage, "the database cannot be turned off ('none'); give its path");
+  }
+  return parsePath(text);
+}
+
 // A path, or nullopt for "none" (jsonl, stats-file).
 Result<std::optional<std::filesystem::path>> parsePathOrNone(std::string_view text) {
   if (text.empty()) {
@@ -109,6 +118,18 @@ std::string printSize(std::size_t bytes) {
     }
   }
   return std::to_string(bytes);
+}
+
+// The kernel keeps an int and doubles what it is given (socket(7)), so 2G is the most a socket
+// gets; below a few kilobytes it holds no event. Tests ask for 16K to provoke overruns.
+Result<std::size_t> parseReceiveBuffer(std::string_view text) {
+  constexpr std::size_t kMin = std::size_t{4} << 10U;
+  constexpr std::size_t kMax = std::size_t{2} << 30U;
+  auto size = parseSize(text);
+  if (size && (*size < kMin || *size > kMax)) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' is out of range; give 4K to 2G (the kernel's most)");
+  }
+  return size;
 }
 
 Result<std::size_t> parseQueueMax(std::string_view text) {
@@ -228,7 +249,7 @@ std::string printBoolean(bool value) { return value ? "true" : "false"; }
 
 constexpr std::array kSettings{
     Setting{"db", ValueKind::String, "PATH", "SQLite database; its directory is created if missing.",
-            [](DaemonConfig& c, std::string_view v) { return assign(c.db_path, parsePath(v)); },
+            [](DaemonConfig& c, std::string_view v) { return assign(c.db_path, parseDatabasePath(v)); },
             [](const DaemonConfig& c) { return c.db_path.string(); }},
     Setting{"jsonl", ValueKind::String, "PATH", "JSON-lines file, '-' for stdout, 'none' for off.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_path, parsePathOrNone(v)); },
@@ -254,9 +275,9 @@ constexpr std::array kSettings{
             [](DaemonConfig& c, std::string_view v) { return assign(c.max_batch_rows, parseCount(v)); },
             [](const DaemonConfig& c) { return std::to_string(c.max_batch_rows); }},
     Setting{"receive-buffer", ValueKind::String, "SIZE",
-            "Netlink receive buffer, e.g. 64M; 256M holds about 200k events, over a second at 180k events/s "
+            "Netlink receive buffer, e.g. 64M (4K to 2G); 256M holds about 200k events, over a second at 180k events/s "
             "(above net.core.rmem_max needs CAP_NET_ADMIN).",
-            [](DaemonConfig& c, std::string_view v) { return assign(c.receive_buffer_bytes, parseSize(v)); },
+            [](DaemonConfig& c, std::string_view v) { return assign(c.receive_buffer_bytes, parseReceiveBuffer(v)); },
             [](const DaemonConfig& c) { return printSize(c.receive_buffer_bytes); }},
     Setting{"queue-max", ValueKind::String, "SIZE",
             "Memory for records on their way to the sinks (at least 1M; 512M is about 8 million records in the queue, "
@@ -443,6 +464,18 @@ Result<void> applyConfigFile(const std::filesystem::path& path, EffectiveConfig&
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     return fail(Errc::Config, "config file " + file + " is a directory" + what_next);
+  }
+  // Read whole into memory: /dev/zero or a log file named by mistake must not take it all, and a
+  // FIFO must not hang the start. A config file is a few kilobytes.
+  constexpr std::uintmax_t kMaxConfigBytes = 1U << 20U;
+  if (const auto status = std::filesystem::status(path, ec); !ec && std::filesystem::exists(status)) {
+    if (!std::filesystem::is_regular_file(status)) {
+      return fail(Errc::Config, "config file " + file + " is not a regular file" + what_next);
+    }
+    if (const auto size = std::filesystem::file_size(path, ec); !ec && size > kMaxConfigBytes) {
+      return fail(Errc::Config, "config file " + file + " is " + std::to_string(size) +
+                                    " bytes, more than a config file's 1 MiB: is it the right file?" + what_next);
+    }
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/command_line.hpp"
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -126,6 +128,39 @@ TEST(CommandLineTest, BadInputIsAUsageErrorThatSaysWhat) {
   EXPECT_FALSE(parse({"--log-level", "loud"}));
   EXPECT_FALSE(parse({"--no-sysctl=1"}));
   EXPECT_FALSE(parse({"stray"}));
+}
+
+// Values found by running the daemon with them: each was taken and did something else.
+TEST(CommandLineTest, ValuesThatWouldBeMisreadAreRefused) {
+  const auto error = [](std::vector<std::string_view> args) {
+    const auto command = parse(std::move(args));
+    return command ? std::string("accepted") : command.error().detail;
+  };
+  // The kernel caps a socket's buffer at 2G; 8G was capped silently while --check-config said 8G.
+  EXPECT_NE(error({"--receive-buffer", "8G"}).find("give 4K to 2G"), std::string::npos);
+  EXPECT_NE(error({"--receive-buffer", "1"}).find("give 4K to 2G"), std::string::npos);
+  EXPECT_EQ(configOf(parse({"--receive-buffer", "2G"})).receive_buffer_bytes, std::size_t{2} << 30U);
+  EXPECT_EQ(configOf(parse({"--receive-buffer", "16K"})).receive_buffer_bytes, std::size_t{16} << 10U);
+  // "none" turns the JSON lines off; for the database it made a file named none.
+  EXPECT_NE(error({"--db", "none"}).find("cannot be turned off"), std::string::npos);
+}
+
+TEST(CommandLineTest, AConfigFileMustBeARegularFileOfSensibleSize) {
+  testing::TempDir dir;
+  const auto fifo = dir / "fifo.toml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto from_fifo = parse({"--config", fifo.string()});  // used to wait for a writer
+  ASSERT_FALSE(from_fifo);
+  EXPECT_NE(from_fifo.error().detail.find("is not a regular file"), std::string::npos) << from_fifo.error().detail;
+  const auto zero = parse({"--config", "/dev/zero"});  // used to read until memory ran out
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().detail.find("is not a regular file"), std::string::npos) << zero.error().detail;
+  const auto big = dir / "big.toml";
+  std::ofstream(big) << std::string((1U << 20U) + 1, '#');
+  const auto from_big = parse({"--config", big.string()});
+  ASSERT_FALSE(from_big);
+  EXPECT_NE(from_big.error().detail.find("more than a config file's 1 MiB"), std::string::npos)
+      << from_big.error().detail;
 }
 
 TEST(CommandLineTest, ConfigFileIsTheBaseAndFlagsWin) {

@@ -281,7 +281,7 @@ TEST(SettingsTest, CheckConfigOutputIsAConfigFileThatGivesTheSameConfig) {
   testing::TempDir dir;
   const auto file = dir / "in.toml";
   writeFile(file, "db = \"/srv/odd \\\"name\\\"\\\\ \\u00e9.db\"\nflush-interval = \"1m30s\"\nlog-level = \"warning\"\n"
-                  "receive-buffer = \"3000\"\njsonl = \"none\"\n");
+                  "receive-buffer = \"5000\"\njsonl = \"none\"\n");
   const std::string name = file.string();
   const auto first = parse({"--check-config", "--config", name, "--queue-max", "1G", "--no-sysctl", "--events",
                             "update", "--max-batch-rows", "77", "--stats-file", "/run/x.prom"});
@@ -299,7 +299,7 @@ TEST(SettingsTest, CheckConfigOutputIsAConfigFileThatGivesTheSameConfig) {
   }
   EXPECT_EQ(checkOf(second).effective.config.flush_interval, std::chrono::seconds{90});
   EXPECT_NE(readFile(out).find("flush-interval = \"90s\""), std::string::npos);
-  EXPECT_EQ(checkOf(second).effective.config.receive_buffer_bytes, 3000U);
+  EXPECT_EQ(checkOf(second).effective.config.receive_buffer_bytes, 5000U);
 }
 
 TEST(SettingsTest, TheDefaultsRoundTripToo) {
