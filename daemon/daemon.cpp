@@ -439,8 +439,10 @@ Result<void> Daemon::run() {
         batcher_->flushAll(clock_.now());
         if (jsonl_) {
           jsonl_->reopen();
+          log_.daemon->info("SIGHUP: reopened the JSON-lines file");
+        } else {
+          log_.daemon->info("SIGHUP: wrote everything pending (no JSON-lines file to reopen)");
         }
-        log_.daemon->info("SIGHUP: reopened the JSON-lines file");
       }
     }
     const auto taken = queue_->take(items);

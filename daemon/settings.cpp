@@ -156,7 +156,7 @@ Result<std::optional<std::size_t>> parseKeep(std::string_view text) {
   }
   auto count = parseCount(text);
   if (!count) {
-    return Unexpected{count.error()};
+    return fail(Errc::Usage, count.error().detail + ", or 'all' to keep every closed file");
   }
   return std::optional<std::size_t>{*count};
 }
