@@ -44,7 +44,9 @@ bool fillClosedStandardDescriptors() {
   for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
     if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
       stdout_closed = stdout_closed || fd == STDOUT_FILENO;
-      (void)::open("/dev/null", O_RDWR);  // the lowest free descriptor: this one
+      // The lowest free descriptor: this one. Should it fail, the number stays free, and a closed
+      // standard output is still refused for --jsonl - below.
+      (void)::open("/dev/null", O_RDWR);  // NOLINT(cppcoreguidelines-owning-memory): kept for the process's life
     }
   }
   return stdout_closed;

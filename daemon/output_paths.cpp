@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/output_paths.hpp"
 
-#include <array>
+#include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -18,12 +20,23 @@ struct Output {
   fs::path path;
 };
 
-// One file under two names: the same path once normalised (which also holds when neither exists
-// yet), or the same inode (a link, or another spelling of the path through a symlink).
-bool sameFile(const fs::path& a, const fs::path& b) {
+// The path made absolute and normalised without the file system ("./flows.db" and "flows.db" in
+// the working directory are one file, whether it exists yet or not, and whoever may read it).
+fs::path lexical(const fs::path& path) {
   std::error_code ec;
-  const fs::path canonical_a = fs::weakly_canonical(a, ec);
-  const fs::path canonical_b = ec ? fs::path{} : fs::weakly_canonical(b, ec);
+  const fs::path absolute = fs::absolute(path, ec);
+  return (ec ? path : absolute).lexically_normal();
+}
+
+// One file under two names: the same path once normalised, or once symlinks in it are followed,
+// or the same inode (a hard link).
+bool sameFile(const fs::path& a, const fs::path& b) {
+  if (lexical(a) == lexical(b)) {
+    return true;
+  }
+  std::error_code ec;
+  const fs::path canonical_a = fs::weakly_canonical(lexical(a), ec);
+  const fs::path canonical_b = ec ? fs::path{} : fs::weakly_canonical(lexical(b), ec);
   if (!ec && canonical_a == canonical_b) {
     return true;
   }
@@ -69,20 +82,23 @@ std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
       }
     }
   }
-  if (jsonl_file) {
-    const std::string head = firstBytes(*config.jsonl_path, kSqliteMagic.size());
-    if (head == kSqliteMagic) {
-      return "--jsonl " + config.jsonl_path->string() +
-             " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path of its own";
-    }
-    // Every line ctauditd writes is a JSON object, so its file begins with '{'.
-    if (!head.empty() && head.front() != '{') {
-      return "--jsonl " + config.jsonl_path->string() +
-             " holds something other than JSON lines (it does not begin with '{'): ctauditd appends to it and may "
-             "cut its end off or rotate it; give --jsonl a path of its own";
-    }
+  // Other content at the JSON-lines path is not refused: a file damaged at its start by a power cut
+  // must not keep the daemon from starting, and the sink only moves a last unfinished line aside.
+  // A database is refused (JsonLinesSink::open checks the file it opened again).
+  if (jsonl_file && firstBytes(*config.jsonl_path, kSqliteMagic.size()) == kSqliteMagic) {
+    return "--jsonl " + config.jsonl_path->string() +
+           " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path of its own";
   }
   if (config.stats_file) {
+    // The stats file is replaced whole (a rename over the path): a device or FIFO there would
+    // become a regular file, /dev/null included.
+    std::error_code ec;
+    const auto status = fs::status(*config.stats_file, ec);
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+      return "--stats-file " + config.stats_file->string() +
+             " exists and is not a regular file; it would be replaced by one every few seconds; give --stats-file a "
+             "file of its own, or none";
+    }
     // The stats file is Prometheus text, which begins with a '# HELP' comment.
     const std::string head = firstBytes(*config.stats_file, 2);
     if (!head.empty() && head != "# ") {

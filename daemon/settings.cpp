@@ -482,12 +482,18 @@ Result<void> applyConfigFile(const std::filesystem::path& path, EffectiveConfig&
     const int error = errno;
     return fail(Errc::Config, "cannot read config file " + file + ": " + std::strerror(error) + what_next, error);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  // At most one byte past the limit, should the file have grown since it was looked at.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    return fail(Errc::Config, "config file " + file + " holds more than a config file's 1 MiB: is it the right file?" +
+                                  what_next);
+  }
 
   toml::table table;
   try {
-    table = toml::parse(text.str(), file);
+    table = toml::parse(text, file);
   } catch (const toml::parse_error& error) {
     return configError(file, error.source().begin,
                        std::string(error.description()) +

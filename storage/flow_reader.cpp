@@ -39,6 +39,15 @@ Unexpected readFailure(sqlite3* db, const std::filesystem::path& path, std::stri
   return sqliteFailure(db, what);
 }
 
+// `error`, from a read helper that does not know the path, as damagedFile() when SQLite found a
+// damaged page (its error code is still the failed step's).
+Unexpected relabelDamaged(sqlite3* db, const std::filesystem::path& path, Error error) {
+  if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_CORRUPT) {
+    return Unexpected{damagedFile(db, path)};
+  }
+  return Unexpected{std::move(error)};
+}
+
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
 // unreadable file or one that is not a database only shows when the header is read.
 Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error,
@@ -281,7 +290,7 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   if (const auto window = recentStartWindow(query)) {
     auto ranges = rowsToSearch(db, window->from_ms, window->to_ms);
     if (!ranges) {
-      return Unexpected{ranges.error()};
+      return relabelDamaged(db, impl_->path, ranges.error());
     }
     started = std::move(*ranges);
   }
@@ -289,7 +298,7 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
   std::optional<RowPrefetch> prefetch;
   if (auto started_ahead = startReadAhead(db, impl_->path, impl_->read_ahead, query, started, prefetch);
       !started_ahead) {
-    return Unexpected{started_ahead.error()};
+    return relabelDamaged(db, impl_->path, started_ahead.error());
   }
   auto stmt = prepareCompiled(db, compiled);
   if (!stmt) {

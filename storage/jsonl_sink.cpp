@@ -2,8 +2,10 @@
 #include "storage/jsonl_sink.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -19,6 +21,23 @@ namespace {
 std::string errnoText(int error) { return std::system_category().message(error); }
 
 constexpr mode_t kFileMode = 0640;
+
+// Whether the regular file open for writing at `fd` begins with SQLite's header, read through
+// /proc/self/fd so that it is the file opened, whatever name led to it (a link, a bind mount):
+// appending to a database, and cutting its "unfinished line" off, would damage it. False when it
+// cannot be read (no /proc): the configuration check has looked at the path already.
+bool holdsSqliteDatabase(int fd) noexcept {
+  constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(kSqliteMagic.size())) {
+    return false;
+  }
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  const UniqueFd reader{::open(self.c_str(), O_RDONLY | O_CLOEXEC)};
+  std::array<char, kSqliteMagic.size()> head{};
+  return reader.valid() && ::pread(reader.get(), head.data(), head.size(), 0) == static_cast<ssize_t>(head.size()) &&
+         std::string_view(head.data(), head.size()) == kSqliteMagic;
+}
 
 bool isRegularFile(int fd) noexcept {
   struct stat st {};
@@ -41,9 +60,15 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
   UniqueFd fd{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, kFileMode)};
   if (!fd.valid()) {
     const int error = errno;
-    return fail(Errc::Io,
-                "cannot open JSON lines file " + path.string() + " for appending: " + errnoText(error) +
-                    (error == ENXIO ? " (a FIFO that no process reads: start its reader first)" : ""),
+    std::string why;
+    struct stat st {};
+    if (error == ENXIO && ::stat(path.c_str(), &st) == 0) {
+      why = S_ISFIFO(st.st_mode) ? " (a FIFO that no process reads: start its reader first)"
+            : S_ISSOCK(st.st_mode)
+                ? " (a socket: ctauditd writes to files and FIFOs; for the journal's standard output use --jsonl -)"
+                : "";
+    }
+    return fail(Errc::Io, "cannot open JSON lines file " + path.string() + " for appending: " + errnoText(error) + why,
                 error);
   }
   if (::fcntl(fd.get(), F_SETFL, O_APPEND) != 0) {
@@ -153,6 +178,11 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
   Result<UniqueFd> fd = openForAppend(path_or_dash);
   if (!fd) {
     return Unexpected{fd.error()};
+  }
+  if (holdsSqliteDatabase(fd->get())) {
+    return fail(Errc::Config, path_or_dash.string() +
+                                  " is a SQLite database, not a JSON-lines file: appending would damage it; give "
+                                  "--jsonl a path of its own");
   }
   auto sink = std::make_unique<JsonLinesSink>(Private{}, std::move(fd).value(), path_or_dash, false,
                                               std::move(context), include_updates, std::move(log), rotation, clock);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -13,7 +14,9 @@
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "flow/nat.hpp"
@@ -447,6 +450,39 @@ TEST(JsonLinesSinkTest, AFifoWithoutAReaderIsAnErrorNotAHang) {
   ASSERT_FALSE(sink);
   EXPECT_EQ(sink.error().sys_errno, ENXIO);
   EXPECT_NE(sink.error().detail.find("start its reader first"), std::string::npos) << sink.error().detail;
+}
+
+// A database reached through another name (here a link; a bind mount is the same): found on the
+// file opened, before anything is cut off it or appended.
+TEST(JsonLinesSinkTest, ADatabaseIsRefusedWhateverNameLeadsToIt) {
+  const TempDir dir;
+  const std::string database = std::string("SQLite format 3\0", 16) + std::string(4080, '\x01');
+  std::ofstream(dir / "flows.db", std::ios::binary) << database;
+  std::filesystem::create_symlink(dir / "flows.db", dir / "flows.jsonl");
+  const CapturedLog log;
+  const auto sink = JsonLinesSink::open(dir / "flows.jsonl", kContext, false, log.logger);
+  ASSERT_FALSE(sink);
+  EXPECT_NE(sink.error().detail.find("is a SQLite database"), std::string::npos) << sink.error().detail;
+  EXPECT_EQ(readFile(dir / "flows.db"), database);
+  EXPECT_FALSE(std::filesystem::exists(dir / "flows.jsonl.torn"));
+}
+
+// open(2) gives ENXIO for a socket too, which no reader will fix.
+TEST(JsonLinesSinkTest, ASocketIsNamedAsOne) {
+  const TempDir dir;
+  const auto path = dir / "sock";
+  const UniqueFd listener{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  ASSERT_TRUE(listener.valid());
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  ASSERT_LT(path.native().size(), sizeof address.sun_path);
+  std::copy(path.native().begin(), path.native().end(), address.sun_path);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  const CapturedLog log;
+  const auto sink = JsonLinesSink::open(path, kContext, false, log.logger);
+  ASSERT_FALSE(sink);
+  EXPECT_EQ(sink.error().sys_errno, ENXIO);
+  EXPECT_NE(sink.error().detail.find("a socket"), std::string::npos) << sink.error().detail;
 }
 
 TEST(JsonLinesSinkTest, UnwritablePathGivesAClearError) {
