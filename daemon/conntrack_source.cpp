@@ -56,8 +56,13 @@ Result<std::unique_ptr<ConntrackSource>> ConntrackSource::open(const Options& op
     return netlinkError("cannot join the conntrack event groups (" + options.events.toString() + ")", errno);
   }
   const int fd = mnl_socket_get_fd(socket.get());
-  // The kernel doubles the value it is given (socket(7)); ask for half.
-  const int wanted = static_cast<int>(std::min<std::size_t>(options.receive_buffer_bytes / 2, 1U << 30U));
+  // The kernel doubles the value it is given (socket(7)) and keeps an int: ask for half, 2G at most.
+  constexpr std::size_t kMostBytes = std::size_t{2} << 30U;
+  if (options.receive_buffer_bytes > kMostBytes) {
+    log->warn("a {} byte receive buffer was asked for; the kernel gives a socket at most {}, which is used",
+              options.receive_buffer_bytes, kMostBytes);
+  }
+  const int wanted = static_cast<int>(std::min(options.receive_buffer_bytes, kMostBytes) / 2);
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &wanted, sizeof wanted) != 0) {
     const int err = errno;
     // Without CAP_NET_ADMIN only SO_RCVBUF works, capped at net.core.rmem_max.

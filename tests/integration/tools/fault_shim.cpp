@@ -13,6 +13,10 @@
 //   poll       poll() fails with ENOMEM in the process's main thread (ctauditd's pipeline
 //              thread; its reader thread polls normally).
 // Without the variable, or without the file, each call goes straight to libc's.
+
+// Fortified headers define poll() inline themselves, which this file must define instead.
+#undef _FORTIFY_SOURCE
+
 #include <dlfcn.h>
 #include <poll.h>
 #include <unistd.h>
