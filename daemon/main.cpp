@@ -46,7 +46,7 @@ bool fillClosedStandardDescriptors() {
       stdout_closed = stdout_closed || fd == STDOUT_FILENO;
       // The lowest free descriptor: this one. Should it fail, the number stays free, and a closed
       // standard output is still refused for --jsonl - below.
-      (void)::open("/dev/null", O_RDWR);  // NOLINT(cppcoreguidelines-owning-memory): kept for the process's life
+      (void)::open("/dev/null", O_RDWR);  // kept open for the life of the process, as the closed one was meant to be
     }
   }
   return stdout_closed;

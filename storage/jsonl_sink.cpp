@@ -459,10 +459,14 @@ void JsonLinesSink::reopen() noexcept {
   if (!fd) {
     struct stat open_file {};
     const bool deleted = ::fstat(fd_.get(), &open_file) == 0 && open_file.st_nlink == 0;
-    log_->error("{}; {}, and trying again in {} s or at the next SIGHUP", fd.error().detail,
+    // reopenIfMoved() only looks again at a regular file: a FIFO whose reader is gone waits for
+    // the next SIGHUP.
+    const std::string when = is_regular_ ? "in " + std::to_string(kMovedRetryInterval.count()) + " s or at the next SIGHUP"
+                                         : "at the next SIGHUP";
+    log_->error("{}; {}, and trying again {}", fd.error().detail,
                 deleted ? "the file that was open was deleted, so the lines wait in the daemon"
                         : "still writing to the file that was open before",
-                kMovedRetryInterval.count());
+                when);
     next_moved_check_ = clock_->now() + kMovedRetryInterval;  // reopenIfMoved() tries again then
     return;
   }

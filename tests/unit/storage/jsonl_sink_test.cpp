@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -437,6 +438,25 @@ TEST(JsonLinesSinkTest, WritesIntoAPipe) {
   received.resize(static_cast<std::size_t>(n));
   EXPECT_EQ(received, linesOf(batch));
   EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
+// A SIGHUP after the FIFO's reader went away: the FIFO cannot be opened again until one comes
+// back, and only the next SIGHUP tries (the minute's look again is for moved regular files).
+TEST(JsonLinesSinkTest, AFifoWhoseReaderWentAwayWaitsForTheNextSighup) {
+  const TempDir dir;
+  const auto path = dir / "pipe";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  std::optional<UniqueFd> reader{UniqueFd{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)}};
+  ASSERT_TRUE(reader->valid());
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  reader.reset();
+  sink->reopen();
+  const auto errors = log.at(spdlog::level::err);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_NE(errors[0].find("trying again at the next SIGHUP"), std::string::npos) << errors[0];
+  EXPECT_EQ(errors[0].find(" s or "), std::string::npos) << errors[0];
 }
 
 // A FIFO that no process reads yet: an error at once, not a start that hangs in open(2) before it
