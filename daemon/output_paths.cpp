@@ -10,6 +10,8 @@
 #include <system_error>
 #include <vector>
 
+#include "storage/schema.hpp"
+
 namespace ctaudit::daemon {
 namespace {
 
@@ -31,12 +33,14 @@ fs::path lexical(const fs::path& path) {
 // One file under two names: the same path once normalised, or once symlinks in it are followed,
 // or the same inode (a hard link).
 bool sameFile(const fs::path& a, const fs::path& b) {
-  if (lexical(a) == lexical(b)) {
+  const fs::path lexical_a = lexical(a);
+  const fs::path lexical_b = lexical(b);
+  if (lexical_a == lexical_b) {
     return true;
   }
   std::error_code ec;
-  const fs::path canonical_a = fs::weakly_canonical(lexical(a), ec);
-  const fs::path canonical_b = ec ? fs::path{} : fs::weakly_canonical(lexical(b), ec);
+  const fs::path canonical_a = fs::weakly_canonical(lexical_a, ec);
+  const fs::path canonical_b = ec ? fs::path{} : fs::weakly_canonical(lexical_b, ec);
   if (!ec && canonical_a == canonical_b) {
     return true;
   }
@@ -55,8 +59,6 @@ std::string firstBytes(const fs::path& path, std::size_t count) {
   bytes.resize(static_cast<std::size_t>(in.gcount()));
   return bytes;
 }
-
-constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
 
 }  // namespace
 
@@ -85,7 +87,7 @@ std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
   // Other content at the JSON-lines path is not refused: a file damaged at its start by a power cut
   // must not keep the daemon from starting, and the sink only moves a last unfinished line aside.
   // A database is refused (JsonLinesSink::open checks the file it opened again).
-  if (jsonl_file && firstBytes(*config.jsonl_path, kSqliteMagic.size()) == kSqliteMagic) {
+  if (jsonl_file && storage::beginsWithSqliteHeader(*config.jsonl_path)) {
     return "--jsonl " + config.jsonl_path->string() +
            " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path of its own";
   }

@@ -2,7 +2,6 @@
 #include "storage/jsonl_sink.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <string>
 #include <string_view>
@@ -14,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/schema.hpp"
+
 namespace ctaudit::storage {
 namespace {
 
@@ -22,22 +23,11 @@ std::string errnoText(int error) { return std::system_category().message(error);
 
 constexpr mode_t kFileMode = 0640;
 
-// Whether the regular file open for writing at `fd` begins with SQLite's header, read through
-// /proc/self/fd so that it is the file opened, whatever name led to it (a link, a bind mount):
-// appending to a database, and cutting its "unfinished line" off, would damage it. False when it
-// cannot be read (no /proc): the configuration check has looked at the path already.
-bool holdsSqliteDatabase(int fd) noexcept {
-  constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(kSqliteMagic.size())) {
-    return false;
-  }
-  const std::string self = "/proc/self/fd/" + std::to_string(fd);
-  const UniqueFd reader{::open(self.c_str(), O_RDONLY | O_CLOEXEC)};
-  std::array<char, kSqliteMagic.size()> head{};
-  return reader.valid() && ::pread(reader.get(), head.data(), head.size(), 0) == static_cast<ssize_t>(head.size()) &&
-         std::string_view(head.data(), head.size()) == kSqliteMagic;
-}
+// Whether the file open for writing at `fd` is a SQLite database, read through /proc/self/fd so
+// that it is the file opened, whatever name led to it (a link, a bind mount): appending to a
+// database, and cutting its "unfinished line" off, would damage it. False when it cannot be read
+// (no /proc): the configuration check has looked at the path already.
+bool holdsSqliteDatabase(int fd) { return beginsWithSqliteHeader("/proc/self/fd/" + std::to_string(fd)); }
 
 bool isRegularFile(int fd) noexcept {
   struct stat st {};

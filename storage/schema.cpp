@@ -665,6 +665,20 @@ Result<DatabaseInfo> checkSchema(sqlite3* db) {
 
 namespace {
 
+// The first 16 bytes of every SQLite database file.
+constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
+
+// A descriptor for reading the regular file at `path`, or an invalid one. O_NONBLOCK: opening a
+// FIFO for reading would wait for a writer.
+UniqueFd openRegularForReading(const std::filesystem::path& path) {
+  UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  struct stat status {};
+  if (fd.valid() && (::fstat(fd.get(), &status) != 0 || !S_ISREG(status.st_mode))) {
+    return UniqueFd{};
+  }
+  return fd;
+}
+
 // What the first bytes of a file say, read without SQLite.
 struct FileHeader {
   enum class Kind : std::uint8_t { Unreadable, Empty, NotSqlite, Sqlite } kind{Kind::Unreadable};
@@ -680,10 +694,8 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
   std::array<unsigned char, 108> bytes{};
   std::size_t got = 0;
   {
-    // O_NONBLOCK: opening a FIFO for reading would wait for a writer. Only a regular file is read.
-    const UniqueFd fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
-    struct stat status {};
-    if (!fd.valid() || ::fstat(fd.get(), &status) != 0 || !S_ISREG(status.st_mode)) {
+    const UniqueFd fd = openRegularForReading(path);
+    if (!fd.valid()) {
       return {};  // the open that follows says why
     }
     while (got < bytes.size()) {
@@ -705,8 +717,8 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
     header.kind = FileHeader::Kind::Empty;
     return header;
   }
-  constexpr std::string_view kMagic{"SQLite format 3\0", 16};
-  if (got < bytes.size() || std::string_view(reinterpret_cast<const char*>(bytes.data()), kMagic.size()) != kMagic) {  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): bytes as chars
+  if (got < bytes.size() ||
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), kSqliteMagic.size()) != kSqliteMagic) {  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast): bytes as chars
     header.kind = FileHeader::Kind::NotSqlite;
     return header;
   }
@@ -733,6 +745,13 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
 constexpr std::string_view kNotSqlite = "not a SQLite database, so not a ctaudit flow database";
 
 }  // namespace
+
+bool beginsWithSqliteHeader(const std::filesystem::path& path) {
+  const UniqueFd fd = openRegularForReading(path);
+  std::array<char, kSqliteMagic.size()> head{};
+  return fd.valid() && ::pread(fd.get(), head.data(), head.size(), 0) == static_cast<ssize_t>(head.size()) &&
+         std::string_view(head.data(), head.size()) == kSqliteMagic;
+}
 
 Result<void> checkFileHeader(const std::filesystem::path& path) {
   const FileHeader header = readFileHeader(path);

@@ -79,6 +79,11 @@ inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
 // Errors: Errc::Storage saying what the file is instead.
 [[nodiscard]] Result<void> checkFileHeader(const std::filesystem::path& path);
 
+// Whether the regular file at `path` begins with SQLite's header string ("SQLite format 3\0"),
+// read without SQLite and without waiting on a FIFO: for a path that must not be written as
+// anything else. False when it is missing, not a regular file, shorter, or cannot be read.
+[[nodiscard]] bool beginsWithSqliteHeader(const std::filesystem::path& path);
+
 // The same for ctauditd's --check-config: whether a start would accept the file at `path` as its
 // database (a missing, empty or table-less file gets the schema; an older version it can upgrade
 // is upgraded, which the returned note says). Errors: Errc::Storage for a file a start refuses.
