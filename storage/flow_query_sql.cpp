@@ -86,6 +86,11 @@ std::string bucketsTerm(const std::string& first, const std::string& last) {
          " UNION ALL SELECT b + 1 FROM bucket WHERE b < " + last + ") SELECT b FROM bucket)";
 }
 
+// Every bucket the file has: for a lookup without a lower time bound.
+std::string allBucketsTerm() {
+  return bucketsTerm("0", "(SELECT max(id) FROM flows) >> " + std::to_string(kIndexBucketShift));
+}
+
 std::string bucketsTerm(QueryBuilder& b, const IdRange& range) {
   const std::string first = b.parameter(range.first >> kIndexBucketShift);
   return bucketsTerm(first, b.parameter(range.last >> kIndexBucketShift));
@@ -184,10 +189,7 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
   if (!from_ms) {
     // No lower bound on the lifetime: the key's index in every bucket there is, or the table, in
     // one pass.
-    compiled.sql = select + where(keyed ? std::vector<std::string>{bucketsTerm(
-                                              "0", "(SELECT max(id) FROM flows) >> " +
-                                                       std::to_string(kIndexBucketShift))}
-                                        : std::vector<std::string>{});
+    compiled.sql = select + where(keyed ? std::vector<std::string>{allBucketsTerm()} : std::vector<std::string>{});
   } else {
     // Three arms, disjoint, so UNION ALL needs no temporary table to remove duplicates
     // (spans.hpp explains the split):
@@ -258,8 +260,7 @@ std::optional<CompiledQuery> compileKeyIdQuery(const FlowQuery& query, std::span
   const std::string select = "SELECT id FROM flows\nWHERE " + key + "\n  AND ";
   CompiledQuery compiled;
   if (!query.from) {
-    compiled.sql =
-        select + bucketsTerm("0", "(SELECT max(id) FROM flows) >> " + std::to_string(kIndexBucketShift));
+    compiled.sql = select + allBucketsTerm();
   } else {
     for (const IdRange& range : started_in_window) {
       const std::string buckets = bucketsTerm(b, range);

@@ -30,22 +30,18 @@ Error damagedFile(sqlite3* db, const std::filesystem::path& path) {
               "same flows (docs/operations.md, \"A damaged database\")"};
 }
 
-// A failed read of `what`: damagedFile() when SQLite found a damaged page (a query can reach one
-// that opening the file did not), else as sqliteFailure().
-Unexpected readFailure(sqlite3* db, const std::filesystem::path& path, std::string_view what) {
-  if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_CORRUPT) {
-    return Unexpected{damagedFile(db, path)};
-  }
-  return sqliteFailure(db, what);
-}
-
-// `error`, from a read helper that does not know the path, as damagedFile() when SQLite found a
-// damaged page (its error code is still the failed step's).
+// `error`, from a failed read, as damagedFile() when SQLite found a damaged page (a query can
+// reach one that opening the file did not; its error code is still the failed step's).
 Unexpected relabelDamaged(sqlite3* db, const std::filesystem::path& path, Error error) {
   if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_CORRUPT) {
     return Unexpected{damagedFile(db, path)};
   }
   return Unexpected{std::move(error)};
+}
+
+// A failed read of `what` here: as sqliteFailure(), or damagedFile().
+Unexpected readFailure(sqlite3* db, const std::filesystem::path& path, std::string_view what) {
+  return relabelDamaged(db, path, sqliteFailure(db, what).error);
 }
 
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
@@ -351,8 +347,8 @@ Result<std::vector<GapRecord>> FlowReader::gaps(Timestamp from, Timestamp to) {
       return fail(Errc::Storage, "gaps row id " + std::to_string(id) + ": unknown reason '" + std::string(reason_text) +
                                      "'");
     }
-    // The writer stores counts of 0 or more (each below 2^63) and ends at or after starts; a row
-    // outside that was written by something else, and its warning would print nonsense.
+    // The writer stores counts of 0 or more (each below 2^63); a negative one was written by
+    // something else, and its warning would print nonsense.
     const std::int64_t lost = sqlite3_column_int64(row, 4);
     const std::int64_t overruns = sqlite3_column_int64(row, 5);
     if (lost < 0 || overruns < 0) {
