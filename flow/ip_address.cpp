@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include <arpa/inet.h>
 
@@ -118,6 +119,16 @@ IpAddress withHostBits(const IpAddress& address, unsigned prefix_len, bool set) 
 
 }  // namespace
 
+std::optional<std::string> zoneIdRefusal(std::string_view text) {
+  const auto percent = text.find('%');
+  if (percent == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const std::string_view zone = text.substr(percent, text.find_first_of("]/", percent) - percent);
+  return "'" + std::string(text) + "' has a zone id (" + std::string(zone) +
+         "); conntrack records addresses without one: drop it";
+}
+
 IpNetwork::IpNetwork(IpAddress address, unsigned prefix_len) noexcept
     : network_(address), prefix_len_(std::min(prefix_len, address.isV4() ? 32U : 128U)) {
   network_ = withHostBits(address, prefix_len_, false);
@@ -191,9 +202,8 @@ Result<Endpoint::Parsed> Endpoint::parse(std::string_view text, bool port_option
       return fail(Errc::Usage, "'" + shown + "' is a block; this takes one address, e.g. 198.51.100.1 or 2001:db8::1 "
                                              "(blocks: ctaudit flows --src)");
     }
-    if (const auto percent = address_text.find('%'); percent != std::string_view::npos) {
-      return fail(Errc::Usage, "'" + shown + "' has a zone id (" + std::string(address_text.substr(percent)) +
-                                   "); conntrack records addresses without one: drop it");
+    if (auto zoned = zoneIdRefusal(address_text)) {
+      return fail(Errc::Usage, std::move(*zoned));
     }
     if (!bracketed && colons > 1) {
       // Perhaps an IPv6 address with a port, which cannot be told from an address without brackets.

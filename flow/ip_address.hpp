@@ -53,6 +53,11 @@ private:
   std::array<std::uint8_t, 16> bytes_{};
 };
 
+// Why `text`, an address, endpoint or block as typed, is refused for its zone id (fe80::1%eth0,
+// as `ip addr` prints a link-local address): conntrack records addresses without one. Nullopt
+// when it has none.
+[[nodiscard]] std::optional<std::string> zoneIdRefusal(std::string_view text);
+
 // A CIDR block such as 100.64.0.0/10 or 2001:db8::/32. The address is stored with its host bits
 // cleared.
 class IpNetwork {

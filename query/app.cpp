@@ -45,15 +45,15 @@ private:
   Result<std::unique_ptr<FlowFinder>> open(const std::filesystem::path& path) const {
     auto finder = environment_.open_database(path);
     if (!finder) {
-      err_ << "ctaudit: " << printable(finder.error().detail);
+      std::string detail = finder.error().detail;
       // Only where another path is the likely fix: not for a file that is there but unreadable,
       // locked or damaged, whose message says what to do instead.
       const int sys_errno = finder.error().sys_errno;
       if (finder.error().code == Errc::NotFound ||
           (finder.error().code == Errc::Io && (sys_errno == ENOENT || sys_errno == EISDIR || sys_errno == ENOTDIR))) {
-        err_ << "; name the database with --db PATH or CTAUDIT_DB";
+        detail += "; name the database with --db PATH or CTAUDIT_DB";
       }
-      err_ << '\n';
+      printErrorLine(err_, detail);
     }
     return finder;
   }
@@ -74,7 +74,7 @@ int runCtaudit(std::span<const std::string_view> args, std::ostream& out, std::o
     }
     const auto command = parseCommandLine(args, env_database);
     if (!command) {
-      err << "ctaudit: " << printable(command.error().detail) << '\n';
+      printErrorLine(err, command.error().detail);
       return static_cast<int>(ExitStatus::Error);
     }
     const ExitStatus status = std::visit(CommandRunner{out, err, environment}, *command);

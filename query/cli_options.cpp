@@ -158,9 +158,8 @@ Result<Endpoint::Parsed> endpointOption(std::string_view name, std::string_view 
 
 Result<IpNetwork> networkOption(std::string_view name, std::string_view value) {
   const auto parsed = IpNetwork::parse(value);
-  if (!parsed && value.find('%') != std::string_view::npos) {
-    return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) +
-                                 "' has a zone id (%...); conntrack records addresses without one: drop it");
+  if (auto zoned = zoneIdRefusal(value); !parsed && zoned) {
+    return fail(Errc::Usage, std::string(name) + ": " + *zoned);
   }
   if (!parsed) {
     return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) +

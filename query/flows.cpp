@@ -32,18 +32,18 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
   // for: readCoverage and checkLog read nothing then.
   const auto coverage = readCoverage(finder, flows.from, flows.to);
   if (!coverage) {
-    err << "ctaudit: " << printable(coverage.error().detail) << '\n';
+    printErrorLine(err, coverage.error().detail);
     return ExitStatus::Error;
   }
   auto found = finder.find(toFlowQuery(flows));
   if (!found) {
-    err << "ctaudit: " << printable(found.error().detail) << '\n';
+    printErrorLine(err, found.error().detail);
     return ExitStatus::Error;
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
   if (!check) {
-    err << "ctaudit: " << printable(check.error().detail) << '\n';
+    printErrorLine(err, check.error().detail);
     return ExitStatus::Error;
   }
   std::vector<FlowRecord>& records = *found;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "query/printable.hpp"
 
+#include <ostream>
+
 namespace ctaudit::query {
 namespace {
 
@@ -31,5 +33,7 @@ std::string printable(std::string_view text) {
   }
   return shown;
 }
+
+void printErrorLine(std::ostream& err, std::string_view detail) { err << "ctaudit: " << printable(detail) << '\n'; }
 
 }  // namespace ctaudit::query

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <iosfwd>
 #include <string>
 #include <string_view>
 
@@ -11,5 +12,9 @@ namespace ctaudit::query {
 // what was typed and what the database holds, and an escape sequence pasted from a report must
 // not reach the terminal as one.
 [[nodiscard]] std::string printable(std::string_view text);
+
+// Writes "ctaudit: DETAIL" and a newline to `err`, DETAIL through printable(): the query tool's
+// error lines.
+void printErrorLine(std::ostream& err, std::string_view detail);
 
 }  // namespace ctaudit::query

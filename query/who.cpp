@@ -112,18 +112,18 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   // than the flows read next hold.
   const auto coverage = readCoverage(finder, query.from, query.to);
   if (!coverage) {
-    err << "ctaudit: " << printable(coverage.error().detail) << '\n';
+    printErrorLine(err, coverage.error().detail);
     return ExitStatus::Error;
   }
   auto found = finder.find(query);
   if (!found) {
-    err << "ctaudit: " << printable(found.error().detail) << '\n';
+    printErrorLine(err, found.error().detail);
     return ExitStatus::Error;
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
   if (!check) {
-    err << "ctaudit: " << printable(check.error().detail) << '\n';
+    printErrorLine(err, check.error().detail);
     return ExitStatus::Error;
   }
   if (found->empty()) {
