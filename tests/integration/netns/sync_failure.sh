@@ -101,9 +101,8 @@ db_gap() {
 cta_expect "the database records a sink_failure gap for the JSON-lines sink" cta_eventually 10 "a gap row" db_gap
 json_gap() {
   local n
-  n=$(cta_jsonl_lines "$CTA_JSONL" complete |
-    cta_jq -R 'try fromjson catch empty | select(f("event.kind") == "pipeline_error" and
-      f("ctaudit.gap.reason") == "sink_failure" and f("ctaudit.gap.sink") == "jsonl" and
+  n=$(cta_pipeline_errors "$CTA_JSONL" sink_failure |
+    cta_jq 'select(f("ctaudit.gap.reason") == "sink_failure" and f("ctaudit.gap.sink") == "jsonl" and
       f("ctaudit.gap.lost_records") > 0)' | wc -l)
   ((n >= 1)) && return 0
   cta_err "$CTA_JSONL: no sink_failure gap line of the sink jsonl with lost_records > 0"
