@@ -41,9 +41,8 @@ void checkOutputFile(std::vector<ConfigProblem>& problems, std::string_view key,
   std::error_code ec;
   const auto status = fs::status(path, ec);
   if (fs::exists(status)) {
-    if (fs::is_directory(status)) {
-      problems.push_back({Severity::Error, name + "that is a directory; give a file name"});
-    } else if (!writable(path)) {
+    // A directory or a device where a file must be is outputPathConflict's to say.
+    if (!fs::is_directory(status) && !writable(path)) {
       problems.push_back({Severity::Warning, name + "the file exists and " + thisUser() +
                                                  " cannot write it; ctauditd must run as a user that can"});
     }
@@ -95,7 +94,7 @@ void checkDatabaseFile(std::vector<ConfigProblem>& problems, const fs::path& pat
   using Severity = ConfigProblem::Severity;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
-    return;  // missing (created at start) or a directory (checkOutputFile says so)
+    return;  // missing (created at start), or not a file (outputPathConflict says so)
   }
   const std::string name = "db = \"" + path.string() + "\": ";
   const auto verdict = storage::checkFileHeaderForWriting(path);

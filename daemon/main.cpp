@@ -22,7 +22,13 @@
 namespace {
 
 constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;  // a bad flag or config, --check-config's errors included
+// A bad flag or config: --check-config's errors, and what a start refuses before it changes
+// anything (the unit's RestartPreventExitStatus=2: starting again cannot help).
+constexpr int kExitUsage = 2;
+
+int exitStatusFor(const ctaudit::Error& error) {
+  return error.code == ctaudit::Errc::Config || error.code == ctaudit::Errc::Usage ? kExitUsage : kExitRuntime;
+}
 
 ctaudit::daemon::Loggers makeLoggers(spdlog::level::level_enum level) {
   // One stderr sink shared by every component; journald adds its own timestamps.
@@ -92,7 +98,7 @@ int main(int argc, char** argv) {
   auto daemon = ctaudit::daemon::Daemon::start(config, loggers, clock);
   if (!daemon) {
     loggers.daemon->error("{}", daemon.error().detail);
-    return kExitRuntime;
+    return exitStatusFor(daemon.error());
   }
   const auto ran = (*daemon)->run();
   if (!ran) {

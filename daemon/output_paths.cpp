@@ -60,9 +60,46 @@ std::string firstBytes(const fs::path& path, std::size_t count) {
   return bytes;
 }
 
+// What the existing non-regular file at `status` is, for a message: "a directory".
+std::string_view fileKind(const fs::file_status& status) {
+  switch (status.type()) {
+    case fs::file_type::directory:
+      return "a directory";
+    case fs::file_type::fifo:
+      return "a FIFO";
+    case fs::file_type::character:
+      return "a character device";
+    case fs::file_type::block:
+      return "a block device";
+    case fs::file_type::socket:
+      return "a socket";
+    default:
+      return "not a regular file";
+  }
+}
+
+// Why the database cannot be at `path`: something other than a regular file is there (SQLite
+// opened a FIFO or a device and said only "disk I/O error"), or nullopt.
+std::optional<std::string> databasePathUnusable(const fs::path& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status) || fs::is_regular_file(status)) {
+    return std::nullopt;
+  }
+  std::string message = "--db " + path.string() + " is " + std::string(fileKind(status)) +
+                        ", not a database file; give --db the path of a file";
+  if (fs::is_directory(status)) {
+    message += ", e.g. " + (path / "flows.db").string();
+  }
+  return message;
+}
+
 }  // namespace
 
 std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
+  if (auto unusable = databasePathUnusable(config.db_path)) {
+    return unusable;
+  }
   std::vector<Output> outputs;
   const std::string db = config.db_path.string();
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
@@ -87,6 +124,12 @@ std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
   // Other content at the JSON-lines path is not refused: a file damaged at its start by a power cut
   // must not keep the daemon from starting, and the sink only moves a last unfinished line aside.
   // A database is refused (JsonLinesSink::open checks the file it opened again).
+  // A FIFO or a device is a place JSON lines can go (a SIEM shipper's pipe, /dev/null); a directory
+  // is not.
+  if (std::error_code ec; jsonl_file && fs::is_directory(*config.jsonl_path, ec)) {
+    return "--jsonl " + config.jsonl_path->string() + " is a directory; give --jsonl the path of a file, e.g. " +
+           (*config.jsonl_path / "flows.jsonl").string();
+  }
   if (jsonl_file && storage::beginsWithSqliteHeader(*config.jsonl_path)) {
     return "--jsonl " + config.jsonl_path->string() +
            " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path of its own";

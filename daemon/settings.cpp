@@ -47,11 +47,19 @@ Result<bool> parseBoolean(std::string_view text) {
   return fail(Errc::Usage, "bad value '" + std::string(text) + "'; write true or false");
 }
 
-Result<std::filesystem::path> parsePath(std::string_view text) {
+// A file's path. One that can only name a directory ("logs/", ".", "..") is refused here, before
+// the sink creates the missing directories of its path: "logs/" used to be created, and only
+// then did the open fail. `example` is a file name to suggest in it.
+Result<std::filesystem::path> parseFilePath(std::string_view text, std::string_view example) {
   if (text.empty()) {
     return fail(Errc::Usage, "empty path; give a file name");
   }
-  return std::filesystem::path(text);
+  std::filesystem::path path(text);
+  if (const std::filesystem::path name = path.filename(); name.empty() || name == "." || name == "..") {
+    return fail(Errc::Usage, "'" + std::string(text) + "' names a directory, not a file; give a file's path, e.g. " +
+                                 (path / example).lexically_normal().string());
+  }
+  return path;
 }
 
 // The database is not optional: "none", which turns the other outputs off, would be a file of
@@ -60,18 +68,22 @@ Result<std::filesystem::path> parseDatabasePath(std::string_view text) {
   if (text == "none") {
     return fail(Errc::Usage, "the database cannot be turned off ('none'); give its path");
   }
-  return parsePath(text);
+  return parseFilePath(text, "flows.db");
 }
 
 // A path, or nullopt for "none" (jsonl, stats-file).
-Result<std::optional<std::filesystem::path>> parsePathOrNone(std::string_view text) {
+Result<std::optional<std::filesystem::path>> parsePathOrNone(std::string_view text, std::string_view example) {
   if (text.empty()) {
     return fail(Errc::Usage, "empty path; give a file name, or 'none' for off");
   }
   if (text == "none") {
     return std::optional<std::filesystem::path>{};
   }
-  return std::optional<std::filesystem::path>{text};
+  auto path = parseFilePath(text, example);
+  if (!path) {
+    return Unexpected{path.error()};
+  }
+  return std::optional<std::filesystem::path>{std::move(*path)};
 }
 
 std::string printPathOrNone(const std::optional<std::filesystem::path>& path) {
@@ -252,7 +264,7 @@ constexpr std::array kSettings{
             [](DaemonConfig& c, std::string_view v) { return assign(c.db_path, parseDatabasePath(v)); },
             [](const DaemonConfig& c) { return c.db_path.string(); }},
     Setting{"jsonl", ValueKind::String, "PATH", "JSON-lines file, '-' for stdout, 'none' for off.",
-            [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_path, parsePathOrNone(v)); },
+            [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_path, parsePathOrNone(v, "flows.jsonl")); },
             [](const DaemonConfig& c) { return printPathOrNone(c.jsonl_path); }},
     Setting{"events", ValueKind::StringList, "LIST", "ctnetlink events to subscribe to: new, update, destroy.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.events, EventMask::parse(v)); },
@@ -294,7 +306,7 @@ constexpr std::array kSettings{
             "Unless set, ctauditd.prom in the database's directory.",
             [](DaemonConfig& c, std::string_view v) {
               c.stats_file_beside_db = false;
-              return assign(c.stats_file, parsePathOrNone(v));
+              return assign(c.stats_file, parsePathOrNone(v, "ctauditd.prom"));
             },
             [](const DaemonConfig& c) {
               return c.stats_file_beside_db ? (c.db_path.parent_path() / "ctauditd.prom").string()

@@ -11,8 +11,9 @@
 # message says how to write one), an unparsable time, bad address, bad port, bad CIDR, bad
 # protocol, bad format, bad limit, bad slack, a missing database (exit 2, not 1, and the file is not
 # created). For ctauditd: unknown flag, bad duration, bad event list, bad log level (exit 2, never
-# "ready"), and --db / --jsonl paths that cannot be created (non-zero, the path or its directory in
-# the message).
+# "ready"); outputs a start refuses before it opens anything, two on one file, a --db naming a
+# directory or a FIFO (exit 2, nothing created); and --db / --jsonl paths that cannot be created
+# (non-zero, the path or its directory in the message).
 set -u -o pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -148,6 +149,26 @@ cta_expect "daemon: bad --events: exit 2, names the bad event" \
   expect_usage_error 'bogus' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --events new,bogus
 cta_expect "daemon: bad --log-level: exit 2" \
   expect_usage_error 'log-level|loud' "${D[@]}" --db "$CTA_TMP/d.db" --jsonl "$J" --log-level loud
+
+# What a start refuses before it opens anything: exit 2 (the unit's RestartPreventExitStatus=2),
+# and the path it was given is not created.
+# refused_at_start PATTERN PATH-NOT-CREATED ARGS...
+refused_at_start() {
+  local pattern=$1 path=$2
+  shift 2
+  expect_usage_error "$pattern" "${D[@]}" --stats-file none "$@" || return 1
+  [[ ! -e $path ]] && return 0
+  cta_err "$path was created"
+  return 1
+}
+cta_expect "daemon: --db and --jsonl on one file: exit 2, neither created" \
+  refused_at_start 'name the same file' "$CTA_TMP/same.db" --db "$CTA_TMP/same.db" --jsonl "$CTA_TMP/./same.db"
+cta_expect "daemon: --db naming a directory: exit 2, the directory not created" \
+  refused_at_start "names a directory, not a file; give a file's path, e.g. $CTA_TMP/newdir/flows.db" \
+  "$CTA_TMP/newdir" --db "$CTA_TMP/newdir/" --jsonl "$J"
+mkfifo "$CTA_TMP/fifo.db"
+cta_expect "daemon: --db on a FIFO: exit 2, says so (SQLite said 'disk I/O error')" \
+  refused_at_start 'fifo.db is a FIFO, not a database file' "$CTA_TMP/fifo.db-wal" --db "$CTA_TMP/fifo.db" --jsonl "$J"
 
 : >"$CTA_TMP/a-file"
 cta_expect "daemon: --db under a regular file: fails at once, names the path or its directory" \

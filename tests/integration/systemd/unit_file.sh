@@ -122,6 +122,7 @@ check "SystemCallFilter allows every system call ctauditd makes" filter_allows_d
 
 unit_has() { grep -qxF "$1" "$UNIT" || { printf '#   %s: no line "%s"\n' "$UNIT" "$1" >&2; return 1; }; }
 check "Type=notify with a watchdog" bash -c "grep -qx 'Type=notify' '$UNIT' && grep -qE '^WatchdogSec=[1-9]' '$UNIT'"
+check "a refused configuration (exit 2) is not restarted" unit_has "RestartPreventExitStatus=2"
 check "CAP_NET_ADMIN is the only capability" unit_has "AmbientCapabilities=CAP_NET_ADMIN"
 check "the bounding set is CAP_NET_ADMIN alone" unit_has "CapabilityBoundingSet=CAP_NET_ADMIN"
 

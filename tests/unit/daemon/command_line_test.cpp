@@ -144,6 +144,13 @@ TEST(CommandLineTest, ValuesThatWouldBeMisreadAreRefused) {
   EXPECT_EQ(configOf(parse({"--receive-buffer", "16K"})).receive_buffer_bytes, std::size_t{16} << 10U);
   // "none" turns the JSON lines off; for the database it made a file named none.
   EXPECT_NE(error({"--db", "none"}).find("cannot be turned off"), std::string::npos);
+  // "logs/" was created as a directory, and only then did the database's open fail.
+  EXPECT_EQ(error({"--db", "logs/"}), "--db: 'logs/' names a directory, not a file; give a file's path, e.g. logs/flows.db");
+  EXPECT_EQ(error({"--jsonl", "/var/log/ctaudit/."}),
+            "--jsonl: '/var/log/ctaudit/.' names a directory, not a file; give a file's path, e.g. "
+            "/var/log/ctaudit/flows.jsonl");
+  EXPECT_NE(error({"--stats-file", ".."}).find("'..' names a directory"), std::string::npos);
+  EXPECT_EQ(configOf(parse({"--jsonl", "-"})).jsonl_path, std::filesystem::path("-"));
 }
 
 TEST(CommandLineTest, AConfigFileMustBeARegularFileOfSensibleSize) {

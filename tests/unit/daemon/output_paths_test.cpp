@@ -6,6 +6,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "tests/support/temp_dir.hpp"
 
@@ -93,6 +94,37 @@ TEST_F(OutputPathsTest, AStatsPathHoldingSomethingElseIsRefused) {
   std::ofstream(*config_.stats_file) << "important notes\n";
   EXPECT_NE(conflict().find("is not a ctauditd stats file"), std::string::npos) << conflict();
   std::ofstream(*config_.stats_file) << "# HELP ctauditd_start_time_seconds When this run started.\n";
+  EXPECT_EQ(conflict(), "");
+}
+
+// Found by running the daemon so: SQLite opened the FIFO or the device and said "disk I/O error".
+TEST_F(OutputPathsTest, ADatabasePathThatIsNoRegularFileIsRefused) {
+  config_.db_path = "/dev/null";
+  EXPECT_NE(conflict().find("--db /dev/null is a character device, not a database file"), std::string::npos)
+      << conflict();
+  ASSERT_EQ(::mkfifo((dir_ / "fifo.db").c_str(), 0600), 0);
+  config_.db_path = dir_ / "fifo.db";
+  EXPECT_NE(conflict().find("is a FIFO, not a database file"), std::string::npos) << conflict();
+  config_.db_path = dir_.path();
+  EXPECT_NE(conflict().find("is a directory, not a database file; give --db the path of a file, e.g. " +
+                            (dir_ / "flows.db").string()),
+            std::string::npos)
+      << conflict();
+  std::filesystem::create_symlink(dir_ / "real.db", dir_ / "link.db");
+  std::ofstream(dir_ / "real.db") << "";
+  config_.db_path = dir_ / "link.db";  // a link to a file is a file
+  EXPECT_EQ(conflict(), "");
+}
+
+TEST_F(OutputPathsTest, AJsonLinesPathThatIsADirectoryIsRefusedButAFifoIsNot) {
+  config_.jsonl_path = dir_.path();
+  EXPECT_NE(conflict().find("is a directory; give --jsonl the path of a file, e.g. " + (dir_ / "flows.jsonl").string()),
+            std::string::npos)
+      << conflict();
+  ASSERT_EQ(::mkfifo((dir_ / "to-shipper").c_str(), 0600), 0);
+  config_.jsonl_path = dir_ / "to-shipper";  // a SIEM shipper's pipe
+  EXPECT_EQ(conflict(), "");
+  config_.jsonl_path = "/dev/null";
   EXPECT_EQ(conflict(), "");
 }
 

@@ -411,10 +411,11 @@ TEST(ConfigCheckTest, MissingDirectoriesAreWarningsAndImpossiblePathsErrors) {
   const auto errors = checkConfigPaths(config);
   ASSERT_EQ(errors.size(), 2U);
   EXPECT_EQ(errors[0].severity, ConfigProblem::Severity::Error);
-  EXPECT_NE(errors[0].message.find("db = "), std::string::npos) << errors[0].message;
-  EXPECT_NE(errors[0].message.find("is not a directory"), std::string::npos) << errors[0].message;
+  EXPECT_NE(errors[0].message.find("--jsonl " + dir.path().string() + " is a directory"), std::string::npos)
+      << errors[0].message;
   EXPECT_EQ(errors[1].severity, ConfigProblem::Severity::Error);
-  EXPECT_NE(errors[1].message.find("that is a directory"), std::string::npos) << errors[1].message;
+  EXPECT_NE(errors[1].message.find("db = "), std::string::npos) << errors[1].message;
+  EXPECT_NE(errors[1].message.find("is not a directory"), std::string::npos) << errors[1].message;
 }
 
 // Makes an SQLite file at `path` and runs `sql` in it.
