@@ -139,6 +139,24 @@ std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
   return problems;
 }
 
+std::vector<std::string> settingsWithoutEffect(const DaemonConfig& config) {
+  std::vector<std::string> idle;
+  if (config.jsonl_updates && !config.jsonl_path) {
+    idle.emplace_back("jsonl-updates = true does nothing with jsonl = \"none\": there are no JSON lines to write "
+                      "UPDATE events to");
+  } else if (config.jsonl_updates && !config.events.update_events) {
+    idle.emplace_back("jsonl-updates = true does nothing: the events subscribed to (" + config.events.toString() +
+                      ") include no UPDATE; add \"update\" to events, or leave jsonl-updates off");
+  }
+  const bool jsonl_file = config.jsonl_path && *config.jsonl_path != "-";
+  if (!jsonl_file && config.jsonl_rotation != DaemonConfig{}.jsonl_rotation) {
+    idle.emplace_back(std::string("jsonl-rotate, jsonl-keep, jsonl-compress and jsonl-grace do nothing with jsonl = ") +
+                      (config.jsonl_path ? "\"-\" (standard output is rotated by whoever reads it)" : "\"none\"") +
+                      "; leave them at their defaults");
+  }
+  return idle;
+}
+
 bool reportCheckConfig(const CheckConfigCommand& check, std::ostream& out, std::ostream& err) {
   const std::string source = check.config_file ? "Read " + check.config_file->string() + " and the command line."
                                                : "No config file read; the command line only.";
@@ -148,6 +166,9 @@ bool reportCheckConfig(const CheckConfigCommand& check, std::ostream& out, std::
     const bool error = problem.severity == ConfigProblem::Severity::Error;
     err << "ctauditd: " << (error ? "error: " : "warning: ") << problem.message << '\n';
     usable = usable && !error;
+  }
+  for (const std::string& idle : settingsWithoutEffect(check.effective.config)) {
+    err << "ctauditd: warning: " << idle << '\n';
   }
   return usable;
 }

@@ -25,6 +25,12 @@ struct ConfigProblem {
 // user cannot write, which the daemon's own user may). Reads only file metadata.
 [[nodiscard]] std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config);
 
+// Settings that `config` turns on and that do nothing in it, each as a sentence saying why and
+// what to change: jsonl-updates without UPDATE events or without JSON lines, rotation settings
+// other than the defaults without a JSON-lines file. A start logs them as warnings and runs;
+// --check-config prints them as warnings.
+[[nodiscard]] std::vector<std::string> settingsWithoutEffect(const DaemonConfig& config);
+
 // ctauditd --check-config: writes the effective configuration (a valid config file) to `out`,
 // then each problem checkConfigPaths() finds to `err` as "ctauditd: error: ..." or
 // "ctauditd: warning: ...". Returns false if there was an error: the daemon would not start.

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "daemon/config_check.hpp"
 #include "daemon/output_paths.hpp"
 #include "daemon/privileges.hpp"
 #include "daemon/record_budget.hpp"
@@ -120,6 +121,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     return fail(Errc::Config, std::move(*conflict));
   }
   std::unique_ptr<Daemon> daemon(new Daemon(config, std::move(loggers), clock));
+  for (const std::string& idle : settingsWithoutEffect(config)) {
+    daemon->log_.daemon->warn("{}", idle);
+  }
   // First, so that a mistyped --user changes nothing.
   std::optional<ServiceAccount> account;
   if (config.user) {

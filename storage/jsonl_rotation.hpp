@@ -40,6 +40,8 @@ struct RotationSettings {
   // A closed file is compressed or deleted only this long after it was closed, so that a shipper
   // that lags or restarts can still finish it (docs/operations.md).
   std::chrono::seconds grace{std::chrono::minutes{5}};
+
+  friend bool operator==(const RotationSettings&, const RotationSettings&) = default;
 };
 
 // Parses `jsonl-rotate`: "none", or a comma-separated list of at most one period and one size,

@@ -170,6 +170,16 @@ mkfifo "$CTA_TMP/fifo.db"
 cta_expect "daemon: --db on a FIFO: exit 2, says so (SQLite said 'disk I/O error')" \
   refused_at_start 'fifo.db is a FIFO, not a database file' "$CTA_TMP/fifo.db-wal" --db "$CTA_TMP/fifo.db" --jsonl "$J"
 
+# A setting that does nothing in its configuration is a warning, and the daemon runs.
+idle_setting_warned() {
+  cta_capture timeout 3 "${D[@]}" --db "$CTA_TMP/idle.db" --jsonl none --stats-file none --jsonl-updates
+  grep -q "warn.*jsonl-updates = true does nothing with jsonl = \"none\"" <<<"$CTA_ERRTXT" &&
+    grep -qw ready <<<"$CTA_ERRTXT" && return 0
+  cta_err "exit $CTA_RC; stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "daemon: --jsonl-updates without JSON lines: a warning at start, and it runs" idle_setting_warned
+
 : >"$CTA_TMP/a-file"
 cta_expect "daemon: --db under a regular file: fails at once, names the path or its directory" \
   expect_startup_failure "$CTA_TMP/a-file/flows.db" "${D[@]}" --db "$CTA_TMP/a-file/flows.db" --jsonl "$J"

@@ -38,6 +38,8 @@ const CheckConfigCommand& checkOf(const Result<DaemonCommand>& command) {
   return std::get<CheckConfigCommand>(*command);
 }
 
+DaemonConfig configOf(const Result<DaemonCommand>& command) { return std::get<RunCommand>(*command).config; }
+
 // Every key's value as TOML, without the origins: what two configurations are compared by.
 std::map<std::string, std::string> valuesOf(const DaemonConfig& config) {
   std::map<std::string, std::string> values;
@@ -518,6 +520,39 @@ TEST(ConfigCheckTest, ReportPrintsTheConfigAndFailsOnlyOnErrors) {
   EXPECT_FALSE(reportCheckConfig(checkOf(bad), out, err));
   EXPECT_TRUE(err.str().starts_with("ctauditd: error: db = ")) << err.str();
   EXPECT_FALSE(std::filesystem::exists(dir / "new")) << "the check creates nothing";
+}
+
+// Found by running the daemon so: --events new,destroy --jsonl-updates wrote no UPDATE and said
+// nothing of it.
+TEST(ConfigCheckTest, SettingsThatDoNothingAreWarnings) {
+  DaemonConfig config;
+  EXPECT_TRUE(settingsWithoutEffect(config).empty());
+  config.jsonl_updates = true;
+  EXPECT_TRUE(settingsWithoutEffect(config).empty());
+  config.events = configOf(parse({"--events", "new,destroy"})).events;
+  ASSERT_EQ(settingsWithoutEffect(config).size(), 1U);
+  EXPECT_EQ(settingsWithoutEffect(config)[0],
+            "jsonl-updates = true does nothing: the events subscribed to (new,destroy) include no UPDATE; add "
+            "\"update\" to events, or leave jsonl-updates off");
+  config.jsonl_path.reset();
+  ASSERT_EQ(settingsWithoutEffect(config).size(), 1U);
+  EXPECT_NE(settingsWithoutEffect(config)[0].find("does nothing with jsonl = \"none\""), std::string::npos);
+
+  config = configOf(parse({"--jsonl", "-", "--jsonl-rotate", "1h"}));
+  ASSERT_EQ(settingsWithoutEffect(config).size(), 1U);
+  EXPECT_NE(settingsWithoutEffect(config)[0].find("do nothing with jsonl = \"-\""), std::string::npos);
+  config = configOf(parse({"--jsonl", "-"}));  // the defaults are no choice to warn of
+  EXPECT_TRUE(settingsWithoutEffect(config).empty());
+
+  testing::TempDir dir;
+  const auto check = parse({"--check-config", "--db", (dir / "flows.db").string(), "--jsonl", "none",
+                            "--jsonl-updates", "--jsonl-keep", "3"});
+  ASSERT_TRUE(check) << check.error().detail;
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_TRUE(reportCheckConfig(checkOf(check), out, err)) << "warnings only";
+  EXPECT_NE(err.str().find("ctauditd: warning: jsonl-updates = true does nothing"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("ctauditd: warning: jsonl-rotate, jsonl-keep"), std::string::npos) << err.str();
 }
 
 }  // namespace
