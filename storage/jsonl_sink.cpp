@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <spdlog/logger.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +67,30 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
     return fail(Errc::Io, "cannot set up JSON lines file " + path.string() + ": " + errnoText(error), error);
   }
   return fd;
+}
+
+// An exclusive flock(2) on the regular file open at `fd`, held as long as the descriptor: a
+// second ctauditd given the same --jsonl (one started by hand beside the service, with its own
+// --db) would write every record twice into the SIEM's feed and rotate the file under the first.
+// Fails only when another open file holds the lock; where flock is not supported the file is
+// written unlocked, as before. FIFOs and devices are not locked: /dev/null takes every writer.
+Result<void> lockAgainstOtherWriters(int fd, const std::filesystem::path& path) {
+  if (!isRegularFile(fd)) {
+    return {};
+  }
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EWOULDBLOCK) {
+      return fail(Errc::Io, "JSON lines file " + path.string() +
+                                " is being written by another process (another ctauditd?): stop it first, or give this "
+                                "one another --jsonl; two daemons on one file would write every record twice",
+                  EWOULDBLOCK);
+    }
+    return {};
+  }
+  return {};
 }
 
 // How much of the file the torn-line repair reads at a time.
@@ -173,6 +198,9 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
     return fail(Errc::Config, path_or_dash.string() +
                                   " is a SQLite database, not a JSON-lines file: appending would damage it; give "
                                   "--jsonl a path of its own");
+  }
+  if (auto locked = lockAgainstOtherWriters(fd->get(), path_or_dash); !locked) {
+    return Unexpected{locked.error()};
   }
   auto sink = std::make_unique<JsonLinesSink>(Private{}, std::move(fd).value(), path_or_dash, false,
                                               std::move(context), include_updates, std::move(log), rotation, clock);
@@ -470,10 +498,11 @@ void JsonLinesSink::reopen() noexcept {
   struct stat after {};
   const bool same_file = ::fstat(fd_.get(), &before) == 0 && ::fstat(fd->get(), &after) == 0 &&
                          FileId::of(before) == FileId::of(after);
-  fd_ = std::move(fd).value();
+  fd_ = std::move(fd).value();  // closing the old descriptor drops its lock, which a reopen of the same file takes again
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
   log_->info("reopened {}", path_.string());
+  lockReopened();
   // Normally a new, empty file; but a SIGHUP without a rotation reopens the same one, which may end
   // in the half line dropped above.
   moveTornLastLine();
@@ -491,6 +520,13 @@ std::optional<JsonLinesSink::OpenFile> JsonLinesSink::openFile() const noexcept 
   struct stat at_path {};
   file.at_path = ::stat(path_.c_str(), &at_path) == 0 && FileId::of(at_path) == FileId::of(file.status);
   return file;
+}
+
+void JsonLinesSink::lockReopened() noexcept {
+  // The lines are written either way: refusing them would lose records to keep another writer out.
+  if (auto locked = lockAgainstOtherWriters(fd_.get(), path_); !locked) {
+    log_->warn("{}; writing to it anyway", locked.error().detail);
+  }
 }
 
 bool JsonLinesSink::reopenIfMoved() noexcept {
@@ -605,6 +641,7 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
   fd_ = std::move(fd).value();
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
+  lockReopened();
   openDirect();
   file_start_ = now;
   ++rotations_;

@@ -151,6 +151,9 @@ private:
   // that failed, the next try waits kMovedRetryInterval. False while the file open is a deleted
   // one: nothing may be written to it then (deletedFileFailure). One fstat and one stat a batch.
   [[nodiscard]] bool reopenIfMoved() noexcept;
+  // Takes the lock against a second daemon on the file just opened by a reopen or a rotation;
+  // warns, and writes anyway, when another process holds it.
+  void lockReopened() noexcept;
   // Failed, logged once per episode, for a write refused because the file open was deleted.
   [[nodiscard]] SinkStatus deletedFileFailure() noexcept;
   // A file's identity, as fstat and stat give it.

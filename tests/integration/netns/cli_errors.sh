@@ -67,6 +67,15 @@ second_daemon_refused() {
   return 1
 }
 cta_expect "a second daemon on the same database: exit 1, says another process writes it" second_daemon_refused
+second_daemon_on_the_json_lines_refused() {
+  cta_capture timeout 10 unshare --net -- "$CTAUDITD" --db "$CTA_TMP/other.db" --jsonl "$CTA_JSONL" --stats-file none
+  [[ $CTA_RC == 1 ]] && grep -q "JSON lines file $CTA_JSONL is being written by another process" <<<"$CTA_ERRTXT" &&
+    return 0
+  cta_err "exit $CTA_RC (want 1), stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "a second daemon with its own database on the same JSON lines: exit 1, says another process writes them" \
+  second_daemon_on_the_json_lines_refused
 cta_daemon_stop || cta_die "the daemon that makes the test database did not stop cleanly"
 
 # A database deleted under a running daemon: it stops (exit 1), saying why, so that systemd's

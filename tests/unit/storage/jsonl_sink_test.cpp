@@ -337,6 +337,31 @@ TEST(JsonLinesSinkTest, ReopenAfterRenameKeepsEveryLine) {
   EXPECT_NE(warnings[0].find("was moved or replaced while ctauditd wrote it"), std::string::npos) << warnings[0];
 }
 
+// A second daemon with its own --db and the same --jsonl (one started by hand beside the service)
+// wrote every record into the SIEM's feed a second time.
+TEST(JsonLinesSinkTest, ASecondWriterOfTheFileIsRefusedAcrossReopens) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  const auto first = openSink(path, log);
+  ASSERT_NE(first, nullptr);
+  const auto second = JsonLinesSink::open(path, kContext, false, log.logger);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().detail,
+            "JSON lines file " + path.string() +
+                " is being written by another process (another ctauditd?): stop it first, or give this one another "
+                "--jsonl; two daemons on one file would write every record twice");
+
+  first->reopen();  // a SIGHUP without a rotation: the same file again, and the lock with it
+  EXPECT_FALSE(JsonLinesSink::open(path, kContext, false, log.logger));
+  std::filesystem::rename(path, dir / "flows.jsonl.1");
+  first->reopen();  // after logrotate's rename: the new file is locked
+  EXPECT_FALSE(JsonLinesSink::open(path, kContext, false, log.logger));
+  EXPECT_TRUE(JsonLinesSink::open(dir / "flows.jsonl.1", kContext, false, log.logger)) << "the old file is let go";
+  EXPECT_TRUE(log.at(spdlog::level::warn).empty());
+  EXPECT_TRUE(log.at(spdlog::level::err).empty());
+}
+
 // Deleted by hand while the daemon writes it: without noticing, the sink would write to the
 // unlinked file until the next SIGHUP or rotation, and every line would be lost with it.
 TEST(JsonLinesSinkTest, ADeletedFileIsReplacedAtTheNextWrite) {
