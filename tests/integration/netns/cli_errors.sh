@@ -189,6 +189,35 @@ idle_setting_warned() {
 }
 cta_expect "daemon: --jsonl-updates without JSON lines: a warning at start, and it runs" idle_setting_warned
 
+# Closed standard descriptors (a careless init script's `>&-`): --jsonl - has nowhere to go and is
+# refused; with a file instead, the daemon runs with /dev/null on them, so that no socket or file
+# it opens takes fd 0 or 1, where a stray write to standard output would land in it.
+closed_stdout_refused_for_dash() {
+  timeout 10 "${D[@]}" --db "$CTA_TMP/closed.db" --jsonl - --stats-file none >&- 2>"$CTA_TMP/closed.err"
+  local rc=$?
+  ((rc == 2)) && grep -q -- "--jsonl -: standard output is closed" "$CTA_TMP/closed.err" && [[ ! -e $CTA_TMP/closed.db ]] &&
+    return 0
+  cta_err "exit $rc (want 2); stderr: $(<"$CTA_TMP/closed.err")"
+  return 1
+}
+cta_expect "daemon: --jsonl - with standard output closed: exit 2, says so, creates nothing" closed_stdout_refused_for_dash
+closed_descriptors_become_dev_null() {
+  "${D[@]}" --db "$CTA_TMP/closed2.db" --jsonl "$CTA_TMP/closed2.jsonl" --stats-file none <&- >&- 2>"$CTA_TMP/closed2.err" &
+  local pid=$! fd problems=""  # unshare execs the daemon: $! is its pid
+  CTA_PIDS+=("$pid")
+  wait_for 10 "the daemon with closed fds 0 and 1 is ready" grep -qw ready "$CTA_TMP/closed2.err" || problems+="not ready; "
+  for fd in 0 1; do
+    [[ $(readlink "/proc/$pid/fd/$fd") == /dev/null ]] || problems+="fd $fd is $(readlink "/proc/$pid/fd/$fd"); "
+  done
+  kill -TERM "$pid"
+  wait "$pid" || problems+="exit $? after SIGTERM; "
+  [[ -z $problems ]] && return 0
+  cta_err "${problems}stderr: $(<"$CTA_TMP/closed2.err")"
+  return 1
+}
+cta_expect "daemon: started with fds 0 and 1 closed: runs with /dev/null on them, stops cleanly" \
+  closed_descriptors_become_dev_null
+
 : >"$CTA_TMP/a-file"
 cta_expect "daemon: --db under a regular file: fails at once, names the path or its directory" \
   expect_startup_failure "$CTA_TMP/a-file/flows.db" "${D[@]}" --db "$CTA_TMP/a-file/flows.db" --jsonl "$J"
