@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "flow/argument_length.hpp"
+
 namespace ctaudit::daemon {
 namespace {
 
@@ -25,6 +27,9 @@ struct ParsedArgs {
 // --help and --version win wherever they are, even over a broken config file; so argv is split
 // into flags first, and nothing is read until it is known that the daemon will need it.
 Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
+  if (auto lengths = checkArgumentLengths(args, "ctauditd"); !lengths) {
+    return Unexpected{lengths.error()};
+  }
   ParsedArgs parsed;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];

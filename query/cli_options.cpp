@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "flow/argument_length.hpp"
+
 namespace ctaudit::query {
 namespace {
 
@@ -446,6 +448,9 @@ Result<Command> parseHelpCommand(std::span<const std::string_view> all_args) {
 }  // namespace
 
 Result<Command> parseCommandLine(std::span<const std::string_view> args, std::optional<std::string_view> env_database) {
+  if (auto lengths = checkArgumentLengths(args, "ctaudit"); !lengths) {
+    return Unexpected{lengths.error()};
+  }
   if (args.empty() || (args.front() == "--" && args.size() == 1)) {
     return fail(Errc::Usage, "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
   }

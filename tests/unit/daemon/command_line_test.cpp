@@ -153,6 +153,14 @@ TEST(CommandLineTest, ValuesThatWouldBeMisreadAreRefused) {
   EXPECT_EQ(configOf(parse({"--jsonl", "-"})).jsonl_path, std::filesystem::path("-"));
 }
 
+TEST(CommandLineTest, AnOverlongArgumentIsRefusedBeforeTheConfigFileIsRead) {
+  const std::string pasted = "--db=" + std::string(100'000, 'a');
+  const auto command = parse({"--config", "/nonexistent/ctauditd.toml", pasted});
+  ASSERT_FALSE(command);
+  EXPECT_TRUE(command.error().detail.starts_with("argument 3 is 100005 bytes long, beginning '--db=aaa"))
+      << command.error().detail;
+}
+
 TEST(CommandLineTest, AConfigFileMustBeARegularFileOfSensibleSize) {
   testing::TempDir dir;
   const auto fifo = dir / "fifo.toml";

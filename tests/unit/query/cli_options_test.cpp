@@ -53,6 +53,12 @@ std::string errorOf(std::initializer_list<std::string_view> args) {
 
 bool contains(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
 
+// Every message echoes its argument: a 100 kB one filled the terminal.
+TEST(CliOptionsTest, AnOverlongArgumentIsRefusedFirst) {
+  const std::string pasted(100'000, '1');
+  EXPECT_TRUE(errorOf({"who", pasted}).starts_with("argument 2 is 100000 bytes long")) << errorOf({"who", pasted});
+}
+
 TEST(CliOptionsTest, WhoParsesEveryOption) {
   const WhoCommand who = parseWho({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--proto", "udp",
                                    "--slack", "2s", "--db", "/tmp/f.db", "--format", "csv"});
