@@ -238,7 +238,7 @@ Result<spdlog::level::level_enum> parseLogLevel(std::string_view text) {
       return level;
     }
   }
-  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error");
+  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error or critical");
 }
 
 std::string printLogLevel(spdlog::level::level_enum level) {
@@ -312,7 +312,7 @@ constexpr std::array kSettings{
               return c.stats_file_beside_db ? (c.db_path.parent_path() / "ctauditd.prom").string()
                                             : printPathOrNone(c.stats_file);
             }},
-    Setting{"log-level", ValueKind::String, "LEVEL", "Diagnostics on stderr: trace, debug, info, warn, error.",
+    Setting{"log-level", ValueKind::String, "LEVEL", "Diagnostics on stderr: trace, debug, info, warn (or warning), error (or err), critical.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.log_level, parseLogLevel(v)); },
             [](const DaemonConfig& c) { return printLogLevel(c.log_level); }},
     Setting{"jsonl-rotate", ValueKind::String, "WHEN",
