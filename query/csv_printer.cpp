@@ -112,11 +112,17 @@ std::string csvField(std::string_view text) {
   return quoted;
 }
 
-void printCsv(std::ostream& out, std::span<const FlowRecord> flows) {
-  out << kCsvHeader << kLineEnd;
+void printCsvHeader(std::ostream& out) { out << kCsvHeader << kLineEnd; }
+
+void printCsvRows(std::ostream& out, std::span<const FlowRecord> flows) {
   for (const FlowRecord& flow : flows) {
     writeRow(out, flow);
   }
+}
+
+void printCsv(std::ostream& out, std::span<const FlowRecord> flows) {
+  printCsvHeader(out);
+  printCsvRows(out, flows);
 }
 
 }  // namespace ctaudit::query

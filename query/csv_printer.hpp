@@ -27,4 +27,8 @@ inline constexpr std::string_view kCsvHeader =
 // is empty, so that a script always gets the column names.
 void printCsv(std::ostream& out, std::span<const FlowRecord> flows);
 
+// printCsv() in two parts, for rows printed as they are read: the header line, then rows.
+void printCsvHeader(std::ostream& out);
+void printCsvRows(std::ostream& out, std::span<const FlowRecord> flows);
+
 }  // namespace ctaudit::query

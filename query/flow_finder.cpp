@@ -13,8 +13,9 @@ class ReaderFlowFinder final : public FlowFinder {
 public:
   explicit ReaderFlowFinder(std::unique_ptr<storage::FlowReader> reader) : reader_(std::move(reader)) {}
 
-  [[nodiscard]] Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) override {
-    return reader_->find(query);
+  [[nodiscard]] Result<void> forEach(const storage::FlowQuery& query,
+                                     const storage::FlowReader::FlowVisitor& visit) override {
+    return reader_->forEach(query, visit);
   }
   [[nodiscard]] std::string observerHostname() const override { return reader_->observerHostname(); }
   [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) override {
@@ -32,6 +33,18 @@ private:
 };
 
 }  // namespace
+
+Result<std::vector<storage::StoredFlow>> findAll(FlowFinder& finder, const storage::FlowQuery& query) {
+  std::vector<storage::StoredFlow> flows;
+  auto read = finder.forEach(query, [&flows](const storage::StoredFlow& flow) {
+    flows.push_back(flow);
+    return true;
+  });
+  if (!read) {
+    return Unexpected{read.error()};
+  }
+  return flows;
+}
 
 Result<std::unique_ptr<FlowFinder>> openFlowReader(const std::filesystem::path& path) {
   auto reader = storage::FlowReader::open(path);

@@ -13,6 +13,7 @@
 #include "flow/result.hpp"
 #include "flow/time.hpp"
 #include "storage/flow_query.hpp"
+#include "storage/flow_reader.hpp"
 #include "storage/logged_period.hpp"
 #include "storage/retention_horizon.hpp"
 
@@ -31,21 +32,27 @@ public:
   FlowFinder& operator=(FlowFinder&&) = delete;
   virtual ~FlowFinder() = default;
 
-  // The flows matching `query` (every set field narrows it), oldest start first, at most
-  // query.limit of them. Errors: the database could not be read (Errc::Storage, Errc::Io); the
-  // detail names the problem and what to do.
-  [[nodiscard]] virtual Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) = 0;
+  // Calls `visit` with each flow matching `query` (every set field narrows it), oldest start first,
+  // at most query.limit of them, as it is read; `visit` returns false to stop. Errors: the database
+  // could not be read (Errc::Storage, Errc::Io); the detail names the problem and what to do. The
+  // flows visited before an error stay visited.
+  [[nodiscard]] virtual Result<void> forEach(const storage::FlowQuery& query,
+                                             const storage::FlowReader::FlowVisitor& visit) = 0;
   // The host name of the machine that wrote the flows (ECS observer.hostname).
   [[nodiscard]] virtual std::string observerHostname() const = 0;
-  // The recorded gaps in the log that overlap [from, to], oldest start first. Errors as find().
+  // The recorded gaps in the log that overlap [from, to], oldest start first. Errors as forEach().
   [[nodiscard]] virtual Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) = 0;
   // The periods the log covers, one per daemon run; empty when the database records no runs.
-  // Errors as find().
+  // Errors as forEach().
   [[nodiscard]] virtual Result<std::vector<storage::LoggedPeriod>> loggedPeriods() = 0;
   // How far back the log reaches after retention; nullopt when nothing was ever expired. Ask
-  // after find(): the horizon only moves forward. Errors as find().
+  // after forEach(): the horizon only moves forward. Errors as forEach().
   [[nodiscard]] virtual Result<std::optional<storage::RetentionHorizon>> retentionHorizon() = 0;
 };
+
+// Every flow forEach() visits, in a vector: for what needs them all at once (who's ranking, the
+// table's column widths).
+[[nodiscard]] Result<std::vector<storage::StoredFlow>> findAll(FlowFinder& finder, const storage::FlowQuery& query);
 
 // Opens the database at a path. Errors as storage::FlowReader::open.
 using FlowFinderOpener = std::function<Result<std::unique_ptr<FlowFinder>>(const std::filesystem::path&)>;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "query/flow_output.hpp"
 
+#include <utility>
+
 #include "query/csv_printer.hpp"
 #include "query/flow_table.hpp"
 #include "query/json_printer.hpp"
@@ -19,6 +21,36 @@ void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowReco
     case OutputFormat::Csv:
       printCsv(out, flows);
       return;
+  }
+}
+
+FlowStreamPrinter::FlowStreamPrinter(std::ostream& out, OutputFormat format, std::string observer_hostname)
+    : out_(out), format_(format), observer_hostname_(std::move(observer_hostname)) {}
+
+void FlowStreamPrinter::add(const FlowRecord& flow) {
+  const std::span<const FlowRecord> one(&flow, 1);
+  switch (format_) {
+    case OutputFormat::Table:
+      table_rows_.push_back(flow);
+      break;
+    case OutputFormat::Json:
+      printJsonLines(out_, one, storage::JsonContext{observer_hostname_});
+      break;
+    case OutputFormat::Csv:
+      if (added_ == 0) {
+        printCsvHeader(out_);
+      }
+      printCsvRows(out_, one);
+      break;
+  }
+  ++added_;
+}
+
+void FlowStreamPrinter::finish() {
+  if (format_ == OutputFormat::Table) {
+    out_ << renderFlowTable(table_rows_, {});
+  } else if (format_ == OutputFormat::Csv && added_ == 0) {
+    printCsvHeader(out_);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <ostream>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "flow/flow_record.hpp"
 #include "query/output_format.hpp"
@@ -16,5 +17,25 @@ namespace ctaudit::query {
 // time; only the table shows it). `observer_hostname` goes into the JSON lines.
 void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
                 std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname);
+
+// Prints flows one at a time, in the order added, as printFlows() prints them all: CSV and JSON
+// lines as each flow comes, so that an export of millions of flows is never held in memory; the
+// table at finish(), since its column widths depend on every row. finish() writes what a format
+// prints for no flows (the CSV header). Without finish() (a read that failed) the table prints
+// nothing, and the other formats what was added.
+class FlowStreamPrinter {
+public:
+  FlowStreamPrinter(std::ostream& out, OutputFormat format, std::string observer_hostname);
+  void add(const FlowRecord& flow);
+  void finish();
+  [[nodiscard]] std::size_t added() const noexcept { return added_; }
+
+private:
+  std::ostream& out_;
+  OutputFormat format_;
+  std::string observer_hostname_;
+  std::vector<FlowRecord> table_rows_;
+  std::size_t added_{0};
+};
 
 }  // namespace ctaudit::query

@@ -58,11 +58,8 @@ std::string bytesText(const std::optional<Counters>& counters) {
   return counters ? std::to_string(counters->bytes) : "-";
 }
 
-// "0", "+1.5s", "-0.000001s"; "?" for a flow without any time.
+// "0", "+1.5s", "-0.000001s".
 std::string gapText(std::chrono::nanoseconds gap) {
-  if (gap == std::chrono::nanoseconds::max()) {
-    return "?";
-  }
   if (gap.count() == 0) {
     return "0";
   }

@@ -35,9 +35,21 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
     printErrorLine(err, coverage.error().detail);
     return ExitStatus::Error;
   }
-  auto found = finder.find(toFlowQuery(flows));
-  if (!found) {
-    printErrorLine(err, found.error().detail);
+  // Printed as read (FlowStreamPrinter): `--limit 0 --format csv` over a day of a busy gateway's
+  // log used to hold every flow in memory (320 bytes each) before the first line came out. The
+  // query asks for one flow more than the limit, which is only counted, to say that more match.
+  FlowStreamPrinter printer(out, flows.format, finder.observerHostname());
+  bool truncated = false;
+  const auto read = finder.forEach(toFlowQuery(flows), [&](const storage::StoredFlow& flow) {
+    if (flows.limit && printer.added() == *flows.limit) {
+      truncated = true;
+      return false;
+    }
+    printer.add(flow.record);
+    return out.good();  // standard output went away (a closed pipe): nothing more can be shown
+  });
+  if (!read) {
+    printErrorLine(err, read.error().detail);
     return ExitStatus::Error;
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
@@ -46,13 +58,9 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
     printErrorLine(err, check.error().detail);
     return ExitStatus::Error;
   }
-  std::vector<FlowRecord>& records = *found;
-  const bool truncated = flows.limit && records.size() > *flows.limit;
-  if (truncated) {
-    records.resize(*flows.limit);
-  }
-  printFlows(out, flows.format, records, {}, finder.observerHostname());
-  if (records.empty() && flows.format == OutputFormat::Table) {
+  printer.finish();
+  const bool none = printer.added() == 0;
+  if (none && flows.format == OutputFormat::Table) {
     err << "ctaudit: no flow matched; widen the time window or drop a filter";
     // "--dst 2001:db8::1:443" is a valid address with no port: perhaps the port was meant.
     const auto portless_v6 = [](const std::optional<IpAddress>& address, const std::optional<std::uint16_t>& port) {
@@ -67,12 +75,12 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
     }
     err << '\n';
   }
-  if (truncated) {
-    err << "ctaudit: note: showing the first " << *flows.limit
-        << " matching flows, more match; narrow the filters, or raise --limit (0 for no limit)\n";
+  if (truncated && out.good()) {
+    err << "ctaudit: note: showing the first " << *flows.limit << (*flows.limit == 1 ? " matching flow" : " matching flows")
+        << ", more match; narrow the filters, or raise --limit (0 for no limit)\n";
   }
   printLogCheck(out, err, flows.format, *check, finder.observerHostname());
-  return records.empty() ? ExitStatus::NothingFound : ExitStatus::Found;
+  return none ? ExitStatus::NothingFound : ExitStatus::Found;
 }
 
 }  // namespace ctaudit::query

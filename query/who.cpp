@@ -69,39 +69,40 @@ storage::FlowQuery toFlowQuery(const WhoCommand& who) {
   return query;
 }
 
-nanoseconds gapToLifetime(const FlowRecord& flow, Timestamp at) noexcept {
-  const std::optional<Timestamp> start = flow.start ? flow.start : flow.end;
-  if (!start) {
-    return nanoseconds::max();
+nanoseconds gapToLifetime(const storage::StoredFlow& flow, Timestamp at) noexcept {
+  if (at < flow.lifetime_start) {
+    return distance(flow.lifetime_start, at);
   }
-  if (at < *start) {
-    return distance(*start, at);
-  }
-  if (flow.end && at > *flow.end) {
-    return -distance(at, *flow.end);
+  const std::optional<Timestamp>& end = flow.record.end;
+  if (end && at > *end) {
+    return -distance(at, *end);
   }
   return nanoseconds{0};
 }
 
-std::vector<RankedFlow> rankByCloseness(std::span<const FlowRecord> flows, Timestamp at) {
-  std::vector<RankedFlow> ranked;
-  ranked.reserve(flows.size());
-  for (const FlowRecord& flow : flows) {
-    const nanoseconds gap = gapToLifetime(flow, at);
-    ranked.push_back({flow, gap});
-  }
-  // A flow without a start sorts as if it started at its end, as in gapToLifetime.
-  const auto start_of = [](const FlowRecord& flow) {
-    return flow.start ? flow.start : flow.end;
+std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flows, Timestamp at) {
+  struct Entry {
+    RankedFlow ranked;
+    Timestamp lifetime_start;
   };
-  std::stable_sort(ranked.begin(), ranked.end(), [&](const RankedFlow& a, const RankedFlow& b) {
-    const nanoseconds a_gap = magnitude(a.gap);
-    const nanoseconds b_gap = magnitude(b.gap);
+  std::vector<Entry> entries;
+  entries.reserve(flows.size());
+  for (const storage::StoredFlow& flow : flows) {
+    entries.push_back({{flow.record, gapToLifetime(flow, at)}, flow.lifetime_start});
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    const nanoseconds a_gap = magnitude(a.ranked.gap);
+    const nanoseconds b_gap = magnitude(b.ranked.gap);
     if (a_gap != b_gap) {
       return a_gap < b_gap;
     }
-    return start_of(a.flow) > start_of(b.flow);
+    return a.lifetime_start > b.lifetime_start;
   });
+  std::vector<RankedFlow> ranked;
+  ranked.reserve(entries.size());
+  for (Entry& entry : entries) {
+    ranked.push_back(std::move(entry.ranked));
+  }
   return ranked;
 }
 
@@ -115,7 +116,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     printErrorLine(err, coverage.error().detail);
     return ExitStatus::Error;
   }
-  auto found = finder.find(query);
+  auto found = findAll(finder, query);
   if (!found) {
     printErrorLine(err, found.error().detail);
     return ExitStatus::Error;

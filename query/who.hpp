@@ -20,12 +20,14 @@ namespace ctaudit::query {
 // limit: every flow that used the mapping in the window is wanted.
 [[nodiscard]] storage::FlowQuery toFlowQuery(const WhoCommand& who);
 
-// Signed distance from `at` to the lifetime [start, end] of `flow`: zero when `at` lies inside
-// (an open flow, with no end, lasts for ever); negative when the flow ended before `at` (-(at - end));
-// positive when it began after `at` (start - at). A flow with no start is taken to have started at
-// its end, as storage::FlowQuery does; one with neither is infinitely far (nanoseconds::max()).
+// Signed distance from `at` to the lifetime [lifetime_start, end] of `flow`: zero when `at` lies
+// inside (an open flow, with no end, lasts for ever); negative when the flow ended before `at`
+// (-(at - end)); positive when it began after `at` (lifetime_start - at). lifetime_start is the
+// start, or for a flow whose start is unknown the time it was first seen (in the start-up dump,
+// or at its first event after a lost NEW), which is what the query matched on: such a flow
+// certainly existed from then, and perhaps before, so a positive gap is the most it can be.
 // Never nanoseconds::min(), so the magnitude is always representable.
-[[nodiscard]] std::chrono::nanoseconds gapToLifetime(const FlowRecord& flow, Timestamp at) noexcept;
+[[nodiscard]] std::chrono::nanoseconds gapToLifetime(const storage::StoredFlow& flow, Timestamp at) noexcept;
 
 struct RankedFlow {
   FlowRecord flow;
@@ -36,7 +38,7 @@ struct RankedFlow {
 // flows all containing `at` when a port was reused within a flow's timeout), the latest start first,
 // because the newest mapping is the one a packet at `at` would have used. Remaining ties keep the
 // input order (the reader's oldest-first), so the output is deterministic.
-[[nodiscard]] std::vector<RankedFlow> rankByCloseness(std::span<const FlowRecord> flows, Timestamp at);
+[[nodiscard]] std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flows, Timestamp at);
 
 // Runs `ctaudit who`: finds, ranks and prints the flows in `who.format` on `out`. A read error is
 // one "ctaudit: ..." line on `err` (ExitStatus::Error); no match is ExitStatus::NothingFound, with

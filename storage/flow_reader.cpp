@@ -274,6 +274,18 @@ Result<std::unique_ptr<FlowReader>> FlowReader::open(const std::filesystem::path
 }
 
 Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
+  std::vector<FlowRecord> records;
+  auto read = forEach(query, [&records](const StoredFlow& flow) {
+    records.push_back(flow.record);
+    return true;
+  });
+  if (!read) {
+    return Unexpected{read.error()};
+  }
+  return records;
+}
+
+Result<void> FlowReader::forEach(const FlowQuery& query, const FlowVisitor& visit) {
   sqlite3* db = impl_->db.get();
   // The spans, meta.open_index_from, the last id and the rows from one snapshot: a row the daemon
   // inserts or adds to flows_open_* meanwhile is then in the ranges or the indexes this query
@@ -301,7 +313,6 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     return Unexpected{stmt.error()};
   }
 
-  std::vector<FlowRecord> records;
   int rc = SQLITE_OK;
   while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
     const auto id = sqlite3_column_int64(stmt->get(), 0);
@@ -313,13 +324,16 @@ Result<std::vector<FlowRecord>> FlowReader::find(const FlowQuery& query) {
     if (!flow) {
       return fail(Errc::Storage, "flows row id " + std::to_string(id) + ": " + flow.error().detail);
     }
-    records.push_back(flow->record);
+    if (!visit(*flow)) {
+      rc = SQLITE_DONE;
+      break;
+    }
   }
   if (rc != SQLITE_DONE) {
     return readFailure(db, impl_->path, "cannot read flows");
   }
   impl_->rows_read_ahead = prefetch ? prefetch->rowsRead() : 0;
-  return records;
+  return {};
 }
 
 void FlowReader::setReadAhead(ReadAhead mode) noexcept { impl_->read_ahead = mode; }

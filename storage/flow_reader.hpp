@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "flow/result.hpp"
 #include "flow/time.hpp"
 #include "storage/flow_query.hpp"
+#include "storage/flow_row.hpp"
 #include "storage/logged_period.hpp"
 #include "storage/retention_horizon.hpp"
 
@@ -43,9 +45,19 @@ public:
   FlowReader& operator=(FlowReader&&) = delete;
   ~FlowReader();
 
-  // The flows matching `query`, oldest start first. Each record comes back as the last event the
-  // database holds for it: EventType::Destroy when the flow has ended, EventType::New while it is
-  // open (observed_at_start set where the flow was first seen in the start dump).
+  // Called with each flow forEach() reads; returns false to stop reading (the output went away).
+  using FlowVisitor = std::function<bool(const StoredFlow&)>;
+
+  // Calls `visit` with each flow matching `query`, oldest start first, as its row is read, so that
+  // an export of millions of flows never holds them in memory. Each record comes back as the last
+  // event the database holds for it: EventType::Destroy when the flow has ended, EventType::New
+  // while it is open (observed_at_start set where the flow was first seen in the start dump); with
+  // lifetime_start, the time the row is indexed under (its start, or when it was first seen if the
+  // start is unknown). The read snapshot lasts until it returns. An error after some flows were
+  // visited leaves them visited.
+  [[nodiscard]] Result<void> forEach(const FlowQuery& query, const FlowVisitor& visit);
+
+  // The records forEach() visits, in a vector.
   [[nodiscard]] Result<std::vector<FlowRecord>> find(const FlowQuery& query);
 
   // The recorded gaps that overlap [from, to] (start <= to and end >= from, ends included), oldest

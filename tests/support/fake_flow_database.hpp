@@ -12,14 +12,21 @@
 #include "flow/gap_record.hpp"
 #include "flow/time.hpp"
 #include "query/flow_finder.hpp"
+#include "storage/flow_row.hpp"
 #include "storage/flow_query.hpp"
 #include "storage/logged_period.hpp"
 #include "storage/retention_horizon.hpp"
 
 namespace ctaudit::testing {
 
+// `flow` as the reader hands it over, unchanged, with the time its row is indexed under: its start,
+// or for a flow without one its end, or while open its event time (when it was first seen).
+inline storage::StoredFlow storedAsRead(const FlowRecord& flow) {
+  return storage::StoredFlow{flow, flow.start.value_or(flow.end.value_or(flow.event_time)), false};
+}
+
 // A database for the query commands without SQLite: holds the flows every query returns (up to
-// the query's limit) and the gaps every gap query returns (it filters neither, which is storage's
+// the query's limit; each through storedAsRead()) and the gaps every gap query returns (it filters neither, which is storage's
 // job and tested there), and records what was opened and asked. By default one run covers all of
 // time, so that tests about other things see no warnings. The test owns it and must keep it alive
 // while a finder from opener() lives.
@@ -30,7 +37,8 @@ struct FakeFlowDatabase {
   std::optional<storage::RetentionHorizon> retention_horizon;  // none: nothing was ever expired
   std::string observer_hostname{"nat-gw-1"};
   std::optional<Error> open_error;      // opener() fails with this
-  std::optional<Error> find_error;      // find() fails with this
+  std::optional<Error> find_error;      // forEach() fails with this,
+  std::size_t find_error_after{0};      // after visiting this many flows
   std::optional<Error> coverage_error;  // gaps() and loggedPeriods() fail with this
 
   std::vector<std::filesystem::path> opened;
@@ -52,17 +60,24 @@ private:
   class Finder final : public query::FlowFinder {
   public:
     explicit Finder(FakeFlowDatabase& database) : database_(database) {}
-    [[nodiscard]] Result<std::vector<FlowRecord>> find(const storage::FlowQuery& query) override {
+    [[nodiscard]] Result<void> forEach(const storage::FlowQuery& query,
+                                       const storage::FlowReader::FlowVisitor& visit) override {
       database_.calls.emplace_back("find");
       database_.queries.push_back(query);
+      std::size_t visited = 0;
+      for (const FlowRecord& flow : database_.flows) {
+        if (database_.find_error && visited == database_.find_error_after) {
+          break;
+        }
+        if ((query.limit && visited == *query.limit) || !visit(storedAsRead(flow))) {
+          return {};
+        }
+        ++visited;
+      }
       if (database_.find_error) {
         return Unexpected{*database_.find_error};
       }
-      std::vector<FlowRecord> result = database_.flows;
-      if (query.limit && result.size() > *query.limit) {
-        result.resize(*query.limit);
-      }
-      return result;
+      return {};
     }
     [[nodiscard]] std::string observerHostname() const override { return database_.observer_hostname; }
     [[nodiscard]] Result<std::vector<GapRecord>> gaps(Timestamp from, Timestamp to) override {

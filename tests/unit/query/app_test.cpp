@@ -194,7 +194,7 @@ TEST_F(AppTest, FlowsTruncationIsNeverSilent) {
   database_.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).build()};
   const RunResult result = run({"flows", "--limit=1", "--format", "csv"});
   EXPECT_EQ(result.status, 0);
-  EXPECT_TRUE(result.err.starts_with("ctaudit: note: showing the first 1 matching flows")) << result.err;
+  EXPECT_TRUE(result.err.starts_with("ctaudit: note: showing the first 1 matching flow, more match")) << result.err;
   ASSERT_EQ(database_.queries.size(), 1U);
   EXPECT_EQ(database_.queries[0].limit, 2U);
 }

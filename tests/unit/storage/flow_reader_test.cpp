@@ -346,6 +346,38 @@ TEST_F(FlowReaderTest, SeesWhatTheSinkCommitsWhileOpen) {
   EXPECT_EQ(found->size(), 1U);
 }
 
+// forEach() hands each flow over as it is read, with the time its row is indexed under, and stops
+// when told to (ctaudit flows streams its output, and stops when the output went away).
+TEST_F(FlowReaderTest, ForEachVisitsInOrderWithTheIndexedTimeAndStopsWhenAsked) {
+  write(masqueraded(1, "100.64.0.2", 40001, at(0s), at(60s)));
+  // First seen in the start-up dump, with no kernel start time (nf_conntrack_timestamp was off).
+  const auto orig = portTuple(Protocol::Tcp, "100.64.0.3", 33001, "198.51.100.1", 443);
+  const auto reply = withSnat(replyOf(orig), "203.0.113.1", 40002);
+  FlowRecord dumped = flowEvent(EventType::Dump, 2, orig, reply, at(10s));
+  dumped.start.reset();
+  FlowRecord destroyed = flowEvent(EventType::Destroy, 2, orig, reply, at(90s));
+  write({dumped});
+  write({destroyed});
+  write(masqueraded(3, "100.64.0.4", 40003, at(20s), at(30s)));
+
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader);
+  std::vector<std::pair<std::uint32_t, Timestamp>> seen;
+  const auto collect = [&seen](const StoredFlow& flow) {
+    seen.emplace_back(flow.record.ct_id, flow.lifetime_start);
+    return true;
+  };
+  ASSERT_TRUE((*reader)->forEach(FlowQuery{}, collect));
+  EXPECT_EQ(seen, (std::vector<std::pair<std::uint32_t, Timestamp>>{{1, at(0s)}, {2, at(10s)}, {3, at(20s)}}));
+  std::size_t visits = 0;
+  ASSERT_TRUE((*reader)->forEach(FlowQuery{}, [&visits](const StoredFlow&) { return ++visits < 2; }));
+  EXPECT_EQ(visits, 2U) << "stopped when the visitor said so";
+  const auto found = (*reader)->find(FlowQuery{});
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 3U);
+  EXPECT_FALSE((*found)[1].start) << "the start stays unknown; only the row's index time is the first sighting";
+}
+
 // The product's question: which inside host had 203.0.113.1:40001 at time T? Two subscribers get
 // the same translated port one after the other.
 TEST_F(FlowReaderTest, WhoReturnsOnlyTheHostThatHeldTheTranslatedPortAtThatTime) {
