@@ -39,6 +39,20 @@ std::string endpointPortTerm(QueryBuilder& b, std::string_view column, std::uint
          ") = 'blob' AND substr(" + c + ", 17, 2) = " + as_blob + ")";
 }
 
+// The flows whose tuples have ports: an ICMP flow keeps its echo id where the others keep the
+// destination port, and a protocol without ports keeps 0 there, so a destination port alone
+// matched pings whose id was 443 and, for port 0, every GRE flow. The numbers are literals of the
+// enum (hasPorts()), not input.
+std::string hasPortsTerm() {
+  std::string list;
+  for (int number = 0; number <= 255; ++number) {
+    if (hasPorts(static_cast<Protocol>(number))) {
+      list += (list.empty() ? "" : ", ") + std::to_string(number);
+    }
+  }
+  return "(packed & 255) IN (" + list + ")";
+}
+
 // The index key a query narrows by, if any: it decides which indexes each arm of the statement
 // names (see compileFlowQuery).
 struct KeyTerm {
@@ -126,6 +140,9 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     } else {
       filters.push_back(std::move(term));
     }
+  }
+  if (query.destination_port) {
+    filters.push_back(hasPortsTerm());
   }
   if (query.destination_address) {
     if (query.destination_port) {

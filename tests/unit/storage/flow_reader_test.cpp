@@ -511,21 +511,27 @@ TEST_F(FlowReaderTest, FiltersOnProtocolDestinationAndEitherTranslation) {
   const auto udp = portTuple(Protocol::Udp, "100.64.0.2", 5353, "198.51.100.53", 53);
   const auto ping = icmpTuple(Protocol::Icmp, "100.64.0.2", "198.51.100.1", 8, 0, 77);
   const auto inbound = portTuple(Protocol::Tcp, "198.51.100.9", 51000, "203.0.113.1", 8080);
+  // Found by an exploratory run: --dst 198.51.100.1:443 also listed a ping whose echo id was 443.
+  const auto ping_443 = icmpTuple(Protocol::Icmp, "100.64.0.3", "198.51.100.1", 8, 0, 443);
+  const auto gre = portTuple(Protocol::Gre, "100.64.0.3", 0, "198.51.100.1", 0);
   write({
       flowEvent(EventType::New, 1, tcp, withSnat(replyOf(tcp), "203.0.113.1", 40001), at(1s)),
       flowEvent(EventType::New, 2, udp, withSnat(replyOf(udp), "203.0.113.1", 40002), at(2s)),
       flowEvent(EventType::New, 3, ping, withSnat(replyOf(ping), "203.0.113.1", 1024), at(3s)),
       flowEvent(EventType::New, 4, inbound, withDnat(replyOf(inbound), "100.64.0.5", 80), at(4s)),
   });
+  write({flowEvent(EventType::New, 5, ping_443, withSnat(replyOf(ping_443), "203.0.113.1", 443), at(5s)),
+         flowEvent(EventType::New, 6, gre, withSnat(replyOf(gre), "203.0.113.1", 0), at(6s))});
+  EXPECT_TRUE(ids(find(Query().destination("198.51.100.1", 0))).empty()) << "GRE has no port 0";
+  EXPECT_EQ(ids(find(Query().destination("198.51.100.1"))), (std::vector<std::uint32_t>{1, 3, 5, 6}));
   EXPECT_EQ(ids(find(Query().protocol(Protocol::Udp))), std::vector<std::uint32_t>{2});
-  EXPECT_EQ(ids(find(Query().protocol(Protocol::Icmp))), std::vector<std::uint32_t>{3});
-  EXPECT_EQ(ids(find(Query().destination("198.51.100.1"))), (std::vector<std::uint32_t>{1, 3}));
+  EXPECT_EQ(ids(find(Query().protocol(Protocol::Icmp))), (std::vector<std::uint32_t>{3, 5}));
   EXPECT_EQ(ids(find(Query().destination("198.51.100.1", 443))),
             std::vector<std::uint32_t>{1});
   // The ICMP id plays the port's role.
   EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", 1024))),
             std::vector<std::uint32_t>{3});
-  EXPECT_EQ(ids(find(Query().nat("203.0.113.1"))), (std::vector<std::uint32_t>{1, 2, 3}));
+  EXPECT_EQ(ids(find(Query().nat("203.0.113.1"))), (std::vector<std::uint32_t>{1, 2, 3, 5, 6}));
   EXPECT_EQ(ids(find(Query().nat("100.64.0.5"))), std::vector<std::uint32_t>{4});
   EXPECT_EQ(ids(find(Query().nat("100.64.0.5", 80))), std::vector<std::uint32_t>{4});
   EXPECT_TRUE(ids(find(Query().nat("100.64.0.5", 81))).empty());
