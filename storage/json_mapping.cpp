@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/json_mapping.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "flow/ct_status.hpp"
 #include "storage/community_id.hpp"
@@ -285,10 +287,13 @@ void appendBounded(std::string& out, std::size_t max_size, const Write& write) {
   out.resize(start + json.size());
 }
 
-// end - start in nanoseconds, for end >= start. Computed unsigned: two int64 times (a bogus kernel
-// time) can lie further apart than INT64_MAX, and signed overflow is undefined behaviour.
+// end - start in nanoseconds, for end >= start, at most INT64_MAX: ECS types event.duration as a
+// long, and Elasticsearch rejects a document whose long is out of range, which would drop exactly
+// the gap line of a window clipped at a far-off --from. Computed unsigned, since two int64 times
+// (a bogus kernel time) can lie further apart than INT64_MAX and signed overflow is undefined.
 std::uint64_t durationNs(Timestamp start, Timestamp end) noexcept {
-  return static_cast<std::uint64_t>(toUnixNanos(end)) - static_cast<std::uint64_t>(toUnixNanos(start));
+  const std::uint64_t span = static_cast<std::uint64_t>(toUnixNanos(end)) - static_cast<std::uint64_t>(toUnixNanos(start));
+  return std::min<std::uint64_t>(span, std::numeric_limits<std::int64_t>::max());
 }
 
 std::string_view actionName(EventType event) noexcept {
