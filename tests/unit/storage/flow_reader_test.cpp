@@ -232,6 +232,36 @@ TEST_F(FlowReaderTest, AFileRefusedByItsHeaderGetsNoWalOrShmBesideIt) {
   }
 }
 
+// A database a starting daemon is still creating: empty, then a header without tables, perhaps
+// only in the -wal. Looping ctaudit over a daemon's start said "not a ctaudit database" once in
+// 400 runs; it now says that the file may be being created.
+TEST_F(FlowReaderTest, AFileWithoutTablesMayBeADatabaseBeingCreated) {
+  const auto header_only = dir_ / "header-only.db";
+  {
+    const SqliteDb db = openRaw(header_only);
+    ASSERT_EQ(sqlite3_exec(db.get(), "PRAGMA journal_mode = DELETE; CREATE TABLE t (x); DROP TABLE t", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+  }
+  const auto in_wal = dir_ / "in-wal.db";
+  const SqliteDb creating = openRaw(in_wal);  // held open, so that its -wal keeps its frames
+  ASSERT_EQ(sqlite3_exec(creating.get(), "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; "
+                                         "CREATE TABLE t (x); DROP TABLE t",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  const auto empty = dir_ / "empty-new.db";
+  std::fclose(std::fopen(empty.c_str(), "w"));
+  for (const auto& path : {header_only, in_wal, empty}) {
+    auto reader = FlowReader::open(path);
+    ASSERT_FALSE(reader) << path;
+    EXPECT_EQ(reader.error().code, Errc::Storage);
+    EXPECT_NE(reader.error().detail.find("with no ctaudit schema yet: a ctauditd starting on it may be creating it "
+                                         "(try again in a moment)"),
+              std::string::npos)
+        << reader.error().detail;
+  }
+}
+
 // After an upgrade, until the next checkpoint, the file's own header still names the old version
 // and only page 1 in the -wal the new one. The header check leaves such a file to SQLite, which
 // reads through the WAL, also when --db names it through a symbolic link (SQLite keeps the -wal

@@ -65,7 +65,8 @@ TEST(SchemaTest, ReadersRefuseAnEmptyDatabase) {
   const auto checked = checkSchema(db.get());
   ASSERT_FALSE(checked);
   EXPECT_EQ(checked.error().code, Errc::Storage);
-  EXPECT_NE(checked.error().detail.find("not a ctaudit database"), std::string::npos);
+  EXPECT_NE(checked.error().detail.find("with no ctaudit schema yet"), std::string::npos) << checked.error().detail;
+  EXPECT_NE(checked.error().detail.find("otherwise it is not a ctaudit flow database"), std::string::npos);
 }
 
 TEST(SchemaTest, ReadersAndWritersRefuseANewerVersion) {
