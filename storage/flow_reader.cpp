@@ -9,6 +9,9 @@
 #include <string_view>
 #include <utility>
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include "storage/flow_query_sql.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/read_only_db.hpp"
@@ -44,6 +47,33 @@ Unexpected readFailure(sqlite3* db, const std::filesystem::path& path, std::stri
   return relabelDamaged(db, path, sqliteFailure(db, what).error);
 }
 
+// Why SQLite could not open `path` for reading although the header check read it, and what to do.
+// A WAL database needs its -shm file, which SQLite creates beside it when it is missing, and a
+// -journal left by a writer that was killed must be rolled back, which only a writer can do. So
+// the directory must be writable when the -shm is missing: the user's permissions are one cause,
+// a read-only mount of the evidence is another (an exploratory run found root told to run as
+// root), and a hot journal a third.
+std::string cannotOpenAdvice(const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::string file = path.string();
+  if (std::filesystem::exists(file + "-journal", ec)) {
+    return file + "-journal holds an unfinished transaction of a writer that was stopped mid-write, which only a "
+                  "writer can roll back and ctaudit never writes: copy " + file + " and " + file +
+           "-journal to a directory of their own, run sqlite3 COPY 'PRAGMA quick_check' there once, and query the "
+           "copy";
+  }
+  const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : std::filesystem::path{"."};
+  if (struct statvfs fs {}; ::statvfs(directory.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0) {
+    return "the file system holding it is mounted read-only, and SQLite needs to create its -shm beside it: copy it "
+           "with its -wal and -shm (if any) to writable storage and query the copy (cp -a " + file + "* DIR/)";
+  }
+  if (::geteuid() == 0) {
+    return "it and its -wal and -shm files need read access, and its directory write access when they are missing";
+  }
+  return "it and its -wal and -shm files need read access, and a directory this user can write to when they are "
+         "missing; run ctaudit as a member of group ctaudit (adduser USER ctaudit) or as root";
+}
+
 // Re-labels a failure from the first reads of a freshly opened file: SQLite opens lazily, so an
 // unreadable file or one that is not a database only shows when the header is read.
 Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Error& error,
@@ -65,12 +95,8 @@ Error classifyOpenError(sqlite3* db, const std::filesystem::path& path, const Er
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-      // A WAL database needs its -shm file: a reader without write access to the directory can only
-      // read while the daemon (or a previous reader) has created it.
-      return {Errc::Io, error.sys_errno,
-              "cannot read " + file + " as this user (SQLite: " + sqlite3_errmsg(db) +
-                  "): it and its -wal and -shm files need read access, and a directory this user can write to "
-                  "when they are missing; run ctaudit as a member of group ctaudit (adduser USER ctaudit) or as root"};
+      return {Errc::Io, error.sys_errno, "cannot read " + file + " (SQLite: " + sqlite3_errmsg(db) + "): " +
+                                             cannotOpenAdvice(path)};
     default: break;
   }
   if (error.code == Errc::Io) {

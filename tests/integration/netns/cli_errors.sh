@@ -147,6 +147,23 @@ output_on_full_disk() {
 }
 cta_expect "output to a full disk: exit 2, says the disk is full" output_on_full_disk
 
+# Evidence on a read-only mount, without the -shm a WAL database needs: SQLite cannot create it.
+# The message says so (it told root to run as root). A mount namespace of its own keeps the mount
+# from outliving the test.
+read_only_mount_named() {
+  local mnt=$CTA_TMP/ro-mount err rc=0
+  mkdir -p "$mnt"
+  err=$(unshare -m -- bash -c 'mount -t tmpfs ctaudit-test "$1" && cp "$2" "$1/flows.db" &&
+          mount -o remount,ro "$1" && exec "$3" flows --db "$1/flows.db"' _ "$mnt" "$CTA_DB" "$CTAUDIT" 2>&1 >/dev/null) ||
+    rc=$?
+  ((rc == 2)) && grep -q 'the file system holding it is mounted read-only' <<<"$err" &&
+    ! grep -q 'or as root' <<<"$err" && return 0
+  cta_err "exit $rc, stderr: $err"
+  return 1
+}
+cta_expect "a database on a read-only mount without its -shm: exit 2, says the mount is read-only" \
+  read_only_mount_named
+
 cta_log "ctauditd (each run in a throwaway network namespace)"
 D=(unshare --net -- "$CTAUDITD")
 J=$CTA_TMP/d.jsonl
