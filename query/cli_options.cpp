@@ -455,7 +455,10 @@ Result<Command> parseCommandLine(std::span<const std::string_view> args, std::op
     return fail(Errc::Usage, "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");
   }
   if (args.front() == "--") {
-    return fail(Errc::Usage, "'--' goes after the command, before its arguments: 'ctaudit " + std::string(args[1]) +
+    // The example names the command that followed, when it is one ("ctaudit -- --help" suggested
+    // "ctaudit --help ... -- ...").
+    const std::string_view example = args[1] == "flows" ? "flows" : "who";
+    return fail(Errc::Usage, "'--' goes after the command, before its arguments: 'ctaudit " + std::string(example) +
                                  " ... -- ...'; see 'ctaudit --help'");
   }
   const std::string_view command = args.front();
@@ -486,6 +489,11 @@ Result<Command> parseCommandLine(std::span<const std::string_view> args, std::op
       return Command{HelpRequest{HelpTopic::Flows}};
     }
     return parseFlows(rest, env_database);
+  }
+  // `ctaudit --bogus --help`, `ctaudit whom --help`: help wins over wrong arguments here too
+  // (docs/query.md), and with no command known, the main help is the one to show.
+  if (asksForHelp(rest)) {
+    return Command{HelpRequest{HelpTopic::Main}};
   }
   if (command.starts_with("-")) {
     return fail(Errc::Usage, "unknown option '" + std::string(command) +

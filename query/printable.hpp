@@ -8,7 +8,8 @@
 namespace ctaudit::query {
 
 // `text` with its control characters shown as \xNN: C0 (below 0x20), DEL, and the C1 controls
-// U+0080..U+009F as UTF-8 (0xC2 0x80..0x9F, a terminal's CSI among them). An error message echoes
+// U+0080..U+009F as UTF-8 (0xC2 0x80..0x9F, a terminal's CSI among them); and each byte that is
+// not part of well-formed UTF-8 (a Latin-1 byte, a cut or overlong sequence). An error message echoes
 // what was typed and what the database holds, and an escape sequence pasted from a report must
 // not reach the terminal as one.
 [[nodiscard]] std::string printable(std::string_view text);

@@ -248,6 +248,9 @@ TEST(CliOptionsTest, HelpAndVersion) {
   EXPECT_EQ(help({"flows", "--limit", "x", "--help"}), HelpTopic::Flows);
   EXPECT_EQ(help({"--version", "--help"}), HelpTopic::Main);
   EXPECT_EQ(help({"help", "--help"}), HelpTopic::Main);
+  // Also after what is no command at all (an exploratory run found these refused with exit 2).
+  EXPECT_EQ(help({"--bogus", "--help"}), HelpTopic::Main);
+  EXPECT_EQ(help({"whom", "-h"}), HelpTopic::Main);
   EXPECT_EQ(help({"help", "-h"}), HelpTopic::Main);
   EXPECT_EQ(help({"help", "who", "--help"}), HelpTopic::Who);
   EXPECT_EQ(help({"flows", "--help=1"}), HelpTopic::Flows);
@@ -265,6 +268,8 @@ TEST(CliOptionsTest, RefusesMissingOrUnknownCommand) {
   EXPECT_EQ(errorOf({"--", "flows"}),
             "'--' goes after the command, before its arguments: 'ctaudit flows ... -- ...'; see 'ctaudit --help'");
   EXPECT_EQ(errorOf({"whois"}), "unknown command 'whois': use 'who' or 'flows'; see 'ctaudit --help'");
+  EXPECT_EQ(errorOf({"--", "--help"}),
+            "'--' goes after the command, before its arguments: 'ctaudit who ... -- ...'; see 'ctaudit --help'");
 }
 
 TEST(CliOptionsTest, FlowsParsesEveryOption) {
