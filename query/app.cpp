@@ -37,7 +37,7 @@ public:
   }
   ExitStatus operator()(const FlowsCommand& flows) const {
     auto finder = open(flows.database);
-    return finder ? runFlows(flows, **finder, out_, err_) : ExitStatus::Error;
+    return finder ? runFlows(flows, **finder, out_, err_, environment_.flows_output) : ExitStatus::Error;
   }
 
 private:

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "query/flow_finder.hpp"
+#include "query/flows.hpp"
 
 namespace ctaudit::query {
 
@@ -21,6 +22,9 @@ struct AppEnvironment {
   // The errno of the write that failed when `out` goes bad, for the error line; main passes
   // FdOutputBuffer::error. Empty, or 0, when it is not known.
   std::function<int()> output_error;
+  // How `flows` gets its lines to `out` (runFlows): main passes Spooled when standard output is a
+  // pipe, a socket or a terminal, whose reader may pause.
+  OutputPath flows_output{OutputPath::Direct};
 };
 
 // The whole `ctaudit` program: parses `args` (the arguments after the program name), runs the

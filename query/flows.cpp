@@ -7,6 +7,7 @@
 
 #include "query/flow_output.hpp"
 #include "query/log_check.hpp"
+#include "query/output_spool.hpp"
 #include "query/printable.hpp"
 
 namespace ctaudit::query {
@@ -27,7 +28,8 @@ storage::FlowQuery toFlowQuery(const FlowsCommand& flows) {
   return query;
 }
 
-ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err) {
+ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err,
+                    OutputPath path) {
   // Coverage before the flows, as in runWho. Without --from and --to there is no window to vouch
   // for: readCoverage and checkLog read nothing then.
   const auto coverage = readCoverage(finder, flows.from, flows.to);
@@ -38,7 +40,16 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
   // Printed as read (FlowStreamPrinter): `--limit 0 --format csv` over a day of a busy gateway's
   // log used to hold every flow in memory (320 bytes each) before the first line came out. The
   // query asks for one flow more than the limit, which is only counted, to say that more match.
-  FlowStreamPrinter printer(out, flows.format, finder.observerHostname());
+  // Without a temporary file the lines go straight out, as before the spool existed: a slower
+  // checkpoint is better than no answer.
+  std::unique_ptr<OutputSpool> spool;
+  if (path == OutputPath::Spooled) {
+    if (auto made = OutputSpool::create()) {
+      spool = std::move(*made);
+    }
+  }
+  std::ostream& lines = spool ? spool->stream() : out;
+  FlowStreamPrinter printer(lines, flows.format, finder.observerHostname());
   bool truncated = false;
   const auto read = finder.forEach(toFlowQuery(flows), [&](const storage::StoredFlow& flow) {
     if (flows.limit && printer.added() == *flows.limit) {
@@ -46,9 +57,12 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
       return false;
     }
     printer.add(flow.record);
-    return out.good();  // standard output went away (a closed pipe): nothing more can be shown
+    return lines.good();  // the output (or the spool) took nothing more: reading on would be wasted
   });
   if (!read) {
+    if (spool) {
+      (void)spool->copyTo(out);  // what was read before the error, as without the spool
+    }
     printErrorLine(err, read.error().detail);
     return ExitStatus::Error;
   }
@@ -59,6 +73,12 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
     return ExitStatus::Error;
   }
   printer.finish();
+  if (spool) {
+    if (auto copied = spool->copyTo(out); !copied) {
+      printErrorLine(err, copied.error().detail);
+      return ExitStatus::Error;
+    }
+  }
   const bool none = printer.added() == 0;
   if (none && flows.format == OutputFormat::Table) {
     err << "ctaudit: no flow matched; widen the time window or drop a filter";

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <cstdint>
+
 #include <ostream>
 
 #include "query/cli_options.hpp"
@@ -21,7 +23,11 @@ namespace ctaudit::query {
 // format only. With --from or --to, the window is checked against the log's gaps and logged periods
 // as runWho does (an open side reaches the edge of the logged time, see resolveWindow); without
 // either, not at all.
-[[nodiscard]] ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out,
-                                  std::ostream& err);
+// How the lines reach `out`: as they are read (Direct: a file, whose writes never wait on a person),
+// or held in an OutputSpool until the read is done (Spooled: a pipe or a terminal, whose reader may
+// pause while the read snapshot would keep the daemon's WAL from being checkpointed).
+enum class OutputPath : std::uint8_t { Direct, Spooled };
+[[nodiscard]] ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream& out, std::ostream& err,
+                                  OutputPath path = OutputPath::Direct);
 
 }  // namespace ctaudit::query

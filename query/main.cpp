@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "query/app.hpp"
@@ -28,6 +29,12 @@ int main(int argc, char** argv) {
   std::cerr.tie(&out);
   ctaudit::query::AppEnvironment environment{ctaudit::query::openFlowReader, std::nullopt,
                                              [&stdout_buffer] { return stdout_buffer.error(); }};
+  // A pipe, a socket or a terminal may stop reading for as long as a person likes; a file or
+  // /dev/null does not.
+  if (struct stat st {}; ::fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+                                                              ::isatty(STDOUT_FILENO) == 1)) {
+    environment.flows_output = ctaudit::query::OutputPath::Spooled;
+  }
   if (const char* database = std::getenv("CTAUDIT_DB"); database != nullptr) {  // NOLINT(concurrency-mt-unsafe): single-threaded
     environment.database_from_env = database;
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,8 @@ struct FakeFlowDatabase {
   std::optional<Error> open_error;      // opener() fails with this
   std::optional<Error> find_error;      // forEach() fails with this,
   std::size_t find_error_after{0};      // after visiting this many flows
+  std::size_t visits{0};                // flows handed to forEach()'s visitors, all calls together
+  std::function<void()> while_reading;  // called by forEach() after its last visit, before it returns
   std::optional<Error> coverage_error;  // gaps() and loggedPeriods() fail with this
 
   std::vector<std::filesystem::path> opened;
@@ -69,12 +72,19 @@ private:
         if (database_.find_error && visited == database_.find_error_after) {
           break;
         }
-        if ((query.limit && visited == *query.limit) || !visit(storedAsRead(flow))) {
-          return {};
+        if (query.limit && visited == *query.limit) {
+          break;
         }
         ++visited;
+        ++database_.visits;
+        if (!visit(storedAsRead(flow))) {
+          break;
+        }
       }
-      if (database_.find_error) {
+      if (database_.while_reading) {
+        database_.while_reading();  // the snapshot would still be held here
+      }
+      if (database_.find_error && visited == database_.find_error_after) {
         return Unexpected{*database_.find_error};
       }
       return {};
