@@ -26,14 +26,19 @@ struct ParsedArgs {
 
 // --help and --version win wherever they are, even over a broken config file; so argv is split
 // into flags first, and nothing is read until it is known that the daemon will need it.
+bool isHelpOrVersion(std::string_view arg) { return arg == "--help" || arg == "-h" || arg == "--version" || arg == "-V"; }
+
 Result<ParsedArgs> splitArgs(std::span<const std::string_view> args) {
-  if (auto lengths = checkArgumentLengths(args, "ctauditd"); !lengths) {
-    return Unexpected{lengths.error()};
+  // After the help flags, which win over every wrong argument, an overlong one included.
+  if (std::ranges::none_of(args, isHelpOrVersion)) {
+    if (auto lengths = checkArgumentLengths(args, "ctauditd"); !lengths) {
+      return Unexpected{lengths.error()};
+    }
   }
   ParsedArgs parsed;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "-V") {
+    if (isHelpOrVersion(arg)) {
       ParsedArgs early;
       early.help = arg == "--help" || arg == "-h";
       early.version = !early.help;

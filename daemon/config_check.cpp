@@ -109,8 +109,8 @@ void checkDatabaseFile(std::vector<ConfigProblem>& problems, const fs::path& pat
 
 std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
   std::vector<ConfigProblem> problems;
-  if (auto conflict = outputPathConflict(config)) {
-    problems.push_back({ConfigProblem::Severity::Error, std::move(*conflict)});
+  for (std::string& problem : outputPathProblems(config)) {
+    problems.push_back({ConfigProblem::Severity::Error, std::move(problem)});
   }
   checkOutputFile(problems, "db", config.db_path, MissingDirectory::CreatedOrError);
   checkDatabaseFile(problems, config.db_path);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/output_paths.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "storage/schema.hpp"
@@ -96,9 +98,10 @@ std::optional<std::string> databasePathUnusable(const fs::path& path) {
 
 }  // namespace
 
-std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
+std::vector<std::string> outputPathProblems(const DaemonConfig& config) {
+  std::vector<std::string> problems;
   if (auto unusable = databasePathUnusable(config.db_path)) {
-    return unusable;
+    problems.push_back(std::move(*unusable));
   }
   std::vector<Output> outputs;
   const std::string db = config.db_path.string();
@@ -113,11 +116,17 @@ std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
     outputs.push_back({"--stats-file", *config.stats_file});
     outputs.push_back({"--stats-file", config.stats_file->string() + ".tmp"});
   }
+  // One pair of settings is said once, on the first of its names that meet.
+  std::vector<std::pair<std::string_view, std::string_view>> said;
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     for (std::size_t j = i + 1; j < outputs.size(); ++j) {
-      if (outputs[i].setting != outputs[j].setting && sameFile(outputs[i].path, outputs[j].path)) {
-        return std::string(outputs[i].setting) + " and " + std::string(outputs[j].setting) + " name the same file (" +
-               outputs[j].path.string() + "): each would destroy what the other writes; give each its own path";
+      const std::pair pair{outputs[i].setting, outputs[j].setting};
+      if (pair.first != pair.second && std::ranges::find(said, pair) == said.end() &&
+          sameFile(outputs[i].path, outputs[j].path)) {
+        said.push_back(pair);
+        problems.push_back(std::string(pair.first) + " and " + std::string(pair.second) + " name the same file (" +
+                           outputs[j].path.string() +
+                           "): each would destroy what the other writes; give each its own path");
       }
     }
   }
@@ -127,32 +136,39 @@ std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
   // A FIFO or a device is a place JSON lines can go (a SIEM shipper's pipe, /dev/null); a directory
   // is not.
   if (std::error_code ec; jsonl_file && fs::is_directory(*config.jsonl_path, ec)) {
-    return "--jsonl " + config.jsonl_path->string() + " is a directory; give --jsonl the path of a file, e.g. " +
-           (*config.jsonl_path / "flows.jsonl").string();
-  }
-  if (jsonl_file && storage::beginsWithSqliteHeader(*config.jsonl_path)) {
-    return "--jsonl " + config.jsonl_path->string() +
-           " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path of its own";
+    problems.push_back("--jsonl " + config.jsonl_path->string() +
+                       " is a directory; give --jsonl the path of a file, e.g. " +
+                       (*config.jsonl_path / "flows.jsonl").string());
+  } else if (jsonl_file && storage::beginsWithSqliteHeader(*config.jsonl_path)) {
+    problems.push_back("--jsonl " + config.jsonl_path->string() +
+                       " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path "
+                       "of its own");
   }
   if (config.stats_file) {
     // The stats file is replaced whole (a rename over the path): a device or FIFO there would
     // become a regular file, /dev/null included.
     std::error_code ec;
     const auto status = fs::status(*config.stats_file, ec);
-    if (fs::exists(status) && !fs::is_regular_file(status)) {
-      return "--stats-file " + config.stats_file->string() +
-             " exists and is not a regular file; it would be replaced by one every few seconds; give --stats-file a "
-             "file of its own, or none";
-    }
     // The stats file is Prometheus text, which begins with a '# HELP' comment.
-    const std::string head = firstBytes(*config.stats_file, 2);
-    if (!head.empty() && head != "# ") {
-      return "--stats-file " + config.stats_file->string() +
-             " is not a ctauditd stats file and would be replaced every few seconds; give --stats-file a path of "
-             "its own";
+    if (fs::exists(status) && !fs::is_regular_file(status)) {
+      problems.push_back("--stats-file " + config.stats_file->string() +
+                         " exists and is not a regular file; it would be replaced by one every few seconds; give "
+                         "--stats-file a file of its own, or none");
+    } else if (const std::string head = firstBytes(*config.stats_file, 2); !head.empty() && head != "# ") {
+      problems.push_back("--stats-file " + config.stats_file->string() +
+                         " is not a ctauditd stats file and would be replaced every few seconds; give --stats-file a "
+                         "path of its own");
     }
   }
-  return std::nullopt;
+  return problems;
+}
+
+std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
+  std::vector<std::string> problems = outputPathProblems(config);
+  if (problems.empty()) {
+    return std::nullopt;
+  }
+  return std::move(problems.front());
 }
 
 }  // namespace ctaudit::daemon

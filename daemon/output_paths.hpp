@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/daemon_config.hpp"
 
@@ -16,5 +17,9 @@ namespace ctaudit::daemon {
 // something else (a SQLite database, a file that is not JSON lines or not a stats file). Reads
 // only metadata and the first bytes of existing files. Both a start and --check-config ask it.
 [[nodiscard]] std::optional<std::string> outputPathConflict(const DaemonConfig& config);
+
+// Every such problem, in the order outputPathConflict() would find them: --check-config reports
+// them all at once, so that an operator does not fix them one run at a time.
+[[nodiscard]] std::vector<std::string> outputPathProblems(const DaemonConfig& config);
 
 }  // namespace ctaudit::daemon

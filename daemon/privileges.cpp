@@ -52,7 +52,9 @@ Result<ServiceAccount> lookupServiceAccount(std::string_view name) {
     buffer.resize(buffer.size() * 2);
   }
   if (rc != 0) {
-    return fail(Errc::Usage, "cannot look up the user '" + user + "': " + std::strerror(rc), rc);
+    // The user database could not be read (NSS not up yet at boot, EIO): it may pass, so an I/O
+    // error, which exits 1 and is restarted, not a refused configuration.
+    return fail(Errc::Io, "cannot look up the user '" + user + "': " + std::strerror(rc), rc);
   }
   if (found == nullptr) {
     return fail(Errc::Usage, "--user " + user +

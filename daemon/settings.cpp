@@ -220,7 +220,8 @@ Result<std::optional<std::string>> parseUser(std::string_view text) {
   return std::optional<std::string>{text};
 }
 
-// spdlog's own names are "warning" and "error"; the short forms are what --help shows.
+// spdlog's own names are "warning" and "error"; --help, the man page and docs/operations.md name
+// both spellings, the short forms first.
 constexpr std::array<std::pair<std::string_view, spdlog::level::level_enum>, 8> kLogLevels{{
     {"trace", spdlog::level::trace},
     {"debug", spdlog::level::debug},
@@ -238,7 +239,7 @@ Result<spdlog::level::level_enum> parseLogLevel(std::string_view text) {
       return level;
     }
   }
-  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn, error or critical");
+  return fail(Errc::Usage, "bad log level '" + std::string(text) + "'; use trace, debug, info, warn (or warning), error (or err) or critical");
 }
 
 std::string printLogLevel(spdlog::level::level_enum level) {

@@ -159,6 +159,9 @@ TEST(CommandLineTest, AnOverlongArgumentIsRefusedBeforeTheConfigFileIsRead) {
   ASSERT_FALSE(command);
   EXPECT_TRUE(command.error().detail.starts_with("argument 3 is 100005 bytes long, beginning '--db=aaa"))
       << command.error().detail;
+  const auto help = parse({pasted, "--help"});  // help wins over every wrong argument
+  ASSERT_TRUE(help);
+  EXPECT_TRUE(std::holds_alternative<HelpCommand>(*help));
 }
 
 TEST(CommandLineTest, AConfigFileMustBeARegularFileOfSensibleSize) {

@@ -128,5 +128,24 @@ TEST_F(OutputPathsTest, AJsonLinesPathThatIsADirectoryIsRefusedButAFifoIsNot) {
   EXPECT_EQ(conflict(), "");
 }
 
+// --check-config says every one at once (a review found it said the first, one run at a time).
+TEST_F(OutputPathsTest, EveryProblemIsListedOnceAndAStartRefusesTheFirst) {
+  std::filesystem::create_directories(dir_ / "db-dir");
+  config_.db_path = dir_ / "db-dir";
+  config_.jsonl_path = dir_.path();
+  config_.stats_file = dir_ / "x.prom";
+  std::ofstream(*config_.stats_file) << "notes\n";
+  const auto problems = outputPathProblems(config_);
+  ASSERT_EQ(problems.size(), 3U);
+  EXPECT_NE(problems[0].find("--db " + (dir_ / "db-dir").string() + " is a directory"), std::string::npos);
+  EXPECT_NE(problems[1].find("--jsonl " + dir_.path().string() + " is a directory"), std::string::npos);
+  EXPECT_NE(problems[2].find("is not a ctauditd stats file"), std::string::npos);
+  EXPECT_EQ(conflict(), problems[0]);
+
+  SetUp();
+  config_.jsonl_path = config_.db_path;
+  EXPECT_EQ(outputPathProblems(config_).size(), 1U) << "one pair of settings, said once";
+}
+
 }  // namespace
 }  // namespace ctaudit::daemon
