@@ -448,8 +448,11 @@ Result<Command> parseHelpCommand(std::span<const std::string_view> all_args) {
 }  // namespace
 
 Result<Command> parseCommandLine(std::span<const std::string_view> args, std::optional<std::string_view> env_database) {
-  if (auto lengths = checkArgumentLengths(args, "ctaudit"); !lengths) {
-    return Unexpected{lengths.error()};
+  // Help wins over wrong arguments, an overlong one included; every other path may quote one.
+  if (!asksForHelp(args)) {
+    if (auto lengths = checkArgumentLengths(args, "ctaudit"); !lengths) {
+      return Unexpected{lengths.error()};
+    }
   }
   if (args.empty() || (args.front() == "--" && args.size() == 1)) {
     return fail(Errc::Usage, "no command given: use 'ctaudit who' or 'ctaudit flows'; see 'ctaudit --help'");

@@ -25,7 +25,7 @@ void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowReco
 }
 
 FlowStreamPrinter::FlowStreamPrinter(std::ostream& out, OutputFormat format, std::string observer_hostname)
-    : out_(out), format_(format), observer_hostname_(std::move(observer_hostname)) {}
+    : out_(out), format_(format), json_context_{std::move(observer_hostname)} {}
 
 void FlowStreamPrinter::add(const FlowRecord& flow) {
   const std::span<const FlowRecord> one(&flow, 1);
@@ -34,7 +34,7 @@ void FlowStreamPrinter::add(const FlowRecord& flow) {
       table_rows_.push_back(flow);
       break;
     case OutputFormat::Json:
-      printJsonLines(out_, one, storage::JsonContext{observer_hostname_});
+      printJsonLines(out_, one, json_context_);
       break;
     case OutputFormat::Csv:
       if (added_ == 0) {

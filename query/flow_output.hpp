@@ -9,6 +9,7 @@
 
 #include "flow/flow_record.hpp"
 #include "query/output_format.hpp"
+#include "storage/json_mapping.hpp"
 
 namespace ctaudit::query {
 
@@ -33,7 +34,7 @@ public:
 private:
   std::ostream& out_;
   OutputFormat format_;
-  std::string observer_hostname_;
+  storage::JsonContext json_context_;
   std::vector<FlowRecord> table_rows_;
   std::size_t added_{0};
 };

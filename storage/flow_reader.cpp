@@ -55,17 +55,22 @@ Unexpected readFailure(sqlite3* db, const std::filesystem::path& path, std::stri
 // root), and a hot journal a third.
 std::string cannotOpenAdvice(const std::filesystem::path& path) {
   std::error_code ec;
-  const std::string file = path.string();
-  if (std::filesystem::exists(file + "-journal", ec)) {
-    return file + "-journal holds an unfinished transaction of a writer that was stopped mid-write, which only a "
-                  "writer can roll back and ctaudit never writes: copy " + file + " and " + file +
-           "-journal to a directory of their own, run sqlite3 COPY 'PRAGMA quick_check' there once, and query the "
-           "copy";
+  // SQLite keeps the -shm and -journal beside the file a symbolic link names (readFileHeader).
+  std::filesystem::path real = std::filesystem::canonical(path, ec);
+  if (ec) {
+    real = path;
   }
-  const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : std::filesystem::path{"."};
+  const std::string journal = real.string() + "-journal";
+  if (std::filesystem::exists(journal, ec)) {
+    return journal + " holds an unfinished transaction of a writer that was stopped mid-write, which only a "
+                     "writer can roll back and ctaudit never writes: copy " + real.string() + " and " + journal +
+           " into a directory DIR of their own, run sqlite3 DIR/" + real.filename().string() +
+           " 'PRAGMA quick_check' once, and query the copy";
+  }
+  const std::filesystem::path directory = real.has_parent_path() ? real.parent_path() : std::filesystem::path{"."};
   if (struct statvfs fs {}; ::statvfs(directory.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0) {
     return "the file system holding it is mounted read-only, and SQLite needs to create its -shm beside it: copy it "
-           "with its -wal and -shm (if any) to writable storage and query the copy (cp -a " + file + "* DIR/)";
+           "with its -wal and -shm (if any) to writable storage and query the copy (cp -a " + real.string() + "* DIR/)";
   }
   if (::geteuid() == 0) {
     return "it and its -wal and -shm files need read access, and its directory write access when they are missing";

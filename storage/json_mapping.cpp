@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "flow/ct_status.hpp"
+#include "flow/utf8.hpp"
 #include "storage/community_id.hpp"
 
 namespace ctaudit::storage {
@@ -51,40 +52,6 @@ char* writeEscapedAscii(char* p, unsigned char c) noexcept {
   }
   *p++ = static_cast<char>(c);
   return p;
-}
-
-// How many continuation bytes the UTF-8 sequence led by `lead` needs and the range its first one
-// must be in (Unicode 15, table 3-7: this excludes overlong forms, surrogates and code points
-// above U+10FFFF). needed == 0: `lead` cannot start a sequence.
-struct Utf8Lead {
-  std::size_t needed{0};
-  unsigned char low{0x80U};
-  unsigned char high{0xBFU};
-};
-
-constexpr Utf8Lead utf8Lead(unsigned char lead) noexcept {
-  if (lead >= 0xC2U && lead <= 0xDFU) {
-    return {1, 0x80U, 0xBFU};
-  }
-  if (lead == 0xE0U) {
-    return {2, 0xA0U, 0xBFU};
-  }
-  if (lead == 0xEDU) {
-    return {2, 0x80U, 0x9FU};
-  }
-  if (lead >= 0xE1U && lead <= 0xEFU) {
-    return {2, 0x80U, 0xBFU};
-  }
-  if (lead == 0xF0U) {
-    return {3, 0x90U, 0xBFU};
-  }
-  if (lead >= 0xF1U && lead <= 0xF3U) {
-    return {3, 0x80U, 0xBFU};
-  }
-  if (lead == 0xF4U) {
-    return {3, 0x80U, 0x8FU};
-  }
-  return {};
 }
 
 // The most bytes writeJsonString() writes for `text`: quotes, and at most six bytes for one input

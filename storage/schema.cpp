@@ -757,7 +757,6 @@ FileHeader readFileHeader(const std::filesystem::path& path) {
 
 constexpr std::string_view kNotSqlite = "not a SQLite database, so not a ctaudit flow database";
 
-
 }  // namespace
 
 bool beginsWithSqliteHeader(const std::filesystem::path& path) {

@@ -10,8 +10,6 @@
 #include <string_view>
 #include <vector>
 
-#include <limits>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
