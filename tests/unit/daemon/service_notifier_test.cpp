@@ -15,41 +15,13 @@
 #include <sys/un.h>
 
 #include "flow/unique_c.hpp"
+#include "tests/support/scoped_env.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace ctaudit::daemon {
 namespace {
 
-// Sets an environment variable for one test and puts back what it was. The tests of a binary run
-// one after the other on one thread, and the notifier reads its variables only when constructed.
-class ScopedEnv {
-public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) {  // NOLINT(concurrency-mt-unsafe): one thread
-      old_ = old;
-    }
-    if (value != nullptr) {
-      ::setenv(name, value, 1);  // NOLINT(concurrency-mt-unsafe)
-    } else {
-      ::unsetenv(name);  // NOLINT(concurrency-mt-unsafe)
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-  ScopedEnv(ScopedEnv&&) = delete;
-  ScopedEnv& operator=(ScopedEnv&&) = delete;
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_, old_->c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
-    } else {
-      ::unsetenv(name_);  // NOLINT(concurrency-mt-unsafe)
-    }
-  }
-
-private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using testing::ScopedEnv;
 
 // The service manager's end of NOTIFY_SOCKET: a datagram socket bound at a path, as systemd has.
 class FakeServiceManager {

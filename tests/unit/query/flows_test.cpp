@@ -2,8 +2,10 @@
 #include "query/flows.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <sstream>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -169,20 +171,29 @@ TEST(FlowsTest, CsvAndJsonGoOutAsTheFlowsAreRead) {
   EXPECT_EQ(run(flows, database).out, "");
 }
 
-// Output that fails (a full disk under `> FILE`): reading stops at the first flow it refused.
-TEST(FlowsTest, ReadingStopsWhenTheOutputFails) {
-  testing::FakeFlowDatabase database;
-  database.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).build(),
-                    NatFlowBuilder{}.ctId(3).build()};
+// Runs `flows` as JSON over `count` flows into an output that takes nothing (a full disk under
+// `> FILE`); returns what it said on stderr.
+std::string runIntoFailedOutput(testing::FakeFlowDatabase& database, std::uint32_t count, FlowsCommand flows,
+                                OutputPath path) {
+  for (std::uint32_t id = 1; id <= count; ++id) {
+    database.flows.push_back(NatFlowBuilder{}.ctId(id).build());
+  }
   auto finder = database.opener()("/db");
-  ASSERT_TRUE(finder);
+  EXPECT_TRUE(finder);
   std::ostringstream out;
   out.setstate(std::ios::badbit);
   std::ostringstream err;
-  FlowsCommand flows;
   flows.format = OutputFormat::Json;
+  EXPECT_EQ(runFlows(flows, **finder, out, err, path), ExitStatus::Found);
+  return err.str();
+}
+
+// Reading stops at the first flow the output refused.
+TEST(FlowsTest, ReadingStopsWhenTheOutputFails) {
+  testing::FakeFlowDatabase database;
+  FlowsCommand flows;
   flows.limit.reset();
-  EXPECT_EQ(runFlows(flows, **finder, out, err), ExitStatus::Found);
+  (void)runIntoFailedOutput(database, 3, flows, OutputPath::Direct);
   EXPECT_EQ(database.visits, 1U);
 }
 
@@ -213,18 +224,10 @@ TEST(FlowsTest, SpooledOutputReachesTheDestinationOnlyAfterTheRead) {
 // The limit was reached, but the destination took nothing: no note claims that flows were shown.
 TEST(FlowsTest, NoLimitNoteForOutputThatTookNothing) {
   testing::FakeFlowDatabase database;
-  database.flows = {NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).build()};
-  auto finder = database.opener()("/db");
-  ASSERT_TRUE(finder);
-  std::ostringstream out;
-  out.setstate(std::ios::badbit);
-  std::ostringstream err;
   FlowsCommand flows;
-  flows.format = OutputFormat::Json;
   flows.limit = 1;
-  EXPECT_EQ(runFlows(flows, **finder, out, err, OutputPath::Spooled), ExitStatus::Found);
+  EXPECT_EQ(runIntoFailedOutput(database, 2, flows, OutputPath::Spooled), "");
   EXPECT_EQ(database.visits, 2U) << "the spool took the first; the second showed that more match";
-  EXPECT_EQ(err.str(), "");
 }
 
 }  // namespace
