@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/batcher.hpp"
 
+#include <algorithm>
 #include <iterator>
 #include <utility>
 
@@ -156,8 +157,15 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span
     const std::span<const FlowRecord> records = direct ? fresh : std::span<const FlowRecord>(lane.pending);
     if (!records.empty()) {
       const SinkStatus status = lane.target.sink->write(records);
+      // What the sink took of a batch it could not finish (the JSON lines on a disk that filled
+      // part way) is not passed again: written twice, a shipper would read it twice.
+      const std::size_t accepted = status == SinkStatus::Retry || status == SinkStatus::Failed
+                                       ? std::min(lane.target.sink->acceptedOfFailedBatch(), records.size())
+                                       : 0;
       if (status != SinkStatus::Ok && direct) {
-        lane.pending.assign(fresh.begin(), fresh.end());
+        lane.pending.assign(fresh.begin() + static_cast<std::ptrdiff_t>(accepted), fresh.end());
+      } else if (accepted > 0) {
+        lane.pending.erase(lane.pending.begin(), lane.pending.begin() + static_cast<std::ptrdiff_t>(accepted));
       }
       switch (status) {
         case SinkStatus::Ok:
@@ -165,7 +173,7 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span
           break;
         case SinkStatus::Retry:
         case SinkStatus::Failed:
-          break;  // the sink cannot write now: everything stays pending
+          break;  // the sink cannot write now: the rest stays pending
         case SinkStatus::Rejected:
           isolateFailure(lane, now);
           break;

@@ -253,9 +253,11 @@ JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::p
 // is ~18 MB of text, which written whole went through the caches twice (formatted, then copied
 // for the direct write) and cost 6-7% of the daemon's CPU (bench/cpu_ab.sh at 20k and 100k
 // events/s); a chunk stays in the core's cache between the two. A batch still goes to one file:
-// the rotation check is made once, before its first chunk (rotateIfDue), and a failed write cuts
-// the whole batch back, earlier chunks included (handleWriteFailure).
+// the rotation check is made once, before its first chunk (rotateIfDue). A write that fails part
+// way keeps the whole lines it wrote, earlier chunks' included, and says how many records they
+// are (acceptedOfFailedBatch), so that the retry writes only the rest (handleWriteFailure).
 SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
+  accepted_of_failed_ = 0;
   if (!reopenIfMoved()) {
     return deletedFileFailure();
   }
@@ -265,9 +267,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
     }
   }
 
-  const auto becomes_line = [this](const FlowRecord& record) {
-    return record.event != EventType::Update || include_updates_;
-  };
+  const auto becomes_line = [this](const FlowRecord& record) { return becomesLine(record); };
   const auto total_lines = static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), becomes_line));
   if (total_lines == 0) {
     return SinkStatus::Ok;
@@ -295,6 +295,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
         rotateIfDue(buffer_.size() + (total_lines - lines) * longest_line_);
       }
       if (const SinkStatus status = writeBuffer(lines, earlier); status != SinkStatus::Ok) {
+        keepAcceptedLines(batch, earliest, latest);
         return status;
       }
       earlier.bytes += buffer_.size();
@@ -309,8 +310,25 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   const SinkStatus status = writeBuffer(lines, earlier);
   if (status == SinkStatus::Ok) {
     unsynced_records_.add({total_lines, earliest, latest});
+  } else {
+    keepAcceptedLines(batch, earliest, latest);
   }
   return status;
+}
+
+void JsonLinesSink::keepAcceptedLines(std::span<const FlowRecord> batch, Timestamp earliest, Timestamp latest) noexcept {
+  // Up to and including the record of the last line kept; records that make no line (UPDATEs)
+  // before it go with it.
+  std::size_t lines = 0;
+  std::size_t accepted = 0;
+  while (accepted < batch.size() && lines < lines_kept_) {
+    lines += becomesLine(batch[accepted]) ? 1U : 0U;
+    ++accepted;
+  }
+  accepted_of_failed_ = accepted;
+  if (lines_kept_ > 0) {
+    unsynced_records_.add({lines_kept_, earliest, latest});
+  }
 }
 
 void JsonLinesSink::noteSyncFailed() noexcept {
@@ -375,53 +393,28 @@ void JsonLinesSink::openDirect() noexcept {
 
 SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::size_t lines, Written earlier) noexcept {
   const std::size_t batch_lines = earlier.lines + lines;
-  const std::size_t batch_bytes = earlier.bytes + outcome.written;  // of this batch, in the output
-  if (batch_bytes == 0) {
+  const std::string_view written(buffer_.data(), outcome.written);
+  lines_kept_ = earlier.lines + static_cast<std::size_t>(std::count(written.begin(), written.end(), '\n'));
+  if (earlier.bytes + outcome.written == 0) {
     noteFailure("writing " + std::to_string(batch_lines) + " JSON lines to " + name_ +
                 " failed: " + errnoText(outcome.error));
     return statusFor(outcome.error);
   }
-
-  if (cutBack(batch_bytes)) {
-    noteFailure("writing JSON lines to " + name_ + " failed after " + std::to_string(batch_bytes) +
-                " bytes of the batch: " + errnoText(outcome.error) + "; the partial batch was cut off again");
-    return statusFor(outcome.error);
-  }
-
-  // Cannot cut back: the whole lines stay, and the rest of a cut line is kept to be written first,
-  // so that whatever reads the stream sees only whole lines once the output works again.
-  const auto whole_lines =
-      earlier.lines +
-      static_cast<std::size_t>(std::count(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(outcome.written), '\n'));
-  if (outcome.written > 0 && buffer_[outcome.written - 1] != '\n') {
+  // A line the failure cut is finished, not cut off: its rest is kept and written before anything
+  // else once the output works again, so whatever reads the file sees only whole lines. Cutting it
+  // off would shrink the file, which a shipper takes for a truncation and reads again from the
+  // start (Filebeat does), and a pipe cannot be cut at all. The line counts as written.
+  std::string what_next = "the other lines are retried";
+  if (!written.empty() && written.back() != '\n') {
     const std::size_t line_end = buffer_.find('\n', outcome.written);
     torn_tail_.assign(buffer_, outcome.written, line_end + 1 - outcome.written);
+    ++lines_kept_;
+    what_next = "the rest of the cut line goes first when it works again, then the other lines";
   }
-  noteFailure("writing JSON lines to " + name_ + " failed after " + std::to_string(whole_lines) + " whole lines" +
-              (torn_tail_.empty() ? "" : " and part of the next") + ": " + errnoText(outcome.error) +
-              "; lines already written will appear again if the batch is retried");
+  noteFailure("writing JSON lines to " + name_ + " failed after " + std::to_string(lines_kept_) + " of the batch's " +
+              std::to_string(batch_lines) + " lines: " + errnoText(outcome.error) + "; the lines written stay, " +
+              what_next);
   return statusFor(outcome.error);
-}
-
-bool JsonLinesSink::cutBack(std::size_t bytes) const noexcept {
-  if (is_stdout_ || !is_regular_) {
-    return false;
-  }
-  // With O_APPEND and one writer our bytes are the file's last ones. A size smaller than what we
-  // wrote means someone else changed the file (copytruncate): leave it alone then.
-  struct stat st {};
-  if (::fstat(fd_.get(), &st) != 0 || st.st_size < static_cast<off_t>(bytes)) {
-    return false;
-  }
-  const off_t keep = st.st_size - static_cast<off_t>(bytes);
-  while (::ftruncate(fd_.get(), keep) != 0) {
-    if (errno != EINTR) {
-      const int error = errno;
-      log_->error("cannot cut the partial batch off {}: {}", path_.string(), errnoText(error));
-      return false;
-    }
-  }
-  return true;
 }
 
 SinkStatus JsonLinesSink::finishTornLine() noexcept {

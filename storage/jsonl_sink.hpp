@@ -37,17 +37,17 @@ namespace ctaudit::storage {
 // that goes through DirectAppend (whole blocks with O_DIRECT, past the page cache; the last
 // partial block with write(2)); to a pipe or terminal, or a file system without O_DIRECT, with as
 // few write(2) calls as it takes. Between calls only the file's last partial block is kept (by
-// DirectAppend) and, after a failure on a pipe, the rest of a line cut in half (see below).
+// DirectAppend) and, after a failure, the rest of a line cut in half (see below).
 // flush() fdatasyncs. reopen() (SIGHUP after logrotate moved the file) starts a new file at the
 // same path.
 //
-// The file is opened O_APPEND, so a line is never written over. When a write fails part-way (full
-// disk, EIO, file size limit) the partial batch is cut off again with ftruncate, back to the end of
-// the last whole line, so the file never holds a torn line and a shipper's offset (which counts
-// whole lines only) stays valid. Standard output and pipes cannot be cut back; there the rest of
-// the cut line is written first on the next call, so the stream stays line-aligned, and the whole
-// lines of the failed batch may appear twice when the batch is retried. Writing to a pipe whose
-// reader is gone raises SIGPIPE: the daemon ignores that signal so that EPIPE comes back here.
+// The file is opened O_APPEND, so a line is never written over, and it never shrinks: a shipper
+// takes a file that shrank for one truncated and reads it again from the start. When a write
+// fails part way (full disk, EIO, file size limit) the whole lines written stay, the rest of a
+// line cut in half is written first on the next call, so readers see only whole lines, and
+// acceptedOfFailedBatch() tells the caller which records not to pass again: no line is written
+// twice, in a file or a pipe alike. Writing to a pipe whose reader is gone raises SIGPIPE: the
+// daemon ignores that signal so that EPIPE comes back here.
 //
 // Built-in rotation (RotationSettings, jsonl_rotation.hpp): before each write and at each flush
 // the sink asks rotationDue(); when the file is due it is fdatasynced, renamed to its closed name
@@ -118,6 +118,10 @@ public:
   // (Failed, logged) without writing.
   [[nodiscard]] SinkStatus writeGap(const GapRecord& gap) noexcept override;
 
+  // After a write that failed part way: the records whose lines are in the output (a cut line
+  // among them: its rest is written first when the output works again).
+  [[nodiscard]] std::size_t acceptedOfFailedBatch() const noexcept override { return accepted_of_failed_; }
+
 private:
   SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override;
   // What the chunks of a batch written before the one in buffer_ put into the output.
@@ -184,11 +188,17 @@ private:
   // Writes the rest of a line cut by an earlier failure. Ok when nothing is pending any more.
   [[nodiscard]] SinkStatus finishTornLine() noexcept;
   // Deals with a write of `buffer_` (holding `lines` lines, after `earlier` of the same batch)
-  // that stopped after outcome.written bytes: cuts the whole partial batch off a file we opened,
-  // or keeps the rest of the cut line.
+  // that stopped after outcome.written bytes: the whole lines stay, for a shipper may have read
+  // them already (cutting them off made it read them twice, and they were retried and counted as
+  // lost besides), and the rest of a cut line is kept to be written first.
+  // Sets lines_kept_: the lines of the batch the output holds, or will once a cut line is done.
   [[nodiscard]] SinkStatus handleWriteFailure(const WriteOutcome& outcome, std::size_t lines, Written earlier) noexcept;
-  // Removes the last `bytes` bytes of the file; false if the file is not ours to cut or it fails.
-  [[nodiscard]] bool cutBack(std::size_t bytes) const noexcept;
+  // After doWrite's write failed: accepted_of_failed_ from lines_kept_, and those lines into
+  // unsynced_records_ (their window taken as [earliest, latest] of what was formatted).
+  void keepAcceptedLines(std::span<const FlowRecord> batch, Timestamp earliest, Timestamp latest) noexcept;
+  [[nodiscard]] bool becomesLine(const FlowRecord& record) const noexcept {
+    return record.event != EventType::Update || include_updates_;
+  }
   void noteSuccess() noexcept;
   // Logs `message` as an error the first time in a failure episode; later ones at debug level.
   void noteFailure(const std::string& message) noexcept;
@@ -197,7 +207,7 @@ private:
   std::filesystem::path path_;
   std::string name_;  // for messages: the path, or "standard output"
   bool is_stdout_;
-  bool is_regular_;  // fstat S_ISREG of fd_: can be fdatasynced, and cut back unless it is stdout
+  bool is_regular_;  // fstat S_ISREG of fd_: can be fdatasynced, rotated, written with O_DIRECT
   JsonContext context_;
   bool include_updates_;
   std::shared_ptr<spdlog::logger> log_;
@@ -207,6 +217,8 @@ private:
   // this per line by the rotation check made before its first chunk is formatted whole.
   std::size_t longest_line_{0};
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
+  std::size_t lines_kept_{0};          // handleWriteFailure's count
+  std::size_t accepted_of_failed_{0};  // acceptedOfFailedBatch()
   bool unsynced_{false};   // bytes written since the last successful fdatasync
   // The records of the batches written since the last successful fdatasync (gap lines are not
   // records), and what a failed one left for takeSyncLoss().

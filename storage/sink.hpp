@@ -15,9 +15,11 @@ namespace ctaudit::storage {
 
 enum class SinkStatus : std::uint8_t {
   Ok,        // every record of the batch was accepted
-  Retry,     // nothing was accepted, for a passing reason (SQLITE_BUSY, EAGAIN): same batch later
-  Failed,    // nothing was accepted: the sink cannot write now (full disk, I/O error, read-only
-             // file system) and every batch fails until that is fixed; no record is to blame
+  Retry,     // the rest of the batch was not accepted, for a passing reason (SQLITE_BUSY, EAGAIN):
+             // same records later. "The rest": all of it but FlowSink::acceptedOfFailedBatch()
+  Failed,    // the rest was not accepted: the sink cannot write now (full disk, I/O error,
+             // read-only file system) and every batch fails until that is fixed; no record is to
+             // blame
   Rejected,  // nothing was accepted: a record of the batch is refused for its own content (a
              // constraint, a value the store cannot hold); the others would be accepted without it
 };
@@ -85,6 +87,11 @@ public:
   // sync, which may not be on disk, once; the caller records them as a gap. Default: none (a
   // sink whose commit is its sync, like SQLite's, never accepts what it has not synced).
   [[nodiscard]] virtual std::optional<SyncLoss> takeSyncLoss() noexcept { return std::nullopt; }
+  // After a write() that answered Retry or Failed: how many records at the front of that batch
+  // the sink took all the same (a sink that appends line by line, on a disk that filled part
+  // way). The caller passes only the rest next time, so that nothing is written twice. Default:
+  // none (SQLite commits a batch whole or not at all).
+  [[nodiscard]] virtual std::size_t acceptedOfFailedBatch() const noexcept { return 0; }
   [[nodiscard]] const SinkStats& stats() const noexcept { return stats_; }
 
 private:

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -26,6 +28,9 @@ public:
   // Becomes sync_loss at the flush that makes `flushes` equal to loss_at_flush.
   std::optional<storage::SyncLoss> staged_loss;
   int loss_at_flush{-1};
+  // The next write whose status from `script` is not Ok takes this many records of its batch all
+  // the same (acceptedOfFailedBatch), as the JSON lines on a disk that fills part way; once.
+  std::size_t accept_before_failing{0};
   // Flushes numbered from 1 that fail, as while every fdatasync returns EIO.
   int failing_flushes_from{-1};
   int failing_flushes_to{-1};
@@ -42,6 +47,7 @@ public:
   }
   void reopen() noexcept override { ++reopens; }
   std::optional<storage::SyncLoss> takeSyncLoss() noexcept override { return std::exchange(sync_loss, std::nullopt); }
+  std::size_t acceptedOfFailedBatch() const noexcept override { return accepted_of_failed_; }
   storage::SinkStatus writeGap(const GapRecord& gap) noexcept override {
     if (!script.empty()) {
       const auto status = script.front();
@@ -63,16 +69,21 @@ private:
         }
       }
     }
+    accepted_of_failed_ = 0;
     if (!script.empty()) {
       const auto status = script.front();
       script.pop_front();
       if (status != storage::SinkStatus::Ok) {
+        accepted_of_failed_ = std::min(std::exchange(accept_before_failing, 0), batch.size());
+        accepted.insert(accepted.end(), batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(accepted_of_failed_));
         return status;
       }
     }
     accepted.insert(accepted.end(), batch.begin(), batch.end());
     return storage::SinkStatus::Ok;
   }
+
+  std::size_t accepted_of_failed_{0};
 };
 
 }  // namespace ctaudit::testing

@@ -3,6 +3,7 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
@@ -95,6 +96,32 @@ TEST(BatcherTest, FailingSinkKeepsEverythingUntilItRecovers) {
   EXPECT_TRUE(batcher.flushAll(kT0 + std::chrono::seconds{1}));
   ASSERT_EQ(sink.accepted.size(), 3U);
   EXPECT_EQ(sink.accepted[2].ct_id, 3U);
+}
+
+// The JSON lines on a disk that fills part way keep the lines they wrote: the retry passes only
+// the rest, whether the failed batch was the fresh records or the lane's pending ones, so no
+// record reaches the sink twice.
+TEST(BatcherTest, WhatAFailingSinkTookIsNotPassedAgain) {
+  FakeSink sink;
+  sink.script = {SinkStatus::Failed, SinkStatus::Failed};
+  sink.accept_before_failing = 2;
+  Batcher batcher({{"fake", &sink}}, {3, std::chrono::milliseconds{1000}, 100}, quiet());
+  for (std::uint32_t id = 1; id <= 3; ++id) {
+    batcher.add(record(id), kT0);  // the third fills the batch: written straight from it, 2 taken
+  }
+  ASSERT_EQ(sink.accepted.size(), 2U);
+  sink.accept_before_failing = 1;
+  for (std::uint32_t id = 4; id <= 6; ++id) {
+    batcher.add(record(id), kT0);  // a failing lane is tried once a flush interval: pending
+  }
+  EXPECT_FALSE(batcher.flushAll(kT0 + std::chrono::seconds{1}));  // pending 3..6: 3 taken, fails
+  EXPECT_TRUE(batcher.flushAll(kT0 + std::chrono::seconds{2}));   // then 4..6 go through
+  std::vector<std::uint32_t> ids;
+  for (const FlowRecord& r : sink.accepted) {
+    ids.push_back(r.ct_id);
+  }
+  EXPECT_EQ(ids, (std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(batcher.dropped(), 0U);
 }
 
 TEST(BatcherTest, ADiskThatFillsUpWhileLookingForABadRecordKeepsTheRest) {

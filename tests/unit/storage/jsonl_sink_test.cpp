@@ -659,8 +659,11 @@ TEST(JsonLinesSinkTest, FullDiskFailsTheBatchAndLogsOncePerEpisode) {
 // whose file size limit (RLIMIT_FSIZE) leaves `room` bytes past that line: the kernel takes part
 // of the batch and refuses the rest with EFBIG, the same pattern as a disk filling up mid-batch.
 // The limit and SIGXFSZ are per process, so the test process is left alone. The sink must fail
-// the batch, cut all of it off again and say so once.
-void expectPartialBatchCutOff(const std::vector<FlowRecord>& batch, std::size_t room) {
+// the batch and say so once; keep the whole lines it wrote (a shipper may have read them: cutting
+// them off made it read them twice once retried); never shrink the file (a shipper takes that
+// for a truncation and reads it all again); count the cut line as taken and finish it first once
+// there is room; and say which records it took.
+void expectWholeLinesKept(const std::vector<FlowRecord>& batch, std::size_t room) {
   const TempDir dir;
   const auto path = dir / "flows.jsonl";
   const CapturedLog log;
@@ -670,34 +673,64 @@ void expectPartialBatchCutOff(const std::vector<FlowRecord>& batch, std::size_t 
   ASSERT_EQ(sink->write(first), SinkStatus::Ok);
   const std::string before = readFile(path);
   const auto limit = static_cast<rlim_t>(before.size() + room);
+  // What fits: the whole lines within `room`, then the start of the next; the records taken run
+  // to the one of that cut line.
+  std::string kept;
+  std::string cut_line;
+  std::size_t accepted = 0;
+  std::size_t lines = 0;
+  for (std::size_t i = 0; i < batch.size() && cut_line.empty(); ++i) {
+    if (batch[i].event == EventType::Update) {
+      continue;  // no line
+    }
+    const std::string line = lineOf(batch[i]);
+    if (kept.size() + line.size() > room) {
+      cut_line = line;
+    } else {
+      kept += line;
+    }
+    accepted = i + 1;
+    ++lines;
+  }
+  ASSERT_FALSE(cut_line.empty()) << "room for the whole batch";
+  const std::string cut_start = cut_line.substr(0, room - kept.size());
+  ASSERT_FALSE(cut_start.empty());
 
   const auto in_child = [&] {
     std::signal(SIGXFSZ, SIG_IGN);
-    const rlimit fsize{limit, limit};
-    if (::setrlimit(RLIMIT_FSIZE, &fsize) != 0) {
+    const rlimit small{limit, RLIM_INFINITY};
+    const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &small) != 0) {
       return 2;
     }
     const SinkStatus status = sink->write(batch);
     const auto errors = log.at(spdlog::level::err);
-    const bool cut_back = readFile(path) == before;
-    const bool logged = errors.size() == 1 && errors[0].find("cut off") != std::string::npos &&
-                        errors[0].find("File too large") != std::string::npos;
-    return status == SinkStatus::Failed && cut_back && logged ? 0 : 1;
+    const bool nothing_taken_back = readFile(path) == before + kept + cut_start;
+    const bool logged = errors.size() == 1 &&
+                        errors[0].find("failed after " + std::to_string(lines) + " of the batch's") != std::string::npos &&
+                        errors[0].find("File too large") != std::string::npos &&
+                        errors[0].find("the rest of the cut line goes first") != std::string::npos;
+    const bool told = sink->acceptedOfFailedBatch() == accepted;
+    if (::setrlimit(RLIMIT_FSIZE, &unlimited) != 0) {
+      return 3;
+    }
+    const bool finished = sink->flush() == SinkStatus::Ok && readFile(path) == before + kept + cut_line;
+    return status == SinkStatus::Failed && nothing_taken_back && logged && told && finished ? 0 : 1;
   };
   EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
-  // The parent's file is the same one: the child's cut is visible here too.
-  EXPECT_EQ(readFile(path), before);
+  // The parent's file is the same one: the child's writes are visible here too.
+  EXPECT_EQ(readFile(path), before + kept + cut_line);
 }
 
-TEST(JsonLinesSinkDeathTest, PartialBatchIsCutOffAgain) {
+TEST(JsonLinesSinkDeathTest, APartialBatchKeepsItsWholeLinesAndFinishesTheCutOne) {
   const std::vector batch{flow(EventType::New, 2), flow(EventType::New, 3), flow(EventType::New, 4)};
-  expectPartialBatchCutOff(batch, lineOf(batch[0]).size() * 3 / 2);  // one and a half of the lines
+  expectWholeLinesKept(batch, lineOf(batch[0]).size() * 3 / 2);  // one and a half of the lines
 }
 
-// A write that fails in a later chunk of a batch cuts off the chunks written before it too, so
-// that the retried batch does not repeat them.
-TEST(JsonLinesSinkDeathTest, APartialBatchOfSeveralChunksIsCutOffWhole) {
-  expectPartialBatchCutOff(bigBatch(2, 5000), 3 * (std::size_t{1} << 20U) / 2);  // a chunk and a half
+// A write that fails in a later chunk of a batch keeps the chunks before it too: their lines are
+// in the file, and only the rest is retried.
+TEST(JsonLinesSinkDeathTest, APartialBatchOfSeveralChunksKeepsTheChunksWritten) {
+  expectWholeLinesKept(bigBatch(2, 5000), 3 * (std::size_t{1} << 20U) / 2);  // a chunk and a half
 }
 
 // Standard output cannot be cut back (it may be a pipe, or a file someone else opened): after a
@@ -728,12 +761,13 @@ TEST(JsonLinesSinkDeathTest, StandardOutputFinishesACutLineFirst) {
     }
     const SinkStatus failed = (*sink)->write(batch);
     const bool torn = readFile(path).back() != '\n';
+    const bool cut_line_counts = (*sink)->acceptedOfFailedBatch() == 2;  // the whole one, and the one to finish
     if (::setrlimit(RLIMIT_FSIZE, &unlimited) != 0) {
       return 5;
     }
     const SinkStatus ok = (*sink)->write(next);
     const bool whole = readFile(path) == lineOf(batch[0]) + lineOf(batch[1]) + linesOf(next);
-    return failed == SinkStatus::Failed && torn && ok == SinkStatus::Ok && whole ? 0 : 1;
+    return failed == SinkStatus::Failed && torn && cut_line_counts && ok == SinkStatus::Ok && whole ? 0 : 1;
   };
   EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
 }
