@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,13 +22,26 @@ bool sameFile(int a, int b) noexcept {
 
 }  // namespace
 
-AppendOutcome appendBuffered(int fd, std::string_view bytes) noexcept {
+AppendOutcome appendBuffered(int fd, std::string_view bytes, std::chrono::milliseconds wait_for_room) noexcept {
   AppendOutcome outcome;
+  const auto deadline = std::chrono::steady_clock::now() + wait_for_room;
   while (outcome.written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + outcome.written, bytes.size() - outcome.written);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() > 0) {
+          pollfd room{fd, POLLOUT, 0};
+          const int ready = ::poll(&room, 1, static_cast<int>(left.count()));
+          if (ready > 0 || (ready < 0 && errno == EINTR)) {
+            continue;  // room, or an error the next write(2) reports
+          }
+        }
+        outcome.error = EAGAIN;
+        return outcome;
       }
       outcome.error = errno;
       return outcome;

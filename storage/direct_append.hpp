@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <filesystem>
@@ -21,8 +22,11 @@ struct AppendOutcome {
 };
 
 // write(2) until every byte of `bytes` is taken or a call fails (EINTR is retried). `fd` is
-// usually O_APPEND.
-[[nodiscard]] AppendOutcome appendBuffered(int fd, std::string_view bytes) noexcept;
+// usually O_APPEND. A non-blocking pipe that is full (EAGAIN) is waited on (poll) for up to
+// `wait_for_room` in all before EAGAIN is returned: a reader that is slow still gets every byte,
+// one that stopped holds the caller up for no longer than that.
+[[nodiscard]] AppendOutcome appendBuffered(int fd, std::string_view bytes,
+                                           std::chrono::milliseconds wait_for_room = std::chrono::milliseconds{0}) noexcept;
 
 // Appends to a regular file without going through the page cache: whole 4 KiB blocks go from an
 // aligned buffer straight to the disk with O_DIRECT, and only the last, partial block of each

@@ -46,8 +46,10 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
                   ec.value());
     }
   }
-  // O_NONBLOCK for the open alone: opening a FIFO that no one reads would otherwise block the start
-  // for good, before the daemon says anything (the writes block again, as for any file).
+  // O_NONBLOCK: opening a FIFO that no one reads would otherwise block the start for good, before
+  // the daemon says anything. A FIFO (or a device) stays non-blocking, so that a reader that stops
+  // holds the pipeline thread for at most kRoomWait a write, not the database, the stats file and
+  // the shutdown with it (writeAll); a regular file is written blocking, as ever.
   UniqueFd fd{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, kFileMode)};
   if (!fd.valid()) {
     const int error = errno;
@@ -62,9 +64,30 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
     return fail(Errc::Io, "cannot open JSON lines file " + path.string() + " for appending: " + errnoText(error) + why,
                 error);
   }
-  if (::fcntl(fd.get(), F_SETFL, O_APPEND) != 0) {
+  if (isRegularFile(fd.get()) && ::fcntl(fd.get(), F_SETFL, O_APPEND) != 0) {
     const int error = errno;
     return fail(Errc::Io, "cannot set up JSON lines file " + path.string() + ": " + errnoText(error), error);
+  }
+  return fd;
+}
+
+// A descriptor of the sink's own for standard output. A pipe or a terminal gets an open file
+// description of its own (through /proc/self/fd/1), made non-blocking as a FIFO path is: O_NONBLOCK
+// on fd 1's description would also reach whoever shares it (the shell that started the daemon).
+// Anything else (a regular file, journald's socket, no /proc) is a plain duplicate; a socket is
+// made non-blocking there, as it is the daemon's alone.
+int standardOutputForSink() noexcept {
+  struct stat st {};
+  if (::fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+    const int own = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (own >= 0) {
+      return own;
+    }
+  }
+  const int fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (fd >= 0 && S_ISSOCK(st.st_mode)) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    (void)::fcntl(fd, F_SETFL, flags | O_NONBLOCK);  // a blocking socket only risks a stall
   }
   return fd;
 }
@@ -180,9 +203,9 @@ Result<std::unique_ptr<JsonLinesSink>> JsonLinesSink::open(const std::filesystem
     return fail(Errc::Config, "the JSON lines sink needs a logger");
   }
   if (path_or_dash == "-") {
-    // A duplicate, so that the sink owns its descriptor like any other and closing it leaves fd 1
+    // A descriptor of its own, so that the sink owns it like any other and closing it leaves fd 1
     // to the rest of the process.
-    const int fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    const int fd = standardOutputForSink();
     if (fd < 0) {
       const int error = errno;
       return fail(Errc::Io, "cannot write JSON lines to standard output: " + errnoText(error), error);
@@ -378,7 +401,10 @@ SinkStatus JsonLinesSink::writeBuffer(std::size_t lines, Written earlier) noexce
 }
 
 JsonLinesSink::WriteOutcome JsonLinesSink::writeAll(std::string_view bytes) noexcept {
-  return direct_ ? direct_->append(fd_.get(), bytes) : appendBuffered(fd_.get(), bytes);
+  if (direct_) {
+    return direct_->append(fd_.get(), bytes);
+  }
+  return appendBuffered(fd_.get(), bytes, is_regular_ ? std::chrono::milliseconds{0} : kRoomWait);
 }
 
 void JsonLinesSink::openDirect() noexcept {

@@ -237,6 +237,12 @@ private:
   const Clock* clock_;  // system_clock_ unless given
   RotationSettings rotation_;
   Timestamp file_start_{};  // when the active file was begun (fileStart)
+  // How long one write waits for room in a full pipe (FIFO, standard output) whose reader does not
+  // read: an exploratory run's FIFO reader, stopped, froze the whole pipeline thread (no database
+  // commit, no stats, no SIGTERM) for as long as it stood. Then the batch is Retry, kept in its
+  // lane and tried once a flush interval; the database goes on. A reader that is only slow is
+  // waited for (appendBuffered).
+  static constexpr std::chrono::milliseconds kRoomWait{250};
   // After a reopen that failed, reopenIfMoved() tries again this long later.
   static constexpr std::chrono::seconds kMovedRetryInterval{60};
   Timestamp next_moved_check_{};

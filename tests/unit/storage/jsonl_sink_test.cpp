@@ -2,11 +2,14 @@
 #include "storage/jsonl_sink.hpp"
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -566,6 +569,56 @@ std::vector<FlowRecord> withoutUpdates(const std::vector<FlowRecord>& batch) {
   std::copy_if(batch.begin(), batch.end(), std::back_inserter(kept),
                [](const FlowRecord& r) { return r.event != EventType::Update; });
   return kept;
+}
+
+// Reads what the FIFO holds now (its reader end is non-blocking).
+std::string drain(int fd) {
+  std::string all;
+  std::array<char, 65536> chunk{};
+  for (ssize_t n = 0; (n = ::read(fd, chunk.data(), chunk.size())) > 0;) {
+    all.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+  return all;
+}
+
+// Found by an exploratory run: a FIFO reader that stopped reading (kill -STOP) froze the whole
+// pipeline thread in write(2): no database commit, no stats file, no SIGTERM. A write now waits
+// kRoomWait for room, then answers Retry with what the pipe took; the rest follows once the
+// reader reads again, every line once.
+TEST(JsonLinesSinkTest, AFifoReaderThatStopsHoldsAWriteForAMomentOnly) {
+  const TempDir dir;
+  const auto path = dir / "pipe";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const UniqueFd reader{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+  ASSERT_TRUE(reader.valid());
+  const CapturedLog log;
+  const auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const auto batch = withoutUpdates(bigBatch(1, 3000));  // about 2 MB: far more than a pipe holds
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_EQ(sink->write(batch), SinkStatus::Retry);
+  const auto waited = std::chrono::steady_clock::now() - began;
+  EXPECT_GE(waited, std::chrono::milliseconds{200});
+  EXPECT_LT(waited, std::chrono::seconds{2});
+  const std::size_t taken = sink->acceptedOfFailedBatch();
+  ASSERT_GT(taken, 0U);
+  ASSERT_LT(taken, batch.size());
+
+  std::string received = drain(reader.get());
+  std::span<const FlowRecord> rest(batch);
+  rest = rest.subspan(taken);
+  for (int tries = 0; tries < 1000 && !rest.empty(); ++tries) {  // the batcher's retries, reading in between
+    if (sink->write(rest) == SinkStatus::Ok) {
+      rest = {};
+    } else {
+      rest = rest.subspan(sink->acceptedOfFailedBatch());
+    }
+    received += drain(reader.get());
+  }
+  ASSERT_TRUE(rest.empty());
+  EXPECT_EQ(sink->flush(), SinkStatus::Ok);
+  received += drain(reader.get());
+  EXPECT_EQ(received, linesOf(batch)) << "every line once, in order, none cut";
 }
 
 TEST(JsonLinesSinkTest, ABatchOfSeveralChunksIsWrittenWholeAndInOrder) {
