@@ -83,6 +83,50 @@ bool FlowTable::apply(FlowRecord& record) {
 
 void FlowTable::restore(const FlowRecord& open) { open_.insert_or_assign(open.key(), remember(open)); }
 
+std::optional<FlowRecord> FlowTable::endIfReplaced(const FlowRecord& record) {
+  if (record.event == EventType::New) {
+    return std::nullopt;  // a NEW replaces whatever had its key (apply)
+  }
+  const auto found = open_.find(record.key());
+  if (found == open_.end()) {
+    return std::nullopt;
+  }
+  // The reply tuple alone: the start is no witness, since a NEW's start is the event's time (since
+  // Linux 6.14 the kernel's) while a dump row or DESTROY carries the entry's CTA_TIMESTAMP start,
+  // an earlier instant of the same entry.
+  const OpenFlow& flow = found->second;
+  if (flow.reply == record.reply) {
+    return std::nullopt;
+  }
+  // The old entry was gone before the new one was made: the same original tuple cannot be in the
+  // kernel's table twice.
+  FlowRecord ended = boundDestroy(found->first, flow, record.start.value_or(record.event_time));
+  open_.erase(found);
+  return ended;
+}
+
+FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept {
+  FlowRecord record;
+  record.event = EventType::Destroy;
+  record.ct_id = key.ct_id;
+  record.zone = key.zone;
+  record.original = key.original;
+  record.reply = flow.reply;
+  record.status = flow.status;
+  record.mark = flow.mark;
+  record.nat = deriveNat(flow.status, key.original, flow.reply);
+  if (flow.has_start) {
+    record.start = fromUnixNanos(flow.start_ns);
+    record.start_source = flow.start_source;
+  }
+  record.end = bound;
+  record.end_source = TimeSource::Bound;
+  record.event_time = bound;
+  record.event_time_source = TimeSource::Bound;
+  record.observed_at_start = flow.observed_at_start;
+  return record;
+}
+
 std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound) {
   std::vector<FlowRecord> closed;
   for (auto it = open_.begin(); it != open_.end();) {
@@ -90,27 +134,7 @@ std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound) {
       ++it;
       continue;
     }
-    const FlowKey& key = it->first;
-    const OpenFlow& flow = it->second;
-    FlowRecord record;
-    record.event = EventType::Destroy;
-    record.ct_id = key.ct_id;
-    record.zone = key.zone;
-    record.original = key.original;
-    record.reply = flow.reply;
-    record.status = flow.status;
-    record.mark = flow.mark;
-    record.nat = deriveNat(flow.status, key.original, flow.reply);
-    if (flow.has_start) {
-      record.start = fromUnixNanos(flow.start_ns);
-      record.start_source = flow.start_source;
-    }
-    record.end = bound;
-    record.end_source = TimeSource::Bound;
-    record.event_time = bound;
-    record.event_time_source = TimeSource::Bound;
-    record.observed_at_start = flow.observed_at_start;
-    closed.push_back(record);
+    closed.push_back(boundDestroy(it->first, it->second, bound));
     open_.erase(it++);
   }
   return closed;

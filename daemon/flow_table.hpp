@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
+#include <optional>
 #include <vector>
 
 #include "flow/flow_record.hpp"
@@ -42,6 +43,19 @@ public:
   // nothing the sinks do not already have: a dump row for a flow that is already known.
   [[nodiscard]] bool apply(FlowRecord& record);
 
+  // Call before apply(). When `record` (a dump row, UPDATE or DESTROY) is of another conntrack
+  // entry than the open flow with its key, removes that flow and returns a Destroy record for it,
+  // ended at the new entry's start (or the record's time, when that is unknown) with
+  // TimeSource::Bound, as closeUnseen() writes one. The kernel hands a new entry for the same
+  // original tuple the same id when it reuses the freed object: an entry deleted and made again
+  // while the daemon was down, or while its events were lost, has the old one's key. Its reply
+  // tuple (the NAT mapping: a new entry usually gets another port) tells it apart, which an
+  // entry's never changes; without this its events were merged into the old row, whose mapping
+  // was then lost
+  // (an exploratory run found `who` naming the old subscriber for the new port, and nobody for
+  // the old one).
+  [[nodiscard]] std::optional<FlowRecord> endIfReplaced(const FlowRecord& record);
+
   // Adds a flow that the database still has open from an earlier run (SqliteSink::openFlows), so
   // that its dump row is not written a second time and its DESTROY is completed as usual. It
   // counts as seen by the current generation: the next resync decides whether it is still alive.
@@ -72,6 +86,8 @@ private:
   static_assert(sizeof(OpenFlow) <= 72, "keep the per-flow state compact: it is held for every open flow");
 
   [[nodiscard]] OpenFlow remember(const FlowRecord& record) const noexcept;
+  // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
+  [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
 
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_

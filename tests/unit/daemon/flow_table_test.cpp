@@ -171,5 +171,52 @@ TEST(FlowTableTest, SameIdDifferentTupleIsAnotherFlow) {
   EXPECT_EQ(table.openFlows(), 2U);
 }
 
+// Found by an exploratory run: the kernel reused the id of an entry deleted while the daemon was
+// down for the new entry of the same tuple, which got another translated port. The dump row of
+// the new entry ends the restored flow (bound at the new start) and opens a flow of its own.
+TEST(FlowTableTest, AnEntryMadeAgainWithTheSameKeyEndsTheOldFlow) {
+  FlowTable table;
+  auto open_in_db = event(EventType::New, 7, 100);
+  open_in_db.reply.dst_port = 40732;  // the old mapping
+  table.restore(open_in_db);
+  table.beginResync();
+  auto row = event(EventType::Dump, 7, 500);
+  row.reply.dst_port = 40594;  // the new entry's mapping
+  row.start = fromUnixNanos(450);
+  row.start_source = TimeSource::Kernel;
+  const auto ended = table.endIfReplaced(row);
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(ended->event, EventType::Destroy);
+  EXPECT_EQ(ended->reply.dst_port, 40732);
+  EXPECT_EQ(toUnixNanos(*ended->start), 100);
+  EXPECT_EQ(toUnixNanos(*ended->end), 450) << "it was gone before the new entry was made";
+  EXPECT_EQ(ended->end_source, TimeSource::Bound);
+  EXPECT_TRUE(table.apply(row)) << "the new entry's dump row is a flow of its own, written";
+  EXPECT_EQ(table.openFlows(), 1U);
+  EXPECT_TRUE(table.closeUnseen(fromUnixNanos(600)).empty());
+
+  // Without a kernel start the new entry's first event bounds the old one's end.
+  auto update = event(EventType::Update, 7, 800);
+  update.reply.dst_port = 40001;
+  const auto ended_again = table.endIfReplaced(update);
+  ASSERT_TRUE(ended_again);
+  EXPECT_EQ(toUnixNanos(*ended_again->end), 800);
+}
+
+TEST(FlowTableTest, TheSameEntryIsNeverTakenForAnother) {
+  FlowTable table;
+  auto open_in_db = event(EventType::New, 7, 100);
+  table.restore(open_in_db);
+  auto row = event(EventType::Dump, 7, 500);  // same reply tuple, no start of its own
+  EXPECT_FALSE(table.endIfReplaced(row));
+  // A DESTROY carries the entry's CTA_TIMESTAMP start, earlier than the NEW's event time: the same
+  // entry all the same (e2e_nat failed on every flow while starts were compared).
+  auto destroyed = event(EventType::Destroy, 7, 900);
+  destroyed.start = fromUnixNanos(90);
+  destroyed.start_source = TimeSource::Kernel;
+  EXPECT_FALSE(table.endIfReplaced(destroyed));
+  EXPECT_FALSE(table.endIfReplaced(event(EventType::New, 7, 950))) << "a NEW replaces in apply()";
+}
+
 }  // namespace
 }  // namespace ctaudit::daemon

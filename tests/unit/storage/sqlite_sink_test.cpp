@@ -250,6 +250,28 @@ TEST_F(SqliteSinkTest, AClosedFlowIsNotReopenedByALateEventOfTheSameKey) {
   EXPECT_EQ(rows(), 2);
 }
 
+// The daemon's FlowTable ends a flow whose key came back as another entry (another mapping) with
+// a bound DESTROY just before the new entry's first record, often in one batch: two rows, each
+// with its own mapping.
+TEST_F(SqliteSinkTest, ABoundEndThenTheSameKeyWithAnotherMappingAreTwoRows) {
+  FlowRecord dumped = flowEvent(EventType::Dump, 42, tcp_, masqueraded_, at(2s));
+  ASSERT_EQ(write({dumped}), SinkStatus::Ok);
+  FlowRecord bound = flowEvent(EventType::Destroy, 42, tcp_, masqueraded_, at(9s));
+  bound.end_source = TimeSource::Bound;
+  bound.event_time_source = TimeSource::Bound;
+  bound.counters_original.reset();
+  bound.counters_reply.reset();
+  const auto remapped = withSnat(replyOf(tcp_), "203.0.113.1", 40594);
+  FlowRecord again = flowEvent(EventType::Dump, 42, tcp_, remapped, at(10s));
+  ASSERT_EQ(write({bound, again}), SinkStatus::Ok);
+  const auto records = readAll();
+  ASSERT_EQ(records.size(), 2U);
+  EXPECT_EQ(records[0].reply, masqueraded_);
+  EXPECT_EQ(records[0].end, at(9s));
+  EXPECT_EQ(records[1].reply, remapped);
+  EXPECT_FALSE(records[1].end);
+}
+
 // Two daemons on one file would store every flow twice: the second stops at its start, saying what
 // to do; once the first is gone the file opens again.
 TEST_F(SqliteSinkTest, ASecondWriterOnTheSameFileIsRefused) {
