@@ -737,7 +737,8 @@ Result<FlowRecord> decode(std::span<const std::byte> message, const DecodeContex
     record.event_time = fromNanos(*decoder.event_ns);
     record.event_time_source = TimeSource::Kernel;
   } else {
-    record.event_time = context.receive_time;
+    const bool begins = record.event == EventType::New || record.event == EventType::Update;
+    record.event_time = begins && context.woke ? std::min(*context.woke, context.receive_time) : context.receive_time;
     record.event_time_source = TimeSource::Receive;
   }
   if (decoder.start_ns && *decoder.start_ns != 0) {

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "flow/flow_record.hpp"
@@ -33,6 +34,10 @@ enum class MessageOrigin : std::uint8_t { Event, Dump };
 struct DecodeContext {
   Timestamp receive_time;  // the realtime clock when the datagram was read
   MessageOrigin origin{MessageOrigin::Event};
+  // When the reader learnt the socket held data, if it then waited before reading (read pacing,
+  // up to 224 ms at low rates): the message arrived no earlier than about then. Netlink gives no
+  // per-message receive time (SO_TIMESTAMPNS is ignored on it).
+  std::optional<Timestamp> woke{};
 };
 
 // Decodes ONE ctnetlink conntrack message into a FlowRecord.
@@ -49,8 +54,11 @@ struct DecodeContext {
 //   IPCTNL_MSG_CT_NEW, origin Event, NLM_F_CREATE set      -> New (the kernel sends IPCT_NEW as
 //                                                             NLM_F_CREATE|NLM_F_EXCL)
 //   IPCTNL_MSG_CT_NEW, origin Event, otherwise             -> Update
-// Times: event_time is CTA_TIMESTAMP_EVENT (Kernel) when present, else context.receive_time
-// (Receive). start is CTA_TIMESTAMP_START when present and non-zero (Kernel); else, for New, the
+// Times: event_time is CTA_TIMESTAMP_EVENT (Kernel) when present, else (Receive) for a NEW or an
+// UPDATE context.woke when set, and context.receive_time otherwise: a beginning is taken at the
+// earliest the message can have arrived, an end at the latest, so that the stored lifetime covers
+// the flow's (an exploratory run found every receive-time start 224 ms late at 1 event a second,
+// the read-pacing wait, and lookups in a flow's first 0.2 s missing it). start is CTA_TIMESTAMP_START when present and non-zero (Kernel); else, for New, the
 // event time with its source; for Dump, the receive time (Receive); otherwise unset. end is set
 // for Destroy only: CTA_TIMESTAMP_STOP when present and non-zero (Kernel), else the event time.
 // Counters are set only when the message carries them. nat = deriveNat(status, original, reply).

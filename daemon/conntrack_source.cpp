@@ -96,8 +96,9 @@ Result<std::unique_ptr<ConntrackSource>> ConntrackSource::open(const Options& op
 
 int ConntrackSource::fd() const noexcept { return mnl_socket_get_fd(events_.get()); }
 
-bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, Timestamp received, bool from_dump,
+bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const DecodeContext& context,
                                      const Deliver& deliver) {
+  const bool from_dump = context.origin == MessageOrigin::Dump;
   std::size_t offset = 0;
   while (datagram.size() - offset >= sizeof(nlmsghdr)) {
     nlmsghdr header{};
@@ -116,8 +117,7 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, Timest
       continue;
     }
     ++stats_.messages;
-    auto record = decodeConntrack(
-        message, DecodeContext{received, from_dump ? MessageOrigin::Dump : MessageOrigin::Event});
+    auto record = decodeConntrack(message, context);
     if (!record) {
       ++stats_.malformed;
       log_->debug("skipped a malformed conntrack message: {}", record.error().detail);
@@ -144,7 +144,8 @@ void ConntrackSource::noteOverrun(const Clock& clock) {
   }
 }
 
-Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, const Deliver& deliver) {
+Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, std::optional<Timestamp> woke,
+                                                           const Deliver& deliver) {
   std::array<mmsghdr, kSlots> headers{};
   std::array<iovec, kSlots> vectors{};
   for (std::size_t i = 0; i < kSlots; ++i) {
@@ -175,7 +176,7 @@ Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, c
       continue;
     }
     const std::span<const std::byte> datagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);
-    (void)handleDatagram(datagram, received, false, deliver);
+    (void)handleDatagram(datagram, DecodeContext{received, MessageOrigin::Event, woke}, deliver);
   }
   return ReadStatus::Data;
 }
@@ -230,7 +231,7 @@ Result<std::size_t> ConntrackSource::dumpTable(const Clock& clock, const Deliver
         return netlinkError("the kernel refused the conntrack table dump", -error.error);
       }
     }
-    if (!handleDatagram(datagram, clock.now(), true, deliver)) {
+    if (!handleDatagram(datagram, DecodeContext{clock.now(), MessageOrigin::Dump}, deliver)) {
       break;
     }
   }

@@ -10,6 +10,7 @@
 #include <spdlog/logger.h>
 
 #include "daemon/event_mask.hpp"
+#include "daemon/conntrack_decoder.hpp"
 #include "daemon/event_source.hpp"
 #include "flow/flow_record.hpp"
 #include "flow/result.hpp"
@@ -55,7 +56,8 @@ public:
   // records to `deliver`. Malformed messages are counted and skipped. ENOBUFS is counted, logged
   // at a limited rate and answered with ReadStatus::Overrun. Errors: any socket error but EAGAIN,
   // EINTR and ENOBUFS (Errc::Netlink).
-  [[nodiscard]] Result<ReadStatus> readBatch(const Clock& clock, const Deliver& deliver) override;
+  [[nodiscard]] Result<ReadStatus> readBatch(const Clock& clock, std::optional<Timestamp> woke,
+                                             const Deliver& deliver) override;
 
   // Dumps the whole conntrack table of this namespace (both families) over a separate socket and
   // passes every entry as an EventType::Dump record. Returns how many entries were delivered.
@@ -71,8 +73,7 @@ public:
 private:
   ConntrackSource(MnlSocket socket, std::shared_ptr<spdlog::logger> log);
   // Decodes every netlink message in one datagram; false when the dump is finished (NLMSG_DONE).
-  bool handleDatagram(std::span<const std::byte> datagram, Timestamp received, bool from_dump,
-                      const Deliver& deliver);
+  bool handleDatagram(std::span<const std::byte> datagram, const DecodeContext& context, const Deliver& deliver);
   void noteOverrun(const Clock& clock);
 
   MnlSocket events_;

@@ -141,11 +141,14 @@ Result<void> EventReader::loop() {
       // Only after a turn that emptied the socket (a thread that is behind reads on at once), and
       // not on an error (POLLERR: an overrun, already a loss) nor while a dump settles.
       const bool gather = ready > 0 && caught_up_ && (fds[0].revents & POLLERR) == 0 && !schedule_.settling();
+      // What the turn reads arrived after this (the socket was read empty before the poll), and
+      // the wait below is ours: DecodeContext::woke.
+      const std::optional<Timestamp> woke = gather ? std::optional{clock_.now()} : std::nullopt;
       if (gather && stopRequestedWithin(wait_)) {
         return finish();
       }
       turn_records_ = 0;
-      auto read = readTurn(options_.reads_per_turn, std::nullopt);
+      auto read = readTurn(options_.reads_per_turn, std::nullopt, woke);
       if (!read) {
         return Unexpected{read.error()};
       }
@@ -175,14 +178,15 @@ bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
   return ::ppoll(&stop, 1, &timeout, nullptr) > 0 && (stop.revents & POLLIN) != 0;
 }
 
-Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline) {
+Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline,
+                                   std::optional<Timestamp> woke) {
   const EventSource::Deliver collect = [this](FlowRecord&& record) {
     batch_.push(record);
     ++turn_records_;
   };
   for (std::size_t i = 0; i < max_reads; ++i) {
     const Timestamp started = clock_.now();
-    auto status = source_.readBatch(clock_, collect);
+    auto status = source_.readBatch(clock_, woke, collect);
     push(options_.when_full);
     if (!status) {
       return Unexpected{status.error()};

@@ -109,7 +109,9 @@ private:
   void run() noexcept;
   [[nodiscard]] Result<void> loop();
   // Reads up to `max_reads` batches, or until `deadline`. True when the socket was read empty.
-  [[nodiscard]] Result<bool> readTurn(std::size_t max_reads, std::optional<Timestamp> deadline);
+  // `woke`: as EventSource::readBatch takes it, for every read of the turn.
+  [[nodiscard]] Result<bool> readTurn(std::size_t max_reads, std::optional<Timestamp> deadline,
+                                      std::optional<Timestamp> woke = std::nullopt);
   // Waits up to `wait` on the stop eventfd; true when a stop was requested meanwhile.
   [[nodiscard]] bool stopRequestedWithin(std::chrono::nanoseconds wait) const;
   void noteEmpty();

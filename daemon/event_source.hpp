@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "flow/flow_record.hpp"
 #include "flow/result.hpp"
@@ -44,8 +45,11 @@ public:
   // The event socket, for poll(2).
   [[nodiscard]] virtual int fd() const noexcept = 0;
   // One non-blocking read of as many datagrams as one call takes; every record decoded from them
-  // goes to `deliver`. Errors: any socket error other than EAGAIN, EINTR and ENOBUFS.
-  [[nodiscard]] virtual Result<ReadStatus> readBatch(const Clock& clock, const Deliver& deliver) = 0;
+  // goes to `deliver`. `woke`: when the reader learnt that the socket held data, if it then waited
+  // on purpose before reading (read pacing); what is read arrived no earlier than about then
+  // (DecodeContext). Errors: any socket error other than EAGAIN, EINTR and ENOBUFS.
+  [[nodiscard]] virtual Result<ReadStatus> readBatch(const Clock& clock, std::optional<Timestamp> woke,
+                                                     const Deliver& deliver) = 0;
   // Dumps the table (over a socket of its own) and passes every entry as an EventType::Dump
   // record. Returns how many entries were delivered.
   [[nodiscard]] virtual Result<std::size_t> dumpTable(const Clock& clock, const Deliver& deliver) = 0;

@@ -254,6 +254,32 @@ TEST(ConntrackDecoderTest, EventTypeFollowsMessageTypeFlagsAndOrigin) {
 // ---------------------------------------------------------------------------------------------
 // Protocols and families.
 
+// Found by an exploratory run: without kernel times every receive-time start was 224 ms late at a
+// low rate, the reader's read-pacing wait, and a lookup in a flow's first 0.2 s missed it. A
+// beginning is taken when the reader woke (the earliest it can have arrived), an end when it read.
+TEST(ConntrackDecoderTest, WithoutKernelTimesABeginningIsTakenWhenTheReaderWokeAndAnEndWhenItRead) {
+  constexpr Timestamp kWoke = fromUnixNanos(1'795'617'348'776'000'000);  // 224 ms before kReceive
+  const auto tuple = tcpTuple("100.64.0.2", 40000, "198.51.100.1", 443);
+  const DecodeContext paced{kReceive, MessageOrigin::Event, kWoke};
+  const auto created = decodeConntrack(CtMessageBuilder{}.newEvent().original(tuple).build(), paced);
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->event_time, kWoke);
+  EXPECT_EQ(created->start, kWoke);
+  EXPECT_EQ(created->start_source, TimeSource::Receive);
+  const auto updated = decodeConntrack(CtMessageBuilder{}.updateEvent().original(tuple).build(), paced);
+  ASSERT_TRUE(updated);
+  EXPECT_EQ(updated->event_time, kWoke);
+  const auto destroyed = decodeConntrack(CtMessageBuilder{}.destroyEvent().original(tuple).build(), paced);
+  ASSERT_TRUE(destroyed);
+  EXPECT_EQ(destroyed->event_time, kReceive);
+  EXPECT_EQ(destroyed->end, kReceive) << "an end is never taken early";
+  // The kernel's own time wins, and a reader that did not wait reads at the receive time.
+  const auto stamped = decodeConntrack(CtMessageBuilder{}.newEvent().original(tuple).eventTimestamp(kEvent).build(), paced);
+  ASSERT_TRUE(stamped);
+  EXPECT_EQ(stamped->event_time, kEvent);
+  EXPECT_EQ(decodeOk(CtMessageBuilder{}.newEvent().original(tuple).build()).event_time, kReceive);
+}
+
 TEST(ConntrackDecoderTest, Ipv4AndIpv6Tcp) {
   const auto v4 = tcpTuple("100.64.0.2", 33000, "198.51.100.1", 80);
   FlowRecord record = decodeOk(CtMessageBuilder{}.original(v4).build());

@@ -62,8 +62,10 @@ public:
   }
 
   [[nodiscard]] int fd() const noexcept override { return fd_.get(); }
-  Result<ReadStatus> readBatch(const Clock& /*clock*/, const Deliver& deliver) override {
+  Result<ReadStatus> readBatch(const Clock& /*clock*/, std::optional<Timestamp> woke,
+                               const Deliver& deliver) override {
     const std::lock_guard lock(mutex_);
+    last_woke_ = woke;
     if (fail_) {
       return fail(Errc::Netlink, "socket broke");
     }
@@ -107,6 +109,11 @@ public:
     const std::lock_guard lock(mutex_);
     return dumps_;
   }
+  // The `woke` the last read was given.
+  std::optional<Timestamp> lastWoke() {
+    const std::lock_guard lock(mutex_);
+    return last_woke_;
+  }
   // Reads that found the script empty: each ends a turn.
   int emptyReads() {
     const std::lock_guard lock(mutex_);
@@ -122,6 +129,7 @@ private:
   bool fail_{false};
   int dumps_{0};
   int empty_reads_{0};
+  std::optional<Timestamp> last_woke_;
   SourceStats stats_{};  // reader thread only
 };
 
@@ -276,6 +284,9 @@ TEST_F(EventReaderTest, AWakeWaitsToTakeWhatArrivesMeanwhileInOneTurn) {
   EXPECT_EQ(queue_->stats().waiting, 0U) << "read before the wait was over";
   source_.feed({{{record(2)}}});
   ASSERT_TRUE(consumer_->until([](const auto& items) { return items.size() == 2; }));
+  // The turn's reads were told when the reader woke: what they read arrived after that, not when
+  // the wait ended (DecodeContext::woke).
+  EXPECT_TRUE(source_.lastWoke());
   stop();
   EXPECT_EQ(countOf<FlowRecord>(consumer_->items), 2U);
 }
