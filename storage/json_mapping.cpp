@@ -425,6 +425,14 @@ void observerJson(JsonWriter& json, const JsonContext& context) {
   json.endObject();
 }
 
+// ECS: "ecs.version is a required field and must exist in all events"; an integration reads it to
+// know which field definitions a document follows.
+void ecsJson(JsonWriter& json) {
+  json.beginObject("ecs");
+  json.ascii("version", kEcsVersion);
+  json.endObject();
+}
+
 }  // namespace
 
 void appendJsonString(std::string& out, std::string_view text) {
@@ -445,6 +453,7 @@ void appendJsonLine(std::string& out, const FlowRecord& record, const JsonContex
     endpointJson(json, "destination", record.original.dst, record.original.dst_port, record.original.protocol,
                  record.counters_reply, record.nat.translated_destination);
     observerJson(json, context);
+    ecsJson(json);
     conntrackJson(json, record);
     json.endObject();
   });
@@ -474,6 +483,7 @@ void appendJsonLine(std::string& out, const GapRecord& gap, const JsonContext& c
     }
     json.endObject();
     observerJson(json, context);
+    ecsJson(json);
     // The counts are always written, so that every gap line has one shape; lost_records 0 means
     // "not known" (a kernel overrun or a daemon that was down), as in GapRecord.
     json.beginObject("ctaudit");

@@ -204,10 +204,16 @@ Json observerJson(const JsonContext& context) {
   return std::move(observer).take();
 }
 
+Json ecsJson() {
+  Object ecs(1);
+  ecs.add("version", std::string(storage::kEcsVersion));
+  return std::move(ecs).take();
+}
+
 }  // namespace
 
 std::string nlohmannJsonLine(const FlowRecord& record, const JsonContext& context) {
-  Object root(7);
+  Object root(8);
   root.add("@timestamp", formatRfc3339(record.event_time));
   root.add("event", eventJson(record));
   root.add("network", networkJson(record));
@@ -216,6 +222,7 @@ std::string nlohmannJsonLine(const FlowRecord& record, const JsonContext& contex
   root.add("destination", endpointJson(record.original.dst, record.original.dst_port, record.original.protocol,
                                        record.counters_reply, record.nat.translated_destination));
   root.add("observer", observerJson(context));
+  root.add("ecs", ecsJson());
   root.add("conntrack", conntrackJson(record));
   return serialise(std::move(root).take());
 }
@@ -248,10 +255,11 @@ std::string nlohmannJsonLine(const GapRecord& gap, const JsonContext& context) {
   Object ctaudit(1);
   ctaudit.add("gap", std::move(details).take());
 
-  Object root(4);
+  Object root(5);
   root.add("@timestamp", formatRfc3339(gap.end));
   root.add("event", std::move(event).take());
   root.add("observer", observerJson(context));
+  root.add("ecs", ecsJson());
   root.add("ctaudit", std::move(ctaudit).take());
   return serialise(std::move(root).take());
 }
