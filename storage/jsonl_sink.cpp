@@ -567,8 +567,8 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
                   "new {}",
                   path_.string(), path_.string());
     } else {
-      log_->warn("{} was moved or replaced while ctauditd wrote it (logrotate without its SIGHUP?): the lines up "
-                 "to now are in the moved file; writing to a new {}",
+      // logrotate's rename is usually seen here, before its SIGHUP arrives: not a warning.
+      log_->info("{} was moved or replaced (rotated): the lines up to now are in the moved file; writing to a new {}",
                  path_.string(), path_.string());
     }
     reopen();

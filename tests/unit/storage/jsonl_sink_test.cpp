@@ -335,9 +335,13 @@ TEST(JsonLinesSinkTest, ReopenAfterRenameKeepsEveryLine) {
   EXPECT_EQ(readFile(rotated), linesOf(before));
   EXPECT_EQ(readFile(path), linesOf(between) + linesOf(after));
   EXPECT_TRUE(log.at(spdlog::level::err).empty());
-  const auto warnings = log.at(spdlog::level::warn);
-  ASSERT_EQ(warnings.size(), 1U);
-  EXPECT_NE(warnings[0].find("was moved or replaced while ctauditd wrote it"), std::string::npos) << warnings[0];
+  // The documented logrotate stanza renames, then sends SIGHUP: the rename is usually seen first,
+  // and is no reason for a warning (an exploratory run found 8 of 9 rotations warned about).
+  EXPECT_TRUE(log.at(spdlog::level::warn).empty());
+  const auto infos = log.at(spdlog::level::info);
+  EXPECT_TRUE(std::any_of(infos.begin(), infos.end(), [](const std::string& line) {
+    return line.find("was moved or replaced (rotated)") != std::string::npos;
+  }));
 }
 
 // A second daemon with its own --db and the same --jsonl (one started by hand beside the service)
