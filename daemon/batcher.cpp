@@ -298,8 +298,8 @@ std::optional<GapRecord> Batcher::takeSyncLossGap(Lane& lane) {
   gap.lost_records = loss->records;
   gap.sink = labelOf(lane.target);
   ++sink_failure_gaps_;
-  log_->error("{}: {} record(s) with event times {} .. {} may not be on disk: the sync after them failed; recorded "
-              "as a gap",
+  log_->error("{}: {} record(s) with event times {} .. {} may not be kept (a failed sync, or a file deleted under "
+              "the daemon: the sink said which); recorded as a gap",
               lane.target.name, loss->records, formatRfc3339(gap.start), formatRfc3339(gap.end));
   return gap;
 }

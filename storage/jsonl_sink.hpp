@@ -223,6 +223,9 @@ private:
   // The records of the batches written since the last successful fdatasync (gap lines are not
   // records), and what a failed one left for takeSyncLoss().
   SyncLoss unsynced_records_{};
+  // The records written since reopenIfMoved() last found the file at its path: lost with it if it
+  // turns out deleted (into sync_loss_, a gap).
+  SyncLoss unchecked_{};
   std::optional<SyncLoss> sync_loss_;
   // An fdatasync of the file open failed (result != 0, errno not EINVAL): moves the unsynced
   // records into sync_loss_.

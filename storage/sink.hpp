@@ -83,9 +83,11 @@ public:
   virtual SinkStatus flush() noexcept = 0;
   // Reopens output files after logrotate moved them (SIGHUP). Default: nothing to reopen.
   virtual void reopen() noexcept {}
-  // After a flush() (or a rotation) whose sync failed: the records accepted since the last good
-  // sync, which may not be on disk, once; the caller records them as a gap. Default: none (a
-  // sink whose commit is its sync, like SQLite's, never accepts what it has not synced).
+  // Records the sink accepted that may not be kept, once; the caller records them as a gap: after
+  // a flush() (or a rotation) whose sync failed, those since the last good sync; after the file
+  // was found deleted, those written to it since it was last seen. Asked after every flush.
+  // Default: none (a sink whose commit is its sync, like SQLite's, never accepts what it has not
+  // synced).
   [[nodiscard]] virtual std::optional<SyncLoss> takeSyncLoss() noexcept { return std::nullopt; }
   // After a write() that answered Retry or Failed: how many records at the front of that batch
   // the sink took all the same (a sink that appends line by line, on a disk that filled part
