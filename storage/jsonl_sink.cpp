@@ -334,6 +334,9 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   if (status == SinkStatus::Ok) {
     unsynced_records_.add({total_lines, earliest, latest});
     unchecked_.add({total_lines, earliest, latest});
+    if (struct stat st {}; is_regular_ && ::fstat(fd_.get(), &st) == 0) {
+      written_end_ = st.st_size;
+    }
   } else {
     keepAcceptedLines(batch, earliest, latest);
   }
@@ -520,6 +523,7 @@ void JsonLinesSink::reopen() noexcept {
   const bool same_file = ::fstat(fd_.get(), &before) == 0 && ::fstat(fd->get(), &after) == 0 &&
                          FileId::of(before) == FileId::of(after);
   fd_ = std::move(fd).value();  // closing the old descriptor drops its lock, which a reopen of the same file takes again
+  written_end_ = 0;  // not known of this one until a batch is written to it
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
   log_->info("reopened {}", path_.string());
@@ -550,12 +554,32 @@ void JsonLinesSink::lockReopened() noexcept {
   }
 }
 
+void JsonLinesSink::noteTruncatedUnderUs(off_t size) noexcept {
+  // copytruncate (docs/operations.md says not to): logrotate copies the file, then cuts it to
+  // nothing; what was written between the two is in neither. Those lines are among the ones
+  // written since the last look (unchecked_), which become a gap, as for a deleted file.
+  log_->error("{} was cut from {} to {} bytes by another process (logrotate's copytruncate?): lines written between "
+              "its copy and the cut are lost ({} since the last look, recorded as a gap); use the built-in "
+              "rotation, or logrotate's rename with SIGHUP (docs/operations.md)",
+              path_.string(), written_end_, size, unchecked_.records);
+  if (unchecked_.records > 0) {
+    if (!sync_loss_) {
+      sync_loss_.emplace();
+    }
+    sync_loss_->add(unchecked_);
+  }
+  written_end_ = size;
+}
+
 bool JsonLinesSink::reopenIfMoved() noexcept {
   if (is_stdout_ || !is_regular_) {
     return true;
   }
   auto file = openFile();
   if (!file || file->at_path) {
+    if (file && file->status.st_size < written_end_) {
+      noteTruncatedUnderUs(file->status.st_size);
+    }
     unchecked_ = {};  // the file at the path holds them
     return true;  // (a descriptor that cannot be read: the write that follows reports it)
   }
@@ -671,6 +695,7 @@ bool JsonLinesSink::closeActiveFile(Timestamp end, Timestamp now) noexcept {
     return refuse(fd.error().detail + (restored ? "" : "; and it could not be renamed back from " + closed.string()));
   }
   fd_ = std::move(fd).value();
+  written_end_ = 0;
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
   lockReopened();

@@ -226,6 +226,10 @@ private:
   // The records written since reopenIfMoved() last found the file at its path: lost with it if it
   // turns out deleted (into sync_loss_, a gap).
   SyncLoss unchecked_{};
+  // The file's size after the last batch written to it: smaller at the next look means another
+  // process cut it (noteTruncatedUnderUs). 0 until a batch is written to the file open.
+  off_t written_end_{0};
+  void noteTruncatedUnderUs(off_t size) noexcept;
   std::optional<SyncLoss> sync_loss_;
   // An fdatasync of the file open failed (result != 0, errno not EINVAL): moves the unsynced
   // records into sync_loss_.
