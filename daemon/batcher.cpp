@@ -243,7 +243,7 @@ void Batcher::isolateFailure(Lane& lane, Timestamp now) {
     if (status == SinkStatus::Rejected) {
       bad.push_back(i);
     } else if (status != SinkStatus::Ok) {
-      keep_from = i;
+      keep_from = i + std::min<std::size_t>(lane.target.sink->acceptedOfFailedBatch(), 1);
       break;
     }
   }

@@ -186,7 +186,9 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
   };
   for (std::size_t i = 0; i < max_reads; ++i) {
     const Timestamp started = clock_.now();
-    auto status = source_.readBatch(clock_, woke, collect);
+    // `woke` bounds what the turn's first read takes; a later read may take what queued while the
+    // reader was held up (a full queue in reliable mode waits for room), so it gets the read time.
+    auto status = source_.readBatch(clock_, i == 0 ? woke : std::nullopt, collect);
     push(options_.when_full);
     if (!status) {
       return Unexpected{status.error()};
@@ -247,6 +249,7 @@ void EventReader::resync() {
     }
   });
   const Timestamp end = clock_.now();
+  caught_up_ = false;  // events queued during the dump, done or failed: read them at once
   batch_.push(ResyncEnd{end, dumped.has_value(), options_.close_unseen});
   push(EventQueue::WhenFull::Wait);
   if (!dumped) {

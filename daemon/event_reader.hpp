@@ -109,7 +109,7 @@ private:
   void run() noexcept;
   [[nodiscard]] Result<void> loop();
   // Reads up to `max_reads` batches, or until `deadline`. True when the socket was read empty.
-  // `woke`: as EventSource::readBatch takes it, for every read of the turn.
+  // `woke`: as EventSource::readBatch takes it, for the turn's first read.
   [[nodiscard]] Result<bool> readTurn(std::size_t max_reads, std::optional<Timestamp> deadline,
                                       std::optional<Timestamp> woke = std::nullopt);
   // Waits up to `wait` on the stop eventfd; true when a stop was requested meanwhile.
@@ -139,7 +139,9 @@ private:
   DropWindow overflow_;
   PipelineBatch batch_;
   std::atomic<bool> waiting_for_events_{false};  // waitingForEvents()
-  bool caught_up_{true};  // the last turn read the socket empty
+  // The last turn read the socket empty, and no dump has run since (events queue meanwhile): only
+  // then may the next turn wait to gather more, and pass DecodeContext::woke.
+  bool caught_up_{true};
   bool records_since_drained_{false};  // records pushed since the last ReaderDrained
   std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)
   std::size_t turn_records_{0};      // records read in the turn under way

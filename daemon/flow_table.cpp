@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/flow_table.hpp"
 
+#include <algorithm>
+#include <utility>
+
 #include "flow/nat.hpp"
 
 namespace ctaudit::daemon {
@@ -83,26 +86,31 @@ bool FlowTable::apply(FlowRecord& record) {
 
 void FlowTable::restore(const FlowRecord& open) { open_.insert_or_assign(open.key(), remember(open)); }
 
-std::optional<FlowRecord> FlowTable::endIfReplaced(const FlowRecord& record) {
+FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   if (record.event == EventType::New) {
-    return std::nullopt;  // a NEW replaces whatever had its key (apply)
+    return {};  // a NEW replaces whatever had its key (apply)
   }
   const auto found = open_.find(record.key());
   if (found == open_.end()) {
-    return std::nullopt;
+    return {};
   }
   // The reply tuple alone: the start is no witness, since a NEW's start is the event's time (since
   // Linux 6.14 the kernel's) while a dump row or DESTROY carries the entry's CTA_TIMESTAMP start,
   // an earlier instant of the same entry.
   const OpenFlow& flow = found->second;
   if (flow.reply == record.reply) {
-    return std::nullopt;
+    return {};
+  }
+  const Timestamp began = record.start.value_or(record.event_time);
+  if (flow.has_start && began < fromUnixNanos(flow.start_ns)) {
+    return {std::nullopt, true};
   }
   // The old entry was gone before the new one was made: the same original tuple cannot be in the
-  // kernel's table twice.
-  FlowRecord ended = boundDestroy(found->first, flow, record.start.value_or(record.event_time));
+  // kernel's table twice. Never before the old flow's own start.
+  const Timestamp bound = flow.has_start ? std::max(began, fromUnixNanos(flow.start_ns)) : began;
+  FlowRecord ended = boundDestroy(found->first, flow, bound);
   open_.erase(found);
-  return ended;
+  return {std::move(ended), false};
 }
 
 FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept {

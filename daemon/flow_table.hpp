@@ -54,7 +54,16 @@ public:
   // was then lost
   // (an exploratory run found `who` naming the old subscriber for the new port, and nobody for
   // the old one).
-  [[nodiscard]] std::optional<FlowRecord> endIfReplaced(const FlowRecord& record);
+  //
+  // The other way round, a record of another entry that began before the open flow did (its start,
+  // or its time when it has none, is earlier) is a late event of an entry already replaced: an
+  // UPDATE or DESTROY queued behind the dump that showed its successor. It must touch neither
+  // flow: `stale` says to drop it.
+  struct Replacement {
+    std::optional<FlowRecord> ended;
+    bool stale{false};
+  };
+  [[nodiscard]] Replacement endIfReplaced(const FlowRecord& record);
 
   // Adds a flow that the database still has open from an earlier run (SqliteSink::openFlows), so
   // that its dump row is not written a second time and its DESTROY is completed as usual. It

@@ -59,15 +59,20 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
 void Pipeline::record(FlowRecord&& record, Timestamp now) {
   ++stats_.records;
   const bool from_dump = record.event == EventType::Dump;
-  if (auto replaced = table_.endIfReplaced(record)) {
+  auto replaced = table_.endIfReplaced(record);
+  if (replaced.stale) {
+    log_->debug("conntrack id {}: a late event of an entry its successor has replaced; dropped", record.ct_id);
+    return;
+  }
+  if (replaced.ended) {
     // The old entry's DESTROY was lost (the daemon was down, or events were dropped): counted as
     // a flow closed unseen, which it is.
-    log_->debug("conntrack id {} came back as another entry (another reply tuple or start): its earlier flow is "
-                "closed with a bound end",
+    log_->debug("conntrack id {} came back as another entry (another reply tuple): its earlier flow is closed with a "
+                "bound end",
                 record.ct_id);
     ++stats_.closed_unseen;
     ++stats_.written;
-    batcher_.add(std::move(*replaced), now);
+    batcher_.add(std::move(*replaced.ended), now);
   }
   if (!table_.apply(record)) {
     return;

@@ -24,7 +24,9 @@ bool sameFile(int a, int b) noexcept {
 
 AppendOutcome appendBuffered(int fd, std::string_view bytes, std::chrono::milliseconds wait_for_room) noexcept {
   AppendOutcome outcome;
-  const auto deadline = std::chrono::steady_clock::now() + wait_for_room;
+  // From the last write that made progress: a reader that is slow but reads is waited for as long
+  // as it takes (as a blocking write would), one that stopped for `wait_for_room` no longer.
+  auto deadline = std::chrono::steady_clock::now() + wait_for_room;
   while (outcome.written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + outcome.written, bytes.size() - outcome.written);
     if (n < 0) {
@@ -51,6 +53,7 @@ AppendOutcome appendBuffered(int fd, std::string_view bytes, std::chrono::millis
       return outcome;
     }
     outcome.written += static_cast<std::size_t>(n);
+    deadline = std::chrono::steady_clock::now() + wait_for_room;
   }
   return outcome;
 }

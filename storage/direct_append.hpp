@@ -23,8 +23,8 @@ struct AppendOutcome {
 
 // write(2) until every byte of `bytes` is taken or a call fails (EINTR is retried). `fd` is
 // usually O_APPEND. A non-blocking pipe that is full (EAGAIN) is waited on (poll) for up to
-// `wait_for_room` in all before EAGAIN is returned: a reader that is slow still gets every byte,
-// one that stopped holds the caller up for no longer than that.
+// `wait_for_room` after the last write that made progress before EAGAIN is returned: a reader
+// that is slow still gets every byte, one that stopped holds the caller up for no longer than that.
 [[nodiscard]] AppendOutcome appendBuffered(int fd, std::string_view bytes,
                                            std::chrono::milliseconds wait_for_room = std::chrono::milliseconds{0}) noexcept;
 

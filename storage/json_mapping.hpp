@@ -9,12 +9,12 @@
 
 namespace ctaudit::storage {
 
-// What the JSON mapping needs beyond the record itself.
 // The ECS version whose field definitions the mapping follows (ecs.version in every line): the last
 // of ECS 8, whose fields (source.nat.*, network.community_id, event.kind pipeline_error, ...) the
 // mapping uses as that version defines them.
 inline constexpr std::string_view kEcsVersion = "8.17.0";
 
+// What the JSON mapping needs beyond the record itself.
 struct JsonContext {
   std::string observer_hostname;
 };

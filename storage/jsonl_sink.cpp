@@ -73,23 +73,19 @@ Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
 
 // A descriptor of the sink's own for standard output. A pipe or a terminal gets an open file
 // description of its own (through /proc/self/fd/1), made non-blocking as a FIFO path is: O_NONBLOCK
-// on fd 1's description would also reach whoever shares it (the shell that started the daemon).
-// Anything else (a regular file, journald's socket, no /proc) is a plain duplicate; a socket is
-// made non-blocking there, as it is the daemon's alone.
+// on fd 1's description would also reach whoever shares it (the shell that started the daemon,
+// and fd 2 where systemd made stderr a copy of stdout). O_NOCTTY: a daemon that leads its session
+// must not take the terminal as its controlling one. Anything else (a regular file, journald's
+// socket, which cannot be opened again, no /proc) is a plain duplicate, written blocking as before.
 int standardOutputForSink() noexcept {
   struct stat st {};
   if (::fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
-    const int own = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    const int own = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (own >= 0) {
       return own;
     }
   }
-  const int fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (fd >= 0 && S_ISSOCK(st.st_mode)) {
-    const int flags = ::fcntl(fd, F_GETFL);
-    (void)::fcntl(fd, F_SETFL, flags | O_NONBLOCK);  // a blocking socket only risks a stall
-  }
-  return fd;
+  return ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
 }
 
 // An exclusive flock(2) on the regular file open at `fd`, held as long as the descriptor: a
@@ -390,7 +386,10 @@ SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
   appendJsonLine(buffer_, gap, context_);
   buffer_ += '\n';
   rotateIfDue(buffer_.size());
-  return writeBuffer(1, {});
+  const SinkStatus status = writeBuffer(1, {});
+  // A gap line cut part way is taken: the rest of it goes first when the output works again.
+  // Reporting it not taken had it written again whole after that rest.
+  return status != SinkStatus::Ok && lines_kept_ == 1 ? SinkStatus::Ok : status;
 }
 
 SinkStatus JsonLinesSink::writeBuffer(std::size_t lines, Written earlier) noexcept {
@@ -493,14 +492,23 @@ SinkStatus JsonLinesSink::flush() noexcept {
 }
 
 void JsonLinesSink::reopen() noexcept {
-  (void)flush();  // a failure is logged there
+  (void)flush();  // a failure is logged there; it also finishes a cut line if it can
   if (is_stdout_) {
+    return;
+  }
+  struct stat open_file {};
+  const bool deleted = ::fstat(fd_.get(), &open_file) == 0 && open_file.st_nlink == 0;
+  if (!torn_tail_.empty() && !deleted) {
+    // The rest of a cut line belongs in this file, after its start: reopening now would leave half
+    // a line here (or, reopening the same file, cut it off, shrinking the file under a shipper).
+    // Its record counts as written; the next write or flush finishes it, and the reopen follows.
+    log_->info("not reopening {} yet: the rest of a line cut by a failed write is still to be written to it",
+               path_.string());
+    next_moved_check_ = clock_->now();  // reopenIfMoved() tries again at the next batch
     return;
   }
   Result<UniqueFd> fd = openForAppend(path_);
   if (!fd) {
-    struct stat open_file {};
-    const bool deleted = ::fstat(fd_.get(), &open_file) == 0 && open_file.st_nlink == 0;
     // reopenIfMoved() only looks again at a regular file: a FIFO whose reader is gone waits for
     // the next SIGHUP.
     const std::string when = is_regular_ ? "in " + std::to_string(kMovedRetryInterval.count()) + " s or at the next SIGHUP"
@@ -512,12 +520,14 @@ void JsonLinesSink::reopen() noexcept {
     next_moved_check_ = clock_->now() + kMovedRetryInterval;  // reopenIfMoved() tries again then
     return;
   }
-  if (!torn_tail_.empty()) {
-    // Its start is in the old file; writing the rest at the top of the new one would only add a
-    // broken line there. The batch it belonged to was reported Failed and is retried.
-    log_->warn("dropping the unfinished end of a cut JSON line in the previous {}", path_.string());
+  if (deleted) {
+    // What was written to it since it was last seen at the path went with it (a SIGHUP after an
+    // rm, or logrotate's rotate 0): a gap, as when reopenIfMoved() finds it deleted. A cut line's
+    // start went with it too; its rest would only be a broken line in the new file.
+    noteLinesLostWithFile();
     torn_tail_.clear();
   }
+  unchecked_ = {};  // the moved file keeps its lines
   struct stat before {};
   struct stat after {};
   const bool same_file = ::fstat(fd_.get(), &before) == 0 && ::fstat(fd->get(), &after) == 0 &&
@@ -528,8 +538,7 @@ void JsonLinesSink::reopen() noexcept {
   unsynced_ = false;
   log_->info("reopened {}", path_.string());
   lockReopened();
-  // Normally a new, empty file; but a SIGHUP without a rotation reopens the same one, which may end
-  // in the half line dropped above.
+  // Normally a new, empty file; but one another program left ending in half a line is repaired.
   moveTornLastLine();
   if (!same_file) {
     file_start_ = fileStart(clock_->now());
@@ -562,13 +571,18 @@ void JsonLinesSink::noteTruncatedUnderUs(off_t size) noexcept {
               "its copy and the cut are lost ({} since the last look, recorded as a gap); use the built-in "
               "rotation, or logrotate's rename with SIGHUP (docs/operations.md)",
               path_.string(), written_end_, size, unchecked_.records);
+  noteLinesLostWithFile();
+  written_end_ = size;
+}
+
+void JsonLinesSink::noteLinesLostWithFile() noexcept {
   if (unchecked_.records > 0) {
     if (!sync_loss_) {
       sync_loss_.emplace();
     }
     sync_loss_->add(unchecked_);
   }
-  written_end_ = size;
+  unchecked_ = {};
 }
 
 bool JsonLinesSink::reopenIfMoved() noexcept {
@@ -596,13 +610,7 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
       log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it ({} since it was "
                   "last seen, recorded as a gap); writing to a new {}",
                   path_.string(), unchecked_.records, path_.string());
-      if (unchecked_.records > 0) {
-        if (!sync_loss_) {
-          sync_loss_.emplace();
-        }
-        sync_loss_->add(unchecked_);
-      }
-      unchecked_ = {};
+      noteLinesLostWithFile();
     } else {
       // logrotate's rename is usually seen here, before its SIGHUP arrives: not a warning.
       log_->info("{} was moved or replaced (rotated): the lines up to now are in the moved file; writing to a new {}",

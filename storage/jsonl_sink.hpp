@@ -230,6 +230,8 @@ private:
   // process cut it (noteTruncatedUnderUs). 0 until a batch is written to the file open.
   off_t written_end_{0};
   void noteTruncatedUnderUs(off_t size) noexcept;
+  // The file open is gone (deleted) or was cut: unchecked_ becomes a loss for takeSyncLoss().
+  void noteLinesLostWithFile() noexcept;
   std::optional<SyncLoss> sync_loss_;
   // An fdatasync of the file open failed (result != 0, errno not EINVAL): moves the unsynced
   // records into sync_loss_.

@@ -4,10 +4,10 @@
 namespace ctaudit::storage {
 
 void SinkStats::add(SinkStatus status, std::size_t records) noexcept {
+  records_written += records;
   switch (status) {
     case SinkStatus::Ok:
       ++batches_ok;
-      records_written += records;
       break;
     case SinkStatus::Retry:
       ++batches_retried;

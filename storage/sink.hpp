@@ -49,6 +49,8 @@ struct SinkStats {
   std::uint64_t batches_retried{0};
   std::uint64_t batches_failed{0};
 
+  // One write(): its status, and the records the sink took (all of an Ok batch; of another, what
+  // acceptedOfFailedBatch() says).
   void add(SinkStatus status, std::size_t records) noexcept;
 };
 
@@ -70,7 +72,8 @@ public:
   // Takes a batch; never throws; keeps no pointers into `batch` after returning.
   [[nodiscard]] SinkStatus write(std::span<const FlowRecord> batch) noexcept {
     const SinkStatus status = doWrite(batch);
-    stats_.add(status, batch.size());
+    // A batch that failed part way counts the records the sink took all the same.
+    stats_.add(status, status == SinkStatus::Ok ? batch.size() : acceptedOfFailedBatch());
     return status;
   }
   // Records a window in which records were lost, in the sink's own form (a `gaps` row, a

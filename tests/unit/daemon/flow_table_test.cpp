@@ -184,7 +184,7 @@ TEST(FlowTableTest, AnEntryMadeAgainWithTheSameKeyEndsTheOldFlow) {
   row.reply.dst_port = 40594;  // the new entry's mapping
   row.start = fromUnixNanos(450);
   row.start_source = TimeSource::Kernel;
-  const auto ended = table.endIfReplaced(row);
+  const auto ended = table.endIfReplaced(row).ended;
   ASSERT_TRUE(ended);
   EXPECT_EQ(ended->event, EventType::Destroy);
   EXPECT_EQ(ended->reply.dst_port, 40732);
@@ -198,9 +198,34 @@ TEST(FlowTableTest, AnEntryMadeAgainWithTheSameKeyEndsTheOldFlow) {
   // Without a kernel start the new entry's first event bounds the old one's end.
   auto update = event(EventType::Update, 7, 800);
   update.reply.dst_port = 40001;
-  const auto ended_again = table.endIfReplaced(update);
+  const auto ended_again = table.endIfReplaced(update).ended;
   ASSERT_TRUE(ended_again);
   EXPECT_EQ(toUnixNanos(*ended_again->end), 800);
+}
+
+// A review found the other order: the old entry's UPDATE or DESTROY queued behind the dump that
+// showed its successor. It is older than the open flow, so it touches neither.
+TEST(FlowTableTest, ALateEventOfAReplacedEntryIsStaleAndTouchesNothing) {
+  FlowTable table;
+  auto successor = event(EventType::Dump, 7, 500);
+  successor.reply.dst_port = 40594;
+  successor.start = fromUnixNanos(450);
+  successor.start_source = TimeSource::Kernel;
+  ASSERT_TRUE(table.apply(successor));
+  auto late = event(EventType::Destroy, 7, 520);  // read after the dump, of the entry before
+  late.reply.dst_port = 40732;
+  late.start = fromUnixNanos(100);
+  late.start_source = TimeSource::Kernel;
+  const auto replaced = table.endIfReplaced(late);
+  EXPECT_TRUE(replaced.stale);
+  EXPECT_FALSE(replaced.ended);
+  EXPECT_EQ(table.openFlows(), 1U) << "the successor stays open";
+  // An entry after the successor (no start of its own, seen after the successor's) replaces it.
+  auto later = event(EventType::Update, 7, 460);
+  later.reply.dst_port = 40001;
+  const auto ended = table.endIfReplaced(later).ended;
+  ASSERT_TRUE(ended);
+  EXPECT_GE(toUnixNanos(*ended->end), 450);
 }
 
 TEST(FlowTableTest, TheSameEntryIsNeverTakenForAnother) {
@@ -208,14 +233,15 @@ TEST(FlowTableTest, TheSameEntryIsNeverTakenForAnother) {
   auto open_in_db = event(EventType::New, 7, 100);
   table.restore(open_in_db);
   auto row = event(EventType::Dump, 7, 500);  // same reply tuple, no start of its own
-  EXPECT_FALSE(table.endIfReplaced(row));
+  EXPECT_FALSE(table.endIfReplaced(row).ended);
   // A DESTROY carries the entry's CTA_TIMESTAMP start, earlier than the NEW's event time: the same
   // entry all the same (e2e_nat failed on every flow while starts were compared).
   auto destroyed = event(EventType::Destroy, 7, 900);
   destroyed.start = fromUnixNanos(90);
   destroyed.start_source = TimeSource::Kernel;
-  EXPECT_FALSE(table.endIfReplaced(destroyed));
-  EXPECT_FALSE(table.endIfReplaced(event(EventType::New, 7, 950))) << "a NEW replaces in apply()";
+  EXPECT_FALSE(table.endIfReplaced(destroyed).ended);
+  EXPECT_FALSE(table.endIfReplaced(destroyed).stale);
+  EXPECT_FALSE(table.endIfReplaced(event(EventType::New, 7, 950)).ended) << "a NEW replaces in apply()";
 }
 
 }  // namespace
