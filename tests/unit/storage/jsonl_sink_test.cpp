@@ -490,16 +490,28 @@ TEST(JsonLinesSinkTest, DashOpensStandardOutput) {
   EXPECT_TRUE(log.at(spdlog::level::err).empty());
 }
 
+// A FIFO with a (non-blocking) reader end open, and a sink writing into it: a shipper's pipe.
+struct FifoWithReader {
+  FifoWithReader() {
+    EXPECT_EQ(::mkfifo(path.c_str(), 0600), 0);
+    reader.emplace(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    EXPECT_TRUE(reader->valid());
+    sink = openSink(path, log);
+  }
+  TempDir dir;
+  std::filesystem::path path = dir / "pipe";
+  std::optional<UniqueFd> reader;
+  CapturedLog log;
+  std::unique_ptr<JsonLinesSink> sink;
+};
+
 // A FIFO behaves like standard output piped into a shipper: written to, never synced.
 TEST(JsonLinesSinkTest, WritesIntoAPipe) {
-  const TempDir dir;
-  const auto path = dir / "pipe";
-  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
-  const UniqueFd reader{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
-  ASSERT_TRUE(reader.valid());
-  const CapturedLog log;
-  const auto sink = openSink(path, log);
-  ASSERT_NE(sink, nullptr);
+  FifoWithReader fifo;
+  ASSERT_NE(fifo.sink, nullptr);
+  const auto& sink = fifo.sink;
+  const auto& log = fifo.log;
+  const UniqueFd& reader = *fifo.reader;
 
   const std::vector batch{flow(EventType::New, 1), flow(EventType::Destroy, 1)};
   EXPECT_EQ(sink->write(batch), SinkStatus::Ok);
@@ -516,15 +528,11 @@ TEST(JsonLinesSinkTest, WritesIntoAPipe) {
 // A SIGHUP after the FIFO's reader went away: the FIFO cannot be opened again until one comes
 // back, and only the next SIGHUP tries (the minute's look again is for moved regular files).
 TEST(JsonLinesSinkTest, AFifoWhoseReaderWentAwayWaitsForTheNextSighup) {
-  const TempDir dir;
-  const auto path = dir / "pipe";
-  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
-  std::optional<UniqueFd> reader{UniqueFd{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)}};
-  ASSERT_TRUE(reader->valid());
-  const CapturedLog log;
-  const auto sink = openSink(path, log);
-  ASSERT_NE(sink, nullptr);
-  reader.reset();
+  FifoWithReader fifo;
+  ASSERT_NE(fifo.sink, nullptr);
+  const auto& sink = fifo.sink;
+  const auto& log = fifo.log;
+  fifo.reader.reset();
   sink->reopen();
   const auto errors = log.at(spdlog::level::err);
   ASSERT_EQ(errors.size(), 1U);
@@ -631,14 +639,10 @@ std::string drain(int fd) {
 // kRoomWait for room, then answers Retry with what the pipe took; the rest follows once the
 // reader reads again, every line once.
 TEST(JsonLinesSinkTest, AFifoReaderThatStopsHoldsAWriteForAMomentOnly) {
-  const TempDir dir;
-  const auto path = dir / "pipe";
-  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
-  const UniqueFd reader{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
-  ASSERT_TRUE(reader.valid());
-  const CapturedLog log;
-  const auto sink = openSink(path, log);
-  ASSERT_NE(sink, nullptr);
+  FifoWithReader fifo;
+  ASSERT_NE(fifo.sink, nullptr);
+  const auto& sink = fifo.sink;
+  const UniqueFd& reader = *fifo.reader;
   const auto batch = withoutUpdates(bigBatch(1, 300));  // about 180 KB: more than the 64 KiB a pipe holds
   const auto began = std::chrono::steady_clock::now();
   EXPECT_EQ(sink->write(batch), SinkStatus::Retry);
