@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
 
@@ -25,6 +26,10 @@ struct Unexpected {
 inline Unexpected fail(Errc code, std::string detail, int sys_errno = 0) {
   return Unexpected{Error{code, sys_errno, std::move(detail)}};
 }
+
+// The system's text for errno `error` ("No space left on device"), for a detail: strerror without
+// its shared buffer, so safe on the daemon's other threads (the JSON-lines archiver).
+inline std::string errnoText(int error) { return std::system_category().message(error); }
 
 // A value or an Error: the subset of C++23 std::expected that the project uses. Results are the
 // error channel on every hot path; exceptions are only thrown during start-up.

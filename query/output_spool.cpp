@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -14,8 +13,6 @@
 
 namespace ctaudit::query {
 namespace {
-
-std::string errnoText(int error) { return std::system_category().message(error); }
 
 std::string spoolDirectory() {
   const char* tmpdir = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe): read before any thread starts

@@ -33,8 +33,6 @@ constexpr int kNice = 10;
 // (an older run) is still looked after.
 constexpr auto kIdlePass = std::chrono::minutes{1};
 
-std::string errnoText(int error) { return std::system_category().message(error); }
-
 Unexpected ioError(const std::string& what, int error) {
   return fail(Errc::Io, what + ": " + errnoText(error), error);
 }
