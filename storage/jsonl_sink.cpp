@@ -19,9 +19,6 @@
 namespace ctaudit::storage {
 namespace {
 
-// strerror() text without strerror's shared buffer.
-std::string errnoText(int error) { return std::system_category().message(error); }
-
 constexpr mode_t kFileMode = 0640;
 
 // Whether the file open for writing at `fd` is a SQLite database, read through /proc/self/fd so
@@ -286,8 +283,8 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
     }
   }
 
-  const auto becomes_line = [this](const FlowRecord& record) { return becomesLine(record); };
-  const auto total_lines = static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), becomes_line));
+  const auto total_lines = static_cast<std::size_t>(
+      std::count_if(batch.begin(), batch.end(), [this](const FlowRecord& record) { return becomesLine(record); }));
   if (total_lines == 0) {
     return SinkStatus::Ok;
   }
@@ -299,7 +296,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   Timestamp earliest = Timestamp::max();
   Timestamp latest = Timestamp::min();
   for (const FlowRecord& record : batch) {
-    if (!becomes_line(record)) {
+    if (!becomesLine(record)) {
       continue;
     }
     earliest = std::min(earliest, record.event_time);
@@ -328,11 +325,7 @@ SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   }
   const SinkStatus status = writeBuffer(lines, earlier);
   if (status == SinkStatus::Ok) {
-    unsynced_records_.add({total_lines, earliest, latest});
-    unchecked_.add({total_lines, earliest, latest});
-    if (struct stat st {}; is_regular_ && ::fstat(fd_.get(), &st) == 0) {
-      written_end_ = st.st_size;
-    }
+    noteLinesWritten({total_lines, earliest, latest});
   } else {
     keepAcceptedLines(batch, earliest, latest);
   }
@@ -349,21 +342,24 @@ void JsonLinesSink::keepAcceptedLines(std::span<const FlowRecord> batch, Timesta
     ++accepted;
   }
   accepted_of_failed_ = accepted;
-  if (lines_kept_ > 0) {
-    unsynced_records_.add({lines_kept_, earliest, latest});
-    unchecked_.add({lines_kept_, earliest, latest});
-  }
+  noteLinesWritten({lines_kept_, earliest, latest});
 }
 
-void JsonLinesSink::noteSyncFailed() noexcept {
-  if (unsynced_records_.records == 0) {
-    return;
+void JsonLinesSink::noteSyncFailed() noexcept { moveToSyncLoss(unsynced_records_); }
+
+void JsonLinesSink::moveToSyncLoss(SyncLoss& records) noexcept {
+  if (records.records > 0) {
+    if (!sync_loss_) {
+      sync_loss_.emplace();
+    }
+    sync_loss_->add(records);  // a loss not taken yet widens
   }
-  if (!sync_loss_) {
-    sync_loss_.emplace();
-  }
-  sync_loss_->add(unsynced_records_);  // a loss not taken yet widens
-  unsynced_records_ = {};
+  records = {};
+}
+
+void JsonLinesSink::noteLinesWritten(const SyncLoss& lines) noexcept {
+  unsynced_records_.add(lines);
+  unchecked_.add(lines);
 }
 
 std::optional<SyncLoss> JsonLinesSink::takeSyncLoss() noexcept { return std::exchange(sync_loss_, std::nullopt); }
@@ -405,10 +401,11 @@ SinkStatus JsonLinesSink::writeBuffer(std::size_t lines, Written earlier) noexce
 }
 
 JsonLinesSink::WriteOutcome JsonLinesSink::writeAll(std::string_view bytes) noexcept {
-  if (direct_) {
-    return direct_->append(fd_.get(), bytes);
-  }
-  return appendBuffered(fd_.get(), bytes, is_regular_ ? std::chrono::milliseconds{0} : kRoomWait);
+  const WriteOutcome outcome =
+      direct_ ? direct_->append(fd_.get(), bytes)
+              : appendBuffered(fd_.get(), bytes, is_regular_ ? std::chrono::milliseconds{0} : kRoomWait);
+  written_end_ += static_cast<off_t>(outcome.written);
+  return outcome;
 }
 
 void JsonLinesSink::openDirect() noexcept {
@@ -524,7 +521,7 @@ void JsonLinesSink::reopen() noexcept {
     // What was written to it since it was last seen at the path went with it (a SIGHUP after an
     // rm, or logrotate's rotate 0): a gap, as when reopenIfMoved() finds it deleted. A cut line's
     // start went with it too; its rest would only be a broken line in the new file.
-    noteLinesLostWithFile();
+    moveToSyncLoss(unchecked_);
     torn_tail_.clear();
   }
   unchecked_ = {};  // the moved file keeps its lines
@@ -533,7 +530,7 @@ void JsonLinesSink::reopen() noexcept {
   const bool same_file = ::fstat(fd_.get(), &before) == 0 && ::fstat(fd->get(), &after) == 0 &&
                          FileId::of(before) == FileId::of(after);
   fd_ = std::move(fd).value();  // closing the old descriptor drops its lock, which a reopen of the same file takes again
-  written_end_ = 0;  // not known of this one until a batch is written to it
+  written_end_ = 0;  // what writeAll() adds until reopenIfMoved() reads the size
   is_regular_ = isRegularFile(fd_.get());
   unsynced_ = false;
   log_->info("reopened {}", path_.string());
@@ -571,18 +568,8 @@ void JsonLinesSink::noteTruncatedUnderUs(off_t size) noexcept {
               "its copy and the cut are lost ({} since the last look, recorded as a gap); use the built-in "
               "rotation, or logrotate's rename with SIGHUP (docs/operations.md)",
               path_.string(), written_end_, size, unchecked_.records);
-  noteLinesLostWithFile();
+  moveToSyncLoss(unchecked_);
   written_end_ = size;
-}
-
-void JsonLinesSink::noteLinesLostWithFile() noexcept {
-  if (unchecked_.records > 0) {
-    if (!sync_loss_) {
-      sync_loss_.emplace();
-    }
-    sync_loss_->add(unchecked_);
-  }
-  unchecked_ = {};
 }
 
 bool JsonLinesSink::reopenIfMoved() noexcept {
@@ -593,6 +580,9 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
   if (!file || file->at_path) {
     if (file && file->status.st_size < written_end_) {
       noteTruncatedUnderUs(file->status.st_size);
+    }
+    if (file) {
+      written_end_ = file->status.st_size;  // from here writeAll() counts what it adds
     }
     unchecked_ = {};  // the file at the path holds them
     return true;  // (a descriptor that cannot be read: the write that follows reports it)
@@ -610,7 +600,7 @@ bool JsonLinesSink::reopenIfMoved() noexcept {
       log_->error("{} was deleted while ctauditd wrote it: the lines written to it are gone with it ({} since it was "
                   "last seen, recorded as a gap); writing to a new {}",
                   path_.string(), unchecked_.records, path_.string());
-      noteLinesLostWithFile();
+      moveToSyncLoss(unchecked_);
     } else {
       // logrotate's rename is usually seen here, before its SIGHUP arrives: not a warning.
       log_->info("{} was moved or replaced (rotated): the lines up to now are in the moved file; writing to a new {}",

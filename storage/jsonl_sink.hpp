@@ -226,12 +226,17 @@ private:
   // The records written since reopenIfMoved() last found the file at its path: lost with it if it
   // turns out deleted (into sync_loss_, a gap).
   SyncLoss unchecked_{};
-  // The file's size after the last batch written to it: smaller at the next look means another
-  // process cut it (noteTruncatedUnderUs). 0 until a batch is written to the file open.
+  // The least the file's size must be: its size at the last look (reopenIfMoved) plus what
+  // writeAll() wrote since, without an fstat per batch. Smaller at the next look means another
+  // process cut it (noteTruncatedUnderUs). A new file starts at 0.
   off_t written_end_{0};
   void noteTruncatedUnderUs(off_t size) noexcept;
-  // The file open is gone (deleted) or was cut: unchecked_ becomes a loss for takeSyncLoss().
-  void noteLinesLostWithFile() noexcept;
+  // Moves `records` (unsynced_records_ after a failed sync, unchecked_ when the file went) into
+  // sync_loss_, for takeSyncLoss(); empties it.
+  void moveToSyncLoss(SyncLoss& records) noexcept;
+  // Lines the output took: they wait for a sync (unsynced_records_) and for a look at the path
+  // (unchecked_).
+  void noteLinesWritten(const SyncLoss& lines) noexcept;
   std::optional<SyncLoss> sync_loss_;
   // An fdatasync of the file open failed (result != 0, errno not EINVAL): moves the unsynced
   // records into sync_loss_.
