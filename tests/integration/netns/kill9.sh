@@ -88,14 +88,7 @@ cta_expect "SIGTERM: the last run exits 0" cta_daemon_stop 30
 
 cta_expect "end: PRAGMA integrity_check is ok" cta_integrity_ok
 cta_expect "end: the JSON-lines file ends with a newline" cta_jsonl_ends_with_newline "$CTA_JSONL"
-all_lines_parse() {
-  local bad
-  bad=$(cta_jsonl_bad_lines "$CTA_JSONL")
-  ((bad == 0)) && return 0
-  cta_err "$CTA_JSONL: $bad line(s) are not a JSON object"
-  return 1
-}
-cta_expect "end: every line of the JSON-lines file parses" all_lines_parse
+cta_expect "end: every line of the JSON-lines file parses" cta_jsonl_all_parse "$CTA_JSONL"
 cta_expect "end: no flow has two rows" no_duplicates
 kills_are_gaps() {
   cta_has_table gaps || { cta_err "$CTA_DB has no gaps table (issue #3 storage work)"; return 1; }

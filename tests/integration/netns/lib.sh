@@ -891,6 +891,15 @@ cta_jsonl_bad_lines() {
     jq -R -c 'try (fromjson | if type == "object" then empty else "bad" end) catch "bad"' | wc -l
 }
 
+# cta_jsonl_all_parse FILE: every line of FILE is one JSON object (says how many are not).
+cta_jsonl_all_parse() {
+  local bad
+  bad=$(cta_jsonl_bad_lines "$1")
+  ((bad == 0)) && return 0
+  cta_err "$1: $bad line(s) are not a JSON object"
+  return 1
+}
+
 # cta_jsonl_ends_with_newline FILE: the last byte is "\n" (or the file is empty).
 cta_jsonl_ends_with_newline() {
   [[ ! -s "$1" || -z $(tail -c 1 "$1") ]] && return 0

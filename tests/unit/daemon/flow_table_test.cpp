@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/flow_table.hpp"
 
+#include <optional>
+
 #include <gtest/gtest.h>
 
 #include "flow/ct_status.hpp"
@@ -21,6 +23,18 @@ FlowRecord event(EventType type, std::uint32_t id, std::int64_t t_ns) {
   r.event_time_source = TimeSource::Kernel;
   if (type == EventType::New) {
     r.start = r.event_time;
+    r.start_source = TimeSource::Kernel;
+  }
+  return r;
+}
+
+// An event of the entry whose reply tuple maps it to translated port `port`, with the kernel's
+// start `start_ns` when given: how the tests tell two entries of one key apart.
+FlowRecord mapped(EventType type, std::int64_t t_ns, std::uint16_t port, std::optional<std::int64_t> start_ns = {}) {
+  FlowRecord r = event(type, 7, t_ns);
+  r.reply.dst_port = port;
+  if (start_ns) {
+    r.start = fromUnixNanos(*start_ns);
     r.start_source = TimeSource::Kernel;
   }
   return r;
@@ -176,14 +190,9 @@ TEST(FlowTableTest, SameIdDifferentTupleIsAnotherFlow) {
 // the new entry ends the restored flow (bound at the new start) and opens a flow of its own.
 TEST(FlowTableTest, AnEntryMadeAgainWithTheSameKeyEndsTheOldFlow) {
   FlowTable table;
-  auto open_in_db = event(EventType::New, 7, 100);
-  open_in_db.reply.dst_port = 40732;  // the old mapping
-  table.restore(open_in_db);
+  table.restore(mapped(EventType::New, 100, 40732));  // the old mapping
   table.beginResync();
-  auto row = event(EventType::Dump, 7, 500);
-  row.reply.dst_port = 40594;  // the new entry's mapping
-  row.start = fromUnixNanos(450);
-  row.start_source = TimeSource::Kernel;
+  auto row = mapped(EventType::Dump, 500, 40594, 450);  // the new entry's mapping
   const auto ended = table.endIfReplaced(row).ended;
   ASSERT_TRUE(ended);
   EXPECT_EQ(ended->event, EventType::Destroy);
@@ -196,9 +205,7 @@ TEST(FlowTableTest, AnEntryMadeAgainWithTheSameKeyEndsTheOldFlow) {
   EXPECT_TRUE(table.closeUnseen(fromUnixNanos(600)).empty());
 
   // Without a kernel start the new entry's first event bounds the old one's end.
-  auto update = event(EventType::Update, 7, 800);
-  update.reply.dst_port = 40001;
-  const auto ended_again = table.endIfReplaced(update).ended;
+  const auto ended_again = table.endIfReplaced(mapped(EventType::Update, 800, 40001)).ended;
   ASSERT_TRUE(ended_again);
   EXPECT_EQ(toUnixNanos(*ended_again->end), 800);
 }
@@ -207,23 +214,15 @@ TEST(FlowTableTest, AnEntryMadeAgainWithTheSameKeyEndsTheOldFlow) {
 // showed its successor. It is older than the open flow, so it touches neither.
 TEST(FlowTableTest, ALateEventOfAReplacedEntryIsStaleAndTouchesNothing) {
   FlowTable table;
-  auto successor = event(EventType::Dump, 7, 500);
-  successor.reply.dst_port = 40594;
-  successor.start = fromUnixNanos(450);
-  successor.start_source = TimeSource::Kernel;
+  auto successor = mapped(EventType::Dump, 500, 40594, 450);
   ASSERT_TRUE(table.apply(successor));
-  auto late = event(EventType::Destroy, 7, 520);  // read after the dump, of the entry before
-  late.reply.dst_port = 40732;
-  late.start = fromUnixNanos(100);
-  late.start_source = TimeSource::Kernel;
-  const auto replaced = table.endIfReplaced(late);
+  // Read after the dump, of the entry before.
+  const auto replaced = table.endIfReplaced(mapped(EventType::Destroy, 520, 40732, 100));
   EXPECT_TRUE(replaced.stale);
   EXPECT_FALSE(replaced.ended);
   EXPECT_EQ(table.openFlows(), 1U) << "the successor stays open";
   // An entry after the successor (no start of its own, seen after the successor's) replaces it.
-  auto later = event(EventType::Update, 7, 460);
-  later.reply.dst_port = 40001;
-  const auto ended = table.endIfReplaced(later).ended;
+  const auto ended = table.endIfReplaced(mapped(EventType::Update, 460, 40001)).ended;
   ASSERT_TRUE(ended);
   EXPECT_GE(toUnixNanos(*ended->end), 450);
 }
