@@ -87,9 +87,11 @@ bool Batcher::finish(Timestamp now) {
     }
     (void)lane.target.sink->flush();
   }
-  // A sync that failed in that very last flush: the gap can still reach the other sinks. (One that
-  // failed in flushAll above went out with the gaps already.)
+  // A sync that failed in that very last flush, or a line cut by a full disk whose rest never
+  // found room: the gap can still reach the other sinks. (A sync that failed in flushAll above
+  // went out with the gaps already.)
   for (Lane& lane : lanes_) {
+    lane.target.sink->abandonUnfinished();
     if (raiseSyncLossGap(lane)) {
       for (Lane& other : lanes_) {
         if (&other != &lane) {

@@ -343,6 +343,12 @@ void JsonLinesSink::keepAcceptedLines(std::span<const FlowRecord> batch, Timesta
   }
   accepted_of_failed_ = accepted;
   noteLinesWritten({lines_kept_, earliest, latest});
+  if (!torn_tail_.empty() && accepted > 0) {
+    // This write cut the line (doWrite writes nothing while an older cut line waits): the line of
+    // the last record taken.
+    const Timestamp cut_at = batch[accepted - 1].event_time;
+    cut_record_ = {1, cut_at, cut_at};
+  }
 }
 
 void JsonLinesSink::noteSyncFailed() noexcept { moveToSyncLoss(unsynced_records_); }
@@ -447,6 +453,9 @@ SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::s
 SinkStatus JsonLinesSink::finishTornLine() noexcept {
   const WriteOutcome outcome = writeAll(torn_tail_);
   torn_tail_.erase(0, outcome.written);
+  if (torn_tail_.empty()) {
+    cut_record_ = {};
+  }
   if (outcome.written > 0) {
     unsynced_ = true;
   }
@@ -458,17 +467,15 @@ SinkStatus JsonLinesSink::finishTornLine() noexcept {
 }
 
 SinkStatus JsonLinesSink::flush() noexcept {
-  if (!torn_tail_.empty()) {
-    if (const SinkStatus status = finishTornLine(); status != SinkStatus::Ok) {
-      return status;
-    }
-  }
+  // A cut line whose rest finds no room yet does not keep the whole lines before it from the disk:
+  // they are synced all the same, and the flush fails for the cut line.
+  const SinkStatus finished = torn_tail_.empty() ? SinkStatus::Ok : finishTornLine();
   // Pipes, terminals and character devices cannot be synced (fdatasync gives EINVAL). After a
   // failed sync one is tried at every flush, written to or not, so that the failure ends (and is
   // said to end) when syncing works again, not at the next line.
   if ((!unsynced_ && !sync_failing_) || !is_regular_) {
     rotateIfDue(0);
-    return SinkStatus::Ok;
+    return finished;
   }
   const int error = syncData(fd_.get());
   // After a failed fdatasync Linux may have dropped the dirty pages and will not report the error
@@ -482,10 +489,26 @@ SinkStatus JsonLinesSink::flush() noexcept {
     return SinkStatus::Failed;
   }
   sync_failing_ = false;
-  noteSuccess();
+  if (finished == SinkStatus::Ok) {
+    noteSuccess();
+  }
   noteSynced();
   rotateIfDue(0);
-  return SinkStatus::Ok;
+  return finished;
+}
+
+void JsonLinesSink::abandonUnfinished() noexcept {
+  if (torn_tail_.empty()) {
+    return;
+  }
+  const std::string where = is_regular_ && !is_stdout_
+                                ? "its start stays at the end of the file until the next start moves it to " +
+                                      path_.string() + ".torn"
+                                : "the output ends in its start";
+  log_->error("{}: the line a failed write cut could not be finished before the stop; {}{}", name_,
+              cut_record_.records > 0 ? "its record is recorded as a gap, and " : "", where);
+  moveToSyncLoss(cut_record_);
+  torn_tail_.clear();
 }
 
 void JsonLinesSink::reopen() noexcept {
@@ -523,6 +546,7 @@ void JsonLinesSink::reopen() noexcept {
     // start went with it too; its rest would only be a broken line in the new file.
     moveToSyncLoss(unchecked_);
     torn_tail_.clear();
+    cut_record_ = {};
   }
   unchecked_ = {};  // the moved file keeps its lines
   struct stat before {};

@@ -122,6 +122,11 @@ public:
   // among them: its rest is written first when the output works again).
   [[nodiscard]] std::size_t acceptedOfFailedBatch() const noexcept override { return accepted_of_failed_; }
 
+  // At the stop: a cut line whose rest could not be written even by the last flush is given up.
+  // Its record becomes a loss for takeSyncLoss(), and its start stays at the end of the file until
+  // the next open moves it to <path>.torn (moveTornLastLine).
+  void abandonUnfinished() noexcept override;
+
 private:
   SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override;
   // What the chunks of a batch written before the one in buffer_ put into the output.
@@ -217,6 +222,7 @@ private:
   // this per line by the rotation check made before its first chunk is formatted whole.
   std::size_t longest_line_{0};
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
+  SyncLoss cut_record_{};  // the record of that line (none for a gap line)
   std::size_t lines_kept_{0};          // handleWriteFailure's count
   std::size_t accepted_of_failed_{0};  // acceptedOfFailedBatch()
   bool unsynced_{false};   // bytes written since the last successful fdatasync

@@ -97,6 +97,10 @@ public:
   // way). The caller passes only the rest next time, so that nothing is written twice. Default:
   // none (SQLite commits a batch whole or not at all).
   [[nodiscard]] virtual std::size_t acceptedOfFailedBatch() const noexcept { return 0; }
+  // At the stop, after the last flush: what the sink took but could not finish (the JSON line a
+  // full disk cut, whose rest never found room) becomes a loss for takeSyncLoss(), so that the
+  // other sinks record it as a gap. Default: nothing is ever left unfinished.
+  virtual void abandonUnfinished() noexcept {}
   [[nodiscard]] const SinkStats& stats() const noexcept { return stats_; }
 
 private:

@@ -31,6 +31,9 @@ public:
   // The next write whose status from `script` is not Ok takes this many records of its batch all
   // the same (acceptedOfFailedBatch), as the JSON lines on a disk that fills part way; once.
   std::size_t accept_before_failing{0};
+  // Becomes sync_loss when the Batcher gives up what is unfinished at the stop, as a JSON line
+  // that a full disk cut and that never found room.
+  std::optional<storage::SyncLoss> unfinished;
   // Flushes numbered from 1 that fail, as while every fdatasync returns EIO.
   int failing_flushes_from{-1};
   int failing_flushes_to{-1};
@@ -46,6 +49,11 @@ public:
     return storage::SinkStatus::Ok;
   }
   void reopen() noexcept override { ++reopens; }
+  void abandonUnfinished() noexcept override {
+    if (unfinished) {
+      sync_loss = std::exchange(unfinished, std::nullopt);
+    }
+  }
   std::optional<storage::SyncLoss> takeSyncLoss() noexcept override { return std::exchange(sync_loss, std::nullopt); }
   std::size_t acceptedOfFailedBatch() const noexcept override { return accepted_of_failed_; }
   storage::SinkStatus writeGap(const GapRecord& gap) noexcept override {

@@ -300,6 +300,22 @@ TEST(BatcherTest, ASyncThatFailsAtTheStopReachesTheOtherSinks) {
   EXPECT_EQ(sqlite2.gaps[0].lost_records, 2U);
 }
 
+// A JSON line cut by a full disk counts as written, its rest to follow; if the rest never finds
+// room before the stop, the record is lost after all, and the database must say so.
+TEST(BatcherTest, WhatASinkLeavesUnfinishedAtTheStopIsAGapInTheOthers) {
+  FakeSink jsonl;
+  FakeSink sqlite;
+  Batcher batcher({{"jsonl", &jsonl}, {"sqlite", &sqlite}}, options(10, 100), quiet());
+  batcher.add(record(1), kT0);
+  jsonl.unfinished = storage::SyncLoss{1, kT0, kT0};
+  (void)batcher.finish(kT0 + std::chrono::seconds{1});
+  ASSERT_EQ(sqlite.gaps.size(), 1U);
+  EXPECT_EQ(sqlite.gaps[0].reason, GapReason::SinkFailure);
+  EXPECT_EQ(sqlite.gaps[0].lost_records, 1U);
+  EXPECT_EQ(sqlite.gaps[0].start, kT0);
+  EXPECT_EQ(sqlite.gaps[0].sink, "jsonl");
+}
+
 TEST(BatcherTest, OneFailingSinkDoesNotStopTheOther) {
   FakeSink down;
   FakeSink fine;

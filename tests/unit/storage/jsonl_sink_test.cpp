@@ -881,6 +881,75 @@ TEST(JsonLinesSinkDeathTest, ACutGapLineIsTakenAndAReopenWaitsForACutLine) {
   EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
 }
 
+// A cut line whose rest finds no room before the stop: the record counted as written is lost after
+// all. At the stop the sink gives it up as a loss (the database records the gap), says where its
+// start is, and leaves the file as it is; the next open moves that start to .torn. A cut line
+// finished in time is no loss.
+TEST(JsonLinesSinkDeathTest, ACutLineNeverFinishedIsALossAtTheStop) {
+  const TempDir dir;
+  const auto path = dir / "flows.jsonl";
+  const CapturedLog log;
+  auto sink = openSink(path, log);
+  ASSERT_NE(sink, nullptr);
+  const std::vector first{flow(EventType::New, 1)};
+  ASSERT_EQ(sink->write(first), SinkStatus::Ok);
+  const std::string before = readFile(path);
+  std::vector batch{flow(EventType::New, 2), flow(EventType::New, 3)};
+  batch[1].event_time = batch[0].event_time + 5s;
+  const std::string cut_start = lineOf(batch[0]) + lineOf(batch[1]).substr(0, 20);
+  const auto in_child = [&] {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit small{static_cast<rlim_t>(before.size() + cut_start.size()), RLIM_INFINITY};
+    const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &small) != 0) {
+      return 2;
+    }
+    const bool cut = sink->write(batch) == SinkStatus::Failed && sink->acceptedOfFailedBatch() == 2;
+    const bool flush_fails = sink->flush() == SinkStatus::Failed;
+    const bool no_loss_yet = !sink->takeSyncLoss();
+    sink->abandonUnfinished();
+    const auto loss = sink->takeSyncLoss();
+    const bool lost = loss && loss->records == 1 && loss->earliest == batch[1].event_time &&
+                      loss->latest == batch[1].event_time;
+    const auto errors = log.at(spdlog::level::err);
+    const bool said = !errors.empty() && errors.back().find("recorded as a gap") != std::string::npos &&
+                      errors.back().find("flows.jsonl.torn") != std::string::npos;
+    const bool left = readFile(path) == before + cut_start;
+    if (::setrlimit(RLIMIT_FSIZE, &unlimited) != 0) {
+      return 3;
+    }
+    return cut && flush_fails && no_loss_yet && lost && said && left ? 0 : 1;
+  };
+  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
+  // The next start: the start of the cut line goes to .torn, the whole lines stay.
+  sink.reset();  // the stop (in this process, which never cut the line: the child wrote it)
+  const CapturedLog next_log;
+  ASSERT_NE(openSink(path, next_log), nullptr);
+  EXPECT_EQ(readFile(path), before + lineOf(batch[0]));
+  EXPECT_NE(readFile(dir / "flows.jsonl.torn").find(lineOf(batch[1]).substr(0, 20)), std::string::npos);
+
+  // Finished before the stop: nothing to give up.
+  const auto other = dir / "other.jsonl";
+  const auto finishing = openSink(other, log);
+  ASSERT_NE(finishing, nullptr);
+  const auto finished_in_child = [&] {
+    std::signal(SIGXFSZ, SIG_IGN);
+    const rlimit small{static_cast<rlim_t>(lineOf(batch[0]).size() / 2), RLIM_INFINITY};
+    const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &small) != 0) {
+      return 2;
+    }
+    const bool cut = finishing->write(batch) == SinkStatus::Failed && finishing->acceptedOfFailedBatch() == 1;
+    if (::setrlimit(RLIMIT_FSIZE, &unlimited) != 0) {
+      return 3;
+    }
+    const bool flushed = finishing->flush() == SinkStatus::Ok;
+    finishing->abandonUnfinished();
+    return cut && flushed && !finishing->takeSyncLoss() && readFile(other) == lineOf(batch[0]) ? 0 : 1;
+  };
+  EXPECT_EXIT(std::_Exit(finished_in_child()), ::testing::ExitedWithCode(0), "");
+}
+
 // Deleted, then a SIGHUP before the next batch (logrotate's rotate 0, or rm and kill -HUP): the
 // lines written since the file was last seen are a gap all the same.
 TEST(JsonLinesSinkTest, ADeletedFileThenASighupIsAGapToo) {
