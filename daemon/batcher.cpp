@@ -68,6 +68,7 @@ bool Batcher::flushAll(Timestamp now) {
 bool Batcher::finish(Timestamp now) {
   bool complete = flushAll(now);
   for (Lane& lane : lanes_) {
+    complete = complete && !lane.gone_logged;
     if (!lane.pending.empty()) {
       log_->error("{}: giving up {} record(s) the sink did not accept before the stop", lane.target.name,
                   lane.pending.size());
@@ -145,9 +146,11 @@ void Batcher::writeGaps(Lane& lane) {
 }
 
 void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span<const FlowRecord> fresh) {
-  // A failing sink is tried once per flush interval, not for every full batch: a locked database
-  // makes each try wait for the busy timeout, and the other sinks must not wait with it.
-  if (!lane.failing || retry_failing) {
+  if (lane.target.sink->gone()) {
+    giveUpForGood(lane, fresh, now);
+  } else if (!lane.failing || retry_failing) {
+    // A failing sink is tried once per flush interval, not for every full batch: a locked database
+    // makes each try wait for the busy timeout, and the other sinks must not wait with it.
     writeGaps(lane);
     // Nothing waits for this sink (the common case): the sink gets the fresh records where they
     // are, and the lane copies them only if the sink does not take them. One batch in memory
@@ -181,7 +184,9 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span
           break;
       }
     }
-    if (lane.pending.empty()) {
+    if (!lane.pending.empty() && lane.target.sink->gone()) {
+      giveUpForGood(lane, {}, now);
+    } else if (lane.pending.empty()) {
       if (lane.failing) {
         log_->info("{}: writing again", lane.target.name);
         lane.failing = false;
@@ -213,6 +218,23 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span
   if (!lane.drops.empty() && (!lane.failing || now - lane.drops.firstDropAt() >= options_.gap_interval)) {
     raiseDropGap(lane);
   }
+}
+
+void Batcher::giveUpForGood(Lane& lane, std::span<const FlowRecord> fresh, Timestamp now) {
+  if (!lane.gone_logged) {
+    log_->error("{}: can never be written again (its reader is gone); its records are given up as they come, "
+                "and recorded as gaps in the other sinks; restart ctauditd to write it again",
+                lane.target.name);
+    lane.gone_logged = true;
+    lane.failing = true;
+    lane.drop_logged = true;
+  }
+  drop(lane, lane.pending.size(), now);
+  for (const FlowRecord& record : fresh) {
+    lane.drops.add(record.event_time, now);
+  }
+  lane.dropped += fresh.size();
+  lane.gaps.clear();  // nor its own gap lines
 }
 
 void Batcher::drop(Lane& lane, std::size_t count, Timestamp now) {

@@ -93,6 +93,7 @@ private:
     bool failing{false};
     bool flush_failing{false};  // its last flush failed: logged once an episode
     bool drop_logged{false};
+    bool gone_logged{false};  // the sink said it can never write again (FlowSink::gone)
   };
 
   void writeBatch(Timestamp now);
@@ -102,6 +103,8 @@ private:
   void writeGaps(Lane& lane);
   void isolateFailure(Lane& lane, Timestamp now);
   void drop(Lane& lane, std::size_t count, Timestamp now);
+  // For a sink that can never write again: drops what the lane holds and `fresh` (logged once).
+  void giveUpForGood(Lane& lane, std::span<const FlowRecord> fresh, Timestamp now);
   void raiseDropGap(Lane& lane);
   // The sink's SyncLoss, if a sync failed, as a sink_failure gap to every sink (logged); true if
   // there was one.

@@ -274,6 +274,9 @@ JsonLinesSink::JsonLinesSink(Private /*unused*/, UniqueFd fd, std::filesystem::p
 // are (acceptedOfFailedBatch), so that the retry writes only the rest (handleWriteFailure).
 SinkStatus JsonLinesSink::doWrite(std::span<const FlowRecord> batch) noexcept {
   accepted_of_failed_ = 0;
+  if (reader_gone_) {
+    return SinkStatus::Failed;
+  }
   if (!reopenIfMoved()) {
     return deletedFileFailure();
   }
@@ -376,6 +379,9 @@ SinkStatus JsonLinesSink::writeGap(const GapRecord& gap) noexcept {
                formatRfc3339(gap.start), formatRfc3339(gap.end), name_);
     return SinkStatus::Rejected;
   }
+  if (reader_gone_) {
+    return SinkStatus::Failed;
+  }
   if (!reopenIfMoved()) {
     return deletedFileFailure();
   }
@@ -431,7 +437,7 @@ SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::s
   if (earlier.bytes + outcome.written == 0) {
     noteFailure("writing " + std::to_string(batch_lines) + " JSON lines to " + name_ +
                 " failed: " + errnoText(outcome.error));
-    return statusFor(outcome.error);
+    return failedWith(outcome.error);
   }
   // A line the failure cut is finished, not cut off: its rest is kept and written before anything
   // else once the output works again, so whatever reads the file sees only whole lines. Cutting it
@@ -447,7 +453,18 @@ SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::s
   noteFailure("writing JSON lines to " + name_ + " failed after " + std::to_string(lines_kept_) + " of the batch's " +
               std::to_string(batch_lines) + " lines: " + errnoText(outcome.error) + "; the lines written stay, " +
               what_next);
-  return statusFor(outcome.error);
+  return failedWith(outcome.error);
+}
+
+SinkStatus JsonLinesSink::failedWith(int error) noexcept {
+  // Standard output's reader has exited (a pipe's, a socket's peer): no one can ever open it again,
+  // unlike a FIFO at a path, which a new reader can.
+  if (error == EPIPE && is_stdout_ && !reader_gone_) {
+    reader_gone_ = true;
+    log_->error("the reader of standard output has gone (EPIPE): no JSON line can be written to it again; the "
+                "database goes on, and records the lost lines as gaps");
+  }
+  return statusFor(error);
 }
 
 SinkStatus JsonLinesSink::finishTornLine() noexcept {
@@ -461,7 +478,7 @@ SinkStatus JsonLinesSink::finishTornLine() noexcept {
   }
   if (outcome.error != 0) {
     noteFailure("finishing a cut JSON line on " + name_ + " failed: " + errnoText(outcome.error));
-    return statusFor(outcome.error);
+    return failedWith(outcome.error);
   }
   return SinkStatus::Ok;
 }

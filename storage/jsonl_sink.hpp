@@ -126,6 +126,8 @@ public:
   // Its record becomes a loss for takeSyncLoss(), and its start stays at the end of the file until
   // the next open moves it to <path>.torn (moveTornLastLine).
   void abandonUnfinished() noexcept override;
+  // Standard output whose reader has exited: nothing can be written to it again.
+  [[nodiscard]] bool gone() const noexcept override { return reader_gone_; }
 
 private:
   SinkStatus doWrite(std::span<const FlowRecord> batch) noexcept override;
@@ -192,6 +194,8 @@ private:
   void openDirect() noexcept;
   // Writes the rest of a line cut by an earlier failure. Ok when nothing is pending any more.
   [[nodiscard]] SinkStatus finishTornLine() noexcept;
+  // The status of a write that failed with `error`; notes an EPIPE on standard output (gone()).
+  [[nodiscard]] SinkStatus failedWith(int error) noexcept;
   // Deals with a write of `buffer_` (holding `lines` lines, after `earlier` of the same batch)
   // that stopped after outcome.written bytes: the whole lines stay, for a shipper may have read
   // them already (cutting them off made it read them twice, and they were retried and counted as
@@ -223,6 +227,7 @@ private:
   std::size_t longest_line_{0};
   std::string torn_tail_;  // the unwritten end of a line cut by a failed write, newline included
   SyncLoss cut_record_{};  // the record of that line (none for a gap line)
+  bool reader_gone_{false};  // gone()
   std::size_t lines_kept_{0};          // handleWriteFailure's count
   std::size_t accepted_of_failed_{0};  // acceptedOfFailedBatch()
   bool unsynced_{false};   // bytes written since the last successful fdatasync

@@ -97,6 +97,10 @@ public:
   // way). The caller passes only the rest next time, so that nothing is written twice. Default:
   // none (SQLite commits a batch whole or not at all).
   [[nodiscard]] virtual std::size_t acceptedOfFailedBatch() const noexcept { return 0; }
+  // True once the sink can never write again, whatever anyone does: standard output whose reader
+  // has exited (EPIPE). The caller then gives its records up at once, as a gap, instead of holding
+  // them for retries that cannot succeed. Default: never.
+  [[nodiscard]] virtual bool gone() const noexcept { return false; }
   // At the stop, after the last flush: what the sink took but could not finish (the JSON line a
   // full disk cut, whose rest never found room) becomes a loss for takeSyncLoss(), so that the
   // other sinks record it as a gap. Default: nothing is ever left unfinished.

@@ -34,6 +34,8 @@ public:
   // Becomes sync_loss when the Batcher gives up what is unfinished at the stop, as a JSON line
   // that a full disk cut and that never found room.
   std::optional<storage::SyncLoss> unfinished;
+  // gone(): every write fails and never will succeed, as standard output whose reader exited.
+  bool is_gone{false};
   // Flushes numbered from 1 that fail, as while every fdatasync returns EIO.
   int failing_flushes_from{-1};
   int failing_flushes_to{-1};
@@ -49,6 +51,7 @@ public:
     return storage::SinkStatus::Ok;
   }
   void reopen() noexcept override { ++reopens; }
+  bool gone() const noexcept override { return is_gone; }
   void abandonUnfinished() noexcept override {
     if (unfinished) {
       sync_loss = std::exchange(unfinished, std::nullopt);
@@ -78,6 +81,9 @@ private:
       }
     }
     accepted_of_failed_ = 0;
+    if (is_gone) {
+      return storage::SinkStatus::Failed;
+    }
     if (!script.empty()) {
       const auto status = script.front();
       script.pop_front();

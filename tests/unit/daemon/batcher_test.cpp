@@ -316,6 +316,41 @@ TEST(BatcherTest, WhatASinkLeavesUnfinishedAtTheStopIsAGapInTheOthers) {
   EXPECT_EQ(sqlite.gaps[0].sink, "jsonl");
 }
 
+// Standard output whose reader exited can never be written again: its records are given up as
+// they come instead of held, up to the lane's share of --queue-max, for retries that cannot
+// succeed; the loss reaches the other sink as gaps, and the stop says records were given up.
+TEST(BatcherTest, ASinkThatIsGoneHasItsRecordsGivenUpAtOnce) {
+  FakeSink jsonl;
+  FakeSink sqlite;
+  auto opts = options(2, 1000);
+  opts.gap_interval = std::chrono::seconds{10};
+  Batcher batcher({{"jsonl", &jsonl}, {"sqlite", &sqlite}}, opts, quiet());
+  batcher.add(record(1), kT0);
+  batcher.add(record(2), kT0);
+  ASSERT_EQ(jsonl.accepted.size(), 2U);
+  jsonl.is_gone = true;
+  std::uint32_t id = 3;
+  for (int second = 1; second <= 30; ++second) {
+    const Timestamp now = kT0 + std::chrono::seconds{second};
+    for (int i = 0; i < 10; ++i) {
+      batcher.add(record(id++), now);
+    }
+    batcher.tick(now);
+    ASSERT_EQ(batcher.sinks()[0].pending, 0U) << "held nothing at " << second << " s";
+  }
+  EXPECT_EQ(sqlite.accepted.size(), 302U);
+  EXPECT_EQ(batcher.sinks()[0].dropped, 300U);
+  EXPECT_FALSE(batcher.finish(kT0 + std::chrono::seconds{31})) << "records were given up";
+  std::uint64_t lost = 0;
+  for (const GapRecord& gap : sqlite.gaps) {
+    EXPECT_EQ(gap.sink, "jsonl");
+    lost += gap.lost_records;
+  }
+  EXPECT_EQ(lost, 300U);
+  EXPECT_GE(sqlite.gaps.size(), 3U) << "one every gap_interval while it lasts";
+  EXPECT_LE(sqlite.gaps.size(), 4U);
+}
+
 TEST(BatcherTest, OneFailingSinkDoesNotStopTheOther) {
   FakeSink down;
   FakeSink fine;

@@ -973,6 +973,37 @@ TEST(JsonLinesSinkTest, ADeletedFileThenASighupIsAGapToo) {
   EXPECT_FALSE(sink->takeSyncLoss());
 }
 
+// `ctauditd --jsonl - | shipper`, and the shipper exits: no one can ever read that pipe again. The
+// sink says so once and answers every later write at once (gone(), so the daemon gives the lines
+// up as gaps instead of holding them for retries), where it used to retry each flush interval
+// until the daemon's queue share overflowed. In a forked child, whose fd 1 is the pipe.
+TEST(JsonLinesSinkDeathTest, StandardOutputWhoseReaderExitedIsGone) {
+  const CapturedLog log;
+  const std::vector batch{flow(EventType::New, 2)};
+  const auto in_child = [&] {
+    std::array<int, 2> ends{};
+    if (::pipe2(ends.data(), O_CLOEXEC) != 0 || ::dup2(ends[1], STDOUT_FILENO) < 0) {
+      return 2;
+    }
+    ::close(ends[1]);
+    std::signal(SIGPIPE, SIG_IGN);  // as ctauditd's main does
+    auto sink = JsonLinesSink::open("-", kContext, false, log.logger);
+    if (!sink) {
+      return 3;
+    }
+    const bool writes = (*sink)->write(batch) == SinkStatus::Ok && !(*sink)->gone();
+    ::close(ends[0]);  // the reader exits
+    const bool failed = (*sink)->write(batch) == SinkStatus::Failed && (*sink)->gone();
+    const bool still = (*sink)->write(batch) == SinkStatus::Failed && (*sink)->gone();
+    const auto errors = log.at(spdlog::level::err);
+    const auto said = std::count_if(errors.begin(), errors.end(), [](const std::string& line) {
+      return line.find("EPIPE") != std::string::npos && line.find("the database goes on") != std::string::npos;
+    });
+    return writes && failed && still && said == 1 ? 0 : 1;
+  };
+  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
+}
+
 // Standard output cannot be cut back (it may be a pipe, or a file someone else opened): after a
 // partial write the sink keeps the rest of the cut line and writes it before anything else, so
 // the stream holds only whole lines. Here "standard output" is a file, in a forked child.
