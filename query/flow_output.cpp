@@ -9,6 +9,15 @@
 
 namespace ctaudit::query {
 
+FlowRecord shownRecord(const storage::StoredFlow& flow) {
+  FlowRecord record = flow.record;
+  if (!record.start) {
+    record.start = flow.lifetime_start;
+    record.start_source = TimeSource::Bound;
+  }
+  return record;
+}
+
 void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
                 std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname) {
   switch (format) {

@@ -9,9 +9,16 @@
 
 #include "flow/flow_record.hpp"
 #include "query/output_format.hpp"
+#include "storage/flow_row.hpp"
 #include "storage/json_mapping.hpp"
 
 namespace ctaudit::query {
+
+// The flow as the query commands show it: a start that is not known (first seen in the start-up
+// dump without a kernel timestamp, or the creation event lost) is shown as the time the flow was
+// first seen, a bound (TimeSource::Bound: it began at or before then), the time `who` measures
+// from. The database keeps it unknown; the JSON-lines sink never writes such a start.
+[[nodiscard]] FlowRecord shownRecord(const storage::StoredFlow& flow);
 
 // Prints `flows`, in the order given, in `format`: the one place that picks a printer, so that
 // `who` and `flows` print alike. `gaps` is empty or one per flow (who's distance to the asked

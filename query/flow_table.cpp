@@ -20,6 +20,8 @@ constexpr std::string_view kObservedAtStartNote =
     "* first seen in the conntrack table when ctauditd started: the flow may have begun before START";
 constexpr std::string_view kBoundNote =
     "^ bound: the end event was lost; the flow ended at or before this time";
+constexpr std::string_view kBoundStartNote =
+    "^ on START: its start is not known; the flow began at or before this time, when ctauditd first saw it";
 
 // "2026-11-25T10:00:03.123456Z": formatRfc3339 with the last three fractional digits cut off.
 std::string tableTime(Timestamp t) {
@@ -80,10 +82,12 @@ struct MarksUsed {
   bool receive_time{false};
   bool observed_at_start{false};
   bool bound{false};
+  bool bound_start{false};
 };
 
-// "2026-11-25T10:00:03.123456Z", with '~' for a receive time and '*' for a flow first seen in the
-// start dump; "-" when there is no start.
+// "2026-11-25T10:00:03.123456Z", with '~' for a receive time, '^' for a bound (the start is not
+// known: the flow began at or before this, shownRecord) and '*' for a flow first seen in the start
+// dump; "-" when there is no start.
 std::string startCell(const FlowRecord& flow, MarksUsed& marks) {
   std::string cell = "-";
   if (flow.start) {
@@ -91,6 +95,9 @@ std::string startCell(const FlowRecord& flow, MarksUsed& marks) {
     if (flow.start_source == TimeSource::Receive) {
       cell += '~';
       marks.receive_time = true;
+    } else if (flow.start_source == TimeSource::Bound) {
+      cell += '^';
+      marks.bound_start = true;
     }
   }
   if (flow.observed_at_start) {
@@ -164,7 +171,7 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
   }
 
   std::string text = renderTextTable(columns, rows);
-  if (marks.receive_time || marks.observed_at_start || marks.bound) {
+  if (marks.receive_time || marks.observed_at_start || marks.bound || marks.bound_start) {
     text += '\n';
     if (marks.receive_time) {
       text.append(kReceiveTimeNote).push_back('\n');
@@ -174,6 +181,9 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
     }
     if (marks.bound) {
       text.append(kBoundNote).push_back('\n');
+    }
+    if (marks.bound_start) {
+      text.append(kBoundStartNote).push_back('\n');
     }
   }
   return text;

@@ -56,7 +56,7 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
       truncated = true;
       return false;
     }
-    printer.add(flow.record);
+    printer.add(shownRecord(flow));
     return lines.good();  // the output (or the spool) took nothing more: reading on would be wasted
   });
   if (!read) {

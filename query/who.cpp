@@ -88,7 +88,7 @@ std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flo
   std::vector<Entry> entries;
   entries.reserve(flows.size());
   for (const storage::StoredFlow& flow : flows) {
-    entries.push_back({{flow.record, gapToLifetime(flow, at)}, flow.lifetime_start});
+    entries.push_back({{shownRecord(flow), gapToLifetime(flow, at)}, flow.lifetime_start});
   }
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     const nanoseconds a_gap = magnitude(a.ranked.gap);

@@ -340,8 +340,10 @@ void eventJson(JsonWriter& json, const FlowRecord& record) {
   }
   // Kernel start and stop come from one clock, so end >= start; a receive-time start against a
   // kernel end could in theory be later by the socket delay. A negative duration would only mislead
-  // a dashboard, so it is left out then; start and end still show both times.
-  if (record.start && record.end && *record.end >= *record.start) {
+  // a dashboard, so it is left out then; start and end still show both times. So is the duration
+  // from a start that is only a bound (the query tool's first-seen time for an unknown start):
+  // it would be less than the flow's, where a bound end's is more.
+  if (record.start && record.end && *record.end >= *record.start && record.start_source != TimeSource::Bound) {
     json.number("duration", durationNs(*record.start, *record.end));
   }
   json.endObject();

@@ -114,8 +114,9 @@ Json eventJson(const FlowRecord& record) {
   }
   // Kernel start and stop come from one clock, so end >= start; a receive-time start against a
   // kernel end could in theory be later by the socket delay. A negative duration would only mislead
-  // a dashboard, so it is left out then; start and end still show both times.
-  if (record.start && record.end && *record.end >= *record.start) {
+  // a dashboard, so it is left out then; start and end still show both times. A start that is
+  // only a bound gives no duration either.
+  if (record.start && record.end && *record.end >= *record.start && record.start_source != TimeSource::Bound) {
     event.add("duration", (*record.end - *record.start).count());
   }
   return std::move(event).take();

@@ -98,6 +98,25 @@ TEST(FlowTableTest, ABoundEndIsMarkedAndExplained) {
             "^ bound: the end event was lost; the flow ended at or before this time\n");
 }
 
+// A start that is not known is shown as when the flow was first seen (query::shownRecord), a bound:
+// before, START was "-*" and the time `who` measured its GAP from was nowhere to be seen.
+TEST(FlowTableTest, ABoundStartIsMarkedAndExplained) {
+  const std::vector<FlowRecord> flows{NatFlowBuilder{}
+                                          .ctId(1)
+                                          .start("2026-11-25T09:59:23Z", TimeSource::Bound)
+                                          .end("2026-11-25T10:02:35Z")
+                                          .observedAtStart()
+                                          .build()};
+  EXPECT_EQ(renderFlowTable(flows, {}),
+            "START                          END                          PROTO  INSIDE            "
+            "TRANSLATED         DESTINATION       CT_ID  BYTES_OUT  BYTES_IN\n"
+            "2026-11-25T09:59:23.000000Z^*  2026-11-25T10:02:35.000000Z  tcp    100.64.0.2:33000  "
+            "203.0.113.7:40001  198.51.100.1:443      1          -         -\n"
+            "\n"
+            "* first seen in the conntrack table when ctauditd started: the flow may have begun before START\n"
+            "^ on START: its start is not known; the flow began at or before this time, when ctauditd first saw it\n");
+}
+
 TEST(FlowTableTest, IcmpShowsTheIdAndIpv6UsesBrackets) {
   const std::vector<FlowRecord> flows{
       NatFlowBuilder{}.ctId(9).protocol(Protocol::Icmp).inside("100.64.0.2", 1234).translated("203.0.113.7", 40001)

@@ -110,6 +110,22 @@ TEST(FlowsTest, KeepsTheReadersOldestFirstOrder) {
   EXPECT_EQ(result.out.find("GAP"), std::string::npos) << "only who has a GAP column";
 }
 
+// A flow whose start is not known (here one whose creation event was lost, seen first at its end)
+// is shown from when it was first seen, marked a bound: in CSV `start` is that time and
+// `time_source_start` is `bound`, where both were empty.
+TEST(FlowsTest, AnUnknownStartIsShownAsABoundFromWhenTheFlowWasFirstSeen) {
+  testing::FakeFlowDatabase database;
+  database.flows = {NatFlowBuilder{}.ctId(7).noStart().end("2026-11-25T09:00:05Z").build()};
+  FlowsCommand flows;
+  flows.format = OutputFormat::Csv;
+  const RunResult result = run(flows, database);
+  EXPECT_EQ(result.status, ExitStatus::Found);
+  EXPECT_NE(result.out.find("\r\n2026-11-25T09:00:05.000000000Z,2026-11-25T09:00:05.000000000Z,tcp,"),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find(",bound,kernel,false\r\n"), std::string::npos) << result.out;
+}
+
 TEST(FlowsTest, NothingFound) {
   testing::FakeFlowDatabase database;
   FlowsCommand flows;

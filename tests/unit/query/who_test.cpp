@@ -161,6 +161,23 @@ TEST(WhoTest, AFlowFirstSeenInTheDumpThatHeldThePortRanksFirst) {
   EXPECT_EQ(rankByCloseness(flows, kAt)[0].gap, nanoseconds{0});
 }
 
+// The time `who` measured from is the time it shows: a start that is not known is shown as when
+// the flow was first seen, marked a bound; a known start is shown as it is.
+TEST(WhoTest, AnUnknownStartIsShownAsWhenTheFlowWasFirstSeen) {
+  const std::vector<storage::StoredFlow> flows{
+      firstSeenAt(NatFlowBuilder{}.ctId(1).noStart().observedAtStart().end("2026-11-25T10:02:35Z").build(),
+                  "2026-11-25T09:59:23Z"),
+      stored(NatFlowBuilder{}.ctId(2).start("2026-11-25T10:00:00Z").end("2026-11-25T10:00:01Z").build()),
+  };
+  const auto ranked = rankByCloseness(flows, kAt);
+  ASSERT_EQ(ranked.size(), 2U);
+  EXPECT_EQ(ranked[0].flow.start, *parseTime("2026-11-25T09:59:23Z"));
+  EXPECT_EQ(ranked[0].flow.start_source, TimeSource::Bound);
+  EXPECT_TRUE(ranked[0].flow.observed_at_start);
+  EXPECT_EQ(ranked[1].flow.start, *parseTime("2026-11-25T10:00:00Z"));
+  EXPECT_EQ(ranked[1].flow.start_source, TimeSource::Kernel);
+}
+
 TEST(WhoTest, RunPrintsRankedFlowsAndSendsTheQuery) {
   testing::FakeFlowDatabase database;
   database.flows = {

@@ -390,6 +390,17 @@ TEST(JsonMappingTest, ABoundEndIsNamedAsSuch) {
   EXPECT_EQ(doc.at("event").at("end"), formatRfc3339(kT0 + 3600s));
 }
 
+// The query tool shows an unknown start as when the flow was first seen, a bound: named so, and no
+// duration from it (it would be less than the flow's, where a bound end's is more).
+TEST(JsonMappingTest, ABoundStartIsNamedAsSuchAndGivesNoDuration) {
+  FlowRecord r = destroyTcpSnat();
+  r.start_source = TimeSource::Bound;
+  const auto doc = nlohmann::json::parse(toJsonLine(r, kContext));
+  EXPECT_EQ(doc.at("conntrack").at("time_source").at("start"), "bound");
+  EXPECT_EQ(doc.at("event").at("start"), formatRfc3339(*r.start));
+  EXPECT_FALSE(doc.at("event").contains("duration"));
+}
+
 TEST(JsonMappingTest, IcmpIdIsTheNatPortButNotASourcePort) {
   const auto doc = nlohmann::json::parse(toJsonLine(icmpPing(), kContext));
   EXPECT_FALSE(doc.at("source").contains("port"));
