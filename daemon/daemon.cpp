@@ -41,9 +41,15 @@ std::string hostName() {
 }
 
 // Sets (or with --no-sysctl, checks) the conntrack sysctls and says what changed and what is off.
-void prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
+// Returns whether nf_conntrack_events was 1 before: then every entry in the table has the event
+// extension and reports its end; otherwise those made before may not (FIELD-NOTES 4).
+bool prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
+  bool events_were_on = false;
   for (const auto& sysctl : requiredSysctls()) {
     const auto outcome = ensureSysctl("/proc", sysctl, config.apply_sysctls);
+    if (outcome && sysctl.name == "nf_conntrack_events") {
+      events_were_on = outcome->before == sysctl.wanted;
+    }
     if (!outcome) {
       log.warn("{}; without net.netfilter.{}={}, {}", outcome.error().detail, sysctl.name, sysctl.wanted,
                sysctl.purpose);
@@ -55,6 +61,7 @@ void prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
       }
     }
   }
+  return events_were_on;
 }
 
 // The directory a file is created in ("." for a bare file name).
@@ -172,7 +179,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   run->open_flows = {};
   // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
   // stops the daemon before it changes anything in the namespace.
-  prepareSysctls(config, *daemon->log_.daemon);
+  const bool events_were_on = prepareSysctls(config, *daemon->log_.daemon);
   // Before the dump, which opens a socket of its own: it proves at once that CAP_NET_ADMIN alone
   // is enough for the resyncs to come. Before the reader thread: capabilities are per thread.
   if (account) {
@@ -192,6 +199,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   reader_options.reads_prove_no_loss = !config.reliable;
   reader_options.close_unseen = !config.reliable;
   reader_options.pacing.max = reader_options.pacing.maxFor(config.receive_buffer_bytes);
+  if (!events_were_on && !config.reliable) {
+    reader_options.sweep_while = &daemon->pipeline_->openObservedAtStart();
+  }
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);
   if (!reader) {

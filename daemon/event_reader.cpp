@@ -47,7 +47,8 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
       stop_(std::move(stop)),
       log_(std::move(log)),
       schedule_(options.resync, subscribed, 0),
-      wait_(options.pacing.min) {
+      wait_(options.pacing.min),
+      last_dump_end_(subscribed) {
   if (initial_dump) {
     schedule_.dumpStarted(subscribed);
     schedule_.dumpFinished(subscribed);
@@ -160,11 +161,21 @@ Result<void> EventReader::loop() {
       }
     }
     reportOverflow(false);
+    sweepIfDue(clock_.now());
     if (schedule_.resyncDue(clock_.now())) {
       resync();
     }
     publish();
   }
+}
+
+void EventReader::sweepIfDue(Timestamp now) {
+  if (options_.sweep_while == nullptr || options_.sweep_while->load(std::memory_order_relaxed) == 0 ||
+      now - last_dump_end_ < options_.sweep_every || schedule_.nextResyncAt()) {
+    return;
+  }
+  sweep_requested_ = true;
+  schedule_.requestSweep(now);
 }
 
 bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
@@ -239,7 +250,11 @@ void EventReader::resync() {
   const Timestamp begin = clock_.now();
   schedule_.dumpStarted(begin);
   ++resyncs_;
-  log_->info("resynchronising with the kernel's conntrack table (dump {})", resyncs_);
+  // A sweep with nothing lost is routine: said at debug level, every few minutes as it may be.
+  const bool routine = std::exchange(sweep_requested_, false) && !schedule_.windowOpen();
+  log_->log(routine ? spdlog::level::debug : spdlog::level::info,
+            "resynchronising with the kernel's conntrack table (dump {}{})", resyncs_,
+            routine ? ": a sweep for flows from the start-up dump that may never report their end" : "");
   batch_.push(ResyncBegin{begin});
   push(EventQueue::WhenFull::Wait);
   const auto dumped = source_.dumpTable(clock_, [this](FlowRecord&& record) {
@@ -258,8 +273,9 @@ void EventReader::resync() {
     return;
   }
   schedule_.dumpFinished(end);
-  log_->info("dumped {} conntrack entries in {} ms", *dumped,
-             std::chrono::duration_cast<std::chrono::milliseconds>(end - begin).count());
+  last_dump_end_ = end;
+  log_->log(routine ? spdlog::level::debug : spdlog::level::info, "dumped {} conntrack entries in {} ms", *dumped,
+            std::chrono::duration_cast<std::chrono::milliseconds>(end - begin).count());
 }
 
 Result<void> EventReader::finish() {

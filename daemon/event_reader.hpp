@@ -59,6 +59,13 @@ public:
     // Default mode: a resync closes the flows the dump no longer shows (ResyncEnd::close_unseen).
     // Not in reliable mode, where their DESTROY is resent by the kernel.
     bool close_unseen{true};
+    // While *sweep_while is not zero (Pipeline::openObservedAtStart: flows from the start-up dump
+    // are open), a dump at most every sweep_every, though nothing was lost: an entry made before
+    // nf_conntrack_events was 1 may have no event extension and never report its end, so only a
+    // dump finds it gone (docs/operations.md, "Flows that never report their end"). Null: never
+    // (nf_conntrack_events was 1 already, or reliable mode, whose resyncs close nothing).
+    const std::atomic<std::size_t>* sweep_while{nullptr};
+    std::chrono::nanoseconds sweep_every{std::chrono::minutes{5}};
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
     std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};
@@ -116,6 +123,8 @@ private:
   [[nodiscard]] bool stopRequestedWithin(std::chrono::nanoseconds wait) const;
   void noteEmpty();
   void resync();
+  // Asks for a sweep (Options::sweep_while) when one is due at `now`.
+  void sweepIfDue(Timestamp now);
   [[nodiscard]] Result<void> finish();
   void push(EventQueue::WhenFull when_full);
   // Reports the queue overflow window once no record was dropped for overflow_quiet, or now.
@@ -148,6 +157,8 @@ private:
   Timestamp last_turn_end_{};
   std::uint64_t kernel_drops_{0};
   std::uint64_t resyncs_{0};
+  Timestamp last_dump_end_{};    // sweepIfDue() counts from it
+  bool sweep_requested_{false};  // the next resync was asked for by sweepIfDue()
   std::uint64_t queue_dropped_{0};
   bool overflow_logged_{false};
 };

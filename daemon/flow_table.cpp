@@ -135,6 +135,11 @@ FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Tim
   return record;
 }
 
+std::size_t FlowTable::openObservedAtStart() const noexcept {
+  return static_cast<std::size_t>(
+      std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.observed_at_start; }));
+}
+
 std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound) {
   std::vector<FlowRecord> closed;
   for (auto it = open_.begin(); it != open_.end();) {

@@ -95,6 +95,7 @@ void Pipeline::settle(Timestamp now) {
     if (dump_failed_) {
       log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");
     }
+    observed_open_.store(table_.openObservedAtStart(), std::memory_order_relaxed);
     return;
   }
   auto closed = table_.closeUnseen(*dump_end_);
@@ -109,6 +110,7 @@ void Pipeline::settle(Timestamp now) {
     batcher_.add(std::move(record), now);
   }
   dump_end_.reset();
+  observed_open_.store(table_.openObservedAtStart(), std::memory_order_relaxed);
 }
 
 void Pipeline::gap(const GapRecord& gap) {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,6 +52,10 @@ public:
   // The time of the last ReaderDrained handled: every event that happened before it has been
   // handled. Nullopt before the first.
   [[nodiscard]] std::optional<Timestamp> drainedUpTo() const noexcept { return drained_up_to_; }
+  // FlowTable::openObservedAtStart() as of the last settled dump: while it is not zero, flows may
+  // be open that never report their end, and the reader sweeps the table now and then
+  // (EventReader::Options::sweep_while). Read from the reader thread.
+  [[nodiscard]] const std::atomic<std::size_t>& openObservedAtStart() const noexcept { return observed_open_; }
 
 private:
   void record(FlowRecord&& record, Timestamp now);
@@ -65,6 +71,7 @@ private:
   bool in_resync_{false};
   bool dump_failed_{false};
   std::optional<Timestamp> drained_up_to_;
+  std::atomic<std::size_t> observed_open_{0};
   PipelineStats stats_{};
 };
 

@@ -53,6 +53,15 @@ void ResyncSchedule::noteDrops(Timestamp now, std::uint64_t drops) noexcept {
 
 void ResyncSchedule::noteQueueLoss(Timestamp now) noexcept { noteLoss(now); }
 
+void ResyncSchedule::requestSweep(Timestamp now) noexcept {
+  if (phase_ != Phase::Idle || need_resync_) {
+    return;
+  }
+  need_resync_ = true;
+  first_loss_ = now;
+  last_loss_ = now - options_.quiet;  // due at once
+}
+
 std::optional<Timestamp> ResyncSchedule::nextResyncAt() const noexcept {
   if (phase_ != Phase::Idle || !need_resync_) {
     return std::nullopt;

@@ -45,6 +45,9 @@ public:
   // Records were dropped at `now` before they reached the pipeline (the queue was full): the flow
   // table needs a resync, but the gap is the queue's to report.
   void noteQueueLoss(Timestamp now) noexcept;
+  // A dump is wanted at `now` though nothing was lost: a sweep for flows that may never report
+  // their end. Ignored while a resync is due or under way, which serves as well.
+  void requestSweep(Timestamp now) noexcept;
 
   // When the next resync is due; nullopt when none is needed or one is in progress.
   [[nodiscard]] std::optional<Timestamp> nextResyncAt() const noexcept;

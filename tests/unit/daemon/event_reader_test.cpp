@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <mutex>
+#include <atomic>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -413,6 +414,30 @@ TEST_F(EventReaderTest, AnOverrunIsRepairedByAResyncAndRecordedAsAGap) {
     }
   }
   EXPECT_FALSE(queue_->stats().reader.unreported_loss_since) << "reported, so nothing holds the heartbeat";
+}
+
+// Flows from the start-up dump may never report their end (made before nf_conntrack_events was 1):
+// while the pipeline says some are open, the reader dumps the table every sweep_every, without a
+// gap, closing what the dump no longer shows; once none is open, it stops.
+TEST_F(EventReaderTest, WhileFlowsFromTheStartDumpAreOpenTheTableIsSweptWithoutAGap) {
+  source_.setTable({record(1)});
+  std::atomic<std::size_t> open_from_dump{1};
+  auto options = immediate();
+  options.idle_check = 5ms;
+  options.sweep_while = &open_from_dump;
+  options.sweep_every = 20ms;
+  start(100, options);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<ResyncSettled>(items) >= 3; }));
+  open_from_dump.store(0);
+  ASSERT_TRUE(consumer_->until([&](const auto& items) { return countOf<ResyncSettled>(items) == countOf<ResyncBegin>(items); }));
+  const int swept = source_.dumps();
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(source_.dumps(), swept) << "no sweep once no flow from the start-up dump is open";
+  stop();
+  EXPECT_EQ(countOf<GapReport>(consumer_->items), 0U);
+  const auto end = indexOf<ResyncEnd>(consumer_->items);
+  ASSERT_GE(end, 0);
+  EXPECT_TRUE(std::get<ResyncEnd>(consumer_->items[static_cast<std::size_t>(end)]).close_unseen);
 }
 
 TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {

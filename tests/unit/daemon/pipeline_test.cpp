@@ -79,6 +79,36 @@ TEST_F(PipelineTest, FlowsTheDumpNoLongerShowsAreClosedOnlyOnceSettled) {
   EXPECT_EQ(table_.openFlows(), 1U);
 }
 
+// Flows first seen in the start-up dump may never report their end: the pipeline says how many are
+// open at each settled dump, so that the reader sweeps the table while there are any, and a sweep
+// that no longer shows one closes it (with a bound end) and stops counting it.
+TEST_F(PipelineTest, SaysHowManyFlowsFromTheStartDumpAreOpenAtEachSettle) {
+  auto dumped = [](std::uint32_t id) {
+    FlowRecord row = event(EventType::Dump, id, at(1s));
+    row.observed_at_start = true;
+    return row;
+  };
+  feed(ResyncBegin{at(1s)});
+  feed(dumped(1));
+  feed(dumped(2));
+  feed(ResyncEnd{at(1s), true});
+  EXPECT_EQ(pipeline_.openObservedAtStart().load(), 0U) << "not before the dump settles";
+  feed(ResyncSettled{at(2s)});
+  EXPECT_EQ(pipeline_.openObservedAtStart().load(), 2U);
+  feed(event(EventType::New, 3, at(3s)));
+  feed(ResyncBegin{at(300s)});
+  feed(dumped(1));
+  feed(event(EventType::Dump, 3, at(300s)));
+  feed(ResyncEnd{at(301s), true});
+  feed(ResyncSettled{at(302s)});
+  flush();
+  EXPECT_EQ(pipeline_.openObservedAtStart().load(), 1U) << "flow 2 is gone from the table";
+  const auto flow2 = of(sqlite_, 2);
+  ASSERT_EQ(flow2.size(), 2U);
+  EXPECT_EQ(flow2[1].end, at(301s));
+  EXPECT_EQ(flow2[1].end_source, TimeSource::Bound);
+}
+
 TEST_F(PipelineTest, ADestroyQueuedBehindTheDumpIsTheOneThatCloses) {
   feed(event(EventType::New, 1, at(1s)));
   feed(ResyncBegin{at(10s)});

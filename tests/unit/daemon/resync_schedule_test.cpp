@@ -111,6 +111,28 @@ TEST(ResyncScheduleTest, QueueLossAsksForAResyncButIsNoKernelGap) {
   EXPECT_FALSE(s.nextResyncAt());
 }
 
+// A sweep for flows that may never report their end: a dump at once, no gap; asked for while a
+// dump is under way it changes nothing, least of all the overrun window that dump may close.
+TEST(ResyncScheduleTest, ASweepIsADumpAtOnceWithoutAGap) {
+  auto s = schedule();
+  s.requestSweep(at(5s));
+  EXPECT_FALSE(s.windowOpen());
+  ASSERT_TRUE(s.nextResyncAt());
+  EXPECT_EQ(*s.nextResyncAt(), at(5s));
+  const auto settled = resync(s, at(5s), at(6s), at(6100ms), 0);
+  EXPECT_TRUE(settled.settled);
+  EXPECT_FALSE(settled.gap);
+  EXPECT_FALSE(s.nextResyncAt());
+
+  s.noteOverrun(at(10s));
+  s.dumpStarted(at(11s));
+  s.requestSweep(at(12s));
+  s.dumpFinished(at(13s));
+  const auto repaired = s.noteEmpty(at(13100ms), 0);
+  EXPECT_TRUE(repaired.gap) << "the sweep asked for meanwhile is no loss during the resync";
+  EXPECT_FALSE(s.nextResyncAt());
+}
+
 TEST(ResyncScheduleTest, AFailedDumpIsRetriedAfterMaxWait) {
   auto s = schedule();
   s.noteOverrun(at(1s));
