@@ -10,6 +10,7 @@
 #include <utility>
 
 #include <sys/statvfs.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "storage/flow_query_sql.hpp"
@@ -74,6 +75,17 @@ std::string cannotOpenAdvice(const std::filesystem::path& path) {
   }
   if (::geteuid() == 0) {
     return "it and its -wal and -shm files need read access, and its directory write access when they are missing";
+  }
+  // The daemon keeps the -shm for readers who cannot create it; what removes it is a writer's last
+  // close, typically `sqlite3 flows.db` without -readonly on a stopped daemon's file (a helper's
+  // walkthrough run found analysts locked out that way and told to join the group they were in).
+  const std::string shm = real.string() + "-shm";
+  if (!std::filesystem::exists(shm, ec) && ::faccessat(AT_FDCWD, real.c_str(), R_OK, AT_EACCESS) == 0 &&
+      ::faccessat(AT_FDCWD, directory.c_str(), W_OK, AT_EACCESS) != 0) {
+    return shm + " is missing and this user cannot create it in " + directory.string() +
+           ": ctauditd keeps it, but a program that opened the file for writing (sqlite3 without -readonly) "
+           "deletes it and the -wal when it closes. Start ctauditd, which makes them again, or query as root; "
+           "open the file with sqlite3 -readonly from now on";
   }
   return "it and its -wal and -shm files need read access, and a directory this user can write to when they are "
          "missing; run ctaudit as a member of group ctaudit (adduser USER ctaudit) or as root";

@@ -20,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init cli_errors --daemon --query --no-netns
 cta_require_root "each daemon run gets a throwaway network namespace"
-cta_require_tools unshare timeout
+cta_require_tools unshare timeout setpriv
 
 # expect_usage_error PATTERN COMMAND [ARGS...]: exit 2, nothing on stdout, at most two lines on
 # stderr (the message, perhaps a "see --help" hint), the message matching PATTERN
@@ -163,6 +163,25 @@ read_only_mount_named() {
 }
 cta_expect "a database on a read-only mount without its -shm: exit 2, says the mount is read-only" \
   read_only_mount_named
+
+# An analyst in the database's group, in a directory they cannot write to, after a plain `sqlite3
+# flows.db` deleted the -shm the daemon keeps: the message named the group they were in. It now
+# says the -shm is missing, why, and what brings it back.
+missing_shm_named() {
+  local dir=$CTA_TMP/group-dir gid=4242 err rc=0
+  chmod o+x "$CTA_TMP" || return 1  # the analyst passes through it, as through /var/lib
+  mkdir -m 0750 "$dir" && cp "$CTA_DB" "$dir/flows.db" && chmod 0640 "$dir/flows.db" &&
+    chgrp -R "$gid" "$dir" || return 1
+  err=$(setpriv --reuid=65534 --regid="$gid" --clear-groups "$CTAUDIT" flows --db "$dir/flows.db" 2>&1 >/dev/null) ||
+    rc=$?
+  ((rc == 2)) && grep -q "flows.db-shm is missing and this user cannot create it" <<<"$err" &&
+    grep -q 'Start ctauditd, which makes them again' <<<"$err" && grep -q 'sqlite3 -readonly' <<<"$err" &&
+    ! grep -q 'adduser' <<<"$err" && return 0
+  cta_err "exit $rc, stderr: $err"
+  return 1
+}
+cta_expect "a group member without the -shm in a directory they cannot write: exit 2, says how it went and how to fix it" \
+  missing_shm_named
 
 cta_log "ctauditd (each run in a throwaway network namespace)"
 D=(unshare --net -- "$CTAUDITD")
