@@ -201,6 +201,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   reader_options.pacing.max = reader_options.pacing.maxFor(config.receive_buffer_bytes);
   if (!events_were_on && !config.reliable) {
     reader_options.sweep_while = &daemon->pipeline_->openObservedAtStart();
+    reader_options.sweep_every = config.sweep_interval;
   }
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);

@@ -43,6 +43,9 @@ struct DaemonConfig {
   // NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS: the kernel keeps and resends DESTROY events the
   // socket had no room for, and the reader waits for room in the queue instead of dropping.
   bool reliable{false};
+  // While flows from the start-up dump that may never report their end are open, a dump of the
+  // table this often closes the ones that are gone (EventReader::Options::sweep_every).
+  std::chrono::milliseconds sweep_interval{std::chrono::minutes{5}};
   // Prometheus text file rewritten every few seconds, or nullopt for none. Unless set, it lives
   // beside the database (/var/lib/ctaudit/ctauditd.prom with the default --db), so that a daemon
   // given another --db writes nothing outside the directory it was given.

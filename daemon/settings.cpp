@@ -102,6 +102,20 @@ Result<std::chrono::milliseconds> parseFlushInterval(std::string_view text) {
   return ms;
 }
 
+// 1s to 1d: shorter would dump a large table back to back, longer leaves an ended flow open in
+// the log for more than a day.
+Result<std::chrono::milliseconds> parseSweepInterval(std::string_view text) {
+  const auto duration = parseDuration(text);
+  if (!duration) {
+    return Unexpected{duration.error()};
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
+  if (ms < std::chrono::seconds{1} || ms > std::chrono::days{1}) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' is out of range; give 1s to 1d");
+  }
+  return ms;
+}
+
 // The largest exact unit, so that --check-config prints what was typed: "1s", "90s", "400d".
 std::string printDuration(std::chrono::milliseconds ms) {
   const auto count = ms.count();
@@ -302,6 +316,11 @@ constexpr std::array kSettings{
             "DESTROY events the daemon had no room for, and may drop packets instead; read docs/operations.md first.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.reliable, parseBoolean(v)); },
             [](const DaemonConfig& c) { return printBoolean(c.reliable); }},
+    Setting{"sweep-interval", ValueKind::String, "DUR",
+            "When nf_conntrack_events was not 1 at start, dump the table this often while flows from the "
+            "start-up dump are open, to close those that ended without an event (1s to 1d).",
+            [](DaemonConfig& c, std::string_view v) { return assign(c.sweep_interval, parseSweepInterval(v)); },
+            [](const DaemonConfig& c) { return printDuration(c.sweep_interval); }},
     Setting{"stats-file", ValueKind::String, "PATH",
             "Prometheus text file for node_exporter's textfile collector, rewritten every 5s; 'none' for off. "
             "Unless set, ctauditd.prom in the database's directory.",

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# sweep: a NAT'd flow made while the gateway's nf_conntrack_events was still 2 with no listener has
+# no event extension, so the kernel says nothing when it ends (FIELD-NOTES 4). It used to stay open
+# in the log until the next restart, and `who` matched its translated port at any later time.
+# Checks, against the kernel:
+#   - a UDP flow opened before the daemon is in the start-up dump, open, first seen at start;
+#   - deleted from the gateway's table it sends no DESTROY, yet within a few --sweep-interval it
+#     is closed in the log with a bound end, no earlier than its deletion;
+#   - a flow opened after the start (it has the extension) ends through its DESTROY, not a bound;
+#   - once no flow from the start-up dump is open, the sweeps stop; no gap is recorded for them;
+#   - with nf_conntrack_events already 1 at start, no sweep at all.
+set -u -o pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cta_init sweep --daemon --query
+cta_topology_up
+cta_start_servers
+
+cta_in "$CTA_GW" sysctl -qw net.netfilter.nf_conntrack_events=2 >/dev/null ||
+  cta_die "setting nf_conntrack_events=2 in $CTA_GW failed"
+# The topology's reachability pings are in the table too, for 30 s: without them the early flow
+# is the only one from the start-up dump, and when it is gone the sweeps must stop.
+cta_in "$CTA_GW" conntrack -F >/dev/null 2>&1 || cta_die "conntrack -F in $CTA_GW failed"
+
+# cta_udp_flow leaves a replied UDP entry (timeout 120 s): long enough to outlive the test.
+before_port=24001
+after_port=24002
+cta_expect "a NAT'd UDP flow before the daemon runs (no event extension)" \
+  cta_udp_flow "$CTA_CL4" "$before_port" "$CTA_SRV4" "$CTA_UDP_PORT"
+
+cta_daemon_start --sweep-interval 2s
+
+# flow_json PORT: the log's one flow from the client's PORT, as `ctaudit flows` prints it.
+flow_json() {
+  "$CTAUDIT" flows --src "$CTA_CL4" --proto udp --db "$CTA_DB" --format json 2>/dev/null |
+    cta_jq -c --arg p "$1" 'select(.event.kind == "event" and ((.source.port | tostring) == $p))'
+}
+flow_is() { # PORT JQ-CONDITION
+  local rec
+  rec=$(flow_json "$1")
+  [[ -n $rec && $(cta_jq -r "$2" <<<"$rec") == true ]] && return 0
+  cta_err "flow from port $1: want $2, got '$rec'"
+  return 1
+}
+cta_expect "the early flow is in the start-up dump, open, first seen at start" \
+  cta_eventually 5 "early flow logged" flow_is "$before_port" \
+  '.event.action == "new" and .conntrack.observed_at_start == true and (.event.end == null)'
+
+delete_entry() { # PORT
+  cta_in "$CTA_GW" conntrack -D -p udp --orig-src "$CTA_CL4" --orig-port-src "$1" >/dev/null 2>&1 && return 0
+  cta_err "conntrack -D of the flow from port $1 failed"
+  return 1
+}
+T_deleted=$(cta_now)
+cta_expect "the early flow's entry is deleted from the gateway's table" delete_entry "$before_port"
+
+cta_expect "a sweep closes the early flow with a bound end, no earlier than its deletion" \
+  cta_eventually 10 "early flow closed" flow_is "$before_port" \
+  "(.conntrack.time_source.end == \"bound\") and (.event.end | sub(\"\\\\.[0-9]+Z$\"; \"Z\") | fromdate) >= $T_deleted - 1"
+
+cta_expect "a UDP flow after the start" cta_udp_flow "$CTA_CL4" "$after_port" "$CTA_SRV4" "$CTA_UDP_PORT"
+cta_expect "... deleted too" delete_entry "$after_port"
+cta_expect "the later flow ends through its DESTROY: a kernel end, not a bound" \
+  cta_eventually 5 "later flow closed" flow_is "$after_port" '.conntrack.time_source.end == "kernel"'
+
+sweeps() { grep -c 'a sweep for flows from the start-up dump' "$CTA_DAEMON_LOG"; }
+no_more_sweeps() {
+  local before after
+  before=$(sweeps)
+  sleep 5 # more than two intervals
+  after=$(sweeps)
+  ((before >= 1 && after - before <= 1)) && return 0 # one may have been under way
+  cta_err "sweeps: $before, then $after five seconds later"
+  return 1
+}
+cta_expect "once no flow from the start-up dump is open, the sweeps stop" no_more_sweeps
+no_gap() {
+  local n
+  n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason != 'daemon_down'")
+  [[ $n == 0 ]] && return 0
+  cta_err "$n gap(s): $(cta_sql 'SELECT reason, start_ns, end_ns FROM gaps')"
+  return 1
+}
+cta_expect "the sweeps record no gap" no_gap
+cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
+
+# nf_conntrack_events is 1 now (the daemon set it): every entry has the extension.
+cta_expect "a UDP flow while no daemon runs, with nf_conntrack_events=1" \
+  cta_udp_flow "$CTA_CL4" 24003 "$CTA_SRV4" "$CTA_UDP_PORT"
+: >"$CTA_DAEMON_LOG"
+cta_daemon_start --sweep-interval 1s
+sleep 4
+no_sweep_at_all() {
+  local n
+  n=$(sweeps)
+  ((n == 0)) && return 0
+  cta_err "$n sweep(s) though nf_conntrack_events was 1 at start"
+  return 1
+}
+cta_expect "with nf_conntrack_events already 1 at start: no sweep" no_sweep_at_all
+cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
+
+cta_finish
