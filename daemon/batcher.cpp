@@ -83,7 +83,7 @@ bool Batcher::finish(Timestamp now) {
   }
   for (Lane& lane : lanes_) {
     writeGaps(lane);
-    if (!lane.gaps.empty()) {
+    if (!lane.gaps.empty() && !lane.gone_logged) {
       log_->error("{}: {} gap record(s) could not be written before the stop", lane.target.name, lane.gaps.size());
     }
     (void)lane.target.sink->flush();
@@ -92,7 +92,9 @@ bool Batcher::finish(Timestamp now) {
   // found room: the gap can still reach the other sinks. (A sync that failed in flushAll above
   // went out with the gaps already.)
   for (Lane& lane : lanes_) {
-    lane.target.sink->abandonUnfinished();
+    if (lane.target.sink->abandonUnfinished()) {
+      complete = false;  // a record given up, like those dropped above
+    }
     if (raiseSyncLossGap(lane)) {
       for (Lane& other : lanes_) {
         if (&other != &lane) {
@@ -287,7 +289,7 @@ void Batcher::flushSinks(Timestamp now) {
     // each flush's unsynced records still come as a gap below), and once when it works again. A
     // lane whose writes fail says so itself, and when they work again.
     const bool flushed = lane.target.sink->flush() == SinkStatus::Ok;
-    if (lane.failing) {
+    if (lane.failing || lane.target.sink->gone()) {
       lane.flush_failing = false;
     } else if (!flushed && !lane.flush_failing) {
       log_->error("{}: flush failed; records may not be durable yet", lane.target.name);

@@ -74,9 +74,8 @@ Result<std::unique_ptr<ConntrackSource>> ConntrackSource::open(const Options& op
   int actual = 0;
   socklen_t len = sizeof actual;
   if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &actual, &len) == 0) {
-    // Each queued event costs its skb's truesize, 1280 bytes on 6.18 (docs/operations.md).
     log->info("event socket receive buffer: {} bytes, room for about {} events", actual,
-              static_cast<unsigned>(actual) / 1280U);
+              static_cast<std::size_t>(actual) / kEventTruesizeBytes);
   }
   if (options.reliable) {
     // Both options are socket-level netlink flags (af_netlink.c netlink_setsockopt); with

@@ -41,8 +41,8 @@ std::string hostName() {
 }
 
 // Sets (or with --no-sysctl, checks) the conntrack sysctls and says what changed and what is off.
-// Returns whether nf_conntrack_events was 1 before: then every entry in the table has the event
-// extension and reports its end; otherwise those made before may not (FIELD-NOTES 4).
+// Returns whether nf_conntrack_events was 1 before: then every entry in the table made since it was
+// set has the event extension and reports its end (FIELD-NOTES 4).
 bool prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
   bool events_were_on = false;
   for (const auto& sysctl : requiredSysctls()) {
@@ -179,7 +179,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   run->open_flows = {};
   // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
   // stops the daemon before it changes anything in the namespace.
-  const bool events_were_on = prepareSysctls(config, *daemon->log_.daemon);
+  daemon->table_.setEventsWereOff(!prepareSysctls(config, *daemon->log_.daemon));
+  if (!config.reliable) {
+    daemon->pipeline_->enableSweeps();
+  }
   // Before the dump, which opens a socket of its own: it proves at once that CAP_NET_ADMIN alone
   // is enough for the resyncs to come. Before the reader thread: capabilities are per thread.
   if (account) {
@@ -188,7 +191,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     }
   }
 
+  const Timestamp dump_began = clock.now();
   const auto dumped = daemon->dumpAtStart();
+  const std::chrono::nanoseconds dump_time = clock.now() - dump_began;
   if (!dumped) {
     return Unexpected{dumped.error()};
   }
@@ -199,9 +204,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   reader_options.reads_prove_no_loss = !config.reliable;
   reader_options.close_unseen = !config.reliable;
   reader_options.pacing.max = reader_options.pacing.maxFor(config.receive_buffer_bytes);
-  if (!events_were_on && !config.reliable) {
-    reader_options.sweep_while = &daemon->pipeline_->openObservedAtStart();
+  if (!config.reliable) {
+    reader_options.sweep_while = &daemon->pipeline_->openWithoutEndEvents();
     reader_options.sweep_every = config.sweep_interval;
+    reader_options.buffer_events = config.receive_buffer_bytes / kEventTruesizeBytes;
+    reader_options.start_dump_entries = *dumped;
+    reader_options.start_dump_time = dump_time;
   }
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);

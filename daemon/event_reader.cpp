@@ -48,7 +48,10 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
       log_(std::move(log)),
       schedule_(options.resync, subscribed, 0),
       wait_(options.pacing.min),
-      last_dump_end_(subscribed) {
+      last_dump_end_(subscribed),
+      last_dump_entries_(options.start_dump_entries),
+      last_dump_time_(options.start_dump_time),
+      rate_since_(subscribed) {
   if (initial_dump) {
     schedule_.dumpStarted(subscribed);
     schedule_.dumpFinished(subscribed);
@@ -170,12 +173,41 @@ Result<void> EventReader::loop() {
 }
 
 void EventReader::sweepIfDue(Timestamp now) {
-  if (options_.sweep_while == nullptr || options_.sweep_while->load(std::memory_order_relaxed) == 0 ||
-      now - last_dump_end_ < options_.sweep_every || schedule_.nextResyncAt()) {
+  if (options_.sweep_while == nullptr) {
     return;
   }
-  sweep_requested_ = true;
+  // The event rate of the last second, kept up to date whether a sweep is due or not.
+  const SourceStats& source = source_.stats();
+  const std::uint64_t events = source.messages - source.dump_entries;
+  if (const auto elapsed = now - rate_since_; elapsed >= std::chrono::seconds{1}) {
+    events_per_second_ = static_cast<double>(events - rate_events_base_) /
+                         std::chrono::duration<double>(elapsed).count();
+    rate_since_ = now;
+    rate_events_base_ = events;
+  }
+  if (options_.sweep_while->load(std::memory_order_relaxed) == 0 || now - last_dump_end_ < options_.sweep_every ||
+      schedule_.nextResyncAt() || sweepWouldCrowdTheSocket()) {
+    return;
+  }
+  sweep_put_off_ = false;
   schedule_.requestSweep(now);
+}
+
+bool EventReader::sweepWouldCrowdTheSocket() {
+  if (last_dump_entries_ == 0 ||
+      !dumpWouldCrowdTheSocket(events_per_second_, last_dump_time_, options_.buffer_events)) {
+    return false;
+  }
+  if (!sweep_put_off_) {
+    const double queued = events_per_second_ * std::chrono::duration<double>(last_dump_time_).count();
+    log_->info("putting off a sweep for flows that may never report their end: the last dump of {} entries took {} "
+               "ms, and at {:.0f} events/s about {:.0f} events would queue meanwhile in the event socket, which holds "
+               "about {}; trying again every second",
+               last_dump_entries_, std::chrono::duration_cast<std::chrono::milliseconds>(last_dump_time_).count(),
+               events_per_second_, queued, options_.buffer_events);
+    sweep_put_off_ = true;
+  }
+  return true;
 }
 
 bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
@@ -248,14 +280,14 @@ void EventReader::noteEmpty() {
 
 void EventReader::resync() {
   const Timestamp begin = clock_.now();
-  schedule_.dumpStarted(begin);
   ++resyncs_;
   // A sweep with nothing lost is routine: said at debug level, every few minutes as it may be.
-  const bool routine = std::exchange(sweep_requested_, false) && !schedule_.windowOpen();
+  const bool routine = schedule_.sweepOnly();
+  schedule_.dumpStarted(begin);
   log_->log(routine ? spdlog::level::debug : spdlog::level::info,
             "resynchronising with the kernel's conntrack table (dump {}{})", resyncs_,
             routine ? ": a sweep for flows from the start-up dump that may never report their end" : "");
-  batch_.push(ResyncBegin{begin});
+  batch_.push(ResyncBegin{begin, routine});
   push(EventQueue::WhenFull::Wait);
   const auto dumped = source_.dumpTable(clock_, [this](FlowRecord&& record) {
     batch_.push(record);
@@ -274,6 +306,8 @@ void EventReader::resync() {
   }
   schedule_.dumpFinished(end);
   last_dump_end_ = end;
+  last_dump_entries_ = *dumped;
+  last_dump_time_ = end - begin;
   log_->log(routine ? spdlog::level::debug : spdlog::level::info, "dumped {} conntrack entries in {} ms", *dumped,
             std::chrono::duration_cast<std::chrono::milliseconds>(end - begin).count());
 }

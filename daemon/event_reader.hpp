@@ -59,13 +59,21 @@ public:
     // Default mode: a resync closes the flows the dump no longer shows (ResyncEnd::close_unseen).
     // Not in reliable mode, where their DESTROY is resent by the kernel.
     bool close_unseen{true};
-    // While *sweep_while is not zero (Pipeline::openObservedAtStart: flows from the start-up dump
-    // are open), a dump at most every sweep_every, though nothing was lost: an entry made before
-    // nf_conntrack_events was 1 may have no event extension and never report its end, so only a
-    // dump finds it gone (docs/operations.md, "Flows that never report their end"). Null: never
-    // (nf_conntrack_events was 1 already, or reliable mode, whose resyncs close nothing).
+    // While *sweep_while is not zero (Pipeline::openWithoutEndEvents: flows from the start-up dump
+    // that may never report their end are open), a dump at most every sweep_every, though nothing
+    // was lost: an entry made before nf_conntrack_events was 1 may have no event extension, so
+    // only a dump finds it gone (docs/operations.md, "Flows that never report their end"). Null:
+    // never (reliable mode, whose resyncs close nothing).
     const std::atomic<std::size_t>* sweep_while{nullptr};
     std::chrono::nanoseconds sweep_every{std::chrono::minutes{5}};
+    // Events the socket's receive buffer holds (0: not known). A sweep is put off while the last
+    // dump's time per entry, times the entries it read, times the event rate of the last second,
+    // comes to more than half of it: events queue in the socket while the reader dumps, and a
+    // sweep must not make the overrun it is not there to repair.
+    std::size_t buffer_events{0};
+    // The start-up dump, which the Daemon made before the reader started: the first estimate.
+    std::size_t start_dump_entries{0};
+    std::chrono::nanoseconds start_dump_time{};
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
     std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};
@@ -158,7 +166,17 @@ private:
   std::uint64_t kernel_drops_{0};
   std::uint64_t resyncs_{0};
   Timestamp last_dump_end_{};    // sweepIfDue() counts from it
-  bool sweep_requested_{false};  // the next resync was asked for by sweepIfDue()
+  // The last dump (the start-up dump's time is not known here: the first sweep has no estimate),
+  // and the event rate over the last second, for sweepIfDue().
+  std::size_t last_dump_entries_{0};
+  std::chrono::nanoseconds last_dump_time_{};
+  Timestamp rate_since_{};
+  std::uint64_t rate_events_base_{0};
+  double events_per_second_{0};
+  bool sweep_put_off_{false};  // logged once until a sweep runs
+  // Whether a sweep now would queue more than half of Options::buffer_events meanwhile, estimated
+  // from the last dump and the event rate of the last second (logged once until a sweep runs).
+  [[nodiscard]] bool sweepWouldCrowdTheSocket();
   std::uint64_t queue_dropped_{0};
   bool overflow_logged_{false};
 };

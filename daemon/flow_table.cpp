@@ -51,7 +51,11 @@ bool FlowTable::apply(FlowRecord& record) {
         found->second.seen = generation_;
         return false;
       }
-      open_.emplace(key, remember(record));
+      {
+        OpenFlow flow = remember(record);
+        flow.from_start_up = start_up_dump_;
+        open_.emplace(key, flow);
+      }
       return true;
     case EventType::Update:
       if (found == open_.end()) {
@@ -84,7 +88,11 @@ bool FlowTable::apply(FlowRecord& record) {
   return true;
 }
 
-void FlowTable::restore(const FlowRecord& open) { open_.insert_or_assign(open.key(), remember(open)); }
+void FlowTable::restore(const FlowRecord& open) {
+  OpenFlow flow = remember(open);
+  flow.from_start_up = open.observed_at_start;
+  open_.insert_or_assign(open.key(), flow);
+}
 
 FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   if (record.event == EventType::New) {
@@ -135,15 +143,15 @@ FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Tim
   return record;
 }
 
-std::size_t FlowTable::openObservedAtStart() const noexcept {
-  return static_cast<std::size_t>(
-      std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.observed_at_start; }));
+std::size_t FlowTable::openWithoutEndEvents() const noexcept {
+  return static_cast<std::size_t>(std::count_if(open_.begin(), open_.end(),
+                                                [this](const auto& entry) { return mayLackEndEvent(entry.second); }));
 }
 
-std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound) {
+std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound, bool only_without_end_events) {
   std::vector<FlowRecord> closed;
   for (auto it = open_.begin(); it != open_.end();) {
-    if (it->second.seen == generation_) {
+    if (it->second.seen == generation_ || (only_without_end_events && !mayLackEndEvent(it->second))) {
       ++it;
       continue;
     }

@@ -70,19 +70,34 @@ public:
   // counts as seen by the current generation: the next resync decides whether it is still alive.
   void restore(const FlowRecord& open);
 
-  // Starts a new generation: flows touched from now on count as seen by this resync.
-  void beginResync() noexcept { ++generation_; }
+  // Starts a new generation: flows touched from now on count as seen by this resync. `start_up`:
+  // it is the dump at the daemon's start, whose new rows may be flows without an end event.
+  void beginResync(bool start_up = false) noexcept {
+    ++generation_;
+    start_up_dump_ = start_up;
+  }
 
   // Removes every flow not seen since the last beginResync() and returns a Destroy record for each:
   // the tuples, ids, start, status and mark as last known, no counters, and end = event time =
   // `bound` with TimeSource::Bound (the flow ended at or before it, after it was last seen).
-  [[nodiscard]] std::vector<FlowRecord> closeUnseen(Timestamp bound);
+  // `only_without_end_events`: only the flows openWithoutEndEvents() counts (a sweep).
+  [[nodiscard]] std::vector<FlowRecord> closeUnseen(Timestamp bound, bool only_without_end_events = false);
+
+  // Whether a flow with `record`'s key is open.
+  [[nodiscard]] bool knows(const FlowRecord& record) const { return open_.contains(record.key()); }
+
+  // nf_conntrack_events was not 1 when the daemon started (openWithoutEndEvents).
+  void setEventsWereOff(bool off) noexcept { events_were_off_ = off; }
 
   [[nodiscard]] std::size_t openFlows() const noexcept { return open_.size(); }
-  // The open flows first seen in the start-up dump (or restored as such), not through their NEW:
-  // with nf_conntrack_events=2 before the daemon set it, such an entry may lack the event
-  // extension and never report its end, so only a dump finds it gone. A walk of the table.
-  [[nodiscard]] std::size_t openObservedAtStart() const noexcept;
+  // The open flows first seen in the start-up dump (or restored from a run that saw them so), not
+  // through their NEW, that may never report their end: an entry made while nf_conntrack_events
+  // was not 1 and no listener was subscribed has no event extension, so only a dump finds it gone.
+  // Which ones: all of them when nf_conntrack_events was not 1 at this start (setEventsWereOff),
+  // else those without a kernel start time, i.e. made before nf_conntrack_timestamp was 1, which
+  // the daemon and the shipped sysctl.d file set together with nf_conntrack_events (installing the
+  // package on a running gateway; a restart of a daemon that started so). A walk of the table.
+  [[nodiscard]] std::size_t openWithoutEndEvents() const noexcept;
 
 private:
   // Ordered for size: 72 bytes.
@@ -95,6 +110,7 @@ private:
     TimeSource start_source{TimeSource::Receive};
     bool has_start{false};
     bool observed_at_start{false};
+    bool from_start_up{false};  // added by the start-up dump, or restored as observed_at_start
   };
   static_assert(sizeof(OpenFlow) <= 72, "keep the per-flow state compact: it is held for every open flow");
 
@@ -106,6 +122,11 @@ private:
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_
   storage::FlowKeyMap<OpenFlow> open_{&pool_};
   std::uint32_t generation_{0};
+  bool start_up_dump_{false};
+  bool events_were_off_{false};
+  [[nodiscard]] bool mayLackEndEvent(const OpenFlow& flow) const noexcept {
+    return flow.from_start_up && (events_were_off_ || !flow.has_start);
+  }
 };
 
 }  // namespace ctaudit::daemon

@@ -36,8 +36,10 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
         if constexpr (std::is_same_v<T, FlowRecord>) {
           record(std::move(value), now);
         } else if constexpr (std::is_same_v<T, ResyncBegin>) {
-          table_.beginResync();
+          // The first resync is the dump at start (Daemon::dumpAtStart).
+          table_.beginResync(stats_.resyncs_settled == 0 && !in_resync_);
           in_resync_ = true;
+          sweeping_ = value.sweep;
           dump_failed_ = false;
           dump_end_.reset();
         } else if constexpr (std::is_same_v<T, ResyncEnd>) {
@@ -59,6 +61,9 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
 void Pipeline::record(FlowRecord&& record, Timestamp now) {
   ++stats_.records;
   const bool from_dump = record.event == EventType::Dump;
+  if (from_dump && sweeping_ && in_resync_ && !table_.knows(record)) {
+    return;  // nothing was lost: its NEW is queued behind the dump
+  }
   auto replaced = table_.endIfReplaced(record);
   if (replaced.stale) {
     log_->debug("conntrack id {}: a late event of an entry its successor has replaced; dropped", record.ct_id);
@@ -90,16 +95,22 @@ void Pipeline::settle(Timestamp now) {
     return;
   }
   in_resync_ = false;
+  const bool sweep = std::exchange(sweeping_, false);
   ++stats_.resyncs_settled;
   if (!dump_end_) {
     if (dump_failed_) {
       log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");
     }
-    observed_open_.store(table_.openObservedAtStart(), std::memory_order_relaxed);
+    publishWithoutEndEvents();
     return;
   }
-  auto closed = table_.closeUnseen(*dump_end_);
-  if (!closed.empty()) {
+  auto closed = table_.closeUnseen(*dump_end_, sweep);
+  if (!closed.empty() && sweep) {
+    log_->info("{} flow(s) from the start-up dump were no longer in the kernel's table at {}: made before "
+               "nf_conntrack_events was 1, they had no event to report their end; closed with that time as the "
+               "bound of their end",
+               closed.size(), formatRfc3339(*dump_end_));
+  } else if (!closed.empty()) {
     log_->info("{} flow(s) were no longer in the kernel's table at {}: their DESTROY was lost; closed with that "
                "time as the bound of their end",
                closed.size(), formatRfc3339(*dump_end_));
@@ -110,7 +121,13 @@ void Pipeline::settle(Timestamp now) {
     batcher_.add(std::move(record), now);
   }
   dump_end_.reset();
-  observed_open_.store(table_.openObservedAtStart(), std::memory_order_relaxed);
+  publishWithoutEndEvents();
+}
+
+void Pipeline::publishWithoutEndEvents() noexcept {
+  if (sweeps_) {  // a walk of the table: only when someone reads it
+    without_end_events_.store(table_.openWithoutEndEvents(), std::memory_order_relaxed);
+  }
 }
 
 void Pipeline::gap(const GapRecord& gap) {

@@ -40,6 +40,9 @@ class Pipeline {
 public:
   Pipeline(FlowTable& table, Batcher& batcher, std::shared_ptr<spdlog::logger> log);
 
+  // Sweeps are on (EventReader::Options::sweep_while): openWithoutEndEvents() is kept up to date.
+  void enableSweeps() noexcept { sweeps_ = true; }
+
   // At start, before any item: the flows the database still has open from the previous run are
   // known (their dump rows are not written again), and the time no daemon ran is a DaemonDown
   // gap [`previous_alive`, `now`] in every sink when there was a previous run.
@@ -52,10 +55,10 @@ public:
   // The time of the last ReaderDrained handled: every event that happened before it has been
   // handled. Nullopt before the first.
   [[nodiscard]] std::optional<Timestamp> drainedUpTo() const noexcept { return drained_up_to_; }
-  // FlowTable::openObservedAtStart() as of the last settled dump: while it is not zero, flows may
+  // FlowTable::openWithoutEndEvents() as of the last settled dump: while it is not zero, flows may
   // be open that never report their end, and the reader sweeps the table now and then
   // (EventReader::Options::sweep_while). Read from the reader thread.
-  [[nodiscard]] const std::atomic<std::size_t>& openObservedAtStart() const noexcept { return observed_open_; }
+  [[nodiscard]] const std::atomic<std::size_t>& openWithoutEndEvents() const noexcept { return without_end_events_; }
 
 private:
   void record(FlowRecord&& record, Timestamp now);
@@ -71,7 +74,10 @@ private:
   bool in_resync_{false};
   bool dump_failed_{false};
   std::optional<Timestamp> drained_up_to_;
-  std::atomic<std::size_t> observed_open_{0};
+  bool sweeps_{false};
+  bool sweeping_{false};  // the resync under way is a sweep (ResyncBegin::sweep)
+  std::atomic<std::size_t> without_end_events_{0};
+  void publishWithoutEndEvents() noexcept;
   PipelineStats stats_{};
 };
 

@@ -18,6 +18,10 @@ namespace ctaudit::daemon {
 // the way to the pipeline, or at start. Flows touched from here on count as seen.
 struct ResyncBegin {
   Timestamp time{};
+  // A sweep (EventReader::Options::sweep_while): nothing was lost, so a dump row of a flow the
+  // table does not know is left to its NEW, queued behind the dump, and only flows that may have
+  // no end event are closed (FlowTable::closeUnseen).
+  bool sweep{false};
   friend bool operator==(const ResyncBegin&, const ResyncBegin&) = default;
 };
 

@@ -5,6 +5,15 @@
 
 namespace ctaudit::daemon {
 
+bool dumpWouldCrowdTheSocket(double events_per_second, std::chrono::nanoseconds dump_time,
+                             std::size_t buffer_events) noexcept {
+  if (buffer_events == 0) {
+    return false;
+  }
+  const double queued = events_per_second * std::chrono::duration<double>(dump_time).count();
+  return queued > static_cast<double>(buffer_events) / 2;
+}
+
 ResyncSchedule::ResyncSchedule(Options options, Timestamp start, std::uint64_t drops) noexcept
     : options_(options), clean_since_(start), last_drops_(drops) {}
 
@@ -29,6 +38,7 @@ void ResyncSchedule::noteLoss(Timestamp now) noexcept {
     first_loss_ = now;
   }
   need_resync_ = true;
+  sweep_only_ = false;
   last_loss_ = now;
   if (phase_ != Phase::Idle) {
     loss_during_resync_ = true;
@@ -58,6 +68,7 @@ void ResyncSchedule::requestSweep(Timestamp now) noexcept {
     return;
   }
   need_resync_ = true;
+  sweep_only_ = true;
   first_loss_ = now;
   last_loss_ = now - options_.quiet;  // due at once
 }

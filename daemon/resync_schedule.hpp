@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -9,6 +10,13 @@
 #include "flow/time.hpp"
 
 namespace ctaudit::daemon {
+
+// Whether a dump that takes `dump_time` would queue more than half of the `buffer_events` the
+// event socket holds, at `events_per_second`: the reader reads no events while it dumps. A sweep
+// is put off then; a resync, which repairs a loss, is not. False when `buffer_events` is 0 (not
+// known).
+[[nodiscard]] bool dumpWouldCrowdTheSocket(double events_per_second, std::chrono::nanoseconds dump_time,
+                                           std::size_t buffer_events) noexcept;
 
 // Decides when the reader dumps the conntrack table to repair what lost events broke, and keeps
 // the overrun window that becomes a KernelOverrun gap. Pure: the EventReader tells it what the
@@ -48,6 +56,8 @@ public:
   // A dump is wanted at `now` though nothing was lost: a sweep for flows that may never report
   // their end. Ignored while a resync is due or under way, which serves as well.
   void requestSweep(Timestamp now) noexcept;
+  // The resync due is only a sweep: no loss was noted since it was asked for.
+  [[nodiscard]] bool sweepOnly() const noexcept { return need_resync_ && sweep_only_; }
 
   // When the next resync is due; nullopt when none is needed or one is in progress.
   [[nodiscard]] std::optional<Timestamp> nextResyncAt() const noexcept;
@@ -94,6 +104,7 @@ private:
   std::uint64_t window_overruns_{0};
 
   bool need_resync_{false};
+  bool sweep_only_{false};
   bool loss_during_resync_{false};
   Timestamp first_loss_{};
   Timestamp last_loss_{};

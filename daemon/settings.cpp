@@ -317,8 +317,8 @@ constexpr std::array kSettings{
             [](DaemonConfig& c, std::string_view v) { return assign(c.reliable, parseBoolean(v)); },
             [](const DaemonConfig& c) { return printBoolean(c.reliable); }},
     Setting{"sweep-interval", ValueKind::String, "DUR",
-            "When nf_conntrack_events was not 1 at start, dump the table this often while flows from the "
-            "start-up dump are open, to close those that ended without an event (1s to 1d).",
+            "While flows from the start-up dump that may have no end event are open (made before "
+            "nf_conntrack_events was 1), dump the table this often to close those that are gone (1s to 1d).",
             [](DaemonConfig& c, std::string_view v) { return assign(c.sweep_interval, parseSweepInterval(v)); },
             [](const DaemonConfig& c) { return printDuration(c.sweep_interval); }},
     Setting{"stats-file", ValueKind::String, "PATH",

@@ -14,6 +14,9 @@ FlowRecord shownRecord(const storage::StoredFlow& flow) {
   if (!record.start) {
     record.start = flow.lifetime_start;
     record.start_source = TimeSource::Bound;
+    if (!record.end) {
+      record.event_time_source = TimeSource::Bound;  // an open flow's @timestamp is its start
+    }
   }
   return record;
 }

@@ -358,6 +358,11 @@ void JsonLinesSink::noteSyncFailed() noexcept { moveToSyncLoss(unsynced_records_
 
 void JsonLinesSink::moveToSyncLoss(SyncLoss& records) noexcept {
   if (records.records > 0) {
+    // unsynced_records_ and unchecked_ count a cut line's record from when it was cut: lost with
+    // them, it is not given up again at the stop (abandonUnfinished).
+    if (&records != &cut_record_) {
+      cut_record_ = {};
+    }
     if (!sync_loss_) {
       sync_loss_.emplace();
     }
@@ -459,7 +464,7 @@ SinkStatus JsonLinesSink::handleWriteFailure(const WriteOutcome& outcome, std::s
 SinkStatus JsonLinesSink::failedWith(int error) noexcept {
   // Standard output's reader has exited (a pipe's, a socket's peer): no one can ever open it again,
   // unlike a FIFO at a path, which a new reader can.
-  if (error == EPIPE && is_stdout_ && !reader_gone_) {
+  if ((error == EPIPE || error == ECONNRESET) && is_stdout_ && !reader_gone_) {
     reader_gone_ = true;
     log_->error("the reader of standard output has gone (EPIPE): no JSON line can be written to it again; the "
                 "database goes on, and records the lost lines as gaps");
@@ -514,18 +519,20 @@ SinkStatus JsonLinesSink::flush() noexcept {
   return finished;
 }
 
-void JsonLinesSink::abandonUnfinished() noexcept {
+bool JsonLinesSink::abandonUnfinished() noexcept {
   if (torn_tail_.empty()) {
-    return;
+    return false;
   }
+  const bool records_lost = cut_record_.records > 0;
   const std::string where = is_regular_ && !is_stdout_
                                 ? "its start stays at the end of the file until the next start moves it to " +
                                       path_.string() + ".torn"
                                 : "the output ends in its start";
   log_->error("{}: the line a failed write cut could not be finished before the stop; {}{}", name_,
-              cut_record_.records > 0 ? "its record is recorded as a gap, and " : "", where);
+              records_lost ? "its record is recorded as a gap, and " : "", where);
   moveToSyncLoss(cut_record_);
   torn_tail_.clear();
+  return records_lost;
 }
 
 void JsonLinesSink::reopen() noexcept {

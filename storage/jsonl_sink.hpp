@@ -125,7 +125,7 @@ public:
   // At the stop: a cut line whose rest could not be written even by the last flush is given up.
   // Its record becomes a loss for takeSyncLoss(), and its start stays at the end of the file until
   // the next open moves it to <path>.torn (moveTornLastLine).
-  void abandonUnfinished() noexcept override;
+  [[nodiscard]] bool abandonUnfinished() noexcept override;
   // Standard output whose reader has exited: nothing can be written to it again.
   [[nodiscard]] bool gone() const noexcept override { return reader_gone_; }
 

@@ -103,8 +103,9 @@ public:
   [[nodiscard]] virtual bool gone() const noexcept { return false; }
   // At the stop, after the last flush: what the sink took but could not finish (the JSON line a
   // full disk cut, whose rest never found room) becomes a loss for takeSyncLoss(), so that the
-  // other sinks record it as a gap. Default: nothing is ever left unfinished.
-  virtual void abandonUnfinished() noexcept {}
+  // other sinks record it as a gap. True when a record was given up so. Default: nothing is ever
+  // left unfinished.
+  [[nodiscard]] virtual bool abandonUnfinished() noexcept { return false; }
   [[nodiscard]] const SinkStats& stats() const noexcept { return stats_; }
 
 private:

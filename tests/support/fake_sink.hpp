@@ -52,10 +52,12 @@ public:
   }
   void reopen() noexcept override { ++reopens; }
   bool gone() const noexcept override { return is_gone; }
-  void abandonUnfinished() noexcept override {
-    if (unfinished) {
-      sync_loss = std::exchange(unfinished, std::nullopt);
+  bool abandonUnfinished() noexcept override {
+    if (!unfinished) {
+      return false;
     }
+    sync_loss = std::exchange(unfinished, std::nullopt);
+    return true;
   }
   std::optional<storage::SyncLoss> takeSyncLoss() noexcept override { return std::exchange(sync_loss, std::nullopt); }
   std::size_t acceptedOfFailedBatch() const noexcept override { return accepted_of_failed_; }

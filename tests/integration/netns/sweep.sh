@@ -10,7 +10,9 @@
 #     is closed in the log with a bound end, no earlier than its deletion;
 #   - a flow opened after the start (it has the extension) ends through its DESTROY, not a bound;
 #   - once no flow from the start-up dump is open, the sweeps stop; no gap is recorded for them;
-#   - with nf_conntrack_events already 1 at start, no sweep at all.
+#   - a flow made before the sysctls were set, with nf_conntrack_events set to 1 just before the
+#     start (as the package's postinst does), is found by its missing start time and swept too;
+#   - a restart with the sysctls on all along sweeps nothing.
 set -u -o pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -87,9 +89,24 @@ no_gap() {
 cta_expect "the sweeps record no gap" no_gap
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
 
-# nf_conntrack_events is 1 now (the daemon set it): every entry has the extension.
-cta_expect "a UDP flow while no daemon runs, with nf_conntrack_events=1" \
-  cta_udp_flow "$CTA_CL4" 24003 "$CTA_SRV4" "$CTA_UDP_PORT"
+# The package installed on a running gateway: the entry was made before the sysctls were set
+# (no event extension, no kernel start time), and its postinst sets them just before the daemon
+# starts, so nf_conntrack_events is 1 at start. The missing start time gives it away.
+cta_in "$CTA_GW" sysctl -qw net.netfilter.nf_conntrack_events=2 net.netfilter.nf_conntrack_timestamp=0 >/dev/null
+cta_expect "a UDP flow before the sysctls are set" cta_udp_flow "$CTA_CL4" 24003 "$CTA_SRV4" "$CTA_UDP_PORT"
+cta_in "$CTA_GW" sysctl -qw net.netfilter.nf_conntrack_events=1 net.netfilter.nf_conntrack_timestamp=1 >/dev/null
+: >"$CTA_DAEMON_LOG"
+cta_daemon_start --sweep-interval 1s
+cta_expect "it is in the start-up dump without a kernel start time" \
+  cta_eventually 5 "flow 24003 logged" flow_is 24003 '.conntrack.observed_at_start == true and (.event.end == null)'
+cta_expect "... deleted from the gateway's table" delete_entry 24003
+cta_expect "a sweep closes it with a bound end, though nf_conntrack_events was 1 at start" \
+  cta_eventually 10 "flow 24003 closed" flow_is 24003 '.conntrack.time_source.end == "bound"'
+cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
+
+# Every entry made since has the extension and a start time: a restart sweeps nothing.
+cta_expect "a UDP flow while no daemon runs, with the sysctls on" \
+  cta_udp_flow "$CTA_CL4" 24004 "$CTA_SRV4" "$CTA_UDP_PORT"
 : >"$CTA_DAEMON_LOG"
 cta_daemon_start --sweep-interval 1s
 sleep 4
@@ -97,10 +114,10 @@ no_sweep_at_all() {
   local n
   n=$(sweeps)
   ((n == 0)) && return 0
-  cta_err "$n sweep(s) though nf_conntrack_events was 1 at start"
+  cta_err "$n sweep(s) though every flow in the start-up dump has its kernel start time"
   return 1
 }
-cta_expect "with nf_conntrack_events already 1 at start: no sweep" no_sweep_at_all
+cta_expect "a restart with the sysctls on all along: no sweep" no_sweep_at_all
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
 
 cta_finish

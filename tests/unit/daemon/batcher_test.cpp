@@ -308,7 +308,7 @@ TEST(BatcherTest, WhatASinkLeavesUnfinishedAtTheStopIsAGapInTheOthers) {
   Batcher batcher({{"jsonl", &jsonl}, {"sqlite", &sqlite}}, options(10, 100), quiet());
   batcher.add(record(1), kT0);
   jsonl.unfinished = storage::SyncLoss{1, kT0, kT0};
-  (void)batcher.finish(kT0 + std::chrono::seconds{1});
+  EXPECT_FALSE(batcher.finish(kT0 + std::chrono::seconds{1})) << "a record was given up: the stop says so (exit 1)";
   ASSERT_EQ(sqlite.gaps.size(), 1U);
   EXPECT_EQ(sqlite.gaps[0].reason, GapReason::SinkFailure);
   EXPECT_EQ(sqlite.gaps[0].lost_records, 1U);

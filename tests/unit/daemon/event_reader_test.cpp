@@ -80,6 +80,7 @@ public:
     Step step = std::move(script_.front());
     script_.pop_front();
     for (auto& r : step.records) {
+      ++stats_.messages;
       ++stats_.decoded;
       deliver(std::move(r));
     }
@@ -98,6 +99,8 @@ public:
     }
     for (auto& r : rows) {
       r.event = EventType::Dump;
+      ++stats_.messages;
+      ++stats_.dump_entries;
       deliver(std::move(r));
     }
     return rows.size();
@@ -438,6 +441,38 @@ TEST_F(EventReaderTest, WhileFlowsFromTheStartDumpAreOpenTheTableIsSweptWithoutA
   const auto end = indexOf<ResyncEnd>(consumer_->items);
   ASSERT_GE(end, 0);
   EXPECT_TRUE(std::get<ResyncEnd>(consumer_->items[static_cast<std::size_t>(end)]).close_unseen);
+}
+
+// A sweep would stop the reading of events for as long as a dump takes: while the event rate of
+// the last second times the last dump's time would fill half the socket's buffer, it waits.
+TEST_F(EventReaderTest, ASweepWaitsWhileTheDumpWouldCrowdTheEventSocket) {
+  source_.setTable({record(1)});
+  std::atomic<std::size_t> open_from_dump{1};
+  auto options = immediate();
+  options.idle_check = 5ms;
+  options.sweep_while = &open_from_dump;
+  options.sweep_every = 1200ms;  // the first sweep is due once the first second's rate is known
+  options.buffer_events = 1000;
+  options.start_dump_entries = 1000;
+  options.start_dump_time = 100s;  // ~20 events/s below: 2000 would queue, of 1000
+  start(100000, options);
+  std::atomic<bool> trickle{true};
+  std::thread events([&] {
+    for (std::uint32_t id = 10; trickle.load(); ++id) {
+      source_.feed({{{record(id)}}});
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  std::this_thread::sleep_for(2500ms);
+  const int while_busy = source_.dumps();
+  trickle.store(false);
+  events.join();
+  // The rate of a second without events is 0: the sweep goes ahead then.
+  const bool swept = consumer_->until([](const auto& items) { return countOf<ResyncSettled>(items) >= 1; });
+  stop();
+  EXPECT_EQ(while_busy, 0);
+  EXPECT_TRUE(swept);
+  EXPECT_GT(source_.dumps(), while_busy);
 }
 
 TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {

@@ -133,6 +133,16 @@ TEST(ResyncScheduleTest, ASweepIsADumpAtOnceWithoutAGap) {
   EXPECT_FALSE(s.nextResyncAt());
 }
 
+// A sweep waits while a dump as long as the last would fill half the event socket's buffer: at
+// 100k events/s a 2 s dump queues 200k events, more than half of the 209,715 that 256 MiB holds.
+TEST(ResyncScheduleTest, ADumpThatWouldCrowdTheSocketIsSaidToDoSo) {
+  EXPECT_TRUE(dumpWouldCrowdTheSocket(100000, 2s, 209715));
+  EXPECT_FALSE(dumpWouldCrowdTheSocket(100000, 1s, 209715)) << "100k of 209,715: under half";
+  EXPECT_FALSE(dumpWouldCrowdTheSocket(20000, 4s, 209715));
+  EXPECT_FALSE(dumpWouldCrowdTheSocket(1e9, 10s, 0)) << "buffer not known: never";
+  EXPECT_FALSE(dumpWouldCrowdTheSocket(0, 1h, 100));
+}
+
 TEST(ResyncScheduleTest, AFailedDumpIsRetriedAfterMaxWait) {
   auto s = schedule();
   s.noteOverrun(at(1s));

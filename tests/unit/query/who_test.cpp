@@ -176,6 +176,13 @@ TEST(WhoTest, AnUnknownStartIsShownAsWhenTheFlowWasFirstSeen) {
   EXPECT_TRUE(ranked[0].flow.observed_at_start);
   EXPECT_EQ(ranked[1].flow.start, *parseTime("2026-11-25T10:00:00Z"));
   EXPECT_EQ(ranked[1].flow.start_source, TimeSource::Kernel);
+  // An open flow's @timestamp is its start: a bound too (a review found "event": "kernel").
+  const std::vector<storage::StoredFlow> open{
+      firstSeenAt(NatFlowBuilder{}.ctId(3).noStart().observedAtStart().open().build(), "2026-11-25T09:59:23Z")};
+  const auto shown = rankByCloseness(open, kAt);
+  ASSERT_EQ(shown.size(), 1U);
+  EXPECT_EQ(shown[0].flow.start_source, TimeSource::Bound);
+  EXPECT_EQ(shown[0].flow.event_time_source, TimeSource::Bound);
 }
 
 TEST(WhoTest, RunPrintsRankedFlowsAndSendsTheQuery) {
