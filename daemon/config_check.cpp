@@ -154,6 +154,10 @@ std::vector<std::string> settingsWithoutEffect(const DaemonConfig& config) {
                       (config.jsonl_path ? "\"-\" (standard output is rotated by whoever reads it)" : "\"none\"") +
                       "; leave them at their defaults");
   }
+  if (config.reliable && config.sweep_interval != DaemonConfig{}.sweep_interval) {
+    idle.emplace_back("sweep-interval does nothing with reliable = true: its resyncs close no flow, so flows from the "
+                      "start-up dump that have no end event stay open until the next start");
+  }
   return idle;
 }
 

@@ -179,7 +179,8 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   run->open_flows = {};
   // After the sinks and the subscription succeeded, so that a bad path or a missing privilege
   // stops the daemon before it changes anything in the namespace.
-  daemon->table_.setEventsWereOff(!prepareSysctls(config, *daemon->log_.daemon));
+  const bool events_were_on = prepareSysctls(config, *daemon->log_.daemon);
+  daemon->table_.setAllFromStartUpSuspect(!events_were_on || run->first_run);
   if (!config.reliable) {
     daemon->pipeline_->enableSweeps();
   }
@@ -191,9 +192,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     }
   }
 
-  const Timestamp dump_began = clock.now();
   const auto dumped = daemon->dumpAtStart();
-  const std::chrono::nanoseconds dump_time = clock.now() - dump_began;
   if (!dumped) {
     return Unexpected{dumped.error()};
   }
@@ -209,7 +208,6 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     reader_options.sweep_every = config.sweep_interval;
     reader_options.buffer_events = config.receive_buffer_bytes / kEventTruesizeBytes;
     reader_options.start_dump_entries = *dumped;
-    reader_options.start_dump_time = dump_time;
   }
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);
@@ -287,7 +285,8 @@ Result<Daemon::RunStart> Daemon::restoreRun() {
                       history->previous_alive ? formatRfc3339(*history->previous_alive) : std::string{"unknown"});
   }
   // A run that died before its first heartbeat was alive at least when it started.
-  return RunStart{std::move(*open), history->previous_alive ? history->previous_alive : history->previous_start};
+  return RunStart{std::move(*open), history->previous_alive ? history->previous_alive : history->previous_start,
+                  !history->previous_start.has_value()};
 }
 
 Result<std::size_t> Daemon::dumpAtStart() {

@@ -76,6 +76,7 @@ private:
   struct RunStart {
     std::vector<FlowRecord> open_flows;
     std::optional<Timestamp> previous_alive;
+    bool first_run{false};  // no earlier run is recorded in the database
   };
   [[nodiscard]] Result<RunStart> restoreRun();
   [[nodiscard]] Result<std::size_t> dumpAtStart();

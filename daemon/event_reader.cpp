@@ -50,7 +50,7 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
       wait_(options.pacing.min),
       last_dump_end_(subscribed),
       last_dump_entries_(options.start_dump_entries),
-      last_dump_time_(options.start_dump_time),
+      last_dump_time_(options.start_dump_per_entry * static_cast<std::int64_t>(options.start_dump_entries)),
       rate_since_(subscribed) {
   if (initial_dump) {
     schedule_.dumpStarted(subscribed);
@@ -186,19 +186,26 @@ void EventReader::sweepIfDue(Timestamp now) {
     rate_events_base_ = events;
   }
   if (options_.sweep_while->load(std::memory_order_relaxed) == 0 || now - last_dump_end_ < options_.sweep_every ||
-      schedule_.nextResyncAt() || sweepWouldCrowdTheSocket()) {
+      schedule_.nextResyncAt() || sweepWouldCrowdTheSocket(now)) {
     return;
   }
   sweep_put_off_ = false;
+  put_off_warned_ = false;
   schedule_.requestSweep(now);
 }
 
-bool EventReader::sweepWouldCrowdTheSocket() {
+bool EventReader::sweepWouldCrowdTheSocket(Timestamp now) {
   if (last_dump_entries_ == 0 ||
       !dumpWouldCrowdTheSocket(events_per_second_, last_dump_time_, options_.buffer_events)) {
     return false;
   }
+  if (sweep_put_off_ && !put_off_warned_ && now - put_off_since_ >= std::chrono::hours{1}) {
+    log_->warn("sweeps have been put off for an hour by the event rate: flows from the start-up dump that ended "
+               "without an end event stay open in the log until one runs; a larger --receive-buffer lets it run");
+    put_off_warned_ = true;
+  }
   if (!sweep_put_off_) {
+    put_off_since_ = now;
     const double queued = events_per_second_ * std::chrono::duration<double>(last_dump_time_).count();
     log_->info("putting off a sweep for flows that may never report their end: the last dump of {} entries took {} "
                "ms, and at {:.0f} events/s about {:.0f} events would queue meanwhile in the event socket, which holds "

@@ -67,13 +67,15 @@ public:
     const std::atomic<std::size_t>* sweep_while{nullptr};
     std::chrono::nanoseconds sweep_every{std::chrono::minutes{5}};
     // Events the socket's receive buffer holds (0: not known). A sweep is put off while the last
-    // dump's time per entry, times the entries it read, times the event rate of the last second,
-    // comes to more than half of it: events queue in the socket while the reader dumps, and a
-    // sweep must not make the overrun it is not there to repair.
+    // dump's time, times the event rate of the last second, comes to more than half of it: events
+    // queue in the socket while the reader dumps, and a sweep must not make the overrun it is not
+    // there to repair. After an hour of that it warns.
     std::size_t buffer_events{0};
-    // The start-up dump, which the Daemon made before the reader started: the first estimate.
+    // The first estimate of a dump's time, before the reader has made one: the entries of the
+    // start-up dump at start_dump_per_entry (the Daemon's own timing of that dump also counts the
+    // pipeline's work on each row and the sinks' writes, several times the dump's).
     std::size_t start_dump_entries{0};
-    std::chrono::nanoseconds start_dump_time{};
+    std::chrono::nanoseconds start_dump_per_entry{std::chrono::microseconds{5}};
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
     std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};
@@ -166,17 +168,19 @@ private:
   std::uint64_t kernel_drops_{0};
   std::uint64_t resyncs_{0};
   Timestamp last_dump_end_{};    // sweepIfDue() counts from it
-  // The last dump (the start-up dump's time is not known here: the first sweep has no estimate),
-  // and the event rate over the last second, for sweepIfDue().
+  // The last dump (first the estimate from Options::start_dump_entries), and the event rate over
+  // the last second, for sweepIfDue().
   std::size_t last_dump_entries_{0};
   std::chrono::nanoseconds last_dump_time_{};
+  Timestamp put_off_since_{};
+  bool put_off_warned_{false};
   Timestamp rate_since_{};
   std::uint64_t rate_events_base_{0};
   double events_per_second_{0};
   bool sweep_put_off_{false};  // logged once until a sweep runs
   // Whether a sweep now would queue more than half of Options::buffer_events meanwhile, estimated
   // from the last dump and the event rate of the last second (logged once until a sweep runs).
-  [[nodiscard]] bool sweepWouldCrowdTheSocket();
+  [[nodiscard]] bool sweepWouldCrowdTheSocket(Timestamp now);
   std::uint64_t queue_dropped_{0};
   bool overflow_logged_{false};
 };

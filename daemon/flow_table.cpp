@@ -53,7 +53,7 @@ bool FlowTable::apply(FlowRecord& record) {
       }
       {
         OpenFlow flow = remember(record);
-        flow.from_start_up = start_up_dump_;
+        flow.may_lack_end_event = start_up_dump_ && (all_from_start_up_ || !flow.has_start);
         open_.emplace(key, flow);
       }
       return true;
@@ -73,6 +73,7 @@ bool FlowTable::apply(FlowRecord& record) {
       record.observed_at_start = found->second.observed_at_start;
       refresh(found->second, record);
       found->second.seen = generation_;
+      found->second.may_lack_end_event = false;  // an event came: the entry has the extension
       return true;
     case EventType::Destroy:
       if (found != open_.end()) {
@@ -90,16 +91,25 @@ bool FlowTable::apply(FlowRecord& record) {
 
 void FlowTable::restore(const FlowRecord& open) {
   OpenFlow flow = remember(open);
-  flow.from_start_up = open.observed_at_start;
+  // First seen by an earlier run's start-up dump and still open: it may be one without end events
+  // (that run may have known; this one cannot), so it is swept for until it ends.
+  flow.may_lack_end_event = open.observed_at_start;
   open_.insert_or_assign(open.key(), flow);
 }
 
+bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
+  const auto found = open_.find(record.key());
+  return found != open_.end() && (found->second.reply == record.reply || found->second.may_lack_end_event);
+}
+
 FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
-  if (record.event == EventType::New) {
-    return {};  // a NEW replaces whatever had its key (apply)
-  }
   const auto found = open_.find(record.key());
   if (found == open_.end()) {
+    return {};
+  }
+  // A NEW replaces whatever had its key (apply): the old entry's DESTROY came first. Not that of a
+  // flow without end events, which never comes: it is ended here like one replaced unseen.
+  if (record.event == EventType::New && !found->second.may_lack_end_event) {
     return {};
   }
   // The reply tuple alone: the start is no witness, since a NEW's start is the event's time (since
@@ -144,14 +154,14 @@ FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Tim
 }
 
 std::size_t FlowTable::openWithoutEndEvents() const noexcept {
-  return static_cast<std::size_t>(std::count_if(open_.begin(), open_.end(),
-                                                [this](const auto& entry) { return mayLackEndEvent(entry.second); }));
+  return static_cast<std::size_t>(
+      std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.may_lack_end_event; }));
 }
 
 std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound, bool only_without_end_events) {
   std::vector<FlowRecord> closed;
   for (auto it = open_.begin(); it != open_.end();) {
-    if (it->second.seen == generation_ || (only_without_end_events && !mayLackEndEvent(it->second))) {
+    if (it->second.seen == generation_ || (only_without_end_events && !it->second.may_lack_end_event)) {
       ++it;
       continue;
     }

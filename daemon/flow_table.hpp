@@ -83,20 +83,25 @@ public:
   // `only_without_end_events`: only the flows openWithoutEndEvents() counts (a sweep).
   [[nodiscard]] std::vector<FlowRecord> closeUnseen(Timestamp bound, bool only_without_end_events = false);
 
-  // Whether a flow with `record`'s key is open.
-  [[nodiscard]] bool knows(const FlowRecord& record) const { return open_.contains(record.key()); }
+  // What a sweep's dump row may touch: an open flow with `record`'s key whose reply tuple is the
+  // row's, or one that may have no end event (whose replacement no DESTROY will announce). Any
+  // other row is left to the events queued behind the dump, since nothing was lost.
+  [[nodiscard]] bool sweepMayTouch(const FlowRecord& record) const;
 
-  // nf_conntrack_events was not 1 when the daemon started (openWithoutEndEvents).
-  void setEventsWereOff(bool off) noexcept { events_were_off_ = off; }
+  // Every flow of the start-up dump may lack end events: nf_conntrack_events was not 1 when the
+  // daemon started, or no earlier run recorded the sysctls' history (the first run on this
+  // database, e.g. the package installed on a running gateway). Else only those without a kernel
+  // start time (openWithoutEndEvents).
+  void setAllFromStartUpSuspect(bool all) noexcept { all_from_start_up_ = all; }
 
   [[nodiscard]] std::size_t openFlows() const noexcept { return open_.size(); }
-  // The open flows first seen in the start-up dump (or restored from a run that saw them so), not
-  // through their NEW, that may never report their end: an entry made while nf_conntrack_events
-  // was not 1 and no listener was subscribed has no event extension, so only a dump finds it gone.
-  // Which ones: all of them when nf_conntrack_events was not 1 at this start (setEventsWereOff),
-  // else those without a kernel start time, i.e. made before nf_conntrack_timestamp was 1, which
-  // the daemon and the shipped sysctl.d file set together with nf_conntrack_events (installing the
-  // package on a running gateway; a restart of a daemon that started so). A walk of the table.
+  // The open flows that may never report their end: an entry made while nf_conntrack_events was
+  // not 1 and no listener was subscribed has no event extension, so only a dump finds it gone.
+  // Which ones: the flows an earlier run first saw in its start-up dump (restored with
+  // observed_at_start) and, of this start-up dump's new flows, all of them or those without a
+  // kernel start time (setAllFromStartUpSuspect), i.e. made before nf_conntrack_timestamp was 1,
+  // which the daemon and the shipped sysctl.d file set together with nf_conntrack_events. An
+  // UPDATE event proves the extension. A walk of the table.
   [[nodiscard]] std::size_t openWithoutEndEvents() const noexcept;
 
 private:
@@ -110,7 +115,7 @@ private:
     TimeSource start_source{TimeSource::Receive};
     bool has_start{false};
     bool observed_at_start{false};
-    bool from_start_up{false};  // added by the start-up dump, or restored as observed_at_start
+    bool may_lack_end_event{false};  // mayLackEndEvent(), settled when the flow is added
   };
   static_assert(sizeof(OpenFlow) <= 72, "keep the per-flow state compact: it is held for every open flow");
 
@@ -123,10 +128,7 @@ private:
   storage::FlowKeyMap<OpenFlow> open_{&pool_};
   std::uint32_t generation_{0};
   bool start_up_dump_{false};
-  bool events_were_off_{false};
-  [[nodiscard]] bool mayLackEndEvent(const OpenFlow& flow) const noexcept {
-    return flow.from_start_up && (events_were_off_ || !flow.has_start);
-  }
+  bool all_from_start_up_{false};
 };
 
 }  // namespace ctaudit::daemon

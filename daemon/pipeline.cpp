@@ -61,8 +61,8 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
 void Pipeline::record(FlowRecord&& record, Timestamp now) {
   ++stats_.records;
   const bool from_dump = record.event == EventType::Dump;
-  if (from_dump && sweeping_ && in_resync_ && !table_.knows(record)) {
-    return;  // nothing was lost: its NEW is queued behind the dump
+  if (from_dump && sweeping_ && in_resync_ && !table_.sweepMayTouch(record)) {
+    return;  // nothing was lost: the events queued behind the dump say what happened to it
   }
   auto replaced = table_.endIfReplaced(record);
   if (replaced.stale) {
@@ -106,9 +106,8 @@ void Pipeline::settle(Timestamp now) {
   }
   auto closed = table_.closeUnseen(*dump_end_, sweep);
   if (!closed.empty() && sweep) {
-    log_->info("{} flow(s) from the start-up dump were no longer in the kernel's table at {}: made before "
-               "nf_conntrack_events was 1, they had no event to report their end; closed with that time as the "
-               "bound of their end",
+    log_->info("{} flow(s) from a start-up dump that may have no end event (made before nf_conntrack_events was "
+               "1) were no longer in the kernel's table at {}: closed with that time as the bound of their end",
                closed.size(), formatRfc3339(*dump_end_));
   } else if (!closed.empty()) {
     log_->info("{} flow(s) were no longer in the kernel's table at {}: their DESTROY was lost; closed with that "

@@ -25,7 +25,8 @@ struct PipelineStats {
   std::uint64_t written{0};         // records handed to the Batcher
   std::uint64_t recovered{0};       // flows first seen in a resync dump: their NEW was lost (or
                                     // was still queued behind the dump)
-  std::uint64_t closed_unseen{0};   // flows closed with a bound end: their DESTROY was lost
+  std::uint64_t closed_unseen{0};   // flows closed with a bound end: their DESTROY was lost, or
+                                    // they had none (a sweep)
   std::uint64_t resyncs_settled{0};
   // Gaps that came through the pipeline, by GapReason (the Batcher counts the SinkFailure gaps it
   // raises itself).

@@ -88,13 +88,18 @@ bool ResyncSchedule::resyncDue(Timestamp now) const noexcept {
 
 void ResyncSchedule::dumpStarted(Timestamp /*now*/) noexcept {
   phase_ = Phase::Dumping;
+  dumping_sweep_ = need_resync_ && sweep_only_;
   need_resync_ = false;
   loss_during_resync_ = false;
 }
 
 void ResyncSchedule::dumpFailed(Timestamp now) noexcept {
   phase_ = Phase::Idle;
-  noteLoss(now);
+  if (dumping_sweep_ && !loss_during_resync_) {
+    requestSweep(now);  // still a sweep: nothing was lost
+  } else {
+    noteLoss(now);
+  }
   not_before_ = now + options_.max_wait;
 }
 

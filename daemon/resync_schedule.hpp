@@ -105,6 +105,7 @@ private:
 
   bool need_resync_{false};
   bool sweep_only_{false};
+  bool dumping_sweep_{false};  // the dump under way is a sweep
   bool loss_during_resync_{false};
   Timestamp first_loss_{};
   Timestamp last_loss_{};

@@ -466,8 +466,9 @@ SinkStatus JsonLinesSink::failedWith(int error) noexcept {
   // unlike a FIFO at a path, which a new reader can.
   if ((error == EPIPE || error == ECONNRESET) && is_stdout_ && !reader_gone_) {
     reader_gone_ = true;
-    log_->error("the reader of standard output has gone (EPIPE): no JSON line can be written to it again; the "
-                "database goes on, and records the lost lines as gaps");
+    log_->error("the reader of standard output has gone ({}): no JSON line can be written to it again; the "
+                "database goes on, and records the lost lines as gaps",
+                errnoText(error));
   }
   return statusFor(error);
 }

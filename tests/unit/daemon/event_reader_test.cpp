@@ -397,6 +397,7 @@ TEST_F(EventReaderTest, AnOverrunIsRepairedByAResyncAndRecordedAsAGap) {
   ASSERT_GE(begin, 2) << "both records read before the dump come first";
   EXPECT_EQ(end, begin + 3) << "then the two dump rows";
   EXPECT_EQ(std::get<FlowRecord>(items[static_cast<std::size_t>(begin) + 1]).event, EventType::Dump);
+  EXPECT_FALSE(std::get<ResyncBegin>(items[static_cast<std::size_t>(begin)]).sweep) << "it repairs a loss";
   EXPECT_TRUE(std::get<ResyncEnd>(items[static_cast<std::size_t>(end)]).complete);
   EXPECT_GT(settled, end);
   EXPECT_GT(gap, settled);
@@ -441,6 +442,9 @@ TEST_F(EventReaderTest, WhileFlowsFromTheStartDumpAreOpenTheTableIsSweptWithoutA
   const auto end = indexOf<ResyncEnd>(consumer_->items);
   ASSERT_GE(end, 0);
   EXPECT_TRUE(std::get<ResyncEnd>(consumer_->items[static_cast<std::size_t>(end)]).close_unseen);
+  const auto begin = indexOf<ResyncBegin>(consumer_->items);
+  ASSERT_GE(begin, 0);
+  EXPECT_TRUE(std::get<ResyncBegin>(consumer_->items[static_cast<std::size_t>(begin)]).sweep);
 }
 
 // A sweep would stop the reading of events for as long as a dump takes: while the event rate of
@@ -454,7 +458,7 @@ TEST_F(EventReaderTest, ASweepWaitsWhileTheDumpWouldCrowdTheEventSocket) {
   options.sweep_every = 1200ms;  // the first sweep is due once the first second's rate is known
   options.buffer_events = 1000;
   options.start_dump_entries = 1000;
-  options.start_dump_time = 100s;  // ~20 events/s below: 2000 would queue, of 1000
+  options.start_dump_per_entry = 100ms;  // 100 s in all; ~20 events/s below: 2000 would queue, of 1000
   start(100000, options);
   std::atomic<bool> trickle{true};
   std::thread events([&] {

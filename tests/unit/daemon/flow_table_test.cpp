@@ -40,6 +40,63 @@ FlowRecord mapped(EventType type, std::int64_t t_ns, std::uint16_t port, std::op
   return r;
 }
 
+// Which open flows may have no end event (made before nf_conntrack_events was 1), for the sweeps:
+// of the start-up dump, those without a kernel start (or all of them, when the sysctls' history
+// is not known); every flow an earlier run first saw in its start-up dump; never one that sent an
+// event, nor one a later resync found.
+TEST(FlowTableTest, FlowsThatMayHaveNoEndEventAreThoseOfTheStartUpDump) {
+  FlowTable table;
+  table.beginResync(true);
+  FlowRecord stamped = mapped(EventType::Dump, 1'000, 40001, 500);
+  FlowRecord unstamped = event(EventType::Dump, 8, 1'000);
+  ASSERT_TRUE(table.apply(stamped));
+  ASSERT_TRUE(table.apply(unstamped));
+  EXPECT_EQ(table.openWithoutEndEvents(), 1U) << "only the one without a kernel start";
+  FlowRecord restored = event(EventType::New, 9, 900);
+  restored.observed_at_start = true;  // an earlier run's start-up dump saw it
+  table.restore(restored);
+  EXPECT_EQ(table.openWithoutEndEvents(), 2U);
+  FlowRecord update = event(EventType::Update, 9, 2'000);
+  ASSERT_TRUE(table.apply(update));
+  EXPECT_EQ(table.openWithoutEndEvents(), 1U) << "an UPDATE came: it has the extension";
+  table.beginResync(false);
+  FlowRecord later = event(EventType::Dump, 10, 3'000);
+  ASSERT_TRUE(table.apply(later));
+  EXPECT_EQ(table.openWithoutEndEvents(), 1U) << "a later resync's rows are not of the start-up dump";
+
+  FlowTable all;
+  all.setAllFromStartUpSuspect(true);
+  all.beginResync(true);
+  FlowRecord again = mapped(EventType::Dump, 1'000, 40001, 500);
+  ASSERT_TRUE(all.apply(again));
+  EXPECT_EQ(all.openWithoutEndEvents(), 1U);
+}
+
+// A flow without end events whose entry is gone and whose key a new entry took: no DESTROY will
+// say so, so the NEW ends it (bound at the new start), where it used to merge into its row and
+// take its NAT mapping. A flow with end events is left to its DESTROY, which came first.
+TEST(FlowTableTest, ANewOnTheKeyOfAFlowWithoutEndEventsEndsIt) {
+  FlowTable table;
+  table.beginResync(true);
+  FlowRecord old_row = mapped(EventType::Dump, 1'000, 40001);
+  old_row.start.reset();
+  ASSERT_TRUE(table.apply(old_row));
+  const FlowRecord fresh = mapped(EventType::New, 5'000, 40002, 5'000);
+  const auto replaced = table.endIfReplaced(fresh);
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_EQ(replaced.ended->reply.dst_port, 40001);
+  EXPECT_EQ(replaced.ended->end, fromUnixNanos(5'000));
+  EXPECT_EQ(replaced.ended->end_source, TimeSource::Bound);
+
+  FlowTable known;
+  FlowRecord with_events = mapped(EventType::New, 1'000, 40001, 1'000);
+  ASSERT_TRUE(known.apply(with_events));
+  EXPECT_FALSE(known.endIfReplaced(mapped(EventType::New, 5'000, 40002, 5'000)).ended);
+  // A sweep's row may touch the first (its replacement is never announced), not the second.
+  EXPECT_FALSE(known.sweepMayTouch(mapped(EventType::Dump, 6'000, 40002)));
+  EXPECT_TRUE(known.sweepMayTouch(mapped(EventType::Dump, 6'000, 40001)));
+}
+
 TEST(FlowTableTest, DestroyWithoutTimestampTakesStartFromNew) {
   FlowTable table;
   auto created = event(EventType::New, 7, 100);

@@ -106,7 +106,7 @@ TEST_F(PipelineTest, SaysHowManyFlowsFromTheStartDumpMayNeverReportTheirEnd) {
   FlowTable table;
   Batcher batcher({{"sqlite", &sqlite_, "sqlite"}}, options(), quiet());
   Pipeline off(table, batcher, quiet());
-  table.setEventsWereOff(true);
+  table.setAllFromStartUpSuspect(true);
   off.enableSweeps();
   off.handle(ResyncBegin{at(1s)}, at(1s));
   off.handle(dumped(1, at(1s), true), at(1s));
@@ -121,7 +121,7 @@ TEST_F(PipelineTest, SaysHowManyFlowsFromTheStartDumpMayNeverReportTheirEnd) {
 // an end event to its DESTROY. A later resync's rows are not from the start-up dump.
 TEST_F(PipelineTest, ASweepClosesOnlyFlowsWithoutEndEventsAndAddsNothing) {
   pipeline_.enableSweeps();
-  table_.setEventsWereOff(false);
+  table_.setAllFromStartUpSuspect(false);
   feed(ResyncBegin{at(1s)});
   feed(dumped(1, at(1s), true));   // has its end event
   feed(dumped(2, at(1s), false));  // may not: gone before the sweep

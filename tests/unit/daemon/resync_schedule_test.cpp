@@ -143,6 +143,32 @@ TEST(ResyncScheduleTest, ADumpThatWouldCrowdTheSocketIsSaidToDoSo) {
   EXPECT_FALSE(dumpWouldCrowdTheSocket(0, 1h, 100));
 }
 
+// A loss noted after a sweep was asked for makes the dump a resync that repairs it; a sweep whose
+// dump failed is tried again as a sweep after max_wait, unless something was lost meanwhile.
+TEST(ResyncScheduleTest, ASweepStaysASweepOnlyWhileNothingIsLost) {
+  auto s = schedule();
+  s.requestSweep(at(5s));
+  EXPECT_TRUE(s.sweepOnly());
+  s.noteQueueLoss(at(5500ms));
+  EXPECT_FALSE(s.sweepOnly());
+
+  auto failed = schedule();
+  failed.requestSweep(at(5s));
+  failed.dumpStarted(at(5s));
+  failed.dumpFailed(at(6s));
+  EXPECT_TRUE(failed.sweepOnly());
+  ASSERT_TRUE(failed.nextResyncAt());
+  EXPECT_EQ(*failed.nextResyncAt(), at(36s));
+  EXPECT_FALSE(failed.windowOpen());
+
+  auto lossy = schedule();
+  lossy.requestSweep(at(5s));
+  lossy.dumpStarted(at(5s));
+  lossy.noteOverrun(at(5500ms));
+  lossy.dumpFailed(at(6s));
+  EXPECT_FALSE(lossy.sweepOnly());
+}
+
 TEST(ResyncScheduleTest, AFailedDumpIsRetriedAfterMaxWait) {
   auto s = schedule();
   s.noteOverrun(at(1s));

@@ -543,6 +543,11 @@ TEST(ConfigCheckTest, SettingsThatDoNothingAreWarnings) {
   EXPECT_NE(settingsWithoutEffect(config)[0].find("do nothing with jsonl = \"-\""), std::string::npos);
   config = configOf(parse({"--jsonl", "-"}));  // the defaults are no choice to warn of
   EXPECT_TRUE(settingsWithoutEffect(config).empty());
+  config = configOf(parse({"--reliable", "--sweep-interval", "1m"}));
+  ASSERT_EQ(settingsWithoutEffect(config).size(), 1U);
+  EXPECT_NE(settingsWithoutEffect(config)[0].find("sweep-interval does nothing with reliable = true"),
+            std::string::npos);
+  EXPECT_TRUE(settingsWithoutEffect(configOf(parse({"--reliable"}))).empty());
 
   testing::TempDir dir;
   const auto check = parse({"--check-config", "--db", (dir / "flows.db").string(), "--jsonl", "none",
