@@ -90,30 +90,28 @@ std::string printPathOrNone(const std::optional<std::filesystem::path>& path) {
   return path ? path->string() : "none";
 }
 
-Result<std::chrono::milliseconds> parseFlushInterval(std::string_view text) {
+// A duration from `least` to `most`, in whole milliseconds; `range` says them for the error.
+Result<std::chrono::milliseconds> parseDurationWithin(std::string_view text, std::chrono::milliseconds least,
+                                                      std::chrono::milliseconds most, std::string_view range) {
   const auto duration = parseDuration(text);
   if (!duration) {
     return Unexpected{duration.error()};
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
-  if (ms < std::chrono::milliseconds{10} || ms > std::chrono::minutes{10}) {
-    return fail(Errc::Usage, "'" + std::string(text) + "' is out of range; give 10ms to 10m");
+  if (ms < least || ms > most) {
+    return fail(Errc::Usage, "'" + std::string(text) + "' is out of range; give " + std::string(range));
   }
   return ms;
+}
+
+Result<std::chrono::milliseconds> parseFlushInterval(std::string_view text) {
+  return parseDurationWithin(text, std::chrono::milliseconds{10}, std::chrono::minutes{10}, "10ms to 10m");
 }
 
 // 1s to 1d: shorter would dump a large table back to back, longer leaves an ended flow open in
 // the log for more than a day.
 Result<std::chrono::milliseconds> parseSweepInterval(std::string_view text) {
-  const auto duration = parseDuration(text);
-  if (!duration) {
-    return Unexpected{duration.error()};
-  }
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration);
-  if (ms < std::chrono::seconds{1} || ms > std::chrono::days{1}) {
-    return fail(Errc::Usage, "'" + std::string(text) + "' is out of range; give 1s to 1d");
-  }
-  return ms;
+  return parseDurationWithin(text, std::chrono::seconds{1}, std::chrono::days{1}, "1s to 1d");
 }
 
 // The largest exact unit, so that --check-config prints what was typed: "1s", "90s", "400d".

@@ -233,6 +233,8 @@ TEST(SettingsTest, EachFileErrorNamesLineAndColumnAndWhatToDo) {
       {"\n\nqueue-max = \"512K\"\n", "3:13", "queue-max: '512K' is too small; give at least 1M"},
       {"flush-interval = \"1ms\"\n", "1:18", "flush-interval: '1ms' is out of range; give 10ms to 10m"},
       {"flush-interval = \"1h\"\n", "1:18", "flush-interval: '1h' is out of range; give 10ms to 10m"},
+      {"sweep-interval = \"500ms\"\n", "1:18", "sweep-interval: '500ms' is out of range; give 1s to 1d"},
+      {"sweep-interval = \"2d\"\n", "1:18", "sweep-interval: '2d' is out of range; give 1s to 1d"},
       {"log-level = \"loud\"\n", "1:13", "log-level: bad log level 'loud'"},
       {"jsonl = \"\"\n", "1:9", "jsonl: empty path"},
       {"db = \n", "1:6", "fix the TOML syntax"},
