@@ -54,6 +54,7 @@ bool FlowTable::apply(FlowRecord& record) {
       {
         OpenFlow flow = remember(record);
         flow.may_lack_end_event = start_up_dump_ && (all_from_start_up_ || !flow.has_start);
+        any_may_lack_end_event_ = any_may_lack_end_event_ || flow.may_lack_end_event;
         open_.emplace(key, flow);
       }
       return true;
@@ -94,6 +95,7 @@ void FlowTable::restore(const FlowRecord& open) {
   // First seen by an earlier run's start-up dump and still open: it may be one without end events
   // (that run may have known; this one cannot), so it is swept for until it ends.
   flow.may_lack_end_event = open.observed_at_start;
+  any_may_lack_end_event_ = any_may_lack_end_event_ || flow.may_lack_end_event;
   open_.insert_or_assign(open.key(), flow);
 }
 
@@ -103,6 +105,9 @@ bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
 }
 
 FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
+  if (record.event == EventType::New && !any_may_lack_end_event_) {
+    return {};  // no search: half of all events are NEWs, and the table is cold between wakes
+  }
   const auto found = open_.find(record.key());
   if (found == open_.end()) {
     return {};
@@ -153,9 +158,11 @@ FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Tim
   return record;
 }
 
-std::size_t FlowTable::openWithoutEndEvents() const noexcept {
-  return static_cast<std::size_t>(
+std::size_t FlowTable::openWithoutEndEvents() noexcept {
+  const auto count = static_cast<std::size_t>(
       std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.may_lack_end_event; }));
+  any_may_lack_end_event_ = count > 0;
+  return count;
 }
 
 std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound, bool only_without_end_events) {

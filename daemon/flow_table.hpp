@@ -102,7 +102,7 @@ public:
   // kernel start time (setAllFromStartUpSuspect), i.e. made before nf_conntrack_timestamp was 1,
   // which the daemon and the shipped sysctl.d file set together with nf_conntrack_events. An
   // UPDATE event proves the extension. A walk of the table.
-  [[nodiscard]] std::size_t openWithoutEndEvents() const noexcept;
+  [[nodiscard]] std::size_t openWithoutEndEvents() noexcept;
 
 private:
   // Ordered for size: 72 bytes.
@@ -129,6 +129,9 @@ private:
   std::uint32_t generation_{0};
   bool start_up_dump_{false};
   bool all_from_start_up_{false};
+  // Some open flow may lack end events (set when one is added, cleared by a count of none): until
+  // then a NEW needs no search for one (endIfReplaced).
+  bool any_may_lack_end_event_{false};
 };
 
 }  // namespace ctaudit::daemon
