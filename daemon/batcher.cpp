@@ -232,20 +232,21 @@ void Batcher::giveUpForGood(Lane& lane, std::span<const FlowRecord> fresh, Times
     lane.drop_logged = true;
   }
   drop(lane, lane.pending.size(), now);
-  for (const FlowRecord& record : fresh) {
-    lane.drops.add(record.event_time, now);
-  }
-  lane.dropped += fresh.size();
+  countDropped(lane, fresh, now);
   lane.gaps.clear();  // nor its own gap lines
 }
 
 void Batcher::drop(Lane& lane, std::size_t count, Timestamp now) {
   // The front of the lane goes: the oldest records.
-  for (std::size_t i = 0; i < count; ++i) {
-    lane.drops.add(lane.pending[i].event_time, now);
-  }
+  countDropped(lane, std::span<const FlowRecord>(lane.pending.data(), count), now);
   lane.pending.erase(lane.pending.begin(), lane.pending.begin() + static_cast<std::ptrdiff_t>(count));
-  lane.dropped += count;
+}
+
+void Batcher::countDropped(Lane& lane, std::span<const FlowRecord> records, Timestamp now) {
+  for (const FlowRecord& record : records) {
+    lane.drops.add(record.event_time, now);
+  }
+  lane.dropped += records.size();
 }
 
 void Batcher::raiseDropGap(Lane& lane) {

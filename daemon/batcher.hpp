@@ -103,6 +103,8 @@ private:
   void writeGaps(Lane& lane);
   void isolateFailure(Lane& lane, Timestamp now);
   void drop(Lane& lane, std::size_t count, Timestamp now);
+  // Counts `records` as dropped for the lane's next SinkFailure gap.
+  void countDropped(Lane& lane, std::span<const FlowRecord> records, Timestamp now);
   // For a sink that can never write again: drops what the lane holds and `fresh` (logged once).
   void giveUpForGood(Lane& lane, std::span<const FlowRecord> fresh, Timestamp now);
   void raiseDropGap(Lane& lane);

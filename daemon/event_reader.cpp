@@ -189,7 +189,7 @@ void EventReader::sweepIfDue(Timestamp now) {
       schedule_.nextResyncAt() || sweepWouldCrowdTheSocket(now)) {
     return;
   }
-  sweep_put_off_ = false;
+  put_off_since_.reset();
   put_off_warned_ = false;
   schedule_.requestSweep(now);
 }
@@ -199,20 +199,17 @@ bool EventReader::sweepWouldCrowdTheSocket(Timestamp now) {
       !dumpWouldCrowdTheSocket(events_per_second_, last_dump_time_, options_.buffer_events)) {
     return false;
   }
-  if (sweep_put_off_ && !put_off_warned_ && now - put_off_since_ >= std::chrono::hours{1}) {
-    log_->warn("sweeps have been put off for an hour by the event rate: flows from the start-up dump that ended "
-               "without an end event stay open in the log until one runs; a larger --receive-buffer lets it run");
-    put_off_warned_ = true;
-  }
-  if (!sweep_put_off_) {
+  if (!put_off_since_) {
     put_off_since_ = now;
-    const double queued = events_per_second_ * std::chrono::duration<double>(last_dump_time_).count();
     log_->info("putting off a sweep for flows that may never report their end: the last dump of {} entries took {} "
                "ms, and at {:.0f} events/s about {:.0f} events would queue meanwhile in the event socket, which holds "
                "about {}; trying again every second",
                last_dump_entries_, std::chrono::duration_cast<std::chrono::milliseconds>(last_dump_time_).count(),
-               events_per_second_, queued, options_.buffer_events);
-    sweep_put_off_ = true;
+               events_per_second_, eventsQueuedDuring(events_per_second_, last_dump_time_), options_.buffer_events);
+  } else if (!put_off_warned_ && now - *put_off_since_ >= std::chrono::hours{1}) {
+    log_->warn("sweeps have been put off for an hour by the event rate: flows from the start-up dump that ended "
+               "without an end event stay open in the log until one runs; a larger --receive-buffer lets it run");
+    put_off_warned_ = true;
   }
   return true;
 }

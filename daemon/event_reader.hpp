@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -172,12 +173,11 @@ private:
   // the last second, for sweepIfDue().
   std::size_t last_dump_entries_{0};
   std::chrono::nanoseconds last_dump_time_{};
-  Timestamp put_off_since_{};
-  bool put_off_warned_{false};
+  std::optional<Timestamp> put_off_since_;  // the sweep due has been put off since (logged then)
+  bool put_off_warned_{false};             // ... for an hour (logged once)
   Timestamp rate_since_{};
   std::uint64_t rate_events_base_{0};
   double events_per_second_{0};
-  bool sweep_put_off_{false};  // logged once until a sweep runs
   // Whether a sweep now would queue more than half of Options::buffer_events meanwhile, estimated
   // from the last dump and the event rate of the last second (logged once until a sweep runs).
   [[nodiscard]] bool sweepWouldCrowdTheSocket(Timestamp now);

@@ -115,7 +115,7 @@ private:
     TimeSource start_source{TimeSource::Receive};
     bool has_start{false};
     bool observed_at_start{false};
-    bool may_lack_end_event{false};  // mayLackEndEvent(), settled when the flow is added
+    bool may_lack_end_event{false};  // counted by openWithoutEndEvents(); settled when added
   };
   static_assert(sizeof(OpenFlow) <= 72, "keep the per-flow state compact: it is held for every open flow");
 

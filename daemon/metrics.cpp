@@ -99,7 +99,8 @@ std::string formatMetrics(const MetricsSnapshot& s) {
              "Flows first seen in a resync dump, not through their NEW event (lost, or still queued behind the dump).",
              s.pipeline.recovered);
   out.single("ctauditd_flows_closed_unseen_total", "counter",
-             "Flows closed with a bound end time: their DESTROY event was lost, or they had none (a sweep).", s.pipeline.closed_unseen);
+             "Flows closed with a bound end time: their DESTROY event was lost, or they had none (a sweep).",
+             s.pipeline.closed_unseen);
 
   out.family("ctauditd_sink_records_written_total", "counter", "Records each sink accepted.");
   for (const auto& sink : s.sinks) {

@@ -5,13 +5,14 @@
 
 namespace ctaudit::daemon {
 
+double eventsQueuedDuring(double events_per_second, std::chrono::nanoseconds dump_time) noexcept {
+  return events_per_second * std::chrono::duration<double>(dump_time).count();
+}
+
 bool dumpWouldCrowdTheSocket(double events_per_second, std::chrono::nanoseconds dump_time,
                              std::size_t buffer_events) noexcept {
-  if (buffer_events == 0) {
-    return false;
-  }
-  const double queued = events_per_second * std::chrono::duration<double>(dump_time).count();
-  return queued > static_cast<double>(buffer_events) / 2;
+  return buffer_events != 0 &&
+         eventsQueuedDuring(events_per_second, dump_time) > static_cast<double>(buffer_events) / 2;
 }
 
 ResyncSchedule::ResyncSchedule(Options options, Timestamp start, std::uint64_t drops) noexcept

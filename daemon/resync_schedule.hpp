@@ -11,6 +11,9 @@
 
 namespace ctaudit::daemon {
 
+// The events that arrive at `events_per_second` while a dump takes `dump_time`.
+[[nodiscard]] double eventsQueuedDuring(double events_per_second, std::chrono::nanoseconds dump_time) noexcept;
+
 // Whether a dump that takes `dump_time` would queue more than half of the `buffer_events` the
 // event socket holds, at `events_per_second`: the reader reads no events while it dumps. A sweep
 // is put off then; a resync, which repairs a loss, is not. False when `buffer_events` is 0 (not

@@ -358,15 +358,13 @@ void JsonLinesSink::noteSyncFailed() noexcept { moveToSyncLoss(unsynced_records_
 
 void JsonLinesSink::moveToSyncLoss(SyncLoss& records) noexcept {
   if (records.records > 0) {
-    // unsynced_records_ and unchecked_ count a cut line's record from when it was cut: lost with
-    // them, it is not given up again at the stop (abandonUnfinished).
-    if (&records != &cut_record_) {
-      cut_record_ = {};
-    }
     if (!sync_loss_) {
       sync_loss_.emplace();
     }
     sync_loss_->add(records);  // a loss not taken yet widens
+    // unsynced_records_ and unchecked_ count a cut line's record from when it was cut: lost with
+    // them, it is not given up again at the stop (abandonUnfinished).
+    cut_record_ = {};
   }
   records = {};
 }

@@ -194,7 +194,8 @@ private:
   void openDirect() noexcept;
   // Writes the rest of a line cut by an earlier failure. Ok when nothing is pending any more.
   [[nodiscard]] SinkStatus finishTornLine() noexcept;
-  // The status of a write that failed with `error`; notes an EPIPE on standard output (gone()).
+  // The status of a write that failed with `error`; notes EPIPE or ECONNRESET on standard output
+  // (gone()).
   [[nodiscard]] SinkStatus failedWith(int error) noexcept;
   // Deals with a write of `buffer_` (holding `lines` lines, after `earlier` of the same batch)
   // that stopped after outcome.written bytes: the whole lines stay, for a shipper may have read

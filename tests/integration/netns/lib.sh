@@ -891,6 +891,16 @@ cta_jsonl_bad_lines() {
     jq -R -c 'try (fromjson | if type == "object" then empty else "bad" end) catch "bad"' | wc -l
 }
 
+# cta_no_loss_gaps: the database records no gap of lost records (every stored reason but
+# daemon_down: kernel_overrun, queue_overflow, sink_failure).
+cta_no_loss_gaps() {
+  local n
+  n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason IN ('kernel_overrun', 'queue_overflow', 'sink_failure')")
+  ((n == 0)) && return 0
+  cta_err "$n gap(s) of lost records: $(cta_sql 'SELECT reason, start_ns, end_ns, lost_records FROM gaps' | tr '\n' ';')"
+  return 1
+}
+
 # cta_jsonl_all_parse FILE: every line of FILE is one JSON object (says how many are not).
 cta_jsonl_all_parse() {
   local bad

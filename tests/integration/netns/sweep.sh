@@ -79,14 +79,7 @@ no_more_sweeps() {
   return 1
 }
 cta_expect "once no flow from the start-up dump is open, the sweeps stop" no_more_sweeps
-no_gap() {
-  local n
-  n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason != 'daemon_down'")
-  [[ $n == 0 ]] && return 0
-  cta_err "$n gap(s): $(cta_sql 'SELECT reason, start_ns, end_ns FROM gaps')"
-  return 1
-}
-cta_expect "the sweeps record no gap" no_gap
+cta_expect "the sweeps record no gap" cta_no_loss_gaps
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
 
 # The package installed on a running gateway: the entry was made before the sysctls were set
