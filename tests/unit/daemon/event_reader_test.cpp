@@ -1,22 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/event_reader.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <deque>
 #include <mutex>
-#include <atomic>
+#include <string_view>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "tests/support/manual_clock.hpp"
 
 namespace ctaudit::daemon {
 namespace {
 
 using namespace std::chrono_literals;
 using ReadStatus = EventSource::ReadStatus;
+using testing::ManualClock;
 
 std::shared_ptr<spdlog::logger> quiet() {
   return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -123,6 +129,11 @@ public:
   std::vector<bool> wokes() {
     const std::lock_guard lock(mutex_);
     return wokes_;
+  }
+  // Steps fed and not read yet.
+  std::size_t pending() {
+    const std::lock_guard lock(mutex_);
+    return script_.size();
   }
   // Reads that found the script empty: each ends a turn.
   int emptyReads() {
@@ -231,10 +242,14 @@ class EventReaderTest : public ::testing::Test {
 protected:
   // A queue that holds `capacity` records (every record() packs to the same size).
   void start(std::size_t capacity, EventReader::Options options, bool initial_dump = false) {
+    start(capacity, options, clock_, quiet(), initial_dump);
+  }
+  void start(std::size_t capacity, EventReader::Options options, const Clock& clock,
+             std::shared_ptr<spdlog::logger> log, bool initial_dump = false) {
     PipelineBatch one;
     one.push(record(1));
     queue_ = EventQueue::open(capacity * one.recordBytes()).value();
-    reader_ = EventReader::create(source_, *queue_, clock_, options, clock_.now(), initial_dump, quiet()).value();
+    reader_ = EventReader::create(source_, *queue_, clock, options, clock.now(), initial_dump, std::move(log)).value();
     consumer_ = std::make_unique<Consumer>(*queue_);
     reader_->start();
   }
@@ -477,6 +492,56 @@ TEST_F(EventReaderTest, ASweepWaitsWhileTheDumpWouldCrowdTheEventSocket) {
   EXPECT_EQ(while_busy, 0);
   EXPECT_TRUE(swept);
   EXPECT_GT(source_.dumps(), while_busy);
+}
+
+// An operator whose sweeps the event rate keeps putting off is told once, after an hour, what that
+// leaves in the log and what lets them run. The reader's clock is a manual one here: each step is
+// a minute with 500 events, and a sweep would take 100 s (830 events queued, of 100).
+TEST_F(EventReaderTest, SweepsPutOffForAnHourAreWarnedAboutOnce) {
+  ManualClock clock;
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  source_.setTable({record(1)});
+  std::atomic<std::size_t> open_from_dump{1};
+  auto options = immediate();
+  options.idle_check = 2ms;
+  options.sweep_while = &open_from_dump;
+  options.sweep_every = 1s;
+  options.buffer_events = 100;
+  options.start_dump_entries = 1000;
+  options.start_dump_per_entry = 100ms;
+  start(100000, options, clock, std::make_shared<spdlog::logger>("test", lines));
+  const auto logged = [&](std::string_view text) {
+    const auto all = lines->last_formatted();
+    return std::count_if(all.begin(), all.end(), [&](const std::string& line) { return line.find(text) != std::string::npos; });
+  };
+  std::uint32_t id = 10;
+  const auto minute_of_events = [&] {
+    std::vector<FlowRecord> minute;
+    for (int i = 0; i < 500; ++i) {
+      minute.push_back(record(id++));
+    }
+    source_.feed({{std::move(minute)}});
+    // The reader has read them before the clock moves on: the rate is events over elapsed time.
+    for (int waited = 0; source_.pending() != 0 && waited < 5000; ++waited) {
+      std::this_thread::sleep_for(1ms);
+    }
+    clock.advance(1min);
+    std::this_thread::sleep_for(5ms);  // a few idle checks at the new time
+  };
+  for (int minute = 0; minute < 60; ++minute) {
+    minute_of_events();
+  }
+  // Put off since the first minute's check: not an hour yet.
+  EXPECT_EQ(logged("putting off a sweep"), 1);
+  EXPECT_EQ(logged("put off for an hour"), 0);
+  for (int minute = 0; minute < 3; ++minute) {
+    minute_of_events();
+  }
+  stop();
+  EXPECT_EQ(source_.dumps(), 0) << "every sweep was put off";
+  EXPECT_EQ(logged("putting off a sweep"), 1);
+  EXPECT_EQ(logged("put off for an hour"), 1);
+  EXPECT_EQ(logged("a larger --receive-buffer lets it run"), 1);
 }
 
 TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {

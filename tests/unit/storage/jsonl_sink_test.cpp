@@ -8,13 +8,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <sys/resource.h>
@@ -973,35 +976,80 @@ TEST(JsonLinesSinkTest, ADeletedFileThenASighupIsAGapToo) {
   EXPECT_FALSE(sink->takeSyncLoss());
 }
 
-// `ctauditd --jsonl - | shipper`, and the shipper exits: no one can ever read that pipe again. The
-// sink says so once and answers every later write at once (gone(), so the daemon gives the lines
-// up as gaps instead of holding them for retries), where it used to retry each flush interval
-// until the daemon's queue share overflowed. In a forked child, whose fd 1 is the pipe.
-TEST(JsonLinesSinkDeathTest, StandardOutputWhoseReaderExitedIsGone) {
+// `ctauditd --jsonl - | shipper`, and the shipper exits: no one can ever read that output again.
+// The sink says so once and answers every later write at once (gone(), so the daemon gives the
+// lines up as gaps instead of holding them for retries), where it used to retry each flush
+// interval until the daemon's queue share overflowed. Runs in a forked child: `connect` makes its
+// fd 1 the writing end of the shipper's connection and returns the reading end, and `hang_up`
+// makes the shipper exit.
+int stdoutWhoseReaderExits(const std::function<int()>& connect, const std::function<void(int)>& hang_up,
+                           std::string_view error_text) {
   const CapturedLog log;
   const std::vector batch{flow(EventType::New, 2)};
-  const auto in_child = [&] {
+  std::signal(SIGPIPE, SIG_IGN);  // as ctauditd's main does
+  const int reader = connect();
+  if (reader < 0) {
+    return 2;
+  }
+  auto sink = JsonLinesSink::open("-", kContext, false, log.logger);
+  if (!sink) {
+    return 3;
+  }
+  const bool writes = (*sink)->write(batch) == SinkStatus::Ok && !(*sink)->gone();
+  hang_up(reader);
+  // The first failure already says "gone": a retry would fail the same way forever.
+  const bool failed = (*sink)->write(batch) == SinkStatus::Failed && (*sink)->gone();
+  const bool still = (*sink)->write(batch) == SinkStatus::Failed && (*sink)->gone();
+  const auto errors = log.at(spdlog::level::err);
+  const auto said = std::count_if(errors.begin(), errors.end(), [&](const std::string& line) {
+    return line.find(error_text) != std::string::npos && line.find("the database goes on") != std::string::npos;
+  });
+  return writes && failed && still && said == 1 ? 0 : 1;
+}
+
+TEST(JsonLinesSinkDeathTest, StandardOutputWhosePipeReaderExitedIsGone) {
+  const auto pipe_to_stdout = [] {
     std::array<int, 2> ends{};
     if (::pipe2(ends.data(), O_CLOEXEC) != 0 || ::dup2(ends[1], STDOUT_FILENO) < 0) {
-      return 2;
+      return -1;
     }
     ::close(ends[1]);
-    std::signal(SIGPIPE, SIG_IGN);  // as ctauditd's main does
-    auto sink = JsonLinesSink::open("-", kContext, false, log.logger);
-    if (!sink) {
-      return 3;
-    }
-    const bool writes = (*sink)->write(batch) == SinkStatus::Ok && !(*sink)->gone();
-    ::close(ends[0]);  // the reader exits
-    const bool failed = (*sink)->write(batch) == SinkStatus::Failed && (*sink)->gone();
-    const bool still = (*sink)->write(batch) == SinkStatus::Failed && (*sink)->gone();
-    const auto errors = log.at(spdlog::level::err);
-    const auto said = std::count_if(errors.begin(), errors.end(), [](const std::string& line) {
-      return line.find("Broken pipe") != std::string::npos && line.find("the database goes on") != std::string::npos;
-    });
-    return writes && failed && still && said == 1 ? 0 : 1;
+    return ends[0];
   };
-  EXPECT_EXIT(std::_Exit(in_child()), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(std::_Exit(stdoutWhoseReaderExits(pipe_to_stdout, ::close, "Broken pipe")),
+              ::testing::ExitedWithCode(0), "");
+}
+
+// A shipper connected over TCP (`ctauditd --jsonl - | ncat host port`, or a socket handed over by
+// systemd) that exits with unread lines resets the connection: the next write fails with
+// ECONNRESET, not EPIPE, and the reader is just as gone.
+TEST(JsonLinesSinkDeathTest, StandardOutputWhoseSocketPeerResetIsGone) {
+  const auto socket_to_stdout = [] {
+    const UniqueFd listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    auto* const generic = reinterpret_cast<sockaddr*>(&address);
+    if (!listener.valid() || ::bind(listener.get(), generic, length) != 0 || ::listen(listener.get(), 1) != 0 ||
+        ::getsockname(listener.get(), generic, &length) != 0) {
+      return -1;
+    }
+    const UniqueFd writer{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    if (!writer.valid() || ::connect(writer.get(), generic, length) != 0 || ::dup2(writer.get(), STDOUT_FILENO) < 0) {
+      return -1;
+    }
+    return ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  };
+  // Closing a socket with unread data resets the connection; on loopback the RST has arrived when
+  // close() returns.
+  const auto reset = [](int reader) {
+    const linger abort{1, 0};
+    ::setsockopt(reader, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    ::close(reader);
+  };
+  EXPECT_EXIT(std::_Exit(stdoutWhoseReaderExits(socket_to_stdout, reset, "Connection reset by peer")),
+              ::testing::ExitedWithCode(0), "");
 }
 
 // Standard output cannot be cut back (it may be a pipe, or a file someone else opened): after a
