@@ -96,7 +96,8 @@ public:
 
   [[nodiscard]] std::size_t openFlows() const noexcept { return open_.size(); }
   // The open flows that may never report their end: an entry made while nf_conntrack_events was
-  // not 1 and no listener was subscribed has no event extension, so only a dump finds it gone.
+  // not 1 and no listener was subscribed (on the whole host: the kernel's flag is not per
+  // namespace) has no event extension, so only a dump finds it gone.
   // Which ones: the flows an earlier run first saw in its start-up dump (restored with
   // observed_at_start) and, of this start-up dump's new flows, all of them or those without a
   // kernel start time (setAllFromStartUpSuspect), i.e. made before nf_conntrack_timestamp was 1,

@@ -15,9 +15,11 @@ namespace ctaudit::query {
 namespace {
 
 constexpr std::string_view kReceiveTimeNote =
-    "~ receive time: when ctauditd read the event, a little later than the kernel's own time";
+    "~ receive time: ctauditd's clock, not the kernel's: a START up to a quarter second early (when ctauditd "
+    "woke for a batch of events), an END a little late (when it read the event)";
 constexpr std::string_view kObservedAtStartNote =
-    "* first seen in the conntrack table when ctauditd started: the flow may have begun before START";
+    "* first seen in the conntrack table when ctauditd started, not through its creation event; an "
+    "unmarked START is the kernel's own time";
 constexpr std::string_view kBoundNote =
     "^ bound: the end event was lost; the flow ended at or before this time";
 constexpr std::string_view kBoundStartNote =
@@ -122,15 +124,24 @@ std::string endCell(const FlowRecord& flow, MarksUsed& marks) {
   return cell;
 }
 
-std::vector<std::string> flowRow(const FlowRecord& flow, bool show_dnat, MarksUsed& marks) {
+// Which optional columns the table needs.
+struct ColumnsUsed {
+  bool dnat{false};
+  bool zone{false};
+};
+
+std::vector<std::string> flowRow(const FlowRecord& flow, ColumnsUsed used, MarksUsed& marks) {
   std::vector<std::string> row{startCell(flow, marks),
                                endCell(flow, marks),
                                protocolName(flow.original.protocol),
                                insideText(flow.original),
                                natText(flow.nat.translated_source, flow.original.protocol),
                                destinationText(flow.original)};
-  if (show_dnat) {
+  if (used.dnat) {
     row.push_back(natText(flow.nat.translated_destination, flow.original.protocol));
+  }
+  if (used.zone) {
+    row.push_back(std::to_string(flow.zone));
   }
   row.push_back(std::to_string(flow.ct_id));
   row.push_back(bytesText(flow.counters_original));
@@ -145,13 +156,21 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
   if (flows.empty()) {
     return {};
   }
-  const bool show_dnat = std::any_of(flows.begin(), flows.end(),
-                                     [](const FlowRecord& flow) { return flow.nat.translated_destination.has_value(); });
+  const ColumnsUsed used{
+      .dnat = std::any_of(flows.begin(), flows.end(),
+                          [](const FlowRecord& flow) { return flow.nat.translated_destination.has_value(); }),
+      // Two gateways' worth of subscribers behind one box (VRFs, conntrack zones) can have the same
+      // inside addresses: the zone tells them apart.
+      .zone = std::any_of(flows.begin(), flows.end(), [](const FlowRecord& flow) { return flow.zone != 0; }),
+  };
   const bool show_gap = !gaps.empty();
 
   std::vector<TableColumn> columns{{"START"}, {"END"}, {"PROTO"}, {"INSIDE"}, {"TRANSLATED"}, {"DESTINATION"}};
-  if (show_dnat) {
+  if (used.dnat) {
     columns.push_back({"DNAT_TO"});
+  }
+  if (used.zone) {
+    columns.push_back({"ZONE", true});
   }
   columns.push_back({"CT_ID", true});
   columns.push_back({"BYTES_OUT", true});
@@ -164,7 +183,7 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
   std::vector<std::vector<std::string>> rows;
   rows.reserve(flows.size());
   for (std::size_t i = 0; i < flows.size(); ++i) {
-    rows.push_back(flowRow(flows[i], show_dnat, marks));
+    rows.push_back(flowRow(flows[i], used, marks));
     if (show_gap) {
       rows.back().push_back(gapText(gaps[i]));
     }

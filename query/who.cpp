@@ -5,7 +5,10 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "flow/protocol.hpp"
 #include "query/flow_output.hpp"
@@ -43,18 +46,131 @@ nanoseconds distance(Timestamp later, Timestamp earlier) noexcept {
 
 nanoseconds magnitude(nanoseconds gap) noexcept { return gap.count() < 0 ? -gap : gap; }
 
-std::string noMatchMessage(const WhoCommand& who) {
+// Two lines. `left_out`: ICMP flows that used the port's number as their id, left out without --proto.
+std::string noMatchMessage(const WhoCommand& who, std::size_t left_out) {
   std::string message = "no flow had translated source " + who.translated_source.toString();
   if (who.protocol) {
     message += " (" + protocolName(*who.protocol) + ")";
   }
+  const auto query = toFlowQuery(who);
   if (who.slack.count() == 0) {
     message += " at " + formatRfc3339(who.at) + "; widen the window with --slack, e.g. --slack 5s";
   } else {
-    const auto query = toFlowQuery(who);
     message += " between " + formatRfc3339(*query.from) + " and " + formatRfc3339(*query.to);
   }
+  if (left_out > 0) {
+    message += "; " + std::to_string(left_out) + " ICMP flow(s) used " + std::to_string(who.translated_source.port) +
+               " as their echo id: --proto icmp (or icmpv6) shows them";
+  }
+  // A report about an address and port that outside hosts connected to is about a port forward.
+  message += "\nctaudit: who looks up source NAT (SNAT, masquerade); a port forward (DNAT) of that address and "
+             "port is found by: ctaudit flows --dst " +
+             who.translated_source.toString() + " --from " + formatRfc3339(*query.from) + " --to " +
+             formatRfc3339(*query.to);
   return message;
+}
+
+
+// What a flow's lifetime is known to lie within: from `start` (its start, or when it was first
+// seen) to `end` (none while open).
+struct Lifetime {
+  Timestamp start;
+  std::optional<Timestamp> end;
+};
+
+nanoseconds gapTo(const Lifetime& lifetime, Timestamp at) noexcept {
+  if (at < lifetime.start) {
+    return distance(lifetime.start, at);
+  }
+  if (lifetime.end && at > *lifetime.end) {
+    return -distance(at, *lifetime.end);
+  }
+  return nanoseconds{0};
+}
+
+// The kernel lets only one entry at a time hold a reply tuple (translated source and destination)
+// in a zone: of two such flows, the later one began only after the earlier one ended.
+bool sameTranslatedTuple(const FlowRecord& a, const FlowRecord& b) noexcept {
+  return a.zone == b.zone && a.reply == b.reply;
+}
+
+bool exactStart(const FlowRecord& flow) noexcept { return flow.start && flow.start_source == TimeSource::Kernel; }
+bool exactEnd(const FlowRecord& flow) noexcept { return flow.end && flow.end_source == TimeSource::Kernel; }
+
+// The latest time `flow` can have begun: its kernel start, or for an unknown start when it was
+// first seen. A receive-time start is when ctauditd woke for the event, not a bound either way.
+std::optional<Timestamp> latestStart(const storage::StoredFlow& flow) noexcept {
+  if (exactStart(flow.record)) {
+    return flow.record.start;
+  }
+  if (!flow.record.start) {
+    return flow.lifetime_start;
+  }
+  return std::nullopt;
+}
+
+// Each flow's lifetime, narrowed where it is not the kernel's own time by the kernel's times of
+// the flows before and after it on the same translated tuple. A START taken when ctauditd woke
+// for the event can lie before the DESTROY of the flow that held the tuple, read in the same turn:
+// an exploratory run found `who` ranking the newer flow first for a time the older one still held
+// the port. Two kernel times are left as they are: they are what happened.
+std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flows) {
+  std::vector<Lifetime> lifetimes;
+  lifetimes.reserve(flows.size());
+  for (const storage::StoredFlow& flow : flows) {
+    lifetimes.push_back({flow.lifetime_start, flow.record.end});
+  }
+  for (std::size_t earlier = 0; earlier < flows.size(); ++earlier) {
+    for (std::size_t later = 0; later < flows.size(); ++later) {
+      const FlowRecord& before = flows[earlier].record;
+      const FlowRecord& after = flows[later].record;
+      if (flows[earlier].lifetime_start >= flows[later].lifetime_start || !sameTranslatedTuple(before, after)) {
+        continue;
+      }
+      if (!exactStart(after) && exactEnd(before)) {
+        lifetimes[later].start = std::max(lifetimes[later].start, *before.end);
+      }
+      if (const auto bound = latestStart(flows[later]); bound && !exactEnd(before)) {
+        lifetimes[earlier].end = lifetimes[earlier].end ? std::min(*lifetimes[earlier].end, *bound) : *bound;
+      }
+    }
+  }
+  return lifetimes;
+}
+
+// Flows on one translated tuple that both contain `at` once narrowed, one of them by a time that
+// is not the kernel's: they cannot both have held it, and nothing recorded says which did.
+std::vector<std::pair<std::size_t, std::size_t>> undecided(std::span<const storage::StoredFlow> flows,
+                                                           std::span<const nanoseconds> gaps) {
+  std::vector<std::pair<std::size_t, std::size_t>> pairs;
+  for (std::size_t earlier = 0; earlier < flows.size(); ++earlier) {
+    for (std::size_t later = 0; later < flows.size(); ++later) {
+      const FlowRecord& before = flows[earlier].record;
+      const FlowRecord& after = flows[later].record;
+      if (flows[earlier].lifetime_start < flows[later].lifetime_start && sameTranslatedTuple(before, after) &&
+          gaps[earlier].count() == 0 && gaps[later].count() == 0 && !(exactEnd(before) && exactStart(after))) {
+        pairs.emplace_back(earlier, later);
+      }
+    }
+  }
+  return pairs;
+}
+
+std::string flowName(const FlowRecord& flow) {
+  return Endpoint{flow.original.src, flow.original.sourceKey()}.toString() + " (ct id " +
+         std::to_string(flow.ct_id) + ")";
+}
+
+void printUndecided(std::ostream& err, std::span<const RankedFlow> ranked) {
+  for (const RankedFlow& entry : ranked) {
+    for (const std::string& other : entry.undecided_with) {
+      err << "ctaudit: warning: " << other << " and then " << flowName(entry.flow)
+          << " used the same translated source and destination, so the second began only after the first "
+             "ended, but their recorded times (marked ~ or ^: not the kernel's own) both contain --at: either may "
+             "be the one. The kernel's times (nf_conntrack_timestamp=1, which ctauditd sets) settle it once both "
+             "have ended\n";
+    }
+  }
 }
 
 }  // namespace
@@ -70,14 +186,7 @@ storage::FlowQuery toFlowQuery(const WhoCommand& who) {
 }
 
 nanoseconds gapToLifetime(const storage::StoredFlow& flow, Timestamp at) noexcept {
-  if (at < flow.lifetime_start) {
-    return distance(flow.lifetime_start, at);
-  }
-  const std::optional<Timestamp>& end = flow.record.end;
-  if (end && at > *end) {
-    return -distance(at, *end);
-  }
-  return nanoseconds{0};
+  return gapTo({flow.lifetime_start, flow.record.end}, at);
 }
 
 std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flows, Timestamp at) {
@@ -85,10 +194,20 @@ std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flo
     RankedFlow ranked;
     Timestamp lifetime_start;
   };
+  const std::vector<Lifetime> lifetimes = narrowedLifetimes(flows);
+  std::vector<nanoseconds> gaps;
+  gaps.reserve(flows.size());
+  for (const Lifetime& lifetime : lifetimes) {
+    gaps.push_back(gapTo(lifetime, at));
+  }
   std::vector<Entry> entries;
   entries.reserve(flows.size());
-  for (const storage::StoredFlow& flow : flows) {
-    entries.push_back({{shownRecord(flow), gapToLifetime(flow, at)}, flow.lifetime_start});
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    const storage::StoredFlow& flow = flows[i];
+    entries.push_back({{shownRecord(flow), gaps[i], gaps[i] != gapToLifetime(flow, at), {}}, flow.lifetime_start});
+  }
+  for (const auto& [earlier, later] : undecided(flows, gaps)) {
+    entries[later].ranked.undecided_with.push_back(flowName(flows[earlier].record));
   }
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     const nanoseconds a_gap = magnitude(a.ranked.gap);
@@ -121,6 +240,12 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     printErrorLine(err, found.error().detail);
     return ExitStatus::Error;
   }
+  // A report names a port; an ICMP echo id that happens to have the same number is another flow
+  // (an exploratory run found a ping ranked above the TCP flow asked about). --proto icmp asks.
+  const std::size_t left_out = who.protocol ? 0
+                                            : std::erase_if(*found, [](const storage::StoredFlow& flow) {
+                                                return isIcmp(flow.record.original.protocol);
+                                              });
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
   if (!check) {
@@ -130,7 +255,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   if (found->empty()) {
     printFlows(out, who.format, {}, {}, finder.observerHostname());  // the CSV header, if CSV
     if (who.format == OutputFormat::Table) {
-      err << "ctaudit: " << noMatchMessage(who) << '\n';
+      err << "ctaudit: " << noMatchMessage(who, left_out) << '\n';
     }
     printLogCheck(out, err, who.format, *check, finder.observerHostname());
     return ExitStatus::NothingFound;
@@ -145,6 +270,16 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     gaps.push_back(entry.gap);
   }
   printFlows(out, who.format, flows, gaps, finder.observerHostname());
+  printUndecided(err, ranked);
+  if (left_out > 0 && who.format == OutputFormat::Table) {
+    err << "ctaudit: note: " << left_out << " ICMP flow(s) that used " << who.translated_source.port
+        << " as their echo id are left out: --proto icmp (or icmpv6) shows them\n";
+  }
+  if (who.format == OutputFormat::Table &&
+      std::any_of(ranked.begin(), ranked.end(), [](const RankedFlow& entry) { return entry.narrowed; })) {
+    err << "ctaudit: note: a GAP next to a START or END marked ~ or ^ may be measured from the kernel's time of "
+           "the flow before or after it on the same translated source and destination, which it cannot overlap\n";
+  }
   printLogCheck(out, err, who.format, *check, finder.observerHostname());
   return ExitStatus::Found;
 }

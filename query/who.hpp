@@ -4,6 +4,7 @@
 #include <chrono>
 #include <ostream>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "flow/flow_record.hpp"
@@ -31,7 +32,14 @@ namespace ctaudit::query {
 
 struct RankedFlow {
   FlowRecord flow;
-  std::chrono::nanoseconds gap{0};  // gapToLifetime(flow, at)
+  // gapToLifetime(flow, at), or, where the flow's start or end is not the kernel's own time, from
+  // the lifetime narrowed by the kernel's times of the flows before and after it on the same
+  // translated tuple (`narrowed` when that changed it).
+  std::chrono::nanoseconds gap{0};
+  bool narrowed{false};
+  // Earlier flows on the same translated tuple that contain `at` as well, which they cannot both
+  // have done, one of them by a time that is not the kernel's: "100.64.0.2:8102 (ct id 7)".
+  std::vector<std::string> undecided_with;
 };
 
 // Orders `flows` closest to `at` first: by |gap|, then, among equally close ones (typically several

@@ -512,7 +512,8 @@ TEST_F(EventReaderTest, SweepsPutOffForAnHourAreWarnedAboutOnce) {
   start(100000, options, clock, std::make_shared<spdlog::logger>("test", lines));
   const auto logged = [&](std::string_view text) {
     const auto all = lines->last_formatted();
-    return std::count_if(all.begin(), all.end(), [&](const std::string& line) { return line.find(text) != std::string::npos; });
+    return std::count_if(all.begin(), all.end(),
+                         [&](const std::string& line) { return line.find(text) != std::string::npos; });
   };
   std::uint32_t id = 10;
   const auto minute_of_events = [&] {

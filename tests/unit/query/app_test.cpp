@@ -220,7 +220,10 @@ TEST_F(AppTest, WhoInsideAGapWarnsButKeepsItsExitStatus) {
   EXPECT_EQ(none.status, 1);
   EXPECT_EQ(none.out, "");
   EXPECT_EQ(none.err, "ctaudit: no flow had translated source 203.0.113.7:40001 at 2026-11-25T10:00:03.000000000Z; "
-                      "widen the window with --slack, e.g. --slack 5s\n" +
+                      "widen the window with --slack, e.g. --slack 5s\n"
+                      "ctaudit: who looks up source NAT (SNAT, masquerade); a port forward (DNAT) of that address "
+                      "and port is found by: ctaudit flows --dst 203.0.113.7:40001 --from "
+                      "2026-11-25T10:00:03.000000000Z --to 2026-11-25T10:00:03.000000000Z\n" +
                           warning);
   ASSERT_EQ(database_.gap_queries.size(), 1U);
   EXPECT_EQ(database_.gap_queries[0].first, *parseTime("2026-11-25T10:00:03Z"));

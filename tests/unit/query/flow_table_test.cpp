@@ -83,8 +83,10 @@ TEST(FlowTableTest, OpenFlowsMarksAndFootnotes) {
             "2026-11-25T10:00:00.000000Z~*  2026-11-25T10:01:00.000000Z~  tcp    100.64.0.2:33000  "
             "203.0.113.7:40001  198.51.100.1:443      2          -         -\n"
             "\n"
-            "~ receive time: when ctauditd read the event, a little later than the kernel's own time\n"
-            "* first seen in the conntrack table when ctauditd started: the flow may have begun before START\n");
+            "~ receive time: ctauditd's clock, not the kernel's: a START up to a quarter second early (when ctauditd "
+            "woke for a batch of events), an END a little late (when it read the event)\n"
+            "* first seen in the conntrack table when ctauditd started, not through its creation event; an "
+            "unmarked START is the kernel's own time\n");
 }
 
 TEST(FlowTableTest, ABoundEndIsMarkedAndExplained) {
@@ -113,7 +115,8 @@ TEST(FlowTableTest, ABoundStartIsMarkedAndExplained) {
             "2026-11-25T09:59:23.000000Z^*  2026-11-25T10:02:35.000000Z  tcp    100.64.0.2:33000  "
             "203.0.113.7:40001  198.51.100.1:443      1          -         -\n"
             "\n"
-            "* first seen in the conntrack table when ctauditd started: the flow may have begun before START\n"
+            "* first seen in the conntrack table when ctauditd started, not through its creation event; an "
+            "unmarked START is the kernel's own time\n"
             "^ on START: its start is not known; the flow began at or before this time, when ctauditd first saw it\n");
 }
 
@@ -151,6 +154,21 @@ TEST(FlowTableTest, DnatColumnOnlyWhenSomeFlowHasIt) {
             "203.0.113.7:40001  198.51.100.1:443  -                  1          -         -\n"
             "2026-11-25T10:00:00.000000Z  2026-11-25T10:01:00.000000Z  tcp    198.51.100.9:51000  "
             "-                  203.0.113.1:8080  100.64.0.2:80      2          -         -\n");
+}
+
+// Found by an exploratory run: one inside address in two conntrack zones (two VRFs behind one
+// gateway) printed as two identical INSIDE cells. A ZONE column appears once some flow has a zone.
+TEST(FlowTableTest, ZoneColumnOnlyWhenSomeFlowHasOne) {
+  const std::vector<FlowRecord> zone_0{NatFlowBuilder{}.ctId(1).build()};
+  EXPECT_EQ(renderFlowTable(zone_0, {}).find("ZONE"), std::string::npos);
+  const std::vector<FlowRecord> zones{NatFlowBuilder{}.ctId(1).build(), NatFlowBuilder{}.ctId(2).zone(7).build()};
+  EXPECT_EQ(renderFlowTable(zones, {}),
+            "START                        END                          PROTO  INSIDE            "
+            "TRANSLATED         DESTINATION       ZONE  CT_ID  BYTES_OUT  BYTES_IN\n"
+            "2026-11-25T10:00:00.000000Z  2026-11-25T10:01:00.000000Z  tcp    100.64.0.2:33000  "
+            "203.0.113.7:40001  198.51.100.1:443     0      1          -         -\n"
+            "2026-11-25T10:00:00.000000Z  2026-11-25T10:01:00.000000Z  tcp    100.64.0.2:33000  "
+            "203.0.113.7:40001  198.51.100.1:443     7      2          -         -\n");
 }
 
 TEST(FlowTableTest, NothingForNoFlows) { EXPECT_EQ(renderFlowTable({}, {}), ""); }
