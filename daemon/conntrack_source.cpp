@@ -103,7 +103,7 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
     nlmsghdr header{};
     std::memcpy(&header, datagram.data() + offset, sizeof header);
     if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > datagram.size() - offset) {
-      ++stats_.malformed;
+      noteMalformed("a netlink message's length runs past its datagram");
       return true;
     }
     const auto message = datagram.subspan(offset, header.nlmsg_len);
@@ -118,8 +118,7 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
     ++stats_.messages;
     auto record = decodeConntrack(message, context);
     if (!record) {
-      ++stats_.malformed;
-      log_->debug("skipped a malformed conntrack message: {}", record.error().detail);
+      noteMalformed(record.error().detail);
       continue;
     }
     ++stats_.decoded;
@@ -129,6 +128,14 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
     deliver(std::move(*record));
   }
   return true;
+}
+
+void ConntrackSource::noteMalformed(std::string_view why) {
+  ++stats_.malformed;
+  log_->log(stats_.malformed == 1 ? spdlog::level::warn : spdlog::level::debug,
+            "a conntrack message could not be decoded, and its event is lost (recorded as a malformed_event gap; "
+            "a resync repairs the flows): {}",
+            why);
 }
 
 void ConntrackSource::noteOverrun(const Clock& clock) {
@@ -147,10 +154,13 @@ Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, s
                                                            const Deliver& deliver) {
   std::array<mmsghdr, kSlots> headers{};
   std::array<iovec, kSlots> vectors{};
+  std::array<sockaddr_nl, kSlots> senders{};
   for (std::size_t i = 0; i < kSlots; ++i) {
     vectors[i] = iovec{receive_area_.data() + i * kSlotBytes, kSlotBytes};
     headers[i].msg_hdr.msg_iov = &vectors[i];
     headers[i].msg_hdr.msg_iovlen = 1;
+    headers[i].msg_hdr.msg_name = &senders[i];
+    headers[i].msg_hdr.msg_namelen = sizeof(sockaddr_nl);
   }
   int count = -1;
   do {
@@ -170,8 +180,17 @@ Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, s
   const Timestamp received = clock.now();
   for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
     ++stats_.datagrams;
+    // Only the kernel's events count: a process with CAP_NET_ADMIN in this namespace can send to
+    // the conntrack groups too, and what it sends is not what the kernel did.
+    if (senders[i].nl_pid != 0) {
+      log_->log(++from_user_space_ == 1 ? spdlog::level::warn : spdlog::level::debug,
+                "ignored a message to the conntrack event groups from user space (netlink port id {}), not "
+                "the kernel: a process in this network namespace with CAP_NET_ADMIN sent it",
+                senders[i].nl_pid);
+      continue;
+    }
     if ((headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-      ++stats_.malformed;
+      noteMalformed("a datagram larger than the receive slot was cut short");
       continue;
     }
     const std::span<const std::byte> datagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);

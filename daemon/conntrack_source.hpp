@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include <libmnl/libmnl.h>
@@ -57,7 +58,8 @@ public:
   [[nodiscard]] int fd() const noexcept override;
 
   // One recvmmsg(2) of up to 64 datagrams without blocking; decodes each message and passes the
-  // records to `deliver`. Malformed messages are counted and skipped. ENOBUFS is counted, logged
+  // records to `deliver`. Malformed messages are counted and skipped (the reader records each as a
+  // lost event); a datagram from user space, not the kernel, is skipped. ENOBUFS is counted, logged
   // at a limited rate and answered with ReadStatus::Overrun. Errors: any socket error but EAGAIN,
   // EINTR and ENOBUFS (Errc::Netlink).
   [[nodiscard]] Result<ReadStatus> readBatch(const Clock& clock, std::optional<Timestamp> woke,
@@ -79,6 +81,8 @@ private:
   // Decodes every netlink message in one datagram; false when the dump is finished (NLMSG_DONE).
   bool handleDatagram(std::span<const std::byte> datagram, const DecodeContext& context, const Deliver& deliver);
   void noteOverrun(const Clock& clock);
+  // Counts one message that could not be decoded; the first is a warning, with why.
+  void noteMalformed(std::string_view why);
 
   MnlSocket events_;
   std::shared_ptr<spdlog::logger> log_;
@@ -88,6 +92,7 @@ private:
   Timestamp last_overrun_report_{};
   std::uint64_t kernel_drops_{0};
   std::uint32_t last_meminfo_drops_{0};
+  std::uint64_t from_user_space_{0};  // datagrams skipped: not sent by the kernel
 };
 
 }  // namespace ctaudit::daemon

@@ -5,16 +5,17 @@
 
 namespace ctaudit::daemon {
 
-void DropWindow::add(Timestamp event_time, Timestamp now) noexcept {
+void DropWindow::add(Timestamp earliest, Timestamp latest, Timestamp now, std::uint64_t count) noexcept {
   if (count_ == 0) {
-    earliest_ = latest_ = event_time;
+    earliest_ = earliest;
+    latest_ = latest;
     first_drop_ = now;
   } else {
-    earliest_ = std::min(earliest_, event_time);
-    latest_ = std::max(latest_, event_time);
+    earliest_ = std::min(earliest_, earliest);
+    latest_ = std::max(latest_, latest);
   }
   last_drop_ = now;
-  ++count_;
+  count_ += count;
 }
 
 GapRecord DropWindow::take(GapReason reason, std::string sink) {

@@ -16,7 +16,9 @@ namespace ctaudit::daemon {
 class DropWindow {
 public:
   // Counts one dropped record whose event happened at `event_time`; `now` is when it was dropped.
-  void add(Timestamp event_time, Timestamp now) noexcept;
+  void add(Timestamp event_time, Timestamp now) noexcept { add(event_time, event_time, now, 1); }
+  // Counts `count` lost records whose events happened somewhere in [earliest, latest].
+  void add(Timestamp earliest, Timestamp latest, Timestamp now, std::uint64_t count) noexcept;
 
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }

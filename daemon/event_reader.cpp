@@ -47,6 +47,7 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
       stop_(std::move(stop)),
       log_(std::move(log)),
       schedule_(options.resync, subscribed, 0),
+      last_emptied_(subscribed),
       wait_(options.pacing.min),
       last_dump_end_(subscribed),
       last_dump_entries_(options.start_dump_entries),
@@ -96,7 +97,7 @@ void EventReader::run() noexcept {
   }
   // Whatever is known about losses goes on the record before the pipeline hears the error.
   try {
-    reportOverflow(true);
+    reportDropWindows(true);
     if (const auto gap = schedule_.abandon(clock_.now(), kernel_drops_)) {
       reportGap(*gap);
     }
@@ -108,9 +109,11 @@ void EventReader::run() noexcept {
 
 std::optional<Timestamp> EventReader::nextWake() const {
   std::optional<Timestamp> wake = schedule_.nextResyncAt();
-  if (!overflow_.empty()) {
-    const Timestamp quiet_at = overflow_.lastDropAt() + options_.overflow_quiet;
-    wake = wake ? std::min(*wake, quiet_at) : quiet_at;
+  for (const DropWindow* window : {&overflow_, &undecodable_}) {
+    if (!window->empty()) {
+      const Timestamp quiet_at = window->lastDropAt() + options_.overflow_quiet;
+      wake = wake ? std::min(*wake, quiet_at) : quiet_at;
+    }
   }
   return wake;
 }
@@ -163,7 +166,7 @@ Result<void> EventReader::loop() {
         last_turn_end_ = ended;
       }
     }
-    reportOverflow(false);
+    reportDropWindows(false);
     sweepIfDue(clock_.now());
     if (schedule_.resyncDue(clock_.now())) {
       resync();
@@ -237,6 +240,7 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
     // reader was held up (a full queue in reliable mode waits for room), so it gets the read time.
     auto status = source_.readBatch(clock_, i == 0 ? woke : std::nullopt, collect);
     push(options_.when_full);
+    noteUndecodable();
     if (!status) {
       return Unexpected{status.error()};
     }
@@ -270,6 +274,7 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
 
 void EventReader::noteEmpty() {
   const Timestamp now = clock_.now();
+  last_emptied_ = now;
   kernel_drops_ = source_.kernelDrops();
   const auto settled = schedule_.noteEmpty(now, kernel_drops_);
   if (!settled.settled) {
@@ -300,6 +305,7 @@ void EventReader::resync() {
     }
   });
   const Timestamp end = clock_.now();
+  noteUndecodable();  // a dump's entry it could not decode: a flow the resync did not see
   caught_up_ = false;  // events queued during the dump, done or failed: read them at once
   batch_.push(ResyncEnd{end, dumped.has_value(), options_.close_unseen});
   push(EventQueue::WhenFull::Wait);
@@ -339,7 +345,7 @@ Result<void> EventReader::finish() {
       break;
     }
   }
-  reportOverflow(true);
+  reportDropWindows(true);
   if (const auto gap = schedule_.abandon(clock_.now(), kernel_drops_)) {
     reportGap(*gap);
   }
@@ -372,13 +378,30 @@ void EventReader::push(EventQueue::WhenFull when_full) {
   batch_.clear();
 }
 
-void EventReader::reportOverflow(bool force) {
-  if (overflow_.empty() ||
-      (!force && clock_.now() - overflow_.lastDropAt() < options_.overflow_quiet)) {
+void EventReader::reportDropWindows(bool force) {
+  if (reportDropWindow(overflow_, GapReason::QueueOverflow, force)) {
+    overflow_logged_ = false;
+  }
+  (void)reportDropWindow(undecodable_, GapReason::MalformedEvent, force);
+}
+
+bool EventReader::reportDropWindow(DropWindow& window, GapReason reason, bool force) {
+  if (window.empty() || (!force && clock_.now() - window.lastDropAt() < options_.overflow_quiet)) {
+    return false;
+  }
+  reportGap(window.take(reason));
+  return true;
+}
+
+void EventReader::noteUndecodable() {
+  const std::uint64_t malformed = source_.stats().malformed;
+  if (malformed == malformed_seen_) {
     return;
   }
-  overflow_logged_ = false;
-  reportGap(overflow_.take(GapReason::QueueOverflow));
+  const Timestamp now = clock_.now();
+  undecodable_.add(last_emptied_, now, now, malformed - malformed_seen_);
+  malformed_seen_ = malformed;
+  schedule_.noteQueueLoss(now);  // the flow table needs a resync; the gap is this window's
 }
 
 void EventReader::reportGap(const GapRecord& gap) {
@@ -392,8 +415,10 @@ void EventReader::reportGap(const GapRecord& gap) {
 
 std::optional<Timestamp> EventReader::unreportedLossSince() const noexcept {
   std::optional<Timestamp> since = schedule_.openWindowStart();
-  if (!overflow_.empty()) {
-    since = since ? std::min(*since, overflow_.earliest()) : overflow_.earliest();
+  for (const DropWindow* window : {&overflow_, &undecodable_}) {
+    if (!window->empty()) {
+      since = since ? std::min(*since, window->earliest()) : window->earliest();
+    }
   }
   return since;
 }

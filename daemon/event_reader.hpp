@@ -138,8 +138,14 @@ private:
   void sweepIfDue(Timestamp now);
   [[nodiscard]] Result<void> finish();
   void push(EventQueue::WhenFull when_full);
-  // Reports the queue overflow window once no record was dropped for overflow_quiet, or now.
-  void reportOverflow(bool force);
+  // Reports the queue overflow window and that of undecodable messages, each once no record was
+  // lost to it for overflow_quiet, or now.
+  void reportDropWindows(bool force);
+  // Whether `window` was reported as a gap of `reason`.
+  bool reportDropWindow(DropWindow& window, GapReason reason, bool force);
+  // Messages the source could not decode since the last call, each a lost event: into their window
+  // (they arrived after the socket was last read empty, and by now), and a resync to repair them.
+  void noteUndecodable();
   void reportGap(const GapRecord& gap);
   void publish();
   // ReaderStats::unreported_loss_since, as it stands now.
@@ -157,6 +163,9 @@ private:
   // Reader thread only, after start().
   ResyncSchedule schedule_;
   DropWindow overflow_;
+  DropWindow undecodable_;
+  std::uint64_t malformed_seen_{0};  // SourceStats::malformed in undecodable_ (or reported)
+  Timestamp last_emptied_{};         // when a read last found the socket empty
   PipelineBatch batch_;
   std::atomic<bool> waiting_for_events_{false};  // waitingForEvents()
   // The last turn read the socket empty, and no dump has run since (events queue meanwhile): only

@@ -128,7 +128,7 @@ std::string formatMetrics(const MetricsSnapshot& s) {
 
   out.family("ctauditd_gaps_total", "counter", "Gap records raised, by reason.");
   constexpr std::array kReasons{GapReason::KernelOverrun, GapReason::QueueOverflow, GapReason::SinkFailure,
-                                GapReason::DaemonDown};
+                                GapReason::DaemonDown, GapReason::MalformedEvent};
   for (const GapReason reason : kReasons) {
     std::uint64_t count = s.pipeline.gaps.at(static_cast<std::size_t>(reason));
     if (reason == GapReason::SinkFailure) {

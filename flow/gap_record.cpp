@@ -13,6 +13,8 @@ std::string_view gapReasonName(GapReason reason) noexcept {
       return "sink_failure";
     case GapReason::DaemonDown:
       return "daemon_down";
+    case GapReason::MalformedEvent:
+      return "malformed_event";
     case GapReason::RetentionExpired:
       return "retention_expired";
   }

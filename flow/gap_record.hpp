@@ -15,13 +15,16 @@ enum class GapReason : std::uint8_t {
   QueueOverflow,  // the daemon's queue in front of the sinks was full and records were dropped
   SinkFailure,    // a sink could not write for so long that its pending records were dropped
   DaemonDown,     // no daemon was running between two runs (or it was killed)
+  // Event messages the daemon could not decode (malformed attributes, a truncated datagram): each
+  // is a lost event, repaired by a resync like the others.
+  MalformedEvent,
   // Retention deleted the flows that ended before the horizon (meta retention_horizon_ns). Never
   // stored in the gaps table: the query tool derives it from the horizon for the part of a window
   // before it.
   RetentionExpired,
 };
 // How many GapReason values there are, for arrays indexed by them.
-inline constexpr std::size_t kGapReasonCount = 5;
+inline constexpr std::size_t kGapReasonCount = 6;
 static_assert(static_cast<std::size_t>(GapReason::RetentionExpired) + 1 == kGapReasonCount,
               "a new GapReason goes before RetentionExpired's count: update kGapReasonCount");
 

@@ -128,7 +128,7 @@ constexpr std::string_view kGapsSql =
 constexpr std::string_view kRunsSql = "SELECT started_ns, alive_ns, stopped_ns FROM runs ORDER BY started_ns, id";
 
 constexpr std::array kGapReasons{GapReason::KernelOverrun, GapReason::QueueOverflow, GapReason::SinkFailure,
-                                 GapReason::DaemonDown};
+                                 GapReason::DaemonDown, GapReason::MalformedEvent};
 
 std::optional<GapReason> parseGapReason(std::string_view text) noexcept {
   for (const GapReason reason : kGapReasons) {

@@ -895,7 +895,7 @@ cta_jsonl_bad_lines() {
 # daemon_down: kernel_overrun, queue_overflow, sink_failure).
 cta_no_loss_gaps() {
   local n
-  n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason IN ('kernel_overrun', 'queue_overflow', 'sink_failure')")
+  n=$(cta_sql "SELECT count(*) FROM gaps WHERE reason IN ('kernel_overrun', 'queue_overflow', 'sink_failure', 'malformed_event')")
   ((n == 0)) && return 0
   cta_err "$n gap(s) of lost records: $(cta_sql 'SELECT reason, start_ns, end_ns, lost_records FROM gaps' | tr '\n' ';')"
   return 1

@@ -45,6 +45,7 @@ public:
     std::vector<FlowRecord> records;
     ReadStatus status{ReadStatus::Data};
     std::uint64_t drops_after{0};  // the kernel's drop counter once this step is read
+    std::uint64_t malformed{0};    // messages in this step the decoder refused
   };
 
   FakeSource() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
@@ -91,6 +92,7 @@ public:
       deliver(std::move(r));
     }
     drops_ = std::max(drops_, step.drops_after);
+    stats_.malformed += step.malformed;
     if (step.status == ReadStatus::Overrun) {
       ++stats_.overruns;
     }
@@ -543,6 +545,27 @@ TEST_F(EventReaderTest, SweepsPutOffForAnHourAreWarnedAboutOnce) {
   EXPECT_EQ(logged("putting off a sweep"), 1);
   EXPECT_EQ(logged("put off for an hour"), 1);
   EXPECT_EQ(logged("a larger --receive-buffer lets it run"), 1);
+}
+
+// Found by an exploratory run that sent undecodable messages to the event groups: they were
+// counted and nothing else, so `ctaudit` called a window complete that had lost events. Each is a
+// lost event now: a malformed_event gap with the count, and a resync to repair the flow table.
+TEST_F(EventReaderTest, UndecodableMessagesAreAGapAndRepairedByAResync) {
+  source_.feed({{{record(1)}, ReadStatus::Data, 0, 3}});
+  start(100, immediate());
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<GapReport>(items) == 1; }));
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<ResyncSettled>(items) >= 1; }));
+  stop();
+  const auto gap = indexOf<GapReport>(consumer_->items);
+  ASSERT_GE(gap, 0);
+  const GapRecord& recorded = std::get<GapReport>(consumer_->items[static_cast<std::size_t>(gap)]).gap;
+  EXPECT_EQ(recorded.reason, GapReason::MalformedEvent);
+  EXPECT_EQ(recorded.lost_records, 3U);
+  EXPECT_LE(recorded.start, recorded.end);
+  EXPECT_EQ(countOf<GapReport>(consumer_->items), 1U) << "no kernel_overrun gap besides";
+  const auto begin = indexOf<ResyncBegin>(consumer_->items);
+  ASSERT_GE(begin, 0);
+  EXPECT_FALSE(std::get<ResyncBegin>(consumer_->items[static_cast<std::size_t>(begin)]).sweep) << "a repair";
 }
 
 TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {

@@ -272,6 +272,11 @@ std::vector<GoldenGap> goldenGaps() {
   down.reason = GapReason::DaemonDown;
   down.start = kT0 - 3600s;
   down.end = kT0;
+  GapRecord malformed;
+  malformed.reason = GapReason::MalformedEvent;
+  malformed.start = kT0;
+  malformed.end = kT0 + 30ms;
+  malformed.lost_records = 5;
   GapRecord expired;
   expired.reason = GapReason::RetentionExpired;
   expired.start = kT0 - 24h;
@@ -280,6 +285,7 @@ std::vector<GoldenGap> goldenGaps() {
           {"gap_queue_overflow", queue},
           {"gap_sink_failure", sink},
           {"gap_daemon_down", down},
+          {"gap_malformed_event", malformed},
           {"gap_retention_expired", expired}};
 }
 
