@@ -168,6 +168,14 @@ Result<DaemonCommand> parseDaemonCommandLine(std::span<const std::string_view> a
       effective.origins[*stats] = effective.origins[*db] == "default" ? "default" : "default: beside db";
     }
   }
+  // Settings that are each valid but not together: checked once the file and the flags are in.
+  if (!effective.config.events.destroy_events) {
+    const auto events = settingIndex("events");
+    return fail(Errc::Usage, "events: " + effective.config.events.toString() + " (from " +
+                                 (events ? effective.origins[*events] : std::string("the settings")) +
+                                 ") leaves out destroy: without it no flow ever ends in the log, and ctaudit who "
+                                 "would name its subscriber for any later time; add destroy");
+  }
   if (parsed.check_config) {
     return DaemonCommand{CheckConfigCommand{std::move(effective), std::move(config_file)}};
   }

@@ -279,7 +279,7 @@ constexpr std::array kSettings{
     Setting{"jsonl", ValueKind::String, "PATH", "JSON-lines file, '-' for stdout, 'none' for off.",
             [](DaemonConfig& c, std::string_view v) { return assign(c.jsonl_path, parsePathOrNone(v, "flows.jsonl")); },
             [](const DaemonConfig& c) { return printPathOrNone(c.jsonl_path); }},
-    Setting{"events", ValueKind::StringList, "LIST", "ctnetlink events to subscribe to: new, update, destroy.",
+    Setting{"events", ValueKind::StringList, "LIST", "ctnetlink events to subscribe to: new, update, destroy (destroy is required).",
             [](DaemonConfig& c, std::string_view v) { return assign(c.events, EventMask::parse(v)); },
             [](const DaemonConfig& c) { return c.events.toString(); }},
     Setting{"jsonl-updates", ValueKind::Boolean, "",

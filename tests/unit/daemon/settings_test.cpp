@@ -288,7 +288,7 @@ TEST(SettingsTest, CheckConfigOutputIsAConfigFileThatGivesTheSameConfig) {
                   "receive-buffer = \"5000\"\njsonl = \"none\"\n");
   const std::string name = file.string();
   const auto first = parse({"--check-config", "--config", name, "--queue-max", "1G", "--no-sysctl", "--events",
-                            "update", "--max-batch-rows", "77", "--stats-file", "/run/x.prom"});
+                            "update,destroy", "--max-batch-rows", "77", "--stats-file", "/run/x.prom"});
   ASSERT_TRUE(first) << first.error().detail;
   const auto& effective = checkOf(first).effective;
   EXPECT_EQ(effective.config.db_path, "/srv/odd \"name\"\\ \u00e9.db");
