@@ -505,9 +505,11 @@ Result<void> upgradeFrom(sqlite3* db, std::int64_t from) {
   return execute(db, "PRAGMA user_version = " + std::to_string(kSchemaVersion));
 }
 
+}  // namespace
+
 // The first read of a file that SQLite cannot use as a database (it opens lazily, so this is
 // where that shows): what it is, and what to do about it.
-Error unusableFile(sqlite3* db, Error error) {
+Error explainUnusableFile(sqlite3* db, Error error) {
   switch (sqlite3_extended_errcode(db) & 0xFF) {
     case SQLITE_CORRUPT:
       error.code = Errc::Storage;
@@ -528,8 +530,6 @@ Error unusableFile(sqlite3* db, Error error) {
   return error;
 }
 
-}  // namespace
-
 Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname, Timestamp now,
                                  const std::function<void(std::int64_t from)>& on_upgrade) {
   // An empty file may only be turned into a ctaudit database once; auto_vacuum can only be chosen
@@ -537,7 +537,7 @@ Result<DatabaseInfo> applySchema(sqlite3* db, std::string_view observer_hostname
   // to the file system (PRAGMA incremental_vacuum) without rewriting the whole file.
   auto tables = queryInteger(db, "SELECT count(*) FROM sqlite_master");
   if (!tables) {
-    return Unexpected{unusableFile(db, tables.error())};
+    return Unexpected{explainUnusableFile(db, tables.error())};
   }
   if (*tables == 0) {
     if (auto done = execute(db, "PRAGMA auto_vacuum = INCREMENTAL"); !done) {

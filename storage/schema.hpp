@@ -41,6 +41,10 @@ struct DatabaseInfo {
 // version from its current form.
 [[nodiscard]] std::array<std::string, 6> createIndexSql();
 
+// `error`, from a read of `db` that failed: when SQLite found the file damaged or not a database,
+// says so and what to do (move it aside; check the path), instead of SQLite's words alone.
+[[nodiscard]] Error explainUnusableFile(sqlite3* db, Error error);
+
 // For the writer: creates the schema in an empty database, or checks an existing one and
 // records `observer_hostname` in `meta` when it changed (the machine was renamed). Refuses a
 // database of a newer schema version, or one that is not empty and not ctaudit's, so that the

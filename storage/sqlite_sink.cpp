@@ -234,6 +234,14 @@ SinkStatus SqliteSink::Impl::report(const WriteFailure& failure, const std::stri
     logged_failure = failure.rc;
     if (status == SinkStatus::Retry) {
       log->warn("{}: database busy, {} waits for the next try: {}", path.string(), what, failure.detail);
+    } else if (status == SinkStatus::Failed && (failure.rc & 0xFF) == SQLITE_CORRUPT) {
+      // Unlike a full disk, a damaged file does not get better by waiting (an exploratory run found
+      // the daemon waiting for ever, saying only "until this is fixed").
+      log->error("{}: the database is damaged and will not recover by itself: {}. Stop ctauditd, move the file "
+                 "aside with its -wal and -shm, keeping them (sqlite3's .recover may save its flows), and start "
+                 "ctauditd again, which begins a new database; until then its records wait in memory (--queue-max) "
+                 "and the JSON lines go on (docs/operations.md, \"A damaged database\")",
+                 path.string(), failure.detail);
     } else if (status == SinkStatus::Failed) {
       log->error("{}: cannot write flows, every batch is refused until this is fixed: {}", path.string(),
                  failure.detail);
@@ -418,7 +426,8 @@ Result<std::unique_ptr<SqliteSink>> SqliteSink::open(const std::filesystem::path
   auto open_index_from = openIndexFrom(db);
   auto last_id = lastFlowId(db);
   if (!open_index_from || !last_id) {
-    const auto& error = !open_index_from ? open_index_from.error() : last_id.error();
+    // The first reads of the table's own pages: damage past the schema shows here.
+    const Error error = explainUnusableFile(db, !open_index_from ? open_index_from.error() : last_id.error());
     return fail(Errc::Storage, path.string() + ": " + error.detail);
   }
   impl->open_index_from = *open_index_from;

@@ -484,6 +484,48 @@ TEST_F(SqliteSinkTest, ADamagedFileIsRefusedSayingHowToStartAgain) {
   EXPECT_EQ(std::filesystem::file_size(path_), 4096U);
 }
 
+// Writes 4096 bytes of garbage over the root page of table or index `name` in the closed file.
+void damageRootPage(const std::filesystem::path& path, const std::string& name) {
+  std::int64_t page = 0;
+  {
+    const SqliteDb raw = openRaw(path);
+    page = count(raw.get(), "SELECT rootpage FROM sqlite_master WHERE name = '" + name + "'");
+  }
+  ASSERT_GT(page, 1);
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>((page - 1) * 4096));
+  const std::string garbage(4096, '\x5a');
+  file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+}
+
+// Found by an exploratory run: a file damaged past the pages that opening it reads starts, then
+// refuses every batch, and the daemon said only "until this is fixed", waiting for ever. The log
+// now says that it will not recover, and what to do.
+TEST_F(SqliteSinkTest, DamageFoundByAWriteIsLoggedAsDamageWithWhatToDo) {
+  sink_.reset();
+  damageRootPage(path_, "flows_nat_src");
+  auto messages = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  auto sink = SqliteSink::open(path_, "gw1.example.net", std::make_shared<spdlog::logger>("sqlite", messages));
+  ASSERT_TRUE(sink) << "opening does not read that index: " << sink.error().detail;
+  const std::vector<FlowRecord> batch{flowEvent(EventType::Destroy, 1, tcp_, masqueraded_, at(1s))};
+  EXPECT_EQ((*sink)->write(batch), SinkStatus::Failed);
+  const auto logged = messages->last_formatted();
+  ASSERT_FALSE(logged.empty());
+  EXPECT_NE(logged.back().find("is damaged and will not recover by itself"), std::string::npos) << logged.back();
+  EXPECT_NE(logged.back().find("move the file aside with its -wal and -shm"), std::string::npos) << logged.back();
+}
+
+// The same run: damage in the flows table's own pages, which opening reads after the schema, was
+// refused with SQLite's words alone ("database disk image is malformed").
+TEST_F(SqliteSinkTest, DamageInTheFlowsTableIsRefusedSayingHowToStartAgain) {
+  sink_.reset();
+  damageRootPage(path_, "flows");
+  auto refused = SqliteSink::open(path_, "gw1", testing::nullLogger());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().detail.find("is damaged"), std::string::npos) << refused.error().detail;
+  EXPECT_NE(refused.error().detail.find("move it aside"), std::string::npos) << refused.error().detail;
+}
+
 TEST_F(SqliteSinkTest, AnUncreatableDirectoryIsAnIoError) {
   const auto blocker = dir_ / "file";
   std::FILE* file = std::fopen(blocker.c_str(), "w");
