@@ -16,6 +16,7 @@
 #include "daemon/record_budget.hpp"
 #include "daemon/sysctl.hpp"
 #include "storage/jsonl_sink.hpp"
+#include "storage/schema.hpp"
 
 namespace ctaudit::daemon {
 namespace {
@@ -229,6 +230,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
 
 Result<void> Daemon::openSinks() {
   const std::string hostname = hostName();
+  // A file this build will never write (not SQLite, another application's, a schema version it
+  // cannot use) is refused as --check-config refuses it, with exit status 2: a restart cannot
+  // help, and an exploratory run found systemd restarting it again and again after exit 1.
+  if (auto verdict = storage::checkFileHeaderForWriting(config_.db_path); !verdict) {
+    return fail(Errc::Config, config_.db_path.string() + ": " + verdict.error().detail);
+  }
   // A schema upgrade may rebuild indexes for minutes before READY=1: each report asks systemd for
   // well beyond the next one (storage::SqliteSink::kUpgradeProgressEvery), instead of a start
   // timeout long enough for the largest file on every start.

@@ -75,6 +75,18 @@ missing_file() {
   return 1
 }
 cta_expect "a named config file that does not exist: exit 2, names it" missing_file
+# Found by an exploratory run: --check-config refused these with 2, the start with 1, which the
+# unit restarts (RestartPreventExitStatus=2) again and again.
+foreign_db() {
+  local db=$CTA_TMP/foreign.db
+  sqlite3 "$db" 'PRAGMA user_version = 3; CREATE TABLE t (a)' || return 1
+  cta_capture timeout 10 unshare --net -- "$CTAUDITD" --config none --no-sysctl --db "$db" --jsonl none \
+    --stats-file none
+  ((CTA_RC == 2)) && grep -qF "$db: not a ctaudit database" <<<"$CTA_ERRTXT" && return 0
+  cta_err "exit $CTA_RC, stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "a start on another application's database: exit 2, as --check-config" foreign_db
 
 cta_log "the daemon with only --config (and one overriding flag)"
 cta_daemon_launcher
