@@ -237,6 +237,8 @@ TEST(SettingsTest, EachFileErrorNamesLineAndColumnAndWhatToDo) {
       {"sweep-interval = \"2d\"\n", "1:18", "sweep-interval: '2d' is out of range; give 1s to 1d"},
       {"log-level = \"loud\"\n", "1:13", "log-level: bad log level 'loud'"},
       {"jsonl = \"\"\n", "1:9", "jsonl: empty path"},
+      {"db = \"/srv/a\\u0000x.db\"\n", "1:6", "db: the path contains a NUL character"},
+      {"jsonl = \"/srv/a\\u0000y.jsonl\"\n", "1:9", "jsonl: the path contains a NUL character"},
       {"db = \n", "1:6", "fix the TOML syntax"},
       {"db = '/a'\ndb = '/b'\n", "2:6", "fix the TOML syntax"},
       {"db = \"/a.db\"\n[jsonl]\nrotate = 1\n", "2:1", "'jsonl' is a table"},
