@@ -3,6 +3,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <span>
@@ -34,13 +35,31 @@ Error damagedFile(sqlite3* db, const std::filesystem::path& path) {
               "same flows (docs/operations.md, \"A damaged database\")"};
 }
 
+// A read-only connection's SQLITE_FULL: its temporary files, in which SQLite sorts an answer too
+// large for its cache, filled their file system. An exploratory run with a small TMPDIR was told
+// "database or disk is full", which sends an analyst to the database's disk.
+Error temporaryFilesFull(sqlite3* db) {
+  const char* tmpdir = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe): read before any thread
+  const std::string where = tmpdir != nullptr && *tmpdir != '\0' ? std::string("TMPDIR (") + tmpdir + ")"
+                                                                 : std::string("/var/tmp or /tmp (TMPDIR is not set)");
+  return {Errc::Io, 0,
+          std::string("SQLite's temporary files, where it sorts a large answer, filled their file system in ") +
+              where + " (SQLite: " + sqlite3_errmsg(db) +
+              "): set TMPDIR to a directory with room, or ask for less (a shorter --from/--to, --limit)"};
+}
+
 // `error`, from a failed read, as damagedFile() when SQLite found a damaged page (a query can
-// reach one that opening the file did not; its error code is still the failed step's).
+// reach one that opening the file did not; its error code is still the failed step's), or as
+// temporaryFilesFull().
 Unexpected relabelDamaged(sqlite3* db, const std::filesystem::path& path, Error error) {
-  if ((sqlite3_extended_errcode(db) & 0xFF) == SQLITE_CORRUPT) {
-    return Unexpected{damagedFile(db, path)};
+  switch (sqlite3_extended_errcode(db) & 0xFF) {
+    case SQLITE_CORRUPT:
+      return Unexpected{damagedFile(db, path)};
+    case SQLITE_FULL:
+      return Unexpected{temporaryFilesFull(db)};
+    default:
+      return Unexpected{std::move(error)};
   }
-  return Unexpected{std::move(error)};
 }
 
 // A failed read of `what` here: as sqliteFailure(), or damagedFile().
