@@ -75,7 +75,7 @@ TEST_F(OutputPathsTest, RelativeSpellingsOfOneFileAreTheSameFile) {
   EXPECT_FALSE(std::filesystem::exists(cwd / "flows-relative-test.db")) << "the check creates nothing";
 }
 
-TEST_F(OutputPathsTest, AJsonLinesPathHoldingADatabaseIsRefused) {
+TEST_F(OutputPathsTest, AJsonLinesPathHoldingADatabaseOrAnotherProgramsTextIsRefused) {
   std::ofstream(*config_.jsonl_path, std::ios::binary) << std::string("SQLite format 3\0rest", 20);
   EXPECT_NE(conflict().find("is a SQLite database, not a JSON-lines file"), std::string::npos) << conflict();
   // Anything else is the sink's to deal with: a start after a power cut must not be refused.
@@ -85,6 +85,12 @@ TEST_F(OutputPathsTest, AJsonLinesPathHoldingADatabaseIsRefused) {
   EXPECT_EQ(conflict(), "") << "its own file, a torn last line and all";
   std::ofstream(*config_.jsonl_path) << "";
   EXPECT_EQ(conflict(), "") << "an empty file, as logrotate's copytruncate leaves it";
+  // Found by an exploratory run: someone else's file lost its last line to the torn-line check,
+  // and an old one was renamed and compressed by the rotation at start.
+  std::ofstream(*config_.jsonl_path) << "line one\nsecond line without newline";
+  EXPECT_NE(conflict().find("is not a JSON-lines file"), std::string::npos) << conflict();
+  std::ofstream(*config_.jsonl_path, std::ios::binary) << std::string(8, '\0') << "Nov 24 syslog line\n";
+  EXPECT_NE(conflict().find("is not a JSON-lines file"), std::string::npos) << conflict();
 }
 
 TEST_F(OutputPathsTest, AStatsPathHoldingSomethingElseIsRefused) {
