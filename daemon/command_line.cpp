@@ -200,7 +200,8 @@ std::string daemonUsage(const std::filesystem::path& default_config_file) {
          "  --help                 show this help\n"
          "  --version              show the version\n"
          "\n"
-         "Signals: SIGTERM/SIGINT write everything pending and exit 0; SIGHUP reopens the JSON-lines file.\n"
+         "Signals: SIGTERM/SIGINT write everything pending and exit (0, or 1 when an output still refused\n"
+         "records, which are then a gap); SIGHUP and SIGUSR1 reopen the JSON-lines file.\n"
          "Exit status: 0 clean stop (or a good --check-config), 1 runtime error, 2 usage or configuration\n"
          "error.\n";
 }

@@ -466,11 +466,12 @@ Result<void> Daemon::run() {
         // included; the rest to the new one.
         processWaiting(items);
         batcher_->flushAll(clock_.now());
+        // The sink says whether it reopened its file, or why not yet (an exploratory run found
+        // "reopened" logged here while the sink had put the reopen off).
+        log_.daemon->info("SIGHUP: wrote everything pending{}",
+                          jsonl_ ? "; the JSON-lines sink reopens its file" : " (no JSON-lines file to reopen)");
         if (jsonl_) {
           jsonl_->reopen();
-          log_.daemon->info("SIGHUP: reopened the JSON-lines file");
-        } else {
-          log_.daemon->info("SIGHUP: wrote everything pending (no JSON-lines file to reopen)");
         }
       }
     }

@@ -18,6 +18,9 @@ Result<std::unique_ptr<SignalEvents>> SignalEvents::open() {
   sigaddset(&wanted, SIGTERM);
   sigaddset(&wanted, SIGINT);
   sigaddset(&wanted, SIGHUP);
+  // What nginx and others reopen their logs on, and what some logrotate recipes send: before, it
+  // killed the daemon without writing what was pending (an exploratory run).
+  sigaddset(&wanted, SIGUSR1);
   sigset_t previous;
   if (const int err = ::pthread_sigmask(SIG_BLOCK, &wanted, &previous); err != 0) {
     return fail(Errc::Io, std::string("cannot block signals: ") + std::strerror(err), err);
@@ -38,7 +41,7 @@ std::optional<SignalEvents::Kind> SignalEvents::next() noexcept {
   for (;;) {
     const ssize_t n = ::read(fd_.get(), &info, sizeof info);
     if (n == static_cast<ssize_t>(sizeof info)) {
-      return info.ssi_signo == SIGHUP ? Kind::Reopen : Kind::Stop;
+      return info.ssi_signo == SIGHUP || info.ssi_signo == SIGUSR1 ? Kind::Reopen : Kind::Stop;
     }
     if (n < 0 && errno == EINTR) {
       continue;

@@ -9,9 +9,10 @@
 
 namespace ctaudit::daemon {
 
-// SIGTERM, SIGINT and SIGHUP delivered as readable events on a file descriptor (signalfd(2)), so
-// the main loop polls them with the netlink socket and no handler runs at an arbitrary point.
-// Blocks the three signals for the calling thread on construction and restores the previous mask
+// SIGTERM, SIGINT, SIGHUP and SIGUSR1 delivered as readable events on a file descriptor
+// (signalfd(2)), so the main loop polls them with the netlink socket and no handler runs at an
+// arbitrary point. SIGHUP and SIGUSR1 both mean Reopen. Blocks the four signals for the calling
+// thread on construction and restores the previous mask
 // on destruction. Create it before any other thread starts; one per process.
 class SignalEvents {
 public:

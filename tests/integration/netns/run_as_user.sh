@@ -121,7 +121,7 @@ cta_expect "ctaudit who names $CTA_CL4:24001" cta_eventually 5 "who finds 24001"
 
 # --- SIGHUP after a rotation ------------------------------------------------------------------------
 mv "$CTA_JSONL" "$CTA_JSONL.1" || cta_die "mv $CTA_JSONL failed"
-reopened() { grep -q "SIGHUP: reopened" "$CTA_DAEMON_LOG" && test -e "$CTA_JSONL"; }
+reopened() { grep -q "reopened $CTA_JSONL\$" "$CTA_DAEMON_LOG" && test -e "$CTA_JSONL"; }
 cta_daemon_signal HUP
 cta_expect "SIGHUP: a new JSON-lines file" wait_for 5 "the reopened $CTA_JSONL" reopened
 cta_expect "the new file is nobody's, mode 0640" owned_0640 "$CTA_JSONL"

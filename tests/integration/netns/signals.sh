@@ -74,9 +74,10 @@ cta_expect "SIGHUP: ctauditd recreates flows.jsonl" wait_for 5 "$J to be recreat
 cta_expect "$M TCP flows after the first rotation" run_flows 23100 "$M"
 # Second rotation straight after the traffic: whatever the daemon still holds must land in one
 # of the files, once.
+# SIGUSR1 this time, as log rotation recipes written for nginx send: it used to kill the daemon.
 mv "$J" "$J.2" || cta_die "mv $J $J.2 failed"
-cta_daemon_signal HUP
-cta_expect "SIGHUP again: ctauditd recreates flows.jsonl" wait_for 5 "$J to be recreated" test -e "$J"
+cta_daemon_signal USR1
+cta_expect "SIGUSR1: ctauditd recreates flows.jsonl too" wait_for 5 "$J to be recreated" test -e "$J"
 
 cta_log "conntrack -F in the gateway"
 cta_in "$CTA_GW" conntrack -F 2>/dev/null || cta_die "conntrack -F in $CTA_GW failed"
