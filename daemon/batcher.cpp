@@ -120,7 +120,7 @@ std::vector<Batcher::SinkState> Batcher::sinks() const {
   states.reserve(lanes_.size());
   for (const Lane& lane : lanes_) {
     states.push_back({labelOf(lane.target), lane.target.sink->stats().records_written, lane.dropped,
-                      lane.gaps_written, lane.pending.size(), lane.failing});
+                      lane.gaps_written, lane.pending.size(), lane.failing, lane.busy});
   }
   return states;
 }
@@ -164,6 +164,7 @@ void Batcher::writeLane(Lane& lane, Timestamp now, bool retry_failing, std::span
     const std::span<const FlowRecord> records = direct ? fresh : std::span<const FlowRecord>(lane.pending);
     if (!records.empty()) {
       const SinkStatus status = lane.target.sink->write(records);
+      lane.busy = status == SinkStatus::Retry;
       // What the sink took of a batch it could not finish (the JSON lines on a disk that filled
       // part way) is not passed again: written twice, a shipper would read it twice.
       const std::size_t accepted = status == SinkStatus::Retry || status == SinkStatus::Failed

@@ -59,6 +59,7 @@ public:
     std::uint64_t gaps_written{0};  // gap records the sink accepted
     std::size_t pending{0};         // records waiting for this sink
     bool failing{false};
+    bool busy{false};  // its last write answered Retry (a locked database, a full pipe): it may pass
   };
 
   Batcher(std::vector<NamedSink> sinks, Options options, std::shared_ptr<spdlog::logger> log);
@@ -91,6 +92,7 @@ private:
     std::uint64_t dropped{0};
     std::uint64_t gaps_written{0};
     bool failing{false};
+    bool busy{false};           // SinkState::busy
     bool flush_failing{false};  // its last flush failed: logged once an episode
     bool drop_logged{false};
     bool gone_logged{false};  // the sink said it can never write again (FlowSink::gone)

@@ -72,6 +72,8 @@ public:
 private:
   Daemon(const DaemonConfig& config, Loggers loggers, const Clock& clock);
   [[nodiscard]] Result<void> openSinks();
+  // At a stop, before what the outputs still refuse is given up: tries again for a while.
+  void waitForOutputsBeforeTheStop();
   // What restoreRun() learned, for Pipeline::restore once the event socket is subscribed.
   struct RunStart {
     std::vector<FlowRecord> open_flows;
