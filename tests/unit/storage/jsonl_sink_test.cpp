@@ -811,9 +811,9 @@ void expectWholeLinesKept(const std::vector<FlowRecord>& batch, std::size_t room
     const auto errors = log.at(spdlog::level::err);
     const bool nothing_taken_back = readFile(path) == before + kept + cut_start;
     const bool logged = errors.size() == 1 &&
-                        errors[0].find("failed after " + std::to_string(lines) + " of the batch's") != std::string::npos &&
+                        errors[0].find("failed in line " + std::to_string(lines) + " of the batch's") != std::string::npos &&
                         errors[0].find("File too large") != std::string::npos &&
-                        errors[0].find("the rest of the cut line goes first") != std::string::npos;
+                        errors[0].find("the rest of that line goes first") != std::string::npos;
     const bool told = sink->acceptedOfFailedBatch() == accepted;
     if (::setrlimit(RLIMIT_FSIZE, &unlimited) != 0) {
       return 3;
