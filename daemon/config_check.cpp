@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "daemon/output_paths.hpp"
 #include "daemon/privileges.hpp"
@@ -31,7 +33,15 @@ std::string thisUser() { return "uid " + std::to_string(::geteuid()); }
 // What a missing directory of an output file means: the sinks create theirs (the database cannot
 // start without it, the JSON-lines file may be meant to appear later), the stats file does not
 // unless it shares a sink's directory, which has been checked already.
-enum class MissingDirectory : std::uint8_t { CreatedOrError, CreatedOrWarning, NotCreated, CheckedWithASink };
+// CheckedForTheUser: with `user`, checked by checkDirectoriesForAccount (the start would create it
+// as root, and the account could not write it).
+enum class MissingDirectory : std::uint8_t {
+  CreatedOrError,
+  CreatedOrWarning,
+  NotCreated,
+  CheckedWithASink,
+  CheckedForTheUser
+};
 
 // Checks one output file `path`, the value of `key`.
 void checkOutputFile(std::vector<ConfigProblem>& problems, std::string_view key, const fs::path& path,
@@ -66,6 +76,7 @@ void checkOutputFile(std::vector<ConfigProblem>& problems, std::string_view key,
   }
   switch (missing) {
     case MissingDirectory::CheckedWithASink:
+    case MissingDirectory::CheckedForTheUser:
       return;
     case MissingDirectory::NotCreated:
       problems.push_back({Severity::Warning, name + "the directory " + directory.string() +
@@ -105,6 +116,44 @@ void checkDatabaseFile(std::vector<ConfigProblem>& problems, const fs::path& pat
   }
 }
 
+// A check run as root of a configuration with `user`: the start creates or opens the files as
+// root, then becomes the account and refuses to go on unless it can create files in each output's
+// directory (requireWritableDirectories). An exploratory run's check passed where that start then
+// failed.
+void checkDirectoriesForAccount(std::vector<ConfigProblem>& problems, const DaemonConfig& config,
+                                const ServiceAccount& account) {
+  std::vector<std::pair<std::string_view, fs::path>> outputs{{"db", config.db_path}};
+  if (config.jsonl_path && *config.jsonl_path != "-") {
+    outputs.emplace_back("jsonl", *config.jsonl_path);
+  }
+  if (config.stats_file) {
+    outputs.emplace_back("stats-file", *config.stats_file);
+  }
+  std::vector<fs::path> checked;
+  for (const auto& [key, file] : outputs) {
+    const fs::path directory = file.has_parent_path() ? file.parent_path() : fs::path{"."};
+    if (std::ranges::find(checked, directory) != checked.end()) {
+      continue;
+    }
+    checked.push_back(directory);
+    const std::string name = std::string(key) + " = \"" + file.string() + "\": ";
+    std::error_code ec;
+    if (!fs::exists(directory, ec)) {
+      problems.push_back({ConfigProblem::Severity::Error,
+                          name + "the directory " + directory.string() + " does not exist, and user " +
+                              account.name + " must be able to create files in it (a directory ctauditd creates " +
+                              "is root's): create it for the user (mkdir, then chown " + account.name +
+                              ":; the unit's StateDirectory=/LogsDirectory= do)"});
+    } else if (fs::is_directory(directory, ec) && !canCreateFilesAs(account, directory)) {
+      problems.push_back({ConfigProblem::Severity::Error,
+                          name + "user " + account.name + " cannot create files in " + directory.string() +
+                              ", which ctauditd needs as it runs (SQLite's -wal and -shm, rotated JSON lines, the " +
+                              "stats file); give it the directory: chown " + account.name + ": " +
+                              directory.string()});
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
@@ -112,29 +161,38 @@ std::vector<ConfigProblem> checkConfigPaths(const DaemonConfig& config) {
   for (std::string& problem : outputPathProblems(config)) {
     problems.push_back({ConfigProblem::Severity::Error, std::move(problem)});
   }
-  checkOutputFile(problems, "db", config.db_path, MissingDirectory::CreatedOrError);
-  checkDatabaseFile(problems, config.db_path);
-  if (config.jsonl_path && *config.jsonl_path != "-") {
-    checkOutputFile(problems, "jsonl", *config.jsonl_path, MissingDirectory::CreatedOrWarning);
-  }
+  // The account itself (it exists, it is not uid 0) is an error whoever runs the check; that a
+  // start needs root to switch to it (requireRootToSwitch) is only a warning here, as a check run
+  // as the daemon's user or by an unprivileged admin of a config meant for root is.
+  std::optional<ServiceAccount> account;
   if (config.user) {
-    // The account itself (it exists, it is not uid 0) is an error whoever runs the check; that a
-    // start needs root to switch to it (requireRootToSwitch) is only a warning here, as a check
-    // run as the daemon's user or by an unprivileged admin of a config meant for root is.
-    if (auto account = lookupServiceAccount(*config.user); !account) {
-      problems.push_back({ConfigProblem::Severity::Error, account.error().detail});
+    if (auto found = lookupServiceAccount(*config.user); !found) {
+      problems.push_back({ConfigProblem::Severity::Error, found.error().detail});
     } else if (::geteuid() != 0) {
       problems.push_back({ConfigProblem::Severity::Warning,
                           "user = \"" + *config.user + "\": switching to it needs ctauditd started as root, and " +
                               thisUser() + " is not"});
+    } else {
+      account = std::move(*found);
     }
+  }
+  const auto or_for_the_user = [&](MissingDirectory missing) {
+    return account ? MissingDirectory::CheckedForTheUser : missing;
+  };
+  checkOutputFile(problems, "db", config.db_path, or_for_the_user(MissingDirectory::CreatedOrError));
+  checkDatabaseFile(problems, config.db_path);
+  if (config.jsonl_path && *config.jsonl_path != "-") {
+    checkOutputFile(problems, "jsonl", *config.jsonl_path, or_for_the_user(MissingDirectory::CreatedOrWarning));
   }
   if (config.stats_file) {
     const fs::path directory = config.stats_file->parent_path();
     const bool shared = directory == config.db_path.parent_path() ||
                         (config.jsonl_path && directory == config.jsonl_path->parent_path());
     checkOutputFile(problems, "stats-file", *config.stats_file,
-                    shared ? MissingDirectory::CheckedWithASink : MissingDirectory::NotCreated);
+                    shared ? MissingDirectory::CheckedWithASink : or_for_the_user(MissingDirectory::NotCreated));
+  }
+  if (account) {
+    checkDirectoriesForAccount(problems, config, *account);
   }
   return problems;
 }

@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "flow/unique_c.hpp"
@@ -125,6 +126,26 @@ Result<void> dropPrivileges(const ServiceAccount& account) {
     return fail(Errc::Io, "cannot drop privileges: uid 0 can still be regained");
   }
   return {};
+}
+
+bool canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory) {
+  const pid_t child = ::fork();
+  if (child < 0) {
+    return false;
+  }
+  if (child == 0) {
+    const bool became = ::initgroups(account.name.c_str(), account.gid) == 0 &&
+                        ::setresgid(account.gid, account.gid, account.gid) == 0 &&
+                        ::setresuid(account.uid, account.uid, account.uid) == 0;
+    ::_exit(became && ::access(directory.c_str(), W_OK | X_OK) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) {
+      return false;
+    }
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 Result<void> requireWritableDirectories(const ServiceAccount& account,

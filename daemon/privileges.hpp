@@ -51,4 +51,9 @@ struct ServiceAccount {
 [[nodiscard]] Result<void> requireWritableDirectories(const ServiceAccount& account,
                                                       std::span<const std::filesystem::path> directories);
 
+// For --check-config run as root: whether the account can create files in `directory` (write
+// and search permission, ACLs included), asked by a child process that becomes the account and
+// calls access(2); the caller keeps its ids. False when the child cannot become it.
+[[nodiscard]] bool canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory);
+
 }  // namespace ctaudit::daemon

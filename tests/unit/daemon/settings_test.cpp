@@ -15,6 +15,7 @@
 
 #include "daemon/command_line.hpp"
 #include "daemon/config_check.hpp"
+#include "daemon/privileges.hpp"
 #include "storage/schema.hpp"
 #include "tests/support/file_text.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -485,11 +486,27 @@ TEST(ConfigCheckTest, ADatabaseFileOrUserAStartWouldRefuseIsAnError) {
   EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
   EXPECT_NE(problems[0].message.find("--user no-such-user-ctaudit-test: no such user"), std::string::npos)
       << problems[0].message;
-  // An unprivileged account that exists (Debian always has 'nobody') is fine, whoever checks: as
-  // root there is nothing to say, otherwise a warning that a start must be root to switch to it.
+  // An unprivileged account that exists (Debian always has 'nobody'): checked by root, it must be
+  // able to create files in the outputs' directories, as the start requires after the switch (an
+  // exploratory run's check passed where the start then failed); checked by anyone else, a warning
+  // that a start must be root to switch to it.
   config.user = "nobody";
   problems = problemsFor(dir / "flows.db");
   if (::geteuid() == 0) {
+    ASSERT_EQ(problems.size(), 1U);
+    EXPECT_EQ(problems[0].severity, ConfigProblem::Severity::Error);
+    EXPECT_NE(problems[0].message.find("user nobody cannot create files in " + dir.path().string()),
+              std::string::npos)
+        << problems[0].message;
+    problems = problemsFor(dir / "missing" / "flows.db");
+    ASSERT_EQ(problems.size(), 1U) << problems[1].message;
+    EXPECT_NE(problems[0].message.find("does not exist, and user nobody must be able to create files in it"),
+              std::string::npos)
+        << problems[0].message;
+    const auto account = lookupServiceAccount("nobody");
+    ASSERT_TRUE(account);
+    ASSERT_EQ(::chown(dir.path().c_str(), account->uid, account->gid), 0);
+    problems = problemsFor(dir / "flows.db");
     EXPECT_TRUE(problems.empty()) << problems[0].message;
   } else {
     ASSERT_EQ(problems.size(), 1U);
