@@ -202,6 +202,17 @@ Result<std::optional<std::size_t>> limitOption(std::string_view name, std::strin
   return result;
 }
 
+Result<std::uint16_t> zoneOption(std::string_view name, std::string_view value) {
+  std::uint16_t zone = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), zone);
+  if (ec != std::errc{} || end != value.data() + value.size()) {
+    return fail(Errc::Usage, std::string(name) + ": '" + std::string(value) +
+                                 "' is not a conntrack zone; give a number from 0 to 65535 (the zone column of the "
+                                 "CSV and the table)");
+  }
+  return zone;
+}
+
 // ICMP over IPv6 is its own protocol (58), so `--proto icmp` with an IPv6 address can never match:
 // say so instead of answering "nothing found".
 // `shown` is the address or block as the message names it.
@@ -258,7 +269,7 @@ std::filesystem::path chooseDatabase(std::optional<std::string_view> flag, std::
   return {kDefaultDatabasePath};
 }
 
-constexpr std::array<std::string_view, 5> kWhoOptions{"--at", "--proto", "--slack", "--db", "--format"};
+constexpr std::array<std::string_view, 6> kWhoOptions{"--at", "--proto", "--zone", "--slack", "--db", "--format"};
 
 Result<Command> parseWho(std::span<const std::string_view> args, std::optional<std::string_view> env_database) {
   auto split = splitArguments(args, kWhoOptions, "who");
@@ -297,6 +308,12 @@ Result<Command> parseWho(std::span<const std::string_view> args, std::optional<s
         return Unexpected{protocol.error()};
       }
       who.protocol = *protocol;
+    } else if (name == "--zone") {
+      auto zone = zoneOption(name, value);
+      if (!zone) {
+        return Unexpected{zone.error()};
+      }
+      who.zone = *zone;
     } else if (name == "--slack") {
       auto slack = durationOption(name, value);
       if (!slack) {
@@ -324,8 +341,8 @@ Result<Command> parseWho(std::span<const std::string_view> args, std::optional<s
   return Command{who};
 }
 
-constexpr std::array<std::string_view, 9> kFlowsOptions{"--src",  "--dst",   "--nat", "--proto", "--from",
-                                                        "--to",   "--limit", "--db",  "--format"};
+constexpr std::array<std::string_view, 10> kFlowsOptions{"--src",  "--dst",   "--nat", "--proto", "--zone",
+                                                         "--from", "--to",    "--limit", "--db",  "--format"};
 
 // Applies one option to `flows`; the name is one of kFlowsOptions.
 Result<void> applyFlowsOption(FlowsCommand& flows, const OptionValue& option) {
@@ -354,6 +371,12 @@ Result<void> applyFlowsOption(FlowsCommand& flows, const OptionValue& option) {
       return Unexpected{protocol.error()};
     }
     flows.protocol = *protocol;
+  } else if (name == "--zone") {
+    auto zone = zoneOption(name, value);
+    if (!zone) {
+      return Unexpected{zone.error()};
+    }
+    flows.zone = *zone;
   } else if (name == "--from" || name == "--to") {
     auto time = timeOption(name, value);
     if (!time) {

@@ -44,6 +44,7 @@ struct WhoCommand {
   // How far either side of `at` a flow may lie and still match. Never negative.
   std::chrono::nanoseconds slack{0};
   std::optional<Protocol> protocol;
+  std::optional<std::uint16_t> zone;  // the conntrack zone
   std::filesystem::path database;
   OutputFormat format{OutputFormat::Table};
 };
@@ -56,6 +57,7 @@ struct FlowsCommand {
   std::optional<IpAddress> nat_address;
   std::optional<std::uint16_t> nat_port;
   std::optional<Protocol> protocol;
+  std::optional<std::uint16_t> zone;  // the conntrack zone
   std::optional<Timestamp> from;
   std::optional<Timestamp> to;
   // At most this many flows are printed; nullopt (`--limit 0`) prints them all.

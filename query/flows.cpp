@@ -20,6 +20,7 @@ storage::FlowQuery toFlowQuery(const FlowsCommand& flows) {
   query.nat_address = flows.nat_address;
   query.nat_port = flows.nat_port;
   query.protocol = flows.protocol;
+  query.zone = flows.zone;
   query.from = flows.from;
   query.to = flows.to;
   if (flows.limit && *flows.limit < std::numeric_limits<std::size_t>::max()) {

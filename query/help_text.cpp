@@ -67,6 +67,7 @@ std::string whoHelp() {
          "  --at TIME         the time of the report (required)\n"
          "  --proto PROTO     only this protocol: tcp, udp, icmp, ipv6-icmp, sctp, dccp, gre,\n"
          "                    udplite or a number\n"
+         "  --zone N          only this conntrack zone (0 to 65535; the ZONE column)\n"
          "  --slack DURATION  also match flows this close to TIME (default 0), for clocks that\n"
          "                    disagree: 2s, 500ms, 1m30s\n" +
          commonOptions() +
@@ -93,6 +94,7 @@ std::string flowsHelp() {
          "  --nat ADDR[:PORT] translated source or translated destination address, and port\n"
          "  --proto PROTO     only this protocol: tcp, udp, icmp, ipv6-icmp, sctp, dccp, gre,\n"
          "                    udplite or a number\n"
+         "  --zone N          only this conntrack zone (0 to 65535; the ZONE column)\n"
          "  --from TIME       flows still alive at or after TIME\n"
          "  --to TIME         flows started at or before TIME\n"
          "  --limit N         print at most N flows; the default is " +

@@ -180,6 +180,7 @@ storage::FlowQuery toFlowQuery(const WhoCommand& who) {
   query.nat_source_address = who.translated_source.address;
   query.nat_source_port = who.translated_source.port;
   query.protocol = who.protocol;
+  query.zone = who.zone;
   query.from = shifted(who.at, -who.slack);
   query.to = shifted(who.at, who.slack);
   return query;

@@ -27,6 +27,8 @@ struct FlowQuery {
   std::optional<IpAddress> nat_address;
   std::optional<std::uint16_t> nat_port;
   std::optional<Protocol> protocol;
+  // The conntrack zone: one inside address in two zones (VRFs behind one gateway) is two hosts.
+  std::optional<std::uint16_t> zone;
   // Lifetime overlap: a flow matches when start <= to and (end >= from, or it has no end yet).
   // A flow with no start is taken to have started at its end.
   std::optional<Timestamp> from;

@@ -174,6 +174,9 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     filters.push_back("(packed & 255) = " +
                       b.parameter(std::int64_t{static_cast<std::uint8_t>(*query.protocol)}));
   }
+  if (query.zone) {
+    filters.push_back("(zone_mark >> " + std::to_string(kZoneShift) + ") = " + b.parameter(std::int64_t{*query.zone}));
+  }
   // Lifetime overlap in whole milliseconds, as the row stores it (start rounded down, end up), so
   // a flow alive at any instant of [from, to] matches. Each bound is rounded the way its column
   // is: a stored end of .000 says the flow ended at or before .000, so it cannot have been alive

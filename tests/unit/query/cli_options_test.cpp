@@ -65,10 +65,11 @@ TEST(CliOptionsTest, AnOverlongArgumentIsRefusedFirstUnlessHelpIsAskedFor) {
 
 TEST(CliOptionsTest, WhoParsesEveryOption) {
   const WhoCommand who = parseWho({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--proto", "udp",
-                                   "--slack", "2s", "--db", "/tmp/f.db", "--format", "csv"});
+                                   "--zone", "7", "--slack", "2s", "--db", "/tmp/f.db", "--format", "csv"});
   EXPECT_EQ(who.translated_source.toString(), "203.0.113.7:40001");
   EXPECT_EQ(who.at, kReportTime);
   EXPECT_EQ(who.protocol, Protocol::Udp);
+  EXPECT_EQ(who.zone, 7);
   EXPECT_EQ(who.slack, seconds{2});
   EXPECT_EQ(who.database, "/tmp/f.db");
   EXPECT_EQ(who.format, OutputFormat::Csv);
@@ -279,8 +280,8 @@ TEST(CliOptionsTest, RefusesMissingOrUnknownCommand) {
 TEST(CliOptionsTest, FlowsParsesEveryOption) {
   const FlowsCommand flows =
       parseFlows({"flows", "--src", "100.64.0.0/10", "--dst", "198.51.100.1:443", "--nat=203.0.113.7:40001",
-                  "--proto", "tcp", "--from", "2026-11-25T10:00:00Z", "--to=2026-11-25T11:00:00Z", "--limit", "50",
-                  "--db", "/f.db", "--format", "json"});
+                  "--proto", "tcp", "--zone=65535", "--from", "2026-11-25T10:00:00Z", "--to=2026-11-25T11:00:00Z",
+                  "--limit", "50", "--db", "/f.db", "--format", "json"});
   ASSERT_TRUE(flows.source);
   EXPECT_EQ(flows.source->toString(), "100.64.0.0/10");
   EXPECT_EQ(flows.destination_address, IpAddress::parse("198.51.100.1"));
@@ -288,11 +289,21 @@ TEST(CliOptionsTest, FlowsParsesEveryOption) {
   EXPECT_EQ(flows.nat_address, IpAddress::parse("203.0.113.7"));
   EXPECT_EQ(flows.nat_port, 40001);
   EXPECT_EQ(flows.protocol, Protocol::Tcp);
+  EXPECT_EQ(flows.zone, 65535);
   EXPECT_EQ(flows.from, parseTime("2026-11-25T10:00:00Z").value());
   EXPECT_EQ(flows.to, parseTime("2026-11-25T11:00:00Z").value());
   EXPECT_EQ(flows.limit, 50U);
   EXPECT_EQ(flows.database, "/f.db");
   EXPECT_EQ(flows.format, OutputFormat::Json);
+}
+
+TEST(CliOptionsTest, AZoneIsANumberFrom0To65535) {
+  for (const char* bad : {"65536", "-1", "seven", "7a"}) {
+    EXPECT_NE(errorOf({"flows", "--zone", bad}).find("is not a conntrack zone; give a number from 0 to 65535"),
+              std::string::npos)
+        << bad;
+  }
+  EXPECT_EQ(parseFlows({"flows", "--zone", "0"}).zone, 0);
 }
 
 TEST(CliOptionsTest, FlowsNeedsNoFilterAndDefaultsItsLimit) {
