@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "daemon/output_paths.hpp"
 #include "daemon/privileges.hpp"
 #include "storage/schema.hpp"
@@ -219,6 +221,25 @@ std::vector<std::string> settingsWithoutEffect(const DaemonConfig& config) {
   return idle;
 }
 
+std::optional<std::string> queueLargerThanMemory(const DaemonConfig& config, std::uint64_t memory_bytes) {
+  const std::uint64_t worst = 2 * static_cast<std::uint64_t>(config.queue_max_bytes);
+  if (memory_bytes == 0 || worst <= memory_bytes) {
+    return std::nullopt;
+  }
+  constexpr double kMiB = 1024.0 * 1024.0;
+  return fmt::format("queue-max of {:.0f} MiB: with both sinks failing the daemon can hold about twice that, {:.0f} "
+                     "MiB, and this machine has {:.0f} MiB of memory: under a long overload the kernel would kill the "
+                     "daemon and everything queued would be lost; give at most a quarter of the memory",
+                     static_cast<double>(config.queue_max_bytes) / kMiB, static_cast<double>(worst) / kMiB,
+                     static_cast<double>(memory_bytes) / kMiB);
+}
+
+std::uint64_t physicalMemoryBytes() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) : 0;
+}
+
 bool reportCheckConfig(const CheckConfigCommand& check, std::ostream& out, std::ostream& err) {
   const std::string source = check.config_file ? "Read " + check.config_file->string() + " and the command line."
                                                : "No config file read; the command line only.";
@@ -231,6 +252,9 @@ bool reportCheckConfig(const CheckConfigCommand& check, std::ostream& out, std::
   }
   for (const std::string& idle : settingsWithoutEffect(check.effective.config)) {
     err << "ctauditd: warning: " << idle << '\n';
+  }
+  if (const auto too_large = queueLargerThanMemory(check.effective.config, physicalMemoryBytes())) {
+    err << "ctauditd: warning: " << *too_large << '\n';
   }
   return usable;
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,14 @@ struct ConfigProblem {
 // other than the defaults without a JSON-lines file. A start logs them as warnings and runs;
 // --check-config prints them as warnings.
 [[nodiscard]] std::vector<std::string> settingsWithoutEffect(const DaemonConfig& config);
+
+// A queue-max whose worst case (about twice the size, with both sinks failing: docs/operations.md,
+// "Memory") is more than `memory_bytes`, the machine's memory: the kernel's OOM killer would stop
+// the daemon under a long overload, and everything queued would be lost. --check-config and the
+// start warn; nullopt when it fits or the memory is not known (0).
+[[nodiscard]] std::optional<std::string> queueLargerThanMemory(const DaemonConfig& config, std::uint64_t memory_bytes);
+// The machine's memory (sysconf), or 0 when not known.
+[[nodiscard]] std::uint64_t physicalMemoryBytes() noexcept;
 
 // ctauditd --check-config: writes the effective configuration (a valid config file) to `out`,
 // then each problem checkConfigPaths() finds to `err` as "ctauditd: error: ..." or

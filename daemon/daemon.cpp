@@ -136,6 +136,9 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   for (const std::string& idle : settingsWithoutEffect(config)) {
     daemon->log_.daemon->warn("{}", idle);
   }
+  if (const auto too_large = queueLargerThanMemory(config, physicalMemoryBytes())) {
+    daemon->log_.daemon->warn("{}", *too_large);
+  }
   // First, so that a mistyped --user changes nothing.
   std::optional<ServiceAccount> account;
   if (config.user) {

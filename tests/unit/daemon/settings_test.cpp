@@ -545,6 +545,21 @@ TEST(ConfigCheckTest, ReportPrintsTheConfigAndFailsOnlyOnErrors) {
 
 // Found by running the daemon so: --events new,destroy --jsonl-updates wrote no UPDATE and said
 // nothing of it.
+// Found by an exploratory run: --queue-max 100G was taken on a machine of 23 GiB, where a long
+// overload would have the daemon killed with everything it queued.
+TEST(ConfigCheckTest, AQueueWhoseWorstCaseIsMoreThanTheMemoryIsAWarning) {
+  DaemonConfig config;
+  config.queue_max_bytes = std::size_t{1} << 30U;  // 1 GiB: about 2 GiB at worst
+  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30U;
+  EXPECT_FALSE(queueLargerThanMemory(config, 2 * kGiB));
+  EXPECT_FALSE(queueLargerThanMemory(config, 0)) << "memory not known: nothing to say";
+  const auto warning = queueLargerThanMemory(config, 2 * kGiB - 1);
+  ASSERT_TRUE(warning);
+  EXPECT_NE(warning->find("queue-max of 1024 MiB"), std::string::npos) << *warning;
+  EXPECT_NE(warning->find("give at most a quarter of the memory"), std::string::npos) << *warning;
+  EXPECT_GT(physicalMemoryBytes(), 0U);
+}
+
 TEST(ConfigCheckTest, SettingsThatDoNothingAreWarnings) {
   DaemonConfig config;
   EXPECT_TRUE(settingsWithoutEffect(config).empty());
