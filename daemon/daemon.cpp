@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <poll.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "daemon/config_check.hpp"
@@ -72,6 +73,27 @@ bool prepareSysctls(const DaemonConfig& config, spdlog::logger& log) {
 // The directory a file is created in ("." for a bare file name).
 std::filesystem::path directoryOf(const std::filesystem::path& file) {
   return file.has_parent_path() ? file.parent_path() : std::filesystem::path{"."};
+}
+
+// What the file system of `directory` says about a database that cannot be opened there: SQLite's
+// own words ("unable to open database file", "disk I/O error") name neither a read-only mount nor
+// a full disk (an exploratory run got both).
+std::optional<std::string> fileSystemTrouble(const std::filesystem::path& directory) {
+  struct statvfs fs {};
+  if (::statvfs(directory.c_str(), &fs) != 0) {
+    return std::nullopt;
+  }
+  if ((fs.f_flag & ST_RDONLY) != 0) {
+    return "the file system of " + directory.string() + " is mounted read-only: remount it read-write, or give --db "
+           "a path on another";
+  }
+  constexpr std::uint64_t kRoomForAStart = std::uint64_t{1} << 20U;  // the schema, a WAL frame or two, the -shm
+  if (static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize < kRoomForAStart) {
+    return "the file system of " + directory.string() + " is full (" +
+           std::to_string(static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize) +
+           " bytes free): free some space, or give --db a path on another";
+  }
+  return std::nullopt;
 }
 
 // --user: everything the daemon opened or created as root goes to the account, then the process
@@ -275,6 +297,9 @@ Result<void> Daemon::openSinks() {
     notifier_.extendStart(std::chrono::seconds{30}, "upgrading the flow database's schema");
   });
   if (!sqlite) {
+    if (auto trouble = fileSystemTrouble(directoryOf(config_.db_path))) {
+      return fail(sqlite.error().code, sqlite.error().detail + "; " + *trouble, sqlite.error().sys_errno);
+    }
     return Unexpected{sqlite.error()};
   }
   sqlite_ = std::move(*sqlite);
