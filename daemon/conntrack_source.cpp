@@ -133,8 +133,8 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
 void ConntrackSource::noteMalformed(std::string_view why) {
   ++stats_.malformed;
   log_->log(stats_.malformed == 1 ? spdlog::level::warn : spdlog::level::debug,
-            "a conntrack message could not be decoded, and its event is lost (recorded as a malformed_event gap; "
-            "a resync repairs the flows): {}",
+            "a conntrack message could not be decoded, and what it said is lost (recorded as a malformed_event "
+            "gap): {}",
             why);
 }
 
