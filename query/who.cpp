@@ -97,23 +97,50 @@ bool sameTranslatedTuple(const FlowRecord& a, const FlowRecord& b) noexcept {
 bool exactStart(const FlowRecord& flow) noexcept { return flow.start && flow.start_source == TimeSource::Kernel; }
 bool exactEnd(const FlowRecord& flow) noexcept { return flow.end && flow.end_source == TimeSource::Kernel; }
 
-// The latest time `flow` can have begun: its kernel start, or for an unknown start when it was
-// first seen. A receive-time start is when ctauditd woke for the event, not a bound either way.
-std::optional<Timestamp> latestStart(const storage::StoredFlow& flow) noexcept {
-  if (exactStart(flow.record)) {
-    return flow.record.start;
+// How far a receive-time START can lie from the truth: the reader's longest wait before it reads
+// what woke it (224 ms with the default receive buffer, 250 ms at most: read_pacing.hpp). A backlog
+// after a stall can stamp a START later than that; the docs say so of `~`.
+constexpr nanoseconds kReceiveTimeSlack = std::chrono::milliseconds{250};
+
+// The earliest and the latest time a flow can have begun, where the log says.
+struct StartBounds {
+  std::optional<Timestamp> earliest;
+  std::optional<Timestamp> latest;
+};
+
+// A kernel start: exactly then. A receive-time start: within kReceiveTimeSlack of it. A start not
+// known began at or before it was first seen, a bound when that was the start-up dump or its
+// DESTROY (its NEW lost); first seen at an UPDATE, stamped when the reader woke, it is not one (a
+// review found such a time cutting another flow's end short).
+StartBounds startBounds(const storage::StoredFlow& flow) noexcept {
+  const FlowRecord& record = flow.record;
+  if (exactStart(record)) {
+    return {record.start, record.start};
   }
-  if (!flow.record.start) {
-    return flow.lifetime_start;
+  if (record.start) {
+    return {flow.lifetime_start - kReceiveTimeSlack, flow.lifetime_start + kReceiveTimeSlack};
   }
-  return std::nullopt;
+  const bool seen_at_its_end = record.end && *record.end - flow.lifetime_start < std::chrono::milliseconds{1};
+  if (record.observed_at_start || seen_at_its_end) {
+    return {std::nullopt, flow.lifetime_start};
+  }
+  return {};
+}
+
+// Whether `before` began before `after` for certain: its latest start lies before the other's
+// earliest. Ordering by the recorded starts alone put a flow whose NEW was lost (first seen at its
+// DESTROY) after the open flow that followed it, and cut the live one's lifetime short (a review).
+bool certainlyBefore(const storage::StoredFlow& before, const storage::StoredFlow& after) noexcept {
+  const auto latest = startBounds(before).latest;
+  const auto earliest = startBounds(after).earliest;
+  return latest && earliest && *latest < *earliest;
 }
 
 // Each flow's lifetime, narrowed where it is not the kernel's own time by the kernel's times of
-// the flows before and after it on the same translated tuple. A START taken when ctauditd woke
-// for the event can lie before the DESTROY of the flow that held the tuple, read in the same turn:
-// an exploratory run found `who` ranking the newer flow first for a time the older one still held
-// the port. Two kernel times are left as they are: they are what happened.
+// the flows certainly before and after it on the same translated tuple. A START taken when
+// ctauditd woke for the event can lie before the DESTROY of the flow that held the tuple, read in
+// the same turn: an exploratory run found `who` ranking the newer flow first for a time the older
+// one still held the port. Two kernel times are left as they are: they are what happened.
 std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flows) {
   std::vector<Lifetime> lifetimes;
   lifetimes.reserve(flows.size());
@@ -124,33 +151,41 @@ std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flo
     for (std::size_t later = 0; later < flows.size(); ++later) {
       const FlowRecord& before = flows[earlier].record;
       const FlowRecord& after = flows[later].record;
-      if (flows[earlier].lifetime_start >= flows[later].lifetime_start || !sameTranslatedTuple(before, after)) {
+      if (earlier == later || !sameTranslatedTuple(before, after) || !certainlyBefore(flows[earlier], flows[later])) {
         continue;
       }
       if (!exactStart(after) && exactEnd(before)) {
         lifetimes[later].start = std::max(lifetimes[later].start, *before.end);
       }
-      if (const auto bound = latestStart(flows[later]); bound && !exactEnd(before)) {
-        lifetimes[earlier].end = lifetimes[earlier].end ? std::min(*lifetimes[earlier].end, *bound) : *bound;
+      if (const auto latest = startBounds(flows[later]).latest; latest && !exactEnd(before)) {
+        lifetimes[earlier].end = lifetimes[earlier].end ? std::min(*lifetimes[earlier].end, *latest) : *latest;
       }
     }
   }
   return lifetimes;
 }
 
-// Flows on one translated tuple that both contain `at` once narrowed, one of them by a time that
-// is not the kernel's: they cannot both have held it, and nothing recorded says which did.
+// Flows on one translated tuple that both contain `at` once narrowed, where a time that is not the
+// kernel's, or an order the log cannot tell, leaves it open which one held it: they cannot both
+// have. Each pair once, the one that began later (or was seen later) second.
 std::vector<std::pair<std::size_t, std::size_t>> undecided(std::span<const storage::StoredFlow> flows,
                                                            std::span<const nanoseconds> gaps) {
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
-  for (std::size_t earlier = 0; earlier < flows.size(); ++earlier) {
-    for (std::size_t later = 0; later < flows.size(); ++later) {
-      const FlowRecord& before = flows[earlier].record;
-      const FlowRecord& after = flows[later].record;
-      if (flows[earlier].lifetime_start < flows[later].lifetime_start && sameTranslatedTuple(before, after) &&
-          gaps[earlier].count() == 0 && gaps[later].count() == 0 && !(exactEnd(before) && exactStart(after))) {
-        pairs.emplace_back(earlier, later);
+  for (std::size_t first = 0; first < flows.size(); ++first) {
+    for (std::size_t second = first + 1; second < flows.size(); ++second) {
+      if (gaps[first].count() != 0 || gaps[second].count() != 0 ||
+          !sameTranslatedTuple(flows[first].record, flows[second].record)) {
+        continue;
       }
+      const bool in_order = !certainlyBefore(flows[second], flows[first]) &&
+                            flows[first].lifetime_start <= flows[second].lifetime_start;
+      const storage::StoredFlow& before = in_order ? flows[first] : flows[second];
+      const storage::StoredFlow& after = in_order ? flows[second] : flows[first];
+      // Both of the kernel: an overlap that happened (a TCP entry in TIME_WAIT taken over).
+      if (certainlyBefore(before, after) && exactEnd(before.record) && exactStart(after.record)) {
+        continue;
+      }
+      pairs.emplace_back(in_order ? first : second, in_order ? second : first);
     }
   }
   return pairs;
@@ -164,11 +199,11 @@ std::string flowName(const FlowRecord& flow) {
 void printUndecided(std::ostream& err, std::span<const RankedFlow> ranked) {
   for (const RankedFlow& entry : ranked) {
     for (const std::string& other : entry.undecided_with) {
-      err << "ctaudit: warning: " << other << " and then " << flowName(entry.flow)
-          << " used the same translated source and destination, so the second began only after the first "
-             "ended, but their recorded times (marked ~ or ^: not the kernel's own) both contain --at: either may "
-             "be the one. The kernel's times (nf_conntrack_timestamp=1, which ctauditd sets) settle it once both "
-             "have ended\n";
+      err << "ctaudit: warning: " << other << " and " << flowName(entry.flow)
+          << " used the same translated source and destination, so one began only after the other ended, but "
+             "what the log holds of their times (ctauditd's receive times or bounds, not the kernel's own) "
+             "leaves both alive at --at: either may be the one. The kernel's times (nf_conntrack_timestamp=1, "
+             "which ctauditd sets) settle it once both have ended\n";
     }
   }
 }

@@ -272,10 +272,61 @@ TEST(WhoTest, TwoReceiveTimesOnOneTupleAroundTheTimeAreUndecided) {
   std::ostringstream out;
   std::ostringstream err;
   EXPECT_EQ(runWho(whoCommand(), **finder, out, err), ExitStatus::Found);
-  EXPECT_NE(err.str().find("ctaudit: warning: 100.64.0.2:8102 (ct id 1) and then 100.64.0.3:8103 (ct id 2) used "
+  EXPECT_NE(err.str().find("ctaudit: warning: 100.64.0.2:8102 (ct id 1) and 100.64.0.3:8103 (ct id 2) used "
                            "the same translated source and destination"),
             std::string::npos)
       << err.str();
+}
+
+// A review: the order of the recorded starts is not always the order of the flows. A flow whose
+// NEW was lost is first seen at its DESTROY; a flow whose NEW the same turn read has the earlier,
+// wake-time start. Neither can say which came first, so neither narrows the other: the open one
+// was cut short at the other's end before.
+TEST(WhoTest, FlowsWhoseOrderTheLogCannotTellNarrowNothingAndAreUndecided) {
+  const std::vector<storage::StoredFlow> flows{
+      firstSeenAt(NatFlowBuilder{}.ctId(1).noStart().end("2026-11-25T10:00:02.100Z", TimeSource::Receive).build(),
+                  "2026-11-25T10:00:02.100Z"),
+      stored(NatFlowBuilder{}.ctId(2).start("2026-11-25T10:00:02Z", TimeSource::Receive).open().build()),
+  };
+  auto ranked = rankByCloseness(flows, kAt);
+  ASSERT_EQ(ranked.size(), 2U);
+  EXPECT_EQ(ranked[0].flow.ct_id, 2U);
+  EXPECT_EQ(ranked[0].gap, nanoseconds{0}) << "the open flow is not cut at the other's end";
+  EXPECT_FALSE(ranked[0].narrowed);
+  ranked = rankByCloseness(flows, *parseTime("2026-11-25T10:00:02.100Z"));
+  const auto undecided = std::count_if(ranked.begin(), ranked.end(),
+                                       [](const RankedFlow& entry) { return !entry.undecided_with.empty(); });
+  EXPECT_EQ(undecided, 1) << "both alive then, and no order known";
+}
+
+// First seen at an UPDATE (its NEW lost), a flow's first sighting was stamped when the reader woke:
+// not a bound on its start, so it does not cut the flow before it short (a review).
+TEST(WhoTest, AStartFirstSeenAtAnUpdateIsNoBound) {
+  const std::vector<storage::StoredFlow> flows{
+      stored(NatFlowBuilder{}.ctId(1).start("2026-11-25T09:59:00Z").end("2026-11-25T10:00:10Z", TimeSource::Receive)
+                 .build()),
+      firstSeenAt(NatFlowBuilder{}.ctId(2).noStart().open().build(), "2026-11-25T10:00:01Z"),
+  };
+  for (const RankedFlow& entry : rankByCloseness(flows, kAt)) {
+    EXPECT_EQ(entry.gap, nanoseconds{0}) << entry.flow.ct_id;
+    EXPECT_FALSE(entry.narrowed) << entry.flow.ct_id;
+  }
+}
+
+// Receive-time starts a few milliseconds apart (stored in whole milliseconds, perhaps equal): no
+// order, no narrowing, and `who` says it cannot decide.
+TEST(WhoTest, ReceiveTimeStartsTooCloseToOrderAreUndecided) {
+  const std::vector<storage::StoredFlow> flows{
+      stored(NatFlowBuilder{}.ctId(1).start("2026-11-25T10:00:02Z", TimeSource::Receive)
+                 .end("2026-11-25T10:00:04Z", TimeSource::Receive).build()),
+      stored(NatFlowBuilder{}.ctId(2).inside("100.64.0.3", 8103).start("2026-11-25T10:00:02Z", TimeSource::Receive)
+                 .open().build()),
+  };
+  const auto ranked = rankByCloseness(flows, kAt);
+  ASSERT_EQ(ranked.size(), 2U);
+  EXPECT_EQ(ranked[0].gap, nanoseconds{0});
+  EXPECT_EQ(ranked[1].gap, nanoseconds{0});
+  EXPECT_EQ(ranked[0].undecided_with.size() + ranked[1].undecided_with.size(), 1U);
 }
 
 // Two kernel times are what happened, even where they overlap (a TCP entry in TIME_WAIT whose
