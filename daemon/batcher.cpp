@@ -120,7 +120,7 @@ std::vector<Batcher::SinkState> Batcher::sinks() const {
   states.reserve(lanes_.size());
   for (const Lane& lane : lanes_) {
     states.push_back({labelOf(lane.target), lane.target.sink->stats().records_written, lane.dropped,
-                      lane.gaps_written, lane.pending.size(), lane.failing, lane.busy});
+                      lane.gaps_written, lane.pending.size(), lane.failing, lane.busy, lane.gaps.size()});
   }
   return states;
 }

@@ -60,6 +60,7 @@ public:
     std::size_t pending{0};         // records waiting for this sink
     bool failing{false};
     bool busy{false};  // its last write answered Retry (a locked database, a full pipe): it may pass
+    std::size_t pending_gaps{0};  // gap records waiting for this sink
   };
 
   Batcher(std::vector<NamedSink> sinks, Options options, std::shared_ptr<spdlog::logger> log);

@@ -124,34 +124,41 @@ void checkDatabaseFile(std::vector<ConfigProblem>& problems, const fs::path& pat
 // failed.
 void checkDirectoriesForAccount(std::vector<ConfigProblem>& problems, const DaemonConfig& config,
                                 const ServiceAccount& account) {
-  std::vector<std::pair<std::string_view, fs::path>> outputs{{"db", config.db_path}};
-  if (config.jsonl_path && *config.jsonl_path != "-") {
-    outputs.emplace_back("jsonl", *config.jsonl_path);
-  }
-  if (config.stats_file) {
-    outputs.emplace_back("stats-file", *config.stats_file);
-  }
   std::vector<fs::path> checked;
-  for (const auto& [key, file] : outputs) {
-    const fs::path directory = file.has_parent_path() ? file.parent_path() : fs::path{"."};
-    if (std::ranges::find(checked, directory) != checked.end()) {
+  for (const OutputDirectory& output : outputDirectories(config)) {
+    if (std::ranges::find(checked, output.directory) != checked.end()) {
       continue;
     }
-    checked.push_back(directory);
-    const std::string name = std::string(key) + " = \"" + file.string() + "\": ";
+    checked.push_back(output.directory);
+    const std::string name = std::string(output.setting) + " = \"" + output.file.string() + "\": ";
     std::error_code ec;
-    if (!fs::exists(directory, ec)) {
+    if (!fs::exists(output.directory, ec)) {
       problems.push_back({ConfigProblem::Severity::Error,
-                          name + "the directory " + directory.string() + " does not exist, and user " +
+                          name + "the directory " + output.directory.string() + " does not exist, and user " +
                               account.name + " must be able to create files in it (a directory ctauditd creates " +
                               "is root's): create it for the user (mkdir, then chown " + account.name +
                               ":; the unit's StateDirectory=/LogsDirectory= do)"});
-    } else if (fs::is_directory(directory, ec) && !canCreateFilesAs(account, directory)) {
-      problems.push_back({ConfigProblem::Severity::Error,
-                          name + "user " + account.name + " cannot create files in " + directory.string() +
-                              ", which ctauditd needs as it runs (SQLite's -wal and -shm, rotated JSON lines, the " +
-                              "stats file); give it the directory: chown " + account.name + ": " +
-                              directory.string()});
+      continue;
+    }
+    if (!fs::is_directory(output.directory, ec)) {
+      continue;  // checkOutputFile says so
+    }
+    switch (canCreateFilesAs(account, output.directory)) {
+      case AccountAccess::Yes:
+        break;
+      case AccountAccess::No:
+        problems.push_back({ConfigProblem::Severity::Error,
+                            name + "user " + account.name + " cannot create files in " + output.directory.string() +
+                                ", which ctauditd needs as it runs (SQLite's -wal and -shm, rotated JSON lines, the " +
+                                "stats file); give it the directory: chown " + account.name + ": " +
+                                output.directory.string()});
+        break;
+      case AccountAccess::Unknown:
+        problems.push_back({ConfigProblem::Severity::Warning,
+                            name + "could not check whether user " + account.name + " can create files in " +
+                                output.directory.string() + " (its groups could not be read, or no process could "
+                                "become it); a start requires it"});
+        break;
     }
   }
 }

@@ -171,6 +171,19 @@ std::vector<std::string> outputPathProblems(const DaemonConfig& config) {
   return problems;
 }
 
+fs::path directoryOf(const fs::path& file) { return file.has_parent_path() ? file.parent_path() : fs::path{"."}; }
+
+std::vector<OutputDirectory> outputDirectories(const DaemonConfig& config) {
+  std::vector<OutputDirectory> directories{{"db", config.db_path, directoryOf(config.db_path)}};
+  if (config.jsonl_path && *config.jsonl_path != "-") {
+    directories.push_back({"jsonl", *config.jsonl_path, directoryOf(*config.jsonl_path)});
+  }
+  if (config.stats_file) {
+    directories.push_back({"stats-file", *config.stats_file, directoryOf(*config.stats_file)});
+  }
+  return directories;
+}
+
 std::optional<std::string> outputPathConflict(const DaemonConfig& config) {
   std::vector<std::string> problems = outputPathProblems(config);
   if (problems.empty()) {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/daemon_config.hpp"
@@ -21,5 +23,19 @@ namespace ctaudit::daemon {
 // Every such problem, in the order outputPathConflict() would find them: --check-config reports
 // them all at once, so that an operator does not fix them one run at a time.
 [[nodiscard]] std::vector<std::string> outputPathProblems(const DaemonConfig& config);
+
+// The directory a file is created in ("." for a bare file name).
+[[nodiscard]] std::filesystem::path directoryOf(const std::filesystem::path& file);
+
+// The directories the outputs create files in as the daemon runs (SQLite's -wal and -shm, rotated
+// JSON lines, the stats file's temporary), each with the setting that names it: the database's,
+// the JSON-lines file's (not standard output) and the stats file's. A switch to `user` requires
+// the account to create files in each; --check-config checks the same list.
+struct OutputDirectory {
+  std::string_view setting;
+  std::filesystem::path file;
+  std::filesystem::path directory;
+};
+[[nodiscard]] std::vector<OutputDirectory> outputDirectories(const DaemonConfig& config);
 
 }  // namespace ctaudit::daemon

@@ -128,24 +128,49 @@ Result<void> dropPrivileges(const ServiceAccount& account) {
   return {};
 }
 
-bool canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory) {
+AccountAccess canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory) {
+  // The groups in the parent: initgroups reads the group database (NSS, malloc), which a child
+  // forked from a process with other threads must not; the child only makes system calls.
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  if (::getgrouplist(account.name.c_str(), account.gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(account.name.c_str(), account.gid, groups.data(), &count) < 0) {
+      return AccountAccess::Unknown;
+    }
+  }
+  groups.resize(static_cast<std::size_t>(count));
+  constexpr int kCanCreate = 0;
+  constexpr int kCannot = 1;
+  constexpr int kNotBecome = 2;
   const pid_t child = ::fork();
   if (child < 0) {
-    return false;
+    return AccountAccess::Unknown;
   }
   if (child == 0) {
-    const bool became = ::initgroups(account.name.c_str(), account.gid) == 0 &&
-                        ::setresgid(account.gid, account.gid, account.gid) == 0 &&
-                        ::setresuid(account.uid, account.uid, account.uid) == 0;
-    ::_exit(became && ::access(directory.c_str(), W_OK | X_OK) == 0 ? 0 : 1);
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(account.gid, account.gid, account.gid) != 0 ||
+        ::setresuid(account.uid, account.uid, account.uid) != 0) {
+      ::_exit(kNotBecome);
+    }
+    ::_exit(::access(directory.c_str(), W_OK | X_OK) == 0 ? kCanCreate : kCannot);
   }
   int status = 0;
   while (::waitpid(child, &status, 0) < 0) {
     if (errno != EINTR) {
-      return false;
+      return AccountAccess::Unknown;
     }
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!WIFEXITED(status)) {
+    return AccountAccess::Unknown;
+  }
+  switch (WEXITSTATUS(status)) {
+    case kCanCreate:
+      return AccountAccess::Yes;
+    case kCannot:
+      return AccountAccess::No;
+    default:
+      return AccountAccess::Unknown;
+  }
 }
 
 Result<void> requireWritableDirectories(const ServiceAccount& account,

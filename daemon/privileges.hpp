@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -53,7 +54,9 @@ struct ServiceAccount {
 
 // For --check-config run as root: whether the account can create files in `directory` (write
 // and search permission, ACLs included), asked by a child process that becomes the account and
-// calls access(2); the caller keeps its ids. False when the child cannot become it.
-[[nodiscard]] bool canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory);
+// calls access(2); the caller keeps its ids. Unknown when that could not be asked (no fork, the
+// account's groups unreadable, the child could not become it).
+enum class AccountAccess : std::uint8_t { Yes, No, Unknown };
+[[nodiscard]] AccountAccess canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory);
 
 }  // namespace ctaudit::daemon

@@ -36,12 +36,21 @@ Result<std::unique_ptr<SignalEvents>> SignalEvents::open() {
 
 SignalEvents::~SignalEvents() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
 
-std::optional<SignalEvents::Kind> SignalEvents::next() noexcept {
+std::optional<SignalEvents::Signal> SignalEvents::next() noexcept {
   signalfd_siginfo info{};
   for (;;) {
     const ssize_t n = ::read(fd_.get(), &info, sizeof info);
     if (n == static_cast<ssize_t>(sizeof info)) {
-      return info.ssi_signo == SIGHUP || info.ssi_signo == SIGUSR1 ? Kind::Reopen : Kind::Stop;
+      switch (info.ssi_signo) {
+        case SIGHUP:
+          return Signal{Kind::Reopen, "SIGHUP"};
+        case SIGUSR1:
+          return Signal{Kind::Reopen, "SIGUSR1"};
+        case SIGINT:
+          return Signal{Kind::Stop, "SIGINT"};
+        default:
+          return Signal{Kind::Stop, "SIGTERM"};
+      }
     }
     if (n < 0 && errno == EINTR) {
       continue;

@@ -17,6 +17,10 @@ namespace ctaudit::daemon {
 class SignalEvents {
 public:
   enum class Kind { Stop, Reopen };
+  struct Signal {
+    Kind kind;
+    const char* name;  // "SIGHUP", for the log
+  };
 
   [[nodiscard]] static Result<std::unique_ptr<SignalEvents>> open();
   SignalEvents(const SignalEvents&) = delete;
@@ -27,7 +31,7 @@ public:
 
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
   // The next pending signal, or nullopt when none is pending.
-  [[nodiscard]] std::optional<Kind> next() noexcept;
+  [[nodiscard]] std::optional<Signal> next() noexcept;
 
 private:
   SignalEvents(UniqueFd fd, sigset_t previous) noexcept : fd_(std::move(fd)), previous_(previous) {}

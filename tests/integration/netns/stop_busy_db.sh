@@ -24,15 +24,30 @@ flows() {
     cta_udp_flow "$CTA_CL4" "$port" "$CTA_SRV4" "$CTA_UDP_PORT" || return 1
   done
 }
-# The lock: sqlite3 takes the write lock and sleeps in it, then commits nothing.
-cta_bg "$CTA_GW" "$CTA_TMP/lock.out" sqlite3 "$CTA_DB" ".timeout 5000" "BEGIN IMMEDIATE;" ".shell sleep 10" "COMMIT;"
+# The lock: sqlite3 takes the write lock and holds it until the test writes a line into the FIFO,
+# after the stop has said it waits (no timing: a slow runner neither frees it early nor late).
+release=$CTA_TMP/release
+mkfifo "$release" || cta_die "mkfifo $release failed"
+cta_bg "$CTA_GW" "$CTA_TMP/lock.out" sqlite3 "$CTA_DB" ".timeout 5000" "BEGIN IMMEDIATE;" \
+  ".shell head -n 1 $release >/dev/null" "COMMIT;"
 locked() { ! sqlite3 "$CTA_DB" "PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;" >/dev/null 2>&1; }
-cta_expect "another process holds the database's write lock" wait_for 5 "the lock" locked
+cta_expect "another process holds the database's write lock" wait_for 10 "the lock" locked
 cta_expect "$n UDP flows while the database is locked" flows
-sleep 1.5 # past a flush interval: the batch has met the lock
-cta_expect "SIGTERM during the lock: ctauditd exits 0 once the lock is gone" cta_daemon_stop 30
+cta_daemon_signal TERM
 said_it_waits() { grep -q 'stopping: a busy output has not taken' "$CTA_DAEMON_LOG"; }
-cta_expect "it said it waits for the busy database" said_it_waits
+cta_expect "SIGTERM during the lock: the stop says it waits for the busy database" \
+  wait_for 15 "the stop's wait" said_it_waits
+cta_expect "the lock is given up" timeout 10 bash -c "echo go >'$release'"
+# The SIGTERM above is the stop; cta_daemon_stop would send a second one.
+exits_0() {
+  wait_for 30 "ctauditd exits" cta_pid_exited "$CTA_DAEMON_PID" || return 1
+  local rc=0
+  wait "$CTA_DAEMON_PID" || rc=$?
+  ((rc == 0)) && return 0
+  cta_err "ctauditd exited with status $rc"
+  return 1
+}
+cta_expect "then ctauditd exits 0" exits_0
 all_there() {
   local got
   got=$("$CTAUDIT" flows --src "$CTA_CL4" --proto udp --db "$CTA_DB" --format csv 2>/dev/null |

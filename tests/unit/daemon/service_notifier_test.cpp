@@ -116,8 +116,8 @@ TEST(ServiceNotifierTest, WithoutNotifySocketNothingIsSent) {
 MetricsSnapshot snapshot(std::uint64_t messages, std::uint64_t written) {
   MetricsSnapshot s;
   s.reader.messages = messages;
-  s.sinks.push_back(Batcher::SinkState{"sqlite", written, 0, 0, 0, false, false});
-  s.sinks.push_back(Batcher::SinkState{"jsonl", written, 0, 0, 0, false, false});
+  s.sinks.push_back(Batcher::SinkState{"sqlite", written, 0, 0, 0, false, false, 0});
+  s.sinks.push_back(Batcher::SinkState{"jsonl", written, 0, 0, 0, false, false, 0});
   return s;
 }
 
