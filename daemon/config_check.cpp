@@ -236,7 +236,8 @@ std::optional<std::string> queueLargerThanMemory(const DaemonConfig& config, std
   constexpr double kMiB = 1024.0 * 1024.0;
   return fmt::format("queue-max of {:.0f} MiB: with both sinks failing the daemon can hold about twice that, {:.0f} "
                      "MiB, and this machine has {:.0f} MiB of memory: under a long overload the kernel would kill the "
-                     "daemon and everything queued would be lost; give at most a quarter of the memory",
+                     "daemon and everything queued would be lost; give less than half of the memory, and leave room for the "
+                     "rest",
                      static_cast<double>(config.queue_max_bytes) / kMiB, static_cast<double>(worst) / kMiB,
                      static_cast<double>(memory_bytes) / kMiB);
 }

@@ -130,12 +130,12 @@ std::vector<std::string> outputPathProblems(const DaemonConfig& config) {
       }
     }
   }
-  // A file damaged at its start by a power cut (zeros where lines were) must not keep the daemon
-  // from starting, and the sink only moves a last unfinished line aside. A database is refused
-  // (JsonLinesSink::open checks the file it opened again), and so is a file whose first byte that
-  // is not a zero does not begin a JSON object: another program's file (an exploratory run's notes
-  // lost their last line to the torn-line check, and a syslog file was renamed and compressed by the
-  // rotation at start).
+  // A file damaged at its start by a power cut (zeros where lines were, and after them perhaps the
+  // middle of a line) must not keep the daemon from starting, and the sink only moves a last
+  // unfinished line aside. A database is refused (JsonLinesSink::open checks the file it opened
+  // again), and so is a file whose first byte is neither a zero nor the start of a JSON object:
+  // another program's file (an exploratory run's notes lost their last line to the torn-line
+  // check, and a syslog file was renamed and compressed by the rotation at start).
   // A FIFO or a device is a place JSON lines can go (a SIEM shipper's pipe, /dev/null); a directory
   // is not.
   if (std::error_code ec; jsonl_file && fs::is_directory(*config.jsonl_path, ec)) {
@@ -146,8 +146,8 @@ std::vector<std::string> outputPathProblems(const DaemonConfig& config) {
     problems.push_back("--jsonl " + config.jsonl_path->string() +
                        " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path "
                        "of its own");
-  } else if (const std::string head = jsonl_file ? firstBytes(*config.jsonl_path, 4096) : std::string{};
-             head.find_first_not_of('\0') != std::string::npos && head[head.find_first_not_of('\0')] != '{') {
+  } else if (const std::string head = jsonl_file ? firstBytes(*config.jsonl_path, 1) : std::string{};
+             !head.empty() && head[0] != '{' && head[0] != '\0') {
     problems.push_back("--jsonl " + config.jsonl_path->string() +
                        " is not a JSON-lines file (its first line is not a JSON object): ctauditd would append to "
                        "it, and rotate, compress and in the end delete it; give --jsonl a path of its own");

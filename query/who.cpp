@@ -52,6 +52,9 @@ std::string noMatchMessage(const WhoCommand& who, std::size_t left_out) {
   if (who.protocol) {
     message += " (" + protocolName(*who.protocol) + ")";
   }
+  if (who.zone) {
+    message += " in zone " + std::to_string(*who.zone);
+  }
   const auto query = toFlowQuery(who);
   if (who.slack.count() == 0) {
     message += " at " + formatRfc3339(who.at) + "; widen the window with --slack, e.g. --slack 5s";
@@ -63,10 +66,12 @@ std::string noMatchMessage(const WhoCommand& who, std::size_t left_out) {
                " as their echo id: --proto icmp (or icmpv6) shows them";
   }
   // A report about an address and port that outside hosts connected to is about a port forward.
-  message += "\nctaudit: who looks up source NAT (SNAT, masquerade); a port forward (DNAT) of that address and "
-             "port is found by: ctaudit flows --dst " +
-             who.translated_source.toString() + " --from " + formatRfc3339(*query.from) + " --to " +
-             formatRfc3339(*query.to);
+  if (!who.protocol || !isIcmp(*who.protocol)) {
+    message += "\nctaudit: who looks up source NAT (SNAT, masquerade); a port forward (DNAT) of that address and "
+               "port is found by: ctaudit flows --dst " +
+               who.translated_source.toString() + " --from " + formatRfc3339(*query.from) + " --to " +
+               formatRfc3339(*query.to) + (who.zone ? " --zone " + std::to_string(*who.zone) : std::string{});
+  }
   return message;
 }
 
@@ -307,7 +312,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   }
   printFlows(out, who.format, flows, gaps, finder.observerHostname());
   printUndecided(err, ranked);
-  if (left_out > 0 && who.format == OutputFormat::Table) {
+  if (left_out > 0) {
     err << "ctaudit: note: " << left_out << " ICMP flow(s) that used " << who.translated_source.port
         << " as their echo id are left out: --proto icmp (or icmpv6) shows them\n";
   }

@@ -39,13 +39,19 @@ Error damagedFile(sqlite3* db, const std::filesystem::path& path) {
 // large for its cache, filled their file system. An exploratory run with a small TMPDIR was told
 // "database or disk is full", which sends an analyst to the database's disk.
 Error temporaryFilesFull(sqlite3* db) {
-  const char* tmpdir = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe): read before any thread
-  const std::string where = tmpdir != nullptr && *tmpdir != '\0' ? std::string("TMPDIR (") + tmpdir + ")"
-                                                                 : std::string("/var/tmp or /tmp (TMPDIR is not set)");
+  // Where SQLite puts them on Unix: the first of these that is set (and that it can write).
+  std::string where = "/var/tmp or /tmp (neither SQLITE_TMPDIR nor TMPDIR is set)";
+  for (const char* variable : {"SQLITE_TMPDIR", "TMPDIR"}) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in ctaudit sets the environment
+    if (const char* value = std::getenv(variable); value != nullptr && *value != '\0') {
+      where = std::string(variable) + " (" + value + ")";
+      break;
+    }
+  }
   return {Errc::Io, 0,
           std::string("SQLite's temporary files, where it sorts a large answer, filled their file system in ") +
               where + " (SQLite: " + sqlite3_errmsg(db) +
-              "): set TMPDIR to a directory with room, or ask for less (a shorter --from/--to, --limit)"};
+              "): point TMPDIR at a directory with room, or ask for less (a shorter --from/--to, --limit)"};
 }
 
 // `error`, from a failed read, as damagedFile() when SQLite found a damaged page (a query can
