@@ -183,7 +183,7 @@ Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, s
     // Only the kernel's events count: a process with CAP_NET_ADMIN in this namespace can send to
     // the conntrack groups too, and what it sends is not what the kernel did.
     if (senders[i].nl_pid != 0) {
-      log_->log(++from_user_space_ == 1 ? spdlog::level::warn : spdlog::level::debug,
+      log_->log(++stats_.from_user_space == 1 ? spdlog::level::warn : spdlog::level::debug,
                 "ignored a message to the conntrack event groups from user space (netlink port id {}), not "
                 "the kernel: a process in this network namespace with CAP_NET_ADMIN sent it",
                 senders[i].nl_pid);

@@ -92,7 +92,6 @@ private:
   Timestamp last_overrun_report_{};
   std::uint64_t kernel_drops_{0};
   std::uint32_t last_meminfo_drops_{0};
-  std::uint64_t from_user_space_{0};  // datagrams skipped: not sent by the kernel
 };
 
 }  // namespace ctaudit::daemon

@@ -610,10 +610,11 @@ void Daemon::logTotals() const {
       sinks += fmt::format(" ({} dropped)", sink.dropped);
     }
   }
-  log_.daemon->info("stopped: {} message(s) received, {} decoded, {} malformed, {} overrun(s), {} dropped by the "
-                    "kernel, {} resync(s), {} dropped for a full queue, {} flow(s) still open{}{}",
-                    r.messages, r.decoded, r.malformed, r.overruns, r.kernel_drops, r.resyncs, r.queue_dropped,
-                    snapshot.open_flows, sinks,
+  log_.daemon->info("stopped: {} message(s) received, {} decoded, {} malformed, {}{} overrun(s), {} dropped by "
+                    "the kernel, {} resync(s), {} dropped for a full queue, {} flow(s) still open{}{}",
+                    r.messages, r.decoded, r.malformed,
+                    r.from_user_space > 0 ? fmt::format("{} ignored from user space, ", r.from_user_space) : "",
+                    r.overruns, r.kernel_drops, r.resyncs, r.queue_dropped, snapshot.open_flows, sinks,
                     snapshot.memory ? fmt::format("; peak memory {} MiB", snapshot.memory->peak_resident_bytes >> 20U)
                                     : std::string{});
 }

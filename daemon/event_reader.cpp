@@ -447,6 +447,7 @@ void EventReader::publish() {
   stats.messages = source.messages;
   stats.decoded = source.decoded;
   stats.malformed = source.malformed;
+  stats.from_user_space = source.from_user_space;
   stats.overruns = source.overruns;
   stats.kernel_drops = kernel_drops_;
   stats.dump_entries = source.dump_entries;

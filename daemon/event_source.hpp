@@ -18,6 +18,7 @@ struct SourceStats {
   std::uint64_t messages{0};      // ctnetlink messages in them (events and dump rows)
   std::uint64_t decoded{0};       // turned into records
   std::uint64_t malformed{0};     // refused by the decoder, or truncated datagrams
+  std::uint64_t from_user_space{0};  // datagrams to the event groups not sent by the kernel: ignored
   std::uint64_t overruns{0};      // ENOBUFS: the kernel dropped events for this socket
   std::uint64_t dump_entries{0};  // records that came from table dumps
 };

@@ -68,6 +68,9 @@ std::string formatMetrics(const MetricsSnapshot& s) {
              r.decoded);
   out.single("ctauditd_netlink_messages_malformed_total", "counter",
              "ctnetlink messages the decoder refused, and truncated datagrams.", r.malformed);
+  out.single("ctauditd_netlink_datagrams_from_user_space_total", "counter",
+             "Datagrams to the conntrack event groups that a process sent, not the kernel: ignored.",
+             r.from_user_space);
   out.single("ctauditd_netlink_overruns_total", "counter",
              "ENOBUFS errors on the event socket: the kernel dropped events.", r.overruns);
   out.single("ctauditd_netlink_kernel_drops_total", "counter",

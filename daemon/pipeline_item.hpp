@@ -77,6 +77,7 @@ struct ReaderStats {
   std::uint64_t messages{0};       // ctnetlink messages in them and in dumps
   std::uint64_t decoded{0};        // turned into records
   std::uint64_t malformed{0};      // refused by the decoder, or truncated datagrams
+  std::uint64_t from_user_space{0};  // datagrams to the event groups not sent by the kernel: ignored
   std::uint64_t overruns{0};       // ENOBUFS errors on the event socket
   std::uint64_t kernel_drops{0};   // events the kernel could not queue for the socket (SO_MEMINFO)
   std::uint64_t dump_entries{0};   // rows read from table dumps
