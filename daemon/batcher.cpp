@@ -135,6 +135,7 @@ void Batcher::writeBatch(Timestamp now) {
 void Batcher::writeGaps(Lane& lane) {
   while (!lane.gaps.empty()) {
     const SinkStatus status = lane.target.sink->writeGap(lane.gaps.front());
+    lane.busy = status == SinkStatus::Retry;
     if (status == SinkStatus::Rejected) {
       lane.gaps.erase(lane.gaps.begin());  // the sink logged why; it would refuse it forever
       continue;

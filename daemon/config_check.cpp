@@ -153,6 +153,11 @@ void checkDirectoriesForAccount(std::vector<ConfigProblem>& problems, const Daem
                                 "stats file); give it the directory: chown " + account.name + ": " +
                                 output.directory.string()});
         break;
+      case AccountAccess::ReadOnlyFileSystem:
+        problems.push_back({ConfigProblem::Severity::Error,
+                            name + "the file system of " + output.directory.string() +
+                                " is mounted read-only: remount it read-write, or choose another path"});
+        break;
       case AccountAccess::Unknown:
         problems.push_back({ConfigProblem::Severity::Warning,
                             name + "could not check whether user " + account.name + " can create files in " +

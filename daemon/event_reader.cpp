@@ -61,6 +61,7 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
   if (const std::uint64_t refused = source_.stats().malformed; refused > 0) {
     undecodable_.add(subscribed, subscribed, subscribed, refused);
     malformed_seen_ = refused;
+    last_dump_refused_ = refused;
   }
 }
 
@@ -316,13 +317,16 @@ void EventReader::resync() {
   // next dump would refuse the same entry (a review found a dump a second for ever): one gap, and
   // this resync closes nothing.
   const std::uint64_t refused = source_.stats().malformed - refused_before;
-  if (refused > 0) {
+  malformed_seen_ += refused;
+  // The same entries refused by every dump (an entry the decoder cannot read lives as long as its
+  // flow) are one loss: a gap and a warning when the count changes, not at every sweep.
+  if (refused > 0 && refused != last_dump_refused_) {
     undecodable_.add(begin, end, end, refused);
-    malformed_seen_ += refused;
-    log_->warn("{} entries of the conntrack table dump could not be decoded: this resync closes no flow it did not "
-               "see, and flows whose end was lost stay open until the next one",
-               refused);
+    log_->warn("{} of the conntrack table dump could not be decoded: resyncs close no flow they did not see while "
+               "that lasts, so flows whose end was lost stay open",
+               refused == 1 ? std::string("an entry") : std::to_string(refused) + " entries");
   }
+  last_dump_refused_ = refused;
   caught_up_ = false;  // events queued during the dump, done or failed: read them at once
   batch_.push(ResyncEnd{end, dumped.has_value(), options_.close_unseen && refused == 0});
   push(EventQueue::WhenFull::Wait);

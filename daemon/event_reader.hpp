@@ -165,6 +165,7 @@ private:
   DropWindow overflow_;
   DropWindow undecodable_;
   std::uint64_t malformed_seen_{0};  // SourceStats::malformed in undecodable_ (or reported)
+  std::uint64_t last_dump_refused_{0};  // entries the last dump could not decode
   Timestamp last_emptied_{};         // when a read last found the socket empty
   PipelineBatch batch_;
   std::atomic<bool> waiting_for_events_{false};  // waitingForEvents()

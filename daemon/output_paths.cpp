@@ -62,6 +62,25 @@ std::string firstBytes(const fs::path& path, std::size_t count) {
   return bytes;
 }
 
+// How much of an existing JSON-lines file is looked at before the daemon appends to it.
+constexpr std::size_t kJsonLinesLook = 4096;
+
+// Whether `head`, the start of a file, may be JSON lines: nothing but zeros (a power cut can leave
+// them where lines were); or text whose first line is a JSON object; or, after zeros, the middle of
+// a line and then a line that is one (the zeros ended inside a line, on a file system of small
+// blocks). Another program's text, or a binary file with zeros at its start, is not.
+bool looksLikeJsonLines(std::string_view head) {
+  const std::size_t data = head.find_first_not_of('\0');
+  if (data == std::string_view::npos) {
+    return true;
+  }
+  if (data == 0) {
+    return head.front() == '{';
+  }
+  const std::size_t line_end = head.find('\n', data);
+  return line_end == std::string_view::npos || line_end + 1 == head.size() || head[line_end + 1] == '{';
+}
+
 // What the existing non-regular file at `status` is, for a message: "a directory".
 std::string_view fileKind(const fs::file_status& status) {
   switch (status.type()) {
@@ -146,8 +165,7 @@ std::vector<std::string> outputPathProblems(const DaemonConfig& config) {
     problems.push_back("--jsonl " + config.jsonl_path->string() +
                        " is a SQLite database, not a JSON-lines file: appending would damage it; give --jsonl a path "
                        "of its own");
-  } else if (const std::string head = jsonl_file ? firstBytes(*config.jsonl_path, 1) : std::string{};
-             !head.empty() && head[0] != '{' && head[0] != '\0') {
+  } else if (jsonl_file && !looksLikeJsonLines(firstBytes(*config.jsonl_path, kJsonLinesLook))) {
     problems.push_back("--jsonl " + config.jsonl_path->string() +
                        " is not a JSON-lines file (its first line is not a JSON object): ctauditd would append to "
                        "it, and rotate, compress and in the end delete it; give --jsonl a path of its own");

@@ -143,6 +143,7 @@ AccountAccess canCreateFilesAs(const ServiceAccount& account, const std::filesys
   constexpr int kCanCreate = 0;
   constexpr int kCannot = 1;
   constexpr int kNotBecome = 2;
+  constexpr int kReadOnly = 3;
   const pid_t child = ::fork();
   if (child < 0) {
     return AccountAccess::Unknown;
@@ -152,7 +153,10 @@ AccountAccess canCreateFilesAs(const ServiceAccount& account, const std::filesys
         ::setresuid(account.uid, account.uid, account.uid) != 0) {
       ::_exit(kNotBecome);
     }
-    ::_exit(::access(directory.c_str(), W_OK | X_OK) == 0 ? kCanCreate : kCannot);
+    if (::access(directory.c_str(), W_OK | X_OK) == 0) {
+      ::_exit(kCanCreate);
+    }
+    ::_exit(errno == EROFS ? kReadOnly : kCannot);
   }
   int status = 0;
   while (::waitpid(child, &status, 0) < 0) {
@@ -168,6 +172,8 @@ AccountAccess canCreateFilesAs(const ServiceAccount& account, const std::filesys
       return AccountAccess::Yes;
     case kCannot:
       return AccountAccess::No;
+    case kReadOnly:
+      return AccountAccess::ReadOnlyFileSystem;
     default:
       return AccountAccess::Unknown;
   }

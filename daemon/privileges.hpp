@@ -56,7 +56,7 @@ struct ServiceAccount {
 // and search permission, ACLs included), asked by a child process that becomes the account and
 // calls access(2); the caller keeps its ids. Unknown when that could not be asked (no fork, the
 // account's groups unreadable, the child could not become it).
-enum class AccountAccess : std::uint8_t { Yes, No, Unknown };
+enum class AccountAccess : std::uint8_t { Yes, No, ReadOnlyFileSystem, Unknown };
 [[nodiscard]] AccountAccess canCreateFilesAs(const ServiceAccount& account, const std::filesystem::path& directory);
 
 }  // namespace ctaudit::daemon

@@ -46,6 +46,11 @@ nanoseconds distance(Timestamp later, Timestamp earlier) noexcept {
 
 nanoseconds magnitude(nanoseconds gap) noexcept { return gap.count() < 0 ? -gap : gap; }
 
+void printLeftOut(std::ostream& err, const WhoCommand& who, std::size_t left_out) {
+  err << "ctaudit: note: " << left_out << " ICMP flow(s) that used " << who.translated_source.port
+      << " as their echo id are left out: --proto icmp (or icmpv6) shows them\n";
+}
+
 // Two lines. `left_out`: ICMP flows that used the port's number as their id, left out without --proto.
 std::string noMatchMessage(const WhoCommand& who, std::size_t left_out) {
   std::string message = "no flow had translated source " + who.translated_source.toString();
@@ -125,9 +130,13 @@ StartBounds startBounds(const storage::StoredFlow& flow) noexcept {
   if (record.start) {
     return {flow.lifetime_start - kReceiveTimeSlack, flow.lifetime_start + kReceiveTimeSlack};
   }
-  const bool seen_at_its_end = record.end && *record.end - flow.lifetime_start < std::chrono::milliseconds{1};
-  if (record.observed_at_start || seen_at_its_end) {
+  if (record.observed_at_start) {
     return {std::nullopt, flow.lifetime_start};
+  }
+  // Seen only at its end: the row keeps the start rounded down and the end up, a millisecond apart
+  // at most. A receive-time end is a wake time, which the start can follow by the reader's wait.
+  if (record.end && *record.end - flow.lifetime_start <= std::chrono::milliseconds{1}) {
+    return {std::nullopt, exactEnd(record) ? *record.end : *record.end + kReceiveTimeSlack};
   }
   return {};
 }
@@ -297,6 +306,8 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     printFlows(out, who.format, {}, {}, finder.observerHostname());  // the CSV header, if CSV
     if (who.format == OutputFormat::Table) {
       err << "ctaudit: " << noMatchMessage(who, left_out) << '\n';
+    } else if (left_out > 0) {
+      printLeftOut(err, who, left_out);
     }
     printLogCheck(out, err, who.format, *check, finder.observerHostname());
     return ExitStatus::NothingFound;
@@ -313,8 +324,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   printFlows(out, who.format, flows, gaps, finder.observerHostname());
   printUndecided(err, ranked);
   if (left_out > 0) {
-    err << "ctaudit: note: " << left_out << " ICMP flow(s) that used " << who.translated_source.port
-        << " as their echo id are left out: --proto icmp (or icmpv6) shows them\n";
+    printLeftOut(err, who, left_out);
   }
   if (who.format == OutputFormat::Table &&
       std::any_of(ranked.begin(), ranked.end(), [](const RankedFlow& entry) { return entry.narrowed; })) {

@@ -64,6 +64,8 @@ public:
     table_ = std::move(rows);
     table_refused_ = refused;
   }
+  // Entries of the start-up dump (before the reader) that the decoder refused.
+  void refusedAtStart(std::uint64_t entries) { stats_.malformed = entries; }
   void failReads() {
     const std::lock_guard lock(mutex_);
     fail_ = true;
@@ -594,6 +596,19 @@ TEST_F(EventReaderTest, AnEntryTheDumpCannotDecodeIsAGapAndClosesNothing) {
     }
   }
   EXPECT_EQ(refused, 1U);
+}
+
+// Entries the start-up dump could not decode are flows not in the log until they end: a gap too.
+TEST_F(EventReaderTest, EntriesTheStartUpDumpCannotDecodeAreAGap) {
+  source_.refusedAtStart(2);
+  start(100, immediate(), true);
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<GapReport>(items) >= 1; }));
+  stop();
+  const auto gap = indexOf<GapReport>(consumer_->items);
+  ASSERT_GE(gap, 0);
+  EXPECT_EQ(std::get<GapReport>(consumer_->items[static_cast<std::size_t>(gap)]).gap.reason, GapReason::MalformedEvent);
+  EXPECT_EQ(std::get<GapReport>(consumer_->items[static_cast<std::size_t>(gap)]).gap.lost_records, 2U);
+  EXPECT_EQ(source_.dumps(), 0) << "no resync asked for by them";
 }
 
 TEST_F(EventReaderTest, InReliableModeAResyncDoesNotAskToCloseUnseenFlows) {

@@ -94,6 +94,9 @@ TEST_F(OutputPathsTest, AJsonLinesPathHoldingADatabaseOrAnotherProgramsTextIsRef
   // Zeros and then the middle of a line: a power cut on a file system of small blocks (a review).
   std::ofstream(*config_.jsonl_path, std::ios::binary) << std::string(1024, '\0') << "\"port\":443}}\n{\"event\":{}}\n";
   EXPECT_EQ(conflict(), "");
+  // Zeros and then something else: a binary file such as lastlog (a second review).
+  std::ofstream(*config_.jsonl_path, std::ios::binary) << std::string(1024, '\0') << "\x01\x02tty1\nroot\x00x\n";
+  EXPECT_NE(conflict().find("is not a JSON-lines file"), std::string::npos) << conflict();
 }
 
 TEST_F(OutputPathsTest, AStatsPathHoldingSomethingElseIsRefused) {
