@@ -103,7 +103,7 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
     nlmsghdr header{};
     std::memcpy(&header, datagram.data() + offset, sizeof header);
     if (header.nlmsg_len < sizeof(nlmsghdr) || header.nlmsg_len > datagram.size() - offset) {
-      noteMalformed("a netlink message's length runs past its datagram");
+      noteMalformed(context.origin, "a netlink message's length runs past its datagram");
       return true;
     }
     const auto message = datagram.subspan(offset, header.nlmsg_len);
@@ -118,7 +118,7 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
     ++stats_.messages;
     auto record = decodeConntrack(message, context);
     if (!record) {
-      noteMalformed(record.error().detail);
+      noteMalformed(context.origin, record.error().detail);
       continue;
     }
     ++stats_.decoded;
@@ -130,9 +130,9 @@ bool ConntrackSource::handleDatagram(std::span<const std::byte> datagram, const 
   return true;
 }
 
-void ConntrackSource::noteMalformed(std::string_view why) {
-  ++stats_.malformed;
-  log_->log(stats_.malformed == 1 ? spdlog::level::warn : spdlog::level::debug,
+void ConntrackSource::noteMalformed(MessageOrigin origin, std::string_view why) {
+  ++(origin == MessageOrigin::Dump ? stats_.dump_refused : stats_.malformed);
+  log_->log(stats_.malformed + stats_.dump_refused == 1 ? spdlog::level::warn : spdlog::level::debug,
             "a conntrack message could not be decoded, and what it said is lost (recorded as a malformed_event "
             "gap): {}",
             why);
@@ -190,7 +190,7 @@ Result<EventSource::ReadStatus> ConntrackSource::readBatch(const Clock& clock, s
       continue;
     }
     if ((headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-      noteMalformed("a datagram larger than the receive slot was cut short");
+      noteMalformed(MessageOrigin::Event, "a datagram larger than the receive slot was cut short");
       continue;
     }
     const std::span<const std::byte> datagram(receive_area_.data() + i * kSlotBytes, headers[i].msg_len);
@@ -212,7 +212,7 @@ std::uint64_t ConntrackSource::kernelDrops() noexcept {
   return kernel_drops_;
 }
 
-Result<std::size_t> ConntrackSource::dumpTable(const Clock& clock, const Deliver& deliver) {
+Result<EventSource::DumpCount> ConntrackSource::dumpTable(const Clock& clock, const Deliver& deliver) {
   MnlSocket dump{mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)};
   if (!dump || mnl_socket_bind(dump.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
     return netlinkError("cannot open a socket for the conntrack table dump", errno);
@@ -231,7 +231,7 @@ Result<std::size_t> ConntrackSource::dumpTable(const Clock& clock, const Deliver
   if (mnl_socket_sendto(dump.get(), header, header->nlmsg_len) < 0) {
     return netlinkError("cannot request the conntrack table dump", errno);
   }
-  const std::uint64_t before = stats_.dump_entries;
+  const SourceStats before = stats_;
   for (;;) {
     const ssize_t received = mnl_socket_recvfrom(dump.get(), receive_area_.data(), kSlotBytes);
     if (received < 0) {
@@ -253,7 +253,8 @@ Result<std::size_t> ConntrackSource::dumpTable(const Clock& clock, const Deliver
       break;
     }
   }
-  return static_cast<std::size_t>(stats_.dump_entries - before);
+  return DumpCount{static_cast<std::size_t>(stats_.dump_entries - before.dump_entries),
+                   stats_.dump_refused - before.dump_refused};
 }
 
 }  // namespace ctaudit::daemon

@@ -67,7 +67,7 @@ public:
 
   // Dumps the whole conntrack table of this namespace (both families) over a separate socket and
   // passes every entry as an EventType::Dump record. Returns how many entries were delivered.
-  [[nodiscard]] Result<std::size_t> dumpTable(const Clock& clock, const Deliver& deliver) override;
+  [[nodiscard]] Result<DumpCount> dumpTable(const Clock& clock, const Deliver& deliver) override;
 
   // The event socket's drop counter (SO_MEMINFO, SK_MEMINFO_DROPS): every event the kernel could
   // not queue because the receive buffer was full. The kernel keeps 32 bits; this follows the
@@ -81,8 +81,9 @@ private:
   // Decodes every netlink message in one datagram; false when the dump is finished (NLMSG_DONE).
   bool handleDatagram(std::span<const std::byte> datagram, const DecodeContext& context, const Deliver& deliver);
   void noteOverrun(const Clock& clock);
-  // Counts one message that could not be decoded; the first is a warning, with why.
-  void noteMalformed(std::string_view why);
+  // Counts one message (event or dump entry) that could not be decoded; the first is a warning,
+  // with why.
+  void noteMalformed(MessageOrigin origin, std::string_view why);
 
   MnlSocket events_;
   std::shared_ptr<spdlog::logger> log_;

@@ -229,11 +229,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   reader_options.reads_prove_no_loss = !config.reliable;
   reader_options.close_unseen = !config.reliable;
   reader_options.pacing.max = reader_options.pacing.maxFor(config.receive_buffer_bytes);
+  reader_options.start_dump_refused = dumped->refused;
   if (!config.reliable) {
     reader_options.sweep_while = &daemon->pipeline_->openWithoutEndEvents();
     reader_options.sweep_every = config.sweep_interval;
     reader_options.buffer_events = config.receive_buffer_bytes / kEventTruesizeBytes;
-    reader_options.start_dump_entries = *dumped;
+    reader_options.start_dump_entries = dumped->entries;
   }
   auto reader = EventReader::create(*daemon->source_, *daemon->queue_, clock, reader_options, subscribed, true,
                                     daemon->log_.netlink);
@@ -243,12 +244,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   daemon->reader_ = std::move(*reader);
   daemon->reader_->start();
   daemon->log_.daemon->info("ctauditd ready: {} flow(s) in the kernel's table at start; writing to {}{}; queue of {:.1f} MiB",
-                            *dumped, config.db_path.string(),
+                            dumped->entries, config.db_path.string(),
                             config.jsonl_path ? " and " + config.jsonl_path->string() : std::string{},
                             static_cast<double>(budget.queue_bytes) / (1U << 20U));
   // Only now: the dump is in the database and both sinks are open, so a unit ordered after
   // ctauditd.service (or an operator waiting on `systemctl start`) finds the start-up state logged.
-  daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", *dumped));
+  daemon->notifier_.ready(fmt::format("ready: {} flow(s) in the kernel's table at start", dumped->entries));
   daemon->start_complete_ = true;
   return daemon;
 }
@@ -356,19 +357,18 @@ Result<Daemon::RunStart> Daemon::restoreRun() {
                   !history->previous_start.has_value()};
 }
 
-Result<std::size_t> Daemon::dumpAtStart() {
+Result<EventSource::DumpCount> Daemon::dumpAtStart() {
   // The same reconciliation as a resync: flows restored from the database and not in the dump
   // are closed once the reader has read the event socket empty (ResyncSettled), since their
   // DESTROY may still be queued there.
   pipeline_->handle(ResyncBegin{clock_.now()}, clock_.now());
-  const std::uint64_t refused_before = source_->stats().malformed;
   const auto dumped = source_->dumpTable(clock_, [this](FlowRecord&& record) {
     pipeline_->handle(std::move(record), clock_.now());
   });
   // An entry the dump could not decode may be a restored flow, alive: closing the restored flows
   // the dump did not show would close it (a review). The reader records the refused entries as a
-  // gap (EventReader's constructor).
-  const bool all_decoded = source_->stats().malformed == refused_before;
+  // gap (EventReader::Options::start_dump_refused).
+  const bool all_decoded = dumped && dumped->refused == 0;
   pipeline_->handle(ResyncEnd{clock_.now(), dumped.has_value(), all_decoded}, clock_.now());
   return dumped;
 }

@@ -81,7 +81,7 @@ private:
     bool first_run{false};  // no earlier run is recorded in the database
   };
   [[nodiscard]] Result<RunStart> restoreRun();
-  [[nodiscard]] Result<std::size_t> dumpAtStart();
+  [[nodiscard]] Result<EventSource::DumpCount> dumpAtStart();
   // Hands a batch taken from the queue to the pipeline, ticking the batcher as it goes.
   void process(PipelineBatch& items);
   // Takes and processes the records waiting in the queue when called, however full their chunk

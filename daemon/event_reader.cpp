@@ -58,10 +58,9 @@ EventReader::EventReader(EventSource& source, EventQueue& queue, const Clock& cl
     schedule_.dumpFinished(subscribed);
   }
   // Entries of the start-up dump that could not be decoded: flows not in the log until they end.
-  if (const std::uint64_t refused = source_.stats().malformed; refused > 0) {
-    undecodable_.add(subscribed, subscribed, subscribed, refused);
-    malformed_seen_ = refused;
-    last_dump_refused_ = refused;
+  if (options.start_dump_refused > 0) {
+    undecodable_.add(subscribed, subscribed, subscribed, options.start_dump_refused);
+    last_dump_refused_ = options.start_dump_refused;
   }
 }
 
@@ -304,7 +303,6 @@ void EventReader::resync() {
             routine ? ": a sweep for flows from the start-up dump that may never report their end" : "");
   batch_.push(ResyncBegin{begin, routine});
   push(EventQueue::WhenFull::Wait);
-  const std::uint64_t refused_before = source_.stats().malformed;
   const auto dumped = source_.dumpTable(clock_, [this](FlowRecord&& record) {
     batch_.push(record);
     if (batch_.records() >= kDumpChunk) {
@@ -315,9 +313,9 @@ void EventReader::resync() {
   // An entry of the dump that could not be decoded is a flow the dump did not see: closing the
   // flows it did not see would close that one, alive. And it is not asked for again, since the
   // next dump would refuse the same entry (a review found a dump a second for ever): one gap, and
-  // this resync closes nothing.
-  const std::uint64_t refused = source_.stats().malformed - refused_before;
-  malformed_seen_ += refused;
+  // this resync closes nothing. (A dump that failed closes nothing either; the one that tries
+  // again says what it refused.)
+  const std::uint64_t refused = dumped ? dumped->refused : 0;
   // The same entries refused by every dump (an entry the decoder cannot read lives as long as its
   // flow) are one loss: a gap and a warning when the count changes, not at every sweep.
   if (refused > 0 && refused != last_dump_refused_) {
@@ -337,9 +335,9 @@ void EventReader::resync() {
   }
   schedule_.dumpFinished(end);
   last_dump_end_ = end;
-  last_dump_entries_ = *dumped;
+  last_dump_entries_ = dumped->entries;
   last_dump_time_ = end - begin;
-  log_->log(routine ? spdlog::level::debug : spdlog::level::info, "dumped {} conntrack entries in {} ms", *dumped,
+  log_->log(routine ? spdlog::level::debug : spdlog::level::info, "dumped {} conntrack entries in {} ms", dumped->entries,
             std::chrono::duration_cast<std::chrono::milliseconds>(end - begin).count());
 }
 
@@ -450,7 +448,7 @@ void EventReader::publish() {
   stats.datagrams = source.datagrams;
   stats.messages = source.messages;
   stats.decoded = source.decoded;
-  stats.malformed = source.malformed;
+  stats.malformed = source.malformed + source.dump_refused;
   stats.from_user_space = source.from_user_space;
   stats.overruns = source.overruns;
   stats.kernel_drops = kernel_drops_;

@@ -76,6 +76,8 @@ public:
     // start-up dump at start_dump_per_entry (the Daemon's own timing of that dump also counts the
     // pipeline's work on each row and the sinks' writes, several times the dump's).
     std::size_t start_dump_entries{0};
+    // Entries of the start-up dump the decoder refused: a gap, reported at the start.
+    std::uint64_t start_dump_refused{0};
     std::chrono::nanoseconds start_dump_per_entry{std::chrono::microseconds{5}};
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
@@ -164,7 +166,7 @@ private:
   ResyncSchedule schedule_;
   DropWindow overflow_;
   DropWindow undecodable_;
-  std::uint64_t malformed_seen_{0};  // SourceStats::malformed in undecodable_ (or reported)
+  std::uint64_t malformed_seen_{0};  // SourceStats::malformed (events) in undecodable_ (or reported)
   std::uint64_t last_dump_refused_{0};  // entries the last dump could not decode
   Timestamp last_emptied_{};         // when a read last found the socket empty
   PipelineBatch batch_;

@@ -17,7 +17,8 @@ struct SourceStats {
   std::uint64_t datagrams{0};     // recv'd from the event socket
   std::uint64_t messages{0};      // ctnetlink messages in them (events and dump rows)
   std::uint64_t decoded{0};       // turned into records
-  std::uint64_t malformed{0};     // refused by the decoder, or truncated datagrams
+  std::uint64_t malformed{0};     // events refused by the decoder, or truncated datagrams
+  std::uint64_t dump_refused{0};  // entries of table dumps the decoder refused
   std::uint64_t from_user_space{0};  // datagrams to the event groups not sent by the kernel: ignored
   std::uint64_t overruns{0};      // ENOBUFS: the kernel dropped events for this socket
   std::uint64_t dump_entries{0};  // records that came from table dumps
@@ -51,9 +52,15 @@ public:
   // (DecodeContext). Errors: any socket error other than EAGAIN, EINTR and ENOBUFS.
   [[nodiscard]] virtual Result<ReadStatus> readBatch(const Clock& clock, std::optional<Timestamp> woke,
                                                      const Deliver& deliver) = 0;
+  // What a table dump read: the entries delivered, and those the decoder refused (each a flow the
+  // dump did not show).
+  struct DumpCount {
+    std::size_t entries{0};
+    std::uint64_t refused{0};
+  };
   // Dumps the table (over a socket of its own) and passes every entry as an EventType::Dump
-  // record. Returns how many entries were delivered.
-  [[nodiscard]] virtual Result<std::size_t> dumpTable(const Clock& clock, const Deliver& deliver) = 0;
+  // record.
+  [[nodiscard]] virtual Result<DumpCount> dumpTable(const Clock& clock, const Deliver& deliver) = 0;
   // How many events the kernel could not queue for the event socket since it was opened.
   [[nodiscard]] virtual std::uint64_t kernelDrops() noexcept = 0;
   [[nodiscard]] virtual const SourceStats& stats() const noexcept = 0;

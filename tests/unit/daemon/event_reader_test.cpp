@@ -64,8 +64,6 @@ public:
     table_ = std::move(rows);
     table_refused_ = refused;
   }
-  // Entries of the start-up dump (before the reader) that the decoder refused.
-  void refusedAtStart(std::uint64_t entries) { stats_.malformed = entries; }
   void failReads() {
     const std::lock_guard lock(mutex_);
     fail_ = true;
@@ -102,13 +100,15 @@ public:
     }
     return step.status;
   }
-  Result<std::size_t> dumpTable(const Clock& /*clock*/, const Deliver& deliver) override {
+  Result<DumpCount> dumpTable(const Clock& /*clock*/, const Deliver& deliver) override {
     std::vector<FlowRecord> rows;
+    std::uint64_t refused = 0;
     {
       const std::lock_guard lock(mutex_);
       rows = table_;
+      refused = table_refused_;
       ++dumps_;
-      stats_.malformed += table_refused_;
+      stats_.dump_refused += refused;
     }
     for (auto& r : rows) {
       r.event = EventType::Dump;
@@ -116,7 +116,7 @@ public:
       ++stats_.dump_entries;
       deliver(std::move(r));
     }
-    return rows.size();
+    return DumpCount{rows.size(), refused};
   }
   std::uint64_t kernelDrops() noexcept override {
     const std::lock_guard lock(mutex_);
@@ -600,8 +600,9 @@ TEST_F(EventReaderTest, AnEntryTheDumpCannotDecodeIsAGapAndClosesNothing) {
 
 // Entries the start-up dump could not decode are flows not in the log until they end: a gap too.
 TEST_F(EventReaderTest, EntriesTheStartUpDumpCannotDecodeAreAGap) {
-  source_.refusedAtStart(2);
-  start(100, immediate(), true);
+  auto options = immediate();
+  options.start_dump_refused = 2;
+  start(100, options, true);
   ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<GapReport>(items) >= 1; }));
   stop();
   const auto gap = indexOf<GapReport>(consumer_->items);
