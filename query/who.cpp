@@ -144,10 +144,8 @@ StartBounds startBounds(const storage::StoredFlow& flow) noexcept {
 // Whether `before` began before `after` for certain: its latest start lies before the other's
 // earliest. Ordering by the recorded starts alone put a flow whose NEW was lost (first seen at its
 // DESTROY) after the open flow that followed it, and cut the live one's lifetime short (a review).
-bool certainlyBefore(const storage::StoredFlow& before, const storage::StoredFlow& after) noexcept {
-  const auto latest = startBounds(before).latest;
-  const auto earliest = startBounds(after).earliest;
-  return latest && earliest && *latest < *earliest;
+bool certainlyBefore(const StartBounds& before, const StartBounds& after) noexcept {
+  return before.latest && after.earliest && *before.latest < *after.earliest;
 }
 
 // Each flow's lifetime, narrowed where it is not the kernel's own time by the kernel's times of
@@ -155,7 +153,8 @@ bool certainlyBefore(const storage::StoredFlow& before, const storage::StoredFlo
 // ctauditd woke for the event can lie before the DESTROY of the flow that held the tuple, read in
 // the same turn: an exploratory run found `who` ranking the newer flow first for a time the older
 // one still held the port. Two kernel times are left as they are: they are what happened.
-std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flows) {
+std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flows,
+                                        std::span<const StartBounds> bounds) {
   std::vector<Lifetime> lifetimes;
   lifetimes.reserve(flows.size());
   for (const storage::StoredFlow& flow : flows) {
@@ -165,13 +164,13 @@ std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flo
     for (std::size_t later = 0; later < flows.size(); ++later) {
       const FlowRecord& before = flows[earlier].record;
       const FlowRecord& after = flows[later].record;
-      if (earlier == later || !sameTranslatedTuple(before, after) || !certainlyBefore(flows[earlier], flows[later])) {
+      if (earlier == later || !sameTranslatedTuple(before, after) || !certainlyBefore(bounds[earlier], bounds[later])) {
         continue;
       }
       if (!exactStart(after) && exactEnd(before)) {
         lifetimes[later].start = std::max(lifetimes[later].start, *before.end);
       }
-      if (const auto latest = startBounds(flows[later]).latest; latest && !exactEnd(before)) {
+      if (const auto latest = bounds[later].latest; latest && !exactEnd(before)) {
         lifetimes[earlier].end = lifetimes[earlier].end ? std::min(*lifetimes[earlier].end, *latest) : *latest;
       }
     }
@@ -183,6 +182,7 @@ std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flo
 // kernel's, or an order the log cannot tell, leaves it open which one held it: they cannot both
 // have. Each pair once, the one that began later (or was seen later) second.
 std::vector<std::pair<std::size_t, std::size_t>> undecided(std::span<const storage::StoredFlow> flows,
+                                                           std::span<const StartBounds> bounds,
                                                            std::span<const nanoseconds> gaps) {
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   for (std::size_t first = 0; first < flows.size(); ++first) {
@@ -191,15 +191,16 @@ std::vector<std::pair<std::size_t, std::size_t>> undecided(std::span<const stora
           !sameTranslatedTuple(flows[first].record, flows[second].record)) {
         continue;
       }
-      const bool in_order = !certainlyBefore(flows[second], flows[first]) &&
+      const bool in_order = !certainlyBefore(bounds[second], bounds[first]) &&
                             flows[first].lifetime_start <= flows[second].lifetime_start;
-      const storage::StoredFlow& before = in_order ? flows[first] : flows[second];
-      const storage::StoredFlow& after = in_order ? flows[second] : flows[first];
+      const std::size_t before = in_order ? first : second;
+      const std::size_t after = in_order ? second : first;
       // Both of the kernel: an overlap that happened (a TCP entry in TIME_WAIT taken over).
-      if (certainlyBefore(before, after) && exactEnd(before.record) && exactStart(after.record)) {
+      if (certainlyBefore(bounds[before], bounds[after]) && exactEnd(flows[before].record) &&
+          exactStart(flows[after].record)) {
         continue;
       }
-      pairs.emplace_back(in_order ? first : second, in_order ? second : first);
+      pairs.emplace_back(before, after);
     }
   }
   return pairs;
@@ -244,7 +245,12 @@ std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flo
     RankedFlow ranked;
     Timestamp lifetime_start;
   };
-  const std::vector<Lifetime> lifetimes = narrowedLifetimes(flows);
+  std::vector<StartBounds> bounds;
+  bounds.reserve(flows.size());
+  for (const storage::StoredFlow& flow : flows) {
+    bounds.push_back(startBounds(flow));
+  }
+  const std::vector<Lifetime> lifetimes = narrowedLifetimes(flows, bounds);
   std::vector<nanoseconds> gaps;
   gaps.reserve(flows.size());
   for (const Lifetime& lifetime : lifetimes) {
@@ -256,7 +262,7 @@ std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flo
     const storage::StoredFlow& flow = flows[i];
     entries.push_back({{shownRecord(flow), gaps[i], gaps[i] != gapToLifetime(flow, at), {}}, flow.lifetime_start});
   }
-  for (const auto& [earlier, later] : undecided(flows, gaps)) {
+  for (const auto& [earlier, later] : undecided(flows, bounds, gaps)) {
     entries[later].ranked.undecided_with.push_back(flowName(flows[earlier].record));
   }
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
