@@ -695,12 +695,18 @@ cta_daemon_ready() {
 # cta_daemon_signal SIGNAL
 cta_daemon_signal() { kill -s "$1" "$CTA_DAEMON_PID"; }
 
-# cta_daemon_stop [TIMEOUT]: SIGTERM, wait for the exit (default 10 s), reap it and set
-# CTA_DAEMON_RC. Returns 0 only if it exited with status 0; a daemon that hangs is SIGKILLed.
+# cta_daemon_stop [TIMEOUT]: SIGTERM, then cta_daemon_wait_exit.
 cta_daemon_stop() {
+  kill -TERM "$CTA_DAEMON_PID" 2>/dev/null
+  cta_daemon_wait_exit "${1:-10}"
+}
+
+# cta_daemon_wait_exit [TIMEOUT]: wait for the exit of a daemon already told to stop (default
+# 10 s), reap it and set CTA_DAEMON_RC. Returns 0 only if it exited with status 0; a daemon that
+# hangs is SIGKILLed.
+cta_daemon_wait_exit() {
   local timeout=${1:-10}
   CTA_DAEMON_RC=""
-  kill -TERM "$CTA_DAEMON_PID" 2>/dev/null
   if ! wait_for "$timeout" "ctauditd exits after SIGTERM" cta_pid_exited "$CTA_DAEMON_PID"; then
     kill -KILL "$CTA_DAEMON_PID" 2>/dev/null
     wait "$CTA_DAEMON_PID" 2>/dev/null

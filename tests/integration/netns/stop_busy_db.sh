@@ -39,15 +39,7 @@ cta_expect "SIGTERM during the lock: the stop says it waits for the busy databas
   wait_for 15 "the stop's wait" said_it_waits
 cta_expect "the lock is given up" timeout 10 bash -c "echo go >'$release'"
 # The SIGTERM above is the stop; cta_daemon_stop would send a second one.
-exits_0() {
-  wait_for 30 "ctauditd exits" cta_pid_exited "$CTA_DAEMON_PID" || return 1
-  local rc=0
-  wait "$CTA_DAEMON_PID" || rc=$?
-  ((rc == 0)) && return 0
-  cta_err "ctauditd exited with status $rc"
-  return 1
-}
-cta_expect "then ctauditd exits 0" exits_0
+cta_expect "then ctauditd exits 0" cta_daemon_wait_exit 30
 all_there() {
   local got
   got=$("$CTAUDIT" flows --src "$CTA_CL4" --proto udp --db "$CTA_DB" --format csv 2>/dev/null |
