@@ -152,9 +152,9 @@ std::vector<std::string> outputPathProblems(const DaemonConfig& config) {
   // A file damaged at its start by a power cut (zeros where lines were, and after them perhaps the
   // middle of a line) must not keep the daemon from starting, and the sink only moves a last
   // unfinished line aside. A database is refused (JsonLinesSink::open checks the file it opened
-  // again), and so is a file whose first byte is neither a zero nor the start of a JSON object:
-  // another program's file (an exploratory run's notes lost their last line to the torn-line
-  // check, and a syslog file was renamed and compressed by the rotation at start).
+  // again), and so is a file that does not look like JSON lines (looksLikeJsonLines): another
+  // program's file (an exploratory run's notes lost their last line to the torn-line check, and a
+  // syslog file was renamed and compressed by the rotation at start).
   // A FIFO or a device is a place JSON lines can go (a SIEM shipper's pipe, /dev/null); a directory
   // is not.
   if (std::error_code ec; jsonl_file && fs::is_directory(*config.jsonl_path, ec)) {
