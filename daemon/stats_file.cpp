@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "flow/unique_c.hpp"
+#include "storage/file_io.hpp"
 
 namespace ctaudit::daemon {
 namespace {
@@ -28,18 +29,9 @@ Result<void> replaceFile(const std::filesystem::path& path, std::string_view tex
     if (!fd.valid()) {
       return ioFailure("cannot create", temporary, errno);
     }
-    std::size_t written = 0;
-    while (written < text.size()) {
-      const ssize_t n = ::write(fd.get(), text.data() + written, text.size() - written);
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        const int err = errno;
-        ::unlink(temporary.c_str());
-        return ioFailure("cannot write", temporary, err);
-      }
-      written += static_cast<std::size_t>(n);
+    if (const int err = storage::writeFull(fd.get(), text); err != 0) {
+      ::unlink(temporary.c_str());
+      return ioFailure("cannot write", temporary, err);
     }
   }
   if (::rename(temporary.c_str(), path.c_str()) != 0) {

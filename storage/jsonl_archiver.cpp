@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <map>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <zstd.h>
 
 #include "flow/unique_c.hpp"
+#include "storage/file_io.hpp"
 
 namespace ctaudit::storage {
 namespace {
@@ -25,7 +27,6 @@ namespace {
 using ZstdCctx = UniqueC<ZSTD_CCtx, ZSTD_freeCCtx>;
 
 constexpr std::size_t kChunk = 256 * 1024;
-constexpr mode_t kFileMode = 0640;
 // Compression is background work: leave the CPU to the pipeline thread first (setpriority(2) on a
 // thread id changes that thread only on Linux).
 constexpr int kNice = 10;
@@ -35,21 +36,6 @@ constexpr auto kIdlePass = std::chrono::minutes{1};
 
 Unexpected ioError(const std::string& what, int error) {
   return fail(Errc::Io, what + ": " + errnoText(error), error);
-}
-
-int writeFull(int fd, const char* data, std::size_t size) noexcept {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return errno;
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return 0;
 }
 
 // read(2) once, retrying EINTR: the count, 0 at the end, -1 with errno.
@@ -113,7 +99,7 @@ int compressStream(int in, int out, Compression compression, const std::atomic<b
         if (rc == Z_STREAM_ERROR) {
           return EIO;
         }
-        if (const int error = writeFull(out, output.data(), output.size() - zs.avail_out); error != 0) {
+        if (const int error = writeFull(out, std::string_view(output.data(), output.size() - zs.avail_out)); error != 0) {
           return error;
         }
       } while (zs.avail_out == 0);
@@ -142,7 +128,7 @@ int compressStream(int in, int out, Compression compression, const std::atomic<b
       if (ZSTD_isError(remaining) != 0U) {
         return EIO;
       }
-      if (const int error = writeFull(out, output.data(), sink.pos); error != 0) {
+      if (const int error = writeFull(out, std::string_view(output.data(), sink.pos)); error != 0) {
         return error;
       }
       done = at_end ? remaining == 0 : source.pos == source.size;
@@ -195,7 +181,7 @@ Result<void> compressClosedFile(const std::filesystem::path& plain, Compression 
   }
   int error = 0;
   {
-    const UniqueFd out{::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode)};
+    const UniqueFd out{::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kLogFileMode)};
     if (!out.valid()) {
       return ioError("cannot create " + temporary.string(), errno);
     }

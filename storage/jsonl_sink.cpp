@@ -5,185 +5,24 @@
 #include <cerrno>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 
 #include <fcntl.h>
 #include <spdlog/logger.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "storage/schema.hpp"
+#include "storage/file_io.hpp"
+#include "storage/jsonl_file.hpp"
 
 namespace ctaudit::storage {
 namespace {
-
-constexpr mode_t kFileMode = 0640;
-
-// Whether the file open for writing at `fd` is a SQLite database, read through /proc/self/fd so
-// that it is the file opened, whatever name led to it (a link, a bind mount): appending to a
-// database, and cutting its "unfinished line" off, would damage it. False when it cannot be read
-// (no /proc): the configuration check has looked at the path already.
-bool holdsSqliteDatabase(int fd) { return beginsWithSqliteHeader("/proc/self/fd/" + std::to_string(fd)); }
-
-bool isRegularFile(int fd) noexcept {
-  struct stat st {};
-  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// Creates the missing parents of `path`, then opens it for appending.
-Result<UniqueFd> openForAppend(const std::filesystem::path& path) {
-  if (const std::filesystem::path parent = path.parent_path(); !parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return fail(Errc::Io, "cannot create directory " + parent.string() + " for JSON lines file " + path.string() +
-                                ": " + ec.message(),
-                  ec.value());
-    }
-  }
-  // O_NONBLOCK: opening a FIFO that no one reads would otherwise block the start for good, before
-  // the daemon says anything. A FIFO (or a device) stays non-blocking, so that a reader that stops
-  // holds the pipeline thread for at most kRoomWait a write, not the database, the stats file and
-  // the shutdown with it (writeAll); a regular file is written blocking, as ever.
-  UniqueFd fd{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, kFileMode)};
-  if (!fd.valid()) {
-    const int error = errno;
-    std::string why;
-    struct stat st {};
-    if (error == ENXIO && ::stat(path.c_str(), &st) == 0) {
-      why = S_ISFIFO(st.st_mode) ? " (a FIFO that no process reads: start its reader first)"
-            : S_ISSOCK(st.st_mode)
-                ? " (a socket: ctauditd writes to files and FIFOs; for the journal's standard output use --jsonl -)"
-                : "";
-    }
-    return fail(Errc::Io, "cannot open JSON lines file " + path.string() + " for appending: " + errnoText(error) + why,
-                error);
-  }
-  if (isRegularFile(fd.get()) && ::fcntl(fd.get(), F_SETFL, O_APPEND) != 0) {
-    const int error = errno;
-    return fail(Errc::Io, "cannot set up JSON lines file " + path.string() + ": " + errnoText(error), error);
-  }
-  return fd;
-}
-
-// A descriptor of the sink's own for standard output. A pipe or a terminal gets an open file
-// description of its own (through /proc/self/fd/1), made non-blocking as a FIFO path is: O_NONBLOCK
-// on fd 1's description would also reach whoever shares it (the shell that started the daemon,
-// and fd 2 where systemd made stderr a copy of stdout). O_NOCTTY: a daemon that leads its session
-// must not take the terminal as its controlling one. Anything else (a regular file, journald's
-// socket, which cannot be opened again, no /proc) is a plain duplicate, written blocking as before.
-int standardOutputForSink() noexcept {
-  struct stat st {};
-  if (::fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
-    const int own = ::open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (own >= 0) {
-      return own;
-    }
-  }
-  return ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-}
-
-// An exclusive flock(2) on the regular file open at `fd`, held as long as the descriptor: a
-// second ctauditd given the same --jsonl (one started by hand beside the service, with its own
-// --db) would write every record twice into the SIEM's feed and rotate the file under the first.
-// Fails only when another open file holds the lock; where flock is not supported the file is
-// written unlocked, as before. FIFOs and devices are not locked: /dev/null takes every writer.
-Result<void> lockAgainstOtherWriters(int fd, const std::filesystem::path& path) {
-  if (!isRegularFile(fd)) {
-    return {};
-  }
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EINTR) {
-      continue;
-    }
-    if (errno == EWOULDBLOCK) {
-      return fail(Errc::Io, "JSON lines file " + path.string() +
-                                " is being written by another process (another ctauditd?): stop it first, or give this "
-                                "one another --jsonl; two daemons on one file would write every record twice",
-                  EWOULDBLOCK);
-    }
-    return {};
-  }
-  return {};
-}
-
-// How much of the file the torn-line repair reads at a time.
-constexpr std::size_t kRepairChunk = 64 * 1024;
-
-// pread(2) until `size` bytes or end of file; the count read, or -1 with errno set.
-ssize_t preadFull(int fd, char* data, std::size_t size, off_t offset) noexcept {
-  std::size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::pread(fd, data + done, size - done, offset + static_cast<off_t>(done));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return -1;
-    }
-    if (n == 0) {
-      break;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
-}
-
-// write(2) all of `bytes`; 0, or the errno that stopped it.
-int writeFull(int fd, std::string_view bytes) noexcept {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return errno;
-    }
-    if (n == 0) {
-      return EIO;
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return 0;
-}
-
-// The offset just past the last '\n' of the `size` bytes that `fd` holds (0 when there is none),
-// or -1 with errno set. Reads backwards a chunk at a time: the torn part is normally one line.
-off_t endOfLastLine(int fd, off_t size, std::string& buffer) noexcept {
-  off_t end = size;
-  while (end > 0) {
-    const off_t begin = std::max<off_t>(0, end - static_cast<off_t>(kRepairChunk));
-    const auto length = static_cast<std::size_t>(end - begin);
-    buffer.resize(length);
-    const ssize_t n = preadFull(fd, buffer.data(), length, begin);
-    if (n < 0) {
-      return -1;
-    }
-    const auto found = std::string_view(buffer.data(), static_cast<std::size_t>(n)).rfind('\n');
-    if (found != std::string_view::npos) {
-      return begin + static_cast<off_t>(found) + 1;
-    }
-    end = begin;
-  }
-  return 0;
-}
 
 // EAGAIN only comes from a non-blocking standard output whose reader is slow: worth another try.
 // Everything else (ENOSPC, EDQUOT, EFBIG, EIO, EPIPE, ...) fails the same way again, and is never
 // a record's fault (formatting a line cannot fail): Failed, never Rejected.
 SinkStatus statusFor(int error) noexcept {
   return error == EAGAIN || error == EWOULDBLOCK ? SinkStatus::Retry : SinkStatus::Failed;
-}
-
-// fdatasync(2), retried after EINTR: 0, or the errno of the call that failed.
-int syncData(int fd) noexcept {
-  int result = 0;
-  do {
-    result = ::fdatasync(fd);
-  } while (result != 0 && errno == EINTR);
-  return result == 0 ? 0 : errno;
 }
 
 }  // namespace
@@ -803,7 +642,7 @@ void JsonLinesSink::moveTornLastLine() noexcept {
   // Save first, cut second: a crash in between leaves the bytes in both files, never in neither.
   int error = 0;
   {
-    const UniqueFd torn{::open(torn_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, kFileMode)};
+    const UniqueFd torn{::open(torn_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, kLogFileMode)};
     if (!torn.valid()) {
       error = errno;
     } else {
