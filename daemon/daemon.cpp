@@ -106,6 +106,7 @@ Result<void> switchToAccount(const DaemonConfig& config, const ServiceAccount& a
   if (config.stats_file) {
     files.push_back(*config.stats_file);
     files.emplace_back(config.stats_file->string() + ".tmp");
+    files.push_back(StatsFile::lockPath(*config.stats_file));
   }
   std::vector<std::filesystem::path> directories;
   for (OutputDirectory& output : outputDirectories(config)) {
@@ -176,7 +177,11 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
   }
   daemon->signals_ = std::move(*signals);
   if (config.stats_file) {
-    daemon->stats_file_ = std::make_unique<StatsFile>(*config.stats_file, daemon->log_.daemon);
+    auto stats_file = StatsFile::open(*config.stats_file, daemon->log_.daemon);
+    if (!stats_file) {
+      return Unexpected{stats_file.error()};
+    }
+    daemon->stats_file_ = std::move(*stats_file);
   }
   if (auto opened = daemon->openSinks(); !opened) {
     return Unexpected{opened.error()};

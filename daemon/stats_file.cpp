@@ -42,8 +42,29 @@ Result<void> replaceFile(const std::filesystem::path& path, std::string_view tex
   return {};
 }
 
-StatsFile::StatsFile(std::filesystem::path path, std::shared_ptr<spdlog::logger> log)
-    : path_(std::move(path)), log_(std::move(log)) {}
+std::filesystem::path StatsFile::lockPath(const std::filesystem::path& stats_file) {
+  std::filesystem::path lock = stats_file;
+  lock += ".lock";
+  return lock;
+}
+
+Result<std::unique_ptr<StatsFile>> StatsFile::open(std::filesystem::path path, std::shared_ptr<spdlog::logger> log) {
+  const std::filesystem::path lock_path = lockPath(path);
+  UniqueFd lock{::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0640)};
+  if (!lock.valid()) {
+    log->warn("cannot create {} ({}): the stats file is written without a lock against a second daemon",
+              lock_path.string(), std::strerror(errno));
+  } else if (const int error = storage::lockExclusively(lock.get()); error == EWOULDBLOCK) {
+    return fail(Errc::Io, "stats file " + path.string() +
+                              " is written by another process (another ctauditd, whose database is in the same "
+                              "directory?): give this one its own --stats-file, or --stats-file none",
+                EWOULDBLOCK);
+  }
+  return std::unique_ptr<StatsFile>(new StatsFile(std::move(path), std::move(log), std::move(lock)));
+}
+
+StatsFile::StatsFile(std::filesystem::path path, std::shared_ptr<spdlog::logger> log, UniqueFd lock)
+    : path_(std::move(path)), log_(std::move(log)), lock_(std::move(lock)) {}
 
 void StatsFile::write(std::string_view text) {
   const auto replaced = replaceFile(path_, text);

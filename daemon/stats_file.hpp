@@ -8,6 +8,7 @@
 #include <spdlog/logger.h>
 
 #include "flow/result.hpp"
+#include "flow/unique_c.hpp"
 
 namespace ctaudit::daemon {
 
@@ -22,13 +23,26 @@ namespace ctaudit::daemon {
 // Owned by the Daemon; not thread-safe.
 class StatsFile {
 public:
-  StatsFile(std::filesystem::path path, std::shared_ptr<spdlog::logger> log);
+  // Takes an exclusive flock(2) on `path`.lock for as long as the StatsFile lives: two daemons
+  // whose databases share a directory default to one stats file, and would each replace the
+  // other's figures every few seconds, so the second is refused (Errc::Io, naming --stats-file).
+  // The lock file stays after the stop; node_exporter reads only *.prom. A lock file that cannot
+  // be created (no directory yet, no right to it) is logged and the file written unlocked: writing
+  // the stats retries quietly as before.
+  static Result<std::unique_ptr<StatsFile>> open(std::filesystem::path path, std::shared_ptr<spdlog::logger> log);
+
   void write(std::string_view text);
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
+  // The lock's file beside `stats_file`.
+  [[nodiscard]] static std::filesystem::path lockPath(const std::filesystem::path& stats_file);
+
 private:
+  StatsFile(std::filesystem::path path, std::shared_ptr<spdlog::logger> log, UniqueFd lock);
+
   std::filesystem::path path_;
   std::shared_ptr<spdlog::logger> log_;
+  UniqueFd lock_;
   bool failing_{false};
 };
 

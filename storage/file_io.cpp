@@ -3,6 +3,7 @@
 
 #include <cerrno>
 
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace ctaudit::storage {
@@ -48,6 +49,15 @@ int syncData(int fd) noexcept {
     result = ::fdatasync(fd);
   } while (result != 0 && errno == EINTR);
   return result == 0 ? 0 : errno;
+}
+
+int lockExclusively(int fd) noexcept {
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EINTR) {
+      return errno;
+    }
+  }
+  return 0;
 }
 
 bool isRegularFile(int fd) noexcept {

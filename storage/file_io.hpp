@@ -25,6 +25,11 @@ inline constexpr mode_t kLogFileMode = 0640;
 // fdatasync(2), retried after EINTR: 0, or the errno of the call that failed.
 [[nodiscard]] int syncData(int fd) noexcept;
 
+// An exclusive flock(2) on the file open at `fd`, without waiting, held as long as that open file
+// (retrying EINTR): 0, EWOULDBLOCK when another open file holds it, or the errno of a file system
+// that does not lock.
+[[nodiscard]] int lockExclusively(int fd) noexcept;
+
 // Whether `fd` is open on a regular file (not a FIFO, a device or a socket).
 [[nodiscard]] bool isRegularFile(int fd) noexcept;
 

@@ -7,7 +7,6 @@
 #include <system_error>
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,17 +77,11 @@ Result<void> lockAgainstOtherWriters(int fd, const std::filesystem::path& path) 
   if (!isRegularFile(fd)) {
     return {};
   }
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EINTR) {
-      continue;
-    }
-    if (errno == EWOULDBLOCK) {
-      return fail(Errc::Io, "JSON lines file " + path.string() +
-                                " is being written by another process (another ctauditd?): stop it first, or give this "
-                                "one another --jsonl; two daemons on one file would write every record twice",
-                  EWOULDBLOCK);
-    }
-    return {};
+  if (lockExclusively(fd) == EWOULDBLOCK) {
+    return fail(Errc::Io, "JSON lines file " + path.string() +
+                              " is being written by another process (another ctauditd?): stop it first, or give this "
+                              "one another --jsonl; two daemons on one file would write every record twice",
+                EWOULDBLOCK);
   }
   return {};
 }

@@ -76,6 +76,17 @@ second_daemon_on_the_json_lines_refused() {
 }
 cta_expect "a second daemon with its own database on the same JSON lines: exit 1, says another process writes them" \
   second_daemon_on_the_json_lines_refused
+# The default stats file is ctauditd.prom beside the database: a second daemon whose database is in
+# the same directory would overwrite the first one's figures every 5 s.
+second_daemon_on_the_stats_file_refused() {
+  cta_capture timeout 10 unshare --net -- "$CTAUDITD" --db "$CTA_TMP/other.db" --jsonl none
+  [[ $CTA_RC == 1 ]] && grep -q "stats file $CTA_TMP/ctauditd.prom is written by another process" <<<"$CTA_ERRTXT" &&
+    grep -q -- "--stats-file" <<<"$CTA_ERRTXT" && return 0
+  cta_err "exit $CTA_RC (want 1), stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "a second daemon with its own database in the same directory (one default stats file): exit 1, names --stats-file" \
+  second_daemon_on_the_stats_file_refused
 cta_daemon_stop || cta_die "the daemon that makes the test database did not stop cleanly"
 
 # A database deleted under a running daemon: it stops (exit 1), saying why, so that systemd's

@@ -375,7 +375,7 @@ jsonl_has_flows() {
 }
 cta_expect "the JSON lines record the three flows" cta_eventually 10 "the flows in $jsonl" jsonl_has_flows
 
-for file in "$db" "$db-wal" "$db-shm" "$jsonl" "$STATE_DIR/ctauditd.prom"; do
+for file in "$db" "$db-wal" "$db-shm" "$jsonl" "$STATE_DIR/ctauditd.prom" "$STATE_DIR/ctauditd.prom.lock"; do
   cta_expect "$file: 0640 ctaudit:ctaudit" file_is "$file" 640 ctaudit:ctaudit
 done
 

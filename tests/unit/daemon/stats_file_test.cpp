@@ -19,6 +19,10 @@ std::string slurp(const std::filesystem::path& path) {
   return text.str();
 }
 
+std::shared_ptr<spdlog::logger> quietLogger() {
+  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
 TEST(StatsFileTest, ReplacesTheFileWithoutLeavingTheTemporary) {
   testing::TempDir dir;
   const auto path = dir / "ctauditd.prom";
@@ -34,10 +38,24 @@ TEST(StatsFileTest, AMissingDirectoryIsAnErrorNotACrash) {
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code, Errc::Io);
   EXPECT_NE(result.error().detail.find("missing"), std::string::npos);
-  StatsFile file(dir / "missing" / "x.prom",
-                 std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>()));
-  file.write("a 1\n");  // logs once, goes on
-  file.write("a 2\n");
+  auto file = StatsFile::open(dir / "missing" / "x.prom", quietLogger());
+  ASSERT_TRUE(file) << "no lock file in a missing directory is a warning, not a refusal";
+  (*file)->write("a 1\n");  // logs once, goes on
+  (*file)->write("a 2\n");
+}
+
+TEST(StatsFileTest, ASecondWriterOfTheSameStatsFileIsRefused) {
+  testing::TempDir dir;
+  const auto path = dir / "ctauditd.prom";
+  auto first = StatsFile::open(path, quietLogger());
+  ASSERT_TRUE(first);
+  const auto second = StatsFile::open(path, quietLogger());
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Errc::Io);
+  EXPECT_NE(second.error().detail.find("--stats-file"), std::string::npos) << second.error().detail;
+  first->reset();
+  EXPECT_TRUE(StatsFile::open(path, quietLogger())) << "the lock goes with the daemon that held it";
+  EXPECT_TRUE(StatsFile::open(dir / "other.prom", quietLogger())) << "another stats file in the directory is fine";
 }
 
 }  // namespace
