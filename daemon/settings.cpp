@@ -340,7 +340,7 @@ constexpr std::array kSettings{
             [](const DaemonConfig& c) { return printLogLevel(c.log_level); }},
     Setting{"jsonl-rotate", ValueKind::String, "WHEN",
             "Close the JSON-lines file at the end of each UTC period and/or before it passes a size: e.g. 1d, 1h, "
-            "512M, 1h,512M, or none; closed files are named flows-<start>-<end>.jsonl (UTC).",
+            "512M, 1h,512M, or none; closed files are named <stem>-<start>-<end><ext> after the file (UTC; flows-<start>-<end>.jsonl by default).",
             [](DaemonConfig& c, std::string_view v) {
               return assign(c.jsonl_rotation.policy, storage::parseRotationPolicy(v));
             },
