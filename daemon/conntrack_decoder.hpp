@@ -59,7 +59,7 @@ struct DecodeContext {
 // earliest the message can have arrived, an end at the latest, so that the stored lifetime covers
 // the flow's (an exploratory run found every receive-time start 224 ms late at 1 event a second,
 // the read-pacing wait, and lookups in a flow's first 0.2 s missing it). start is CTA_TIMESTAMP_START when present and non-zero (Kernel); else, for New, the
-// event time with its source; for Dump, the receive time (Receive); otherwise unset. end is set
+// event time with its source; otherwise unset (a Dump row without it began at a time nothing tells). end is set
 // for Destroy only: CTA_TIMESTAMP_STOP when present and non-zero (Kernel), else the event time.
 // Counters are set only when the message carries them. nat = deriveNat(status, original, reply).
 // Unknown attributes are skipped, so newer kernels decode.

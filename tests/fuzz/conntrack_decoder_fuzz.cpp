@@ -45,8 +45,13 @@ void checkRecord(const FlowRecord& record, MessageOrigin origin) {
   if (record.event == EventType::Dump) {
     check(origin == MessageOrigin::Dump);
   }
-  if (record.event == EventType::New || record.event == EventType::Dump) {
+  // A NEW always has a start (the kernel's, or when it arrived); a dump row without CTA_TIMESTAMP
+  // began at a time nothing tells, so its start stays unset (conntrack_decoder.hpp).
+  if (record.event == EventType::New) {
     check(record.start.has_value());
+  }
+  if (record.start) {
+    check(record.start_source != ctaudit::TimeSource::Bound);
   }
   std::vector<std::byte> packed;
   check(ctaudit::daemon::packRecord(record, packed) == packed.size());
