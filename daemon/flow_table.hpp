@@ -51,9 +51,10 @@ public:
   // while the daemon was down, or while its events were lost, has the old one's key. Its reply
   // tuple (the NAT mapping: a new entry usually gets another port) tells it apart, which an
   // entry's never changes; without this its events were merged into the old row, whose mapping
-  // was then lost
-  // (an exploratory run found `who` naming the old subscriber for the new port, and nobody for
-  // the old one).
+  // was then lost (an exploratory run found `who` naming the old subscriber for the new port, and
+  // nobody for the old one). A new entry that got the same port too (fixed-port UDP: NTP,
+  // WireGuard, IPsec NAT-T) is told apart by a kernel start later than the flow's (startsAfter);
+  // without that its DESTROY's start replaced the old row's, and the old flow's time vanished.
   //
   // The other way round, a record of another entry that began before the open flow did (its start,
   // or its time when it has none, is earlier) is a late event of an entry already replaced: an
@@ -121,6 +122,9 @@ private:
   static_assert(sizeof(OpenFlow) <= 72, "keep the per-flow state compact: it is held for every open flow");
 
   [[nodiscard]] OpenFlow remember(const FlowRecord& record) const noexcept;
+  // Whether `record`, of the same key and reply tuple as `flow`, is of a later entry: its kernel
+  // start lies after the one `flow` holds.
+  [[nodiscard]] static bool startsAfter(const FlowRecord& record, const OpenFlow& flow) noexcept;
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;

@@ -72,8 +72,8 @@ void Pipeline::record(FlowRecord&& record, Timestamp now) {
   if (replaced.ended) {
     // The old entry's DESTROY was lost (the daemon was down, or events were dropped): counted as
     // a flow closed unseen, which it is.
-    log_->debug("conntrack id {} came back as another entry (another reply tuple): its earlier flow is closed with a "
-                "bound end",
+    log_->debug("conntrack id {} came back as another entry (another reply tuple, or a later kernel start): its "
+                "earlier flow is closed with a bound end",
                 record.ct_id);
     ++stats_.closed_unseen;
     ++stats_.written;

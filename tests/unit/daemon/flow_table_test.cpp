@@ -300,5 +300,68 @@ TEST(FlowTableTest, TheSameEntryIsNeverTakenForAnother) {
   EXPECT_FALSE(table.endIfReplaced(event(EventType::New, 7, 950)).ended) << "a NEW replaces in apply()";
 }
 
+// Found by an exploratory run: fixed-port UDP sent again after its entry expired while the daemon
+// was down. The kernel made the new entry where the old one was freed: the same id, the same
+// tuples, the same translated port. Only the new entry's kernel start, later than the flow's,
+// tells it apart; without it the new entry's DESTROY took the old row over and its time vanished.
+constexpr std::int64_t kMs = 1'000'000;
+
+TEST(FlowTableTest, AnEntryMadeAgainWithTheSameTuplesAndALaterStartEndsTheOldFlow) {
+  FlowTable table;
+  table.restore(mapped(EventType::New, 100 * kMs, 5555));  // the NEW's kernel time, from the database
+  table.beginResync();
+  auto row = mapped(EventType::Dump, 9'000 * kMs, 5555, 6'000 * kMs);
+  const auto replaced = table.endIfReplaced(row);
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_FALSE(replaced.stale);
+  EXPECT_EQ(toUnixNanos(*replaced.ended->start), 100 * kMs);
+  EXPECT_EQ(toUnixNanos(*replaced.ended->end), 6'000 * kMs) << "gone before the new entry was made";
+  EXPECT_EQ(replaced.ended->end_source, TimeSource::Bound);
+  EXPECT_TRUE(table.apply(row)) << "the new entry's dump row is a flow of its own, written";
+  EXPECT_EQ(table.openFlows(), 1U);
+
+  // Its DESTROY, with the same start, is the same entry.
+  auto destroyed = mapped(EventType::Destroy, 12'000 * kMs, 5555, 6'000 * kMs);
+  EXPECT_FALSE(table.endIfReplaced(destroyed).ended);
+}
+
+TEST(FlowTableTest, ASuccessorSeenFirstAtItsDestroyEndsTheOldFlowToo) {
+  FlowTable table;
+  table.restore(mapped(EventType::New, 100 * kMs, 5555));
+  auto destroyed = mapped(EventType::Destroy, 9'000 * kMs, 5555, 6'000 * kMs);
+  const auto replaced = table.endIfReplaced(destroyed);
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_EQ(toUnixNanos(*replaced.ended->end), 6'000 * kMs);
+  ASSERT_TRUE(table.apply(destroyed));
+  EXPECT_EQ(toUnixNanos(*destroyed.start), 6'000 * kMs) << "its own start, not the old flow's";
+  EXPECT_EQ(table.openFlows(), 0U);
+}
+
+TEST(FlowTableTest, TheSameEntrysStartInTheSameMillisecondIsNoSuccessor) {
+  FlowTable table;
+  // A NEW's time lies a few microseconds after the entry's CTA_TIMESTAMP start; the database holds
+  // whole milliseconds (rounded down).
+  table.restore(mapped(EventType::New, 100 * kMs, 5555));
+  EXPECT_FALSE(table.endIfReplaced(mapped(EventType::Dump, 500 * kMs, 5555, 100 * kMs + 900'000)).ended);
+  EXPECT_FALSE(table.endIfReplaced(mapped(EventType::Dump, 500 * kMs, 5555, 99 * kMs)).ended);
+}
+
+TEST(FlowTableTest, AReceiveTimeStartIsGivenTheReadersLongestWait) {
+  FlowTable table;
+  auto held = mapped(EventType::New, 1'000 * kMs, 5555);
+  held.start_source = TimeSource::Receive;
+  table.restore(held);
+  EXPECT_FALSE(table.endIfReplaced(mapped(EventType::Dump, 2'000 * kMs, 5555, 1'200 * kMs)).ended)
+      << "200 ms after a receive time may be the same entry";
+  const auto replaced = table.endIfReplaced(mapped(EventType::Dump, 2'000 * kMs, 5555, 1'300 * kMs));
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_EQ(toUnixNanos(*replaced.ended->end), 1'300 * kMs);
+
+  FlowTable unknown;
+  auto no_start = mapped(EventType::Update, 1'000 * kMs, 5555);
+  unknown.restore(no_start);  // a start nothing told
+  EXPECT_FALSE(unknown.endIfReplaced(mapped(EventType::Dump, 9'000 * kMs, 5555, 8'000 * kMs)).ended);
+}
+
 }  // namespace
 }  // namespace ctaudit::daemon
