@@ -13,6 +13,8 @@ CTAUDIT_TEST_PACKAGES=(
   systemd util-linux zstd gzip logrotate
   # bench/json_mapping_bench (Google Benchmark, {fmt} for the comparison), built with the tests
   libbenchmark-dev libfmt-dev
+  # the decoder's fuzz target: clang and its libFuzzer
+  clang libclang-rt-14-dev
 )
 # bench/run-benchmarks.sh (issue #4): the peers it measures ctauditd against, the SQLite shell
 # that counts their rows, and gnuplot (no X) for the plot.

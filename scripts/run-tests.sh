@@ -3,8 +3,9 @@
 # Installs what building and testing ctaudit needs (Debian 12, as root), then builds and runs every
 # test: the unit tests and the network-namespace tests against the real kernel (preset `ci`,
 # warnings are errors), then the unit tests again under AddressSanitizer + UBSan (preset `asan`)
-# and under ThreadSanitizer (preset `tsan`); also the man pages and the Debian package
-# (tests/integration/package/deb_install.sh installs it on this machine and purges it again).
+# and under ThreadSanitizer (preset `tsan`), and a short run of the decoder's fuzz target; also the
+# man pages and the Debian package (tests/integration/package/deb_install.sh installs it on this
+# machine and purges it again).
 # The namespace tests need root; under CI=true a missing tool or privilege fails them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,3 +36,14 @@ ctest --preset asan -j"$jobs"
 cmake --preset tsan
 cmake --build build/tsan -j"$jobs" --target ctaudit_unit_tests
 ctest --preset tsan -j"$jobs"
+
+# The decoder's fuzz target (clang's libFuzzer, ASan and UBSan: tests/fuzz/CMakeLists.txt): every
+# seed once, then a short run from a fixed seed, so that the harness keeps up with what the
+# decoder promises (it once went stale, and every seed failed its checks unnoticed). New inputs go
+# to a scratch directory, the first one given; the seeds are only read.
+CXX=clang++ cmake -S . -B build/fuzz -DCTAUDIT_BUILD_FUZZERS=ON
+cmake --build build/fuzz -j"$jobs" --target conntrack_decoder_fuzz
+fuzz_scratch=$(mktemp -d)
+trap 'rm -rf "$fuzz_scratch"' EXIT
+build/fuzz/tests/fuzz/conntrack_decoder_fuzz -seed=1 -runs=300000 -print_final_stats=1 \
+  "$fuzz_scratch" tests/data/fuzz/decoder tests/data/ctnetlink
