@@ -2,20 +2,36 @@
 #include "daemon/flow_table.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
+#include "daemon/read_pacing.hpp"
 #include "flow/nat.hpp"
 
 namespace ctaudit::daemon {
 namespace {
 
-// How far a receive-time start can lie after the kernel's: the reader's longest paced wait before
-// it reads what woke it (read_pacing.hpp, at most 250 ms).
-constexpr std::int64_t kReceiveStartSlackMs = 250;
+// How far a receive-time start can lie from the kernel's: the reader stamps what a turn reads
+// with the time it woke, before its paced wait (at most ReadPacing::max), and a thread held up by
+// the scheduler reads later still; a wall clock stepped during the wait moves it too. A second
+// is generous for the same entry; an entry made again after the old one expired comes seconds
+// later.
+constexpr std::int64_t kReceiveStartSlackMs = 1000;
+static_assert(std::chrono::milliseconds{kReceiveStartSlackMs} >= 2 * ReadPacing{}.max,
+              "the slack must cover the reader's longest wait with room to spare");
 
 std::int64_t floorMillis(std::int64_t ns) noexcept {
   constexpr std::int64_t kNanosPerMilli = 1'000'000;
   return ns / kNanosPerMilli - (ns % kNanosPerMilli < 0 ? 1 : 0);
+}
+
+// Whether the record's start is the entry's own CTA_TIMESTAMP start, set once when the kernel
+// confirmed it: a dump row's, an UPDATE's or a DESTROY's. A NEW without that attribute takes its
+// event's time (conntrack_decoder.hpp), a kernel time too but a later one: 40 ns to 16 us later in
+// an exploratory run's 29,726 flows, and seconds later for a NEW the kernel delivered again after
+// a full socket (reliable mode).
+bool startIsEntryStamp(const FlowRecord& record) noexcept {
+  return record.start && record.start_source == TimeSource::Kernel && record.event != EventType::New;
 }
 
 }  // namespace
@@ -31,6 +47,7 @@ FlowTable::OpenFlow FlowTable::remember(const FlowRecord& record) const noexcept
     flow.has_start = true;
     flow.start_ns = toUnixNanos(*record.start);
     flow.start_source = record.start_source;
+    flow.start_is_entry_stamp = startIsEntryStamp(record);
   }
   return flow;
 }
@@ -116,27 +133,30 @@ bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
   return found != open_.end() && (found->second.reply == record.reply || found->second.may_lack_end_event);
 }
 
-bool FlowTable::startsAfter(const FlowRecord& record, const OpenFlow& flow) noexcept {
-  if (!record.start || record.start_source != TimeSource::Kernel || !flow.has_start) {
-    return false;
+FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const OpenFlow& flow) noexcept {
+  if (!startIsEntryStamp(record) || !flow.has_start) {
+    return StartOrder::Unknown;
   }
-  // An entry's CTA_TIMESTAMP start is set once, when it is confirmed; its NEW's time, which a NEW
-  // without that start stores, comes after it (by 40 ns to 16 us in an exploratory run's 29,726
-  // flows), and a dump or DESTROY carries it again. So the same entry never shows a later kernel
-  // start than the one held, and comparing starts in either direction (an earlier version did)
-  // took every flow for two. In milliseconds, as a flow restored from the database holds its start.
-  // A receive-time start may lie up to the reader's longest wait after the truth.
-  const std::int64_t held_ms = floorMillis(flow.start_ns);
-  const std::int64_t offered_ms = floorMillis(toUnixNanos(*record.start));
+  // The entry stamp of the same entry is never later than any start held for it: the same stamp,
+  // a NEW's later event time, or either rounded down to the millisecond by the database (a flow
+  // restored at start-up). So a later one is of a successor. Compared in whole milliseconds, as
+  // the database holds restored starts. An earlier stamp says the record is of a predecessor only
+  // where the held start is an entry stamp itself: a NEW's event time may lie after its own
+  // entry's stamp by seconds.
+  const std::int64_t offered_ns = toUnixNanos(*record.start);
   switch (flow.start_source) {
     case TimeSource::Kernel:
-      return offered_ms > held_ms;
+      if (floorMillis(offered_ns) > floorMillis(flow.start_ns)) {
+        return StartOrder::Later;
+      }
+      return flow.start_is_entry_stamp && offered_ns < flow.start_ns ? StartOrder::Earlier : StartOrder::Unknown;
     case TimeSource::Receive:
-      return offered_ms > held_ms + kReceiveStartSlackMs;
+      return floorMillis(offered_ns) > floorMillis(flow.start_ns) + kReceiveStartSlackMs ? StartOrder::Later
+                                                                                           : StartOrder::Unknown;
     case TimeSource::Bound:
-      return false;
+      return StartOrder::Unknown;
   }
-  return false;
+  return StartOrder::Unknown;
 }
 
 FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
@@ -154,8 +174,15 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   }
   const OpenFlow& flow = found->second;
   if (flow.reply == record.reply) {
-    if (!startsAfter(record, flow)) {
-      return {};
+    switch (compareStarts(record, flow)) {
+      case StartOrder::Unknown:
+        return {};
+      case StartOrder::Earlier:
+        // A late UPDATE or DESTROY of the entry before it, queued behind the dump that showed it
+        // (a review): applied, it would end this flow and take its row over.
+        return {std::nullopt, true};
+      case StartOrder::Later:
+        break;
     }
     // The same tuples and id, a later start: the kernel reused the id for an entry made where the
     // old one was freed, while this daemon was down or its events were lost (an exploratory run:

@@ -53,7 +53,7 @@ public:
   // entry's never changes; without this its events were merged into the old row, whose mapping
   // was then lost (an exploratory run found `who` naming the old subscriber for the new port, and
   // nobody for the old one). A new entry that got the same port too (fixed-port UDP: NTP,
-  // WireGuard, IPsec NAT-T) is told apart by a kernel start later than the flow's (startsAfter);
+  // WireGuard, IPsec NAT-T) is told apart by a kernel start later than the flow's (compareStarts);
   // without that its DESTROY's start replaced the old row's, and the old flow's time vanished.
   //
   // The other way round, a record of another entry that began before the open flow did (its start,
@@ -118,13 +118,16 @@ private:
     bool has_start{false};
     bool observed_at_start{false};
     bool may_lack_end_event{false};  // counted by openWithoutEndEvents(); settled when added
+    bool start_is_entry_stamp{false};  // start_ns is the entry's CTA_TIMESTAMP start (compareStarts)
   };
   static_assert(sizeof(OpenFlow) <= 72, "keep the per-flow state compact: it is held for every open flow");
 
   [[nodiscard]] OpenFlow remember(const FlowRecord& record) const noexcept;
-  // Whether `record`, of the same key and reply tuple as `flow`, is of a later entry: its kernel
-  // start lies after the one `flow` holds.
-  [[nodiscard]] static bool startsAfter(const FlowRecord& record, const OpenFlow& flow) noexcept;
+  // Of `record` and `flow`, with the same key and reply tuple: whether the record's entry began
+  // after the flow's (a successor that reused the id) or before it (a late event of the entry the
+  // flow replaced), where the starts say so for certain.
+  enum class StartOrder : std::uint8_t { Unknown, Later, Earlier };
+  [[nodiscard]] static StartOrder compareStarts(const FlowRecord& record, const OpenFlow& flow) noexcept;
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
