@@ -45,5 +45,8 @@ CXX=clang++ cmake -S . -B build/fuzz -DCTAUDIT_BUILD_FUZZERS=ON
 cmake --build build/fuzz -j"$jobs" --target conntrack_decoder_fuzz
 fuzz_scratch=$(mktemp -d)
 trap 'rm -rf "$fuzz_scratch"' EXIT
+# A crashing input is kept under build/fuzz/artifacts/ (libFuzzer writes it to the working
+# directory otherwise), for tests/data/fuzz/decoder/ once the bug is fixed.
+mkdir -p build/fuzz/artifacts
 build/fuzz/tests/fuzz/conntrack_decoder_fuzz -seed=1 -runs=300000 -print_final_stats=1 \
-  "$fuzz_scratch" tests/data/fuzz/decoder tests/data/ctnetlink
+  -artifact_prefix=build/fuzz/artifacts/ "$fuzz_scratch" tests/data/fuzz/decoder tests/data/ctnetlink
