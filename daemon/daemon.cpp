@@ -176,15 +176,17 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonConfig& config, Logger
     return Unexpected{signals.error()};
   }
   daemon->signals_ = std::move(*signals);
+  if (auto opened = daemon->openSinks(); !opened) {
+    return Unexpected{opened.error()};
+  }
+  // After the sinks: a second daemon on the same database hears of the database's lock first,
+  // and the database's directory, where the stats file is by default, exists now.
   if (config.stats_file) {
     auto stats_file = StatsFile::open(*config.stats_file, daemon->log_.daemon);
     if (!stats_file) {
       return Unexpected{stats_file.error()};
     }
     daemon->stats_file_ = std::move(*stats_file);
-  }
-  if (auto opened = daemon->openSinks(); !opened) {
-    return Unexpected{opened.error()};
   }
   auto run = daemon->restoreRun();
   if (!run) {

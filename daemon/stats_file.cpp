@@ -50,15 +50,25 @@ std::filesystem::path StatsFile::lockPath(const std::filesystem::path& stats_fil
 
 Result<std::unique_ptr<StatsFile>> StatsFile::open(std::filesystem::path path, std::shared_ptr<spdlog::logger> log) {
   const std::filesystem::path lock_path = lockPath(path);
-  UniqueFd lock{::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0640)};
+  // Opened as root before the switch to the service account, in a directory that account may
+  // write: no link followed (a planted one would have root create its target), and a FIFO put
+  // there neither blocks the start nor is taken for the lock.
+  UniqueFd lock{::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0640)};
   if (!lock.valid()) {
-    log->warn("cannot create {} ({}): the stats file is written without a lock against a second daemon",
+    log->warn("cannot open {} ({}): the stats file is written without a lock against a second daemon",
               lock_path.string(), std::strerror(errno));
+  } else if (!storage::isRegularFile(lock.get())) {
+    log->warn("{} is not a regular file: the stats file is written without a lock against a second daemon",
+              lock_path.string());
+    lock = UniqueFd{};
   } else if (const int error = storage::lockExclusively(lock.get()); error == EWOULDBLOCK) {
     return fail(Errc::Io, "stats file " + path.string() +
                               " is written by another process (another ctauditd, whose database is in the same "
                               "directory?): give this one its own --stats-file, or --stats-file none",
                 EWOULDBLOCK);
+  } else if (error != 0) {
+    log->warn("cannot lock {} ({}): the stats file is written without a lock against a second daemon",
+              lock_path.string(), std::strerror(error));
   }
   return std::unique_ptr<StatsFile>(new StatsFile(std::move(path), std::move(log), std::move(lock)));
 }

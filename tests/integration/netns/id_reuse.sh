@@ -25,16 +25,29 @@ set -u -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cta_init id_reuse --daemon --query
-cta_require_tools sqlite3
+cta_require_tools sqlite3 taskset
 cta_topology_up
 cta_start_servers
 cta_in "$CTA_GW" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 net.netfilter.nf_conntrack_udp_timeout_stream=2 \
   >/dev/null || cta_die "cannot set the UDP timeouts in $CTA_GW"
 
 ATTEMPTS=8
+# The kernel frees an expired entry where it next looks it up, and makes the new one from the
+# same CPU's free list: the sender and every lookup here run on CPU 0, so that the freed object
+# is the one handed out next (a review: on a machine with many CPUs it often was not).
+on_cpu0() { cta_in "$1" taskset -c 0 "${@:2}"; }
+# udp_from PORT: one echoed UDP datagram from the client's PORT to the server, sent from CPU 0.
+udp_from() {
+  local payload="cta-udp-$1-$RANDOM" reply
+  reply=$(printf '%s\n' "$payload" | on_cpu0 "$CTA_CL" timeout 10 socat -t 1 -T 3 - \
+    "UDP:$CTA_SRV4:$CTA_UDP_PORT,bind=$CTA_CL4:$1" 2>&1)
+  [[ "$reply" == "$payload" ]] && return 0
+  cta_err "udp from port $1: expected the echo '$payload', got '$reply'"
+  return 1
+}
 # ct_id_of PORT: the id of the kernel's UDP entry from the client's PORT (empty when none).
 ct_id_of() {
-  cta_in "$CTA_GW" conntrack -L -p udp --orig-src "$CTA_CL4" --sport "$1" -o id 2>/dev/null |
+  on_cpu0 "$CTA_GW" conntrack -L -p udp --orig-src "$CTA_CL4" --sport "$1" -o id 2>/dev/null |
     sed -n 's/.*id=\([0-9]*\).*/\1/p' | head -n 1
 }
 rows_for_port() { cta_sql "SELECT count(*) FROM flows_text WHERE orig_sport = $1"; }
@@ -52,7 +65,7 @@ cta_daemon_start
 reused=""
 for ((k = 1; k <= ATTEMPTS; k++)); do
   port=$((40500 + k))
-  cta_flow udp "$CTA_CL4" "$port" "$CTA_SRV4" "$CTA_UDP_PORT" || cta_die "flow A from port $port failed"
+  udp_from "$port" || cta_die "flow A from port $port failed"
   t_a=$(date +%s.%N)
   id_a=$(ct_id_of "$port")
   [[ -n $id_a ]] || cta_die "no conntrack entry for flow A from port $port"
@@ -60,7 +73,7 @@ for ((k = 1; k <= ATTEMPTS; k++)); do
   cta_daemon_kill9
   # A expires after 2 s; the next packet's lookup frees it and makes B where it was.
   wait_for 10 "flow A from port $port expires" entry_gone "$port" || cta_die "flow A from port $port did not expire"
-  cta_flow udp "$CTA_CL4" "$port" "$CTA_SRV4" "$CTA_UDP_PORT" || cta_die "flow B from port $port failed"
+  udp_from "$port" || cta_die "flow B from port $port failed"
   t_b=$(date +%s.%N)
   id_b=$(ct_id_of "$port")
   cta_log "attempt $k: port $port, flow A id $id_a, flow B id ${id_b:-none}"

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <spdlog/sinks/null_sink.h>
 
 #include "tests/support/temp_dir.hpp"
@@ -56,6 +57,21 @@ TEST(StatsFileTest, ASecondWriterOfTheSameStatsFileIsRefused) {
   first->reset();
   EXPECT_TRUE(StatsFile::open(path, quietLogger())) << "the lock goes with the daemon that held it";
   EXPECT_TRUE(StatsFile::open(dir / "other.prom", quietLogger())) << "another stats file in the directory is fine";
+}
+
+// A review: the lock is opened as root in a directory the service account may write. A link
+// planted at its name is not followed, and a FIFO there neither blocks the start nor is the lock.
+TEST(StatsFileTest, TheLockFollowsNoLinkAndWaitsOnNoFifo) {
+  testing::TempDir dir;
+  const auto target = dir / "planted-target";
+  std::filesystem::create_symlink(target, StatsFile::lockPath(dir / "a.prom"));
+  EXPECT_TRUE(StatsFile::open(dir / "a.prom", quietLogger()));
+  EXPECT_FALSE(std::filesystem::exists(target)) << "the link's target was created";
+
+  ASSERT_EQ(::mkfifo(StatsFile::lockPath(dir / "b.prom").c_str(), 0600), 0);
+  auto first = StatsFile::open(dir / "b.prom", quietLogger());
+  EXPECT_TRUE(first);
+  EXPECT_TRUE(StatsFile::open(dir / "b.prom", quietLogger())) << "a FIFO is no lock: both run, with a warning";
 }
 
 }  // namespace
