@@ -269,7 +269,8 @@ std::filesystem::path chooseDatabase(std::optional<std::string_view> flag, std::
   return {kDefaultDatabasePath};
 }
 
-constexpr std::array<std::string_view, 6> kWhoOptions{"--at", "--proto", "--zone", "--slack", "--db", "--format"};
+constexpr std::array<std::string_view, 7> kWhoOptions{"--at",   "--dst", "--proto", "--zone",
+                                                      "--slack", "--db",  "--format"};
 
 Result<Command> parseWho(std::span<const std::string_view> args, std::optional<std::string_view> env_database) {
   auto split = splitArguments(args, kWhoOptions, "who");
@@ -302,6 +303,13 @@ Result<Command> parseWho(std::span<const std::string_view> args, std::optional<s
       }
       who.at = *at;
       have_at = true;
+    } else if (name == "--dst") {
+      auto destination = endpointOption(name, value, true);
+      if (!destination) {
+        return Unexpected{destination.error()};
+      }
+      who.destination_address = destination->address;
+      who.destination_port = destination->port;
     } else if (name == "--proto") {
       auto protocol = protocolOption(name, value);
       if (!protocol) {
@@ -336,6 +344,12 @@ Result<Command> parseWho(std::span<const std::string_view> args, std::optional<s
   }
   if (auto family = checkIcmpFamily(who.protocol, who.translated_source.address, "address"); !family) {
     return Unexpected{family.error()};
+  }
+  if (who.destination_address && who.destination_address->isV4() != who.translated_source.address.isV4()) {
+    return fail(Errc::Usage, "--dst " + who.destination_address->toString() + " and " +
+                                 who.translated_source.address.toString() +
+                                 " are of two address families: a flow's addresses are all of one (conntrack does "
+                                 "not translate between them), so no flow matches both");
   }
   who.database = chooseDatabase(database, env_database);
   return Command{who};

@@ -45,6 +45,10 @@ struct WhoCommand {
   std::chrono::nanoseconds slack{0};
   std::optional<Protocol> protocol;
   std::optional<std::uint16_t> zone;  // the conntrack zone
+  // The destination the report names (the victim), and its port when given: one translated source
+  // can serve several inside hosts at once, each to another destination.
+  std::optional<IpAddress> destination_address;
+  std::optional<std::uint16_t> destination_port;
   std::filesystem::path database;
   OutputFormat format{OutputFormat::Table};
 };

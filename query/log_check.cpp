@@ -257,9 +257,11 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
   check.warnings.reserve(entries.size() + 1);
   if (periods.empty() && covered) {
     check.warnings.push_back(std::string(kWarning) +
-                             "the database records no ctauditd runs (written by a ctauditd that did not record them?), "
-                             "so whether it covers " +
-                             windowText(covered->from, covered->to) + " cannot be told");
+                             "the database records no ctauditd runs, so whether it covers " +
+                             windowText(covered->from, covered->to) +
+                             " cannot be told. A copy taken of the .db file alone while ctauditd ran lacks what its "
+                             "-wal file held, runs and flows alike: copy flows.db, flows.db-wal and flows.db-shm "
+                             "together, or take one with sqlite3 flows.db \".backup copy.db\"");
   }
   for (Entry& entry : entries) {
     check.gaps.push_back(std::move(entry.gap));

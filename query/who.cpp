@@ -46,13 +46,32 @@ nanoseconds distance(Timestamp later, Timestamp earlier) noexcept {
 
 nanoseconds magnitude(nanoseconds gap) noexcept { return gap.count() < 0 ? -gap : gap; }
 
-void printLeftOut(std::ostream& err, const WhoCommand& who, std::size_t left_out) {
-  err << "ctaudit: note: " << left_out << " ICMP flow(s) that used " << who.translated_source.port
-      << " as their echo id are left out: --proto icmp (or icmpv6) shows them\n";
+// The flows a lookup without --proto leaves out: a report names a port, and a flow of a protocol
+// without ports is another flow that merely has the same number in the port's place.
+struct LeftOut {
+  std::size_t icmp{0};      // an echo id with the port's number
+  std::size_t portless{0};  // GRE and the others keep 0 there: only a lookup of port 0 meets them
+};
+
+std::string destinationText(const WhoCommand& who) {
+  return who.destination_port ? Endpoint{*who.destination_address, *who.destination_port}.toString()
+                              : who.destination_address->toString();
 }
 
-// Two lines. `left_out`: ICMP flows that used the port's number as their id, left out without --proto.
-std::string noMatchMessage(const WhoCommand& who, std::size_t left_out) {
+void printLeftOut(std::ostream& err, const WhoCommand& who, const LeftOut& left_out) {
+  if (left_out.icmp > 0) {
+    err << "ctaudit: note: " << left_out.icmp << " ICMP flow(s) that used " << who.translated_source.port
+        << " as their echo id are left out: --proto icmp (or icmpv6) shows them\n";
+  }
+  if (left_out.portless > 0) {
+    err << "ctaudit: note: " << left_out.portless
+        << " flow(s) of protocols without ports (GRE, ESP, ...), which are stored with port 0, are left out: "
+           "--proto with their protocol shows them\n";
+  }
+}
+
+// Two lines. `left_out`: flows of protocols without ports, left out without --proto.
+std::string noMatchMessage(const WhoCommand& who, const LeftOut& left_out) {
   std::string message = "no flow had translated source " + who.translated_source.toString();
   if (who.protocol) {
     message += " (" + protocolName(*who.protocol) + ")";
@@ -60,15 +79,22 @@ std::string noMatchMessage(const WhoCommand& who, std::size_t left_out) {
   if (who.zone) {
     message += " in zone " + std::to_string(*who.zone);
   }
+  if (who.destination_address) {
+    message += " to " + destinationText(who);
+  }
   const auto query = toFlowQuery(who);
   if (who.slack.count() == 0) {
     message += " at " + formatRfc3339(who.at) + "; widen the window with --slack, e.g. --slack 5s";
   } else {
     message += " between " + formatRfc3339(*query.from) + " and " + formatRfc3339(*query.to);
   }
-  if (left_out > 0) {
-    message += "; " + std::to_string(left_out) + " ICMP flow(s) used " + std::to_string(who.translated_source.port) +
-               " as their echo id: --proto icmp (or icmpv6) shows them";
+  if (left_out.icmp > 0) {
+    message += "; " + std::to_string(left_out.icmp) + " ICMP flow(s) used " +
+               std::to_string(who.translated_source.port) + " as their echo id: --proto icmp (or icmpv6) shows them";
+  }
+  if (left_out.portless > 0) {
+    message += "; " + std::to_string(left_out.portless) +
+               " flow(s) of protocols without ports are stored with port 0: --proto with their protocol shows them";
   }
   // A report about an address and port that outside hosts connected to is about a port forward.
   if (!who.protocol || !isIcmp(*who.protocol)) {
@@ -223,6 +249,28 @@ void printUndecided(std::ostream& err, std::span<const RankedFlow> ranked) {
   }
 }
 
+// SNAT gives one translated source to several inside hosts at once, each talking to another
+// destination (the kernel keeps only whole reply tuples apart): an exploratory run found two
+// subscribers at GAP 0 and nothing that said the answer was two.
+void printSharedTranslation(std::ostream& err, const WhoCommand& who, std::span<const RankedFlow> ranked) {
+  std::vector<std::pair<std::uint16_t, IpAddress>> hosts;
+  for (const RankedFlow& entry : ranked) {
+    const std::pair host{entry.flow.zone, entry.flow.original.src};
+    if (entry.gap.count() == 0 && std::find(hosts.begin(), hosts.end(), host) == hosts.end()) {
+      hosts.push_back(host);
+    }
+  }
+  if (hosts.size() < 2) {
+    return;
+  }
+  err << "ctaudit: note: " << hosts.size() << " inside hosts held " << who.translated_source.toString()
+      << " at --at, each to other destinations (SNAT shares a translated source among destinations): "
+      << (who.destination_address ? "the DESTINATION port the report names tells which"
+                                  : "the destination the report names (the victim) tells which; --dst ADDR[:PORT] "
+                                    "keeps its flows alone")
+      << '\n';
+}
+
 }  // namespace
 
 storage::FlowQuery toFlowQuery(const WhoCommand& who) {
@@ -231,6 +279,8 @@ storage::FlowQuery toFlowQuery(const WhoCommand& who) {
   query.nat_source_port = who.translated_source.port;
   query.protocol = who.protocol;
   query.zone = who.zone;
+  query.destination_address = who.destination_address;
+  query.destination_port = who.destination_port;
   query.from = shifted(who.at, -who.slack);
   query.to = shifted(who.at, who.slack);
   return query;
@@ -297,11 +347,17 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     return ExitStatus::Error;
   }
   // A report names a port; an ICMP echo id that happens to have the same number is another flow
-  // (an exploratory run found a ping ranked above the TCP flow asked about). --proto icmp asks.
-  const std::size_t left_out = who.protocol ? 0
-                                            : std::erase_if(*found, [](const storage::StoredFlow& flow) {
-                                                return isIcmp(flow.record.original.protocol);
-                                              });
+  // (an exploratory run found a ping ranked above the TCP flow asked about), and so is a GRE flow
+  // for port 0 (another found those named as exact matches). --proto asks for them.
+  LeftOut left_out;
+  if (!who.protocol) {
+    left_out.icmp = std::erase_if(*found, [](const storage::StoredFlow& flow) {
+      return isIcmp(flow.record.original.protocol);
+    });
+    left_out.portless = std::erase_if(*found, [](const storage::StoredFlow& flow) {
+      return !hasPorts(flow.record.original.protocol);
+    });
+  }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
   if (!check) {
@@ -312,7 +368,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     printFlows(out, who.format, {}, {}, finder.observerHostname());  // the CSV header, if CSV
     if (who.format == OutputFormat::Table) {
       err << "ctaudit: " << noMatchMessage(who, left_out) << '\n';
-    } else if (left_out > 0) {
+    } else {
       printLeftOut(err, who, left_out);
     }
     printLogCheck(out, err, who.format, *check, finder.observerHostname());
@@ -329,9 +385,8 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   }
   printFlows(out, who.format, flows, gaps, finder.observerHostname());
   printUndecided(err, ranked);
-  if (left_out > 0) {
-    printLeftOut(err, who, left_out);
-  }
+  printSharedTranslation(err, who, ranked);
+  printLeftOut(err, who, left_out);
   if (who.format == OutputFormat::Table &&
       std::any_of(ranked.begin(), ranked.end(), [](const RankedFlow& entry) { return entry.narrowed; })) {
     err << "ctaudit: note: a GAP next to a START or END marked ~ or ^ may be measured from the kernel's time of "

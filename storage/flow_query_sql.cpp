@@ -156,6 +156,11 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
   } else if (query.destination_port) {
     filters.push_back(endpointPortTerm(b, "orig_dst", *query.destination_port));
   }
+  // As for a destination port, but --proto asks for an ICMP translated id (or port 0 of a GRE
+  // flow): a NAT port from a report is a port, and a ping whose id had its number is another flow.
+  if (query.nat_port && !query.protocol) {
+    filters.push_back(hasPortsTerm());
+  }
   if (query.nat_address) {
     if (query.nat_port) {
       const auto endpoint = b.parameter(endpointValue(*query.nat_address, *query.nat_port));

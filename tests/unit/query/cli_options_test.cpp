@@ -64,9 +64,12 @@ TEST(CliOptionsTest, AnOverlongArgumentIsRefusedFirstUnlessHelpIsAskedFor) {
 }
 
 TEST(CliOptionsTest, WhoParsesEveryOption) {
-  const WhoCommand who = parseWho({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--proto", "udp",
-                                   "--zone", "7", "--slack", "2s", "--db", "/tmp/f.db", "--format", "csv"});
+  const WhoCommand who =
+      parseWho({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--dst", "198.51.100.1:53", "--proto",
+                "udp", "--zone", "7", "--slack", "2s", "--db", "/tmp/f.db", "--format", "csv"});
   EXPECT_EQ(who.translated_source.toString(), "203.0.113.7:40001");
+  EXPECT_EQ(who.destination_address, IpAddress::parse("198.51.100.1"));
+  EXPECT_EQ(who.destination_port, 53);
   EXPECT_EQ(who.at, kReportTime);
   EXPECT_EQ(who.protocol, Protocol::Udp);
   EXPECT_EQ(who.zone, 7);
@@ -84,6 +87,14 @@ TEST(CliOptionsTest, WhoAcceptsEqualsFormAndOptionsBeforeTheAddress) {
   EXPECT_EQ(who.translated_source.port, 7);
   EXPECT_EQ(who.database, "/x.db");
   EXPECT_EQ(who.format, OutputFormat::Json);
+}
+
+TEST(CliOptionsTest, WhoDestinationIsOfTheTranslatedSourcesFamily) {
+  const WhoCommand who = parseWho({"who", "[2001:db8::7]:40001", "--at", "@1795600803", "--dst", "2001:db8::1"});
+  EXPECT_EQ(who.destination_address, IpAddress::parse("2001:db8::1"));
+  EXPECT_FALSE(who.destination_port);
+  const std::string mixed = errorOf({"who", "203.0.113.7:40001", "--at", "@1795600803", "--dst", "2001:db8::1"});
+  EXPECT_NE(mixed.find("two address families"), std::string::npos) << mixed;
 }
 
 TEST(CliOptionsTest, WhoDefaults) {

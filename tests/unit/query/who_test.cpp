@@ -442,6 +442,78 @@ TEST(WhoTest, WithoutProtoAnIcmpIdOfTheSameNumberIsLeftOutAndSaidSo) {
       << only_err.str();
 }
 
+// Found by an exploratory run: GRE flows are stored with port 0, and `who ADDR:0` named them as
+// exact matches.
+TEST(WhoTest, WithoutProtoAFlowWithoutPortsIsLeftOutAndSaidSo) {
+  testing::FakeFlowDatabase database;
+  database.flows = {
+      NatFlowBuilder{}
+          .protocol(Protocol::Gre)
+          .inside("100.64.0.2", 0)
+          .translated("203.0.113.7", 0)
+          .destination("198.51.100.1", 0)
+          .start("2026-11-25T10:00:00Z")
+          .end("2026-11-25T10:01:00Z")
+          .build(),
+  };
+  auto finder = database.opener()("/db");
+  ASSERT_TRUE(finder);
+  WhoCommand who = whoCommand();
+  who.translated_source.port = 0;
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(runWho(who, **finder, out, err), ExitStatus::NothingFound);
+  EXPECT_NE(err.str().find("1 flow(s) of protocols without ports are stored with port 0: --proto"), std::string::npos)
+      << err.str();
+  who.protocol = Protocol::Gre;
+  std::ostringstream gre_out;
+  std::ostringstream gre_err;
+  EXPECT_EQ(runWho(who, **finder, gre_out, gre_err), ExitStatus::Found);
+  EXPECT_NE(gre_out.str().find("100.64.0.2"), std::string::npos) << gre_out.str();
+}
+
+// Found by an exploratory run: two subscribers held one translated port at once, each to another
+// destination, and nothing said the answer was two.
+TEST(WhoTest, InsideHostsSharingTheTranslatedSourceAreNamedInANote) {
+  testing::FakeFlowDatabase database;
+  database.flows = {
+      NatFlowBuilder{}
+          .ctId(1)
+          .inside("100.64.0.2", 33000)
+          .destination("198.51.100.1", 7001)
+          .start("2026-11-25T10:00:00Z")
+          .end("2026-11-25T10:01:00Z")
+          .build(),
+      NatFlowBuilder{}
+          .ctId(2)
+          .inside("100.64.0.3", 33000)
+          .destination("198.51.100.2", 7001)
+          .start("2026-11-25T10:00:01Z")
+          .end("2026-11-25T10:01:00Z")
+          .build(),
+  };
+  auto finder = database.opener()("/db");
+  ASSERT_TRUE(finder);
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(runWho(whoCommand(), **finder, out, err), ExitStatus::Found);
+  EXPECT_NE(err.str().find("note: 2 inside hosts held 203.0.113.7:40001 at --at"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("--dst ADDR[:PORT]"), std::string::npos) << err.str();
+
+  WhoCommand one = whoCommand();
+  one.destination_address = IpAddress::parse("198.51.100.1");
+  one.destination_port = 7001;
+  const storage::FlowQuery query = toFlowQuery(one);
+  EXPECT_EQ(query.destination_address, IpAddress::parse("198.51.100.1"));
+  EXPECT_EQ(query.destination_port, 7001);
+
+  database.flows.pop_back();
+  std::ostringstream alone_out;
+  std::ostringstream alone_err;
+  EXPECT_EQ(runWho(whoCommand(), **finder, alone_out, alone_err), ExitStatus::Found);
+  EXPECT_EQ(alone_err.str().find("inside hosts held"), std::string::npos) << alone_err.str();
+}
+
 TEST(WhoTest, RunReportsReadErrors) {
   testing::FakeFlowDatabase database;
   database.find_error = Error{Errc::Storage, 0, "database disk image is malformed"};

@@ -570,6 +570,16 @@ TEST_F(FlowReaderTest, FiltersOnProtocolDestinationAndEitherTranslation) {
   EXPECT_EQ(ids(find(Query().nat("100.64.0.5", 80))), std::vector<std::uint32_t>{4});
   EXPECT_TRUE(ids(find(Query().nat("100.64.0.5", 81))).empty());
   EXPECT_EQ(ids(find(Query().natPort(40002))), std::vector<std::uint32_t>{2});
+  // Found by an exploratory run: `flows --nat 203.0.113.1:0` listed every GRE flow through it, and
+  // a NAT port of 443 the ping whose translated id was 443. --proto asks for those.
+  EXPECT_TRUE(ids(find(Query().nat("203.0.113.1", 0))).empty()) << "GRE has no port 0";
+  EXPECT_TRUE(ids(find(Query().nat("203.0.113.1", 443))).empty()) << "an echo id is no port";
+  EXPECT_EQ(ids(find(Query().nat("203.0.113.1", 0).protocol(Protocol::Gre))), std::vector<std::uint32_t>{6});
+  EXPECT_EQ(ids(find(Query().nat("203.0.113.1", 443).protocol(Protocol::Icmp))), std::vector<std::uint32_t>{5});
+  // who --dst: the translated source, and the destination the report names.
+  EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", 40001).destination("198.51.100.1", 443))),
+            std::vector<std::uint32_t>{1});
+  EXPECT_TRUE(ids(find(Query().natSource("203.0.113.1", 40001).destination("198.51.100.53"))).empty());
 }
 
 // Found by an exploratory run: one inside address in two conntrack zones (two VRFs behind one
