@@ -233,6 +233,18 @@ Result<void> checkIcmpFamily(std::optional<Protocol> protocol, const IpAddress& 
   return checkIcmpFamily(protocol, address.isV4(), what, address.toString());
 }
 
+// A destination port never matches a flow of a protocol without ports (flow_query_sql.cpp: an
+// ICMP flow keeps its echo id there, GRE a call id or 0), so with such a --proto it would answer
+// "no flow" and blame the window (a review).
+Result<void> checkDestinationPort(std::optional<Protocol> protocol, std::optional<std::uint16_t> port) {
+  if (protocol && port && !hasPorts(*protocol)) {
+    return fail(Errc::Usage, protocolName(*protocol) +
+                                 " flows have no destination port, so --dst with a port never matches them: give "
+                                 "--dst the address alone");
+  }
+  return {};
+}
+
 // Conntrack translates within one address family (it has no NAT64), so every address of a flow
 // is IPv4 or every one is IPv6: filters of both families can never match together.
 Result<void> checkOneFamily(const FlowsCommand& flows) {
@@ -345,6 +357,9 @@ Result<Command> parseWho(std::span<const std::string_view> args, std::optional<s
   if (auto family = checkIcmpFamily(who.protocol, who.translated_source.address, "address"); !family) {
     return Unexpected{family.error()};
   }
+  if (auto port = checkDestinationPort(who.protocol, who.destination_port); !port) {
+    return Unexpected{port.error()};
+  }
   if (who.destination_address && who.destination_address->isV4() != who.translated_source.address.isV4()) {
     return fail(Errc::Usage, "--dst " + who.destination_address->toString() + " and " +
                                  who.translated_source.address.toString() +
@@ -446,6 +461,9 @@ Result<Command> parseFlows(std::span<const std::string_view> args, std::optional
     if (auto family = checkIcmpFamily(flows.protocol, *flows.destination_address, "--dst"); !family) {
       return Unexpected{family.error()};
     }
+  }
+  if (auto port = checkDestinationPort(flows.protocol, flows.destination_port); !port) {
+    return Unexpected{port.error()};
   }
   if (flows.nat_address) {
     if (auto family = checkIcmpFamily(flows.protocol, *flows.nat_address, "--nat"); !family) {

@@ -259,9 +259,10 @@ LogCheck assessLog(TimeWindow window, std::span<const GapRecord> gaps, std::span
     check.warnings.push_back(std::string(kWarning) +
                              "the database records no ctauditd runs, so whether it covers " +
                              windowText(covered->from, covered->to) +
-                             " cannot be told. A copy taken of the .db file alone while ctauditd ran lacks what its "
-                             "-wal file held, runs and flows alike: copy flows.db, flows.db-wal and flows.db-shm "
-                             "together, or take one with sqlite3 flows.db \".backup copy.db\"");
+                             " cannot be told. A copy of the database file taken without its -wal file while "
+                             "ctauditd ran lacks what that file held, runs and flows alike: copy the file with its "
+                             "-wal and -shm after ctauditd stopped, or while it runs take a copy with sqlite3 "
+                             "-readonly DB \".backup copy.db\" (docs/operations.md)");
   }
   for (Entry& entry : entries) {
     check.gaps.push_back(std::move(entry.gap));

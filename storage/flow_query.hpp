@@ -22,6 +22,10 @@ struct FlowQuery {
   // Original destination address, and port when set.
   std::optional<IpAddress> destination_address;
   std::optional<std::uint16_t> destination_port;
+  // The destination filter matches where the packets went instead: the DNAT target when the flow
+  // has one (a hairpin, a redirect to an outside resolver), else the original destination. For
+  // `who --dst`, whose victim received them there.
+  bool destination_reached{false};
   // Either translation: the translated source or the translated destination equals this address
   // (and port when set).
   std::optional<IpAddress> nat_address;

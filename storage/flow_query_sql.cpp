@@ -144,17 +144,18 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
   if (query.destination_port) {
     filters.push_back(hasPortsTerm());
   }
+  const std::string destination = query.destination_reached ? "coalesce(nat_dst, orig_dst)" : "orig_dst";
   if (query.destination_address) {
     if (query.destination_port) {
-      filters.push_back("orig_dst = " +
+      filters.push_back(destination + " = " +
                         b.parameter(endpointValue(*query.destination_address, *query.destination_port)));
     } else {
       const auto low = b.parameter(endpointValue(*query.destination_address, 0));
       const auto high = b.parameter(endpointValue(*query.destination_address, 0xFFFF));
-      filters.push_back("orig_dst BETWEEN " + low + " AND " + high);
+      filters.push_back(destination + " BETWEEN " + low + " AND " + high);
     }
   } else if (query.destination_port) {
-    filters.push_back(endpointPortTerm(b, "orig_dst", *query.destination_port));
+    filters.push_back(endpointPortTerm(b, destination, *query.destination_port));
   }
   // As for a destination port, but --proto asks for an ICMP translated id (or port 0 of a GRE
   // flow): a NAT port from a report is a port, and a ping whose id had its number is another flow.

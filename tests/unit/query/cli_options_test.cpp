@@ -97,6 +97,17 @@ TEST(CliOptionsTest, WhoDestinationIsOfTheTranslatedSourcesFamily) {
   EXPECT_NE(mixed.find("two address families"), std::string::npos) << mixed;
 }
 
+// A review: ICMP and GRE flows keep no destination port, so --dst with one matched nothing and the
+// message blamed the window.
+TEST(CliOptionsTest, ADestinationPortWithAProtocolWithoutPortsIsRefused) {
+  const std::string who =
+      errorOf({"who", "203.0.113.7:512", "--at", "@1795600803", "--proto", "icmp", "--dst", "198.51.100.1:0"});
+  EXPECT_NE(who.find("icmp flows have no destination port"), std::string::npos) << who;
+  const std::string flows = errorOf({"flows", "--proto", "gre", "--dst", "198.51.100.1:0"});
+  EXPECT_NE(flows.find("gre flows have no destination port"), std::string::npos) << flows;
+  EXPECT_TRUE(parse({"who", "203.0.113.7:512", "--at", "@1795600803", "--proto", "icmp", "--dst", "198.51.100.1"}));
+}
+
 TEST(CliOptionsTest, WhoDefaults) {
   const WhoCommand who = parseWho({"who", "203.0.113.7:40001", "--at", "@1795600803"});
   EXPECT_EQ(who.at, kReportTime);

@@ -165,10 +165,11 @@ TEST(LogCheckTest, ADatabaseWithoutRunsSaysItCannotTell) {
   EXPECT_TRUE(check.gaps.empty()) << "no daemon_down gap is made up";
   EXPECT_EQ(check.warnings, std::vector<std::string>{
                                 "ctaudit: warning: the database records no ctauditd runs, so whether it covers "
-                                "2026-11-25T10:00:00Z to 2026-11-25T10:00:10Z cannot be told. A copy taken of the "
-                                ".db file alone while ctauditd ran lacks what its -wal file held, runs and flows "
-                                "alike: copy flows.db, flows.db-wal and flows.db-shm together, or take one with "
-                                "sqlite3 flows.db \".backup copy.db\""});
+                                "2026-11-25T10:00:00Z to 2026-11-25T10:00:10Z cannot be told. A copy of the "
+                                "database file taken without its -wal file while ctauditd ran lacks what that file "
+                                "held, runs and flows alike: copy the file with its -wal and -shm after ctauditd "
+                                "stopped, or while it runs take a copy with sqlite3 -readonly DB \".backup "
+                                "copy.db\" (docs/operations.md)"});
   // Only --from: no run bounds the window, which then names no end rather than the year 2262.
   const LogCheck open_ended = assessLog(resolveWindow(t(0s), std::nullopt, {}), {}, {});
   ASSERT_EQ(open_ended.warnings.size(), 1U);

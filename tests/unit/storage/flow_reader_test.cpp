@@ -576,10 +576,40 @@ TEST_F(FlowReaderTest, FiltersOnProtocolDestinationAndEitherTranslation) {
   EXPECT_TRUE(ids(find(Query().nat("203.0.113.1", 443))).empty()) << "an echo id is no port";
   EXPECT_EQ(ids(find(Query().nat("203.0.113.1", 0).protocol(Protocol::Gre))), std::vector<std::uint32_t>{6});
   EXPECT_EQ(ids(find(Query().nat("203.0.113.1", 443).protocol(Protocol::Icmp))), std::vector<std::uint32_t>{5});
-  // who --dst: the translated source, and the destination the report names.
-  EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", 40001).destination("198.51.100.1", 443))),
-            std::vector<std::uint32_t>{1});
-  EXPECT_TRUE(ids(find(Query().natSource("203.0.113.1", 40001).destination("198.51.100.53"))).empty());
+}
+
+// who --dst (a review): of the flows that held one translated source, those to the destination the
+// report names, where the packets went: the DNAT target when the flow has one. Through every arm of
+// a lookup at a time: started in the window, open, and longer than kLongFlowMs.
+TEST_F(FlowReaderTest, WhoNarrowsByTheDestinationThePacketsReached) {
+  const Timestamp t = at(100'000s);
+  const auto to = [](std::string_view inside, std::string_view destination, std::uint16_t port) {
+    return portTuple(Protocol::Tcp, inside, 33000, destination, port);
+  };
+  const auto snat = [](const FlowTuple& orig) { return withSnat(replyOf(orig), "203.0.113.1", 40001); };
+  const auto a = to("100.64.0.2", "198.51.100.1", 443);
+  const auto b = to("100.64.0.3", "198.51.100.2", 443);
+  const auto c = to("100.64.0.4", "198.51.100.3", 443);
+  // A redirect of DNS to an outside resolver, masqueraded too: the victim is the resolver.
+  const auto d = to("100.64.0.5", "198.51.100.4", 53);
+  FlowTuple d_reply = withSnat(withDnat(replyOf(d), "198.51.100.53", 53), "203.0.113.1", 40001);
+  write({flowEvent(EventType::New, 1, a, snat(a), t - 10s)});
+  write({flowEvent(EventType::New, 2, b, snat(b), t - 7'200s)});  // open for two hours
+  write({flowEvent(EventType::New, 3, c, snat(c), t - 7'300s), flowEvent(EventType::Destroy, 3, c, snat(c), t + 5s)});
+  write({flowEvent(EventType::New, 4, d, d_reply, t - 5s)});
+  write({flowEvent(EventType::Destroy, 1, a, snat(a), t + 1s)});
+  const auto who = [&](std::string_view destination, std::optional<std::uint16_t> port) {
+    FlowQuery query = Query().natSource("203.0.113.1", 40001).between(t, t).destination(destination, port);
+    query.destination_reached = true;
+    return ids(find(query));
+  };
+  EXPECT_EQ(ids(find(Query().natSource("203.0.113.1", 40001).between(t, t))), (std::vector<std::uint32_t>{3, 2, 1, 4}));
+  EXPECT_EQ(who("198.51.100.1", 443), std::vector<std::uint32_t>{1});
+  EXPECT_EQ(who("198.51.100.1", 444), std::vector<std::uint32_t>{});
+  EXPECT_EQ(who("198.51.100.2", std::nullopt), std::vector<std::uint32_t>{2}) << "the open arm";
+  EXPECT_EQ(who("198.51.100.3", 443), std::vector<std::uint32_t>{3}) << "the long arm";
+  EXPECT_EQ(who("198.51.100.53", 53), std::vector<std::uint32_t>{4}) << "where DNAT sent it";
+  EXPECT_EQ(who("198.51.100.4", 53), std::vector<std::uint32_t>{}) << "not where it was first addressed";
 }
 
 // Found by an exploratory run: one inside address in two conntrack zones (two VRFs behind one
