@@ -935,6 +935,16 @@ TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   EXPECT_TRUE(uses(who, "USING INDEX flows_long_nat (nat_src=? AND start_ms<?)")) << who;
   EXPECT_FALSE(uses(who, "SCAN flows")) << who;
 
+  // who --dst: the destination is a filter on the rows the translated source finds.
+  FlowQuery who_dst = Query().natSource("203.0.113.1", 40001).destination("198.51.100.1", 443).between(at(0s), at(1s));
+  who_dst.destination_reached = true;
+  const std::string to_victim = plan(who_dst);
+  EXPECT_TRUE(uses(to_victim, "USING INDEX flows_nat_src (<expr>=? AND nat_src=? AND rowid>? AND rowid<?)"))
+      << to_victim;
+  EXPECT_TRUE(uses(to_victim, "USING INDEX flows_open_nat (nat_src=?)")) << to_victim;
+  EXPECT_TRUE(uses(to_victim, "USING INDEX flows_long_nat (nat_src=? AND start_ms<?)")) << to_victim;
+  EXPECT_FALSE(uses(to_victim, "SCAN flows")) << to_victim;
+
   const std::string nat_address = plan(Query().natSource("203.0.113.1", std::nullopt).between(at(0s), at(1s)));
   EXPECT_TRUE(uses(nat_address, "flows_nat_src (<expr>=? AND nat_src>? AND nat_src<?)")) << nat_address;
   EXPECT_TRUE(uses(nat_address, "flows_long_nat (nat_src>? AND nat_src<?)")) << nat_address;
