@@ -12,6 +12,8 @@
 #   - the kernel translated every flow into the SNAT/masquerade port range (the lab works);
 #   - for EVERY translated port: `ctaudit who NAT:PORT --at T --proto P` exits 0 and returns
 #     exactly the inside host(s) and port(s) the kernel mapped to it; 1 hour earlier it exits 1;
+#   - two hosts that held one translated port at once (to two destinations): `who` notes it, and
+#     `who --dst` names the one that talked to that destination;
 #   - the DNAT flow is found by its original destination and by its translated one, with
 #     destination.nat = 100.64.0.2:80;
 #   - after `conntrack -F` in the gateway every flow has event.end, counters both ways and the
@@ -63,6 +65,16 @@ cta_expect "ping $CTA_CL4B -> $CTA_SRV4 (2 echoes)" cta_ping "$CTA_CL4B" "$CTA_S
 cta_expect "ping -6 $CTA_CL6 -> $CTA_SRV6 (3 echoes)" cta_ping "$CTA_CL6" "$CTA_SRV6" 3
 dnat_sport=31001
 cta_expect "server -> $CTA_GW4_OUT:$CTA_DNAT_PORT reaches $CTA_CL4:$CTA_INSIDE_PORT" cta_dnat_flow "$dnat_sport"
+# Two inside hosts from one port in the SNAT range to two destination ports: the kernel keeps the
+# port for both (their reply tuples differ), so one translated source serves two hosts at once.
+shared_port=40800
+for port in 5003 5004; do
+  cta_bg "$CTA_SRV" "$CTA_TMP/srv-udp-$port.log" socat UDP4-RECVFROM:$port,bind=$CTA_SRV4,fork PIPE
+done
+wait_for 5 "echo services on 5003 and 5004" eval 'cta_listening "$CTA_SRV" udp "$CTA_SRV4" 5003 && cta_listening "$CTA_SRV" udp "$CTA_SRV4" 5004' ||
+  cta_die "the UDP echo services on 5003 and 5004 did not start"
+cta_expect "udp $CTA_CL4:$shared_port -> $CTA_SRV4:5003 got its echo" cta_udp_flow "$CTA_CL4" "$shared_port" "$CTA_SRV4" 5003
+cta_expect "udp $CTA_CL4B:$shared_port -> $CTA_SRV4:5004 got its echo" cta_udp_flow "$CTA_CL4B" "$shared_port" "$CTA_SRV4" 5004
 
 # Every flow above is in the gateway's table now and stays there (TCP TIME_WAIT 120 s, UDP and
 # ICMP 30 s) until the flush below, so T is a time inside each of them.
@@ -197,6 +209,25 @@ for line in "${snat_lines[@]}"; do
   cta_expect "who $(describe_nat "$line") at T names $(describe_inside "$line")" check_who "$T" "$line"
   cta_expect "who $(describe_nat "$line") 1 hour before T finds nothing (exit 1)" check_who_none "$before" "$line"
 done
+
+# Both hosts held $CTA_GW4_OUT:$shared_port at T: who says so, and --dst (the victim) parts them.
+shared_port_noted() {
+  cta_capture "$CTAUDIT" who "$CTA_GW4_OUT:$shared_port" --at "@$T" --proto udp --db "$CTA_DB"
+  ((CTA_RC == 0)) && grep -q "note: 2 inside hosts held $CTA_GW4_OUT:$shared_port" <<<"$CTA_ERRTXT" &&
+    grep -q -- "--dst ADDR\[:PORT\]" <<<"$CTA_ERRTXT" && return 0
+  cta_err "who $CTA_GW4_OUT:$shared_port: exit $CTA_RC, stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "who for a translated port two hosts held at once says so in a note" shared_port_noted
+shared_port_by_victim() {
+  cta_capture "$CTAUDIT" who "$CTA_GW4_OUT:$shared_port" --at "@$T" --dst "$CTA_SRV4:5004" --db "$CTA_DB" --format json
+  local got
+  got=$(cta_jq -r 'flows_only | "\(f("source.ip")) \(f("destination.port"))"' <<<"$CTA_OUT" | sort -u)
+  ((CTA_RC == 0)) && [[ $got == "$CTA_CL4B 5004" ]] && return 0
+  cta_err "who $CTA_GW4_OUT:$shared_port --dst $CTA_SRV4:5004: exit $CTA_RC, got [$got], stderr: $CTA_ERRTXT"
+  return 1
+}
+cta_expect "who --dst $CTA_SRV4:5004 names only $CTA_CL4B" shared_port_by_victim
 
 unused_port_none() {
   check_who_none "$T" "ipv4 tcp - - - - - - $CTA_GW4_OUT $((CTA_SNAT4_MIN - 1)) -"
