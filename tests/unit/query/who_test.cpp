@@ -66,6 +66,20 @@ storage::StoredFlow firstSeenAt(FlowRecord flow, std::string_view first_seen) {
   return row;
 }
 
+// What one runWho printed, and how it exited.
+struct WhoRun {
+  ExitStatus status;
+  std::string out;
+  std::string err;
+};
+
+WhoRun run(const WhoCommand& who, FlowFinder& finder) {
+  std::ostringstream out;
+  std::ostringstream err;
+  const ExitStatus status = runWho(who, finder, out, err);
+  return {status, out.str(), err.str()};
+}
+
 TEST(WhoTest, GapIsZeroInsideTheLifetimeIncludingItsEdges) {
   const auto flow = stored(NatFlowBuilder{}.start("2026-11-25T10:00:00Z").end("2026-11-25T10:01:00Z").build());
   EXPECT_EQ(gapToLifetime(flow, kAt), nanoseconds{0});
@@ -460,49 +474,41 @@ TEST(WhoTest, WithoutProtoAFlowWithoutPortsIsLeftOutAndSaidSo) {
   ASSERT_TRUE(finder);
   WhoCommand who = whoCommand();
   who.translated_source.port = 0;
-  std::ostringstream out;
-  std::ostringstream err;
-  EXPECT_EQ(runWho(who, **finder, out, err), ExitStatus::NothingFound);
-  EXPECT_NE(err.str().find("1 flow(s) of protocols without ports (GRE: a PPTP call id or 0) had that number"),
+  const WhoRun left_out = run(who, **finder);
+  EXPECT_EQ(left_out.status, ExitStatus::NothingFound);
+  EXPECT_NE(left_out.err.find("1 flow(s) of protocols without ports (GRE: a PPTP call id or 0) had that number"),
             std::string::npos)
-      << err.str();
+      << left_out.err;
   who.protocol = Protocol::Gre;
-  std::ostringstream gre_out;
-  std::ostringstream gre_err;
-  EXPECT_EQ(runWho(who, **finder, gre_out, gre_err), ExitStatus::Found);
-  EXPECT_NE(gre_out.str().find("100.64.0.2"), std::string::npos) << gre_out.str();
+  const WhoRun gre = run(who, **finder);
+  EXPECT_EQ(gre.status, ExitStatus::Found);
+  EXPECT_NE(gre.out.find("100.64.0.2"), std::string::npos) << gre.out;
+}
+
+// A flow from `inside` to `destination`, translated to 203.0.113.7:40001 (whoCommand's).
+FlowRecord sharing(std::uint32_t ct_id, std::string_view inside, std::string_view destination, std::uint16_t port) {
+  return NatFlowBuilder{}
+      .ctId(ct_id)
+      .inside(inside, 33000)
+      .destination(destination, port)
+      .start("2026-11-25T10:00:00Z")
+      .end("2026-11-25T10:01:00Z")
+      .build();
 }
 
 // Found by an exploratory run: two subscribers held one translated port at once, each to another
 // destination, and nothing said the answer was two.
 TEST(WhoTest, InsideHostsSharingTheTranslatedSourceAreNamedInANote) {
   testing::FakeFlowDatabase database;
-  database.flows = {
-      NatFlowBuilder{}
-          .ctId(1)
-          .inside("100.64.0.2", 33000)
-          .destination("198.51.100.1", 7001)
-          .start("2026-11-25T10:00:00Z")
-          .end("2026-11-25T10:01:00Z")
-          .build(),
-      NatFlowBuilder{}
-          .ctId(2)
-          .inside("100.64.0.3", 33000)
-          .destination("198.51.100.2", 7001)
-          .start("2026-11-25T10:00:01Z")
-          .end("2026-11-25T10:01:00Z")
-          .build(),
-  };
+  database.flows = {sharing(1, "100.64.0.2", "198.51.100.1", 7001), sharing(2, "100.64.0.3", "198.51.100.2", 7001)};
   auto finder = database.opener()("/db");
   ASSERT_TRUE(finder);
-  std::ostringstream out;
-  std::ostringstream err;
-  EXPECT_EQ(runWho(whoCommand(), **finder, out, err), ExitStatus::Found);
-  EXPECT_NE(err.str().find("note: 2 inside hosts held 203.0.113.7:40001 at --at at once"), std::string::npos)
-      << err.str();
-  EXPECT_NE(err.str().find("the destination the report names (the victim) tells which: --dst ADDR[:PORT]"),
+  const WhoRun two = run(whoCommand(), **finder);
+  EXPECT_EQ(two.status, ExitStatus::Found);
+  EXPECT_NE(two.err.find("note: 2 inside hosts held 203.0.113.7:40001 at --at at once"), std::string::npos) << two.err;
+  EXPECT_NE(two.err.find("the destination the report names (the victim) tells which: --dst ADDR[:PORT]"),
             std::string::npos)
-      << err.str();
+      << two.err;
 
   WhoCommand one = whoCommand();
   one.destination_address = IpAddress::parse("198.51.100.1");
@@ -513,41 +519,26 @@ TEST(WhoTest, InsideHostsSharingTheTranslatedSourceAreNamedInANote) {
   EXPECT_TRUE(query.destination_reached) << "the victim got the packets where DNAT sent them";
 
   // Same destination address, other ports: --dst without its port leaves both.
-  database.flows.back() = NatFlowBuilder{}
-                              .ctId(2)
-                              .inside("100.64.0.3", 33000)
-                              .destination("198.51.100.1", 7002)
-                              .start("2026-11-25T10:00:01Z")
-                              .end("2026-11-25T10:01:00Z")
-                              .build();
+  database.flows.back() = sharing(2, "100.64.0.3", "198.51.100.1", 7002);
   WhoCommand by_address = whoCommand();
   by_address.destination_address = IpAddress::parse("198.51.100.1");
-  std::ostringstream port_out;
-  std::ostringstream port_err;
-  EXPECT_EQ(runWho(by_address, **finder, port_out, port_err), ExitStatus::Found);
-  EXPECT_NE(port_err.str().find("the destination port the report names tells which: give --dst the port too"),
+  const WhoRun ports = run(by_address, **finder);
+  EXPECT_EQ(ports.status, ExitStatus::Found);
+  EXPECT_NE(ports.err.find("the destination port the report names tells which: give --dst the port too"),
             std::string::npos)
-      << port_err.str();
+      << ports.err;
 
   // One translated tuple (the same destination): one flow followed the other, whatever their
   // recorded times say, and no filter parts them (a review: the note told to use --dst).
-  database.flows.back() = NatFlowBuilder{}
-                              .ctId(2)
-                              .inside("100.64.0.3", 33000)
-                              .destination("198.51.100.1", 7001)
-                              .start("2026-11-25T10:00:01Z")
-                              .end("2026-11-25T10:01:00Z")
-                              .build();
-  std::ostringstream tuple_out;
-  std::ostringstream tuple_err;
-  EXPECT_EQ(runWho(whoCommand(), **finder, tuple_out, tuple_err), ExitStatus::Found);
-  EXPECT_EQ(tuple_err.str().find("inside hosts held"), std::string::npos) << tuple_err.str();
+  database.flows.back() = sharing(2, "100.64.0.3", "198.51.100.1", 7001);
+  const WhoRun tuple = run(whoCommand(), **finder);
+  EXPECT_EQ(tuple.status, ExitStatus::Found);
+  EXPECT_EQ(tuple.err.find("inside hosts held"), std::string::npos) << tuple.err;
 
   database.flows.pop_back();
-  std::ostringstream alone_out;
-  std::ostringstream alone_err;
-  EXPECT_EQ(runWho(whoCommand(), **finder, alone_out, alone_err), ExitStatus::Found);
-  EXPECT_EQ(alone_err.str().find("inside hosts held"), std::string::npos) << alone_err.str();
+  const WhoRun alone = run(whoCommand(), **finder);
+  EXPECT_EQ(alone.status, ExitStatus::Found);
+  EXPECT_EQ(alone.err.find("inside hosts held"), std::string::npos) << alone.err;
 }
 
 TEST(WhoTest, TheNoMatchMessageNamesTheDestinationAndTheBrackets) {
@@ -557,12 +548,11 @@ TEST(WhoTest, TheNoMatchMessageNamesTheDestinationAndTheBrackets) {
   WhoCommand who = whoCommand();
   who.translated_source = Endpoint{*IpAddress::parse("2001:db8:ffff::7"), 40001};
   who.destination_address = IpAddress::parse("2001:db8::1:443");
-  std::ostringstream out;
-  std::ostringstream err;
-  EXPECT_EQ(runWho(who, **finder, out, err), ExitStatus::NothingFound);
-  EXPECT_NE(err.str().find("to 2001:db8::1:443 (an IPv6 address with a port is written in brackets"),
+  const WhoRun none = run(who, **finder);
+  EXPECT_EQ(none.status, ExitStatus::NothingFound);
+  EXPECT_NE(none.err.find("to 2001:db8::1:443 (an IPv6 address with a port is written in brackets"),
             std::string::npos)
-      << err.str();
+      << none.err;
 }
 
 TEST(WhoTest, RunReportsReadErrors) {
