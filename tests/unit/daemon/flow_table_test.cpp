@@ -378,6 +378,24 @@ TEST(FlowTableTest, TheSameEntrysStartInTheSameMillisecondIsNoSuccessor) {
   EXPECT_FALSE(table.endIfReplaced(mapped(EventType::Dump, 500 * kMs, 5555, 99 * kMs)).ended);
 }
 
+// Found by an exploratory run on Linux 6.18: a TCP entry's CTA_TIMESTAMP start came up to 20 us
+// after its NEW's event time, here across a millisecond. The first version closed the flow at its
+// own DESTROY with a made-up bound end and wrote the DESTROY as a second flow.
+TEST(FlowTableTest, ADestroyWhoseStampFollowsItsNewsTimeIsTheSameFlow) {
+  FlowTable table;
+  auto made = mapped(EventType::New, 1'000 * kMs + 999'990, 5555);
+  ASSERT_TRUE(table.apply(made));
+  const auto destroyed = mapped(EventType::Destroy, 9'000 * kMs, 5555, 1'001 * kMs + 10'000);
+  const auto replaced = table.endIfReplaced(destroyed);
+  EXPECT_FALSE(replaced.ended);
+  EXPECT_FALSE(replaced.stale);
+  // Restored from the database, the NEW's time is whole milliseconds: the same.
+  FlowTable restored;
+  restored.restore(mapped(EventType::New, 1'000 * kMs, 5555));
+  EXPECT_FALSE(restored.endIfReplaced(destroyed).ended);
+  EXPECT_FALSE(restored.endIfReplaced(mapped(EventType::Dump, 9'000 * kMs, 5555, 1'900 * kMs)).ended);
+}
+
 TEST(FlowTableTest, AReceiveTimeStartIsGivenTheReadersLongestWait) {
   FlowTable table;
   auto held = mapped(EventType::New, 1'000 * kMs, 5555);
