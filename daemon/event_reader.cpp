@@ -222,6 +222,18 @@ bool EventReader::sweepWouldCrowdTheSocket(Timestamp now) {
   return true;
 }
 
+bool EventReader::moreWithin(std::chrono::nanoseconds wait) const {
+  if (wait <= std::chrono::nanoseconds::zero()) {
+    return false;
+  }
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(wait);
+  const timespec timeout{seconds.count(), (wait - seconds).count()};
+  pollfd events{source_.fd(), POLLIN, 0};
+  // EINTR or an error: read again; the read reports a persistent error.
+  const int ready = ::ppoll(&events, 1, &timeout, nullptr);
+  return ready != 0;
+}
+
 bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
   if (wait <= std::chrono::nanoseconds::zero()) {
     return false;
@@ -349,7 +361,7 @@ Result<void> EventReader::finish() {
     if (!read) {
       return Unexpected{read.error()};
     }
-    if (*read) {
+    if (*read && !moreWithin(std::min(options_.final_quiet, deadline - clock_.now()))) {
       break;
     }
     if (clock_.now() >= deadline) {

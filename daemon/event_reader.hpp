@@ -44,8 +44,9 @@ namespace ctaudit::daemon {
 // that are alive. The socket is not read during a dump, so every event the kernel queued before the
 // dump ended is behind the dump's rows; the pipeline depends on that order.
 //
-// Stop: requestStop() (any thread). The thread reads what the socket holds until it is empty or
-// `final_drain_limit` has passed, reports open gaps, closes the queue and ends. A socket error
+// Stop: requestStop() (any thread). The thread reads what the socket holds until it is empty (and
+// has stayed so for `final_quiet`) or `final_drain_limit` has passed, reports open gaps, closes the
+// queue and ends. A socket error
 // closes the queue with the error.
 //
 // Threading: the constructor, start() and join() belong to the owner's thread; requestStop() to
@@ -82,6 +83,12 @@ public:
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
     std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};
+    // At the stop, the socket must stay empty this long before the reader ends (within
+    // final_drain_limit). Reliable mode: the kernel sends the DESTROYs it could not deliver again
+    // about a second later, and frees those entries unsent once no listener is left (an
+    // exploratory run lost thousands so, read empty in the 40 ms its stop took). Zero: the first
+    // empty read.
+    std::chrono::nanoseconds final_quiet{0};
     // A quiet socket is read this often anyway, to look at its drop counter.
     std::chrono::nanoseconds idle_check{std::chrono::seconds{1}};
     std::size_t reads_per_turn{64};
@@ -134,6 +141,8 @@ private:
                                       std::optional<Timestamp> woke = std::nullopt);
   // Waits up to `wait` on the stop eventfd; true when a stop was requested meanwhile.
   [[nodiscard]] bool stopRequestedWithin(std::chrono::nanoseconds wait) const;
+  // Whether the event socket turns readable within `wait` (false at once for none).
+  [[nodiscard]] bool moreWithin(std::chrono::nanoseconds wait) const;
   void noteEmpty();
   void resync();
   // Asks for a sweep (Options::sweep_while) when one is due at `now`.

@@ -384,6 +384,23 @@ TEST_F(EventReaderTest, AStopDuringTheWaitReadsWhatIsQueuedAndEnds) {
   EXPECT_FALSE(consumer_->failure);
 }
 
+// Reliable mode: the kernel sends the DESTROYs it could not deliver again every 100 ms, and
+// frees those entries unsent once no listener is left. An exploratory run's stop read the socket
+// empty and ended in 40 ms, with thousands still to come. The stop now waits for a quiet socket.
+TEST_F(EventReaderTest, AStopWaitsForAQuietSocketWhenAskedTo) {
+  EventReader::Options options = immediate();
+  options.final_quiet = 2s;
+  start(100, options);
+  source_.feed({{{record(1)}}});
+  ASSERT_TRUE(consumer_->until([](const auto& items) { return countOf<FlowRecord>(items) == 1; }));
+  reader_->requestStop();
+  std::this_thread::sleep_for(100ms);  // NOLINT: a send again, after the stop began
+  source_.feed({{{record(2)}}});
+  ASSERT_TRUE(consumer_->untilClosed());
+  reader_->join();
+  EXPECT_EQ(countOf<FlowRecord>(consumer_->items), 2U) << "the record sent again after the stop was read";
+}
+
 TEST_F(EventReaderTest, ADumpThatIsSettlingIsReadWithoutTheWait) {
   // The start dump settles at the first empty read; the reader does not wait for more events first.
   auto options = immediate();
