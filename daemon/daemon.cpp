@@ -520,7 +520,8 @@ Result<void> Daemon::run() {
     if (ready < 0 && errno != EINTR) {
       // Without poll() the loop cannot wait for the queue, but it can still drain it: stop the
       // reader and write everything it queued, as for SIGTERM, instead of dropping the queue. The
-      // reader closes the queue within its final drain (2 s at most, or a resync dump under way);
+      // reader closes the queue within its final drain (2 s at most, 20 s in reliable mode after
+      // drops, or a resync dump under way);
       // until then each pass naps briefly instead of spinning on the cores the reader needs.
       if (!poll_failure) {
         const int err = errno;

@@ -83,11 +83,11 @@ public:
     ResyncSchedule::Options resync{};
     std::chrono::nanoseconds overflow_quiet{std::chrono::seconds{1}};
     std::chrono::nanoseconds final_drain_limit{std::chrono::seconds{2}};
-    // At the stop, the socket must stay empty this long before the reader ends (within
-    // final_drain_limit). Reliable mode: the kernel sends the DESTROYs it could not deliver again
-    // about a second later, and frees those entries unsent once no listener is left (an
-    // exploratory run lost thousands so, read empty in the 40 ms its stop took). Zero: the first
-    // empty read.
+    // At the stop, while the kernel's drop counter rose less than this long ago, the reader reads
+    // on until the socket has stayed empty for the rest of it (within final_drain_limit).
+    // Reliable mode: the kernel sends a DESTROY it could not deliver again about a second after
+    // the failure, and frees those entries unsent once no listener is left (an exploratory run
+    // lost thousands so, read empty in the 40 ms its stop took). Zero: the first empty read.
     std::chrono::nanoseconds final_quiet{0};
     // A quiet socket is read this often anyway, to look at its drop counter.
     std::chrono::nanoseconds idle_check{std::chrono::seconds{1}};
@@ -143,6 +143,11 @@ private:
   [[nodiscard]] bool stopRequestedWithin(std::chrono::nanoseconds wait) const;
   // Whether the event socket turns readable within `wait` (false at once for none).
   [[nodiscard]] bool moreWithin(std::chrono::nanoseconds wait) const;
+  // Reads the kernel's drop counter into kernel_drops_, and when it rose, drops_rose_at_.
+  void noteKernelDrops(Timestamp now);
+  // At the stop: how much longer a DESTROY the kernel will send again may still arrive (zero when
+  // the drop counter has not risen for final_quiet), within `deadline`.
+  [[nodiscard]] std::chrono::nanoseconds pendingMayArriveFor(Timestamp deadline) const;
   void noteEmpty();
   void resync();
   // Asks for a sweep (Options::sweep_while) when one is due at `now`.
@@ -188,6 +193,7 @@ private:
   std::size_t turn_records_{0};      // records read in the turn under way
   Timestamp last_turn_end_{};
   std::uint64_t kernel_drops_{0};
+  std::optional<Timestamp> drops_rose_at_;  // when kernel_drops_ last rose (noteKernelDrops)
   std::uint64_t resyncs_{0};
   Timestamp last_dump_end_{};    // sweepIfDue() counts from it
   // The last dump (first the estimate from Options::start_dump_entries), and the event rate over
