@@ -137,7 +137,7 @@ bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
   return found != open_.end() && (found->second.reply == record.reply || found->second.may_lack_end_event);
 }
 
-FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const OpenFlow& flow) noexcept {
+FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const OpenFlow& flow) const noexcept {
   if (!startIsEntryStamp(record) || !flow.has_start) {
     return StartOrder::Unknown;
   }
@@ -150,6 +150,12 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
   const std::int64_t offered_ns = toUnixNanos(*record.start);
   const std::int64_t offered_ms = floorMillis(offered_ns);
   const std::int64_t held_ms = floorMillis(flow.start_ns);
+  // The kernel hands a freed entry's id on only after that entry's DESTROY was sent, so a
+  // successor can hide behind the same key only where events may have been lost since the flow
+  // was last seen: a resync began since (the start-up dump for a flow restored from the database).
+  // Otherwise a start that is not the entry's stamp says nothing: a packet held in NFQUEUE before
+  // its confirmation puts the stamp as far after the NEW's time as the verdict took (a review).
+  const bool loss_since_seen = flow.seen != generation_;
   switch (flow.start_source) {
     case TimeSource::Kernel:
       if (flow.start_is_entry_stamp) {
@@ -160,7 +166,7 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
       }
       [[fallthrough]];
     case TimeSource::Receive:
-      return offered_ms > held_ms + kStartSlackMs ? StartOrder::Later : StartOrder::Unknown;
+      return loss_since_seen && offered_ms > held_ms + kStartSlackMs ? StartOrder::Later : StartOrder::Unknown;
     case TimeSource::Bound:
       return StartOrder::Unknown;
   }

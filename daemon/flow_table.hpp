@@ -127,7 +127,7 @@ private:
   // after the flow's (a successor that reused the id) or before it (a late event of the entry the
   // flow replaced), where the starts say so for certain.
   enum class StartOrder : std::uint8_t { Unknown, Later, Earlier };
-  [[nodiscard]] static StartOrder compareStarts(const FlowRecord& record, const OpenFlow& flow) noexcept;
+  [[nodiscard]] StartOrder compareStarts(const FlowRecord& record, const OpenFlow& flow) const noexcept;
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;

@@ -360,6 +360,7 @@ TEST(FlowTableTest, ANewAfterItsOwnDumpRowIsTheSameFlow) {
 TEST(FlowTableTest, ASuccessorSeenFirstAtItsDestroyEndsTheOldFlowToo) {
   FlowTable table;
   table.restore(mapped(EventType::New, 100 * kMs, 5555));
+  table.beginResync(true);  // the start-up dump, which did not show it
   auto destroyed = mapped(EventType::Destroy, 9'000 * kMs, 5555, 6'000 * kMs);
   const auto replaced = table.endIfReplaced(destroyed);
   ASSERT_TRUE(replaced.ended);
@@ -396,11 +397,26 @@ TEST(FlowTableTest, ADestroyWhoseStampFollowsItsNewsTimeIsTheSameFlow) {
   EXPECT_FALSE(restored.endIfReplaced(mapped(EventType::Dump, 9'000 * kMs, 5555, 1'900 * kMs)).ended);
 }
 
+// A review: a packet held in NFQUEUE before its confirmation puts the entry's stamp as far after
+// its NEW's time as the verdict took. With no loss since the flow was seen, its successor cannot
+// be behind the same key (the kernel hands the id on only after the DESTROY was sent), so its own
+// DESTROY is never taken for one; after a resync began, a stamp seconds later is.
+TEST(FlowTableTest, WithoutALossSinceTheFlowWasSeenNoStartMakesASuccessor) {
+  FlowTable table;
+  auto made = mapped(EventType::New, 1'000 * kMs, 5555);
+  ASSERT_TRUE(table.apply(made));
+  const auto destroyed = mapped(EventType::Destroy, 9'000 * kMs, 5555, 6'000 * kMs);
+  EXPECT_FALSE(table.endIfReplaced(destroyed).ended) << "a verdict of five seconds, no loss";
+  table.beginResync();  // events were lost: a successor may hide behind the key now
+  EXPECT_TRUE(table.endIfReplaced(destroyed).ended);
+}
+
 TEST(FlowTableTest, AReceiveTimeStartIsGivenTheReadersLongestWait) {
   FlowTable table;
   auto held = mapped(EventType::New, 1'000 * kMs, 5555);
   held.start_source = TimeSource::Receive;
   table.restore(held);
+  table.beginResync(true);
   EXPECT_FALSE(table.endIfReplaced(mapped(EventType::Dump, 3'000 * kMs, 5555, 1'900 * kMs)).ended)
       << "900 ms after a receive time may be the same entry (the reader's wait, the scheduler)";
   const auto replaced = table.endIfReplaced(mapped(EventType::Dump, 3'000 * kMs, 5555, 2'100 * kMs));
