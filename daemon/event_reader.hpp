@@ -44,9 +44,9 @@ namespace ctaudit::daemon {
 // that are alive. The socket is not read during a dump, so every event the kernel queued before the
 // dump ended is behind the dump's rows; the pipeline depends on that order.
 //
-// Stop: requestStop() (any thread). The thread reads what the socket holds until it is empty (and
-// has stayed so for `final_quiet`) or `final_drain_limit` has passed, reports open gaps, closes the
-// queue and ends. A socket error
+// Stop: requestStop() (any thread). The thread reads what the socket holds until it is empty (and,
+// while the kernel's drop counter rose less than `final_quiet` ago, has stayed so until then) or
+// `final_drain_limit` has passed, reports open gaps, closes the queue and ends. A socket error
 // closes the queue with the error.
 //
 // Threading: the constructor, start() and join() belong to the owner's thread; requestStop() to

@@ -18,8 +18,8 @@ namespace {
 //  - a NEW's event time: on Linux 6.18 the entry's CTA_TIMESTAMP start came up to 20 us after it
 //    in 120 of 722 flows of an exploratory run (mostly TCP), and a packet held before its
 //    confirmation (NFQUEUE) delays the stamp further.
-// A second is generous for the same entry; an entry made again after the old one expired comes
-// seconds later.
+// A second is generous for the same entry but for a verdict over a second, which only the loss
+// gate in compareStarts covers; an entry made again after the old one expired comes seconds later.
 constexpr std::int64_t kStartSlackMs = 1000;
 static_assert(std::chrono::milliseconds{kStartSlackMs} >= 2 * ReadPacing{}.max,
               "the slack must cover the reader's longest wait with room to spare");
@@ -155,7 +155,7 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
   // was last seen: a resync began since (the start-up dump for a flow restored from the database).
   // Otherwise a start that is not the entry's stamp says nothing: a packet held in NFQUEUE before
   // its confirmation puts the stamp as far after the NEW's time as the verdict took (a review).
-  const bool loss_since_seen = flow.seen != generation_;
+  const bool loss_since_seen = flow.seen < last_loss_generation_;
   switch (flow.start_source) {
     case TimeSource::Kernel:
       if (flow.start_is_entry_stamp) {

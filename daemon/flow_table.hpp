@@ -73,9 +73,13 @@ public:
 
   // Starts a new generation: flows touched from now on count as seen by this resync. `start_up`:
   // it is the dump at the daemon's start, whose new rows may be flows without an end event.
-  void beginResync(bool start_up = false) noexcept {
+  // `sweep`: a routine dump for such flows, with nothing lost (compareStarts).
+  void beginResync(bool start_up = false, bool sweep = false) noexcept {
     ++generation_;
     start_up_dump_ = start_up;
+    if (!sweep) {
+      last_loss_generation_ = generation_;
+    }
   }
 
   // Removes every flow not seen since the last beginResync() and returns a Destroy record for each:
@@ -135,6 +139,9 @@ private:
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_
   storage::FlowKeyMap<OpenFlow> open_{&pool_};
   std::uint32_t generation_{0};
+  // The generation of the last resync that followed a loss (or the start): a flow last seen before
+  // it may have a successor behind its key (compareStarts).
+  std::uint32_t last_loss_generation_{0};
   bool start_up_dump_{false};
   bool all_from_start_up_{false};
   // Some open flow may lack end events (set when one is added, cleared by a count of none): until

@@ -37,7 +37,7 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
           record(std::move(value), now);
         } else if constexpr (std::is_same_v<T, ResyncBegin>) {
           // The first resync is the dump at start (Daemon::dumpAtStart).
-          table_.beginResync(stats_.resyncs_settled == 0 && !in_resync_);
+          table_.beginResync(stats_.resyncs_settled == 0 && !in_resync_, value.sweep);
           in_resync_ = true;
           sweeping_ = value.sweep;
           dump_failed_ = false;
