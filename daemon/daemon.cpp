@@ -33,13 +33,14 @@ constexpr std::size_t kItemsPerTick = 4096;
 // After poll() failed, the pipeline's pause between passes while the reader finishes: short next
 // to the reader's 224 ms waits, long enough to leave it the CPU.
 constexpr auto kPollFailureNap = std::chrono::milliseconds{2};
-// How long a stop keeps offering pending records to an output that refuses them (a database
-// locked by another process), and how often: well inside systemd's TimeoutStopSec (90 s).
-// In reliable mode the stop reads on until the socket has been quiet this long, for at most the
-// drain's limit: the kernel sends the DESTROYs it could not deliver again about a second later
-// (netns reliable_stop.sh: 250 DESTROYs pending at the SIGTERM came 1 s on; the stop took 2.5 s).
+// In reliable mode, after a rise of the kernel's drop counter, the stop reads on until it has
+// been still this long and the socket is empty, for at most the drain's limit: the kernel sends
+// the DESTROYs it could not deliver again about a second later (netns reliable_stop.sh: 250
+// DESTROYs pending at the SIGTERM came 1 s on; the stop took 2.5 s). EventReader::Options.
 constexpr auto kReliableFinalQuiet = std::chrono::milliseconds{1500};
 constexpr auto kReliableFinalDrain = std::chrono::seconds{20};
+// How long a stop keeps offering pending records to an output that refuses them (a database
+// locked by another process), and how often: well inside systemd's TimeoutStopSec (90 s).
 constexpr auto kStopWaitForOutputs = std::chrono::seconds{20};
 constexpr auto kStopRetryEvery = std::chrono::milliseconds{250};
 

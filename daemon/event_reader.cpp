@@ -24,6 +24,14 @@ std::string describe(const GapRecord& gap) {
   return formatRfc3339(gap.start) + " .. " + formatRfc3339(gap.end);
 }
 
+// ppoll(2) on one descriptor for at most `wait` (positive), at nanosecond resolution, unlike
+// poll's milliseconds: its result, errno set when negative.
+int pollFor(pollfd& fd, std::chrono::nanoseconds wait) noexcept {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(wait);
+  const timespec timeout{seconds.count(), (wait - seconds).count()};
+  return ::ppoll(&fd, 1, &timeout, nullptr);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<EventReader>> EventReader::create(EventSource& source, EventQueue& queue, const Clock& clock,
@@ -246,11 +254,9 @@ bool EventReader::moreWithin(std::chrono::nanoseconds wait) const {
   if (wait <= std::chrono::nanoseconds::zero()) {
     return false;
   }
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(wait);
-  const timespec timeout{seconds.count(), (wait - seconds).count()};
   pollfd events{source_.fd(), POLLIN, 0};
   // EINTR: read again, and wait afresh. Another error (ENOMEM) would repeat at once: stop waiting.
-  const int ready = ::ppoll(&events, 1, &timeout, nullptr);
+  const int ready = pollFor(events, wait);
   return ready > 0 || (ready < 0 && errno == EINTR);
 }
 
@@ -258,11 +264,9 @@ bool EventReader::stopRequestedWithin(std::chrono::nanoseconds wait) const {
   if (wait <= std::chrono::nanoseconds::zero()) {
     return false;
   }
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(wait);
-  const timespec timeout{seconds.count(), (wait - seconds).count()};
   pollfd stop{stop_.get(), POLLIN, 0};
   // EINTR or an error: read now rather than wait again; the main poll sees a persistent error.
-  return ::ppoll(&stop, 1, &timeout, nullptr) > 0 && (stop.revents & POLLIN) != 0;
+  return pollFor(stop, wait) > 0 && (stop.revents & POLLIN) != 0;
 }
 
 Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestamp> deadline,

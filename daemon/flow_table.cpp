@@ -7,6 +7,7 @@
 
 #include "daemon/read_pacing.hpp"
 #include "flow/nat.hpp"
+#include "storage/flow_row.hpp"
 
 namespace ctaudit::daemon {
 namespace {
@@ -23,11 +24,6 @@ namespace {
 constexpr std::int64_t kStartSlackMs = 1000;
 static_assert(std::chrono::milliseconds{kStartSlackMs} >= 2 * ReadPacing{}.max,
               "the slack must cover the reader's longest wait with room to spare");
-
-std::int64_t floorMillis(std::int64_t ns) noexcept {
-  constexpr std::int64_t kNanosPerMilli = 1'000'000;
-  return ns / kNanosPerMilli - (ns % kNanosPerMilli < 0 ? 1 : 0);
-}
 
 // Whether the record's start is the entry's own CTA_TIMESTAMP start, set once when the kernel
 // confirmed it: a dump row's, an UPDATE's or a DESTROY's. A NEW without that attribute takes its
@@ -147,9 +143,10 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
   // lie on either side of the entry's stamp. (The first version took a NEW's time never to come
   // before the stamp; an exploratory run found it splitting 17 of 3,720 flows in two, each with a
   // made-up bound end.)
+  // Rounded down as the database stores a start (storage::startMillis).
   const std::int64_t offered_ns = toUnixNanos(*record.start);
-  const std::int64_t offered_ms = floorMillis(offered_ns);
-  const std::int64_t held_ms = floorMillis(flow.start_ns);
+  const std::int64_t offered_ms = storage::startMillis(*record.start);
+  const std::int64_t held_ms = storage::startMillis(fromUnixNanos(flow.start_ns));
   // The kernel hands a freed entry's id on only after that entry's DESTROY was sent, so a
   // successor can hide behind the same key only where events may have been lost since the flow
   // was last seen: a resync began since (the start-up dump for a flow restored from the database).
