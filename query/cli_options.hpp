@@ -72,6 +72,16 @@ struct FlowsCommand {
 
 using Command = std::variant<HelpRequest, VersionRequest, WhoCommand, FlowsCommand>;
 
+// "--dst 2001:db8::1:443" is a valid IPv6 address without a port: perhaps the port was meant.
+// The no-match messages of `who` and `flows` add kUnbracketedPortHint after such an option.
+[[nodiscard]] inline bool mayHaveMeantAPort(const std::optional<IpAddress>& address,
+                                            const std::optional<std::uint16_t>& port) noexcept {
+  return address && !address->isV4() && !port;
+}
+inline constexpr std::string_view kUnbracketedPortHint =
+    " (an IPv6 address with a port is written in brackets, [2001:db8::1]:443; without them the last group is part "
+    "of the address)";
+
 // Turns the arguments after the program name into a typed command.
 //
 // Options are accepted as `--opt value` and `--opt=value`, before or after the positional

@@ -83,18 +83,13 @@ ExitStatus runFlows(const FlowsCommand& flows, FlowFinder& finder, std::ostream&
   const bool none = printer.added() == 0;
   if (none && flows.format == OutputFormat::Table) {
     err << "ctaudit: no flow matched; widen the time window or drop a filter";
-    // "--dst 2001:db8::1:443" is a valid address with no port: perhaps the port was meant.
-    const auto portless_v6 = [](const std::optional<IpAddress>& address, const std::optional<std::uint16_t>& port) {
-      return address && !address->isV4() && !port;
-    };
     // A destination port is one of a protocol with ports; a translated one may also be an ICMP id
     // ([2001:db8::1]:512), which --dst never matches.
     const bool dst_ports = !flows.protocol || hasPorts(*flows.protocol);
     const bool nat_ports = dst_ports || isIcmp(*flows.protocol);
-    if ((dst_ports && portless_v6(flows.destination_address, flows.destination_port)) ||
-        (nat_ports && portless_v6(flows.nat_address, flows.nat_port))) {
-      err << " (an IPv6 address with a port is written in brackets, [2001:db8::1]:443; without them the last "
-             "group is part of the address)";
+    if ((dst_ports && mayHaveMeantAPort(flows.destination_address, flows.destination_port)) ||
+        (nat_ports && mayHaveMeantAPort(flows.nat_address, flows.nat_port))) {
+      err << kUnbracketedPortHint;
     }
     err << '\n';
   }

@@ -81,9 +81,8 @@ std::string noMatchMessage(const WhoCommand& who, const LeftOut& left_out) {
   }
   if (who.destination_address) {
     message += " to " + destinationText(who);
-    // "--dst 2001:db8::1:443" is a valid address with no port: perhaps the port was meant.
-    if (!who.destination_address->isV4() && !who.destination_port) {
-      message += " (an IPv6 address with a port is written in brackets, [2001:db8::1]:443)";
+    if (mayHaveMeantAPort(who.destination_address, who.destination_port)) {
+      message += kUnbracketedPortHint;
     }
   }
   const auto query = toFlowQuery(who);
