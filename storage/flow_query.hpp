@@ -26,6 +26,11 @@ struct FlowQuery {
   // has one (a hairpin, a redirect to an outside resolver), else the original destination. For
   // `who --dst`, whose victim received them there.
   bool destination_reached{false};
+  // The public side of a port forward: the original destination of a flow with DNAT (its
+  // translated destination set), and its port when set. `ctaudit who` asks this when a report's
+  // address and port were a port forward's, which no flow had as its translated source.
+  std::optional<IpAddress> forwarded_address;
+  std::optional<std::uint16_t> forwarded_port;
   // Either translation: the translated source or the translated destination equals this address
   // (and port when set).
   std::optional<IpAddress> nat_address;

@@ -56,7 +56,7 @@ std::string hasPortsTerm() {
 // The index key a query narrows by, if any: it decides which indexes each arm of the statement
 // names (see compileFlowQuery).
 struct KeyTerm {
-  enum class Kind : std::uint8_t { None, NatSource, Source };
+  enum class Kind : std::uint8_t { None, NatSource, Forwarded, Source };
   std::string sql;  // "" for Kind::None
   Kind kind{Kind::None};
 };
@@ -68,6 +68,17 @@ std::string natSourceTerm(QueryBuilder& b, const IpAddress& address, std::option
   }
   const auto low = b.parameter(endpointValue(address, 0));
   return "nat_src BETWEEN " + low + " AND " + b.parameter(endpointValue(address, 0xFFFF));
+}
+
+// The public side of a port forward: the original destination of a DNAT'd flow, one endpoint or
+// every port of the address (flows_dnat's key). `nat_dst IS NOT NULL` is the condition of the
+// flows_dnat family, spelt as it is there so that SQLite may use their entries.
+std::string forwardedTerm(QueryBuilder& b, const IpAddress& address, std::optional<std::uint16_t> port) {
+  if (port) {
+    return "nat_dst IS NOT NULL AND orig_dst = " + b.parameter(endpointValue(address, *port));
+  }
+  const auto low = b.parameter(endpointValue(address, 0));
+  return "nat_dst IS NOT NULL AND orig_dst BETWEEN " + low + " AND " + b.parameter(endpointValue(address, 0xFFFF));
 }
 
 // The original source inside a block (flows_orig_src's key). An IPv4 block is an INTEGER range,
@@ -131,6 +142,15 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
     key.kind = KeyTerm::Kind::NatSource;
   } else if (query.nat_source_port) {
     filters.push_back(endpointPortTerm(b, "nat_src", *query.nat_source_port));
+  }
+  if (query.forwarded_address) {
+    std::string term = forwardedTerm(b, *query.forwarded_address, query.forwarded_port);
+    if (key.kind == KeyTerm::Kind::None) {
+      key.sql = std::move(term);
+      key.kind = KeyTerm::Kind::Forwarded;
+    } else {
+      filters.push_back(std::move(term));
+    }
   }
   if (query.source) {
     std::string term = sourceTerm(b, *query.source);
@@ -246,12 +266,25 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
       }
       return terms;
     };
-    const std::string open_index(key.kind == KeyTerm::Kind::Source ? flow_index::kOpenSrc : flow_index::kOpenNat);
-    const std::string long_index(key.kind == KeyTerm::Kind::NatSource ? flow_index::kLongNat : flow_index::kLongSrc);
+    const auto [open_index, long_index] = [&]() -> std::pair<std::string_view, std::string_view> {
+      switch (key.kind) {
+        case KeyTerm::Kind::NatSource:
+          return {flow_index::kOpenNat, flow_index::kLongNat};
+        case KeyTerm::Kind::Forwarded:
+          return {flow_index::kOpenDnat, flow_index::kLongDnat};
+        case KeyTerm::Kind::Source:
+          return {flow_index::kOpenSrc, flow_index::kLongSrc};
+        case KeyTerm::Kind::None:
+          break;
+      }
+      // No key: the two that hold every open and every long row (flows_open_nat has no condition on
+      // nat_src), read whole.
+      return {flow_index::kOpenNat, flow_index::kLongSrc};
+    }();
     const std::int64_t long_before = saturatingSub(*from_ms, kLongFlowMs);
-    arm_sql.push_back(select + " INDEXED BY " + open_index +
+    arm_sql.push_back(select + " INDEXED BY " + std::string(open_index) +
                       where(outside({"dur_ms IS NULL", std::string(kInOpenIndexSql)})));
-    arm_sql.push_back(select + " INDEXED BY " + long_index +
+    arm_sql.push_back(select + " INDEXED BY " + std::string(long_index) +
                       where(outside({"dur_ms > " + std::to_string(kLongFlowMs),
                                      "start_ms < " + b.parameter(long_before)})));
     for (const std::string& arm : arm_sql) {
@@ -270,9 +303,9 @@ CompiledQuery compileFlowQuery(const FlowQuery& query, std::span<const IdRange> 
 std::optional<CompiledQuery> compileKeyIdQuery(const FlowQuery& query, std::span<const IdRange> started_in_window) {
   QueryBuilder b;
   std::string key;
-  if (query.nat_source_address && query.source) {
+  if ((query.nat_source_address && query.source) || query.forwarded_address) {
     // compileFlowQuery's first arm names no index, and SQLite may take either key's: ids from the
-    // other would be rows it never reads.
+    // other would be rows it never reads. A port forward's rows are few: nothing to read ahead.
     return std::nullopt;
   }
   if (query.nat_source_address) {

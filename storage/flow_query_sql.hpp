@@ -41,7 +41,8 @@ struct StartWindow {
 //    lifetime start, so a flow with no known start counts from its end (flow_row.hpp, StoredFlow).
 //  - With a `from`, a UNION ALL of three disjoint arms: the rows in `started_in_window`, the open
 //    rows outside them, and the long rows that started before the window (spans.hpp), each through
-//    the index of the query's key: nat_src when a translated source is given, else the orig_src
+//    the index of the query's key: nat_src when a translated source is given, else the original
+//    destination of the DNAT'd rows for a port forward (forwarded_address), else the orig_src
 //    address (kOrigSrcKeySql), else the rowid order and full scans of the small partial indexes.
 //  - source: the key of orig_src (kOrigSrcKeySql) BETWEEN the keys of network and last address, as
 //    stored (an INTEGER range of addresses for IPv4, a BLOB range of endpoints for IPv6; SQLite

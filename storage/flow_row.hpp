@@ -183,8 +183,11 @@ inline constexpr std::string_view kOpenNat = "flows_open_nat";
 inline constexpr std::string_view kOpenSrc = "flows_open_src";
 inline constexpr std::string_view kLongNat = "flows_long_nat";
 inline constexpr std::string_view kLongSrc = "flows_long_src";
+inline constexpr std::string_view kDnat = "flows_dnat";
+inline constexpr std::string_view kOpenDnat = "flows_open_dnat";
+inline constexpr std::string_view kLongDnat = "flows_long_dnat";
 // The ones a query names with INDEXED BY: without one of them the statement fails.
-inline constexpr std::array kIndexedBy{kOpenNat, kOpenSrc, kLongNat, kLongSrc};
+inline constexpr std::array kIndexedBy{kOpenNat, kOpenSrc, kLongNat, kLongSrc, kOpenDnat, kLongDnat};
 }  // namespace flow_index
 
 // Times are stored in whole milliseconds: start_ms rounded down and the end rounded up, so that

@@ -20,7 +20,7 @@ namespace ctaudit::storage {
 
 // PRAGMA user_version. Raise it with every change to the layout and add the step that upgrades
 // the previous version in applySchema (see docs/schema.md, "Versions and migrations").
-inline constexpr std::int64_t kSchemaVersion = 6;
+inline constexpr std::int64_t kSchemaVersion = 7;
 // The oldest version that applySchema upgrades in place; older ones are refused.
 inline constexpr std::int64_t kOldestUpgradableVersion = 4;
 
@@ -36,10 +36,10 @@ struct DatabaseInfo {
   std::string created_at;         // RFC 3339 UTC
 };
 
-// The six CREATE INDEX statements on `flows` as this version writes them (schema.cpp says what
+// The nine CREATE INDEX statements on `flows` as this version writes them (schema.cpp says what
 // each is for). SQLite keeps the text as given, so sqlite_master tells an index of an older
 // version from its current form.
-[[nodiscard]] std::array<std::string, 6> createIndexSql();
+[[nodiscard]] std::array<std::string, 9> createIndexSql();
 
 // `error`, from a read of `db` that failed: when SQLite found the file damaged or not a database,
 // says so and what to do (move it aside; check the path), instead of SQLite's words alone.

@@ -13,7 +13,7 @@
 #   - SIGTERM: STOPPING=1 arrives, after READY=1, and ctauditd exits 0;
 #   - with WATCHDOG_PID naming another process, no WATCHDOG=1 is sent (sd_watchdog_enabled);
 #   - a database of schema version 5 (one index changed back): the upgrade asks for more start
-#     time (EXTEND_TIMEOUT_USEC= with its STATUS=) before READY=1, and leaves version 6 with the
+#     time (EXTEND_TIMEOUT_USEC= with its STATUS=) before READY=1, and leaves this version with the
 #     index as this version defines it.
 set -u -o pipefail
 # shellcheck source=lib.sh
@@ -141,13 +141,16 @@ no_pings() {
 cta_expect "no WATCHDOG=1 when WATCHDOG_PID is another process's" no_pings
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
 
-# The same database made to look like version 5: the version number, and flows_orig_src with a
-# definition other than this version's, which the upgrade must build again.
-index_sql() { sqlite3 -readonly "$CTA_DB" "SELECT sql FROM sqlite_master WHERE name = 'flows_orig_src'"; }
-v6_index=$(index_sql)
-[[ -n $v6_index ]] || cta_die "no flows_orig_src in $CTA_DB"
+# The same database made to look like version 5: the version number, flows_orig_src with a
+# definition other than this version's and no flows_dnat (version 7's), which the upgrade must
+# build again.
+index_sql() { sqlite3 -readonly "$CTA_DB" "SELECT sql FROM sqlite_master WHERE name = '$1'"; }
+current_version=$(sqlite3 -readonly "$CTA_DB" "PRAGMA user_version")
+current_index=$(index_sql flows_orig_src)
+dnat_index=$(index_sql flows_dnat)
+[[ -n $current_index && -n $dnat_index ]] || cta_die "no flows_orig_src or flows_dnat in $CTA_DB"
 sqlite3 "$CTA_DB" "DROP INDEX flows_orig_src; CREATE INDEX flows_orig_src ON flows (id >> 20, orig_src);
-  PRAGMA user_version = 5;" || cta_die "cannot turn $CTA_DB into version 5"
+  DROP INDEX flows_dnat; PRAGMA user_version = 5;" || cta_die "cannot turn $CTA_DB into version 5"
 : >"$MSGS"
 cta_daemon_launcher() {
   CTA_LAUNCHER=(ip netns exec "$CTA_GW" env NOTIFY_SOCKET="$SOCK")
@@ -169,13 +172,15 @@ extend_before_ready() {
 cta_expect "the upgrade asks for more start time (EXTEND_TIMEOUT_USEC=30000000) before READY=1" extend_before_ready
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
 upgraded() {
-  local version index
+  local version index dnat
   version=$(sqlite3 -readonly "$CTA_DB" "PRAGMA user_version")
-  index=$(index_sql)
-  [[ $version == 6 && $index == "$v6_index" ]] && return 0
-  cta_err "after the upgrade: user_version '$version', flows_orig_src '$index' (want 6, '$v6_index')"
+  index=$(index_sql flows_orig_src)
+  dnat=$(index_sql flows_dnat)
+  [[ $version == "$current_version" && $index == "$current_index" && $dnat == "$dnat_index" ]] && return 0
+  cta_err "after the upgrade: user_version '$version', flows_orig_src '$index', flows_dnat '$dnat'" \
+    "(want $current_version, '$current_index', '$dnat_index')"
   return 1
 }
-cta_expect "the database is version 6 again, with this version's flows_orig_src" upgraded
+cta_expect "the database is version $current_version again, with this version's flows_orig_src and flows_dnat" upgraded
 
 cta_finish

@@ -309,11 +309,11 @@ TEST_F(FlowReaderTest, ANewerSchemaVersionIsAStorageError) {
 
 // A version-1 file (addresses as BLOBs, end_ns), version-2 file (nanoseconds, times in the
 // indexes) or version-3 file (four counter columns, indexes without buckets) is refused with what
-// to do, not misread; a version-4 or version-5 file too, read-only, until the daemon has upgraded
+// to do, not misread; a version-4 to version-6 file too, read-only, until the daemon has upgraded
 // it.
 TEST_F(FlowReaderTest, AnOlderSchemaVersionIsAStorageErrorSayingWhatToDo) {
-  static_assert(kSchemaVersion == 6, "add the version before this one below");
-  for (const int version : {1, 2, 3, 4, 5}) {
+  static_assert(kSchemaVersion == 7, "add the version before this one below");
+  for (const int version : {1, 2, 3, 4, 5, 6}) {
     {
       const SqliteDb db = openRaw(path_);
       ASSERT_EQ(sqlite3_exec(db.get(), ("PRAGMA user_version = " + std::to_string(version)).c_str(), nullptr, nullptr,
@@ -341,7 +341,7 @@ TEST_F(FlowReaderTest, TheReadOnlyConnectionRefusesAttachWritesAndSettings) {
   refused("DELETE FROM flows");
   refused("CREATE TABLE t (x)");
   refused("DROP VIEW flows_text");
-  refused("PRAGMA user_version = 7");
+  refused("PRAGMA user_version = 8");
   refused("PRAGMA journal_mode = DELETE");
   refused("VACUUM");
   EXPECT_FALSE(std::filesystem::exists(dir_ / "other.db"));
@@ -944,6 +944,25 @@ TEST_F(FlowReaderTest, EachQueryShapeUsesItsIndex) {
   EXPECT_TRUE(uses(to_victim, "USING INDEX flows_open_nat (nat_src=?)")) << to_victim;
   EXPECT_TRUE(uses(to_victim, "USING INDEX flows_long_nat (nat_src=? AND start_ms<?)")) << to_victim;
   EXPECT_FALSE(uses(to_victim, "SCAN flows")) << to_victim;
+
+  // who's second question, a port forward: the original destination of the DNAT'd rows.
+  FlowQuery forward = Query().between(at(0s), at(1s));
+  forward.forwarded_address = ip("203.0.113.1");
+  forward.forwarded_port = 8080;
+  const std::string forwarded = plan(forward);
+  EXPECT_TRUE(uses(forwarded, "USING INDEX flows_dnat (<expr>=? AND orig_dst=? AND rowid>? AND rowid<?)"))
+      << forwarded;
+  EXPECT_TRUE(uses(forwarded, "USING INDEX flows_open_dnat (orig_dst=?)")) << forwarded;
+  EXPECT_TRUE(uses(forwarded, "USING INDEX flows_long_dnat (orig_dst=? AND start_ms<?)")) << forwarded;
+  EXPECT_FALSE(uses(forwarded, "SCAN flows")) << forwarded;
+  // With who --dst, the victim is the forwarded flow's source: a filter on the rows found.
+  forward.source = IpNetwork::parse("198.51.100.1");
+  forward.forwarded_port.reset();
+  const std::string forwarded_to = plan(forward);
+  EXPECT_TRUE(uses(forwarded_to, "USING INDEX flows_dnat (<expr>=? AND orig_dst>? AND orig_dst<?)")) << forwarded_to;
+  EXPECT_TRUE(uses(forwarded_to, "USING INDEX flows_long_dnat (orig_dst>? AND orig_dst<?)")) << forwarded_to;
+  EXPECT_FALSE(uses(forwarded_to, "SCAN flows")) << forwarded_to;
+  EXPECT_FALSE(compileKeyIdQuery(forward, started));
 
   const std::string nat_address = plan(Query().natSource("203.0.113.1", std::nullopt).between(at(0s), at(1s)));
   EXPECT_TRUE(uses(nat_address, "flows_nat_src (<expr>=? AND nat_src>? AND nat_src<?)")) << nat_address;

@@ -84,7 +84,7 @@ TEST_F(SqliteSinkTest, CreatesDirectoriesAndAVersionedWalDatabase) {
   EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'observer_hostname'"), "gw1.example.net");
   EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'created_at'").back(), 'Z');
   EXPECT_EQ(scalar(db.get(), "SELECT value FROM meta WHERE key = 'created_by'").substr(0, 8), "ctaudit ");
-  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'flows_%'"), 6);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'flows_%'"), 9);
 }
 
 TEST_F(SqliteSinkTest, RoundTripsEveryKindOfFlowExactly) {
@@ -1052,8 +1052,17 @@ TEST_F(SqliteSinkTest, TheBatchStatementsCannotAbortHalfWay) {
 constexpr std::string_view kVersion5SourceKey =
     "(CASE WHEN typeof(orig_src) = 'integer' THEN orig_src >> 16 ELSE substr(orig_src, 1, 16) END)";
 
-// Turns the file at `path` into what version 5 wrote: the same but for that key.
+// Turns the file at `path` into what version 6 wrote: the same without the flows_dnat family.
+void makeVersion6(const std::filesystem::path& path) {
+  const SqliteDb db = openRaw(path);
+  const std::string sql = "BEGIN; DROP INDEX flows_dnat; DROP INDEX flows_open_dnat; DROP INDEX flows_long_dnat;"
+                          "PRAGMA user_version = 6; COMMIT";
+  ASSERT_EQ(sqlite3_exec(db.get(), sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db.get());
+}
+
+// Turns the file at `path` into what version 5 wrote: version 6 but for that key.
 void makeVersion5(const std::filesystem::path& path) {
+  makeVersion6(path);
   const SqliteDb db = openRaw(path);
   const std::string key(kVersion5SourceKey);
   const std::string sql = "BEGIN; DROP INDEX flows_orig_src; DROP INDEX flows_open_src; DROP INDEX flows_long_src;"
@@ -1087,8 +1096,8 @@ std::vector<std::string> currentFlowIndexes() {
 }
 
 // Version 5 keyed the flows_orig_src family by an expression with functions in it: the daemon
-// builds those three indexes again, leaves the other three alone, and every lookup by source then
-// finds its flows through them.
+// builds those three indexes again (and the flows_dnat family, new in version 7), leaves the other
+// three alone, and every lookup by source then finds its flows through them.
 TEST_F(SqliteSinkTest, UpgradesAVersionFiveFileByRebuildingTheIndexesKeyedBySource) {
   const auto v6 = portTuple(Protocol::Udp, "2001:db8:1::2", 5353, "2001:db8:2::53", 53);
   const auto long_flow = portTuple(Protocol::Tcp, "100.64.0.7", 33001, "198.51.100.1", 443);
@@ -1130,6 +1139,47 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFiveFileByRebuildingTheIndexesKeyedBySour
   EXPECT_EQ(from("100.64.0.0/10"), (std::vector<std::uint32_t>{1, 3}));
   EXPECT_EQ(from("100.64.0.7"), std::vector<std::uint32_t>{3});
   EXPECT_EQ(from("2001:db8:1::2"), std::vector<std::uint32_t>{2});
+}
+
+// Version 6 had no flows_dnat family: the daemon builds it, and a port forward's flows, the
+// recent, the long and the long-open one, are then found through it.
+TEST_F(SqliteSinkTest, UpgradesAVersionSixFileByBuildingThePortForwardIndexes) {
+  const auto recent = portTuple(Protocol::Tcp, "198.51.100.9", 51000, "203.0.113.1", 8080);
+  const auto long_one = portTuple(Protocol::Tcp, "198.51.100.10", 51001, "203.0.113.1", 8080);
+  const auto still_open = portTuple(Protocol::Tcp, "198.51.100.11", 51002, "203.0.113.1", 8080);
+  const auto elsewhere = portTuple(Protocol::Tcp, "198.51.100.12", 51003, "203.0.113.1", 8081);
+  const auto forwarded = [](const FlowTuple& original) { return withDnat(replyOf(original), "100.64.0.2", 80); };
+  ASSERT_EQ(write({flowEvent(EventType::New, 1, long_one, forwarded(long_one), at(0s)),
+                   flowEvent(EventType::New, 2, still_open, forwarded(still_open), at(1s))}),
+            SinkStatus::Ok);
+  ASSERT_EQ(write({flowEvent(EventType::Destroy, 1, long_one, forwarded(long_one), at(std::chrono::hours{3})),
+                   flowEvent(EventType::Destroy, 3, recent, forwarded(recent), at(std::chrono::hours{3})),
+                   flowEvent(EventType::Destroy, 4, elsewhere, forwarded(elsewhere), at(std::chrono::hours{3}))}),
+            SinkStatus::Ok);
+  sink_.reset();
+  makeVersion6(path_);
+  auto sink = SqliteSink::open(path_, "gw1.example.net", testing::nullLogger());
+  ASSERT_TRUE(sink) << sink.error().detail;
+  sink_ = std::move(*sink);
+  {
+    const SqliteDb db = openRaw(path_);
+    EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
+    EXPECT_EQ(flowIndexesIn(db.get()), currentFlowIndexes());
+    EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows INDEXED BY flows_dnat WHERE nat_dst IS NOT NULL AND "
+                              "(id >> 20) = 0"),
+              4);
+    EXPECT_EQ(scalar(db.get(), "PRAGMA integrity_check"), "ok");
+  }
+  auto reader = FlowReader::open(path_);
+  ASSERT_TRUE(reader) << reader.error().detail;
+  FlowQuery query;
+  query.forwarded_address = IpAddress::parse("203.0.113.1");
+  query.forwarded_port = 8080;
+  query.from = at(std::chrono::hours{3});
+  query.to = query.from;
+  auto records = (*reader)->find(query);
+  ASSERT_TRUE(records) << records.error().detail;
+  EXPECT_EQ(ctIdsOf(*records), (std::vector<std::uint32_t>{1, 2, 3}));
 }
 
 // An upgrade tells the caller that it started (and, when it runs longer, every few seconds), so
@@ -1181,7 +1231,7 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFourFileWithItsOpenRowsInTheOpenIndexes) 
   EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(rowsInOpenIndex(db.get()), 1);
   EXPECT_EQ(openIndexFromIn(db.get()), "3");
-  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%131072%'"), 2);
+  EXPECT_EQ(count(db.get(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%131072%'"), 3);
   EXPECT_EQ(flowIndexesIn(db.get()), currentFlowIndexes());
   // Found a day later through the open index alone: no row is after open_index_from.
   EXPECT_EQ(ctIdsAlive(path_, at(86400s)), (std::vector<std::uint32_t>{1}));
