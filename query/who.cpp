@@ -70,6 +70,58 @@ void printLeftOut(std::ostream& err, const WhoCommand& who, const LeftOut& left_
   }
 }
 
+// Whether `who` also asks for a port forward (DNAT) of its address and port, when no flow had
+// them as its translated source: a report about an address and port that outside hosts connected
+// to (a server behind the gateway) is about the original destination of a DNAT'd flow. An ICMP id
+// is no port a forward names.
+bool looksUpForwards(const WhoCommand& who) noexcept { return !who.protocol || !isIcmp(*who.protocol); }
+
+// who's second question: the flows that came in through a port forward of the address and port.
+// The victim a report names (--dst) is then the outside host that connected, the flow's source;
+// its port, if given, is checked on the rows found (keepFromVictimPort).
+storage::FlowQuery toForwardQuery(const WhoCommand& who) {
+  storage::FlowQuery query = toFlowQuery(who);
+  query.nat_source_address.reset();
+  query.nat_source_port.reset();
+  query.destination_address.reset();
+  query.destination_port.reset();
+  query.destination_reached = false;
+  query.forwarded_address = who.translated_source.address;
+  query.forwarded_port = who.translated_source.port;
+  if (who.destination_address) {
+    query.source = IpNetwork{*who.destination_address, who.destination_address->isV4() ? 32U : 128U};
+  }
+  return query;
+}
+
+void keepFromVictimPort(const WhoCommand& who, std::vector<storage::StoredFlow>& flows) {
+  if (!who.destination_port) {
+    return;
+  }
+  std::erase_if(flows, [&](const storage::StoredFlow& flow) {
+    return !hasPorts(flow.record.original.protocol) || flow.record.original.src_port != *who.destination_port;
+  });
+}
+
+// Said with the flows of a port forward: what they are, and which inside host served them, more
+// than one for a forward that balances its connections (dnat to a map or numgen).
+void printForwarded(std::ostream& err, const WhoCommand& who, std::span<const RankedFlow> ranked) {
+  std::vector<IpAddress> inside;
+  for (const RankedFlow& entry : ranked) {
+    const auto& target = entry.flow.nat.translated_destination;
+    if (entry.gap.count() == 0 && target && std::find(inside.begin(), inside.end(), target->address) == inside.end()) {
+      inside.push_back(target->address);
+    }
+  }
+  err << "ctaudit: note: no flow had translated source " << who.translated_source.toString()
+      << "; these came in through a port forward (DNAT) of it: the inside host is the one they were forwarded to "
+         "(DNAT_TO; destination.nat.ip in JSON)";
+  if (inside.size() > 1) {
+    err << ", and " << inside.size() << " inside hosts served it at --at";
+  }
+  err << '\n';
+}
+
 // Two lines. `left_out`: flows of protocols without ports, left out without --proto.
 std::string noMatchMessage(const WhoCommand& who, const LeftOut& left_out) {
   std::string message = "no flow had translated source " + who.translated_source.toString();
@@ -100,12 +152,10 @@ std::string noMatchMessage(const WhoCommand& who, const LeftOut& left_out) {
                " flow(s) of protocols without ports (GRE: a PPTP call id or 0) had that number in the port's place: "
                "--proto with their protocol shows them";
   }
-  // A report about an address and port that outside hosts connected to is about a port forward.
-  if (!who.protocol || !isIcmp(*who.protocol)) {
-    message += "\nctaudit: who looks up source NAT (SNAT, masquerade); a port forward (DNAT) of that address and "
-               "port is found by: ctaudit flows --dst " +
-               who.translated_source.toString() + " --from " + formatRfc3339(*query.from) + " --to " +
-               formatRfc3339(*query.to) + (who.zone ? " --zone " + std::to_string(*who.zone) : std::string{});
+  // runWho looked for a port forward of it as well.
+  if (looksUpForwards(who)) {
+    message += "\nctaudit: nor was " + who.translated_source.toString() +
+               " the public side of a port forward (DNAT) to an inside host then";
   }
   return message;
 }
@@ -388,13 +438,34 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   // (an exploratory run found a ping ranked above the TCP flow asked about), and so is a GRE flow
   // for port 0 (another found those named as exact matches). --proto asks for them.
   LeftOut left_out;
-  if (!who.protocol) {
-    left_out.icmp = std::erase_if(*found, [](const storage::StoredFlow& flow) {
-      return isIcmp(flow.record.original.protocol);
-    });
-    left_out.portless = std::erase_if(*found, [](const storage::StoredFlow& flow) {
-      return !hasPorts(flow.record.original.protocol);
-    });
+  const auto leave_out = [&](std::vector<storage::StoredFlow>& flows) {
+    LeftOut left;
+    if (!who.protocol) {
+      left.icmp = std::erase_if(flows, [](const storage::StoredFlow& flow) {
+        return isIcmp(flow.record.original.protocol);
+      });
+      left.portless = std::erase_if(flows, [](const storage::StoredFlow& flow) {
+        return !hasPorts(flow.record.original.protocol);
+      });
+    }
+    return left;
+  };
+  left_out = leave_out(*found);
+  // No flow had it as its translated source: it may have been a port forward's public side. Asked
+  // only then, so the usual answer costs no second lookup.
+  bool forwarded = false;
+  if (found->empty() && looksUpForwards(who)) {
+    auto forwards = findAll(finder, toForwardQuery(who));
+    if (!forwards) {
+      printErrorLine(err, forwards.error().detail);
+      return ExitStatus::Error;
+    }
+    // The notes about flows left out speak of the translated source; of a forward, only the flows
+    // with ports are kept, silently.
+    leave_out(*forwards);
+    keepFromVictimPort(who, *forwards);
+    forwarded = !forwards->empty();
+    *found = std::move(*forwards);
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
@@ -423,7 +494,11 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   }
   printFlows(out, who.format, flows, gaps, finder.observerHostname());
   printUndecided(err, ranked);
-  printSharedTranslation(err, who, ranked);
+  if (forwarded) {
+    printForwarded(err, who, ranked);
+  } else {
+    printSharedTranslation(err, who, ranked);
+  }
   printLeftOut(err, who, left_out);
   if (who.format == OutputFormat::Table &&
       std::any_of(ranked.begin(), ranked.end(), [](const RankedFlow& entry) { return entry.narrowed; })) {

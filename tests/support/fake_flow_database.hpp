@@ -43,6 +43,8 @@ struct FakeFlowDatabase {
   std::size_t visits{0};                // flows handed to forEach()'s visitors, all calls together
   std::function<void()> while_reading;  // called by forEach() after its last visit, before it returns
   std::optional<Error> coverage_error;  // gaps() and loggedPeriods() fail with this
+  // When set, forEach() visits only the flows it accepts for the query; else every flow.
+  std::function<bool(const storage::FlowQuery&, const FlowRecord&)> matches;
 
   std::vector<std::filesystem::path> opened;
   std::vector<storage::FlowQuery> queries;
@@ -74,6 +76,9 @@ private:
         }
         if (query.limit && visited == *query.limit) {
           break;
+        }
+        if (database_.matches && !database_.matches(query, flow)) {
+          continue;
         }
         ++visited;
         ++database_.visits;

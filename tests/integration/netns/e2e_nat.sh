@@ -261,6 +261,32 @@ dnat_by_nat() {
 cta_expect "flows --dst $CTA_GW4_OUT:$CTA_DNAT_PORT has the port-forward flow, destination.nat $CTA_CL4:$CTA_INSIDE_PORT" dnat_by_destination
 cta_expect "flows --nat $CTA_CL4:$CTA_INSIDE_PORT (translated destination) has the port-forward flow" dnat_by_nat
 
+# An abuse report naming the forward's public address and port: no flow had it as its translated
+# source, so `who` answers with the flow forwarded from it, and says so.
+dnat_by_who() { # [--dst VICTIM]
+  cta_capture "$CTAUDIT" who "$CTA_GW4_OUT:$CTA_DNAT_PORT" --at "@$T" "$@" --db "$CTA_DB" --format json
+  ((CTA_RC == 0)) || { cta_err "ctaudit who $CTA_GW4_OUT:$CTA_DNAT_PORT $*: exit $CTA_RC: $CTA_ERRTXT"; return 1; }
+  [[ $CTA_ERRTXT == *"came in through a port forward (DNAT)"* ]] || {
+    cta_err "who $CTA_GW4_OUT:$CTA_DNAT_PORT $*: no port-forward note on stderr: $CTA_ERRTXT"
+    return 1
+  }
+  local n
+  n=$(cta_jq 'flows_only' <<<"$CTA_OUT" | cta_jq -s 'length')
+  ((n == 1)) || { cta_err "who $CTA_GW4_OUT:$CTA_DNAT_PORT $*: want 1 flow, got $n: $CTA_OUT"; return 1; }
+  dnat_record_ok
+}
+dnat_other_victim_none() {
+  cta_capture "$CTAUDIT" who "$CTA_GW4_OUT:$CTA_DNAT_PORT" --at "@$T" --dst "$CTA_SRV4:$((dnat_sport + 1))" \
+    --db "$CTA_DB" --format json
+  ((CTA_RC == 1)) && [[ -z $(cta_jq 'flows_only' <<<"$CTA_OUT") ]] && return 0
+  cta_err "who $CTA_GW4_OUT:$CTA_DNAT_PORT --dst $CTA_SRV4:$((dnat_sport + 1)): exit $CTA_RC (want 1): $CTA_OUT"
+  return 1
+}
+cta_expect "who $CTA_GW4_OUT:$CTA_DNAT_PORT (a port forward) names $CTA_CL4:$CTA_INSIDE_PORT" dnat_by_who
+cta_expect "who $CTA_GW4_OUT:$CTA_DNAT_PORT --dst $CTA_SRV4:$dnat_sport (the outside client) names it too" \
+  dnat_by_who --dst "$CTA_SRV4:$dnat_sport"
+cta_expect "who $CTA_GW4_OUT:$CTA_DNAT_PORT --dst another client port finds nothing (exit 1)" dnat_other_victim_none
+
 # ---------------------------------------------------------------------------------------------
 # End of the flows: flush the gateway's table. Each flow's DESTROY carries its counters and stop
 # time (FIELD-NOTES 1).

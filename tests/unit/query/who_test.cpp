@@ -394,9 +394,7 @@ TEST(WhoTest, RunReportsNoMatchWithAHintInTableFormatOnly) {
   EXPECT_EQ(err.str(),
             "ctaudit: no flow had translated source 203.0.113.7:40001 (tcp) at 2026-11-25T10:00:03.000000000Z; "
             "widen the window with --slack, e.g. --slack 5s\n"
-            "ctaudit: who looks up source NAT (SNAT, masquerade); a port "
-            "forward (DNAT) of that address and port is found by: ctaudit flows --dst 203.0.113.7:40001 --from "
-            "2026-11-25T10:00:03.000000000Z --to 2026-11-25T10:00:03.000000000Z\n");
+            "ctaudit: nor was 203.0.113.7:40001 the public side of a port forward (DNAT) to an inside host then\n");
 
   std::ostringstream slack_err;
   std::ostringstream slack_out;
@@ -404,9 +402,7 @@ TEST(WhoTest, RunReportsNoMatchWithAHintInTableFormatOnly) {
   EXPECT_EQ(slack_err.str(),
             "ctaudit: no flow had translated source 203.0.113.7:40001 between 2026-11-25T10:00:01.000000000Z and "
             "2026-11-25T10:00:05.000000000Z\n"
-            "ctaudit: who looks up source NAT (SNAT, masquerade); a port forward (DNAT) of "
-            "that address and port is found by: ctaudit flows --dst 203.0.113.7:40001 --from "
-            "2026-11-25T10:00:01.000000000Z --to 2026-11-25T10:00:05.000000000Z\n");
+            "ctaudit: nor was 203.0.113.7:40001 the public side of a port forward (DNAT) to an inside host then\n");
 
   std::ostringstream json_out;
   std::ostringstream json_err;
@@ -539,6 +535,88 @@ TEST(WhoTest, InsideHostsSharingTheTranslatedSourceAreNamedInANote) {
   const WhoRun alone = run(whoCommand(), **finder);
   EXPECT_EQ(alone.status, ExitStatus::Found);
   EXPECT_EQ(alone.err.find("inside hosts held"), std::string::npos) << alone.err;
+}
+
+// An abuse report about a server behind the gateway names the port forward's public address and
+// port, which no flow has as its translated source: who then asks for the flows forwarded from
+// it, and names the inside host they went to.
+TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
+  testing::FakeFlowDatabase database;
+  database.flows = {NatFlowBuilder{}
+                        .ctId(5)
+                        .inside("198.51.100.9", 51000)
+                        .noSnat()
+                        .destination("203.0.113.7", 40001)
+                        .dnatTo("100.64.0.2", 80)
+                        .start("2026-11-25T10:00:00Z")
+                        .end("2026-11-25T10:00:10Z")
+                        .build()};
+  database.matches = [](const storage::FlowQuery& query, const FlowRecord&) {
+    return query.forwarded_address.has_value();
+  };
+  auto finder = database.opener()("/db");
+  ASSERT_TRUE(finder);
+  const WhoRun found = run(whoCommand(), **finder);
+  EXPECT_EQ(found.status, ExitStatus::Found);
+  ASSERT_EQ(database.queries.size(), 2U);
+  const storage::FlowQuery& forward = database.queries[1];
+  EXPECT_EQ(forward.forwarded_address, IpAddress::parse("203.0.113.7"));
+  EXPECT_EQ(forward.forwarded_port, 40001);
+  EXPECT_FALSE(forward.nat_source_address);
+  EXPECT_EQ(forward.from, kAt);
+  EXPECT_NE(found.out.find("100.64.0.2:80"), std::string::npos) << found.out;
+  EXPECT_NE(found.err.find("these came in through a port forward (DNAT) of it"), std::string::npos) << found.err;
+  EXPECT_EQ(found.err.find("inside hosts"), std::string::npos) << found.err;
+
+  // --dst names the victim, which for a forward is the outside host that connected: its address
+  // narrows the query, its port the rows.
+  WhoCommand victim = whoCommand();
+  victim.destination_address = IpAddress::parse("198.51.100.9");
+  victim.destination_port = 51000;
+  EXPECT_EQ(run(victim, **finder).status, ExitStatus::Found);
+  ASSERT_EQ(database.queries.size(), 4U);
+  ASSERT_TRUE(database.queries[3].source);
+  EXPECT_EQ(database.queries[3].source->toString(), "198.51.100.9/32");
+  EXPECT_FALSE(database.queries[3].destination_address);
+  victim.destination_port = 51001;
+  const WhoRun other_port = run(victim, **finder);
+  EXPECT_EQ(other_port.status, ExitStatus::NothingFound);
+  EXPECT_NE(other_port.err.find("nor was 203.0.113.7:40001 the public side of a port forward"), std::string::npos)
+      << other_port.err;
+
+  // An ICMP id is no port a forward names: one query.
+  WhoCommand ping = whoCommand();
+  ping.protocol = Protocol::Icmp;
+  const std::size_t before = database.queries.size();
+  const WhoRun icmp = run(ping, **finder);
+  EXPECT_EQ(icmp.status, ExitStatus::NothingFound);
+  EXPECT_EQ(database.queries.size(), before + 1);
+  EXPECT_EQ(icmp.err.find("port forward"), std::string::npos) << icmp.err;
+}
+
+// A forward that balances its connections over several servers: the note says how many served it.
+TEST(WhoTest, APortForwardToSeveralInsideHostsSaysHowMany) {
+  testing::FakeFlowDatabase database;
+  const auto forwarded = [](std::uint32_t id, std::uint16_t client_port, std::string_view server) {
+    return NatFlowBuilder{}
+        .ctId(id)
+        .inside("198.51.100.9", client_port)
+        .noSnat()
+        .destination("203.0.113.7", 40001)
+        .dnatTo(server, 80)
+        .start("2026-11-25T10:00:00Z")
+        .end("2026-11-25T10:00:10Z")
+        .build();
+  };
+  database.flows = {forwarded(5, 51000, "100.64.0.2"), forwarded(6, 51001, "100.64.0.3")};
+  database.matches = [](const storage::FlowQuery& query, const FlowRecord&) {
+    return query.forwarded_address.has_value();
+  };
+  auto finder = database.opener()("/db");
+  ASSERT_TRUE(finder);
+  const WhoRun found = run(whoCommand(), **finder);
+  EXPECT_EQ(found.status, ExitStatus::Found);
+  EXPECT_NE(found.err.find(", and 2 inside hosts served it at --at"), std::string::npos) << found.err;
 }
 
 TEST(WhoTest, TheNoMatchMessageNamesTheDestinationAndTheBrackets) {
