@@ -83,7 +83,9 @@ bool FlowTable::apply(FlowRecord& record) {
       {
         OpenFlow flow = remember(record);
         flow.may_lack_end_event = start_up_dump_ && (all_from_start_up_ || !flow.has_start);
-        any_may_lack_end_event_ = any_may_lack_end_event_ || flow.may_lack_end_event;
+        if (flow.may_lack_end_event) {
+          noteMayLackEnd(key);
+        }
         open_.emplace(key, flow);
       }
       return true;
@@ -124,8 +126,15 @@ void FlowTable::restore(const FlowRecord& open) {
   // First seen by an earlier run's start-up dump and still open: it may be one without end events
   // (that run may have known; this one cannot), so it is swept for until it ends.
   flow.may_lack_end_event = open.observed_at_start;
-  any_may_lack_end_event_ = any_may_lack_end_event_ || flow.may_lack_end_event;
+  if (flow.may_lack_end_event) {
+    noteMayLackEnd(open.key());
+  }
   open_.insert_or_assign(open.key(), flow);
+}
+
+void FlowTable::noteMayLackEnd(const FlowKey& key) {
+  any_may_lack_end_event_ = true;
+  lacking_end_.insert_or_assign(tupleOf(key), key.ct_id);
 }
 
 bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
@@ -134,7 +143,14 @@ bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
 }
 
 FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const OpenFlow& flow) const noexcept {
-  if (!startIsEntryStamp(record) || !flow.has_start) {
+  const bool stamp = startIsEntryStamp(record);
+  // A NEW's time is not its entry's stamp, but on the key of a flow without end events it is
+  // compared like any other start (below): such an entry sends no NEW of its own after the dump
+  // that showed it, but for one the daemon only took to lack the extension (setAllFromStartUpSuspect),
+  // whose NEW queued behind that dump comes within kStartSlackMs of its stamp.
+  const bool new_on_flow_without_end =
+      record.event == EventType::New && flow.may_lack_end_event && record.start_source == TimeSource::Kernel;
+  if ((!stamp && !new_on_flow_without_end) || !record.start || !flow.has_start) {
     return StartOrder::Unknown;
   }
   // The same entry shows the same stamp again, so a later one (in whole milliseconds, as the
@@ -149,13 +165,14 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
   const std::int64_t held_ms = storage::startMillis(fromUnixNanos(flow.start_ns));
   // The kernel hands a freed entry's id on only after that entry's DESTROY was sent, so a
   // successor can hide behind the same key only where events may have been lost since the flow
-  // was last seen: a resync began since (the start-up dump for a flow restored from the database).
+  // was last seen: a resync began since (the start-up dump for a flow restored from the database),
+  // or the flow's entry may send no DESTROY at all.
   // Otherwise a start that is not the entry's stamp says nothing: a packet held in NFQUEUE before
   // its confirmation puts the stamp as far after the NEW's time as the verdict took (a review).
-  const bool loss_since_seen = flow.seen < last_loss_generation_;
+  const bool loss_since_seen = flow.seen < last_loss_generation_ || flow.may_lack_end_event;
   switch (flow.start_source) {
     case TimeSource::Kernel:
-      if (flow.start_is_entry_stamp) {
+      if (stamp && flow.start_is_entry_stamp) {
         if (offered_ms > held_ms) {
           return StartOrder::Later;
         }
@@ -176,7 +193,7 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   }
   const auto found = open_.find(record.key());
   if (found == open_.end()) {
-    return {};
+    return endIfTupleTaken(record);
   }
   // A NEW replaces whatever had its key (apply): the old entry's DESTROY came first. Not that of a
   // flow without end events, which never comes: it is ended here like one replaced unseen.
@@ -214,6 +231,32 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   return {std::move(ended), false};
 }
 
+FlowTable::Replacement FlowTable::endIfTupleTaken(const FlowRecord& record) {
+  if (!any_may_lack_end_event_) {
+    return {};
+  }
+  const auto by_tuple = lacking_end_.find(tupleOf(record.key()));
+  if (by_tuple == lacking_end_.end() || by_tuple->second == record.ct_id) {
+    return {};
+  }
+  FlowKey old_key = by_tuple->first;
+  old_key.ct_id = by_tuple->second;
+  const auto old = open_.find(old_key);
+  if (old == open_.end() || !old->second.may_lack_end_event) {
+    lacking_end_.erase(by_tuple);  // it ended, or an event showed that it has the extension
+    return {};
+  }
+  const OpenFlow& flow = old->second;
+  const Timestamp began = record.start.value_or(record.event_time);
+  if (flow.has_start && began < fromUnixNanos(flow.start_ns)) {
+    return {};  // an entry before it, whose event came late: left to be written as its own flow
+  }
+  FlowRecord ended = boundDestroy(old->first, flow, began);
+  open_.erase(old);
+  lacking_end_.erase(by_tuple);
+  return {std::move(ended), false};
+}
+
 FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept {
   FlowRecord record;
   record.event = EventType::Destroy;
@@ -240,6 +283,9 @@ std::size_t FlowTable::openWithoutEndEvents() noexcept {
   const auto count = static_cast<std::size_t>(
       std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.may_lack_end_event; }));
   any_may_lack_end_event_ = count > 0;
+  if (count == 0) {
+    lacking_end_.clear();
+  }
   return count;
 }
 

@@ -56,6 +56,13 @@ public:
   // WireGuard, IPsec NAT-T) is told apart by a kernel start later than the flow's (compareStarts);
   // without that its DESTROY's start replaced the old row's, and the old flow's time vanished.
   //
+  // A flow that may have no end event is ended too by a record of another entry (another id) with
+  // its zone and original tuple: the kernel holds one entry per original tuple in a zone, so the
+  // old one was gone before the new one began (bound at that start). The subscriber made the same
+  // connection again; without this the old flow stayed open in the log until the next sweep, and
+  // `who` named it for the translated port it held, which the gateway may since have given to
+  // another subscriber.
+  //
   // The other way round, a record of another entry that began before the open flow did (its start,
   // or its time when it has none, is earlier) is a late event of an entry already replaced: an
   // UPDATE or DESTROY queued behind the dump that showed its successor. It must touch neither
@@ -132,12 +139,27 @@ private:
   // flow replaced), where the starts say so for certain.
   enum class StartOrder : std::uint8_t { Unknown, Later, Earlier };
   [[nodiscard]] StartOrder compareStarts(const FlowRecord& record, const OpenFlow& flow) const noexcept;
+  // endIfReplaced() for a record whose key no open flow has: the flow without end events that
+  // another entry had on its zone and original tuple, if any.
+  [[nodiscard]] Replacement endIfTupleTaken(const FlowRecord& record);
+  // The key with ct_id 0: what the kernel keeps unique among live entries, for lacking_end_.
+  [[nodiscard]] static FlowKey tupleOf(FlowKey key) noexcept {
+    key.ct_id = 0;
+    return key;
+  }
+  // Records that the flow of `key` may have no end event (OpenFlow::may_lack_end_event).
+  void noteMayLackEnd(const FlowKey& key);
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
 
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_
   storage::FlowKeyMap<OpenFlow> open_{&pool_};
+  // The conntrack id of each open flow that may have no end event, by tupleOf() its key, so that a
+  // NEW of another entry on that tuple finds it (endIfTupleTaken). Entries go stale when such a flow
+  // ends or sends an event; a lookup checks open_ and drops them, and the map is emptied when no
+  // such flow is left (openWithoutEndEvents). Only the start-up dump's flows are ever in it.
+  storage::FlowKeyMap<std::uint32_t> lacking_end_{&pool_};
   std::uint32_t generation_{0};
   // The generation of the last resync that followed a loss (or the start): a flow last seen before
   // it may have a successor behind its key (compareStarts).

@@ -72,9 +72,10 @@ void Pipeline::record(FlowRecord&& record, Timestamp now) {
   if (replaced.ended) {
     // The old entry's DESTROY was lost (the daemon was down, or events were dropped): counted as
     // a flow closed unseen, which it is.
-    log_->debug("conntrack id {} came back as another entry (another reply tuple, or a later kernel start): its "
-                "earlier flow is closed with a bound end",
-                record.ct_id);
+    log_->debug("conntrack id {} replaced an entry whose end was not seen (its id came back with another reply "
+                "tuple or a later kernel start, or its original tuple was held by conntrack id {} without end "
+                "events): that flow is closed with a bound end",
+                record.ct_id, replaced.ended->ct_id);
     ++stats_.closed_unseen;
     ++stats_.written;
     batcher_.add(std::move(*replaced.ended), now);

@@ -14,6 +14,8 @@
 #     start (as the package's postinst does), is found by its missing start time and swept too;
 #   - a flow an earlier run first saw in its start-up dump, restored open by a restart that could
 #     not tell it lacks the extension (it has a start time, and events are 1), is swept too;
+#   - the same connection made again after such an entry is gone closes its flow at once, with the
+#     new entry's start as the bound of its end;
 #   - a restart with the sysctls on all along sweeps nothing.
 # The test makes entries without the extension with nf_conntrack_events=0, which never adds it.
 # Under 2 the kernel adds it when any ctnetlink listener exists on the host: its check is one
@@ -122,6 +124,41 @@ cta_daemon_start --sweep-interval 1s
 cta_expect "... deleted from the gateway's table after the restart" delete_entry 24005
 cta_expect "a sweep of the restarted daemon closes the restored flow with a bound end" \
   cta_eventually 10 "flow 24005 closed" flow_is 24005 '.conntrack.time_source.end == "bound"'
+cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
+
+# The subscriber makes the same connection again after its entry, one without the extension, is
+# gone: the new entry has the same original tuple, and its NEW shows that the old one ended, since
+# the kernel holds one entry per original tuple. The old flow is closed then, with the new start as
+# the bound of its end, not an hour later by a sweep. The kernel may give the new entry the old
+# one's id and masquerade the same port (one run of the build before did: it merged the two), and
+# then only a start more than a second later tells it apart; the wait makes sure of that.
+cta_in "$CTA_GW" sysctl -qw net.netfilter.nf_conntrack_events=0 >/dev/null
+cta_expect "a UDP flow from port 24006 without the event extension" \
+  cta_udp_flow "$CTA_CL4" 24006 "$CTA_SRV4" "$CTA_UDP_PORT"
+: >"$CTA_DAEMON_LOG"
+cta_daemon_start --sweep-interval 1h
+cta_expect "the start-up dump logs it open" \
+  cta_eventually 5 "flow 24006 logged" flow_is 24006 '.conntrack.observed_at_start == true and (.event.end == null)'
+T_again=$(cta_now)
+cta_expect "... deleted from the gateway's table" delete_entry 24006
+sleep 1.2
+cta_expect "the same connection again, from port 24006" cta_udp_flow "$CTA_CL4" 24006 "$CTA_SRV4" "$CTA_UDP_PORT"
+made_again() {
+  local recs old new
+  recs=$(flow_json 24006)
+  old=$(cta_jq -c 'select(.conntrack.observed_at_start == true)' <<<"$recs")
+  new=$(cta_jq -c 'select(.conntrack.observed_at_start != true)' <<<"$recs")
+  if [[ -n $old && -n $new && $(wc -l <<<"$old") == 1 && $(wc -l <<<"$new") == 1 &&
+    $(cta_jq -r "(.conntrack.time_source.end == \"bound\") and
+      ((.event.end | sub(\"\\\\.[0-9]+Z$\"; \"Z\") | fromdate) >= $T_again - 1)" <<<"$old") == true &&
+    $(cta_jq -r '.event.end == null' <<<"$new") == true ]]; then
+    return 0
+  fi
+  cta_err "flows from port 24006: want the first closed with a bound end and the second open, got: $recs"
+  return 1
+}
+cta_expect "the new entry's NEW closes the old flow with a bound end, with no sweep for an hour" \
+  cta_eventually 5 "flow 24006 closed by its successor" made_again
 cta_expect "SIGTERM: ctauditd exits 0" cta_daemon_stop
 
 # Every entry made since has the extension and a start time: a restart sweeps nothing.

@@ -97,6 +97,103 @@ TEST(FlowTableTest, ANewOnTheKeyOfAFlowWithoutEndEventsEndsIt) {
   EXPECT_TRUE(known.sweepMayTouch(mapped(EventType::Dump, 6'000, 40001)));
 }
 
+// The subscriber made the same connection again (same zone and original tuple) and the kernel
+// gave the new entry another id: the old one was gone, since the kernel holds one entry per
+// original tuple in a zone. A flow without end events ends at the new start, where it stayed open
+// until the next sweep (a review) and `who` kept naming it for its translated port.
+TEST(FlowTableTest, AnotherEntryOnTheTupleOfAFlowWithoutEndEventsEndsIt) {
+  FlowTable table;
+  table.beginResync(true);
+  FlowRecord old_row = event(EventType::Dump, 8, 1'000);
+  ASSERT_TRUE(table.apply(old_row));
+  ASSERT_EQ(table.openWithoutEndEvents(), 1U);
+  EXPECT_FALSE(table.endIfReplaced(event(EventType::New, 8, 2'000)).ended) << "its own key: the NEW path";
+  FlowRecord other_tuple = event(EventType::New, 9, 3'000);
+  other_tuple.original.src_port = 33001;
+  EXPECT_FALSE(table.endIfReplaced(other_tuple).ended);
+  const FlowRecord again = event(EventType::New, 9, 5'000);
+  const auto replaced = table.endIfReplaced(again);
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_FALSE(replaced.stale);
+  EXPECT_EQ(replaced.ended->ct_id, 8U);
+  EXPECT_EQ(replaced.ended->end, fromUnixNanos(5'000));
+  EXPECT_EQ(replaced.ended->end_source, TimeSource::Bound);
+  EXPECT_EQ(table.openWithoutEndEvents(), 0U);
+  FlowRecord applied = again;
+  ASSERT_TRUE(table.apply(applied));
+  EXPECT_EQ(table.openFlows(), 1U);
+
+  // Restored from the database as first seen by an earlier run's start-up dump: the same.
+  FlowTable restored;
+  FlowRecord open = event(EventType::New, 8, 1'000);
+  open.observed_at_start = true;
+  restored.restore(open);
+  ASSERT_TRUE(restored.endIfReplaced(event(EventType::New, 9, 5'000)).ended);
+
+  // A record of an entry that began before the flow: a late event of a predecessor, left alone.
+  FlowTable stamped;
+  stamped.setAllFromStartUpSuspect(true);
+  stamped.beginResync(true);
+  FlowRecord with_start = event(EventType::Dump, 8, 4'000);
+  with_start.start = fromUnixNanos(3'000);
+  with_start.start_source = TimeSource::Kernel;
+  ASSERT_TRUE(stamped.apply(with_start));
+  FlowRecord late = event(EventType::Destroy, 7, 4'500);
+  late.start = fromUnixNanos(1'000);
+  late.start_source = TimeSource::Kernel;
+  EXPECT_FALSE(stamped.endIfReplaced(late).ended);
+  EXPECT_EQ(stamped.openFlows(), 1U);
+}
+
+// The kernel may hand the new entry the old one's id too, and masquerade the same port: then the
+// key and the reply tuple are the same, and only the start tells the successor. A NEW a clear
+// second after the flow's stamp is of another entry; one within it may be the flow's own NEW,
+// queued behind the dump of a flow the daemon only took to lack the extension.
+TEST(FlowTableTest, ANewWithTheSameKeyAndTuplesASecondLaterEndsAFlowWithoutEndEvents) {
+  constexpr std::int64_t kStamp = 1'000'000'000;
+  FlowTable table;
+  table.setAllFromStartUpSuspect(true);
+  table.beginResync(true);
+  FlowRecord dumped = mapped(EventType::Dump, kStamp + 5'000'000, 40001, kStamp);
+  ASSERT_TRUE(table.apply(dumped));
+  ASSERT_EQ(table.openWithoutEndEvents(), 1U);
+  EXPECT_FALSE(table.endIfReplaced(mapped(EventType::New, kStamp + 900'000'000, 40001)).ended)
+      << "within a second of its stamp: its own NEW";
+  table.beginResync(false, true);  // a routine sweep, no loss: the gate is the missing DESTROY
+  const auto replaced = table.endIfReplaced(mapped(EventType::New, kStamp + 2'500'000'000, 40001));
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_EQ(replaced.ended->end, fromUnixNanos(kStamp + 2'500'000'000));
+  EXPECT_EQ(replaced.ended->end_source, TimeSource::Bound);
+  EXPECT_EQ(*replaced.ended->start, fromUnixNanos(kStamp));
+
+  // A flow with end events: its DESTROY came before any successor's NEW.
+  FlowTable known;
+  FlowRecord with_events = mapped(EventType::New, kStamp, 40001);
+  ASSERT_TRUE(known.apply(with_events));
+  EXPECT_FALSE(known.endIfReplaced(mapped(EventType::New, kStamp + 2'500'000'000, 40001)).ended);
+}
+
+// A flow that sent an event has the extension: its DESTROY comes, and a NEW of another entry on
+// its tuple is no proof of anything the table must act on. Nor is a flow with end events.
+TEST(FlowTableTest, AnotherEntryOnTheTupleOfAFlowWithEndEventsEndsNothing) {
+  FlowTable table;
+  table.beginResync(true);
+  FlowRecord dumped = event(EventType::Dump, 8, 1'000);
+  ASSERT_TRUE(table.apply(dumped));
+  FlowRecord update = event(EventType::Update, 8, 2'000);
+  ASSERT_TRUE(table.apply(update));
+  FlowRecord other = event(EventType::Dump, 10, 1'000);  // keeps a flow without end events about
+  other.original.src_port = 34000;
+  ASSERT_TRUE(table.apply(other));
+  EXPECT_FALSE(table.endIfReplaced(event(EventType::New, 9, 5'000)).ended);
+  EXPECT_EQ(table.openFlows(), 2U);
+
+  FlowTable known;
+  FlowRecord with_events = event(EventType::New, 8, 1'000);
+  ASSERT_TRUE(known.apply(with_events));
+  EXPECT_FALSE(known.endIfReplaced(event(EventType::New, 9, 5'000)).ended);
+}
+
 TEST(FlowTableTest, DestroyWithoutTimestampTakesStartFromNew) {
   FlowTable table;
   auto created = event(EventType::New, 7, 100);
