@@ -65,8 +65,10 @@ std::size_t EventQueue::push(PipelineBatch& items, WhenFull when_full) {
         const PipelineBatch::Entry entry = next.peek();
         if (entry.marker != nullptr) {
           chunkWithRoom(0).append(entry);
-          // ReaderDrained only bounds the heartbeat: it waits for the next wake like a record.
-          wake = wake || !std::holds_alternative<ReaderDrained>(*entry.marker);
+          // ReaderDrained only bounds the heartbeat, and LossNoticed only matters to the records
+          // after it: they wait for the next wake like a record.
+          wake = wake || !(std::holds_alternative<ReaderDrained>(*entry.marker) ||
+                           std::holds_alternative<LossNoticed>(*entry.marker));
         } else if (!dropping && fits(entry.record.size())) {
           chunkWithRoom(entry.record.size()).append(entry);
           ++waiting_records_;

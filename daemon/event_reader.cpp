@@ -292,6 +292,7 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
         }
         break;
       case EventSource::ReadStatus::Overrun:
+        markLoss(clock_.now());
         noteKernelDrops(clock_.now());
         schedule_.noteOverrun(clock_.now());
         schedule_.noteDrops(clock_.now(), kernel_drops_);
@@ -430,7 +431,22 @@ void EventReader::push(EventQueue::WhenFull when_full) {
       overflow_logged_ = true;
     }
   }
-  batch_.clear();
+  batch_.clear();  // what the queue left in it: the records it dropped
+  if (dropped > 0) {
+    markLoss(clock_.now());  // they were the batch's newest: the records read next follow the loss
+  }
+}
+
+void EventReader::markLoss(Timestamp now) {
+  // Each marker starts a generation of the flow table's (FlowTable::noteLoss), 32 bits wide: at
+  // one per 10 ms, a daemon losing events without a pause wraps it after 16 months. A flow seen in
+  // the 10 ms after a marker is taken to be seen before a loss in them, as one seen after it.
+  constexpr std::chrono::milliseconds kLossMarkerInterval{10};
+  if (last_loss_marker_ && now - *last_loss_marker_ < kLossMarkerInterval && now >= *last_loss_marker_) {
+    return;
+  }
+  last_loss_marker_ = now;
+  batch_.push(LossNoticed{now});
 }
 
 void EventReader::reportDropWindows(bool force) {

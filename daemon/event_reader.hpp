@@ -189,6 +189,10 @@ private:
   // then may the next turn wait to gather more, and pass DecodeContext::woke.
   bool caught_up_{true};
   bool records_since_drained_{false};  // records pushed since the last ReaderDrained
+  // Pushes LossNoticed ahead of the records read next, at most one per kLossMarkerInterval: the
+  // flow table counts them in a 32-bit generation.
+  void markLoss(Timestamp now);
+  std::optional<Timestamp> last_loss_marker_;
   std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)
   std::size_t turn_records_{0};      // records read in the turn under way
   Timestamp last_turn_end_{};

@@ -292,7 +292,7 @@ std::size_t FlowTable::openWithoutEndEvents() noexcept {
 std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound, bool only_without_end_events) {
   std::vector<FlowRecord> closed;
   for (auto it = open_.begin(); it != open_.end();) {
-    if (it->second.seen == generation_ || (only_without_end_events && !it->second.may_lack_end_event)) {
+    if (it->second.seen >= resync_generation_ || (only_without_end_events && !it->second.may_lack_end_event)) {
       ++it;
       continue;
     }

@@ -83,10 +83,20 @@ public:
   // `sweep`: a routine dump for such flows, with nothing lost (compareStarts).
   void beginResync(bool start_up = false, bool sweep = false) noexcept {
     ++generation_;
+    resync_generation_ = generation_;
     start_up_dump_ = start_up;
     if (!sweep) {
       last_loss_generation_ = generation_;
     }
+  }
+
+  // Events were lost just before the records that come next (LossNoticed), where the resync that
+  // repairs the loss begins later: a flow seen before now may have a successor behind its key
+  // whose events come before that resync (compareStarts; a review found such a DESTROY merged into
+  // the old flow). Starts a generation of its own, which does not end the resync under way.
+  void noteLoss() noexcept {
+    ++generation_;
+    last_loss_generation_ = generation_;
   }
 
   // Removes every flow not seen since the last beginResync() and returns a Destroy record for each:
@@ -160,9 +170,13 @@ private:
   // ends or sends an event; a lookup checks open_ and drops them, and the map is emptied when no
   // such flow is left (openWithoutEndEvents). Only the start-up dump's flows are ever in it.
   storage::FlowKeyMap<std::uint32_t> lacking_end_{&pool_};
+  // Counts resyncs and losses (beginResync, noteLoss): a flow's `seen` is the one that last touched it.
   std::uint32_t generation_{0};
-  // The generation of the last resync that followed a loss (or the start): a flow last seen before
-  // it may have a successor behind its key (compareStarts).
+  // The generation the last beginResync() started: a flow seen in it or a later one was seen by
+  // that resync (closeUnseen).
+  std::uint32_t resync_generation_{0};
+  // The generation of the last loss, noticed (noteLoss) or repaired by a resync (or the start): a
+  // flow last seen before it may have a successor behind its key (compareStarts).
   std::uint32_t last_loss_generation_{0};
   bool start_up_dump_{false};
   bool all_from_start_up_{false};

@@ -51,6 +51,8 @@ void Pipeline::handle(PipelineItem&& item, Timestamp now) {
           settle(now);
         } else if constexpr (std::is_same_v<T, ReaderDrained>) {
           drained_up_to_ = value.time;
+        } else if constexpr (std::is_same_v<T, LossNoticed>) {
+          table_.noteLoss();
         } else {
           gap(value.gap);
         }

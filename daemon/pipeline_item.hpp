@@ -58,13 +58,24 @@ struct ReaderDrained {
   friend bool operator==(const ReaderDrained&, const ReaderDrained&) = default;
 };
 
+// Events were lost just before the records that follow: the kernel dropped some for the socket
+// (ENOBUFS), or the queue to the pipeline was full. Pushed at once, where the loss is noticed, while
+// the resync that repairs it comes later: an entry whose DESTROY was among the lost may have a
+// successor with the same key whose events follow, and the flow table must know before it merges
+// them into the old flow (FlowTable::noteLoss). Does not wake the pipeline.
+struct LossNoticed {
+  Timestamp time{};
+  friend bool operator==(const LossNoticed&, const LossNoticed&) = default;
+};
+
 // A window in which records were lost, to be written to every sink.
 struct GapReport {
   GapRecord gap;
   friend bool operator==(const GapReport&, const GapReport&) = default;
 };
 
-using PipelineItem = std::variant<FlowRecord, ResyncBegin, ResyncEnd, ResyncSettled, GapReport, ReaderDrained>;
+using PipelineItem =
+    std::variant<FlowRecord, ResyncBegin, ResyncEnd, ResyncSettled, GapReport, ReaderDrained, LossNoticed>;
 
 [[nodiscard]] inline bool isRecord(const PipelineItem& item) noexcept {
   return std::holds_alternative<FlowRecord>(item);

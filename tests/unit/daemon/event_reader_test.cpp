@@ -467,6 +467,14 @@ TEST_F(EventReaderTest, AnOverrunIsRepairedByAResyncAndRecordedAsAGap) {
   EXPECT_EQ(source_.dumps(), 1);
   EXPECT_EQ(queue_->stats().reader.resyncs, 1U);
   EXPECT_EQ(queue_->stats().reader.kernel_drops, 5U);
+  // The loss is marked where it was noticed, between the records read before and after it, ahead
+  // of the resync that repairs it: the flow table must know before it takes the records after it
+  // (FlowTable::noteLoss; a review found a successor's DESTROY merged into the old flow there).
+  const auto loss = indexOf<LossNoticed>(items);
+  ASSERT_GE(loss, 1);
+  EXPECT_EQ(countOf<LossNoticed>(items), 1U);
+  EXPECT_EQ(std::get<FlowRecord>(items[static_cast<std::size_t>(loss) - 1]).ct_id, 1U);
+  EXPECT_EQ(std::get<FlowRecord>(items[static_cast<std::size_t>(loss) + 1]).ct_id, 3U);
   // Until the gap is in the queue, no ReaderDrained mark may pass the window's start: the
   // heartbeat would claim the lost events.
   ASSERT_FALSE(consumer_->drained_marks.empty());
@@ -682,6 +690,9 @@ TEST_F(EventReaderTest, AFullQueueDropsTheNewestAndCountsThemExactly) {
   const auto& items = consumer_->items;
   ASSERT_EQ(countOf<FlowRecord>(items), 3U);
   EXPECT_EQ(std::get<FlowRecord>(items[2]).ct_id, 3U) << "the oldest are kept";
+  // The drop is marked after the records kept, for the flow table (FlowTable::noteLoss).
+  ASSERT_GE(items.size(), 4U);
+  EXPECT_TRUE(std::holds_alternative<LossNoticed>(items[3]));
   const auto gap = indexOf<GapReport>(items);
   ASSERT_GE(gap, 0);
   const GapRecord& record = std::get<GapReport>(items[static_cast<std::size_t>(gap)]).gap;

@@ -194,6 +194,49 @@ TEST(FlowTableTest, AnotherEntryOnTheTupleOfAFlowWithEndEventsEndsNothing) {
   EXPECT_FALSE(known.endIfReplaced(event(EventType::New, 9, 5'000)).ended);
 }
 
+// Overrun, then the successor's DESTROY before the resync that repairs the loss begins: the reader
+// marks the loss where it noticed it (LossNoticed), and a flow seen before it may have a successor
+// behind its key. Before, only the resync marked the loss, and such a DESTROY merged into the old
+// flow and replaced its start (a review).
+TEST(FlowTableTest, ALossNoticedBeforeTheResyncLetsASuccessorEndTheOldFlow) {
+  FlowTable table;
+  FlowRecord opened = mapped(EventType::New, 1'000'000'000, 40001);
+  ASSERT_TRUE(table.apply(opened));
+  const FlowRecord successor_end = mapped(EventType::Destroy, 9'000'000'000, 40001, 5'000'000'000);
+  EXPECT_FALSE(table.endIfReplaced(successor_end).ended) << "no loss: the kernel sent the old DESTROY first";
+  table.noteLoss();
+  const auto replaced = table.endIfReplaced(successor_end);
+  ASSERT_TRUE(replaced.ended);
+  EXPECT_EQ(replaced.ended->end, fromUnixNanos(5'000'000'000));
+  EXPECT_EQ(replaced.ended->end_source, TimeSource::Bound);
+
+  // A flow seen after the loss is no flow behind it.
+  FlowTable later;
+  later.noteLoss();
+  FlowRecord seen_after = mapped(EventType::New, 1'000'000'000, 40001);
+  ASSERT_TRUE(later.apply(seen_after));
+  EXPECT_FALSE(later.endIfReplaced(successor_end).ended);
+}
+
+// A loss noticed during a resync starts a generation, but the flows the dump showed before it were
+// seen by that resync all the same: the resync closes only the flows it did not see.
+TEST(FlowTableTest, ALossNoticedDuringAResyncKeepsWhatTheDumpShowed) {
+  FlowTable table;
+  FlowRecord shown = event(EventType::New, 1, 1'000);
+  FlowRecord gone = event(EventType::New, 2, 1'000);
+  gone.original.src_port = 33001;
+  ASSERT_TRUE(table.apply(shown));
+  ASSERT_TRUE(table.apply(gone));
+  table.beginResync(false);
+  FlowRecord row = event(EventType::Dump, 1, 2'000);
+  EXPECT_FALSE(table.apply(row));
+  table.noteLoss();
+  const auto closed = table.closeUnseen(fromUnixNanos(3'000));
+  ASSERT_EQ(closed.size(), 1U);
+  EXPECT_EQ(closed[0].ct_id, 2U);
+  EXPECT_EQ(table.openFlows(), 1U);
+}
+
 TEST(FlowTableTest, DestroyWithoutTimestampTakesStartFromNew) {
   FlowTable table;
   auto created = event(EventType::New, 7, 100);

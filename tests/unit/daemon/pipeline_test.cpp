@@ -159,6 +159,25 @@ TEST_F(PipelineTest, ADestroyQueuedBehindTheDumpIsTheOneThatCloses) {
   EXPECT_EQ(pipeline_.stats().closed_unseen, 0U);
 }
 
+// The reader marks a loss where it notices it: a DESTROY read after the mark, of an entry that
+// reused the id and tuples and began well after the flow, ends the flow with a bound and is its
+// own flow, though the resync has not begun yet.
+TEST_F(PipelineTest, ALossNoticedLetsTheSuccessorsDestroyEndTheOldFlow) {
+  feed(event(EventType::New, 1, at(1s)));
+  feed(LossNoticed{at(10s)});
+  FlowRecord successor = event(EventType::Destroy, 1, at(20s));
+  successor.start = at(15s);
+  successor.start_source = TimeSource::Kernel;
+  feed(successor);
+  flush();
+  const auto flow = of(sqlite_, 1);
+  ASSERT_EQ(flow.size(), 3U);
+  EXPECT_EQ(flow[1].end_source, TimeSource::Bound) << "the old flow, ended at the successor's start";
+  EXPECT_EQ(flow[1].end, at(15s));
+  EXPECT_EQ(flow[2].start, at(15s)) << "the successor, with its own start";
+  EXPECT_EQ(pipeline_.stats().closed_unseen, 1U);
+}
+
 TEST_F(PipelineTest, AnIncompleteDumpClosesNothing) {
   feed(event(EventType::New, 1, at(1s)));
   feed(ResyncBegin{at(10s)});
