@@ -24,17 +24,20 @@ namespace {
 // `counters` is in the main group: the write that closes a row sets it without its open padding
 // (flow_row.hpp, kOpenCountersBytes), so the space comes back in the same statement.
 constexpr std::array kMainColumns{
-    FlowColumn::NatDst, FlowColumn::Packed, FlowColumn::ZoneMark, FlowColumn::Icmp, FlowColumn::Reply,
-    FlowColumn::Counters,
+    FlowColumn::Packed, FlowColumn::ZoneMark, FlowColumn::Icmp, FlowColumn::Reply, FlowColumn::Counters,
 };
 // flows_long_*, and the row's span; dur_ms is relative to start_ms, so both move.
 constexpr std::array kStartColumns{FlowColumn::StartMs, FlowColumn::DurMs};
 // flows_open_* and flows_long_* (their WHERE): the common DESTROY that ends a flow whose start is
 // settled. flows_nat_src and flows_orig_src hold no time and stay as they are.
 constexpr std::array kEndColumns{FlowColumn::DurMs};
-constexpr std::array kNatSourceColumns{FlowColumn::NatSrc};  // flows_nat_src, flows_open_nat, flows_long_nat
+// The translations: flows_nat_src, flows_open_nat and flows_long_nat by nat_src, the flows_dnat
+// family by its condition on nat_dst. A translation is known from a flow's first event nearly
+// always, so the UPDATEs that carry counters and ends leave these indexes alone (with nat_dst in
+// the main group, every such UPDATE of a DNAT'd row rewrote its three flows_dnat entries: a review).
+constexpr std::array kNatColumns{FlowColumn::NatSrc, FlowColumn::NatDst};
 constexpr std::array kKeyColumns{FlowColumn::CtId, FlowColumn::OrigSrc, FlowColumn::OrigDst};
-static_assert(kMainColumns.size() + kStartColumns.size() + kNatSourceColumns.size() + kKeyColumns.size() ==
+static_assert(kMainColumns.size() + kStartColumns.size() + kNatColumns.size() + kKeyColumns.size() ==
                   kFlowColumnCount,
               "every column is either part of the key or in exactly one update group");
 
@@ -42,8 +45,8 @@ static_assert(kMainColumns.size() + kStartColumns.size() + kNatSourceColumns.siz
 constexpr unsigned kMainGroup = 1;
 constexpr unsigned kEndGroup = 2;
 constexpr unsigned kStartGroup = 4;
-constexpr unsigned kNatSourceGroup = 8;
-static_assert(kUpdateMasks == 2 * kNatSourceGroup, "one statement slot for every mask of the four groups");
+constexpr unsigned kNatGroup = 8;
+static_assert(kUpdateMasks == 2 * kNatGroup, "one statement slot for every mask of the four groups");
 
 // The columns an UPDATE for `mask` sets, in a fixed order; no allocation.
 struct UpdateColumns {
@@ -67,8 +70,8 @@ UpdateColumns updateColumns(unsigned mask) noexcept {
   } else if ((mask & kEndGroup) != 0) {
     set.add(kEndColumns);
   }
-  if ((mask & kNatSourceGroup) != 0) {
-    set.add(kNatSourceColumns);
+  if ((mask & kNatGroup) != 0) {
+    set.add(kNatColumns);
   }
   return set;
 }
@@ -217,7 +220,7 @@ std::optional<WriteFailure> SqliteSink::Impl::updateFolded(const FoldedFlow& fol
   } else if (changed(kEndColumns)) {
     mask |= kEndGroup;
   }
-  mask |= changed(kNatSourceColumns) ? kNatSourceGroup : 0U;
+  mask |= changed(kNatColumns) ? kNatGroup : 0U;
   if (mask == 0) {
     return std::nullopt;  // the events brought nothing new (e.g. a repeated UPDATE)
   }
