@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cstring>
 
@@ -21,6 +22,30 @@ bool sameFile(int a, int b) noexcept {
 }
 
 }  // namespace
+
+AppendOutcome appendWholeLines(int fd, std::string_view bytes, std::chrono::milliseconds wait_for_room) noexcept {
+  AppendOutcome outcome;
+  while (outcome.written < bytes.size()) {
+    const std::string_view rest = bytes.substr(outcome.written);
+    // As many whole lines as fit in PIPE_BUF; a longer line on its own.
+    std::size_t piece = 0;
+    while (piece < rest.size() && piece < PIPE_BUF) {
+      const std::size_t newline = rest.find('\n', piece);
+      const std::size_t line_end = newline == std::string_view::npos ? rest.size() : newline + 1;
+      if (piece != 0 && line_end > PIPE_BUF) {
+        break;
+      }
+      piece = line_end;
+    }
+    const AppendOutcome part = appendBuffered(fd, rest.substr(0, piece), wait_for_room);
+    outcome.written += part.written;
+    if (part.error != 0) {
+      outcome.error = part.error;
+      return outcome;
+    }
+  }
+  return outcome;
+}
 
 AppendOutcome appendBuffered(int fd, std::string_view bytes, std::chrono::milliseconds wait_for_room) noexcept {
   AppendOutcome outcome;

@@ -28,6 +28,15 @@ struct AppendOutcome {
 [[nodiscard]] AppendOutcome appendBuffered(int fd, std::string_view bytes,
                                            std::chrono::milliseconds wait_for_room = std::chrono::milliseconds{0}) noexcept;
 
+// appendBuffered() in writes of whole lines (newline-terminated), each at most PIPE_BUF bytes
+// where the lines allow (a longer line is written alone): for a pipe or FIFO, where a write of at
+// most PIPE_BUF bytes is atomic, also non-blocking (all of it, or EAGAIN). So the pipe never holds
+// part of a line: a daemon killed after a partial write left its reader half a line, which the
+// next run's first line, its daemon_down gap, was glued to (an exploratory run). On a failure
+// `written` ends at a line's end.
+[[nodiscard]] AppendOutcome appendWholeLines(int fd, std::string_view bytes,
+                                             std::chrono::milliseconds wait_for_room = std::chrono::milliseconds{0}) noexcept;
+
 // Appends to a regular file without going through the page cache: whole 4 KiB blocks go from an
 // aligned buffer straight to the disk with O_DIRECT, and only the last, partial block of each
 // append is written the ordinary way, through the caller's O_APPEND descriptor.

@@ -256,8 +256,9 @@ SinkStatus JsonLinesSink::writeBuffer(std::size_t lines, Written earlier) noexce
 
 JsonLinesSink::WriteOutcome JsonLinesSink::writeAll(std::string_view bytes) noexcept {
   const WriteOutcome outcome =
-      direct_ ? direct_->append(fd_.get(), bytes)
-              : appendBuffered(fd_.get(), bytes, is_regular_ ? std::chrono::milliseconds{0} : kRoomWait);
+      direct_      ? direct_->append(fd_.get(), bytes)
+      : is_regular_ ? appendBuffered(fd_.get(), bytes)
+                    : appendWholeLines(fd_.get(), bytes, kRoomWait);  // a pipe: never part of a line
   written_end_ += static_cast<off_t>(outcome.written);
   return outcome;
 }

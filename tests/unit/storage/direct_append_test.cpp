@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "storage/direct_append.hpp"
 
+#include <array>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -55,6 +57,32 @@ protected:
   }
   TempDir dir_;
 };
+
+// A full pipe takes no part of a line: a reader of a daemon killed then got half a line, and the
+// next run's first line glued to it (an exploratory run).
+TEST(AppendWholeLinesTest, AFullPipeTakesWholeLinesOnly) {
+  std::array<int, 2> ends{};
+  ASSERT_EQ(::pipe2(ends.data(), O_NONBLOCK), 0);
+  const int capacity = ::fcntl(ends[1], F_SETPIPE_SZ, 4096);
+  ASSERT_GE(capacity, 4096);
+  const std::string line(1499, 'x');
+  std::string lines;
+  const std::size_t fit = static_cast<std::size_t>(capacity) / 1500;  // whole lines the pipe holds
+  for (std::size_t i = 0; i < fit + 1; ++i) {
+    lines += line + '\n';
+  }
+  const AppendOutcome outcome = appendWholeLines(ends[1], lines);
+  EXPECT_EQ(outcome.error, EAGAIN);
+  EXPECT_EQ(outcome.written, fit * 1500) << "whole lines, though the pipe had room for part of the next";
+  std::string read_back(static_cast<std::size_t>(capacity), '\0');
+  const ssize_t n = ::read(ends[0], read_back.data(), read_back.size());
+  ASSERT_EQ(n, static_cast<ssize_t>(fit * 1500));
+  EXPECT_EQ(read_back[static_cast<std::size_t>(n) - 1], '\n');
+  // With room again, the rest goes whole; a line longer than PIPE_BUF is written on its own.
+  EXPECT_EQ(appendWholeLines(ends[1], std::string_view(lines).substr(fit * 1500)).written, 1500U);
+  ::close(ends[0]);
+  ::close(ends[1]);
+}
 
 TEST_F(DirectAppendTest, AppendsOfEverySizeMakeTheSameFileAsWrite) {
   AppendedFile file(dir_ / "flows.jsonl");
