@@ -22,10 +22,11 @@ FlowRecord shownRecord(const storage::StoredFlow& flow) {
 }
 
 void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
-                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname) {
+                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname,
+                std::span<const WhoMatch> matches) {
   switch (format) {
     case OutputFormat::Table:
-      out << renderFlowTable(flows, gaps);
+      out << renderFlowTable(flows, gaps, matches);
       return;
     case OutputFormat::Json:
       printJsonLines(out, flows, storage::JsonContext{observer_hostname});

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flow/flow_record.hpp"
+#include "query/flow_table.hpp"
 #include "query/output_format.hpp"
 #include "storage/flow_row.hpp"
 #include "storage/json_mapping.hpp"
@@ -22,9 +23,11 @@ namespace ctaudit::query {
 
 // Prints `flows`, in the order given, in `format`: the one place that picks a printer, so that
 // `who` and `flows` print alike. `gaps` is empty or one per flow (who's distance to the asked
-// time; only the table shows it). `observer_hostname` goes into the JSON lines.
+// time; only the table shows it), and so is `matches` (renderFlowTable). `observer_hostname`
+// goes into the JSON lines.
 void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
-                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname);
+                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname,
+                std::span<const WhoMatch> matches = {});
 
 // Prints flows one at a time, in the order added, as printFlows() prints them all: CSV and JSON
 // lines as each flow comes, so that an export of millions of flows is never held in memory; the

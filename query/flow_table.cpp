@@ -151,8 +151,11 @@ std::vector<std::string> flowRow(const FlowRecord& flow, ColumnsUsed used, Marks
 
 }  // namespace
 
-std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const std::chrono::nanoseconds> gaps) {
+std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const std::chrono::nanoseconds> gaps,
+                            std::span<const WhoMatch> matches) {
   assert(gaps.empty() || gaps.size() == flows.size());
+  assert(matches.empty() || matches.size() == flows.size());
+  const bool show_match = std::find(matches.begin(), matches.end(), WhoMatch::PortForward) != matches.end();
   if (flows.empty()) {
     return {};
   }
@@ -178,6 +181,9 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
   if (show_gap) {
     columns.push_back({"GAP", true});
   }
+  if (show_match) {
+    columns.push_back({"MATCH"});
+  }
 
   MarksUsed marks;
   std::vector<std::vector<std::string>> rows;
@@ -186,6 +192,9 @@ std::string renderFlowTable(std::span<const FlowRecord> flows, std::span<const s
     rows.push_back(flowRow(flows[i], used, marks));
     if (show_gap) {
       rows.back().push_back(gapText(gaps[i]));
+    }
+    if (show_match) {
+      rows.back().emplace_back(matches[i] == WhoMatch::PortForward ? "forward" : "snat");
     }
   }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -24,8 +25,16 @@ namespace ctaudit::query {
 //
 // `gaps` is empty, or holds one signed distance per flow (see gapToLifetime), shown in a GAP column
 // as "0", "+1.5s" (the flow began that long after the asked time) or "-0.25s" (ended before it).
+// How `who` found a flow: by its translated source (SNAT, masquerade), or as one that came in
+// through a port forward (DNAT) of the asked address and port.
+enum class WhoMatch : std::uint8_t { TranslatedSource, PortForward };
+
+// `matches` is empty, or says per flow how `who` found it: a MATCH column ("snat", "forward") when
+// some flow came through a port forward, since the INSIDE column of such a flow holds the outside
+// host that connected, and DNAT_TO the inside one.
 // Returns the whole text, every line ending in '\n'; empty when `flows` is.
 [[nodiscard]] std::string renderFlowTable(std::span<const FlowRecord> flows,
-                                          std::span<const std::chrono::nanoseconds> gaps);
+                                          std::span<const std::chrono::nanoseconds> gaps,
+                                          std::span<const WhoMatch> matches = {});
 
 }  // namespace ctaudit::query

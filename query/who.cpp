@@ -70,11 +70,17 @@ void printLeftOut(std::ostream& err, const WhoCommand& who, const LeftOut& left_
   }
 }
 
-// Whether `who` also asks for a port forward (DNAT) of its address and port, when no flow had
-// them as its translated source: a report about an address and port that outside hosts connected
-// to (a server behind the gateway) is about the original destination of a DNAT'd flow. An ICMP id
-// is no port a forward names.
+// Whether `who` also asks for a port forward (DNAT) of its address and port: a report about an
+// address and port that outside hosts connected to (a server behind the gateway) is about the
+// original destination of a DNAT'd flow. An ICMP id is no port a forward names.
 bool looksUpForwards(const WhoCommand& who) noexcept { return !who.protocol || !isIcmp(*who.protocol); }
+
+// Whether `flow` is one the port-forward lookup found: DNAT'd, to the asked address and port, and
+// not found by its translated source (a hairpin flow can be both: it counts as that).
+bool cameThroughForward(const FlowRecord& flow, const Endpoint& asked) noexcept {
+  return flow.nat.translated_destination && flow.original.dst == asked.address && flow.original.dst_port == asked.port &&
+         !(flow.nat.translated_source && *flow.nat.translated_source == asked);
+}
 
 // who's second question: the flows that came in through a port forward of the address and port.
 // The victim a report names (--dst) is then the outside host that connected, the flow's source;
@@ -104,20 +110,31 @@ void keepFromVictimPort(const WhoCommand& who, std::vector<storage::StoredFlow>&
 }
 
 // Said with the flows of a port forward: what they are, and which inside host served them, more
-// than one for a forward that balances its connections (dnat to a map or numgen).
-void printForwarded(std::ostream& err, const WhoCommand& who, std::span<const RankedFlow> ranked) {
+// than one for a forward that balances its connections (dnat to a map or numgen). Their tuple reads
+// the other way round from a masqueraded flow's, which a case file must not mix up (a review).
+void printForwarded(std::ostream& err, const WhoCommand& who, std::span<const RankedFlow> ranked,
+                    std::span<const WhoMatch> matches) {
   std::vector<IpAddress> inside;
-  for (const RankedFlow& entry : ranked) {
-    const auto& target = entry.flow.nat.translated_destination;
-    if (entry.gap.count() == 0 && target && std::find(inside.begin(), inside.end(), target->address) == inside.end()) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    if (matches[i] != WhoMatch::PortForward) {
+      continue;
+    }
+    ++count;
+    const auto& target = ranked[i].flow.nat.translated_destination;
+    if (ranked[i].gap.count() == 0 && std::find(inside.begin(), inside.end(), target->address) == inside.end()) {
       inside.push_back(target->address);
     }
   }
-  err << "ctaudit: note: no flow had translated source " << who.translated_source.toString()
-      << "; these came in through a port forward (DNAT) of it: the inside host is the one they were forwarded to "
-         "(DNAT_TO; destination.nat.ip in JSON)";
+  if (count == 0) {
+    return;
+  }
+  err << "ctaudit: note: " << count << " flow(s) came in through a port forward (DNAT) of "
+      << who.translated_source.toString()
+      << " (MATCH forward in the table): the inside host is the one each was forwarded to (DNAT_TO; "
+         "destination.nat.ip in JSON, nat_dst_ip in CSV), and its source the outside host that connected";
   if (inside.size() > 1) {
-    err << ", and " << inside.size() << " inside hosts served it at --at";
+    err << "; " << inside.size() << " inside hosts served it at --at";
   }
   err << '\n';
 }
@@ -152,10 +169,10 @@ std::string noMatchMessage(const WhoCommand& who, const LeftOut& left_out) {
                " flow(s) of protocols without ports (GRE: a PPTP call id or 0) had that number in the port's place: "
                "--proto with their protocol shows them";
   }
-  // runWho looked for a port forward of it as well.
+  // runWho looked for a port forward of it as well, with the same filters (--dst: from that host).
   if (looksUpForwards(who)) {
-    message += "\nctaudit: nor was " + who.translated_source.toString() +
-               " the public side of a port forward (DNAT) to an inside host then";
+    message += "\nctaudit: nor did such a flow come in through a port forward (DNAT) of " +
+               who.translated_source.toString();
   }
   return message;
 }
@@ -451,10 +468,12 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     return left;
   };
   left_out = leave_out(*found);
-  // No flow had it as its translated source: it may have been a port forward's public side. Asked
-  // only then, so the usual answer costs no second lookup.
-  bool forwarded = false;
-  if (found->empty() && looksUpForwards(who)) {
+  // The address and port may have been a port forward's public side, and may have been that while
+  // a masqueraded flow to another destination had them as its translated source (their reply
+  // tuples differ): both are asked, always (a review found a masqueraded flow that came near --at
+  // hiding the forward that held it then). The forward's lookup reads partial indexes of the DNAT'd
+  // flows alone, which a CGNAT hardly has.
+  if (looksUpForwards(who)) {
     auto forwards = findAll(finder, toForwardQuery(who));
     if (!forwards) {
       printErrorLine(err, forwards.error().detail);
@@ -464,8 +483,11 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     // with ports are kept, silently.
     leave_out(*forwards);
     keepFromVictimPort(who, *forwards);
-    forwarded = !forwards->empty();
-    *found = std::move(*forwards);
+    for (storage::StoredFlow& flow : *forwards) {
+      if (std::find(found->begin(), found->end(), flow) == found->end()) {  // a hairpin flow is in both
+        found->push_back(std::move(flow));
+      }
+    }
   }
   // The retention horizon after the flows (checkLog): a deletion committed in between moves it on.
   const auto check = checkLog(finder, *coverage);
@@ -486,19 +508,24 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
   std::vector<RankedFlow> ranked = rankByCloseness(*found, who.at);
   std::vector<FlowRecord> flows;
   std::vector<nanoseconds> gaps;
+  std::vector<WhoMatch> matches;
+  std::vector<RankedFlow> by_translated_source;
   flows.reserve(ranked.size());
   gaps.reserve(ranked.size());
+  matches.reserve(ranked.size());
   for (const RankedFlow& entry : ranked) {
     flows.push_back(entry.flow);
     gaps.push_back(entry.gap);
+    matches.push_back(cameThroughForward(entry.flow, who.translated_source) ? WhoMatch::PortForward
+                                                                             : WhoMatch::TranslatedSource);
+    if (matches.back() == WhoMatch::TranslatedSource) {
+      by_translated_source.push_back(entry);
+    }
   }
-  printFlows(out, who.format, flows, gaps, finder.observerHostname());
+  printFlows(out, who.format, flows, gaps, finder.observerHostname(), matches);
   printUndecided(err, ranked);
-  if (forwarded) {
-    printForwarded(err, who, ranked);
-  } else {
-    printSharedTranslation(err, who, ranked);
-  }
+  printSharedTranslation(err, who, by_translated_source);
+  printForwarded(err, who, ranked, matches);
   printLeftOut(err, who, left_out);
   if (who.format == OutputFormat::Table &&
       std::any_of(ranked.begin(), ranked.end(), [](const RankedFlow& entry) { return entry.narrowed; })) {

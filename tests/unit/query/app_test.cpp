@@ -81,9 +81,11 @@ TEST_F(AppTest, WhoFoundExitsZeroAndPrintsATable) {
   EXPECT_EQ(result.err, "");
   ASSERT_EQ(database_.opened.size(), 1U);
   EXPECT_EQ(database_.opened[0], std::string(kDefaultDatabasePath));
-  ASSERT_EQ(database_.queries.size(), 1U);
+  // The translated source, then a port forward of the same address and port.
+  ASSERT_EQ(database_.queries.size(), 2U);
   EXPECT_EQ(database_.queries[0].nat_source_address, IpAddress::parse("203.0.113.7"));
   EXPECT_EQ(database_.queries[0].nat_source_port, 40001);
+  EXPECT_EQ(database_.queries[1].forwarded_address, IpAddress::parse("203.0.113.7"));
 }
 
 TEST_F(AppTest, NothingFoundExitsOne) {
@@ -221,8 +223,7 @@ TEST_F(AppTest, WhoInsideAGapWarnsButKeepsItsExitStatus) {
   EXPECT_EQ(none.out, "");
   EXPECT_EQ(none.err, "ctaudit: no flow had translated source 203.0.113.7:40001 at 2026-11-25T10:00:03.000000000Z; "
                       "widen the window with --slack, e.g. --slack 5s\n"
-                      "ctaudit: nor was 203.0.113.7:40001 the public side of a port forward (DNAT) to an inside "
-                      "host then\n" +
+                      "ctaudit: nor did such a flow come in through a port forward (DNAT) of 203.0.113.7:40001\n" +
                           warning);
   ASSERT_EQ(database_.gap_queries.size(), 1U);
   EXPECT_EQ(database_.gap_queries[0].first, *parseTime("2026-11-25T10:00:03Z"));

@@ -370,8 +370,9 @@ TEST(WhoTest, RunPrintsRankedFlowsAndSendsTheQuery) {
   WhoCommand who = whoCommand(seconds{5});
   who.format = OutputFormat::Csv;
   EXPECT_EQ(runWho(who, **finder, out, err), ExitStatus::Found);
-  ASSERT_EQ(database.queries.size(), 1U);
+  ASSERT_EQ(database.queries.size(), 2U) << "the translated source, then a port forward";
   EXPECT_EQ(database.queries[0].from, kAt - seconds{5});
+  EXPECT_EQ(database.queries[1].from, kAt - seconds{5});
   const std::string csv = out.str();
   const auto first = csv.find(",2,0,0,");  // ct_id 2, zone 0, mark 0
   const auto second = csv.find(",1,0,0,");
@@ -394,7 +395,7 @@ TEST(WhoTest, RunReportsNoMatchWithAHintInTableFormatOnly) {
   EXPECT_EQ(err.str(),
             "ctaudit: no flow had translated source 203.0.113.7:40001 (tcp) at 2026-11-25T10:00:03.000000000Z; "
             "widen the window with --slack, e.g. --slack 5s\n"
-            "ctaudit: nor was 203.0.113.7:40001 the public side of a port forward (DNAT) to an inside host then\n");
+            "ctaudit: nor did such a flow come in through a port forward (DNAT) of 203.0.113.7:40001\n");
 
   std::ostringstream slack_err;
   std::ostringstream slack_out;
@@ -402,7 +403,7 @@ TEST(WhoTest, RunReportsNoMatchWithAHintInTableFormatOnly) {
   EXPECT_EQ(slack_err.str(),
             "ctaudit: no flow had translated source 203.0.113.7:40001 between 2026-11-25T10:00:01.000000000Z and "
             "2026-11-25T10:00:05.000000000Z\n"
-            "ctaudit: nor was 203.0.113.7:40001 the public side of a port forward (DNAT) to an inside host then\n");
+            "ctaudit: nor did such a flow come in through a port forward (DNAT) of 203.0.113.7:40001\n");
 
   std::ostringstream json_out;
   std::ostringstream json_err;
@@ -565,7 +566,11 @@ TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
   EXPECT_FALSE(forward.nat_source_address);
   EXPECT_EQ(forward.from, kAt);
   EXPECT_NE(found.out.find("100.64.0.2:80"), std::string::npos) << found.out;
-  EXPECT_NE(found.err.find("these came in through a port forward (DNAT) of it"), std::string::npos) << found.err;
+  EXPECT_NE(found.err.find("1 flow(s) came in through a port forward (DNAT) of 203.0.113.7:40001"),
+            std::string::npos)
+      << found.err;
+  EXPECT_NE(found.out.find("MATCH"), std::string::npos) << found.out;
+  EXPECT_NE(found.out.find("forward"), std::string::npos) << found.out;
   EXPECT_EQ(found.err.find("inside hosts"), std::string::npos) << found.err;
 
   // --dst names the victim, which for a forward is the outside host that connected: its address
@@ -581,7 +586,8 @@ TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
   victim.destination_port = 51001;
   const WhoRun other_port = run(victim, **finder);
   EXPECT_EQ(other_port.status, ExitStatus::NothingFound);
-  EXPECT_NE(other_port.err.find("nor was 203.0.113.7:40001 the public side of a port forward"), std::string::npos)
+  EXPECT_NE(other_port.err.find("nor did such a flow come in through a port forward (DNAT) of 203.0.113.7:40001"),
+            std::string::npos)
       << other_port.err;
 
   // An ICMP id is no port a forward names: one query.
@@ -616,7 +622,47 @@ TEST(WhoTest, APortForwardToSeveralInsideHostsSaysHowMany) {
   ASSERT_TRUE(finder);
   const WhoRun found = run(whoCommand(), **finder);
   EXPECT_EQ(found.status, ExitStatus::Found);
-  EXPECT_NE(found.err.find(", and 2 inside hosts served it at --at"), std::string::npos) << found.err;
+  EXPECT_NE(found.err.find("; 2 inside hosts served it at --at"), std::string::npos) << found.err;
+}
+
+// Masquerade may hand out a forwarded port for a flow to another destination: both entries hold
+// the endpoint at once (their reply tuples differ). A masqueraded flow that only came near --at
+// hid the forward that held it at --at (a review): both are asked and shown, each marked.
+TEST(WhoTest, AMasqueradedFlowNearByDoesNotHideThePortForwardAtTheTime) {
+  testing::FakeFlowDatabase database;
+  const FlowRecord masqueraded =
+      NatFlowBuilder{}.ctId(4).start("2026-11-25T09:59:00Z").end("2026-11-25T10:00:01Z").build();
+  const FlowRecord forwarded = NatFlowBuilder{}
+                                   .ctId(5)
+                                   .inside("198.51.100.9", 51000)
+                                   .noSnat()
+                                   .destination("203.0.113.7", 40001)
+                                   .dnatTo("100.64.0.2", 80)
+                                   .start("2026-11-25T10:00:00Z")
+                                   .end("2026-11-25T10:00:10Z")
+                                   .build();
+  database.flows = {masqueraded, forwarded};
+  database.matches = [](const storage::FlowQuery& query, const FlowRecord& flow) {
+    return query.forwarded_address ? flow.ct_id == 5 : flow.ct_id == 4;
+  };
+  auto finder = database.opener()("/db");
+  ASSERT_TRUE(finder);
+  const WhoRun found = run(whoCommand(seconds{5}), **finder);
+  EXPECT_EQ(found.status, ExitStatus::Found);
+  const auto forward_row = found.out.find("198.51.100.9:51000");
+  const auto snat_row = found.out.find("100.64.0.2:33000");
+  ASSERT_NE(forward_row, std::string::npos) << found.out;
+  ASSERT_NE(snat_row, std::string::npos) << found.out;
+  EXPECT_LT(forward_row, snat_row) << "the forward held it at --at (GAP 0), the masqueraded flow had ended";
+  EXPECT_NE(found.out.find("forward"), std::string::npos) << found.out;
+  EXPECT_NE(found.out.find("snat"), std::string::npos) << found.out;
+  EXPECT_NE(found.err.find("1 flow(s) came in through a port forward"), std::string::npos) << found.err;
+
+  // A flow both lookups return (a hairpin's can be) is shown once.
+  database.matches = {};
+  database.flows = {masqueraded};
+  const WhoRun once = run(whoCommand(seconds{5}), **finder);
+  EXPECT_EQ(std::count(once.out.begin(), once.out.end(), '\n'), 2) << once.out;
 }
 
 TEST(WhoTest, TheNoMatchMessageNamesTheDestinationAndTheBrackets) {
