@@ -84,8 +84,9 @@ inline constexpr std::int64_t kStartUnknown = 8;      // start_ms is a stand-in,
 inline constexpr std::int64_t kEndIsBound = 16;
 inline constexpr std::int64_t kAll = 31;
 // In an open row (dur_ms NULL), where no end has a source yet, the bit of kEndFromReceive says
-// instead that the row is in flows_open_nat and flows_open_src (StoredFlow::in_open_index). The
-// write that closes the row sets the bit from the end's source again.
+// instead that the row is in flows_open_nat and flows_open_src, and flows_open_dnat with DNAT
+// (StoredFlow::in_open_index). The write that closes the row sets the bit from the end's source
+// again.
 inline constexpr std::int64_t kInOpenIndex = kEndFromReceive;
 }  // namespace flow_flags
 

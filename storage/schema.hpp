@@ -56,7 +56,7 @@ struct DatabaseInfo {
                                                const std::function<void(std::int64_t from)>& on_upgrade = {});
 
 // The `meta` key whose value (a rowid, in decimal) is the first row that may be open without being
-// in flows_open_nat and flows_open_src: every open row below it is in them. SqliteSink moves it on
+// in flows_open_nat and flows_open_src (flows_open_dnat too with DNAT): every open row below it is in them. SqliteSink moves it on
 // as it adds the rows that stayed open to those indexes (docs/schema.md, "Open rows").
 inline constexpr std::string_view kOpenIndexFromKey = "open_index_from";
 // Its value in `db`. Errors: Errc::Storage when it is missing or not a positive number.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // SqliteSink's open rows: the map from a flow's key to its open row (loaded at open, kept with
 // each transaction, undone with a rollback), and the pass that puts rows open for kOpenIndexAfter
-// into flows_open_nat and flows_open_src.
+// into flows_open_nat and flows_open_src (and flows_open_dnat, for a row with DNAT).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -17,9 +17,9 @@
 namespace ctaudit::storage {
 namespace {
 
-// An open row goes into flows_open_nat and flows_open_src once it has been open this long
+// An open row goes into flows_open_* once it has been open this long
 // (docs/schema.md, "Open rows"). Those indexes are keyed by address, so each entry lands on its own
-// leaf somewhere in them, and a flow that had one cost two inserts and two deletes all over both:
+// leaf somewhere in them, and a flow that had one cost two inserts and two deletes all over two:
 // with 100k flows open, 40 % of the sink's CPU (sink_bench --live 100000). Most flows end within
 // minutes and now never touch them; until then a lookup finds the row as it finds any recent one.
 // Longer means fewer entries, but a start-up after a crash reads the rows of this period to find

@@ -150,7 +150,8 @@ current_index=$(index_sql flows_orig_src)
 dnat_index=$(index_sql flows_dnat)
 [[ -n $current_index && -n $dnat_index ]] || cta_die "no flows_orig_src or flows_dnat in $CTA_DB"
 sqlite3 "$CTA_DB" "DROP INDEX flows_orig_src; CREATE INDEX flows_orig_src ON flows (id >> 20, orig_src);
-  DROP INDEX flows_dnat; PRAGMA user_version = 5;" || cta_die "cannot turn $CTA_DB into version 5"
+  DROP INDEX flows_dnat; DROP INDEX flows_open_dnat; DROP INDEX flows_long_dnat;
+  PRAGMA user_version = 5;" || cta_die "cannot turn $CTA_DB into version 5"
 : >"$MSGS"
 cta_daemon_launcher() {
   CTA_LAUNCHER=(ip netns exec "$CTA_GW" env NOTIFY_SOCKET="$SOCK")
