@@ -333,8 +333,11 @@ Result<void> Daemon::openSinks() {
         [sink](Timestamp now, std::size_t max_rows) { return sink->expire(now, max_rows); }, clock_,
         ExpiryRunner::Options{}, log_.sqlite);
   }
-  std::vector<Batcher::NamedSink> sinks{
-      {"sqlite " + config_.db_path.string(), sqlite_.get(), std::string(storage::kDatabaseSinkLabel)}};
+  // The database last: its commit carries the heartbeat (noteAlive), from which the next start's
+  // daemon_down gap begins, so each batch must be in the JSON lines before that commit. Written
+  // the other way round, a kill -9 between the two lost a batch of JSON lines before the heartbeat,
+  // which no gap covered (an exploratory run lost 960 lines at one kill in eight).
+  std::vector<Batcher::NamedSink> sinks;
   if (config_.jsonl_path) {
     auto jsonl = storage::JsonLinesSink::open(*config_.jsonl_path, storage::JsonContext{hostname},
                                               config_.jsonl_updates, log_.jsonl, config_.jsonl_rotation, &clock_);
@@ -344,6 +347,7 @@ Result<void> Daemon::openSinks() {
     jsonl_ = std::move(*jsonl);
     sinks.push_back({"jsonl " + config_.jsonl_path->string(), jsonl_.get(), "jsonl"});
   }
+  sinks.push_back({"sqlite " + config_.db_path.string(), sqlite_.get(), std::string(storage::kDatabaseSinkLabel)});
   Batcher::Options options;
   options.max_rows = config_.max_batch_rows;
   options.max_age = config_.flush_interval;

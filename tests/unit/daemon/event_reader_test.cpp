@@ -567,18 +567,24 @@ TEST_F(EventReaderTest, SweepsPutOffForAnHourAreWarnedAboutOnce) {
                          [&](const std::string& line) { return line.find(text) != std::string::npos; });
   };
   std::uint32_t id = 10;
+  std::uint64_t fed = 0;
   const auto minute_of_events = [&] {
     std::vector<FlowRecord> minute;
     for (int i = 0; i < 500; ++i) {
       minute.push_back(record(id++));
     }
     source_.feed({{std::move(minute)}});
-    // The reader has read them before the clock moves on: the rate is events over elapsed time.
-    for (int waited = 0; source_.pending() != 0 && waited < 5000; ++waited) {
+    fed += 500;
+    // The reader has read and counted them before the clock moves on: the rate is events over
+    // elapsed time. (Waiting only for the source to hand them out let a loaded machine move the
+    // clock before the reader counted them: a second of no events, and a sweep ran.)
+    for (int waited = 0; queue_->stats().reader.messages < fed && waited < 5000; ++waited) {
       std::this_thread::sleep_for(1ms);
     }
     clock.advance(1min);
-    std::this_thread::sleep_for(5ms);  // a few idle checks at the new time
+    // A few idle checks at the new time, before the next minute's events: a check missed until
+    // they were counted closed the window with them, and the next one saw none (a sweep ran).
+    std::this_thread::sleep_for(20ms);
   };
   for (int minute = 0; minute < 60; ++minute) {
     minute_of_events();
