@@ -538,23 +538,29 @@ TEST(WhoTest, InsideHostsSharingTheTranslatedSourceAreNamedInANote) {
   EXPECT_EQ(alone.err.find("inside hosts held"), std::string::npos) << alone.err;
 }
 
+// A connection from an outside client to the port forward 203.0.113.7:40001, sent on to `server`.
+FlowRecord forwardedFlow(std::uint32_t id, std::uint16_t client_port = 51000, std::string_view server = "100.64.0.2") {
+  return NatFlowBuilder{}
+      .ctId(id)
+      .inside("198.51.100.9", client_port)
+      .noSnat()
+      .destination("203.0.113.7", 40001)
+      .dnatTo(server, 80)
+      .start("2026-11-25T10:00:00Z")
+      .end("2026-11-25T10:00:10Z")
+      .build();
+}
+
+// The fake database answers only the port-forward lookup.
+bool onlyForwards(const storage::FlowQuery& query, const FlowRecord&) { return query.forwarded_address.has_value(); }
+
 // An abuse report about a server behind the gateway names the port forward's public address and
-// port, which no flow has as its translated source: who then asks for the flows forwarded from
+// port, which no flow has as its translated source: who also asks for the flows forwarded from
 // it, and names the inside host they went to.
 TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
   testing::FakeFlowDatabase database;
-  database.flows = {NatFlowBuilder{}
-                        .ctId(5)
-                        .inside("198.51.100.9", 51000)
-                        .noSnat()
-                        .destination("203.0.113.7", 40001)
-                        .dnatTo("100.64.0.2", 80)
-                        .start("2026-11-25T10:00:00Z")
-                        .end("2026-11-25T10:00:10Z")
-                        .build()};
-  database.matches = [](const storage::FlowQuery& query, const FlowRecord&) {
-    return query.forwarded_address.has_value();
-  };
+  database.flows = {forwardedFlow(5)};
+  database.matches = onlyForwards;
   auto finder = database.opener()("/db");
   ASSERT_TRUE(finder);
   const WhoRun found = run(whoCommand(), **finder);
@@ -603,21 +609,8 @@ TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
 // A forward that balances its connections over several servers: the note says how many served it.
 TEST(WhoTest, APortForwardToSeveralInsideHostsSaysHowMany) {
   testing::FakeFlowDatabase database;
-  const auto forwarded = [](std::uint32_t id, std::uint16_t client_port, std::string_view server) {
-    return NatFlowBuilder{}
-        .ctId(id)
-        .inside("198.51.100.9", client_port)
-        .noSnat()
-        .destination("203.0.113.7", 40001)
-        .dnatTo(server, 80)
-        .start("2026-11-25T10:00:00Z")
-        .end("2026-11-25T10:00:10Z")
-        .build();
-  };
-  database.flows = {forwarded(5, 51000, "100.64.0.2"), forwarded(6, 51001, "100.64.0.3")};
-  database.matches = [](const storage::FlowQuery& query, const FlowRecord&) {
-    return query.forwarded_address.has_value();
-  };
+  database.flows = {forwardedFlow(5, 51000, "100.64.0.2"), forwardedFlow(6, 51001, "100.64.0.3")};
+  database.matches = onlyForwards;
   auto finder = database.opener()("/db");
   ASSERT_TRUE(finder);
   const WhoRun found = run(whoCommand(), **finder);
@@ -632,15 +625,7 @@ TEST(WhoTest, AMasqueradedFlowNearByDoesNotHideThePortForwardAtTheTime) {
   testing::FakeFlowDatabase database;
   const FlowRecord masqueraded =
       NatFlowBuilder{}.ctId(4).start("2026-11-25T09:59:00Z").end("2026-11-25T10:00:01Z").build();
-  const FlowRecord forwarded = NatFlowBuilder{}
-                                   .ctId(5)
-                                   .inside("198.51.100.9", 51000)
-                                   .noSnat()
-                                   .destination("203.0.113.7", 40001)
-                                   .dnatTo("100.64.0.2", 80)
-                                   .start("2026-11-25T10:00:00Z")
-                                   .end("2026-11-25T10:00:10Z")
-                                   .build();
+  const FlowRecord forwarded = forwardedFlow(5);
   database.flows = {masqueraded, forwarded};
   database.matches = [](const storage::FlowQuery& query, const FlowRecord& flow) {
     return query.forwarded_address ? flow.ct_id == 5 : flow.ct_id == 4;

@@ -1095,6 +1095,13 @@ std::vector<std::string> currentFlowIndexes() {
   return sql;
 }
 
+// After an upgrade: this version's number and indexes, and a sound file.
+void expectCurrentSchema(sqlite3* db) {
+  EXPECT_EQ(count(db, "PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(flowIndexesIn(db), currentFlowIndexes());
+  EXPECT_EQ(scalar(db, "PRAGMA integrity_check"), "ok");
+}
+
 // Version 5 keyed the flows_orig_src family by an expression with functions in it: the daemon
 // builds those three indexes again (and the flows_dnat family, new in version 7), leaves the other
 // three alone, and every lookup by source then finds its flows through them.
@@ -1120,10 +1127,8 @@ TEST_F(SqliteSinkTest, UpgradesAVersionFiveFileByRebuildingTheIndexesKeyedBySour
   sink_ = std::move(*sink);
   {
     const SqliteDb db = openRaw(path_);
-    EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
-    EXPECT_EQ(flowIndexesIn(db.get()), currentFlowIndexes());
+    expectCurrentSchema(db.get());
     EXPECT_EQ(count(db.get(), "SELECT rootpage FROM sqlite_master WHERE name = 'flows_nat_src'"), nat_src_root);
-    EXPECT_EQ(scalar(db.get(), "PRAGMA integrity_check"), "ok");
   }
   auto reader = FlowReader::open(path_);
   ASSERT_TRUE(reader) << reader.error().detail;
@@ -1163,12 +1168,10 @@ TEST_F(SqliteSinkTest, UpgradesAVersionSixFileByBuildingThePortForwardIndexes) {
   sink_ = std::move(*sink);
   {
     const SqliteDb db = openRaw(path_);
-    EXPECT_EQ(count(db.get(), "PRAGMA user_version"), kSchemaVersion);
-    EXPECT_EQ(flowIndexesIn(db.get()), currentFlowIndexes());
+    expectCurrentSchema(db.get());
     EXPECT_EQ(count(db.get(), "SELECT count(*) FROM flows INDEXED BY flows_dnat WHERE nat_dst IS NOT NULL AND "
                               "(id >> 20) = 0"),
               4);
-    EXPECT_EQ(scalar(db.get(), "PRAGMA integrity_check"), "ok");
   }
   auto reader = FlowReader::open(path_);
   ASSERT_TRUE(reader) << reader.error().detail;
