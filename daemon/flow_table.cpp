@@ -84,7 +84,7 @@ bool FlowTable::apply(FlowRecord& record) {
         OpenFlow flow = remember(record);
         flow.may_lack_end_event = start_up_dump_ && (all_from_start_up_ || !flow.has_start);
         if (flow.may_lack_end_event) {
-          noteMayLackEnd(key);
+          noteMayLackEnd(key, record.reply);
         }
         open_.emplace(key, flow);
       }
@@ -127,14 +127,15 @@ void FlowTable::restore(const FlowRecord& open) {
   // (that run may have known; this one cannot), so it is swept for until it ends.
   flow.may_lack_end_event = open.observed_at_start;
   if (flow.may_lack_end_event) {
-    noteMayLackEnd(open.key());
+    noteMayLackEnd(open.key(), open.reply);
   }
   open_.insert_or_assign(open.key(), flow);
 }
 
-void FlowTable::noteMayLackEnd(const FlowKey& key) {
+void FlowTable::noteMayLackEnd(const FlowKey& key, const FlowTuple& reply) {
   any_may_lack_end_event_ = true;
-  lacking_end_.insert_or_assign(tupleOf(key), key.ct_id);
+  lacking_end_by_original_.insert_or_assign(tupleKey(key.zone, key.original), key);
+  lacking_end_by_reply_.insert_or_assign(tupleKey(key.zone, reply), key);
 }
 
 bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
@@ -235,15 +236,22 @@ FlowTable::Replacement FlowTable::endIfTupleTaken(const FlowRecord& record) {
   if (!any_may_lack_end_event_) {
     return {};
   }
-  const auto by_tuple = lacking_end_.find(tupleOf(record.key()));
-  if (by_tuple == lacking_end_.end() || by_tuple->second == record.ct_id) {
+  if (auto by_original = endLackingEnd(lacking_end_by_original_, tupleKey(record.zone, record.original), record);
+      by_original.ended) {
+    return by_original;
+  }
+  return endLackingEnd(lacking_end_by_reply_, tupleKey(record.zone, record.reply), record);
+}
+
+FlowTable::Replacement FlowTable::endLackingEnd(storage::FlowKeyMap<FlowKey>& index, const FlowKey& probe,
+                                                const FlowRecord& record) {
+  const auto indexed = index.find(probe);
+  if (indexed == index.end() || indexed->second == record.key()) {
     return {};
   }
-  FlowKey old_key = by_tuple->first;
-  old_key.ct_id = by_tuple->second;
-  const auto old = open_.find(old_key);
+  const auto old = open_.find(indexed->second);
   if (old == open_.end() || !old->second.may_lack_end_event) {
-    lacking_end_.erase(by_tuple);  // it ended, or an event showed that it has the extension
+    index.erase(indexed);  // it ended, or an event showed that it has the extension
     return {};
   }
   const OpenFlow& flow = old->second;
@@ -253,7 +261,7 @@ FlowTable::Replacement FlowTable::endIfTupleTaken(const FlowRecord& record) {
   }
   FlowRecord ended = boundDestroy(old->first, flow, began);
   open_.erase(old);
-  lacking_end_.erase(by_tuple);
+  index.erase(indexed);  // the other index's entry goes stale, and is dropped when next found
   return {std::move(ended), false};
 }
 
@@ -284,7 +292,8 @@ std::size_t FlowTable::openWithoutEndEvents() noexcept {
       std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.may_lack_end_event; }));
   any_may_lack_end_event_ = count > 0;
   if (count == 0) {
-    lacking_end_.clear();
+    lacking_end_by_original_.clear();
+    lacking_end_by_reply_.clear();
   }
   return count;
 }

@@ -57,11 +57,11 @@ public:
   // without that its DESTROY's start replaced the old row's, and the old flow's time vanished.
   //
   // A flow that may have no end event is ended too by a record of another entry (another id) with
-  // its zone and original tuple: the kernel holds one entry per original tuple in a zone, so the
-  // old one was gone before the new one began (bound at that start). The subscriber made the same
-  // connection again; without this the old flow stayed open in the log until the next sweep, and
-  // `who` named it for the translated port it held, which the gateway may since have given to
-  // another subscriber.
+  // its zone and original tuple, or its zone and reply tuple: the kernel holds one entry per tuple
+  // of either direction in a zone, so the old one was gone before the new one began (bound at that
+  // start). The subscriber made the same connection again, or the gateway gave the translated port
+  // to another subscriber for the same destination; without this the old flow stayed open in the
+  // log until the next sweep, and both held the port at once there (exploratory runs).
   //
   // The other way round, a record of another entry that began before the open flow did (its start,
   // or its time when it has none, is earlier) is a late event of an entry already replaced: an
@@ -150,26 +150,34 @@ private:
   enum class StartOrder : std::uint8_t { Unknown, Later, Earlier };
   [[nodiscard]] StartOrder compareStarts(const FlowRecord& record, const OpenFlow& flow) const noexcept;
   // endIfReplaced() for a record whose key no open flow has: the flow without end events that
-  // another entry had on its zone and original tuple, if any.
+  // another entry had on its zone and original or reply tuple, if any.
   [[nodiscard]] Replacement endIfTupleTaken(const FlowRecord& record);
-  // The key with ct_id 0: what the kernel keeps unique among live entries, for lacking_end_.
-  [[nodiscard]] static FlowKey tupleOf(FlowKey key) noexcept {
-    key.ct_id = 0;
+  // The same for one of the two indexes (lacking_end_by_original_, lacking_end_by_reply_), at
+  // `probe`, the record's tuple as that index keys it.
+  [[nodiscard]] Replacement endLackingEnd(storage::FlowKeyMap<FlowKey>& index, const FlowKey& probe,
+                                          const FlowRecord& record);
+  // A zone and a tuple as the two indexes key them: what the kernel keeps unique among live entries.
+  [[nodiscard]] static FlowKey tupleKey(std::uint16_t zone, const FlowTuple& tuple) noexcept {
+    FlowKey key;
+    key.zone = zone;
+    key.original = tuple;
     return key;
   }
-  // Records that the flow of `key` may have no end event (OpenFlow::may_lack_end_event).
-  void noteMayLackEnd(const FlowKey& key);
+  // Records that the flow of `key`, with `reply`, may have no end event (OpenFlow::may_lack_end_event).
+  void noteMayLackEnd(const FlowKey& key, const FlowTuple& reply);
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
 
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_
   storage::FlowKeyMap<OpenFlow> open_{&pool_};
-  // The conntrack id of each open flow that may have no end event, by tupleOf() its key, so that a
-  // NEW of another entry on that tuple finds it (endIfTupleTaken). Entries go stale when such a flow
-  // ends or sends an event; a lookup checks open_ and drops them, and the map is emptied when no
-  // such flow is left (openWithoutEndEvents). Only the start-up dump's flows are ever in it.
-  storage::FlowKeyMap<std::uint32_t> lacking_end_{&pool_};
+  // The key of each open flow that may have no end event, by its zone and original tuple and by its
+  // zone and reply tuple (tupleKey), so that a NEW of another entry on either finds it
+  // (endIfTupleTaken). Entries go stale when such a flow ends or sends an event; a lookup checks
+  // open_ and drops them, and both are emptied when no such flow is left (openWithoutEndEvents).
+  // Only start-up dumps' flows are ever in them.
+  storage::FlowKeyMap<FlowKey> lacking_end_by_original_{&pool_};
+  storage::FlowKeyMap<FlowKey> lacking_end_by_reply_{&pool_};
   // Counts resyncs and losses (beginResync, noteLoss): a flow's `seen` is the one that last touched it.
   std::uint32_t generation_{0};
   // The generation the last beginResync() started: a flow seen in it or a later one was seen by
