@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "daemon/service_notifier.hpp"
 
-#include <cerrno>
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
+
+#include "storage/sqlite_sink.hpp"
 
 namespace ctaudit::daemon {
 
@@ -82,10 +85,14 @@ std::string formatServiceStatus(const MetricsSnapshot& current, const MetricsSna
       current.reader.messages >= previous.reader.messages ? current.reader.messages - previous.reader.messages : 0;
   const double seconds = std::chrono::duration<double>(elapsed).count();
   const auto rate = seconds > 0 ? static_cast<std::uint64_t>(std::llround(static_cast<double>(events) / seconds)) : 0;
-  // Records: what the first sink (SQLite, the log of record) accepted. Lost: every event or record
-  // that is not in the log as it came: dropped by the kernel for a full socket buffer (a resync
-  // repairs the flows, not the events), by a full queue, or given up by a sink.
-  const std::uint64_t written = current.sinks.empty() ? 0 : current.sinks.front().written;
+  // Records: what the database (the log of record) accepted; it is the last sink, after the JSON
+  // lines (Daemon::openSinks), so it is found by its label. Lost: every event or record that is not
+  // in the log as it came: dropped by the kernel for a full socket buffer (a resync repairs the
+  // flows, not the events), by a full queue, or given up by a sink.
+  const auto database = std::find_if(current.sinks.begin(), current.sinks.end(), [](const Batcher::SinkState& sink) {
+    return sink.label == storage::kDatabaseSinkLabel;
+  });
+  const std::uint64_t written = database == current.sinks.end() ? 0 : database->written;
   std::uint64_t lost = current.reader.kernel_drops + current.reader.queue_dropped;
   for (const auto& sink : current.sinks) {
     lost += sink.dropped;

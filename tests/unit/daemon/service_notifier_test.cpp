@@ -113,11 +113,13 @@ TEST(ServiceNotifierTest, WithoutNotifySocketNothingIsSent) {
   EXPECT_TRUE(log_lines->last_formatted().empty());
 }
 
+// The daemon's order: the JSON lines first, the database last (Daemon::openSinks). The JSON lines
+// count other records, so that a status taken from the wrong sink shows.
 MetricsSnapshot snapshot(std::uint64_t messages, std::uint64_t written) {
   MetricsSnapshot s;
   s.reader.messages = messages;
+  s.sinks.push_back(Batcher::SinkState{"jsonl", 2 * written + 7, 0, 0, 0, false, false, 0});
   s.sinks.push_back(Batcher::SinkState{"sqlite", written, 0, 0, 0, false, false, 0});
-  s.sinks.push_back(Batcher::SinkState{"jsonl", written, 0, 0, 0, false, false, 0});
   return s;
 }
 
