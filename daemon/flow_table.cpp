@@ -22,6 +22,9 @@ namespace {
 // A second is generous for the same entry but for a verdict over a second, which only the loss
 // gate in compareStarts covers; an entry made again after the old one expired comes seconds later.
 constexpr std::int64_t kStartSlackMs = 1000;
+
+// CTA_STATUS bit 12: IPS_NAT_CLASH (flow/ct_status.cpp says why that and not IPS_UNTRACKED).
+constexpr std::uint32_t kNatClash = 1U << 12U;
 static_assert(std::chrono::milliseconds{kStartSlackMs} >= 2 * ReadPacing{}.max,
               "the slack must cover the reader's longest wait with room to spare");
 
@@ -67,6 +70,11 @@ bool FlowTable::apply(FlowRecord& record) {
     // The sinks merge it into the same flow. One lookup: half of all events are NEWs.
     OpenFlow flow = remember(record);
     flow.observed_at_start = false;
+    if (any_may_lack_end_event_) {
+      if (const auto found = open_.find(key); found != open_.end()) {
+        forgetLackingEnd(found->first, found->second);  // its own NEW: it has the extension
+      }
+    }
     open_.insert_or_assign(key, flow);
     return true;
   }
@@ -105,6 +113,7 @@ bool FlowTable::apply(FlowRecord& record) {
       record.observed_at_start = found->second.observed_at_start;
       refresh(found->second, record);
       found->second.seen = generation_;
+      forgetLackingEnd(found->first, found->second);
       found->second.may_lack_end_event = false;  // an event came: the entry has the extension
       return true;
     case EventType::Destroy:
@@ -114,6 +123,7 @@ bool FlowTable::apply(FlowRecord& record) {
           record.start_source = found->second.start_source;
         }
         record.observed_at_start = found->second.observed_at_start;
+        forgetLackingEnd(found->first, found->second);
         open_.erase(found);
       }
       return true;
@@ -136,6 +146,21 @@ void FlowTable::noteMayLackEnd(const FlowKey& key, const FlowTuple& reply) {
   any_may_lack_end_event_ = true;
   lacking_end_by_original_.insert_or_assign(tupleKey(key.zone, key.original), key);
   lacking_end_by_reply_.insert_or_assign(tupleKey(key.zone, reply), key);
+}
+
+void FlowTable::forgetLackingEnd(const FlowKey& key, const OpenFlow& flow) {
+  if (!flow.may_lack_end_event) {
+    return;
+  }
+  for (auto [index, probe] : {std::pair{&lacking_end_by_original_, tupleKey(key.zone, key.original)},
+                              std::pair{&lacking_end_by_reply_, tupleKey(key.zone, flow.reply)}}) {
+    if (const auto found = index->find(probe); found != index->end() && found->second == key) {
+      index->erase(found);
+    }
+  }
+  if (lacking_end_by_original_.empty() && lacking_end_by_reply_.empty()) {
+    any_may_lack_end_event_ = false;  // no search for one on every NEW; --reliable never sweeps to count
+  }
 }
 
 bool FlowTable::sweepMayTouch(const FlowRecord& record) const {
@@ -170,7 +195,7 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
   // or the flow's entry may send no DESTROY at all.
   // Otherwise a start that is not the entry's stamp says nothing: a packet held in NFQUEUE before
   // its confirmation puts the stamp as far after the NEW's time as the verdict took (a review).
-  const bool loss_since_seen = flow.seen < last_loss_generation_ || flow.may_lack_end_event;
+  const bool loss_since_seen = seenBefore(flow.seen, last_loss_generation_) || flow.may_lack_end_event;
   switch (flow.start_source) {
     case TimeSource::Kernel:
       if (stamp && flow.start_is_entry_stamp) {
@@ -217,6 +242,7 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
     // old one was freed, while this daemon was down or its events were lost (an exploratory run:
     // fixed-port UDP across a restart). The old flow ended before the new one began.
     FlowRecord ended = boundDestroy(found->first, flow, *record.start);
+    forgetLackingEnd(found->first, flow);
     open_.erase(found);
     return {std::move(ended), false};
   }
@@ -228,6 +254,7 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   // kernel's table twice. Never before the old flow's own start.
   const Timestamp bound = flow.has_start ? std::max(began, fromUnixNanos(flow.start_ns)) : began;
   FlowRecord ended = boundDestroy(found->first, flow, bound);
+  forgetLackingEnd(found->first, flow);
   open_.erase(found);
   return {std::move(ended), false};
 }
@@ -255,13 +282,27 @@ FlowTable::Replacement FlowTable::endLackingEnd(storage::FlowKeyMap<FlowKey>& in
     return {};
   }
   const OpenFlow& flow = old->second;
+  // A NAT clash's loser has the winner's original tuple and an id and a translation of its own: both
+  // are alive (a review).
+  if (&index == &lacking_end_by_original_ && ((flow.status | record.status) & kNatClash) != 0) {
+    return {};
+  }
   const Timestamp began = record.start.value_or(record.event_time);
   if (flow.has_start && began < fromUnixNanos(flow.start_ns)) {
     return {};  // an entry before it, whose event came late: left to be written as its own flow
   }
+  // Until the start-up dump has settled, a record may be a late event, queued behind the dump, of
+  // an entry that held the tuple before this flow's did, and its time (the read time before Linux
+  // 6.14) is after the flow's start all the same (a review): only a kernel start later than the
+  // flow's kernel start tells a successor then. After the settle every earlier event has been read.
+  if (!start_up_settled_ &&
+      !(flow.has_start && flow.start_source == TimeSource::Kernel && record.start &&
+        record.start_source == TimeSource::Kernel && began > fromUnixNanos(flow.start_ns))) {
+    return {};
+  }
   FlowRecord ended = boundDestroy(old->first, flow, began);
+  forgetLackingEnd(old->first, flow);
   open_.erase(old);
-  index.erase(indexed);  // the other index's entry goes stale, and is dropped when next found
   return {std::move(ended), false};
 }
 
@@ -301,11 +342,13 @@ std::size_t FlowTable::openWithoutEndEvents() noexcept {
 std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound, bool only_without_end_events) {
   std::vector<FlowRecord> closed;
   for (auto it = open_.begin(); it != open_.end();) {
-    if (it->second.seen >= resync_generation_ || (only_without_end_events && !it->second.may_lack_end_event)) {
+    if (!seenBefore(it->second.seen, resync_generation_) ||
+        (only_without_end_events && !it->second.may_lack_end_event)) {
       ++it;
       continue;
     }
     closed.push_back(boundDestroy(it->first, it->second, bound));
+    forgetLackingEnd(it->first, it->second);
     open_.erase(it++);
   }
   return closed;

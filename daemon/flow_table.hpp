@@ -78,6 +78,10 @@ public:
   // counts as seen by the current generation: the next resync decides whether it is still alive.
   void restore(const FlowRecord& open);
 
+  // The start-up dump has settled (Pipeline::settle): every event queued before it ended has been
+  // read, so another entry on the tuple of a flow without end events is its successor (endLackingEnd).
+  void noteSettled() noexcept { start_up_settled_ = true; }
+
   // Starts a new generation: flows touched from now on count as seen by this resync. `start_up`:
   // it is the dump at the daemon's start, whose new rows may be flows without an end event.
   // `sweep`: a routine dump for such flows, with nothing lost (compareStarts).
@@ -163,8 +167,15 @@ private:
     key.original = tuple;
     return key;
   }
-  // Records that the flow of `key`, with `reply`, may have no end event (OpenFlow::may_lack_end_event).
+  // Records that the flow of `key`, with `reply`, may have no end event (OpenFlow::may_lack_end_event),
+  // and forgets it again when it ends or proves it has the extension.
   void noteMayLackEnd(const FlowKey& key, const FlowTuple& reply);
+  void forgetLackingEnd(const FlowKey& key, const OpenFlow& flow);
+  // Whether a flow last seen in generation `seen` was seen before generation `mark`: by the
+  // distance from the current one, which stays right when the 32-bit count wraps.
+  [[nodiscard]] bool seenBefore(std::uint32_t seen, std::uint32_t mark) const noexcept {
+    return generation_ - seen > generation_ - mark;
+  }
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
@@ -176,8 +187,11 @@ private:
   // (endIfTupleTaken). Entries go stale when such a flow ends or sends an event; a lookup checks
   // open_ and drops them, and both are emptied when no such flow is left (openWithoutEndEvents).
   // Only start-up dumps' flows are ever in them.
-  storage::FlowKeyMap<FlowKey> lacking_end_by_original_{&pool_};
-  storage::FlowKeyMap<FlowKey> lacking_end_by_reply_{&pool_};
+  // From the heap, not the table's pool, which keeps what it took: a first run on a large gateway
+  // suspects every flow of its dump, and those end within hours (a review).
+  storage::FlowKeyMap<FlowKey> lacking_end_by_original_{std::pmr::new_delete_resource()};
+  storage::FlowKeyMap<FlowKey> lacking_end_by_reply_{std::pmr::new_delete_resource()};
+  bool start_up_settled_{false};
   // Counts resyncs and losses (beginResync, noteLoss): a flow's `seen` is the one that last touched it.
   std::uint32_t generation_{0};
   // The generation the last beginResync() started: a flow seen in it or a later one was seen by

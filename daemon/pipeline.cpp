@@ -100,6 +100,7 @@ void Pipeline::settle(Timestamp now) {
   in_resync_ = false;
   const bool sweep = std::exchange(sweeping_, false);
   ++stats_.resyncs_settled;
+  table_.noteSettled();
   if (!dump_end_) {
     if (dump_failed_) {
       log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");

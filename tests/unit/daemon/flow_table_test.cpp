@@ -113,6 +113,8 @@ TEST(FlowTableTest, AnotherEntryOnTheTupleOfAFlowWithoutEndEventsEndsIt) {
   other_tuple.reply = other_tuple.original;
   EXPECT_FALSE(table.endIfReplaced(other_tuple).ended);
   const FlowRecord again = event(EventType::New, 9, 5'000);
+  EXPECT_FALSE(table.endIfReplaced(again).ended) << "not before the start-up dump settled: it may be a late event";
+  table.noteSettled();
   const auto replaced = table.endIfReplaced(again);
   ASSERT_TRUE(replaced.ended);
   EXPECT_FALSE(replaced.stale);
@@ -129,6 +131,7 @@ TEST(FlowTableTest, AnotherEntryOnTheTupleOfAFlowWithoutEndEventsEndsIt) {
   FlowRecord open = event(EventType::New, 8, 1'000);
   open.observed_at_start = true;
   restored.restore(open);
+  restored.noteSettled();
   ASSERT_TRUE(restored.endIfReplaced(event(EventType::New, 9, 5'000)).ended);
 
   // A record of an entry that began before the flow: a late event of a predecessor, left alone.
@@ -158,6 +161,7 @@ TEST(FlowTableTest, AnotherEntryOnTheReplyTupleOfAFlowWithoutEndEventsEndsIt) {
   FlowRecord other_subscriber = mapped(EventType::New, 5'000, 40001, 5'000);
   other_subscriber.ct_id = 9;
   other_subscriber.original.src = *IpAddress::parse("100.64.0.3");
+  table.noteSettled();
   const auto replaced = table.endIfReplaced(other_subscriber);
   ASSERT_TRUE(replaced.ended);
   EXPECT_EQ(replaced.ended->ct_id, 7U);
@@ -173,6 +177,44 @@ TEST(FlowTableTest, AnotherEntryOnTheReplyTupleOfAFlowWithoutEndEventsEndsIt) {
   elsewhere.ct_id = 9;
   elsewhere.original.src = *IpAddress::parse("100.64.0.3");
   EXPECT_FALSE(kept.endIfReplaced(elsewhere).ended);
+}
+
+// Behind the start-up dump can come events of an entry that held the tuple before the dumped
+// flow's did, read late, with a read time after the flow's kernel start: they must not end the live
+// flow (a review). Before the settle only a kernel start later than the flow's does.
+TEST(FlowTableTest, BeforeTheStartUpDumpSettledOnlyALaterKernelStartEndsAFlowWithoutEndEvents) {
+  FlowTable table;
+  table.setAllFromStartUpSuspect(true);
+  table.beginResync(true);
+  FlowRecord dumped = event(EventType::Dump, 8, 3'000);
+  dumped.start = fromUnixNanos(2'000);
+  dumped.start_source = TimeSource::Kernel;
+  ASSERT_TRUE(table.apply(dumped));
+  FlowRecord predecessor = event(EventType::New, 7, 4'000);  // its NEW, read after the dump
+  predecessor.start_source = TimeSource::Receive;
+  EXPECT_FALSE(table.endIfReplaced(predecessor).ended);
+  FlowRecord predecessor_end = event(EventType::Destroy, 7, 4'500);  // no start: a receive time only
+  EXPECT_FALSE(table.endIfReplaced(predecessor_end).ended);
+  FlowRecord successor = event(EventType::Destroy, 9, 6'000);
+  successor.start = fromUnixNanos(5'000);
+  successor.start_source = TimeSource::Kernel;
+  EXPECT_TRUE(table.endIfReplaced(successor).ended) << "its kernel start is after the flow's";
+}
+
+// A NAT clash's loser has the winner's original tuple, and both are alive: the kernel gave the
+// loser a translation of its own (status bit 12, IPS_NAT_CLASH).
+TEST(FlowTableTest, ANatClashLoserEndsNothingOnTheOriginalTuple) {
+  FlowTable table;
+  table.beginResync(true);
+  FlowRecord winner = mapped(EventType::Dump, 1'000, 40001);
+  winner.start.reset();
+  ASSERT_TRUE(table.apply(winner));
+  table.noteSettled();
+  FlowRecord loser = mapped(EventType::Destroy, 5'000, 40002, 4'000);
+  loser.ct_id = 9;
+  loser.status |= 1U << 12U;
+  EXPECT_FALSE(table.endIfReplaced(loser).ended);
+  EXPECT_EQ(table.openFlows(), 1U);
 }
 
 // The kernel may hand the new entry the old one's id too, and masquerade the same port: then the
