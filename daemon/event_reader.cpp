@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include <poll.h>
 #include <pthread.h>
@@ -293,11 +294,19 @@ Result<bool> EventReader::readTurn(std::size_t max_reads, std::optional<Timestam
         break;
       case EventSource::ReadStatus::Overrun:
         markLoss(clock_.now());
+        // The kernel reports ENOBUFS before it hands out what it had queued before the drop: the
+        // records read until the socket is empty may still be from before the loss. A second mark
+        // there bounds them (a review).
+        mark_loss_at_empty_ = true;
         noteKernelDrops(clock_.now());
         schedule_.noteOverrun(clock_.now());
         schedule_.noteDrops(clock_.now(), kernel_drops_);
         break;
       case EventSource::ReadStatus::Empty:
+        if (std::exchange(mark_loss_at_empty_, false)) {
+          batch_.push(LossNoticed{clock_.now()});
+          push(options_.when_full);
+        }
         if (records_since_drained_) {
           const auto loss = unreportedLossSince();
           batch_.push(ReaderDrained{loss ? std::min(started, *loss) : started});

@@ -193,6 +193,7 @@ private:
   // flow table counts them in a 32-bit generation.
   void markLoss(Timestamp now);
   std::optional<Timestamp> last_loss_marker_;
+  bool mark_loss_at_empty_{false};  // an overrun since the socket was last read empty
   std::chrono::nanoseconds wait_{};  // before the next turn that follows a wake (pacing)
   std::size_t turn_records_{0};      // records read in the turn under way
   Timestamp last_turn_end_{};
