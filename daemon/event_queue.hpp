@@ -33,7 +33,8 @@ namespace ctaudit::daemon {
 // all of --queue-max while the pipeline works through the oldest records.
 //
 // Wake-ups: an eventfd (fd()) that the producer signals when a chunk is full (the next one is
-// started while it waits) or `wake_records` records wait, with every marker, when it drops records
+// started while it waits) or `wake_records` records wait, with every marker but ReaderDrained and
+// LossNoticed (which only matter to the records around them), when it drops records
 // or must wait for room, and on close. A partly filled chunk does not wake the consumer: the
 // consumer takes whatever waits at every wake it has anyway, and it has one at least at each flush
 // deadline, before it writes the batch, so a record is written no later than it would be had it

@@ -32,8 +32,9 @@ struct AppendOutcome {
 // where the lines allow (a longer line is written alone): for a pipe or FIFO, where a write of at
 // most PIPE_BUF bytes is atomic, also non-blocking (all of it, or EAGAIN). So the pipe never holds
 // part of a line: a daemon killed after a partial write left its reader half a line, which the
-// next run's first line, its daemon_down gap, was glued to (an exploratory run). On a failure
-// `written` ends at a line's end.
+// next run's first line, its daemon_down gap, was glued to (an exploratory run). On a pipe a
+// failure leaves `written` at a line's end, but in a line longer than PIPE_BUF; on other outputs
+// (a terminal, a stream socket) a write may take part of a piece, as appendBuffered's.
 [[nodiscard]] AppendOutcome appendWholeLines(int fd, std::string_view bytes,
                                              std::chrono::milliseconds wait_for_room = std::chrono::milliseconds{0}) noexcept;
 
