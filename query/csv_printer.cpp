@@ -59,7 +59,7 @@ std::array<std::string, 2> counterFields(const std::optional<Counters>& counters
   return {std::to_string(counters->packets), std::to_string(counters->bytes)};
 }
 
-void writeRow(std::ostream& out, const FlowRecord& flow) {
+void writeRow(std::ostream& out, const FlowRecord& flow, std::optional<std::string_view> extra = std::nullopt) {
   const auto nat_src = natFields(flow.nat.translated_source, flow.original.protocol);
   const auto nat_dst = natFields(flow.nat.translated_destination, flow.original.protocol);
   const auto out_counters = counterFields(flow.counters_original);
@@ -92,6 +92,9 @@ void writeRow(std::ostream& out, const FlowRecord& flow) {
     out << separator << csvField(field);
     separator = ",";
   }
+  if (extra) {
+    out << separator << csvField(*extra);
+  }
   out << kLineEnd;
 }
 
@@ -117,6 +120,13 @@ void printCsvHeader(std::ostream& out) { out << kCsvHeader << kLineEnd; }
 void printCsvRows(std::ostream& out, std::span<const FlowRecord> flows) {
   for (const FlowRecord& flow : flows) {
     writeRow(out, flow);
+  }
+}
+
+void printWhoCsv(std::ostream& out, std::span<const FlowRecord> flows, std::span<const std::string_view> matches) {
+  out << kCsvHeader << ",match" << kLineEnd;
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    writeRow(out, flows[i], matches[i]);
   }
 }
 

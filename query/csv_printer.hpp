@@ -26,6 +26,8 @@ inline constexpr std::string_view kCsvHeader =
 // and nat_src_port hold the ICMP id and dst_port is empty. The header is written even when `flows`
 // is empty, so that a script always gets the column names.
 void printCsv(std::ostream& out, std::span<const FlowRecord> flows);
+// The same with a last column `match`, one value per flow: `ctaudit who`'s output.
+void printWhoCsv(std::ostream& out, std::span<const FlowRecord> flows, std::span<const std::string_view> matches);
 
 // printCsv() in two parts, for rows printed as they are read: the header line, then rows.
 void printCsvHeader(std::ostream& out);

@@ -22,11 +22,10 @@ FlowRecord shownRecord(const storage::StoredFlow& flow) {
 }
 
 void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
-                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname,
-                std::span<const WhoMatch> matches) {
+                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname) {
   switch (format) {
     case OutputFormat::Table:
-      out << renderFlowTable(flows, gaps, matches);
+      out << renderFlowTable(flows, gaps);
       return;
     case OutputFormat::Json:
       printJsonLines(out, flows, storage::JsonContext{observer_hostname});
@@ -34,6 +33,45 @@ void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowReco
     case OutputFormat::Csv:
       printCsv(out, flows);
       return;
+  }
+}
+
+namespace {
+
+std::string_view matchName(WhoMatch match) noexcept {
+  return match == WhoMatch::PortForward ? "forward" : "snat";
+}
+
+}  // namespace
+
+void printWhoFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
+                   std::span<const std::chrono::nanoseconds> gaps, std::span<const WhoMatch> matches,
+                   const std::string& observer_hostname) {
+  switch (format) {
+    case OutputFormat::Table:
+      out << renderFlowTable(flows, gaps, matches);
+      return;
+    case OutputFormat::Json: {
+      const storage::JsonContext context{observer_hostname};
+      for (std::size_t i = 0; i < flows.size(); ++i) {
+        std::string line = storage::toJsonLine(flows[i], context);
+        line.pop_back();  // the object's closing brace: the field goes last, as the mapping has no such key
+        line += R"(,"ctaudit":{"who":{"match":")";
+        line += matchName(matches[i]);
+        line += R"("}}})";
+        out << line << '\n';
+      }
+      return;
+    }
+    case OutputFormat::Csv: {
+      std::vector<std::string_view> names;
+      names.reserve(matches.size());
+      for (const WhoMatch match : matches) {
+        names.push_back(matchName(match));
+      }
+      printWhoCsv(out, flows, names);
+      return;
+    }
   }
 }
 

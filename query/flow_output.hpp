@@ -23,11 +23,18 @@ namespace ctaudit::query {
 
 // Prints `flows`, in the order given, in `format`: the one place that picks a printer, so that
 // `who` and `flows` print alike. `gaps` is empty or one per flow (who's distance to the asked
-// time; only the table shows it), and so is `matches` (renderFlowTable). `observer_hostname`
-// goes into the JSON lines.
+// time; only the table shows it). `observer_hostname` goes into the JSON lines.
 void printFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
-                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname,
-                std::span<const WhoMatch> matches = {});
+                std::span<const std::chrono::nanoseconds> gaps, const std::string& observer_hostname);
+
+// `ctaudit who`'s output: printFlows() with how each flow was found (`matches`, one per flow), in
+// every format, so that a script tells a port forward's flow, whose tuple reads the other way
+// round, from a masqueraded one: the table's MATCH column (when some flow came through a forward),
+// in JSON `"ctaudit":{"who":{"match":"snat"|"forward"}}` at the end of each line, in CSV a last
+// column `match`, always there.
+void printWhoFlows(std::ostream& out, OutputFormat format, std::span<const FlowRecord> flows,
+                   std::span<const std::chrono::nanoseconds> gaps, std::span<const WhoMatch> matches,
+                   const std::string& observer_hostname);
 
 // Prints flows one at a time, in the order added, as printFlows() prints them all: CSV and JSON
 // lines as each flow comes, so that an export of millions of flows is never held in memory; the

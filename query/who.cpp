@@ -131,7 +131,7 @@ void printForwarded(std::ostream& err, const WhoCommand& who, std::span<const Ra
   }
   err << "ctaudit: note: " << count << " flow(s) came in through a port forward (DNAT) of "
       << who.translated_source.toString()
-      << " (MATCH forward in the table): the inside host is the one each was forwarded to (DNAT_TO; "
+      << " (MATCH forward; ctaudit.who.match in JSON, match in CSV): the inside host is the one each was forwarded to (DNAT_TO; "
          "destination.nat.ip in JSON, nat_dst_ip in CSV), and its source the outside host that connected";
   if (inside.size() > 1) {
     err << "; " << inside.size() << " inside hosts served it at --at";
@@ -496,7 +496,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
     return ExitStatus::Error;
   }
   if (found->empty()) {
-    printFlows(out, who.format, {}, {}, finder.observerHostname());  // the CSV header, if CSV
+    printWhoFlows(out, who.format, {}, {}, {}, finder.observerHostname());  // the CSV header, if CSV
     if (who.format == OutputFormat::Table) {
       err << "ctaudit: " << noMatchMessage(who, left_out) << '\n';
     } else {
@@ -522,7 +522,7 @@ ExitStatus runWho(const WhoCommand& who, FlowFinder& finder, std::ostream& out, 
       by_translated_source.push_back(entry);
     }
   }
-  printFlows(out, who.format, flows, gaps, finder.observerHostname(), matches);
+  printWhoFlows(out, who.format, flows, gaps, matches, finder.observerHostname());
   printUndecided(err, ranked);
   printSharedTranslation(err, who, by_translated_source);
   printForwarded(err, who, ranked, matches);

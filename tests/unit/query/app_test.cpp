@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "ctaudit_version.hpp"
 #include "query/cli_options.hpp"
@@ -106,14 +107,22 @@ TEST_F(AppTest, JsonIsExactlyTheSharedMappingOnePerLine) {
                             storage::toJsonLine(database_.flows[1], context) + "\n");
 }
 
+// A `who` JSON line: the shared mapping, and how who found the flow at its end.
+std::string whoJsonLine(const FlowRecord& flow, const storage::JsonContext& context, std::string_view match = "snat") {
+  std::string line = storage::toJsonLine(flow, context);
+  line.pop_back();
+  return line + R"(,"ctaudit":{"who":{"match":")" + std::string(match) + R"("}}})";
+}
+
 TEST_F(AppTest, WhoJsonFollowsTheRanking) {
   database_.flows = {NatFlowBuilder{}.ctId(1).start("2026-11-25T09:00:00Z").build(),
                      NatFlowBuilder{}.ctId(2).start("2026-11-25T10:00:02Z").build()};
   const RunResult result = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
   EXPECT_EQ(result.status, 0);
   const storage::JsonContext context{database_.observer_hostname};
-  EXPECT_EQ(result.out, storage::toJsonLine(database_.flows[1], context) + "\n" +
-                            storage::toJsonLine(database_.flows[0], context) + "\n");
+  EXPECT_EQ(result.out, whoJsonLine(database_.flows[1], context) + "\n" + whoJsonLine(database_.flows[0], context) + "\n");
+  const auto parsed = nlohmann::json::parse(result.out.substr(0, result.out.find('\n')));
+  EXPECT_EQ(parsed["ctaudit"]["who"]["match"], "snat");
 }
 
 TEST_F(AppTest, UsageErrorsExitTwoWithOneLine) {
@@ -245,8 +254,7 @@ TEST_F(AppTest, JsonAddsTheGapsAsPipelineErrorLinesAfterTheFlows) {
   const storage::JsonContext context{database_.observer_hostname};
   const RunResult found = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "json"});
   EXPECT_EQ(found.status, 0);
-  EXPECT_EQ(found.out, storage::toJsonLine(database_.flows[0], context) + "\n" +
-                           storage::toJsonLine(overrun, context) + "\n");
+  EXPECT_EQ(found.out, whoJsonLine(database_.flows[0], context) + "\n" + storage::toJsonLine(overrun, context) + "\n");
   EXPECT_TRUE(found.err.starts_with("ctaudit: warning: the log has a gap")) << found.err;
 
   database_.flows.clear();
@@ -277,7 +285,7 @@ TEST_F(AppTest, WhoWhileNoDaemonRanWarnsAndJsonShowsADaemonDownGap) {
 
   const RunResult csv = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:00:03Z", "--format", "csv"});
   EXPECT_EQ(csv.status, 1);
-  EXPECT_EQ(csv.out, std::string(kCsvHeader) + "\r\n") << "CSV holds flows only; the warning is on stderr";
+  EXPECT_EQ(csv.out, std::string(kCsvHeader) + ",match\r\n") << "CSV holds flows only; the warning is on stderr";
   EXPECT_NE(csv.err.find("is outside the logged period"), std::string::npos) << csv.err;
 
   const RunResult covered = run({"who", "203.0.113.7:40001", "--at", "2026-11-25T10:45:00Z"});

@@ -577,6 +577,16 @@ TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
       << found.err;
   EXPECT_NE(found.out.find("MATCH"), std::string::npos) << found.out;
   EXPECT_NE(found.out.find("forward"), std::string::npos) << found.out;
+  // The machine formats say it too, on every line: a script must not take the outside client in
+  // source.ip (or src_ip) for a subscriber.
+  WhoCommand as_json = whoCommand();
+  as_json.format = OutputFormat::Json;
+  EXPECT_NE(run(as_json, **finder).out.find(R"(,"ctaudit":{"who":{"match":"forward"}}})"), std::string::npos);
+  WhoCommand as_csv = whoCommand();
+  as_csv.format = OutputFormat::Csv;
+  const std::string csv = run(as_csv, **finder).out;
+  EXPECT_NE(csv.find(",observed_at_start,match\r\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",forward\r\n"), std::string::npos) << csv;
   EXPECT_EQ(found.err.find("inside hosts"), std::string::npos) << found.err;
 
   // --dst names the victim, which for a forward is the outside host that connected: its address
@@ -584,11 +594,13 @@ TEST(WhoTest, APortForwardAnswersWhenNoFlowHadTheTranslatedSource) {
   WhoCommand victim = whoCommand();
   victim.destination_address = IpAddress::parse("198.51.100.9");
   victim.destination_port = 51000;
+  const std::size_t asked = database.queries.size();
   EXPECT_EQ(run(victim, **finder).status, ExitStatus::Found);
-  ASSERT_EQ(database.queries.size(), 4U);
-  ASSERT_TRUE(database.queries[3].source);
-  EXPECT_EQ(database.queries[3].source->toString(), "198.51.100.9/32");
-  EXPECT_FALSE(database.queries[3].destination_address);
+  ASSERT_EQ(database.queries.size(), asked + 2);
+  const storage::FlowQuery& from_victim = database.queries.back();
+  ASSERT_TRUE(from_victim.source);
+  EXPECT_EQ(from_victim.source->toString(), "198.51.100.9/32");
+  EXPECT_FALSE(from_victim.destination_address);
   victim.destination_port = 51001;
   const WhoRun other_port = run(victim, **finder);
   EXPECT_EQ(other_port.status, ExitStatus::NothingFound);
