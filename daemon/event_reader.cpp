@@ -447,9 +447,9 @@ void EventReader::push(EventQueue::WhenFull when_full) {
 }
 
 void EventReader::markLoss(Timestamp now) {
-  // Each marker starts a generation of the flow table's (FlowTable::noteLoss), 32 bits wide: at
-  // one per 10 ms, a daemon losing events without a pause wraps it after 16 months. A flow seen in
-  // the 10 ms after a marker is taken to be seen before a loss in them, as one seen after it.
+  // Each marker starts a generation of the flow table's (FlowTable::noteLoss), 32 bits wide, which
+  // it compares by distance, so that a wrap does no harm. A flow seen in the 10 ms after a marker is
+  // taken to be seen before a loss in them, as one seen after it.
   constexpr std::chrono::milliseconds kLossMarkerInterval{10};
   if (last_loss_marker_ && now - *last_loss_marker_ < kLossMarkerInterval && now >= *last_loss_marker_) {
     return;

@@ -70,7 +70,7 @@ bool FlowTable::apply(FlowRecord& record) {
     // The sinks merge it into the same flow. One lookup: half of all events are NEWs.
     OpenFlow flow = remember(record);
     flow.observed_at_start = false;
-    if (any_may_lack_end_event_) {
+    if (may_lack_count_ > 0) {
       if (const auto found = open_.find(key); found != open_.end()) {
         forgetLackingEnd(found->first, found->second);  // its own NEW: it has the extension
       }
@@ -111,10 +111,10 @@ bool FlowTable::apply(FlowRecord& record) {
         record.start_source = found->second.start_source;
       }
       record.observed_at_start = found->second.observed_at_start;
+      forgetLackingEnd(found->first, found->second);  // by the reply tuple it was indexed under
+      found->second.may_lack_end_event = false;       // an event came: the entry has the extension
       refresh(found->second, record);
       found->second.seen = generation_;
-      forgetLackingEnd(found->first, found->second);
-      found->second.may_lack_end_event = false;  // an event came: the entry has the extension
       return true;
     case EventType::Destroy:
       if (found != open_.end()) {
@@ -136,6 +136,9 @@ void FlowTable::restore(const FlowRecord& open) {
   // First seen by an earlier run's start-up dump and still open: it may be one without end events
   // (that run may have known; this one cannot), so it is swept for until it ends.
   flow.may_lack_end_event = open.observed_at_start;
+  if (const auto found = open_.find(open.key()); found != open_.end()) {
+    forgetLackingEnd(found->first, found->second);  // two open rows of one key: the later one stays
+  }
   if (flow.may_lack_end_event) {
     noteMayLackEnd(open.key(), open.reply);
   }
@@ -143,7 +146,7 @@ void FlowTable::restore(const FlowRecord& open) {
 }
 
 void FlowTable::noteMayLackEnd(const FlowKey& key, const FlowTuple& reply) {
-  any_may_lack_end_event_ = true;
+  ++may_lack_count_;
   lacking_end_by_original_.insert_or_assign(tupleKey(key.zone, key.original), key);
   lacking_end_by_reply_.insert_or_assign(tupleKey(key.zone, reply), key);
 }
@@ -158,8 +161,11 @@ void FlowTable::forgetLackingEnd(const FlowKey& key, const OpenFlow& flow) {
       index->erase(found);
     }
   }
-  if (lacking_end_by_original_.empty() && lacking_end_by_reply_.empty()) {
-    any_may_lack_end_event_ = false;  // no search for one on every NEW; --reliable never sweeps to count
+  // Called once for each such flow, where it leaves or shows the extension: when none is left, no
+  // search on every NEW, and the maps give their slot arrays back (--reliable never sweeps to count).
+  if (may_lack_count_ > 0 && --may_lack_count_ == 0) {
+    lacking_end_by_original_.clear();
+    lacking_end_by_reply_.clear();
   }
 }
 
@@ -214,7 +220,7 @@ FlowTable::StartOrder FlowTable::compareStarts(const FlowRecord& record, const O
 }
 
 FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
-  if (record.event == EventType::New && !any_may_lack_end_event_) {
+  if (record.event == EventType::New && may_lack_count_ == 0) {
     return {};  // no search: half of all events are NEWs, and the table is cold between wakes
   }
   const auto found = open_.find(record.key());
@@ -260,7 +266,7 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
 }
 
 FlowTable::Replacement FlowTable::endIfTupleTaken(const FlowRecord& record) {
-  if (!any_may_lack_end_event_) {
+  if (may_lack_count_ == 0) {
     return {};
   }
   if (auto by_original = endLackingEnd(lacking_end_by_original_, tupleKey(record.zone, record.original), record);
@@ -298,12 +304,33 @@ FlowTable::Replacement FlowTable::endLackingEnd(storage::FlowKeyMap<FlowKey>& in
   if (!start_up_settled_ &&
       !(flow.has_start && flow.start_source == TimeSource::Kernel && record.start &&
         record.start_source == TimeSource::Kernel && began > fromUnixNanos(flow.start_ns))) {
+    // Decided at the settle (noteSettled): by then a predecessor's late events, DESTROY included,
+    // have been read, so a record's entry still open is a successor. Its later events find their
+    // own key and would never ask again (a review).
+    held_successors_.push_back({old->first, record.key(), began});
     return {};
   }
   FlowRecord ended = boundDestroy(old->first, flow, began);
   forgetLackingEnd(old->first, flow);
   open_.erase(old);
   return {std::move(ended), false};
+}
+
+std::vector<FlowRecord> FlowTable::noteSettled() {
+  start_up_settled_ = true;
+  std::vector<FlowRecord> ended;
+  for (const HeldSuccessor& held : std::exchange(held_successors_, {})) {
+    const auto old = open_.find(held.flow);
+    if (old == open_.end() || !old->second.may_lack_end_event || !open_.contains(held.successor)) {
+      continue;  // it ended already, or showed the extension; or the other entry was a predecessor
+    }
+    const Timestamp bound =
+        old->second.has_start ? std::max(held.began, fromUnixNanos(old->second.start_ns)) : held.began;
+    ended.push_back(boundDestroy(old->first, old->second, bound));
+    forgetLackingEnd(old->first, old->second);
+    open_.erase(old);
+  }
+  return ended;
 }
 
 FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept {
@@ -331,7 +358,7 @@ FlowRecord FlowTable::boundDestroy(const FlowKey& key, const OpenFlow& flow, Tim
 std::size_t FlowTable::openWithoutEndEvents() noexcept {
   const auto count = static_cast<std::size_t>(
       std::count_if(open_.begin(), open_.end(), [](const auto& entry) { return entry.second.may_lack_end_event; }));
-  any_may_lack_end_event_ = count > 0;
+  may_lack_count_ = count;
   if (count == 0) {
     lacking_end_by_original_.clear();
     lacking_end_by_reply_.clear();

@@ -78,9 +78,12 @@ public:
   // counts as seen by the current generation: the next resync decides whether it is still alive.
   void restore(const FlowRecord& open);
 
-  // The start-up dump has settled (Pipeline::settle): every event queued before it ended has been
-  // read, so another entry on the tuple of a flow without end events is its successor (endLackingEnd).
-  void noteSettled() noexcept { start_up_settled_ = true; }
+  // A dump has settled (Pipeline::settle; the first is the start-up dump's): every event queued
+  // before it ended has been read, so from now on another entry on the tuple of a flow without end
+  // events is its successor (endLackingEnd). Returns a Destroy record, bound at the other entry's
+  // start, for each such flow whose successor came before the settle and is still open: such a
+  // record was turned away then, since it might have been a late event of a predecessor.
+  [[nodiscard]] std::vector<FlowRecord> noteSettled();
 
   // Starts a new generation: flows touched from now on count as seen by this resync. `start_up`:
   // it is the dump at the daemon's start, whose new rows may be flows without an end event.
@@ -184,9 +187,9 @@ private:
   storage::FlowKeyMap<OpenFlow> open_{&pool_};
   // The key of each open flow that may have no end event, by its zone and original tuple and by its
   // zone and reply tuple (tupleKey), so that a NEW of another entry on either finds it
-  // (endIfTupleTaken). Entries go stale when such a flow ends or sends an event; a lookup checks
-  // open_ and drops them, and both are emptied when no such flow is left (openWithoutEndEvents).
-  // Only start-up dumps' flows are ever in them.
+  // (endIfTupleTaken). An entry leaves when its flow ends or sends an event (forgetLackingEnd); one
+  // that another such flow's entry overwrote is caught by the checks of a lookup. Both are emptied
+  // when no such flow is left. Only start-up dumps' flows are ever in them.
   // From the heap, not the table's pool, which keeps what it took: a first run on a large gateway
   // suspects every flow of its dump, and those end within hours (a review).
   storage::FlowKeyMap<FlowKey> lacking_end_by_original_{std::pmr::new_delete_resource()};
@@ -202,9 +205,18 @@ private:
   std::uint32_t last_loss_generation_{0};
   bool start_up_dump_{false};
   bool all_from_start_up_{false};
-  // Some open flow may lack end events (set when one is added, cleared by a count of none): until
-  // then a NEW needs no search for one (endIfReplaced).
-  bool any_may_lack_end_event_{false};
+  // The open flows that may lack end events, counted as they come and go (noteMayLackEnd,
+  // forgetLackingEnd) and recounted by openWithoutEndEvents(): while none is, a NEW needs no search
+  // for one (endIfReplaced).
+  std::size_t may_lack_count_{0};
+  // Records of another entry on the tuple of a flow without end events, read before the start-up
+  // dump settled (endLackingEnd), for noteSettled().
+  struct HeldSuccessor {
+    FlowKey flow;
+    FlowKey successor;
+    Timestamp began;
+  };
+  std::vector<HeldSuccessor> held_successors_;
 };
 
 }  // namespace ctaudit::daemon

@@ -100,7 +100,12 @@ void Pipeline::settle(Timestamp now) {
   in_resync_ = false;
   const bool sweep = std::exchange(sweeping_, false);
   ++stats_.resyncs_settled;
-  table_.noteSettled();
+  // Flows without end events whose successor came while the dump settled (FlowTable::noteSettled).
+  for (FlowRecord& ended : table_.noteSettled()) {
+    ++stats_.closed_unseen;
+    ++stats_.written;
+    batcher_.add(std::move(ended), now);
+  }
   if (!dump_end_) {
     if (dump_failed_) {
       log_->warn("the table dump was incomplete; flows it did not show are kept open until the next one");

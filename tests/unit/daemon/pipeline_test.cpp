@@ -178,6 +178,27 @@ TEST_F(PipelineTest, ALossNoticedLetsTheSuccessorsDestroyEndTheOldFlow) {
   EXPECT_EQ(pipeline_.stats().closed_unseen, 1U);
 }
 
+// The pipeline tells the table when the start-up dump settled: a successor on the tuple of a flow
+// without end events, read before, ends that flow at the settle, not at a sweep minutes later.
+TEST_F(PipelineTest, TheSettleEndsAFlowWithoutEndEventsWhoseSuccessorCameBeforeIt) {
+  table_.setAllFromStartUpSuspect(true);
+  feed(ResyncBegin{at(10s)});
+  feed(event(EventType::Dump, 1, at(10s)));
+  feed(ResyncEnd{at(11s), true});
+  FlowRecord successor = event(EventType::New, 2, at(12s));
+  successor.original = event(EventType::New, 1, at(12s)).original;  // the same connection again
+  successor.reply = event(EventType::New, 1, at(12s)).reply;
+  feed(successor);
+  flush();
+  EXPECT_EQ(of(sqlite_, 1).size(), 1U) << "still open before the settle";
+  feed(ResyncSettled{at(13s)});
+  flush();
+  const auto flow = of(sqlite_, 1);
+  ASSERT_EQ(flow.size(), 2U);
+  EXPECT_EQ(flow[1].end_source, TimeSource::Bound);
+  EXPECT_EQ(flow[1].end, at(12s));
+}
+
 TEST_F(PipelineTest, AnIncompleteDumpClosesNothing) {
   feed(event(EventType::New, 1, at(1s)));
   feed(ResyncBegin{at(10s)});
