@@ -275,17 +275,30 @@ std::vector<Lifetime> narrowedLifetimes(std::span<const storage::StoredFlow> flo
   return lifetimes;
 }
 
-// Flows on one translated tuple that both contain `at` once narrowed, where a time that is not the
-// kernel's, or an order the log cannot tell, leaves it open which one held it: they cannot both
-// have. Each pair once, the one that began later (or was seen later) second.
+// Flows on one translated tuple that both contain `at` once narrowed (or one does and the other's
+// start, not the kernel's, may lie before `at`), where a time that is not the kernel's, or an
+// order the log cannot tell, leaves it open which one held it: they cannot both have. Each pair
+// once, the one that began later (or was seen later) second.
 std::vector<std::pair<std::size_t, std::size_t>> undecided(std::span<const storage::StoredFlow> flows,
                                                            std::span<const StartBounds> bounds,
-                                                           std::span<const nanoseconds> gaps) {
+                                                           std::span<const nanoseconds> gaps, Timestamp at) {
+  // Contains `at`, or may have: its start is not the kernel's and may lie before `at` (a flow
+  // stamped when ctauditd read its NEW late, after `at`, held the tuple by then: an exploratory run
+  // with nf_conntrack_timestamp=0 found `who` naming the flow before it alone).
+  const auto alive_at = [&](std::size_t i) {
+    return gaps[i].count() == 0 || (gaps[i].count() > 0 && bounds[i].earliest && *bounds[i].earliest <= at);
+  };
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   for (std::size_t first = 0; first < flows.size(); ++first) {
     for (std::size_t second = first + 1; second < flows.size(); ++second) {
-      if (gaps[first].count() != 0 || gaps[second].count() != 0 ||
+      if ((gaps[first].count() != 0 && gaps[second].count() != 0) || !alive_at(first) || !alive_at(second) ||
           !sameTranslatedTuple(flows[first].record, flows[second].record)) {
+        continue;
+      }
+      // One contains `at` and ended by the kernel's time: it held the tuple until then, after `at`,
+      // and the other began only after it.
+      if (const std::size_t holder = gaps[first].count() == 0 ? first : second;
+          gaps[first] != gaps[second] && exactEnd(flows[holder].record)) {
         continue;
       }
       const bool in_order = !certainlyBefore(bounds[second], bounds[first]) &&
@@ -417,7 +430,7 @@ std::vector<RankedFlow> rankByCloseness(std::span<const storage::StoredFlow> flo
     const storage::StoredFlow& flow = flows[i];
     entries.push_back({{shownRecord(flow), gaps[i], gaps[i] != gapToLifetime(flow, at), {}}, flow.lifetime_start});
   }
-  for (const auto& [earlier, later] : undecided(flows, bounds, gaps)) {
+  for (const auto& [earlier, later] : undecided(flows, bounds, gaps, at)) {
     entries[later].ranked.undecided_with.push_back(flowName(flows[earlier].record));
   }
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {

@@ -343,6 +343,28 @@ TEST(WhoTest, ReceiveTimeStartsTooCloseToOrderAreUndecided) {
   EXPECT_EQ(ranked[0].undecided_with.size() + ranked[1].undecided_with.size(), 1U);
 }
 
+// ctauditd stamps a NEW when it reads it, which a reader held up does late: the next flow on the
+// tuple, stamped just after --at, may have held it at --at. The earlier flow alone, with no
+// warning, named the wrong subscriber (an exploratory run with nf_conntrack_timestamp=0: 12 of
+// 240). A kernel start settles it.
+TEST(WhoTest, AReceiveTimeStartJustAfterTheTimeIsUndecidedWithTheFlowBefore) {
+  std::vector<storage::StoredFlow> flows{
+      stored(NatFlowBuilder{}.ctId(1).start("2026-11-25T10:00:01Z", TimeSource::Receive)
+                 .end("2026-11-25T10:00:04Z", TimeSource::Receive).build()),
+      stored(NatFlowBuilder{}.ctId(2).inside("100.64.0.3", 8103).start("2026-11-25T10:00:03.1Z", TimeSource::Receive)
+                 .open().build()),
+  };
+  const auto ranked = rankByCloseness(flows, kAt);
+  ASSERT_EQ(ranked.size(), 2U);
+  EXPECT_EQ(ranked[0].flow.ct_id, 1U);
+  EXPECT_GT(ranked[1].gap, nanoseconds{0});
+  EXPECT_EQ(ranked[1].undecided_with.size(), 1U) << "ct id 2 may have held it at --at";
+  // Its kernel start after --at: it did not.
+  flows[1] = stored(NatFlowBuilder{}.ctId(2).inside("100.64.0.3", 8103).start("2026-11-25T10:00:03.1Z").open().build());
+  const auto settled = rankByCloseness(flows, kAt);
+  EXPECT_EQ(settled[0].undecided_with.size() + settled[1].undecided_with.size(), 0U);
+}
+
 // Two kernel times are what happened, even where they overlap (a TCP entry in TIME_WAIT whose
 // tuple a new connection took over): nothing is narrowed, and nothing is undecided.
 TEST(WhoTest, KernelTimesAreNeverNarrowed) {
