@@ -247,10 +247,7 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
     // The same tuples and id, a later start: the kernel reused the id for an entry made where the
     // old one was freed, while this daemon was down or its events were lost (an exploratory run:
     // fixed-port UDP across a restart). The old flow ended before the new one began.
-    FlowRecord ended = boundDestroy(found->first, flow, *record.start);
-    forgetLackingEnd(found->first, flow);
-    open_.erase(found);
-    return {std::move(ended), false};
+    return {endUnseen(found, *record.start), false};
   }
   const Timestamp began = record.start.value_or(record.event_time);
   if (flow.has_start && began < fromUnixNanos(flow.start_ns)) {
@@ -259,10 +256,7 @@ FlowTable::Replacement FlowTable::endIfReplaced(const FlowRecord& record) {
   // The old entry was gone before the new one was made: the same original tuple cannot be in the
   // kernel's table twice. Never before the old flow's own start.
   const Timestamp bound = flow.has_start ? std::max(began, fromUnixNanos(flow.start_ns)) : began;
-  FlowRecord ended = boundDestroy(found->first, flow, bound);
-  forgetLackingEnd(found->first, flow);
-  open_.erase(found);
-  return {std::move(ended), false};
+  return {endUnseen(found, bound), false};
 }
 
 FlowTable::Replacement FlowTable::endIfTupleTaken(const FlowRecord& record) {
@@ -310,10 +304,7 @@ FlowTable::Replacement FlowTable::endLackingEnd(storage::FlowKeyMap<FlowKey>& in
     held_successors_.push_back({old->first, record.key(), began});
     return {};
   }
-  FlowRecord ended = boundDestroy(old->first, flow, began);
-  forgetLackingEnd(old->first, flow);
-  open_.erase(old);
-  return {std::move(ended), false};
+  return {endUnseen(old, began), false};
 }
 
 std::vector<FlowRecord> FlowTable::noteSettled() {
@@ -326,10 +317,15 @@ std::vector<FlowRecord> FlowTable::noteSettled() {
     }
     const Timestamp bound =
         old->second.has_start ? std::max(held.began, fromUnixNanos(old->second.start_ns)) : held.began;
-    ended.push_back(boundDestroy(old->first, old->second, bound));
-    forgetLackingEnd(old->first, old->second);
-    open_.erase(old);
+    ended.push_back(endUnseen(old, bound));
   }
+  return ended;
+}
+
+FlowRecord FlowTable::endUnseen(storage::FlowKeyMap<OpenFlow>::iterator flow, Timestamp bound) {
+  FlowRecord ended = boundDestroy(flow->first, flow->second, bound);
+  forgetLackingEnd(flow->first, flow->second);
+  open_.erase(flow);
   return ended;
 }
 
@@ -374,9 +370,7 @@ std::vector<FlowRecord> FlowTable::closeUnseen(Timestamp bound, bool only_withou
       ++it;
       continue;
     }
-    closed.push_back(boundDestroy(it->first, it->second, bound));
-    forgetLackingEnd(it->first, it->second);
-    open_.erase(it++);
+    closed.push_back(endUnseen(it++, bound));
   }
   return closed;
 }

@@ -181,6 +181,9 @@ private:
   }
   // The Destroy record closeUnseen() and endIfReplaced() write for a flow whose end was not seen.
   [[nodiscard]] static FlowRecord boundDestroy(const FlowKey& key, const OpenFlow& flow, Timestamp bound) noexcept;
+  // Removes the open flow at `flow` (forgetLackingEnd too, which every removal needs) and returns
+  // its boundDestroy() record.
+  [[nodiscard]] FlowRecord endUnseen(storage::FlowKeyMap<OpenFlow>::iterator flow, Timestamp bound);
   static void refresh(OpenFlow& flow, const FlowRecord& record) noexcept;
 
   std::pmr::unsynchronized_pool_resource pool_;  // declared first: outlives open_

@@ -78,9 +78,7 @@ void Pipeline::record(FlowRecord&& record, Timestamp now) {
                 "tuple or a later kernel start, or its original tuple was held by conntrack id {} without end "
                 "events): that flow is closed with a bound end",
                 record.ct_id, replaced.ended->ct_id);
-    ++stats_.closed_unseen;
-    ++stats_.written;
-    batcher_.add(std::move(*replaced.ended), now);
+    writeClosedUnseen(std::move(*replaced.ended), now);
   }
   if (!table_.apply(record)) {
     return;
@@ -102,9 +100,7 @@ void Pipeline::settle(Timestamp now) {
   ++stats_.resyncs_settled;
   // Flows without end events whose successor came while the dump settled (FlowTable::noteSettled).
   for (FlowRecord& ended : table_.noteSettled()) {
-    ++stats_.closed_unseen;
-    ++stats_.written;
-    batcher_.add(std::move(ended), now);
+    writeClosedUnseen(std::move(ended), now);
   }
   if (!dump_end_) {
     if (dump_failed_) {
@@ -123,13 +119,17 @@ void Pipeline::settle(Timestamp now) {
                "time as the bound of their end",
                closed.size(), formatRfc3339(*dump_end_));
   }
-  stats_.closed_unseen += closed.size();
-  stats_.written += closed.size();
   for (FlowRecord& record : closed) {
-    batcher_.add(std::move(record), now);
+    writeClosedUnseen(std::move(record), now);
   }
   dump_end_.reset();
   publishWithoutEndEvents();
+}
+
+void Pipeline::writeClosedUnseen(FlowRecord&& ended, Timestamp now) {
+  ++stats_.closed_unseen;
+  ++stats_.written;
+  batcher_.add(std::move(ended), now);
 }
 
 void Pipeline::publishWithoutEndEvents() noexcept {

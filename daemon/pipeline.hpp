@@ -65,6 +65,8 @@ private:
   void record(FlowRecord&& record, Timestamp now);
   void settle(Timestamp now);
   void gap(const GapRecord& gap);
+  // Writes the Destroy record of a flow whose end was not seen (FlowTable's bound ends), counted.
+  void writeClosedUnseen(FlowRecord&& ended, Timestamp now);
 
   FlowTable& table_;
   Batcher& batcher_;
